@@ -1,0 +1,61 @@
+"""The ``pdl`` command line. Each sub-command lives in its own module and is imported only when
+run, so light commands (``pdl pq``, ``pdl check-dataset``) never import TensorFlow.
+
+A command module exposes ``configure_parser(parser)`` and ``run(args) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import UserError
+
+# sub-command -> (module, one-line help)
+COMMANDS = {
+    "model-summary": ("panoptic_deeplab.commands.model_summary", "build a model from a config and print its size"),
+    "make-dataset": ("panoptic_deeplab.commands.make_dataset", "generate the synthetic street data set"),
+    "check-dataset": ("panoptic_deeplab.commands.check_dataset", "validate a COCO-panoptic or Cityscapes data set"),
+    "train": ("panoptic_deeplab.commands.train", "train or fine-tune a model"),
+    "predict": ("panoptic_deeplab.commands.predict", "run a model bundle on images or a data set"),
+    "evaluate": ("panoptic_deeplab.commands.evaluate", "predict on a data set and compute PQ / mIoU / AP"),
+    "pq": ("panoptic_deeplab.commands.pq", "panoptic quality of COCO-panoptic predictions (no TensorFlow)"),
+    "export": ("panoptic_deeplab.commands.export", "export a bundle as SavedModel or TFLite"),
+    "app": ("panoptic_deeplab.commands.app", "start the browser app"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pdl", description="Panoptic-DeepLab toolkit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module_name)
+        # Parsers are configured lazily below so that `pdl --help` stays fast.
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Find the sub-command first, then let its module add its own arguments.
+    if argv and argv[0] in COMMANDS:
+        module = importlib.import_module(COMMANDS[argv[0]][0])
+        sub = argparse.ArgumentParser(prog=f"pdl {argv[0]}", description=COMMANDS[argv[0]][1])
+        module.configure_parser(sub)
+        args = sub.parse_args(argv[1:])
+        try:
+            return int(module.run(args) or 0)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    parser.parse_args(argv)  # prints help / usage errors
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Dataset specs: the class table (names, colours, things/stuff), label divisor and ignore label.
+
+The panoptic label of a pixel is ``train_id * label_divisor + instance``; instance 0 of a thing
+class means crowd. ``ignore_label`` marks void pixels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    class_names: tuple[str, ...]
+    colors: tuple[tuple[int, int, int], ...]  # RGB per train id
+    thing_class_ids: tuple[int, ...]
+    label_divisor: int
+    ignore_label: int
+    # Category id written to COCO-panoptic JSON for each train id (identity unless a format says otherwise).
+    category_ids: tuple[int, ...] = ()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def stuff_class_ids(self) -> tuple[int, ...]:
+        return tuple(i for i in range(self.num_classes) if i not in self.thing_class_ids)
+
+    def is_thing(self, train_id: int) -> bool:
+        return train_id in self.thing_class_ids
+
+    def category_id(self, train_id: int) -> int:
+        return self.category_ids[train_id] if self.category_ids else train_id
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "class_names": list(self.class_names),
+            "colors": [list(c) for c in self.colors],
+            "thing_class_ids": list(self.thing_class_ids),
+            "label_divisor": self.label_divisor,
+            "ignore_label": self.ignore_label,
+            "category_ids": list(self.category_ids),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DatasetSpec":
+        return cls(
+            name=data["name"],
+            class_names=tuple(data["class_names"]),
+            colors=tuple(tuple(c) for c in data["colors"]),
+            thing_class_ids=tuple(data["thing_class_ids"]),
+            label_divisor=int(data["label_divisor"]),
+            ignore_label=int(data["ignore_label"]),
+            category_ids=tuple(data.get("category_ids", ())),
+        )
+
+
+def _cityscapes() -> DatasetSpec:
+    # The label table comes from cityscapesscripts (the maintained official package), not retyped.
+    from cityscapesscripts.helpers.labels import labels
+
+    train = sorted((lab for lab in labels if 0 <= lab.trainId < 255), key=lambda lab: lab.trainId)
+    return DatasetSpec(
+        name="cityscapes",
+        class_names=tuple(lab.name for lab in train),
+        colors=tuple(tuple(lab.color) for lab in train),
+        thing_class_ids=tuple(lab.trainId for lab in train if lab.hasInstances),
+        label_divisor=1000,
+        ignore_label=255,
+    )
+
+
+# The synthetic street scenes use a subset of Cityscapes' classes with Cityscapes' names and colours.
+SYNTHETIC_CLASSES = (
+    ("road", (128, 64, 128), False),
+    ("sidewalk", (244, 35, 232), False),
+    ("building", (70, 70, 70), False),
+    ("vegetation", (107, 142, 35), False),
+    ("sky", (70, 130, 180), False),
+    ("person", (220, 20, 60), True),
+    ("car", (0, 0, 142), True),
+    ("bus", (0, 60, 100), True),
+)
+
+
+def _synthetic() -> DatasetSpec:
+    return DatasetSpec(
+        name="synthetic",
+        class_names=tuple(c[0] for c in SYNTHETIC_CLASSES),
+        colors=tuple(c[1] for c in SYNTHETIC_CLASSES),
+        thing_class_ids=tuple(i for i, c in enumerate(SYNTHETIC_CLASSES) if c[2]),
+        label_divisor=1000,
+        ignore_label=255,
+    )
+
+
+_BUILDERS = {"cityscapes": _cityscapes, "synthetic": _synthetic}
+
+
+def register_dataset_spec(name: str, builder) -> None:
+    """Register a spec builder (used for COCO and for user data sets read from a COCO JSON)."""
+    _BUILDERS[name] = builder
+    get_dataset_spec.cache_clear()
+
+
+@lru_cache(maxsize=None)
+def get_dataset_spec(name: str) -> DatasetSpec:
+    if name not in _BUILDERS:
+        # Late registration: COCO's table lives in its own module.
+        from . import coco_categories  # noqa: F401  (registers "coco")
+    try:
+        return _BUILDERS[name]()
+    except KeyError:
+        raise ValueError(f"unknown dataset '{name}'; known: {', '.join(sorted(_BUILDERS))}") from None

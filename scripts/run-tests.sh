@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs on a fresh machine, then run the whole suite.
+# Extra arguments go to pytest (e.g. `scripts/run-tests.sh -m "not slow"`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup-env.sh dev
+if [ ! -x /usr/bin/chromium ]; then
+  # Browser tests drive Debian's Chromium; never a browser downloaded by a test tool.
+  echo "installing Debian's chromium for the browser tests..."
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+export TF_CPP_MIN_LOG_LEVEL=2
+exec .venv/bin/python -m pytest "$@"
