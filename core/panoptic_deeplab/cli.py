@@ -22,6 +22,7 @@ COMMANDS = {
     "pq": ("panoptic_deeplab.commands.pq", "panoptic quality of COCO-panoptic predictions (no TensorFlow)"),
     "export": ("panoptic_deeplab.commands.export", "export a bundle as SavedModel or TFLite"),
     "app": ("panoptic_deeplab.commands.app", "start the browser app"),
+    "jobs": ("panoptic_deeplab.commands.jobs", "list, show, cancel, resume or submit background jobs"),
 }
 
 

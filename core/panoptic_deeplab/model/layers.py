@@ -123,10 +123,12 @@ def resize_align_corners(images: tf.Tensor, size, method: str = "bilinear") -> t
 
     ``method`` is ``bilinear`` or ``nearest``. Works on dynamic sizes inside ``tf.function``.
     """
+    # The raw ops are what tf.compat.v1.image.resize_* call, without their deprecation warning.
+    size = tf.cast(size, tf.int32)
     if method == "bilinear":
-        return tf.compat.v1.image.resize_bilinear(images, size, align_corners=True)
+        return tf.raw_ops.ResizeBilinear(images=images, size=size, align_corners=True, half_pixel_centers=False)
     if method == "nearest":
-        return tf.compat.v1.image.resize_nearest_neighbor(images, size, align_corners=True)
+        return tf.raw_ops.ResizeNearestNeighbor(images=images, size=size, align_corners=True, half_pixel_centers=False)
     raise ValueError(f"unknown resize method {method!r}")
 
 
@@ -142,3 +144,52 @@ class ResizeLike(keras.layers.Layer):
     def compute_output_shape(self, input_shapes):
         x_shape, ref_shape = input_shapes
         return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
+
+
+@keras.saving.register_keras_serializable(package="panoptic_deeplab")
+class ResizeOffsetsLike(keras.layers.Layer):
+    """Corner-aligned resize of an offset map (dy, dx) to the size of the second input, with the
+    offsets rescaled to the new pixel grid: dy by (H_out - 1) / (H_in - 1), dx likewise on W
+    (deeplab2 ``resize_and_rescale_offsets``). A side of one pixel keeps its offsets unscaled."""
+
+    def call(self, inputs):
+        offsets, reference = inputs
+        offsets = tf.cast(offsets, tf.float32)
+        size_in = tf.cast(tf.shape(offsets)[1:3], tf.float32)
+        size_out = tf.cast(tf.shape(reference)[1:3], tf.float32)
+        scale = tf.where(size_in > 1, (size_out - 1) / tf.maximum(size_in - 1, 1), tf.ones_like(size_in))
+        resized = resize_align_corners(offsets, tf.shape(reference)[1:3])
+        return tf.cast(resized * tf.reshape(scale, [1, 1, 1, 2]), self.compute_dtype)
+
+    def compute_output_shape(self, input_shapes):
+        x_shape, ref_shape = input_shapes
+        return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round a channel count to a multiple of ``divisor`` (MobileNet rule, deeplab2 ``make_divisible``):
+    to the nearest multiple, at least ``min_value`` (default ``divisor``), and never more than 10%
+    below ``value``."""
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return int(rounded)
+
+
+def atrous_schedule(strides, output_stride: int) -> list[tuple[int, int]]:
+    """``(stride, dilation)`` for each layer of a network whose nominal strides are ``strides``, run at
+    ``output_stride`` (TF-slim / deeplab2 rule): once the running stride reaches ``output_stride``,
+    each later layer runs with stride 1 and the dilation accumulated from the strides dropped
+    *before* it, so the first layer whose stride is dropped keeps dilation 1."""
+    schedule, current, rate = [], 1, 1
+    for stride in strides:
+        if current == output_stride:
+            schedule.append((1, rate))
+            rate *= stride
+        else:
+            schedule.append((stride, 1))
+            current *= stride
+    if current != output_stride:
+        raise ValueError(f"output stride {output_stride} cannot be reached with strides {list(strides)}")
+    return schedule

@@ -1,0 +1,1 @@
+"""Small UI helpers shared by the app's pages (figures, cached model calls, pixel explanations)."""

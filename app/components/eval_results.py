@@ -1,0 +1,177 @@
+"""Evaluation results for the Evaluate page: where `pdl evaluate` writes them, how a run is launched
+as a job, and tables/pictures made from its results JSON (no metric is computed here: the JSON
+already holds PQ per class and image, mIoU with the confusion matrix, AP and per-segment matches)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from panoptic_deeplab.evaluation.report import pq_class_table
+
+# Segment status -> highlight colour (RGB): true positives green, misses red, false positives orange.
+STATUS_COLORS = {
+    "matched": (0, 200, 83),
+    "missed": (229, 57, 53),
+    "false_positive": (255, 145, 0),
+    "crowd": (158, 158, 158),
+    "ignored": (158, 158, 158),
+}
+STATUS_LABELS = {"matched": "TP", "missed": "FN", "false_positive": "FP", "crowd": "crowd", "ignored": "ignored (void/crowd)"}
+SHORT_REASONS = {"wrong_class": "wrong class", "merged": "merged", "split": "split", "not_predicted": "not predicted",
+                 "low_iou": "low IoU", "background": "false (background)"}
+REASONS = {
+    "wrong_class": "wrong class", "merged": "merged with another segment", "split": "split off a matched segment",
+    "not_predicted": "not predicted (void or missing; includes stuff dropped by the area limit)",
+    "low_iou": "overlap too small (IoU ≤ 0.5)", "background": "on background / another class",
+}
+
+
+def model_stamp(model: Path) -> str:
+    weights = Path(model) / "model.weights.h5"
+    return str(int(weights.stat().st_mtime)) if weights.is_file() else "0"
+
+
+def result_path(results_dir: Path, model: Path, data: Path, split: str, limit: int) -> Path:
+    """One cached results file per (model and its weights' time, data set, split, image limit)."""
+    key = json.dumps([str(Path(model).resolve()), model_stamp(model), str(Path(data).resolve()), split, int(limit)])
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    return Path(results_dir) / f"{Path(model).name}__{Path(data).name}__{split}__{digest}.json"
+
+
+def evaluate_argv(model: Path, data: Path, split: str, limit: int, out: Path) -> list[str]:
+    argv = ["evaluate", "--model", str(model), "--dataset", str(data), "--split", split, "--out", str(out)]
+    if limit > 0:
+        argv += ["--limit", str(int(limit))]
+    return argv
+
+
+_PROGRESS = re.compile(r"(\d+)/(\d+) \[")
+
+
+def parse_progress(log_tail: str) -> tuple[int, int] | None:
+    """(done, total) from the last progress line `pdl evaluate` printed (tqdm), if any."""
+    found = _PROGRESS.findall(log_tail)
+    if not found:
+        return None
+    done, total = found[-1]
+    return int(done), int(total)
+
+
+def list_results(results_dir: Path) -> list[Path]:
+    if not Path(results_dir).is_dir():
+        return []
+    return sorted(Path(results_dir).glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def describe(result: dict, path: Path) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+    return f"{Path(result.get('model', '?')).name} on {Path(result.get('dataset', '?')).name}/{result.get('split', '?')} " \
+           f"({result.get('num_images', '?')} images, {when})"
+
+
+def pct(x):
+    return None if x is None else round(100.0 * float(x), 2)
+
+
+def summary(result: dict) -> dict:
+    pan, sem, inst = result["panoptic"], result["semantic"], result.get("instance", {})
+    out = {"PQ": pct(pan["All"]["pq"]), "SQ": pct(pan["All"]["sq"]), "RQ": pct(pan["All"]["rq"]),
+           "PQ things": pct(pan["Things"]["pq"]), "PQ stuff": pct(pan["Stuff"]["pq"]), "mIoU": pct(sem["miou"])}
+    for style, r in inst.items():
+        out[f"AP ({style})"] = pct(r.get("ap"))
+        out[f"AP50 ({style})"] = pct(r.get("ap50"))
+    return out
+
+
+def class_table(result: dict) -> pd.DataFrame:
+    """Per class: kind, PQ/SQ/RQ, TP/FP/FN (from the library's report table), IoU and AP."""
+    table = pq_class_table(result["panoptic"]).reset_index()
+    table["id"] = table["id"].astype(int)
+    ious = result["semantic"]["per_class_iou"]
+    table["IoU"] = [pct(ious[i]) if i < len(ious) else None for i in table["id"]]
+    ap = (result.get("instance") or {}).get("coco", {}).get("per_class") or {}
+    def ap_of(cid):
+        value = ap.get(str(cid), ap.get(cid))
+        value = value.get("ap") if isinstance(value, dict) else value
+        return pct(value) if isinstance(value, (int, float)) else None
+    table["AP"] = [ap_of(c) for c in table["id"]]
+    return table.rename(columns={"name": "class"})
+
+
+def worst_images(result: dict, class_id: int) -> pd.DataFrame:
+    """Images holding the class, worst first: most errors (FN + FP) of that class, then lowest IoU."""
+    rows = []
+    for index, image in enumerate(result.get("per_image", [])):
+        gts = [s for s in image["gt_segments"] if s["category_id"] == class_id and s["status"] != "crowd"]
+        preds = [s for s in image["pred_segments"] if s["category_id"] == class_id]
+        if not gts and not preds:
+            continue
+        tp = [s for s in gts if s["status"] == "matched"]
+        fn = [s for s in gts if s["status"] == "missed"]
+        fp = [s for s in preds if s["status"] == "false_positive"]
+        reasons = pd.Series([s["reason"] for s in fn + fp if s.get("reason")]).value_counts()
+        rows.append({
+            "index": index, "image": image["file_name"], "errors": len(fn) + len(fp), "TP": len(tp), "FN": len(fn),
+            "FP": len(fp), "mean IoU (TP)": round(float(np.mean([s["iou"] for s in tp])), 3) if tp else None,
+            "image PQ": pct(image.get("pq")),
+            "error types": ", ".join(f"{SHORT_REASONS.get(k, k)} ×{v}" for k, v in reasons.items()),
+        })
+    frame = pd.DataFrame(rows, columns=["index", "image", "errors", "TP", "FN", "FP", "mean IoU (TP)", "image PQ",
+                                        "error types"])
+    if frame.empty:
+        return frame
+    frame["_iou"] = frame["mean IoU (TP)"].fillna(-1.0)
+    return frame.sort_values(["errors", "_iou"], ascending=[False, True]).drop(columns="_iou").reset_index(drop=True)
+
+
+def segment_rows(image: dict, class_names, class_id: int | None = None) -> pd.DataFrame:
+    """Every GT and predicted segment of an image with its status and error type (class filter optional)."""
+    def name(cid):
+        return class_names[cid] if 0 <= cid < len(class_names) else str(cid)
+    rows = []
+    for side, key, other in (("ground truth", "gt_segments", "best_pred"), ("prediction", "pred_segments", "best_gt")):
+        for s in image[key]:
+            if class_id is not None and s["category_id"] != class_id:
+                continue
+            rows.append({"side": side, "segment": s["id"], "class": name(s["category_id"]), "area": s["area"],
+                         "result": STATUS_LABELS.get(s["status"], s["status"]),
+                         "error type": REASONS.get(s.get("reason"), s.get("reason") or ""),
+                         "IoU": round(s.get("iou") or 0.0, 3), "best overlap": s.get(other)})
+    return pd.DataFrame(rows)
+
+
+def status_picture(image_rgb: np.ndarray, label_map: np.ndarray, segments: list[dict], class_id: int | None,
+                   alpha: float = 0.55) -> tuple[np.ndarray, dict]:
+    """The image with each segment tinted by its status (segments of other classes left faint) and
+    ``{segment id: record}`` for hover text."""
+    from panoptic_deeplab import visualize
+
+    tint = np.zeros_like(image_rgb)
+    weight = np.zeros(label_map.shape, np.float32)
+    by_id = {}
+    for s in segments:
+        mask = label_map == s["id"]
+        by_id[s["id"]] = s
+        tint[mask] = STATUS_COLORS.get(s["status"], (158, 158, 158))
+        weight[mask] = alpha if class_id is None or s["category_id"] == class_id else 0.12
+    out = (image_rgb.astype(np.float32) * (1 - weight[..., None]) + tint.astype(np.float32) * weight[..., None])
+    out = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    out[visualize.segment_boundaries(label_map)] = (255, 255, 255)
+    return out, by_id
+
+
+def compare(result_a: dict, result_b: dict) -> pd.DataFrame:
+    """Per-class PQ / SQ / RQ / IoU of two results side by side with B − A deltas (in points)."""
+    a, b = class_table(result_a).set_index("id"), class_table(result_b).set_index("id")
+    out = pd.DataFrame({"class": a["class"], "kind": a["kind"]})
+    for metric in ("PQ", "SQ", "RQ", "IoU"):
+        out[f"{metric} A"] = a[metric]
+        out[f"{metric} B"] = b[metric].reindex(a.index)
+        out[f"Δ {metric}"] = (out[f"{metric} B"].astype(float) - out[f"{metric} A"].astype(float)).round(2)
+    return out.reset_index()

@@ -1,0 +1,42 @@
+"""Entry point of the browser app: page setup, navigation and the sidebar's model / data summary.
+
+Started by `pdl app` (python -m streamlit run app/main.py). Pages are thin: they call the library's
+public API (panoptic_deeplab.*) and keep only UI state.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+APP_DIR = Path(__file__).resolve().parent
+if str(APP_DIR) not in sys.path:  # lets pages import `state` and `components` however the app is started
+    sys.path.insert(0, str(APP_DIR))
+
+import state  # noqa: E402
+
+st.set_page_config(page_title="Panoptic-DeepLab", page_icon=":material/layers:", layout="wide")
+
+PAGES = [
+    ("pages/inspect.py", "Inspect", ":material/image_search:"),
+    ("pages/evaluate.py", "Evaluate", ":material/analytics:"),
+    ("pages/review.py", "Review", ":material/fact_check:"),
+    ("pages/train.py", "Train", ":material/model_training:"),
+]
+
+pages = [
+    st.Page(path, title=title, icon=icon, default=(i == 0))
+    for i, (path, title, icon) in enumerate(PAGES)
+    if (APP_DIR / path).is_file()  # pages written by other work items appear once they exist
+]
+page = st.navigation(pages, position="sidebar")
+
+settings = state.settings()
+with st.sidebar:
+    st.caption("Model")
+    st.markdown(f"`{settings.model.name}`" if settings.model else "_no model yet_")
+    st.caption("Data set")
+    st.markdown(f"`{settings.data}`" if settings.data else "_none_")
+
+page.run()

@@ -1,0 +1,270 @@
+"""Evaluate: run `pdl evaluate` as a background job, then analyse its results per class, drill down
+to the worst images and their TP / FP / FN segments, and compare two models."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import state
+from components import eval_results as er
+from components import figures, model_io
+from panoptic_deeplab import jobs as joblib
+from panoptic_deeplab.errors import UserError
+
+st.title("Evaluate")
+st.caption("PQ / SQ / RQ per class, mIoU and AP of a model on a data set split, with a drill-down from a "
+           "class to its worst images and the error type of every segment.")
+
+settings = state.settings()
+results_dir = settings.results_dir
+store = joblib.JobStore(settings.workdir)
+models = state.known_models()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4, ttl=300)
+def open_reader(root: str, split: str):
+    from panoptic_deeplab.datasets.readers import open_dataset
+
+    return open_dataset(root, split)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_result(path: str, mtime: float) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        return load_result(str(path), path.stat().st_mtime)
+    except (OSError, json.JSONDecodeError) as err:
+        st.error(f"{path}: cannot read these results ({err}). Delete the file and evaluate again.")
+        return None
+
+
+# -- run an evaluation --------------------------------------------------------------------------
+
+with st.expander("Run an evaluation", expanded=not er.list_results(results_dir)):
+    if not models:
+        st.warning("No model yet: start the app with `pdl app --model PATH/TO/BUNDLE`, or train one on the Train page.")
+    else:
+        c = st.columns([1.2, 2, 0.8, 0.8])
+        model_name = c[0].selectbox("Model", list(models), key="eval_model")
+        data_text = c[1].text_input("Data set root", value=str(settings.data or ""), key="eval_data")
+        split = c[2].selectbox("Split", ["val", "train", "test"], key="eval_split")
+        limit = c[3].number_input("Images (0 = all)", 0, 100_000, 0, key="eval_limit")
+        model_path, data_root = models[model_name], Path(data_text).expanduser()
+        out = er.result_path(results_dir, model_path, data_root, split, int(limit)) if data_text else None
+        if out is not None and out.is_file():
+            st.success(f"Cached result found ({out.name}); it is selected below. Evaluate again to refresh it.")
+        if st.button("Evaluate", type="primary", key="eval_start", disabled=not data_text):
+            if not data_root.is_dir():
+                st.error(f"{data_root}: no such data set folder. Give the root of a COCO-panoptic or Cityscapes set.")
+            else:
+                try:
+                    results_dir.mkdir(parents=True, exist_ok=True)
+                    job = store.submit(er.evaluate_argv(model_path, data_root, split, int(limit), out),
+                                       name=f"evaluate {model_name} on {data_root.name}/{split}")
+                    st.session_state["eval_job"] = job.id
+                    st.session_state["eval_out"] = str(out)
+                except UserError as err:
+                    st.error(str(err))
+
+
+@st.fragment(run_every=2.0)
+def job_panel() -> None:
+    job_id = st.session_state.get("eval_job")
+    if job_id is None:
+        return
+    try:
+        job = store.refresh(job_id)
+    except UserError:
+        st.session_state.pop("eval_job", None)
+        return
+    log = store.read_log(job, 4000)
+    if job.state == joblib.RUNNING:
+        progress = er.parse_progress(log)
+        done, total = progress or (0, 0)
+        st.progress(done / total if total else 0.0,
+                    text=f"Evaluating… {done}/{total} images" if total else "Starting (loading TensorFlow and the model)…")
+        if st.button("Cancel", key="eval_cancel"):
+            store.cancel(job.id)
+            st.rerun()
+        return
+    st.session_state.pop("eval_job", None)
+    if job.state == joblib.SUCCEEDED:
+        st.session_state["eval_pick"] = st.session_state.get("eval_out")
+        st.rerun(scope="app")
+    elif job.state == joblib.CANCELLED:
+        st.info("Evaluation cancelled.")
+    else:
+        st.error(f"Evaluation failed: {job.message}")
+        st.code(log[-3000:] or "(empty log)")
+
+
+job_panel()
+
+# -- choose a result ----------------------------------------------------------------------------
+
+available = er.list_results(results_dir)
+if not available:
+    st.info("No evaluation yet: run one above. Results are kept in "
+            f"`{results_dir}` and reused while the model and data set are unchanged.")
+    st.stop()
+labels = {}
+for path in available:
+    data = _load(path)
+    if data is not None:
+        labels[str(path)] = er.describe(data, path)
+if not labels:
+    st.stop()
+picked = st.session_state.get("eval_pick")
+if picked not in labels:
+    picked = next(iter(labels))
+choice = st.selectbox("Result", list(labels), index=list(labels).index(picked), format_func=labels.get,
+                      key="eval_result")
+st.session_state["eval_pick"] = choice
+result = _load(Path(choice))
+class_names = [r["name"] for _, r in sorted(((int(k), v) for k, v in result["panoptic"]["per_class"].items()))]
+
+tab_classes, tab_drill, tab_compare = st.tabs(["Per class", "Drill down", "Compare models"])
+
+# -- per-class analysis -------------------------------------------------------------------------
+
+with tab_classes:
+    numbers = er.summary(result)
+    cols = st.columns(len(numbers))
+    for col, (name, value) in zip(cols, numbers.items()):
+        col.metric(name, "–" if value is None else f"{value:.1f}")
+    table = er.class_table(result)
+    st.markdown("**Per class** (click a row to drill down; click a header to sort)")
+    event = st.dataframe(
+        table, hide_index=True, width="stretch", key="class_table", on_select="rerun", selection_mode="single-row",
+        column_config={
+            "id": st.column_config.NumberColumn("id", width="small"),
+            "kind": st.column_config.TextColumn("thing/stuff", width="small"),
+            "PQ": st.column_config.ProgressColumn("PQ", min_value=0, max_value=100, format="%.1f"),
+            "SQ": st.column_config.NumberColumn("SQ", format="%.1f"),
+            "RQ": st.column_config.NumberColumn("RQ", format="%.1f"),
+            "IoU": st.column_config.NumberColumn("IoU", format="%.1f"),
+            "AP": st.column_config.NumberColumn("AP (COCO)", format="%.1f"),
+        },
+    )
+    rows = event.selection.rows if event is not None and hasattr(event, "selection") else []
+    if rows and rows != st.session_state.get("_class_rows"):  # a new click, not a stale selection
+        st.session_state["drill_class"] = str(table.iloc[rows[0]]["class"])
+    st.session_state["_class_rows"] = rows
+    kind_colors = ["#1e88e5" if k == "thing" else "#8d6e63" for k in table["kind"]]
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(figures.bar_chart(table["class"], table["PQ"].fillna(0), title="PQ per class (blue: things, brown: stuff)",
+                                      colors=kind_colors, yaxis="PQ"), key="pq_bars")
+    c2.plotly_chart(figures.bar_chart(table["class"], table["IoU"].fillna(0), title="IoU per class",
+                                      colors=kind_colors, yaxis="IoU"), key="iou_bars")
+    normalize = st.toggle("Normalise the confusion matrix per ground-truth row", value=True, key="cm_norm")
+    st.markdown("**Semantic confusion matrix** (rows: ground truth, columns: prediction)")
+    st.plotly_chart(figures.confusion_figure(np.asarray(result["semantic"]["confusion"]), class_names,
+                                             normalize=normalize), key="confusion")
+    ap_rows = [{"style": style, "AP": er.pct(r.get("ap")), "AP50": er.pct(r.get("ap50"))}
+               for style, r in (result.get("instance") or {}).items()]
+    if ap_rows:
+        st.markdown("**Instance AP** (things)")
+        st.dataframe(pd.DataFrame(ap_rows), hide_index=True)
+
+# -- drill down ---------------------------------------------------------------------------------
+
+with tab_drill:
+    names = list(table["class"])
+    st.session_state.setdefault("drill_class", names[int(np.nanargmin(table["PQ"].fillna(np.inf)))] if names else None)
+    class_label = st.selectbox("Class", names, key="drill_class")
+    class_id = int(table.loc[table["class"] == class_label, "id"].iloc[0])
+    worst = er.worst_images(result, class_id)
+    if worst.empty:
+        st.info(f"No image of this split holds {class_label}, in the ground truth or the prediction.")
+    else:
+        st.markdown(f"**Images with {class_label}, worst first** (errors = missed + false segments of this class)")
+        pick = st.dataframe(worst.drop(columns="index"), hide_index=True, width="stretch", key="worst_table",
+                            on_select="rerun", selection_mode="single-row")
+        picked_rows = pick.selection.rows if pick is not None and hasattr(pick, "selection") else []
+        st.session_state.setdefault("drill_image", worst["image"].iloc[0])
+        if picked_rows and picked_rows != st.session_state.get("_image_rows"):
+            st.session_state["drill_image"] = worst["image"].iloc[picked_rows[0]]
+        st.session_state["_image_rows"] = picked_rows
+        if st.session_state["drill_image"] not in set(worst["image"]):
+            st.session_state["drill_image"] = worst["image"].iloc[0]
+        image_name = st.selectbox("Image", list(worst["image"]), key="drill_image")
+        record = result["per_image"][int(worst.loc[worst["image"] == image_name, "index"].iloc[0])]
+        only_class = st.toggle(f"Highlight only {class_label}", value=True, key="drill_only")
+        focus = class_id if only_class else None
+
+        try:
+            reader = open_reader(result["dataset"], result["split"])
+            index = next(i for i, ex in enumerate(reader) if Path(ex.image_path).name == record["file_name"])
+            image = reader.load_image(index)
+            gt = reader.load_panoptic(index)
+        except (UserError, StopIteration, OSError) as err:
+            st.error(f"The image {record['file_name']} cannot be read from {result['dataset']} ({err or 'not found'}).")
+            st.stop()
+        model_path = result["model"]
+        if not Path(model_path).is_dir():
+            st.error(f"{model_path}: the evaluated model is gone, so its prediction cannot be shown.")
+            st.stop()
+        prediction = model_io.predict(model_path, model_io.image_digest(image), image)
+        pred = np.asarray(prediction.panoptic)
+
+        def hover_for(label_map, by_id):
+            def hover(ys, xs):
+                ids = label_map[ys, xs]
+                rows = []
+                for v in ids.tolist():
+                    s = by_id.get(v)
+                    if s is None:
+                        rows.append(["void", "", "", "", ""])
+                        continue
+                    cid = s["category_id"]
+                    rows.append([class_names[cid] if 0 <= cid < len(class_names) else cid, v,
+                                 er.STATUS_LABELS.get(s["status"], s["status"]), er.REASONS.get(s.get("reason"), ""),
+                                 f"{s.get('iou') or 0:.2f}"])
+                return np.asarray(rows, dtype=object), ("%{customdata[0]} (segment %{customdata[1]})<br>"
+                                                         "%{customdata[2]} %{customdata[3]}<br>IoU %{customdata[4]}")
+            return hover
+
+        gt_pic, gt_by_id = er.status_picture(image, gt, record["gt_segments"], focus)
+        pred_pic, pred_by_id = er.status_picture(image, pred, record["pred_segments"], focus)
+        left, right = st.columns(2)
+        left.plotly_chart(figures.image_figure(gt_pic, hover_for(gt, gt_by_id), title="Ground truth"), key="drill_gt")
+        right.plotly_chart(figures.image_figure(pred_pic, hover_for(pred, pred_by_id), title="Prediction"),
+                           key="drill_pred")
+        st.html(" ".join(
+            f'<span style="margin-right:14px"><span style="display:inline-block;width:12px;height:12px;'
+            f'background:rgb{er.STATUS_COLORS[s]}"></span> {er.STATUS_LABELS[s]}</span>'
+            for s in ("matched", "missed", "false_positive", "ignored")))
+        st.dataframe(er.segment_rows(record, class_names, focus), hide_index=True, width="stretch", key="drill_rows")
+
+# -- compare two models -------------------------------------------------------------------------
+
+with tab_compare:
+    if len(labels) < 2:
+        st.info("Evaluate a second model (for example a fine-tuned one) on the same split to compare.")
+    else:
+        keys = list(labels)
+        c1, c2 = st.columns(2)
+        a = c1.selectbox("A (base)", keys, index=1 if keys[0] == choice else 0, format_func=labels.get, key="cmp_a")
+        b = c2.selectbox("B (new)", keys, index=keys.index(choice), format_func=labels.get, key="cmp_b")
+        ra, rb = _load(Path(a)), _load(Path(b))
+        if (ra["dataset"], ra["split"]) != (rb["dataset"], rb["split"]):
+            st.warning("These results come from different data sets or splits; the deltas mix two test sets.")
+        deltas = er.compare(ra, rb)
+        sa, sb = er.summary(ra), er.summary(rb)
+        cols = st.columns(4)
+        for col, name in zip(cols, ("PQ", "PQ things", "PQ stuff", "mIoU")):
+            va, vb = sa.get(name), sb.get(name)
+            col.metric(name, "–" if vb is None else f"{vb:.1f}",
+                       None if va is None or vb is None else f"{vb - va:+.1f}")
+        st.plotly_chart(figures.bar_chart(
+            deltas["class"], deltas["Δ PQ"].fillna(0), title="Per-class PQ change (B − A, points)",
+            colors=["#43a047" if (v or 0) >= 0 else "#e53935" for v in deltas["Δ PQ"].fillna(0)], yaxis="Δ PQ"),
+            key="delta_bars")
+        st.dataframe(deltas, hide_index=True, width="stretch", key="delta_table")

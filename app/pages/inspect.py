@@ -1,0 +1,257 @@
+"""Inspect: run a model on one image and step through every head's output, click pixels to see how
+they voted, and tune the post-processing live on the cached head outputs."""
+from __future__ import annotations
+
+import json
+import time
+
+import cv2
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import state
+from components import figures, model_io, views
+from components.pixel_vote import explain_pixel
+from components.uploads import read_image, read_image_file
+from panoptic_deeplab import visualize
+from panoptic_deeplab.datasets.coco_panoptic import id_to_rgb
+from panoptic_deeplab.errors import UserError
+
+st.title("Inspect")
+st.caption("Upload an image or pick a sample, then step through the model's outputs. Click a pixel to see "
+           "where it voted; the post-processing knobs re-run only the grouping, not the network.")
+
+settings = state.settings()
+models = state.known_models()
+if not models:
+    st.warning(
+        "**No model yet.** The app was started without a model bundle and none ships in `assets/models/`. "
+        "Train one (`pdl train --config synthetic/tiny ...`, or the Train page) and restart with "
+        "`pdl app --model PATH/TO/BUNDLE`."
+    )
+    st.stop()
+
+# -- inputs -----------------------------------------------------------------------------------
+
+top = st.columns([1.2, 1.2, 1])
+with top[0]:
+    uploaded = st.file_uploader("Upload an image", type=None, key="image_upload",
+                                help="PNG, JPEG, TIFF, BMP, WebP… Large images are downscaled for inspection.")
+with top[1]:
+    samples = model_io.available_samples(settings.data)
+    sample_name = st.selectbox("…or pick a sample", ["—", *samples], key="sample")
+with top[2]:
+    model_name = st.selectbox("Model", list(models), key="model")
+model_path = str(models[model_name])
+
+loaded = None
+try:
+    if uploaded is not None:
+        loaded = read_image(uploaded.getvalue(), uploaded.name)
+    elif sample_name != "—":
+        loaded = read_image_file(samples[sample_name])
+except UserError as err:
+    st.error(f"**This file cannot be used.** {err}", icon=":material/broken_image:")
+if loaded is None:
+    if uploaded is None:
+        st.info("Upload an image or pick a sample to start.")
+    st.stop()
+if loaded.notice:
+    st.info(loaded.notice, icon=":material/photo_size_select_large:")
+
+try:
+    predictor = model_io.load_predictor(model_path)
+except UserError as err:
+    st.error(f"**The model cannot be loaded.** {err}")
+    st.stop()
+spec = model_io.model_spec(predictor)
+image = loaded.array
+height, width = image.shape[:2]
+digest = model_io.image_digest(image)
+heads = model_io.run_heads(model_path, digest, image)
+for note in heads.notes:
+    st.info(note)
+
+# -- post-processing knobs (sidebar) ----------------------------------------------------------
+
+defaults = model_io.default_knobs(predictor)
+if st.session_state.get("_knobs_for") != model_path:
+    st.session_state.update({"pp_threshold": defaults.center_threshold, "pp_nms": defaults.nms_kernel,
+                             "pp_topk": defaults.keep_k_centers, "pp_stuff": defaults.stuff_area_limit,
+                             "_knobs_for": model_path})
+
+
+def _reset_knobs():
+    st.session_state.update({"pp_threshold": defaults.center_threshold, "pp_nms": defaults.nms_kernel,
+                             "pp_topk": defaults.keep_k_centers, "pp_stuff": defaults.stuff_area_limit})
+
+
+with st.sidebar:
+    st.subheader("Post-processing")
+    st.slider("Center threshold", 0.0, 1.0, step=0.01, key="pp_threshold",
+              help="Heatmap values at or below this are not centers.")
+    st.select_slider("NMS kernel", options=list(range(1, 52, 2)), key="pp_nms",
+                     help="A center must be the maximum of this window.")
+    st.number_input("Keep top-k centers", 1, 1000, step=1, key="pp_topk")
+    st.number_input("Stuff area limit (px)", 0, 10_000_000, step=64, key="pp_stuff",
+                    help="Stuff classes with this many pixels or fewer become void (0 = off).")
+    st.button("Reset to the model's settings", on_click=_reset_knobs)
+
+knobs = model_io.Knobs(float(st.session_state.pp_threshold), int(st.session_state.pp_nms),
+                       int(st.session_state.pp_topk), int(st.session_state.pp_stuff))
+started = time.perf_counter()
+fused = model_io.fuse(model_path, digest, knobs, heads, spec)
+fuse_ms = (time.perf_counter() - started) * 1000
+
+# -- view controls ------------------------------------------------------------------------------
+
+controls = st.columns([3, 1.3, 1.3])
+with controls[0]:
+    stage = st.radio("Step", views.STAGES, horizontal=True, key="stage")
+with controls[1]:
+    mode = st.radio("Layout", ["Overlay", "Side by side"], horizontal=True, key="layout")
+with controls[2]:
+    opacity = st.slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="opacity")
+
+segment_rows = views.segment_table(fused, spec)
+n_instances = sum(1 for row in segment_rows if row["kind"] == "thing" and row["instance"] > 0)
+summary = st.columns(4)
+summary[0].metric("Image", f"{width}×{height}")
+summary[1].metric("Centers", len(fused.center_points))
+summary[2].metric("Instances", n_instances)
+summary[3].metric("Post-processing", f"{fuse_ms:.0f} ms")
+
+# -- the clicked pixel --------------------------------------------------------------------------
+
+st.session_state["_shape"] = (height, width)
+for key, limit in (("pixel_y", height), ("pixel_x", width)):
+    st.session_state.setdefault(key, limit // 2)
+    st.session_state[key] = int(min(max(st.session_state[key], 0), limit - 1))
+
+
+def _on_select(chart_key: str) -> None:
+    pixel = figures.selected_pixel(st.session_state.get(chart_key), st.session_state["_shape"])
+    if pixel is not None:
+        st.session_state["pixel_y"], st.session_state["pixel_x"] = pixel
+        st.session_state["show_vote"] = True
+
+
+view = views.build_view(stage, image, heads, fused, spec, opacity)
+vote = explain_pixel(st.session_state.pixel_y, st.session_state.pixel_x, heads.offsets, fused.center_points)
+
+
+def _decorate(fig) -> None:
+    """Centers on the center/offset/panoptic views; the clicked pixel's vote on every view."""
+    if stage in ("Centers", "Offsets", "Panoptic") and len(fused.center_points):
+        pts = fused.center_points
+        figures.add_points(fig, pts[:, 0], pts[:, 1], labels=[f"{s:.2f}" for s in fused.center_scores],
+                           name="center", hover="center %{text}<br>x=%{x} y=%{y}<extra></extra>")
+    if stage == "Offsets":
+        y0, x0, y1, x1 = figures.subsample_arrows(views.thing_mask(fused.semantic, spec), heads.offsets)
+        figures.add_arrows(fig, y0, x0, y1, x1, name="offsets")
+    if st.session_state.get("show_vote", True):
+        figures.add_points(fig, [vote.y], [vote.x], color="#ffea00", symbol="circle-open", size=12, name="pixel")
+        figures.add_arrows(fig, [vote.y], [vote.x], [vote.vote[0]], [vote.vote[1]], color="#ffea00", width=2.5,
+                           name="vote", head=10)
+        if vote.center is not None:
+            figures.add_arrows(fig, [vote.vote[0]], [vote.vote[1]], [vote.center[0]], [vote.center[1]],
+                               color="#00ff6a", width=1.5, name="joined center", head=8)
+        if vote.runner_up_index is not None:
+            ry, rx = fused.center_points[vote.runner_up_index]
+            figures.add_arrows(fig, [vote.vote[0]], [vote.vote[1]], [ry], [rx], color="#ff6e40", width=1,
+                               name="runner-up", head=6)
+
+
+main, side = st.columns([2.6, 1.2])
+with main:
+    if mode == "Overlay" or stage == "Input":
+        fig = figures.image_figure(view.overlay, view.hover, title=stage)
+        _decorate(fig)
+        st.plotly_chart(fig, key=f"chart_{stage}", on_select=lambda: _on_select(f"chart_{stage}"),
+                        selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
+    else:
+        left, right = st.columns(2)
+        with left:
+            fig_in = figures.image_figure(image, view.hover, title="Input", height=None)
+            st.plotly_chart(fig_in, key=f"chart_in_{stage}", on_select=lambda: _on_select(f"chart_in_{stage}"),
+                            selection_mode="points", config={"displaylogo": False})
+        with right:
+            fig = figures.image_figure(view.alone, view.hover, title=stage)
+            _decorate(fig)
+            st.plotly_chart(fig, key=f"chart_{stage}", on_select=lambda: _on_select(f"chart_{stage}"),
+                            selection_mode="points", config={"displaylogo": False})
+    if stage == "Semantic":
+        st.html(views.legend_html(spec, fused.semantic))
+    elif stage == "Centers":
+        st.caption(f"Colour: raw center heatmap (0 … {float(heads.center_heatmap.max()):.3f}). Markers: the "
+                   f"{len(fused.center_points)} centers kept after threshold {knobs.center_threshold:.2f}, "
+                   f"NMS {knobs.nms_kernel}×{knobs.nms_kernel} and top-{knobs.keep_k_centers}, with their scores.")
+    elif stage == "Offsets":
+        st.caption("Colour: direction and length of each thing pixel's offset (legend on the right); arrows: "
+                   "a sub-sampled set of offsets, from the pixel to where it votes for its center.")
+    elif stage == "Panoptic":
+        st.caption("Each thing instance has its own shade of its class colour; white lines are segment borders.")
+
+with side:
+    if stage == "Offsets":
+        st.image(visualize.offset_color_wheel(129), caption="Offset colour wheel: hue = direction "
+                 "(→ red, ↓ yellow-green, ← cyan, ↑ violet), saturation = length, white = 0.", width=160)
+    st.markdown("**Pixel**")
+    c1, c2 = st.columns(2)
+    c1.number_input("x", 0, width - 1, step=1, key="pixel_x")
+    c2.number_input("y", 0, height - 1, step=1, key="pixel_y")
+    st.session_state.setdefault("show_vote", True)
+    st.checkbox("Draw its vote", key="show_vote")
+    y, x = st.session_state.pixel_y, st.session_state.pixel_x
+    label = int(fused.semantic[y, x])
+    prob = heads.semantic_probs[y, x]
+    best = np.argsort(prob)[::-1][:3]
+    rows = {
+        "class": f"{views.class_name(spec, label)} ({'thing' if spec.is_thing(label) else 'stuff'})",
+        "probability": f"{prob[label]:.3f}",
+        "runner-up classes": ", ".join(f"{views.class_name(spec, int(c))} {prob[c]:.2f}" for c in best[1:]),
+        "offset (dy, dx)": f"({vote.offset[0]:.2f}, {vote.offset[1]:.2f})",
+        "votes for (y, x)": f"({vote.vote[0]:.1f}, {vote.vote[1]:.1f})",
+        "heatmap here": f"{heads.center_heatmap[y, x]:.3f}",
+        "panoptic segment": int(fused.panoptic[y, x]),
+    }
+    if not spec.is_thing(label):
+        rows["grouping"] = "stuff pixel: not grouped (instance 0)"
+    if vote.center is not None:
+        rows["nearest center"] = (f"#{vote.center_index} at {vote.center}, score "
+                                  f"{fused.center_scores[vote.center_index]:.2f}, distance {vote.distance:.1f}")
+        rows["runner-up center"] = (f"#{vote.runner_up_index} at distance {vote.runner_up_distance:.1f} "
+                                    f"(margin {vote.margin:.1f})" if vote.runner_up_index is not None else "none")
+    else:
+        rows["nearest center"] = "no center detected"
+    st.dataframe(pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows)),
+                 width="stretch", key="pixel_table")
+
+# -- segments and downloads ---------------------------------------------------------------------
+
+with st.expander(f"Segments ({len(np.unique(fused.panoptic))})", expanded=False):
+    st.dataframe(pd.DataFrame(segment_rows), hide_index=True, width="stretch")
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return buf.tobytes() if ok else b""
+
+
+stem = loaded.name.rsplit(".", 1)[0] or "image"
+segments = [
+    {"id": row["segment id"], "category_id": spec.category_id(row["segment id"] // spec.label_divisor),
+     "class": row["class"], "iscrowd": 0, "area": row["area"], "score": row["score"]}
+    for row in segment_rows if row["kind"] != "void"
+]
+annotation = {
+    "file_name": f"{stem}_panoptic.png", "image": loaded.name, "model": model_name,
+    "label_divisor": spec.label_divisor, "postprocess": knobs.__dict__,
+    "note": "PNG pixel ids follow COCO panoptic (id = R + 256 G + 256² B) and equal class * label_divisor + instance",
+    "segments_info": segments,
+}
+d = st.columns(3)
+d[0].download_button("Panoptic PNG", _png(id_to_rgb(fused.panoptic)), f"{stem}_panoptic.png", "image/png")
+d[1].download_button("Segments JSON", json.dumps(annotation, indent=1), f"{stem}_panoptic.json", "application/json")
+d[2].download_button(f"{stage} overlay PNG", _png(view.overlay), f"{stem}_{stage.lower()}.png", "image/png")

@@ -1,0 +1,307 @@
+"""Review: browse a data set's annotations beside the model's prediction, most suspicious segments
+first, decide on each (accept, reject, relabel, crowd, ignore, comment; undoable), and export a
+corrected copy of the data set with a review report.
+
+All logic lives in panoptic_deeplab.review; decisions are stored in SQLite under the work directory.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+APP_DIR = Path(__file__).resolve().parents[1]
+if str(APP_DIR) not in sys.path:  # run as a page of app/main.py or on its own
+    sys.path.insert(0, str(APP_DIR))
+
+from components import figures, model_io  # noqa: E402
+from panoptic_deeplab import review, visualize  # noqa: E402
+from panoptic_deeplab.errors import UserError  # noqa: E402
+
+DEFAULT_WORKDIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "panoptic_deeplab"
+REPO_ROOT = APP_DIR.parent
+HIGHLIGHT = (255, 230, 0)
+ACTION_LABELS = {"accept": "Accept", "reject": "Reject", "crowd": "Mark crowd", "ignore": "Ignore"}
+ACTION_HELP = {
+    "accept": "The annotation is right.",
+    "reject": "The annotation is wrong: exported as VOID and listed in the report for re-annotation.",
+    "crowd": "A group of things that cannot be told apart: exported with iscrowd = 1.",
+    "ignore": "Leave this region out of training and evaluation: exported as VOID.",
+}
+
+
+def _setting(key: str, env_names: tuple[str, ...]) -> str | None:
+    """A shared setting: this session's choice, else the environment (`pdl app` sets PDL_APP_*)."""
+    value = st.session_state.get(key)
+    if value:
+        return str(value)
+    for name in env_names:
+        if os.environ.get(name, "").strip():
+            return os.environ[name].strip()
+    return None
+
+
+def _default_model() -> str | None:
+    models_dir = REPO_ROOT / "assets" / "models"
+    bundles = sorted(p for p in models_dir.glob("*") if (p / "bundle.json").is_file()) if models_dir.is_dir() else []
+    return str(bundles[0]) if bundles else None
+
+
+def _model_key(path: str | None) -> str | None:
+    """Identifies a model's scores: its folder and the time its weights were written."""
+    if not path:
+        return None
+    weights = Path(path) / "model.weights.h5"
+    stamp = int(weights.stat().st_mtime) if weights.is_file() else 0
+    return f"{Path(path).resolve()}@{stamp}"
+
+
+def _predict(model_path: str, image: np.ndarray) -> SimpleNamespace:
+    """The model's semantic map, probabilities and panoptic map for an image, through the app's caches
+    (shared with the Inspect page)."""
+    predictor = model_io.load_predictor(model_path)
+    spec = model_io.model_spec(predictor)
+    digest = model_io.image_digest(image)
+    heads = model_io.run_heads(model_path, digest, image)
+    fused = model_io.fuse(model_path, digest, model_io.default_knobs(predictor), heads, spec)
+    return SimpleNamespace(semantic=fused.semantic, semantic_probs=heads.semantic_probs, panoptic=fused.panoptic)
+
+
+workdir = Path(_setting("workdir", ("PDL_APP_WORKDIR", "PDL_WORKDIR")) or DEFAULT_WORKDIR).expanduser()
+data_root = _setting("data_root", ("PDL_APP_DATA", "PDL_DATA"))
+model_path = _setting("model_path", ("PDL_APP_MODEL", "PDL_MODEL")) or _default_model()
+
+st.title("Review")
+st.caption(
+    "Find annotation mistakes: segments where the model confidently disagrees with the ground truth come "
+    "first. Decide on each; decisions are saved as you go, can be undone, and are exported as a corrected copy "
+    "of the data set (the original files are never changed)."
+)
+
+if not data_root or not (Path(data_root).expanduser() / "annotations").is_dir():
+    st.warning(
+        "**No COCO-panoptic data set.** Start the app with `pdl app --data ROOT`, where ROOT holds "
+        "`annotations/panoptic_<split>.json`." + (f" (`{data_root}` has no `annotations/` folder.)" if data_root else "")
+    )
+    st.stop()
+root = Path(data_root).expanduser()
+splits = sorted(p.stem[len("panoptic_"):] for p in (root / "annotations").glob("panoptic_*.json"))
+if not splits:
+    st.warning(f"`{root / 'annotations'}` holds no `panoptic_<split>.json` file.")
+    st.stop()
+
+top = st.columns([1, 2])
+split = top[0].selectbox("Split", splits, index=splits.index("val") if "val" in splits else 0, key="review_split")
+try:
+    store = review.ReviewStore(root, split, review.default_review_dir(root, split, workdir))
+except UserError as err:
+    st.error(str(err), icon=":material/error:")
+    st.stop()
+top[1].caption(f"Data set `{root}` · {len(store.image_ids())} images · decisions in `{store.db_path}`")
+
+# -- ranking with the model -------------------------------------------------------------------
+
+model_key = _model_key(model_path) if model_path and Path(model_path).is_dir() else None
+if model_key is None:
+    st.info("No model: segments are listed in file order. Start the app with `--model BUNDLE` to rank them by "
+            "how strongly the model disagrees.", icon=":material/info:")
+else:
+    scored = store.scored_images(model_key)
+    total = len(store.image_ids())
+    cols = st.columns([2, 1])
+    cols[0].caption(f"Model `{Path(model_path).name}`: {len(scored)} of {total} images scored.")
+    if len(scored) < total and cols[1].button("Score with the model", icon=":material/sort:", key="score"):
+        try:
+            model_spec = model_io.model_spec(model_io.load_predictor(model_path))
+            mapping = review.category_mapping(model_spec, store.coco["categories"])
+            if (mapping < 0).all():
+                raise UserError(f"the model's classes ({', '.join(model_spec.class_names)}) share none with "
+                                "this data set's categories; choose a model trained on these classes")
+            bar = st.progress(0.0, text="Scoring…")
+
+            def _predict_for_review(image, image_id):
+                return review.prediction_from_model(_predict(model_path, image), model_spec, mapping)
+
+            store.score_images(model_key, _predict_for_review,
+                               progress=lambda n, k: bar.progress(n / k, text=f"Scored {n} / {k} images"))
+            bar.empty()
+        except UserError as err:
+            st.error(str(err), icon=":material/error:")
+
+# -- the segment list ---------------------------------------------------------------------------
+
+ranked = store.ranked(model_key)
+filters = st.columns([1, 2, 1])
+only_open = filters[0].toggle("Only undecided", key="only_open")
+category_names = sorted(ranked["category"].unique()) if len(ranked) else []
+chosen_categories = filters[1].multiselect("Classes", category_names, key="class_filter", placeholder="all classes")
+advance = filters[2].toggle("Next after a decision", value=True, key="advance")
+view = ranked
+if only_open:
+    view = view[view["action"].isna()]
+if chosen_categories:
+    view = view[view["category"].isin(chosen_categories)]
+view = view.reset_index(drop=True)
+if view.empty:
+    st.success("Nothing left to review with these filters.", icon=":material/done_all:")
+
+shown = view[["image_id", "file_name", "segment_id", "category", "area", "disagreement", "suggested", "best_iou",
+              "action", "new_category", "comment"]] if len(view) else view
+event = st.dataframe(
+    shown, hide_index=True, height=260, key="segments_table", on_select="rerun", selection_mode="single-row",
+    column_config={
+        "disagreement": st.column_config.ProgressColumn("disagreement", min_value=0.0, max_value=1.0, format="%.2f",
+                                                         help="share of the segment the model confidently labels as another class"),
+        "best_iou": st.column_config.NumberColumn("best IoU", format="%.2f",
+                                                  help="best overlap with a predicted segment of the same class"),
+    },
+)
+if len(view) == 0:
+    st.stop()
+
+# A click in the table moves the cursor (only when the click is new: the selection persists).
+rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
+if rows and rows != st.session_state.get("_review_last_rows"):
+    st.session_state["review_rank"] = rows[0] + 1
+st.session_state["_review_last_rows"] = rows
+st.session_state["review_rank"] = int(min(max(1, st.session_state.get("review_rank", 1)), len(view)))
+
+
+def _step(delta: int) -> None:
+    st.session_state["review_rank"] = int(min(max(1, st.session_state["review_rank"] + delta), len(view)))
+
+
+nav = st.columns([1.4, 1.4, 1.6, 3])
+nav[0].button("Previous", icon=":material/arrow_back:", on_click=_step, args=(-1,), key="prev",
+              disabled=st.session_state["review_rank"] <= 1)
+nav[1].button("Next", icon=":material/arrow_forward:", on_click=_step, args=(1,), key="next",
+              disabled=st.session_state["review_rank"] >= len(view))
+nav[2].number_input("Segment", min_value=1, max_value=len(view), key="review_rank", label_visibility="collapsed")
+nav[3].caption(f"of {len(view)} segments")
+
+row = view.iloc[st.session_state["review_rank"] - 1]
+image_id, segment_id = str(row["image_id"]), int(row["segment_id"])
+
+# -- the segment: ground truth beside the prediction -----------------------------------------
+
+try:
+    image = store.image(image_id)
+    gt_ids = store.gt_ids(image_id)
+except UserError as err:
+    st.error(str(err), icon=":material/error:")
+    st.stop()
+spec = store.spec
+mask = gt_ids == segment_id
+outline = visualize.segment_boundaries(mask.astype(np.uint8), thickness=2)
+gt_view = visualize.panoptic_overlay(image, store.gt_panoptic(image_id), spec.colors,
+                                     label_divisor=spec.label_divisor, ignore_label=spec.ignore_label, alpha=0.45)
+gt_view[outline] = HIGHLIGHT
+gt_names = {int(s["id"]): store.category_name(s["category_id"]) for s in store.segments(image_id)}
+
+
+def _gt_hover(ys, xs):
+    names = np.array([gt_names.get(int(v), "void") for v in gt_ids[ys, xs]], dtype=object)
+    return names[:, None], "annotation: %{customdata[0]}"
+
+
+left, right = st.columns(2)
+with left:
+    st.plotly_chart(figures.image_figure(gt_view, _gt_hover, title=f"Annotation · {row['file_name']}"),
+                    key="gt_figure")
+with right:
+    if model_key is not None:
+        try:
+            pred = _predict(model_path, image)
+            pspec = model_io.model_spec(model_io.load_predictor(model_path))
+            pred_view = visualize.panoptic_overlay(image, pred.panoptic, pspec.colors, label_divisor=pspec.label_divisor,
+                                                   ignore_label=pspec.ignore_label, alpha=0.45)
+            pred_view[outline] = HIGHLIGHT
+            conf = pred.semantic_probs.max(axis=-1) if pred.semantic_probs is not None else None
+
+            def _pred_hover(ys, xs):
+                cls = pred.semantic[ys, xs]
+                names = np.array([pspec.class_names[c] if 0 <= c < pspec.num_classes else "void" for c in cls], dtype=object)
+                probs = conf[ys, xs] if conf is not None else np.ones(len(ys))
+                return np.stack([names, probs.round(2)], axis=1), "model: %{customdata[0]} (p=%{customdata[1]})"
+
+            st.plotly_chart(figures.image_figure(pred_view, _pred_hover, title="Model prediction"), key="pred_figure")
+        except UserError as err:
+            st.error(str(err), icon=":material/error:")
+    else:
+        st.image(image, caption="Image (no model)")
+
+# -- decisions --------------------------------------------------------------------------------
+
+info = st.columns(5)
+info[0].metric("Class", row["category"])
+info[1].metric("Area", f"{int(row['area'])} px")
+info[2].metric("Disagreement", "–" if pd.isna(row["disagreement"]) else f"{row['disagreement']:.2f}")
+info[3].metric("Model says", row["suggested"] or "–")
+info[4].metric("Best IoU", "–" if pd.isna(row["best_iou"]) else f"{row['best_iou']:.2f}")
+current = store.decision(image_id, segment_id)
+if current and current.action:
+    label = current.action + (f" → {store.category_name(current.category_id)}" if current.category_id is not None else "")
+    st.caption(f"Current decision: **{label}**")
+
+
+def _apply(fn, *args) -> None:
+    try:
+        fn(*args)
+    except UserError as err:
+        st.session_state["_review_error"] = str(err)
+        return
+    if advance and not only_open:  # with "only undecided" the list itself moves on
+        _step(1)
+
+
+actions = st.columns(len(ACTION_LABELS) + 1)
+thing = store.is_thing(int(row["category_id"]))
+for col, (action, label) in zip(actions, ACTION_LABELS.items()):
+    col.button(label, key=f"do_{action}", help=ACTION_HELP[action], on_click=_apply,
+               args=(store.decide, image_id, segment_id, action), disabled=(action == "crowd" and not thing),
+               type="primary" if current and current.action == action else "secondary")
+actions[-1].button("Undo", key="undo", icon=":material/undo:", disabled=store.history_size() == 0,
+                   on_click=lambda: store.undo(), help="Revert the last change (any segment)")
+
+categories = {f"{c['name']} ({cid})": cid for cid, c in store.categories.items()}
+suggested = row["suggested_category_id"]
+labels = list(categories)
+default_label = next((k for k, v in categories.items() if suggested is not None and not pd.isna(suggested)
+                      and v == int(suggested)), labels[0])
+relabel = st.columns([2, 1, 3, 1])
+new_label = relabel[0].selectbox("Relabel to", labels, index=labels.index(default_label), key=f"relabel_{image_id}_{segment_id}")
+relabel[1].button("Relabel", key="do_relabel", on_click=_apply,
+                  args=(store.decide, image_id, segment_id, "relabel", categories[new_label]))
+comment = relabel[2].text_input("Comment", value=current.comment if current else "", key=f"comment_{image_id}_{segment_id}")
+relabel[3].button("Save comment", key="do_comment",
+                  on_click=lambda: store.comment(image_id, segment_id, st.session_state[f"comment_{image_id}_{segment_id}"]))
+if "_review_error" in st.session_state:
+    st.error(st.session_state.pop("_review_error"), icon=":material/error:")
+
+# -- export -----------------------------------------------------------------------------------
+
+st.subheader("Export")
+decided = int(ranked["action"].notna().sum())
+st.caption(f"{decided} of {len(ranked)} segments decided. The export is a complete COCO-panoptic data set (all "
+           "splits, images copied) with this split's annotations corrected, plus `review_report.csv`.")
+ex = st.columns([3, 1, 1])
+out_dir = ex[0].text_input("Export folder", value=str(workdir / "exports" / f"{root.name}-reviewed"), key="export_dir")
+overwrite = ex[1].checkbox("Replace an earlier export", key="export_overwrite")
+if ex[2].button("Export", type="primary", icon=":material/save:", key="export"):
+    try:
+        result = store.export(out_dir, model_key=model_key, overwrite=overwrite)
+        st.session_state["review_export"] = str(result.report_path)
+        st.success(f"Exported to `{result.root}`: {result.images_changed} images changed, "
+                   f"{result.segments_dropped} segments made VOID, {result.segments_relabelled} relabelled. "
+                   "Fine-tune on it from the Train page.", icon=":material/check_circle:")
+    except UserError as err:
+        st.error(str(err), icon=":material/error:")
+report = st.session_state.get("review_export")
+if report and Path(report).is_file():
+    st.download_button("Download the review report (CSV)", Path(report).read_bytes(), file_name="review_report.csv",
+                       mime="text/csv", key="download_report")

@@ -1,0 +1,287 @@
+"""Train: fine-tune a model bundle on a data set as a background job, watch its loss curves, cancel or
+resume it, read its log, and compare the bundles it produced with their base.
+
+Every job is a `pdl train` process started by panoptic_deeplab.jobs (no shell, validated arguments);
+its records live in SQLite under the work directory, so they survive an app restart.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+APP_DIR = Path(__file__).resolve().parents[1]
+if str(APP_DIR) not in sys.path:  # run as a page of app/main.py or on its own
+    sys.path.insert(0, str(APP_DIR))
+
+from components import eval_results as er  # noqa: E402
+from panoptic_deeplab import jobs as joblib  # noqa: E402
+from panoptic_deeplab.config import available_configs  # noqa: E402
+from panoptic_deeplab.errors import UserError  # noqa: E402
+
+REPO_ROOT = APP_DIR.parent
+DEFAULT_WORKDIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "panoptic_deeplab"
+LOSS_COLUMNS = ("loss", "semantic_loss", "center_loss", "offset_loss")
+EVAL_COLUMNS = ("pq", "sq", "rq", "miou")
+STATE_ICONS = {
+    joblib.QUEUED: ":material/schedule:", joblib.RUNNING: ":material/progress_activity:",
+    joblib.SUCCEEDED: ":material/check_circle:", joblib.FAILED: ":material/error:",
+    joblib.CANCELLED: ":material/cancel:",
+}
+
+
+def _setting(key: str, env_names: tuple[str, ...]) -> str | None:
+    """A shared setting: this session's choice, else the environment (`pdl app` sets PDL_APP_*)."""
+    value = st.session_state.get(key)
+    if value:
+        return str(value)
+    for name in env_names:
+        if os.environ.get(name, "").strip():
+            return os.environ[name].strip()
+    return None
+
+
+def _shipped_models() -> list[Path]:
+    models_dir = REPO_ROOT / "assets" / "models"
+    return sorted(p for p in models_dir.glob("*") if (p / "bundle.json").is_file()) if models_dir.is_dir() else []
+
+
+workdir = Path(_setting("workdir", ("PDL_APP_WORKDIR", "PDL_WORKDIR")) or DEFAULT_WORKDIR).expanduser()
+default_model = _setting("model_path", ("PDL_APP_MODEL", "PDL_MODEL"))
+default_data = _setting("data_root", ("PDL_APP_DATA", "PDL_DATA"))
+store = joblib.JobStore(workdir)
+
+st.title("Train")
+st.caption(
+    "Fine-tune a model on a data set (for example a corrected export from the Review page). Each job runs "
+    "`pdl train` as its own process; close the browser and it keeps going."
+)
+
+# -- new job ------------------------------------------------------------------------------------
+
+models: dict[str, str] = {}
+for path in ([default_model] if default_model else []) + [str(p) for p in _shipped_models()]:
+    models.setdefault(f"{Path(path).name}  ({path})", path)
+for rec in store.models():
+    models.setdefault(f"{rec.name}  (job {rec.job_id})" if rec.job_id else rec.name, rec.path)
+NO_BASE = "none: train from scratch"
+
+datasets: dict[str, str] = {}
+if default_data:
+    datasets[f"{Path(default_data).name}  ({default_data})"] = default_data
+exports = workdir / "exports"
+for path in sorted(exports.glob("*")) if exports.is_dir() else []:
+    if (path / "annotations").is_dir():
+        datasets.setdefault(f"{path.name}  (review export)", str(path))
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _gpus() -> list:
+    return joblib.detect_gpus()  # nvidia-smi takes a moment; GPUs rarely come and go
+
+
+gpus = _gpus()
+
+with st.form("new_job"):
+    st.subheader("New fine-tune")
+    left, right = st.columns(2)
+    with left:
+        base_label = st.selectbox("Base model", list(models) + [NO_BASE], key="base_model",
+                                  help="Its weights initialise the new model (`--init-from`).")
+        data_label = st.selectbox("Data set", list(datasets) + ["other…"], key="dataset_choice")
+        data_other = st.text_input("Data set folder (for 'other…')", key="dataset_other",
+                                   placeholder="/path/to/coco-panoptic-root")
+        name = st.text_input("Job name", value="finetune", key="job_name")
+    with right:
+        base_path = models.get(base_label)
+        bundle_config = str(Path(base_path) / "config.yaml") if base_path else None
+        config_options = ([bundle_config] if bundle_config else []) + available_configs()
+        config = st.selectbox("Config", config_options, key="config",
+                              help="The base model's own config keeps the architecture its weights need.")
+        steps = st.number_input("Steps", min_value=1, max_value=1_000_000, value=200, step=50, key="steps")
+        overrides = st.text_area("Overrides (one `section.key=value` per line)", key="overrides",
+                                 placeholder="train.batch_size=4\ntrain.base_learning_rate=0.001")
+        if gpus:
+            chosen = st.multiselect("GPUs", [f"{g.index}: {g.name} ({g.memory_mib} MiB)" for g in gpus],
+                                    default=[f"{gpus[0].index}: {gpus[0].name} ({gpus[0].memory_mib} MiB)"],
+                                    key="gpus")
+            gpu_ids = [int(c.split(":", 1)[0]) for c in chosen]
+        else:
+            st.info("No GPU detected: the job runs on the CPU.", icon=":material/memory:")
+            gpu_ids = []
+    submitted = st.form_submit_button("Start fine-tune", type="primary", icon=":material/play_arrow:")
+
+if submitted:
+    dataset = data_other.strip() if data_label == "other…" else datasets.get(data_label, "")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name.strip() or "finetune").strip("-.") or "finetune"
+    run_dir = workdir / "runs" / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        if not dataset:
+            raise UserError("choose a data set (or type its folder under 'other…')")
+        if not Path(dataset).expanduser().is_dir():
+            raise UserError(f"{dataset}: data set folder not found")
+        argv = joblib.train_command(
+            config, Path(dataset).expanduser(), run_dir, steps=int(steps), init_from=base_path,
+            overrides=[line.strip() for line in overrides.splitlines() if line.strip()],
+        )
+        job = store.submit(argv, name=slug, gpus=gpu_ids)
+        st.toast(f"Started job {job.id}: {job.name}", icon=":material/rocket_launch:")
+    except UserError as err:
+        st.error(str(err), icon=":material/error:")
+
+# -- jobs -------------------------------------------------------------------------------------
+
+
+def _loss_figure(df: pd.DataFrame) -> go.Figure | None:
+    cols = [c for c in LOSS_COLUMNS if c in df.columns and df[c].notna().any()]
+    if "step" not in df.columns or not cols:
+        return None
+    fig = go.Figure()
+    for col in cols:
+        rows = df[df[col].notna()]
+        fig.add_trace(go.Scatter(x=rows["step"], y=rows[col], mode="lines+markers", name=col))
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), title="Losses",
+                      xaxis_title="step", yaxis_type="log", legend=dict(orientation="h"))
+    return fig
+
+
+def _job_panel(job: joblib.Job, newest: bool = False) -> None:
+    progress = store.progress(job)
+    icon = STATE_ICONS.get(job.state, "")
+    label = f"#{job.id} {job.name} · {job.state}"
+    if progress.total_steps:
+        label += f" · step {progress.step}/{progress.total_steps}"
+    with st.expander(label, icon=icon, expanded=newest or job.state == joblib.RUNNING):
+        cols = st.columns([3, 1, 1, 1])
+        cols[0].caption(f"`pdl {' '.join(job.argv)}`  \nworkdir `{job.workdir}`"
+                        + (f"  \nGPUs {job.gpus}" if job.gpus else "  \nCPU"))
+        if job.state == joblib.RUNNING:
+            if cols[1].button("Cancel", key=f"cancel-{job.id}", icon=":material/stop:"):
+                store.cancel(job.id, grace_s=5)
+                st.rerun()
+        elif job.kind == "train":
+            if cols[1].button("Resume", key=f"resume-{job.id}", icon=":material/replay:",
+                              help="Start again in the same workdir; training continues from its last checkpoint."):
+                store.resume(job.id)
+                st.rerun()
+        show_log = cols[2].toggle("Log", key=f"log-{job.id}")
+        if job.message:
+            (st.error if job.state == joblib.FAILED else st.caption)(job.message)
+        if progress.fraction is not None:
+            st.progress(progress.fraction, text=f"{progress.step} / {progress.total_steps} steps")
+        df = store.metrics(job)
+        if not df.empty:
+            fig = _loss_figure(df)
+            if fig is not None:
+                st.plotly_chart(fig, key=f"loss-{job.id}")
+            evals = df[[c for c in ("step", *EVAL_COLUMNS) if c in df.columns]].dropna(subset=[
+                c for c in EVAL_COLUMNS if c in df.columns], how="all") if "step" in df.columns else pd.DataFrame()
+            if len(evals):
+                st.dataframe(evals.tail(10), hide_index=True, key=f"evals-{job.id}")
+            last = df[df["loss"].notna()].tail(1) if "loss" in df.columns else pd.DataFrame()
+            if len(last):
+                metric_cols = st.columns(3)
+                metric_cols[0].metric("loss", f"{float(last['loss'].iloc[0]):.4g}")
+                if "learning_rate" in last and pd.notna(last["learning_rate"].iloc[0]):
+                    metric_cols[1].metric("learning rate", f"{float(last['learning_rate'].iloc[0]):.3g}")
+                if "images_per_sec" in last and pd.notna(last["images_per_sec"].iloc[0]):
+                    metric_cols[2].metric("images / s", f"{float(last['images_per_sec'].iloc[0]):.3g}")
+        if show_log:
+            st.code(store.read_log(job) or "(empty log)", language=None)
+            log_path = Path(job.log_path)
+            if log_path.is_file():
+                st.download_button("Download the whole log", log_path.read_bytes(), file_name=f"job-{job.id}.log",
+                                   mime="text/plain", key=f"download-log-{job.id}")
+
+
+jobs_list = store.list()
+any_running = any(j.state == joblib.RUNNING for j in jobs_list)
+
+
+@st.fragment(run_every=2 if any_running else None)
+def jobs_panel() -> None:
+    current = store.list()
+    st.subheader("Jobs")
+    if not current:
+        st.caption("No jobs yet. Start a fine-tune above.")
+    for k, job in enumerate(current):
+        _job_panel(job, newest=k == 0)
+    if any_running and not any(j.state == joblib.RUNNING for j in current):
+        st.rerun()  # the last running job ended: refresh the whole page (models, run_every)
+
+
+jobs_panel()
+
+# -- models -----------------------------------------------------------------------------------
+
+st.subheader("Registered models")
+registered = store.models()
+if not registered:
+    st.caption("A model appears here when a training job finishes.")
+else:
+    rows = [{"name": r.name, "job": r.job_id, "base": Path(r.base_model).name if r.base_model else "",
+             "data set": r.dataset or "", "path": r.path,
+             "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))} for r in registered]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="models_table")
+
+
+def _eval_split(data: Path) -> str | None:
+    splits = sorted(p.stem[len("panoptic_"):] for p in (data / "annotations").glob("panoptic_*.json"))
+    return "val" if "val" in splits else (splits[0] if splits else None)
+
+
+def _read_result(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _comparison(rec: joblib.ModelRecord, active_outs: set[str]) -> None:
+    """Per-class deltas of a fine-tuned model against its base, on its data set's val split, from the
+    same cached `pdl evaluate` results the Evaluate page uses (launched here if missing)."""
+    model, base = Path(rec.path), Path(rec.base_model)
+    data = Path(rec.dataset or default_data or "")
+    split = _eval_split(data) if data.is_dir() else None
+    with st.expander(f"{rec.name} vs its base {base.name}", icon=":material/compare_arrows:"):
+        if split is None:
+            st.caption(f"No COCO-panoptic split found in `{data}` to compare on.")
+            return
+        results_dir = workdir / "results"
+        paths = {"base": er.result_path(results_dir, base, data, split, 0),
+                 "fine-tuned": er.result_path(results_dir, model, data, split, 0)}
+        results = {k: _read_result(p) for k, p in paths.items()}
+        if all(results.values()):
+            delta = er.compare(results["base"], results["fine-tuned"])
+            delta = delta.rename(columns=lambda c: c.replace(" A", " base").replace(" B", " fine-tuned"))
+            st.caption(f"On `{data.name}/{split}` (points; positive = better after fine-tuning).")
+            fig = go.Figure(go.Bar(x=delta["class"], y=delta["Δ PQ"],
+                                   marker_color=["#2e7d32" if (v or 0) >= 0 else "#c62828" for v in delta["Δ PQ"]]))
+            fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), title="Δ PQ per class",
+                              yaxis_title="points")
+            st.plotly_chart(fig, key=f"delta-{rec.id}")
+            st.dataframe(delta, hide_index=True, key=f"delta-table-{rec.id}")
+            return
+        missing = [k for k, r in results.items() if r is None]
+        running = [k for k in missing if str(paths[k]) in active_outs]
+        if running:
+            st.caption(f"Evaluating {' and '.join(running)} on `{data.name}/{split}`… (see the job list)")
+        elif st.button(f"Evaluate {' and '.join(missing)} on {data.name}/{split}", key=f"evaluate-{rec.id}",
+                       icon=":material/analytics:"):
+            results_dir.mkdir(parents=True, exist_ok=True)
+            for k in missing:
+                src = base if k == "base" else model
+                store.submit(er.evaluate_argv(src, data, split, 0, paths[k]), name=f"evaluate {src.name}")
+            st.rerun()
+
+
+active_outs = {joblib.option_value(j.argv, "--out") for j in store.list(kind="evaluate") if j.is_active}
+for rec in registered:
+    if rec.base_model:
+        _comparison(rec, active_outs)

@@ -1,0 +1,71 @@
+"""App-wide settings and session-state keys. `pdl app` passes its choices in PDL_APP_* variables."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+ENV_MODEL, ENV_DATA, ENV_WORKDIR = "PDL_APP_MODEL", "PDL_APP_DATA", "PDL_APP_WORKDIR"
+DEFAULT_WORKDIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "panoptic_deeplab"
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: Path | None  # default model bundle (None: no model yet)
+    data: Path | None  # default data set root
+    workdir: Path  # results, jobs and review databases live here
+
+    @property
+    def results_dir(self) -> Path:
+        return self.workdir / "results"
+
+
+def _optional_path(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def settings() -> Settings:
+    """Settings for this run; read each time so tests can change the environment between runs."""
+    workdir = _optional_path(ENV_WORKDIR) or DEFAULT_WORKDIR
+    return Settings(model=_optional_path(ENV_MODEL), data=_optional_path(ENV_DATA), workdir=workdir)
+
+
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
+
+
+def known_models() -> dict[str, Path]:
+    """Model bundles the user can pick, by display name: the app's default, the shipped ones, the
+    ones registered by finished training jobs, and any added in this session."""
+    models: dict[str, Path] = {}
+
+    def add(name: str, path: Path) -> None:
+        if path not in models.values():
+            models[name if name not in models else f"{name} ({path.parent.name})"] = path
+
+    current = settings()
+    if current.model is not None:
+        add(current.model.name, current.model)
+    if SHIPPED_MODELS.is_dir():
+        for path in sorted(SHIPPED_MODELS.iterdir()):
+            if (path / "bundle.json").is_file():
+                add(path.name, path)
+    try:
+        from panoptic_deeplab.jobs import JobStore
+
+        for record in JobStore(current.workdir).models():
+            if Path(record.path).is_dir():
+                add(record.name, Path(record.path))
+    except Exception:  # noqa: BLE001 - an unreadable job database must not hide the other models
+        pass
+    for path in st.session_state.get("extra_models", []):
+        add(Path(path).name, Path(path))
+    return models
+
+
+def add_model(path: Path) -> None:
+    extra = st.session_state.setdefault("extra_models", [])
+    if str(path) not in extra:
+        extra.append(str(path))

@@ -1,0 +1,73 @@
+"""Time `post_process` on a Cityscapes-sized street-like scene (1025x2049, 19 classes).
+
+    python benchmarks/bench_postprocess.py [--centers 50] [--runs 10] [--height 1025 --width 2049]
+
+The scene: stuff bands plus ``--centers`` rectangular thing objects (about 20% of the pixels),
+a Gaussian center peak per object and offsets pointing at it. Prints the median over the runs
+(after one warm-up call that traces the tf.function).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def make_scene(height: int, width: int, centers: int, num_classes: int = 19, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(height) * 11 // height, width).reshape(height, width)  # stuff 0..10
+    heat = np.zeros((height, width), np.float32)
+    offsets = np.zeros((height, width, 2), np.float32)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    area_each = 0.2 * height * width / max(centers, 1)
+    for _ in range(centers):
+        bh = int(np.sqrt(area_each * 1.5)); bw = int(area_each / max(bh, 1))
+        y0 = rng.integers(0, height - bh); x0 = rng.integers(0, width - bw)
+        cy, cx = y0 + bh // 2, x0 + bw // 2
+        labels[y0:y0 + bh, x0:x0 + bw] = rng.integers(11, 19)
+        offsets[y0:y0 + bh, x0:x0 + bw, 0] = cy - yy[y0:y0 + bh, x0:x0 + bw]
+        offsets[y0:y0 + bh, x0:x0 + bw, 1] = cx - xx[y0:y0 + bh, x0:x0 + bw]
+        sl = (slice(max(cy - 24, 0), cy + 25), slice(max(cx - 24, 0), cx + 25))
+        heat[sl] = np.maximum(heat[sl], np.exp(-((yy[sl] - cy) ** 2 + (xx[sl] - cx) ** 2) / (2 * 8.0 ** 2)))
+    logits = rng.normal(scale=0.1, size=(height, width, num_classes)).astype(np.float32)
+    np.put_along_axis(logits, labels[..., None], 5.0, axis=-1)
+    return logits, heat, offsets, float((labels >= 11).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--height", type=int, default=1025)
+    parser.add_argument("--width", type=int, default=2049)
+    parser.add_argument("--centers", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--keep-k", type=int, default=200)
+    args = parser.parse_args()
+
+    import tensorflow as tf
+
+    from panoptic_deeplab.postprocess import post_process
+
+    logits, heat, offsets, thing_fraction = make_scene(args.height, args.width, args.centers)
+    inputs = [tf.constant(x) for x in (logits, heat, offsets)]
+    kwargs = dict(thing_class_ids=range(11, 19), label_divisor=1000, void_label=255, keep_k_centers=args.keep_k)
+    out = post_process(*inputs, **kwargs)  # trace
+    times, cpu = [], []
+    for _ in range(args.runs):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        out = post_process(*inputs, **kwargs)
+        out["panoptic"].numpy()
+        times.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
+    print(f"post_process {args.height}x{args.width}, {int(out['num_centers'])} centers, "
+          f"thing pixels {thing_fraction:.0%}, {os.cpu_count()} CPUs, TF {tf.__version__}: "
+          f"median {statistics.median(times):.1f} ms wall (min {min(times):.1f}, max {max(times):.1f}, runs {args.runs}), "
+          f"median CPU time {statistics.median(cpu):.1f} ms (all threads), load average {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Compare `pdl pq` with hotcoco and panopticapi on the same generated COCO-panoptic files.
+
+    python benchmarks/bench_pq.py [--images 50] [--height 512 --width 1024] [--runs 3] [--workers 1]
+
+Each contender runs as a whole process (``python -c ...`` / the CLI) so start-up and imports count;
+panopticapi runs ``pq_compute`` in a subprocess too (its own Pool over all cores). Prints the
+median wall time of ``--runs`` runs and checks that the three PQ values agree.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CATEGORIES = [{"id": i, "name": f"stuff{i}", "isthing": 0} for i in range(8)] + \
+             [{"id": i, "name": f"thing{i}", "isthing": 1} for i in range(8, 16)]
+
+
+def _write_png(path: Path, ids: np.ndarray) -> None:
+    import cv2
+
+    cv2.imwrite(str(path), np.stack([(ids >> 16) & 255, (ids >> 8) & 255, ids & 255], -1).astype(np.uint8))
+
+
+def _scene(rng, h, w, segments):
+    """About ``segments`` segments: stuff bands plus thing boxes; labels as class*1000+inst."""
+    lab = (np.arange(h)[:, None] * 5 // h + rng.integers(0, 3)) * 1000 + np.zeros((h, w), np.int64)
+    for inst in range(1, segments - 4):
+        bh, bw = rng.integers(h // 20, h // 4), rng.integers(w // 20, w // 6)
+        y, x = rng.integers(0, h - bh), rng.integers(0, w - bw)
+        lab[y:y + bh, x:x + bw] = int(rng.integers(8, 16)) * 1000 + inst
+    lab[: h // 30] = -1  # void strip
+    return lab
+
+
+def _segments(lab, is_gt):
+    ids = np.where(lab < 0, 0, lab + 1)
+    u, c = np.unique(ids[ids > 0], return_counts=True)
+    infos = []
+    for s, a in zip(u.tolist(), c.tolist()):
+        info = {"id": s, "category_id": (s - 1) // 1000}
+        if is_gt:
+            info |= {"iscrowd": 0, "area": a, "bbox": [0, 0, 1, 1]}
+        infos.append(info)
+    return ids, infos
+
+
+def generate(root: Path, n: int, h: int, w: int, seed: int = 2) -> None:
+    rng = np.random.default_rng(seed)
+    for sub in ("gt", "pred"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    anns = {"gt": [], "pred": []}
+    images = []
+    for k in range(n):
+        gt = _scene(rng, h, w, 25)
+        pred = np.roll(gt, (int(rng.integers(-8, 9)), int(rng.integers(-8, 9))), axis=(0, 1))
+        flip = rng.random(pred.shape[:1]) < 0.05
+        pred[flip] = np.where(pred[flip] >= 8000, pred[flip] + 1, pred[flip])  # some split segments
+        name = f"{k:05d}.png"
+        images.append({"id": k, "file_name": name, "height": h, "width": w})
+        for sub, lab in (("gt", gt), ("pred", pred)):
+            ids, infos = _segments(lab, sub == "gt")
+            _write_png(root / sub / name, ids)
+            anns[sub].append({"image_id": k, "file_name": name, "segments_info": infos})
+    for sub in ("gt", "pred"):
+        (root / f"{sub}.json").write_text(json.dumps({"images": images, "annotations": anns[sub],
+                                                      "categories": CATEGORIES}))
+
+
+def _time(cmd: list[str], runs: int) -> tuple[float, float, str]:
+    """Median wall time and median CPU time (user + sys of the process and its children)."""
+    import resource
+
+    times, cpu, out = [], [], ""
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        if proc.returncode:
+            raise RuntimeError(f"{cmd[:3]} failed: {proc.stderr[-2000:]}")
+        out = proc.stdout
+    return statistics.median(times), statistics.median(cpu), out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=50)
+    parser.add_argument("--height", type=int, default=512)
+    parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="workers for pdl pq")
+    parser.add_argument("--skip-panopticapi", action="store_true")
+    args = parser.parse_args()
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        generate(root, args.images, args.height, args.width)
+        gt, pred = str(root / "gt.json"), str(root / "pred.json")
+        result = root / "r.json"
+        rows = []
+        t, c, _ = _time([py, "-m", "panoptic_deeplab", "pq", "--gt-json", gt, "--pred-json", pred,
+                      "--out", str(result), "--workers", str(args.workers)], args.runs)
+        ours = json.loads(result.read_text())["All"]["pq"]
+        rows.append(("pdl pq", t, c, ours))
+        hot_code = ("import sys, json; from hotcoco.panoptic import PanopticEval; "
+                    "ev = PanopticEval(sys.argv[1], sys.argv[2]); ev.run(); print(json.dumps(ev.results()['All']['pq']))")
+        t, c, out = _time([py, "-c", hot_code, gt, pred], args.runs)
+        rows.append(("hotcoco (Python API)", t, c, float(out.strip().splitlines()[-1])))
+        if not args.skip_panopticapi:
+            pa_code = ("import sys, json; from panopticapi.evaluation import pq_compute; "
+                       "r = pq_compute(sys.argv[1], sys.argv[2]); print(json.dumps(r['All']['pq']))")
+            t, c, out = _time([py, "-c", pa_code, gt, pred], 1)
+            rows.append(("panopticapi pq_compute", t, c, float(out.strip().splitlines()[-1])))
+    print(f"{args.images} images {args.height}x{args.width}, median of {args.runs} runs (panopticapi: 1 run), "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    for name, t, c, pq in rows:
+        print(f"{name:24s} wall {t:7.3f} s  CPU {c:7.3f} s   PQ {pq:.12f}   wall {rows[-1][1] / t:6.1f}x "
+              f"CPU {rows[-1][2] / max(c, 1e-9):6.1f}x vs last row")
+    assert max(abs(r[3] - rows[0][3]) for r in rows) < 1e-9, "PQ values disagree"
+
+
+if __name__ == "__main__":
+    main()

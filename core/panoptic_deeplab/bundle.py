@@ -1,0 +1,153 @@
+"""Model bundles: one directory with everything needed to run a trained model.
+
+    DIR/bundle.json         format version, created time, backbone, steps, parameter count
+    DIR/config.yaml         the full experiment config (model, dataset, post-processing, ...)
+    DIR/dataset_spec.json   class names, colours, thing ids, label divisor, ignore label
+    DIR/model.weights.h5    Keras weights of the network built by ``build_model(config)``
+    DIR/metrics.json        training / evaluation metrics ({} when none)
+
+A bundle is written to a temporary sibling directory and renamed into place, so a reader never sees
+half a bundle. See docs/bundle-format.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Config, from_dict, save_config
+from .datasets.specs import DatasetSpec
+from .errors import CheckpointError, ConfigError
+
+FORMAT_VERSION = 1
+BUNDLE_FILES = ("bundle.json", "config.yaml", "dataset_spec.json", "model.weights.h5")
+WEIGHTS_FILE = "model.weights.h5"
+
+
+@dataclass
+class Bundle:
+    path: Path
+    config: Config
+    spec: DatasetSpec
+    model: Any  # keras.Model
+    metrics: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+def is_bundle(path: str | Path) -> bool:
+    return (Path(path) / "bundle.json").is_file()
+
+
+def save_bundle(directory: str | Path, model, config: Config, spec: DatasetSpec, metrics: dict | None = None,
+                steps: int | None = None) -> Path:
+    """Write ``model`` (built from ``config``) with its class metadata and metrics to ``directory``,
+    replacing an existing bundle there atomically. Returns the directory."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        save_config(config, tmp / "config.yaml")
+        (tmp / "dataset_spec.json").write_text(json.dumps(spec.to_dict(), indent=2))
+        model.save_weights(str(tmp / WEIGHTS_FILE))
+        (tmp / "metrics.json").write_text(json.dumps(_plain(metrics or {}), indent=2))
+        info = {
+            "format_version": FORMAT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "name": config.name,
+            "backbone": config.model.backbone,
+            "output_stride": config.model.output_stride,
+            "num_classes": spec.num_classes,
+            "steps": steps,
+            "param_count": int(model.count_params()),
+        }
+        (tmp / "bundle.json").write_text(json.dumps(info, indent=2))
+        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def read_bundle_metadata(directory: str | Path) -> tuple[Config, DatasetSpec, dict, dict]:
+    """Config, spec, metrics and bundle.json of a bundle, without TensorFlow."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: no such bundle directory. Give the folder that holds bundle.json (e.g. WORKDIR/model).")
+    for name in BUNDLE_FILES:
+        if not (directory / name).is_file():
+            raise CheckpointError(
+                f"{directory / name}: missing, so {directory} is not a complete model bundle. "
+                "Point at the model/ folder a finished `pdl train` run wrote, or re-export the bundle."
+            )
+    info = _read_json(directory / "bundle.json")
+    version = info.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{directory / 'bundle.json'}: bundle format version {version!r}; this version of the toolkit reads "
+            f"version {FORMAT_VERSION}. Re-save the bundle with this toolkit."
+        )
+    import yaml
+
+    try:
+        config = from_dict(yaml.safe_load((directory / "config.yaml").read_text()) or {}, source=str(directory / "config.yaml"))
+    except (ConfigError, yaml.YAMLError) as err:
+        raise CheckpointError(f"{directory / 'config.yaml'}: not a valid config ({err}).") from None
+    try:
+        spec = DatasetSpec.from_dict(_read_json(directory / "dataset_spec.json"))
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{directory / 'dataset_spec.json'}: invalid class table ({err!r}).") from None
+    metrics_path = directory / "metrics.json"
+    metrics = _read_json(metrics_path) if metrics_path.is_file() else {}
+    return config, spec, metrics, info
+
+
+def load_bundle(directory: str | Path, input_shape: tuple[int, int] | None = None) -> Bundle:
+    """Read a bundle and build its model with the weights loaded."""
+    from .model.builder import build_model
+
+    directory = Path(directory)
+    config, spec, metrics, info = read_bundle_metadata(directory)
+    # A bundle carries its weights; a pretrained-backbone path in the config is not needed (nor present
+    # on another machine).
+    config.model.pretrained_backbone = None
+    model = build_model(config, num_classes=spec.num_classes, input_shape=input_shape)
+    load_weights_checked(model, directory / WEIGHTS_FILE, hint="the bundle's config.yaml does not describe these weights; re-save the bundle")
+    return Bundle(path=directory, config=config, spec=spec, model=model, metrics=metrics, info=info)
+
+
+def load_weights_checked(model, path: str | Path, hint: str, skip_mismatch: bool = False) -> None:
+    """``model.load_weights`` with a CheckpointError naming the file when they do not fit."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file missing. {hint}.")
+    try:
+        model.load_weights(str(path), skip_mismatch=skip_mismatch)
+    except (ValueError, KeyError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: weights do not match the model ({first}). Fix: {hint}.") from None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err}). The bundle is damaged; save it again.") from None
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    return value

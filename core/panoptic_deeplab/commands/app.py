@@ -1,0 +1,123 @@
+"""``pdl app``: start the Streamlit browser app on 127.0.0.1.
+
+It picks the shipped demo model (``assets/models/<name>/``) unless ``--model`` names a bundle, makes a
+small synthetic data set under the work directory on first launch unless ``--data`` names one, then
+replaces itself with ``python -m streamlit run app/main.py`` (headless, no telemetry). The app reads
+its settings from the ``PDL_APP_*`` environment variables set here.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+APP_ENTRY = REPO_ROOT / "app" / "main.py"
+MODELS_DIR = REPO_ROOT / "assets" / "models"
+DEFAULT_WORKDIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "panoptic_deeplab"
+DEMO_DATA_NAME = "synthetic-demo"
+# The first-launch demo set: small enough to generate in seconds on a laptop CPU.
+DEMO_DATA = dict(num_train=16, num_val=8, height=257, width=513, seed=0)
+
+# Environment variables the app reads (see app/state.py).
+ENV_MODEL, ENV_DATA, ENV_WORKDIR = "PDL_APP_MODEL", "PDL_APP_DATA", "PDL_APP_WORKDIR"
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
+    parser.add_argument("--model", type=Path, help="model bundle directory (default: the shipped demo model)")
+    parser.add_argument("--data", type=Path, help="data set root (default: a synthetic set made on first launch)")
+    parser.add_argument(
+        "--workdir", type=Path, default=DEFAULT_WORKDIR,
+        help=f"where the app keeps its demo data, results and jobs (default {DEFAULT_WORKDIR})",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the streamlit command and exit")
+
+
+def default_model() -> Path | None:
+    """The first shipped model bundle under assets/models/, or None when none ships yet."""
+    if not MODELS_DIR.is_dir():
+        return None
+    bundles = sorted(p for p in MODELS_DIR.iterdir() if (p / "bundle.json").is_file())
+    return bundles[0] if bundles else None
+
+
+def ensure_demo_data(workdir: Path) -> Path:
+    """Make the small synthetic data set under ``workdir`` once; later launches reuse it."""
+    root = workdir / "data" / DEMO_DATA_NAME
+    done = root / ".complete"
+    if done.exists():
+        return root
+    from ..datasets.synthetic import make_synthetic_dataset  # only the first launch needs it
+
+    print(f"making a small synthetic data set in {root} (first launch only)...", file=sys.stderr)
+    make_synthetic_dataset(root, **DEMO_DATA)
+    done.write_text("ok\n")
+    return root
+
+
+def streamlit_command(port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "streamlit", "run", str(APP_ENTRY),
+        "--server.address", "127.0.0.1",
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+        "--server.maxUploadSize", "64",
+        "--client.toolbarMode", "minimal",
+    ]
+
+
+def app_environment(model: Path | None, data: Path | None, workdir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({ENV_WORKDIR: str(workdir), "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2")})
+    for key, value in ((ENV_MODEL, model), (ENV_DATA, data)):
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(value)
+    return env
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: give a TCP port between 1 and 65535 (default 8501)")
+    model = args.model
+    if model is not None:
+        if not model.exists():
+            raise UserError(f"--model {model}: no such model bundle. Give the directory written by `pdl train`.")
+        model = model.resolve()
+    else:
+        model = default_model()
+        if model is None:
+            print(
+                f"note: no demo model ships yet under {MODELS_DIR}; the app opens without a model "
+                "(train one with `pdl train`, then pass --model BUNDLE)", file=sys.stderr,
+            )
+    workdir = args.workdir.expanduser().resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    if args.data is not None:
+        if not args.data.is_dir():
+            raise UserError(f"--data {args.data}: no such data set directory. Give a data set root "
+                            "(see `pdl check-dataset`), or leave --data out for the synthetic demo set.")
+        data = args.data.resolve()
+    elif args.dry_run:
+        data = None
+    else:
+        data = ensure_demo_data(workdir)
+    command = streamlit_command(args.port)
+    env = app_environment(model, data, workdir)
+    if args.dry_run:
+        print(" ".join(command))
+        for key in (ENV_MODEL, ENV_DATA, ENV_WORKDIR):
+            print(f"{key}={env.get(key, '')}")
+        return 0
+    print(f"starting the app on http://127.0.0.1:{args.port}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)  # replaces this process; Ctrl-C stops streamlit directly
+    return 0  # not reached

@@ -1,0 +1,214 @@
+"""``pdl evaluate``: predict a data set split with a bundle and compute every metric: PQ / SQ / RQ
+(all, things, stuff, per class; panopticapi semantics), mIoU with the confusion matrix, instance AP
+(COCO style with pycocotools and Cityscapes style), plus per-image records with per-segment match
+details for the app. Tables are printed with pandas; ``--out R.json`` keeps everything.
+
+Predictions stream through: label maps are kept for AP only, compressed (a few tens of kB per
+image), so a Cityscapes-sized split fits in memory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .predict import add_predictor_arguments, make_predictor, open_matching_dataset
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model bundle directory (holds bundle.json)")
+    parser.add_argument("--dataset", required=True, help="data set root (COCO-panoptic or Cityscapes layout)")
+    parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    parser.add_argument("--out", default=None, help="write all results to this JSON file")
+    parser.add_argument("--save-predictions", default=None, metavar="DIR",
+                        help="also write the predictions as COCO-panoptic files (like pdl predict)")
+    parser.add_argument("--ap", choices=("both", "coco", "cityscapes", "none"), default="both",
+                        help="instance AP styles to compute (default: both)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    add_predictor_arguments(parser)
+
+
+class _Packed:
+    """A label map stored compactly: its distinct values and a zlib-compressed index map."""
+
+    def __init__(self, label_map: np.ndarray):
+        values, inverse = np.unique(label_map, return_inverse=True)
+        dtype = np.uint16 if len(values) < 65536 else np.int32
+        self.values, self.shape, self.dtype = values, label_map.shape, dtype
+        self.data = zlib.compress(inverse.astype(dtype).tobytes(), 1)
+
+    def unpack(self) -> np.ndarray:
+        inverse = np.frombuffer(zlib.decompress(self.data), self.dtype).reshape(self.shape)
+        return self.values[inverse]
+
+
+class Evaluation:
+    """Streaming accumulation of PQ, the confusion matrix and (packed) maps for AP."""
+
+    def __init__(self, spec, ap: str = "both"):
+        from ..evaluation import ConfusionMatrix, PQStat
+        from ..evaluation.coco_io import spec_categories
+
+        self.spec = spec
+        self.ap = ap
+        self.categories = spec_categories(spec)
+        self.index = {c["id"]: i for i, c in enumerate(self.categories)}
+        self.pq = PQStat(self.categories)
+        self.confusion = ConfusionMatrix(spec.num_classes, spec.ignore_label)
+        self.per_image: list[dict] = []
+        self._gt: list[_Packed] = []
+        self._pred: list[_Packed] = []
+        self._scores: list[dict] = []
+
+    def add(self, image_id, file_name: str, gt_panoptic: np.ndarray, prediction) -> dict:
+        from ..errors import DatasetError
+        from ..evaluation import SegmentTable, match_image, segment_details
+        from ..evaluation.coco_io import label_map_segments
+        from ..evaluation.panoptic_quality import image_pq
+
+        spec = self.spec
+        if gt_panoptic.shape != prediction.panoptic.shape:
+            raise DatasetError(f"{file_name}: label size {gt_panoptic.shape} differs from the image size "
+                               f"{prediction.panoptic.shape}; the label does not belong to this image.")
+        gmap, gt = label_map_segments(gt_panoptic, spec.label_divisor, spec.ignore_label, spec.thing_class_ids, True)
+        pmap, pred = label_map_segments(prediction.panoptic, spec.label_divisor, spec.ignore_label,
+                                        spec.thing_class_ids, False)
+        match = match_image(gmap, gt, pmap, pred, self.index)
+        self.pq.add(match)
+        gt_sem = np.asarray(gt_panoptic) // spec.label_divisor
+        self.confusion.update(gt_sem, prediction.semantic)
+        scores = {s.id: s.score for s in prediction.segments if s.isthing}
+        if self.ap != "none":
+            self._gt.append(_Packed(np.asarray(gt_panoptic, np.int64)))
+            self._pred.append(_Packed(prediction.panoptic.astype(np.int64)))
+            self._scores.append(scores)
+        # Segment ids back to panoptic values (label_map_segments shifts them by one).
+        unshift = lambda t: SegmentTable(t.ids - 1, t.category_ids, t.iscrowd, t.areas)  # noqa: E731
+        record = {"image_id": image_id, "file_name": file_name, **image_pq(match, self.categories),
+                  **segment_details(match, unshift(gt), unshift(pred)),
+                  "scores": {str(k): v for k, v in scores.items()}}
+        self.per_image.append(record)
+        return record
+
+    def result(self) -> dict:
+        from ..evaluation import cityscapes_instance_ap, coco_instance_ap
+
+        out = {"panoptic": self.pq.summary(), "semantic": self.confusion.result(), "instance": {}}
+        kwargs = dict(thing_class_ids=self.spec.thing_class_ids, label_divisor=self.spec.label_divisor,
+                      ignore_label=self.spec.ignore_label)
+        if self.ap in ("both", "coco"):
+            out["instance"]["coco"] = coco_instance_ap(self._maps(self._gt), self._maps(self._pred), self._scores, **kwargs)
+        if self.ap in ("both", "cityscapes"):
+            out["instance"]["cityscapes"] = cityscapes_instance_ap(self._maps(self._gt), self._maps(self._pred),
+                                                                   self._scores, **kwargs)
+        out["per_image"] = self.per_image
+        return out
+
+    @staticmethod
+    def _maps(packed):
+        return (p.unpack() for p in packed)
+
+
+def print_report(result: dict, spec, file=sys.stdout) -> None:
+    import pandas as pd
+
+    from ..evaluation.report import miou_table, pq_class_table, pq_summary_table
+
+    with pd.option_context("display.max_rows", 500, "display.width", 120):
+        print("\nPanoptic quality (%)", file=file)
+        print(pq_summary_table(result["panoptic"]).to_string(), file=file)
+        print("\nPer class", file=file)
+        print(pq_class_table(result["panoptic"]).to_string(), file=file)
+        sem = result["semantic"]
+        print(f"\nmIoU: {_pct(sem['miou'])} %  (pixel accuracy {_pct(sem['pixel_accuracy'])} %)", file=file)
+        print(miou_table(sem, spec.class_names).to_string(), file=file)
+        rows = []
+        for style, r in result["instance"].items():
+            rows.append({"style": style, "AP": _pct(r.get("ap")), "AP50": _pct(r.get("ap50"))})
+        if rows:
+            print("\nInstance AP (%)", file=file)
+            print(pd.DataFrame(rows).set_index("style").to_string(), file=file)
+
+
+def _pct(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(100.0 * x, 2)
+
+
+def to_json(value):
+    """Plain JSON: numpy -> lists/numbers, NaN -> null, keys -> strings."""
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_json(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..bundle import load_bundle
+    from ..prediction_io import PanopticWriter, iter_predictions, sources_from_dataset
+
+    started = time.time()
+    bundle = load_bundle(args.model)
+    reader = open_matching_dataset(args.dataset, args.split, bundle.spec)
+    sources = sources_from_dataset(reader)
+    index_of = {s.path: i for i, s in enumerate(sources)}
+    if args.limit is not None:
+        sources = sources[: max(0, args.limit)]
+    predictor = make_predictor(bundle, args)
+    evaluation = Evaluation(bundle.spec, ap=args.ap)
+    writer = PanopticWriter(args.save_predictions, bundle.spec) if args.save_predictions else None
+    skipped = []
+    progress = tqdm(total=len(sources), unit="img", desc="evaluate", file=sys.stderr)
+
+    def skip(source, reason):
+        skipped.append({"image_id": source.image_id, "path": str(source.path), "reason": reason})
+        if writer:
+            writer.skip(source, reason)
+        progress.update(1)
+        tqdm.write(f"skipped: {reason}", file=sys.stderr)
+
+    try:
+        for source, image, prediction in iter_predictions(predictor, sources, on_skip=skip):
+            gt = reader.load_panoptic(index_of[source.path])
+            evaluation.add(source.image_id, source.path.name, gt, prediction)
+            if writer:
+                writer.add(source, image, prediction)
+            progress.update(1)
+    finally:
+        progress.close()
+        if writer:
+            writer.close()
+    if not evaluation.per_image:
+        from ..errors import DatasetError
+
+        raise DatasetError(f"{args.dataset}: none of the {len(sources)} images could be read; nothing to evaluate.")
+    result = evaluation.result()
+    result = {
+        "model": str(args.model), "dataset": str(args.dataset), "split": args.split,
+        "num_images": len(evaluation.per_image), "skipped": skipped,
+        "settings": {"scales": list(args.scales), "flip": bool(args.flip), "pad_to": args.pad_to,
+                     "max_side": predictor.pipeline.max_side, "postprocess": predictor.pipeline.postprocess.as_kwargs()},
+        "seconds": round(time.time() - started, 1),
+        **result,
+    }
+    print_report(result, bundle.spec)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(to_json(result)))
+        print(f"\nwrote {out}")
+    return 0

@@ -1,0 +1,104 @@
+"""`pdl train --config CFG --dataset ROOT --workdir DIR [...]`: train, resume, or fine-tune.
+
+Running the same command again with the same --workdir resumes from its newest checkpoint.
+"""
+from __future__ import annotations
+
+import sys
+
+from ..training.distribution import STRATEGIES
+
+
+def configure_parser(parser) -> None:
+    parser.add_argument("--config", required=True, help="preset name (synthetic/tiny) or a YAML file")
+    parser.add_argument("--dataset", required=True, help="data set folder (COCO-panoptic or Cityscapes layout)")
+    parser.add_argument("--split", default="train", help="split to train on (default: train)")
+    parser.add_argument("--workdir", required=True, help="run folder: checkpoints, logs, metrics.csv, status.json, model/")
+    parser.add_argument("--steps", type=int, help="total optimizer steps (train.steps)")
+    parser.add_argument("--batch-size", type=int, help="effective batch size (train.batch_size)")
+    parser.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (train.checkpoint_every)")
+    parser.add_argument("--init-from", help="bundle folder, .weights.h5 file, workdir or checkpoint prefix to start from")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. --set train.base_learning_rate=1e-3 (repeatable)")
+    parser.add_argument("--strategy", choices=STRATEGIES, help="tf.distribute strategy (train.strategy)")
+    parser.add_argument("--eval-split", help="split to evaluate every train.eval_every steps (e.g. val)")
+    parser.add_argument("--eval-every", type=int, help="steps between evaluations (train.eval_every)")
+    parser.add_argument("--eval-images", type=int, default=0, help="evaluate on the first N images only (0 = all)")
+    parser.add_argument("--xla", action="store_true", help="compile the train step with XLA (train.xla)")
+    parser.add_argument("--mixed-precision", choices=["float32", "mixed_float16", "mixed_bfloat16"],
+                        help="Keras dtype policy (model.dtype_policy)")
+    parser.add_argument("--mlflow", action="store_true", help="also log to MLflow (if installed)")
+    parser.add_argument("--low-memory", action="store_true",
+                        help="CPU: run one op at a time and keep the input pipeline small (lower peak RSS, a little slower)")
+
+
+def run(args) -> int:
+    from ..training.memory import tune_malloc
+
+    tune_malloc()  # before TensorFlow starts its threads: keeps CPU peak RSS near the live tensors
+    from ..config import load_config
+
+    overrides = list(args.overrides)
+    for flag, key in (("steps", "train.steps"), ("batch_size", "train.batch_size"),
+                      ("checkpoint_every", "train.checkpoint_every"), ("strategy", "train.strategy"),
+                      ("eval_every", "train.eval_every"), ("mixed_precision", "model.dtype_policy")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
+    if args.xla:
+        overrides.append("train.xla=true")
+    config = load_config(args.config, overrides)
+
+    # MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
+    from ..training import make_strategy, train
+
+    if args.low_memory:
+        import tensorflow as tf
+
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    strategy = make_strategy(config.train.strategy)
+
+    from ..data.pipeline import make_dataset
+    from ..datasets.readers import open_dataset
+
+    reader = open_dataset(args.dataset, args.split)
+    spec = reader.spec
+    if config.dataset.name != spec.name:
+        print(f"note: config dataset '{config.dataset.name}', data set classes '{spec.name}': using the data set's "
+              f"{spec.num_classes} classes", file=sys.stderr)
+
+    def dataset_fn(batch_size: int, seed: int):
+        ds = make_dataset(reader, args.split, config, training=True, batch_size=batch_size, spec=spec, seed=seed)
+        if args.low_memory:
+            import tensorflow as tf
+
+            options = tf.data.Options()
+            options.autotune.ram_budget = 256 * 2**20
+            options.threading.private_threadpool_size = 1
+            ds = ds.with_options(options)
+        return ds
+
+    preview = _preview_images(reader, args.split, config, spec)
+    evaluate_fn = None
+    if args.eval_split:
+        evaluate_fn = _make_evaluator(args.dataset, args.eval_split, config, spec, args.eval_images)
+    result = train(config, args.workdir, dataset_fn=dataset_fn, spec=spec, strategy=strategy,
+                   init_from=args.init_from, evaluate_fn=evaluate_fn, preview_images=preview, use_mlflow=args.mlflow)
+    print(f"finished at step {result.step} in {result.wall_time_s:.0f} s")
+    return 0
+
+
+def _preview_images(reader, split, config, spec, count: int = 1):
+    """Padded eval-mode image(s) for the TensorBoard prediction previews (one: full-size crops are large)."""
+    from ..data.pipeline import make_dataset
+
+    ds = make_dataset(reader, split, config, training=False, batch_size=min(count, len(reader)), spec=spec, shuffle=False)
+    features, _ = next(iter(ds.take(1)))
+    return features["image"].numpy()
+
+
+def _make_evaluator(root, split, config, spec, limit: int):
+    """Periodic PQ / mIoU on ``split`` (training.periodic_eval)."""
+    from ..datasets.readers import open_dataset
+    from ..training.periodic_eval import make_periodic_evaluator
+
+    return make_periodic_evaluator(open_dataset(root, split, spec), split, config, spec, limit or None)

@@ -1,0 +1,237 @@
+"""Validation of a data set on disk: every problem, each with its file and the fix.
+
+:func:`check_dataset` never raises on bad data; it returns a list of :class:`Problem`.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .coco_panoptic import find_image, rgb_to_id
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.message}\n    fix: {self.fix}"
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) from the file header, or None if unreadable."""
+    try:
+        with Image.open(path) as im:
+            return im.height, im.width
+    except Exception:  # noqa: BLE001 - any decoder failure means "unreadable"
+        return None
+
+
+def check_dataset(root: str | Path, split: str) -> list[Problem]:
+    """Check the COCO-panoptic or Cityscapes data set at ``root`` (layout detected like
+    :func:`~panoptic_deeplab.datasets.readers.open_dataset`)."""
+    root = Path(root)
+    json_path = root / "annotations" / f"panoptic_{split}.json"
+    if json_path.exists():
+        return check_coco_panoptic(root, split)
+    if (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir():
+        from .cityscapes import panoptic_json_path
+
+        cs_json = panoptic_json_path(root, split)
+        if cs_json is not None and not any((root / "gtFine" / split).glob("*/*_instanceIds.png")):
+            image_root = root / "leftImg8bit" / split
+            return check_coco_panoptic(
+                root, split, json_path=cs_json,
+                image_path_fn=lambda ann, image: image_root / str(ann["image_id"]).split("_")[0]
+                / f"{ann['image_id']}_leftImg8bit.png",
+            )
+        return check_cityscapes(root, split)
+    return [Problem(str(json_path), "annotation file not found (and no Cityscapes layout)",
+                    f"put the COCO-panoptic JSON at {json_path}, or point at a Cityscapes root "
+                    "with leftImg8bit/ and gtFine/")]
+
+
+def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_path_fn=None) -> list[Problem]:
+    """COCO-panoptic checks. ``json_path`` defaults to ``root/annotations/panoptic_<split>.json``
+    (PNGs in the folder of the same name); ``image_path_fn(annotation, image_entry)`` locates an
+    image (default ``root/<split>/<file_name>``)."""
+    root = Path(root)
+    json_path = Path(json_path) if json_path else root / "annotations" / f"panoptic_{split}.json"
+    label_dir, image_dir = json_path.with_suffix(""), root / split
+    if image_path_fn is None:
+        def image_path_fn(ann, image):
+            return find_image(image_dir, image.get("file_name"), str(ann["file_name"]))
+    problems: list[Problem] = []
+
+    def report(file, message, fix):
+        problems.append(Problem(str(file), message, fix))
+
+    try:
+        with open(json_path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        report(json_path, "annotation file not found", "check the data set root and the split name")
+        return problems
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        report(json_path, f"invalid JSON: {err}", "repair or regenerate the annotation file")
+        return problems
+    if not isinstance(data, dict):
+        report(json_path, "top level is not a JSON object", "write {'images': [...], 'annotations': [...], 'categories': [...]}")
+        return problems
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            report(json_path, f"missing or non-list '{key}'", f"add the '{key}' list")
+    if problems:
+        return problems
+
+    categories: dict[int, dict] = {}
+    for cat in data["categories"]:
+        if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) or "name" not in cat:
+            report(json_path, f"category entry {cat!r} lacks an integer 'id' or a 'name'", "complete the entry")
+            continue
+        if cat["id"] in categories:
+            report(json_path, f"duplicate category id {cat['id']}", "give each category a unique id")
+        categories[cat["id"]] = cat
+
+    images: dict = {}
+    for img in data["images"]:
+        if not isinstance(img, dict) or "id" not in img:
+            report(json_path, f"image entry {img!r} lacks an 'id'", "add the image id")
+            continue
+        if img["id"] in images:
+            report(json_path, f"duplicate image id {img['id']!r} in 'images'", "give each image a unique id")
+        images[img["id"]] = img
+
+    seen_images: set = set()
+    for ann in data["annotations"]:
+        if not isinstance(ann, dict) or "image_id" not in ann or "file_name" not in ann:
+            report(json_path, f"annotation {str(ann)[:80]} lacks 'image_id' or 'file_name'", "add both fields")
+            continue
+        image_id = ann["image_id"]
+        if image_id in seen_images:
+            report(json_path, f"image id {image_id!r} has more than one annotation", "merge or remove the duplicates")
+        seen_images.add(image_id)
+        if image_id not in images:
+            report(json_path, f"annotation for image id {image_id!r} has no entry in 'images'",
+                   "add the image (id, file_name, height, width) to 'images'")
+        image = images.get(image_id, {})
+        problems.extend(_check_annotation(ann, image, categories, json_path, label_dir, image_path_fn(ann, image)))
+    for image_id in images:
+        if image_id not in seen_images:
+            report(json_path, f"image id {image_id!r} has no annotation", "add its annotation or remove the image")
+    return problems
+
+
+def _check_annotation(ann, image, categories, json_path, label_dir, image_path) -> list[Problem]:
+    problems: list[Problem] = []
+    png_path = label_dir / str(ann["file_name"])
+    where = f"image id {ann['image_id']!r}"
+
+    def report(file, message, fix):
+        problems.append(Problem(str(file), message, fix))
+
+    segments = ann.get("segments_info")
+    if not isinstance(segments, list):
+        report(json_path, f"{where}: 'segments_info' missing or not a list", "add the list of segments")
+        segments = []
+    ids = Counter()
+    info: dict[int, dict] = {}
+    for seg in segments:
+        if not isinstance(seg, dict) or not isinstance(seg.get("id"), int) or "category_id" not in seg:
+            report(json_path, f"{where}: segment {seg!r} lacks an integer 'id' or 'category_id'", "complete the segment")
+            continue
+        ids[seg["id"]] += 1
+        info[seg["id"]] = seg
+        if seg["category_id"] not in categories:
+            report(json_path, f"{where}: segment {seg['id']} has unknown category_id {seg['category_id']}",
+                   "use a category id listed in 'categories' or add the category")
+        if seg["id"] == 0:
+            report(json_path, f"{where}: segment id 0 is reserved for void", "renumber the segment (ids start at 1)")
+    for seg_id, count in ids.items():
+        if count > 1:
+            report(json_path, f"{where}: segment id {seg_id} appears {count} times in segments_info",
+                   "give each segment of an image a unique id")
+
+    image_size = None
+    if not image_path.is_file():
+        report(image_path, f"{where}: image file missing", "restore the image or remove its annotation")
+    else:
+        image_size = _image_size(image_path)
+        if image_size is None:
+            report(image_path, f"{where}: image cannot be decoded", "replace it with a valid JPEG or PNG")
+        elif image.get("height") and image.get("width") and (image["height"], image["width"]) != image_size:
+            report(json_path, f"{where}: 'images' says {image['height']}x{image['width']} but the file is "
+                   f"{image_size[0]}x{image_size[1]}", "correct height/width in 'images'")
+    if not png_path.is_file():
+        report(png_path, f"{where}: panoptic PNG missing", "restore the PNG or remove the annotation")
+        return problems
+    bgr = cv2.imread(str(png_path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        report(png_path, f"{where}: panoptic PNG cannot be decoded", "regenerate the PNG")
+        return problems
+    seg_map = rgb_to_id(bgr[..., ::-1])
+    if image_size is not None and seg_map.shape != image_size:
+        report(png_path, f"{where}: PNG is {seg_map.shape[0]}x{seg_map.shape[1]} but the image is "
+               f"{image_size[0]}x{image_size[1]}", "regenerate the PNG at the image's size")
+    values, counts = np.unique(seg_map, return_counts=True)
+    areas = dict(zip(values.tolist(), counts.tolist()))
+    for seg_id in sorted(set(areas) - set(info) - {0}):
+        report(png_path, f"{where}: PNG id {seg_id} ({areas[seg_id]} px) is not in segments_info",
+               "add a segment with this id to segments_info or paint these pixels 0 (void)")
+    for seg_id, seg in info.items():
+        if seg_id == 0:
+            continue
+        if seg_id not in areas:
+            report(json_path, f"{where}: segment {seg_id} of segments_info does not occur in {png_path.name}",
+                   "remove the segment or fix the PNG")
+        elif "area" in seg and seg["area"] != areas[seg_id]:
+            report(json_path, f"{where}: segment {seg_id} has area {seg['area']} but covers {areas[seg_id]} px",
+                   f"set its 'area' to {areas[seg_id]}")
+    return problems
+
+
+def check_cityscapes(root: str | Path, split: str) -> list[Problem]:
+    """Cityscapes: every leftImg8bit image has a readable gtFine instanceIds PNG of its size whose
+    label ids exist in cityscapesscripts' table."""
+    from cityscapesscripts.helpers.labels import id2label
+
+    from .cityscapes import instance_ids_path
+
+    root = Path(root)
+    problems: list[Problem] = []
+    images = sorted((root / "leftImg8bit" / split).glob("*/*_leftImg8bit.png"))
+    if not images:
+        return [Problem(str(root / "leftImg8bit" / split), "no *_leftImg8bit.png images for this split",
+                        "check the split name and the folder layout leftImg8bit/<split>/<city>/")]
+    for image_path in images:
+        label_path = instance_ids_path(root, split, image_path)
+        if not label_path.is_file():
+            problems.append(Problem(str(label_path), "instanceIds PNG missing",
+                                    "restore it from gtFine or remove the image"))
+            continue
+        label = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
+        if label is None or label.ndim != 2:
+            problems.append(Problem(str(label_path), "cannot decode as a single-channel 16-bit PNG",
+                                    "restore the original gtFine file"))
+            continue
+        size = _image_size(image_path)
+        if size is None:
+            problems.append(Problem(str(image_path), "image cannot be decoded", "restore the original file"))
+        elif size != label.shape:
+            problems.append(Problem(str(label_path), f"label is {label.shape[0]}x{label.shape[1]} but the image is "
+                                    f"{size[0]}x{size[1]}", "restore the matching gtFine file"))
+        values = np.unique(label)
+        label_ids = np.where(values >= 1000, values // 1000, values)
+        unknown = sorted(set(label_ids.tolist()) - set(id2label))
+        if unknown:
+            problems.append(Problem(str(label_path), f"unknown Cityscapes label ids {unknown}",
+                                    "use label ids from cityscapesscripts.helpers.labels"))
+    return problems

@@ -1,0 +1,188 @@
+"""PQ from COCO-panoptic files (JSON + PNGs), as panopticapi's ``pq_compute``, and from in-memory
+``class * label_divisor + instance`` label maps. No TensorFlow."""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetError
+from .panoptic_quality import ImageMatch, PQStat, SegmentTable, match_image, segment_details
+
+
+def read_panoptic_png(path: str | Path) -> np.ndarray:
+    """Segment ids of a COCO-panoptic PNG (``R + 256 G + 256^2 B``), int64 [H, W]."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise DatasetError(f"{path}: cannot read this PNG (missing or corrupt)")
+    if img.ndim == 2 and img.dtype == np.uint8:  # grey PNG: ids < 256
+        return img.astype(np.uint32)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] < 3:
+        raise DatasetError(f"{path}: expected an 8-bit RGB COCO-panoptic PNG, got {img.dtype} with shape {img.shape}")
+    # OpenCV gives B, G, R; as R, G, B, 0 bytes a little-endian uint32 is R + 256 G + 256^2 B.
+    rgba = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGBA)
+    ids = rgba.view(np.uint32)[..., 0]
+    return ids & np.uint32(0xFFFFFF) if np.little_endian else ids.byteswap() >> np.uint32(8)
+
+
+def write_panoptic_png(path: str | Path, ids: np.ndarray) -> None:
+    import cv2
+
+    ids = np.asarray(ids, np.int64)
+    bgr = np.stack([(ids >> 16) & 255, (ids >> 8) & 255, ids & 255], axis=-1).astype(np.uint8)
+    if not cv2.imwrite(str(path), bgr):
+        raise DatasetError(f"{path}: cannot write this PNG")
+
+
+def load_json(path: str | Path, what: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise DatasetError(f"{what} JSON not found: {path}") from None
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path}: not valid JSON ({err})") from None
+
+
+def _image_pairs(gt_json: dict, pred_json: dict, gt_json_path, pred_json_path) -> list[tuple[dict, dict]]:
+    if "annotations" not in gt_json or "categories" not in gt_json:
+        raise DatasetError(f"{gt_json_path}: a COCO-panoptic GT JSON needs 'annotations' and 'categories'")
+    if "annotations" not in pred_json:
+        raise DatasetError(f"{pred_json_path}: a prediction JSON needs 'annotations'")
+    preds = {}
+    for ann in pred_json["annotations"]:
+        if ann["image_id"] in preds:
+            raise DatasetError(f"{pred_json_path}: image_id {ann['image_id']!r} has more than one annotation")
+        preds[ann["image_id"]] = ann
+    cats = {c["id"] for c in gt_json["categories"]}
+    pairs = []
+    for gt_ann in gt_json["annotations"]:
+        pred_ann = preds.get(gt_ann["image_id"])
+        if pred_ann is None:
+            raise DatasetError(f"{pred_json_path}: no prediction for image_id {gt_ann['image_id']!r} "
+                               f"(every GT image needs one)")
+        for seg in pred_ann["segments_info"]:
+            if seg["category_id"] not in cats:
+                raise DatasetError(f"{pred_json_path}: image_id {gt_ann['image_id']!r}, segment {seg['id']}: "
+                                   f"category_id {seg['category_id']} is not among the GT categories")
+        pairs.append((gt_ann, pred_ann))
+    return pairs
+
+
+def _evaluate_pair(args) -> tuple:
+    gt_ann, pred_ann, gt_folder, pred_folder, categories, details = args
+    gt_path = Path(gt_folder) / gt_ann["file_name"]
+    pred_path = Path(pred_folder) / pred_ann["file_name"]
+    gt_map, pred_map = read_panoptic_png(gt_path), read_panoptic_png(pred_path)
+    if gt_map.shape != pred_map.shape:
+        raise DatasetError(f"{pred_path}: size {pred_map.shape[::-1]} differs from the GT PNG {gt_path} "
+                           f"{gt_map.shape[::-1]}")
+    gt = SegmentTable.from_segments_info(gt_ann["segments_info"], with_area=True)
+    pred = SegmentTable.from_segments_info(pred_ann["segments_info"], with_area=False)
+    try:
+        m = match_image(gt_map, gt, pred_map, pred, {int(c["id"]): i for i, c in enumerate(categories)})
+    except ValueError as err:
+        raise DatasetError(f"{pred_path}: {err}") from None
+    extra = segment_details(m, gt, pred) if details else None
+    return gt_ann["image_id"], m.tp, m.fp, m.fn, m.iou, extra
+
+
+def pq_from_files(gt_json: str | Path, pred_json: str | Path, gt_folder: str | Path | None = None,
+                  pred_folder: str | Path | None = None, workers: int = 1, per_image: bool = False) -> dict:
+    """panopticapi-compatible PQ. Folders default to the JSON path without ``.json``.
+
+    Returns ``{"All", "Things", "Stuff": {pq, sq, rq, n}, "per_class": {category_id: {...}}}`` and,
+    with ``per_image``, ``"per_image": {image_id: {pq..., "gt_segments": [...], "pred_segments": [...]}}``.
+    """
+    gt_folder = Path(gt_folder) if gt_folder else Path(str(gt_json)).with_suffix("")
+    pred_folder = Path(pred_folder) if pred_folder else Path(str(pred_json)).with_suffix("")
+    for folder, what in ((gt_folder, "GT"), (pred_folder, "prediction")):
+        if not folder.is_dir():
+            raise DatasetError(f"{what} PNG folder not found: {folder}")
+    gt_data, pred_data = load_json(gt_json, "GT"), load_json(pred_json, "prediction")
+    pairs = _image_pairs(gt_data, pred_data, gt_json, pred_json)
+    categories = gt_data["categories"]
+    jobs = [(g, p, str(gt_folder), str(pred_folder), categories, per_image) for g, p in pairs]
+    if workers <= 0:  # auto: one per core
+        workers = os.cpu_count() or 1
+    workers = max(1, min(int(workers), len(jobs) or 1))
+    if workers > 1:
+        # Threads, not processes: PNG decoding (OpenCV) and the numpy kernels release the GIL, and
+        # threads cost nothing to start.
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(_evaluate_pair, jobs))
+    else:
+        results = [_evaluate_pair(j) for j in jobs]
+    return _summarise(results, categories, per_image)
+
+
+def _summarise(results, categories, per_image: bool) -> dict:
+    stat = PQStat(categories)
+    images = {}
+    for image_id, tp, fp, fn, iou, extra in results:
+        stat.tp += tp
+        stat.fp += fp
+        stat.fn += fn
+        stat.iou += iou
+        if per_image:
+            one = PQStat(categories, tp.copy(), fp.copy(), fn.copy(), iou.copy())
+            images[image_id] = one.average(None) | {"tp": int(tp.sum()), "fp": int(fp.sum()),
+                                                    "fn": int(fn.sum())} | (extra or {})
+    out = stat.summary()
+    if per_image:
+        out["per_image"] = images
+    return out
+
+
+def label_map_segments(label_map: np.ndarray, label_divisor: int, ignore_label: int,
+                       thing_class_ids, is_gt: bool) -> tuple[np.ndarray, SegmentTable]:
+    """Segments of a ``class * divisor + instance`` map: each distinct id is a segment; the ignore
+    class and negative ids are VOID; in GT a thing id with instance 0 is crowd (COCO semantics)."""
+    label_map = np.asarray(label_map, np.int64)
+    semantic = label_map // label_divisor
+    void = (label_map < 0) | (semantic == ignore_label)
+    # Shift by 1 so that id 0 stays free for VOID.
+    ids_map = np.where(void, 0, label_map + 1)
+    ids, counts = np.unique(ids_map[ids_map > 0], return_counts=True)
+    classes = (ids - 1) // label_divisor
+    crowd = np.isin(classes, list(thing_class_ids)) & ((ids - 1) % label_divisor == 0) if is_gt else \
+        np.zeros(len(ids), bool)
+    return ids_map, SegmentTable(ids, classes, crowd, counts if is_gt else None)
+
+
+def spec_categories(spec) -> list[dict]:
+    """GT categories of a DatasetSpec: category id = train id."""
+    return [{"id": i, "name": n, "isthing": int(i in spec.thing_class_ids)} for i, n in enumerate(spec.class_names)]
+
+
+def pq_from_label_maps(gt_maps, pred_maps, spec, per_image: bool = False) -> dict:
+    """PQ of in-memory label maps (same semantics as the files route; category id = train id)."""
+    categories = spec_categories(spec)
+    index = {c["id"]: i for i, c in enumerate(categories)}
+    results = []
+    for k, (g, p) in enumerate(zip(gt_maps, pred_maps, strict=True)):
+        if np.shape(g) != np.shape(p):
+            raise ValueError(f"image {k}: GT shape {np.shape(g)} != prediction shape {np.shape(p)}")
+        gmap, gt = label_map_segments(g, spec.label_divisor, spec.ignore_label, spec.thing_class_ids, True)
+        pmap, pred = label_map_segments(p, spec.label_divisor, spec.ignore_label, spec.thing_class_ids, False)
+        unknown = set(pred.category_ids.tolist()) - set(index)
+        if unknown:
+            raise ValueError(f"image {k}: predicted classes {sorted(unknown)} are not in the spec '{spec.name}'")
+        m = match_image(gmap, gt, pmap, pred, index)
+        extra = segment_details(m, _minus_one(gt), _minus_one(pred)) if per_image else None
+        results.append((k, m.tp, m.fp, m.fn, m.iou, extra))
+    return _summarise(results, categories, per_image)
+
+
+def _minus_one(t: SegmentTable) -> SegmentTable:
+    """Report label-map segments under their panoptic ids (undo the +1 shift)."""
+    return SegmentTable(t.ids - 1, t.category_ids, t.iscrowd, t.areas)
+
+
+__all__ = ["pq_from_files", "pq_from_label_maps", "read_panoptic_png", "write_panoptic_png",
+           "label_map_segments", "spec_categories", "ImageMatch"]

@@ -1,0 +1,312 @@
+"""Panoptic-DeepLab post-processing in pure TensorFlow (spec §4).
+
+One implementation for training-time evaluation, the Predictor, the CLI, the app and the exported
+SavedModel: only core TF ops, so it runs eagerly, inside ``tf.function``, in a SavedModel and on GPU.
+
+Semantics (deeplab2's C++ ``MergeSemanticAndInstanceMaps`` op):
+
+1. semantic = argmax over classes (of the logits, or of the probabilities when
+   ``semantic_is_probability``; softmax is monotone, so both give the same label).
+2. center heatmap values ``<= center_threshold`` become 0 (strictly greater survives).
+3. NMS: zero-padded max-pool (kernel ``nms_kernel``, stride 1); a pixel is a center when it equals
+   the pooled value and is > 0.
+4. top-k: when more than ``keep_k_centers`` survive, the k highest are kept (equal scores: the one
+   first in row-major order wins). Kept centers are listed in row-major (y, x) order.
+5. grouping: every thing pixel p goes to the center nearest (L2, float32) to ``p + offset(p)``;
+   ties go to the first center in that order. Raw instance id = center index + 1.
+6. merge: each instance takes the most frequent thing label among its pixels (ties: smaller
+   label); ids are renumbered per class from 1 in increasing center index (the C++ op numbers in
+   hash-map order, which is unspecified). Stuff pixels keep their label with instance 0; a stuff
+   class whose total area in the image is ``<= stuff_area_limit`` becomes void
+   (``void_label * label_divisor``); a limit of 0 disables this.
+   **No center survives:** as in the C++ op, all thing pixels of the image then form one instance
+   (raw id 0) that takes the majority thing label, giving panoptic id ``label * divisor + 1``.
+   It is not listed among the per-center outputs and its AP score is 0 (no center score).
+7. instance score (for AP, deeplab2 ``combined_instance_scores``): mean over the final mask of the
+   softmax probability of the instance's class x the score of its center peak.
+
+Memory: distances are computed only for thing pixels, in chunks of at most
+``_DISTANCE_BUDGET`` floats, so 1025x2049 with 400 centers never builds an N x H x W tensor.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+# Largest number of (pixel, center) distances held at once (64 MiB of float32).
+_DISTANCE_BUDGET = 1 << 24
+
+_OUTPUT_KEYS = (
+    "panoptic", "semantic", "instance_map", "center_points", "center_scores", "num_centers",
+    "instance_ids", "instance_classes", "instance_areas", "instance_scores",
+)
+
+
+def _check_options(nms_kernel: int, keep_k_centers: int, label_divisor: int, stuff_area_limit: int) -> None:
+    if nms_kernel < 1 or nms_kernel % 2 == 0:
+        raise ValueError(f"nms_kernel must be a positive odd number, got {nms_kernel}")
+    if keep_k_centers < 1:
+        raise ValueError(f"keep_k_centers must be >= 1, got {keep_k_centers}")
+    if label_divisor < 1:
+        raise ValueError(f"label_divisor must be >= 1, got {label_divisor}")
+    if stuff_area_limit < 0:
+        raise ValueError(f"stuff_area_limit must be >= 0, got {stuff_area_limit}")
+
+
+def _window_max(x: tf.Tensor, kernel: int, axis: int) -> tf.Tensor:
+    """Max over a centred window of ``kernel`` along ``axis`` with zero padding (x >= 0)."""
+    r = kernel // 2
+    pad = [[0, 0], [0, 0]]
+    pad[axis] = [r, r]
+    padded = tf.pad(x, pad)
+    n = tf.shape(x)[axis]
+    out = x
+    for s in range(kernel):
+        out = tf.maximum(out, padded[s:s + n] if axis == 0 else padded[:, s:s + n])
+    return out
+
+
+def _dense_maps(semantic, heatmap, is_thing_class, center_threshold, nms_kernel):
+    """Per-pixel work: labels, thing mask and the NMS'd heatmap (0 except at center peaks).
+
+    The k x k max-pool is done as k shifted maxima per axis: exact, and unlike TF's CPU MaxPool
+    kernel (seconds at 1025x2049) it fuses under XLA. The padding is zero as in deeplab2.
+    """
+    labels = tf.argmax(semantic, axis=-1, output_type=tf.int32)
+    thing_mask = tf.gather(is_thing_class, labels)
+    heat = tf.where(heatmap > center_threshold, heatmap, tf.zeros_like(heatmap))
+    pooled = _window_max(_window_max(heat, nms_kernel, 0), nms_kernel, 1)
+    peaks = tf.where(tf.logical_and(tf.equal(heat, pooled), heat > 0), heat, tf.zeros_like(heat))
+    return labels, thing_mask, peaks
+
+
+_DENSE: dict[tuple, Any] = {}
+
+
+def _dense_fn(nms_kernel: int, center_threshold: float, xla: bool):
+    key = (nms_kernel, center_threshold, xla)
+    if key not in _DENSE:
+        _DENSE[key] = tf.function(
+            lambda s, h, t: _dense_maps(s, h, t, center_threshold, nms_kernel), jit_compile=xla,
+            reduce_retracing=True)
+    return _DENSE[key]
+
+
+def _select_centers(peaks: tf.Tensor, keep_k_centers: int):
+    """Centers from the NMS'd heatmap: ``(points [N, 2] int32 (y, x) row-major, scores [N])``."""
+    points = tf.cast(tf.where(peaks > 0), tf.int32)
+    scores = tf.gather_nd(peaks, points)
+    k = tf.minimum(tf.shape(scores)[0], keep_k_centers)
+    # top_k puts equal values in index order, so boundary ties keep the earlier (row-major) peak.
+    _, top = tf.math.top_k(scores, k=k, sorted=True)
+    top = tf.sort(top)  # back to row-major order
+    return tf.gather(points, top), tf.gather(scores, top)
+
+
+def find_centers(center_heatmap, center_threshold: float = 0.1, nms_kernel: int = 7, keep_k_centers: int = 200):
+    """Centers of one ``[H, W]`` heatmap: ``(points [N, 2] int32 (y, x) row-major, scores [N])``."""
+    heat = tf.cast(center_heatmap, tf.float32)
+    _, _, peaks = _dense_maps(tf.zeros(tf.concat([tf.shape(heat), [1]], 0)), heat, tf.constant([False]),
+                              center_threshold, nms_kernel)
+    return _select_centers(peaks, keep_k_centers)
+
+
+_CHUNK = 1 << 16  # thing pixels per distance block
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _argmin_block(locations, centers):
+    """Nearest of ``centers [Nb, 2]`` (first on ties) for ``locations [_CHUNK, 2]``; static shapes for XLA."""
+    dy = locations[:, 0:1] - centers[tf.newaxis, :, 0]
+    dx = locations[:, 1:2] - centers[tf.newaxis, :, 1]
+    return tf.argmin(dy * dy + dx * dx, axis=1, output_type=tf.int32)
+
+
+def _nearest_center(locations: tf.Tensor, centers: tf.Tensor, xla: bool) -> tf.Tensor:
+    """Index of the nearest center (first on ties) for each of ``locations [M, 2]`` (float32).
+
+    Works block by block (at most ``_DISTANCE_BUDGET`` distances at a time). With XLA, pixels are
+    padded to blocks of ``_CHUNK`` and centers to a power of two (padding centers lie far away and
+    come last, so they never win), which bounds the number of compiled shapes.
+    """
+    m = tf.shape(locations)[0]
+    n = tf.shape(centers)[0]
+    if xla:
+        n_pad = tf.cast(2 ** tf.math.ceil(tf.math.log(tf.cast(tf.maximum(n, 8), tf.float32)) / tf.math.log(2.0)), tf.int32)
+        centers = tf.pad(centers, [[0, n_pad - n], [0, 0]], constant_values=1e15)
+        chunk = tf.constant(_CHUNK)
+    else:
+        chunk = tf.maximum(_DISTANCE_BUDGET // tf.maximum(n, 1), 1)
+    num_chunks = tf.maximum((m + chunk - 1) // chunk, 1)
+    size = chunk if xla else (m + num_chunks - 1) // num_chunks
+    padded = tf.pad(locations, [[0, size * num_chunks - m], [0, 0]])
+    cy, cx = centers[tf.newaxis, :, 0], centers[tf.newaxis, :, 1]
+
+    def block(loc):
+        if xla:
+            return _argmin_block(tf.ensure_shape(loc, [_CHUNK, 2]), centers)
+        dy = loc[:, 0:1] - cy
+        dx = loc[:, 1:2] - cx
+        return tf.argmin(dy * dy + dx * dx, axis=1, output_type=tf.int32)
+
+    parts = tf.map_fn(block, tf.reshape(padded, [num_chunks, size, 2]), fn_output_signature=tf.int32,
+                      parallel_iterations=1)
+    return tf.reshape(parts, [-1])[:m]
+
+
+def _post_process_single(semantic, heatmap, offsets, *, thing_class_ids, label_divisor, void_label,
+                         center_threshold, nms_kernel, keep_k_centers, stuff_area_limit,
+                         semantic_is_probability, xla):
+    """One image; per-center outputs are padded to ``keep_k_centers`` (see ``num_centers``)."""
+    semantic = tf.cast(semantic, tf.float32)
+    heatmap = tf.cast(heatmap, tf.float32)
+    offsets = tf.cast(offsets, tf.float32)
+    num_classes = tf.shape(semantic)[-1]
+    height, width = tf.shape(semantic)[0], tf.shape(semantic)[1]
+
+    thing_ids = tf.constant(list(thing_class_ids), tf.int32, shape=[len(thing_class_ids)])
+    class_range = tf.range(num_classes, dtype=tf.int32)
+    is_thing_class = tf.reduce_any(tf.equal(class_range[:, tf.newaxis], thing_ids[tf.newaxis, :]), axis=1)
+
+    labels, thing_mask, peaks = _dense_fn(nms_kernel, center_threshold, xla)(semantic, heatmap, is_thing_class)
+    points, scores = _select_centers(peaks, keep_k_centers)
+    n = tf.shape(points)[0]
+
+    # Grouping, on thing pixels only.
+    thing_coords = tf.cast(tf.where(thing_mask), tf.int32)  # [M, 2] row-major
+    thing_labels = tf.gather_nd(labels, thing_coords)
+    locations = tf.cast(thing_coords, tf.float32) + tf.gather_nd(offsets, thing_coords)
+    raw_id = tf.cond(
+        n > 0,
+        lambda: _nearest_center(locations, tf.cast(points, tf.float32), xla) + 1,
+        lambda: tf.zeros_like(thing_labels),
+    )  # [M], 0 only when there is no center
+
+    # Majority vote per raw instance (rows 0..n), ties to the smaller label (argmax takes the first).
+    counts = tf.math.bincount(raw_id * num_classes + thing_labels, minlength=(n + 1) * num_classes,
+                              maxlength=(n + 1) * num_classes, dtype=tf.int32)
+    counts = tf.reshape(counts, [n + 1, num_classes])
+    area = tf.reduce_sum(counts, axis=1)
+    vote = tf.argmax(counts, axis=1, output_type=tf.int32)
+    present = area > 0
+    # Per-class renumbering from 1, in raw-id order.
+    seen = tf.cumsum(tf.one_hot(vote, num_classes, dtype=tf.int32) * tf.cast(present, tf.int32)[:, tf.newaxis], axis=0)
+    new_id = tf.where(present, tf.gather(seen, vote, batch_dims=1), 0)
+    instance_panoptic = tf.where(present, vote * label_divisor + new_id, 0)
+
+    # Stuff: whole-image area per class; <= limit becomes void (a limit of 0 disables it).
+    class_area = tf.math.bincount(tf.reshape(labels, [-1]), minlength=num_classes, maxlength=num_classes,
+                                  dtype=tf.int32)
+    small = tf.logical_and(class_area <= stuff_area_limit, stuff_area_limit > 0)
+    stuff_value = tf.where(small, void_label * label_divisor, class_range * label_divisor)
+    instance_map = tf.scatter_nd(thing_coords, raw_id, [height, width])
+    panoptic = tf.where(thing_mask, tf.gather(instance_panoptic, instance_map), tf.gather(stuff_value, labels))
+
+    # AP score: mean probability of the instance's class over its mask x its center's score.
+    pixel_class = tf.gather(vote, raw_id)
+    if semantic_is_probability:
+        prob = tf.gather_nd(semantic, tf.concat([thing_coords, pixel_class[:, tf.newaxis]], axis=1))
+    else:  # softmax only at thing pixels
+        prob = tf.gather(tf.nn.softmax(tf.gather_nd(semantic, thing_coords)), pixel_class, batch_dims=1)
+    prob_sum = tf.math.unsorted_segment_sum(prob, raw_id, n + 1)
+    mean_prob = prob_sum / tf.cast(tf.maximum(area, 1), tf.float32)
+    center_score = tf.concat([[0.0], scores], axis=0)
+    instance_scores = tf.where(present, mean_prob * center_score, 0.0)
+
+    pad = keep_k_centers - n
+
+    def per_center(x, fill):
+        return tf.pad(x[1:], [[0, pad]], constant_values=fill)
+
+    return {
+        "panoptic": panoptic,
+        "semantic": labels,
+        "instance_map": instance_map,
+        "center_points": tf.pad(points, [[0, pad], [0, 0]], constant_values=-1),
+        "center_scores": tf.pad(scores, [[0, pad]]),
+        "num_centers": n,
+        "instance_ids": per_center(instance_panoptic, 0),
+        "instance_classes": per_center(tf.where(present, vote, -1), -1),
+        "instance_areas": per_center(area, 0),
+        "instance_scores": per_center(instance_scores, 0.0),
+    }
+
+
+def _run(semantic, heatmap, offsets, options: dict[str, Any], batched: bool):
+    if not batched:
+        out = _post_process_single(semantic, heatmap, offsets, **options)
+        n = out["num_centers"]
+        for key in ("center_points", "center_scores", "instance_ids", "instance_classes",
+                    "instance_areas", "instance_scores"):
+            out[key] = out[key][:n]
+        return out
+    signature = {
+        "panoptic": tf.TensorSpec([None, None], tf.int32),
+        "semantic": tf.TensorSpec([None, None], tf.int32),
+        "instance_map": tf.TensorSpec([None, None], tf.int32),
+        "center_points": tf.TensorSpec([options["keep_k_centers"], 2], tf.int32),
+        "center_scores": tf.TensorSpec([options["keep_k_centers"]], tf.float32),
+        "num_centers": tf.TensorSpec([], tf.int32),
+        "instance_ids": tf.TensorSpec([options["keep_k_centers"]], tf.int32),
+        "instance_classes": tf.TensorSpec([options["keep_k_centers"]], tf.int32),
+        "instance_areas": tf.TensorSpec([options["keep_k_centers"]], tf.int32),
+        "instance_scores": tf.TensorSpec([options["keep_k_centers"]], tf.float32),
+    }
+    return tf.map_fn(lambda args: _post_process_single(*args, **options),
+                     (tf.cast(semantic, tf.float32), tf.cast(heatmap, tf.float32), tf.cast(offsets, tf.float32)),
+                     fn_output_signature=signature)
+
+
+_COMPILED: dict[tuple, Any] = {}
+
+
+def post_process(semantic_logits, center_heatmap, offsets, *, thing_class_ids, label_divisor: int,
+                 void_label: int, center_threshold: float = 0.1, nms_kernel: int = 7,
+                 keep_k_centers: int = 200, stuff_area_limit: int = 2048,
+                 semantic_is_probability: bool = False, xla: bool = True) -> dict[str, tf.Tensor]:
+    """Fuse Panoptic-DeepLab outputs into a panoptic map (semantics in the module docstring).
+
+    Inputs (NumPy arrays or tensors): ``semantic_logits [H, W, C]`` (probabilities when
+    ``semantic_is_probability``), ``center_heatmap [H, W]`` or ``[H, W, 1]``, ``offsets [H, W, 2]``
+    in (dy, dx) pixels; or the same with a leading batch axis.
+
+    Returns a dict of tensors (batched: each with a leading batch axis, per-center entries padded to
+    ``keep_k_centers`` with -1 / 0 and ``num_centers`` giving the count):
+    ``panoptic`` int32 ``class * label_divisor + instance``; ``semantic`` int32 argmax labels;
+    ``instance_map`` int32 raw center index + 1 on thing pixels (0 elsewhere);
+    ``center_points [K, 2]`` int32 (y, x), ``center_scores [K]``, ``num_centers``;
+    per center k: ``instance_ids`` (its panoptic id, 0 if it got no pixel), ``instance_classes``
+    (-1 if none), ``instance_areas``, ``instance_scores`` (AP confidence).
+
+    ``xla`` compiles the per-pixel part (argmax, NMS) with XLA (``jit_compile``), which is several
+    times faster on CPU; pass False where XLA is unavailable (e.g. a TFLite conversion).
+    """
+    _check_options(nms_kernel, keep_k_centers, label_divisor, stuff_area_limit)
+    semantic_logits = tf.convert_to_tensor(semantic_logits)
+    center_heatmap = tf.convert_to_tensor(center_heatmap)
+    offsets = tf.convert_to_tensor(offsets)
+    rank = semantic_logits.shape.rank
+    if rank not in (3, 4):
+        raise ValueError(f"semantic_logits must be [H, W, C] or [B, H, W, C], got shape {semantic_logits.shape}")
+    if center_heatmap.shape.rank == rank:  # [..., H, W, 1]
+        center_heatmap = center_heatmap[..., 0]
+    if center_heatmap.shape.rank != rank - 1 or offsets.shape.rank != rank or offsets.shape[-1] not in (2, None):
+        raise ValueError(
+            f"shapes do not fit: semantic {semantic_logits.shape}, center {center_heatmap.shape}, "
+            f"offsets {offsets.shape} (expected [..., H, W, C], [..., H, W(, 1)], [..., H, W, 2])")
+    options = dict(
+        thing_class_ids=tuple(sorted(set(int(t) for t in thing_class_ids))), label_divisor=int(label_divisor),
+        void_label=int(void_label), center_threshold=float(center_threshold), nms_kernel=int(nms_kernel),
+        keep_k_centers=int(keep_k_centers), stuff_area_limit=int(stuff_area_limit),
+        semantic_is_probability=bool(semantic_is_probability), xla=bool(xla),
+    )
+    batched = rank == 4
+    if not tf.executing_eagerly():  # already being traced: inline the ops
+        return _run(semantic_logits, center_heatmap, offsets, options, batched)
+    key = (batched, tuple(sorted(options.items())))
+    fn = _COMPILED.get(key)
+    if fn is None:
+        fn = tf.function(lambda s, c, o: _run(s, c, o, options, batched), reduce_retracing=True)
+        _COMPILED[key] = fn
+    return fn(semantic_logits, center_heatmap, offsets)

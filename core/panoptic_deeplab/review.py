@@ -1,0 +1,613 @@
+"""Annotation review: rank ground-truth segments the model confidently disagrees with, record a
+reviewer's decision on each, and export a corrected COCO-panoptic data set.
+
+Ranking. For a GT segment S of category c, with the model's per-pixel class k(p) and its probability
+q(p) (1 when no probabilities are given):
+
+    disagreement(S) = sum over p in S with k(p) != c of q(p), divided by |S|
+
+i.e. the share of the segment the model labels as another class, weighted by how sure it is. It is 0
+when the model agrees everywhere and approaches 1 when it confidently says "this is something else"
+(the typical wrong-class label). The suggested class is the confidence-weighted majority among the
+disagreeing pixels. ``best_iou`` is the best IoU of S with a predicted segment of the same category
+(low for merged or split instances and sloppy outlines); it breaks ties. Segments are shown highest
+disagreement first.
+
+Decisions (per segment, one current action plus an optional comment):
+  accept    the annotation is right; exported unchanged
+  reject    the annotation is wrong; exported as VOID (pixels id 0, segment dropped) and listed in the
+            report for re-annotation
+  relabel   change the category (merged into the image's segment of that category when it is stuff)
+  crowd     mark a thing segment as a crowd region (iscrowd = 1)
+  ignore    exclude the segment: exported as VOID
+Every change is kept in a history table, so ``undo()`` reverts them one at a time, across restarts.
+
+The review database is ``<workdir>/review.sqlite``; the source data set is only ever read.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .datasets.coco_panoptic import find_image, id_to_rgb, load_json, read_segment_ids
+from .datasets.readers import read_rgb
+from .errors import DatasetError, UserError
+
+ACTIONS = ("accept", "reject", "relabel", "crowd", "ignore")
+# Actions whose segment leaves the corrected set (its pixels become VOID).
+_DROPPED = ("reject", "ignore")
+EXPORT_MARKER = ".pdl_review_export"
+
+
+class ReviewError(UserError):
+    """A review decision or export cannot be done as asked."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+
+@dataclass
+class Prediction:
+    """A model's output for one image, in the data set's category ids.
+
+    ``semantic``: HxW category id per pixel (-1 where the model gives none).
+    ``confidence``: HxW probability of that class, or None (counted as 1).
+    ``panoptic``: HxW predicted segment id (0 = void), with ``segments`` {segment id: category id};
+    both optional (without them ``best_iou`` is not computed).
+    """
+
+    semantic: np.ndarray
+    confidence: np.ndarray | None = None
+    panoptic: np.ndarray | None = None
+    segments: dict[int, int] | None = None
+
+
+@dataclass
+class SegmentScore:
+    image_id: str
+    segment_id: int
+    category_id: int
+    iscrowd: int
+    area: int
+    disagreement: float
+    suggested_category_id: int | None
+    best_iou: float | None
+
+
+def score_segments(image_id, gt_ids: np.ndarray, segments_info: list[dict], pred: Prediction) -> list[SegmentScore]:
+    """Score every GT segment of one image (see the module docstring)."""
+    gt_ids = np.asarray(gt_ids, dtype=np.int64)
+    semantic = np.asarray(pred.semantic, dtype=np.int64)
+    if semantic.shape != gt_ids.shape:
+        raise ReviewError(
+            f"image {image_id}: prediction is {semantic.shape[1]}x{semantic.shape[0]} but the annotation is "
+            f"{gt_ids.shape[1]}x{gt_ids.shape[0]}; predict at the annotation's size"
+        )
+    conf = np.ones(gt_ids.shape, np.float64) if pred.confidence is None else np.asarray(pred.confidence, np.float64)
+    ious = _best_ious(gt_ids, segments_info, pred) if pred.panoptic is not None else {}
+    out = []
+    for seg in segments_info:
+        mask = gt_ids == seg["id"]
+        area = int(mask.sum())
+        cat = int(seg["category_id"])
+        classes, weights = semantic[mask], conf[mask]
+        other = (classes != cat) & (classes >= 0)
+        disagreement = float(weights[other].sum() / area) if area else 0.0
+        suggested = None
+        if other.any():
+            values, inverse = np.unique(classes[other], return_inverse=True)
+            suggested = int(values[np.argmax(np.bincount(inverse, weights=weights[other]))])
+        out.append(
+            SegmentScore(
+                image_id=str(image_id), segment_id=int(seg["id"]), category_id=cat,
+                iscrowd=int(seg.get("iscrowd", 0)), area=area, disagreement=disagreement,
+                suggested_category_id=suggested, best_iou=ious.get(int(seg["id"])) if ious else None,
+            )
+        )
+    return out
+
+
+def _best_ious(gt_ids: np.ndarray, segments_info: list[dict], pred: Prediction) -> dict[int, float]:
+    pan = np.asarray(pred.panoptic, dtype=np.int64)
+    pred_cat = pred.segments or {}
+    pairs, inter = np.unique(gt_ids * (int(pan.max()) + 1) + pan, return_counts=True)
+    gt_of, pred_of = pairs // (int(pan.max()) + 1), pairs % (int(pan.max()) + 1)
+    gt_area = dict(zip(*np.unique(gt_ids, return_counts=True)))
+    pred_area = dict(zip(*np.unique(pan, return_counts=True)))
+    cat_of = {int(s["id"]): int(s["category_id"]) for s in segments_info}
+    best: dict[int, float] = {int(s["id"]): 0.0 for s in segments_info}
+    for g, p, n in zip(gt_of.tolist(), pred_of.tolist(), inter.tolist()):
+        if g in best and p != 0 and pred_cat.get(p) == cat_of[g]:
+            iou = n / (gt_area[g] + pred_area[p] - n)
+            best[g] = max(best[g], iou)
+    return best
+
+
+def category_mapping(spec, categories: list[dict]) -> np.ndarray:
+    """Model train id -> this data set's category id (-1 where the data set has no such class).
+
+    Matched by class name (case-insensitive), so a model trained on one export reviews another with
+    the same classes. Only when no name matches at all (e.g. unnamed categories) are the spec's
+    category ids used as they are; mixing the two could map a class onto another one's id."""
+    by_name = {str(c["name"]).lower(): int(c["id"]) for c in categories}
+    out = np.array([by_name.get(name.lower(), -1) for name in spec.class_names], np.int64)
+    if (out < 0).all():
+        ids = {int(c["id"]) for c in categories}
+        out = np.array([spec.category_id(t) if spec.category_id(t) in ids else -1 for t in range(spec.num_classes)],
+                       np.int64)
+    return out
+
+
+def category_mapping_inverse(spec) -> dict[int, int]:
+    """Category id -> train id of a spec."""
+    return {spec.category_id(t): t for t in range(spec.num_classes)}
+
+
+def prediction_from_model(pred, spec, mapping: np.ndarray) -> Prediction:
+    """Turn an ``inference.Prediction`` (train ids, panoptic values) into a review :class:`Prediction`
+    in data set category ids. Uses its semantic probabilities for the confidence when present."""
+    semantic = np.asarray(pred.semantic, np.int64)
+    valid = (semantic >= 0) & (semantic < len(mapping))
+    categories = np.where(valid, mapping[np.clip(semantic, 0, len(mapping) - 1)], -1)
+    confidence = None
+    if getattr(pred, "semantic_probs", None) is not None:
+        confidence = np.asarray(pred.semantic_probs, np.float64).max(axis=-1)
+    panoptic = np.asarray(pred.panoptic, np.int64)
+    void = panoptic // spec.label_divisor == spec.ignore_label
+    # Panoptic value 0 is a real segment (class 0, instance 0), so shift by one to free 0 for void.
+    seg_ids = np.where(void, 0, panoptic + 1)
+    segments = {}
+    for value in np.unique(panoptic[~void]).tolist():
+        t = value // spec.label_divisor
+        segments[value + 1] = int(mapping[t]) if 0 <= t < len(mapping) else -1
+    return Prediction(categories, confidence, seg_ids, segments)
+
+
+# ---------------------------------------------------------------------------------------------
+# The review store
+
+
+@dataclass
+class Decision:
+    image_id: str
+    segment_id: int
+    action: str | None
+    category_id: int | None
+    comment: str
+    updated_at: float
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    image_id TEXT NOT NULL, segment_id INTEGER NOT NULL,
+    action TEXT, category_id INTEGER, comment TEXT NOT NULL DEFAULT '', updated_at REAL NOT NULL,
+    PRIMARY KEY (image_id, segment_id)
+);
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    image_id TEXT NOT NULL, segment_id INTEGER NOT NULL,
+    before TEXT, after TEXT, at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scores (
+    model_key TEXT NOT NULL, image_id TEXT NOT NULL, segment_id INTEGER NOT NULL,
+    category_id INTEGER NOT NULL, iscrowd INTEGER NOT NULL, area INTEGER NOT NULL,
+    disagreement REAL NOT NULL, suggested_category_id INTEGER, best_iou REAL,
+    PRIMARY KEY (model_key, image_id, segment_id)
+);
+"""
+
+
+def default_review_dir(dataset_root: str | os.PathLike, split: str, workdir_root: str | os.PathLike) -> Path:
+    """``<workdir_root>/review/<data set name>-<hash of its path>/<split>``: one per data set and split."""
+    root = Path(dataset_root).expanduser().resolve()
+    digest = hashlib.sha1(str(root).encode()).hexdigest()[:8]
+    return Path(workdir_root).expanduser() / "review" / f"{root.name}-{digest}" / split
+
+
+class ReviewStore:
+    """Review decisions for one split of a COCO-panoptic data set.
+
+    Layout read: ``ROOT/annotations/panoptic_<split>.json``, ``ROOT/annotations/panoptic_<split>/*.png``
+    and ``ROOT/<split>/<image file>``.
+    """
+
+    def __init__(self, dataset_root: str | os.PathLike, split: str, workdir: str | os.PathLike):
+        self.root = Path(dataset_root).expanduser().resolve()
+        self.split = split
+        self.json_path = self.root / "annotations" / f"panoptic_{split}.json"
+        if not self.json_path.is_file():
+            raise DatasetError(
+                f"{self.json_path}: annotation file not found. Expected a COCO-panoptic data set with "
+                f"annotations/panoptic_{split}.json (give the data set's root folder and a split it has)."
+            )
+        self.coco = load_json(self.json_path)
+        for key in ("images", "annotations", "categories"):
+            if key not in self.coco:
+                raise DatasetError(f"{self.json_path}: missing the '{key}' list of a COCO-panoptic file")
+        self.categories = {int(c["id"]): c for c in self.coco["categories"]}
+        self._images = {str(im["id"]): im for im in self.coco["images"]}
+        self._annotations = {str(a["image_id"]): a for a in self.coco["annotations"]}
+        self.workdir = Path(workdir).expanduser()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.workdir / "review.sqlite"
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.db_path, timeout=30)
+        db.row_factory = sqlite3.Row
+        return db
+
+    # -- the data set ------------------------------------------------------------------------
+
+    def image_ids(self) -> list[str]:
+        return [str(a["image_id"]) for a in self.coco["annotations"]]
+
+    def annotation(self, image_id) -> dict:
+        try:
+            return self._annotations[str(image_id)]
+        except KeyError:
+            raise ReviewError(f"image {image_id} has no annotation in {self.json_path}") from None
+
+    def segments(self, image_id) -> list[dict]:
+        return self.annotation(image_id)["segments_info"]
+
+    def png_path(self, image_id) -> Path:
+        return self.json_path.with_suffix("") / self.annotation(image_id)["file_name"]
+
+    def image_path(self, image_id) -> Path:
+        info = self._images.get(str(image_id), {})
+        return find_image(self.root / self.split, info.get("file_name"), self.annotation(image_id)["file_name"])
+
+    def gt_ids(self, image_id) -> np.ndarray:
+        """The annotation PNG of an image as an HxW segment-id map."""
+        return read_segment_ids(self.png_path(image_id))
+
+    def image(self, image_id) -> np.ndarray:
+        """The image as HxWx3 uint8 RGB."""
+        return read_rgb(self.image_path(image_id))
+
+    @property
+    def spec(self):
+        """The data set's class table (names, colours, things) from its categories."""
+        from .datasets.coco_panoptic import dataset_spec_from_categories
+
+        return dataset_spec_from_categories(self.coco["categories"], name=self.root.name)
+
+    def gt_panoptic(self, image_id, spec=None) -> np.ndarray:
+        """The annotation as a ``train_id * label_divisor + k`` map of ``spec`` (this data set's by
+        default), ``k`` numbering segments from 1, for drawing; void and unknown classes are void."""
+        spec = spec or self.spec
+        ids = self.gt_ids(image_id)
+        train_of = category_mapping_inverse(spec)
+        out = np.full(ids.shape, spec.ignore_label * spec.label_divisor, np.int64)
+        for k, seg in enumerate(self.segments(image_id), start=1):
+            t = train_of.get(int(seg["category_id"]))
+            if t is not None:
+                out[ids == seg["id"]] = t * spec.label_divisor + (k if spec.is_thing(t) else 0)
+        return out
+
+    def category_name(self, category_id: int | None) -> str:
+        if category_id is None:
+            return ""
+        cat = self.categories.get(int(category_id))
+        return cat["name"] if cat else f"#{category_id}"
+
+    def is_thing(self, category_id: int) -> bool:
+        return bool(self.categories.get(int(category_id), {}).get("isthing", 0))
+
+    # -- scores ------------------------------------------------------------------------------
+
+    def save_scores(self, model_key: str, scores: Iterable[SegmentScore]) -> None:
+        rows = [
+            (model_key, s.image_id, s.segment_id, s.category_id, s.iscrowd, s.area, s.disagreement,
+             s.suggested_category_id, s.best_iou)
+            for s in scores
+        ]
+        with self._connect() as db:
+            db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def scored_images(self, model_key: str) -> set[str]:
+        with self._connect() as db:
+            rows = db.execute("SELECT DISTINCT image_id FROM scores WHERE model_key=?", (model_key,)).fetchall()
+        return {r["image_id"] for r in rows}
+
+    def score_images(
+        self,
+        model_key: str,
+        predict: Callable[[np.ndarray, str], Prediction],
+        image_ids: Iterable[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Score the images not yet scored for ``model_key`` with ``predict(image, image_id)``.
+        Returns how many images were scored. Scores are saved image by image, so an interrupted run
+        resumes where it stopped."""
+        done = self.scored_images(model_key)
+        todo = [i for i in (image_ids or self.image_ids()) if str(i) not in done]
+        for n, image_id in enumerate(todo):
+            pred = predict(self.image(image_id), image_id)
+            self.save_scores(model_key, score_segments(image_id, self.gt_ids(image_id), self.segments(image_id), pred))
+            if progress:
+                progress(n + 1, len(todo))
+        return len(todo)
+
+    def ranked(self, model_key: str | None = None):
+        """Every GT segment with its score (if scored for ``model_key``) and current decision, most
+        suspicious first, as a DataFrame."""
+        import pandas as pd
+
+        scores = {}
+        if model_key is not None:
+            with self._connect() as db:
+                for r in db.execute("SELECT * FROM scores WHERE model_key=?", (model_key,)):
+                    scores[(r["image_id"], r["segment_id"])] = dict(r)
+        decisions = {(d.image_id, d.segment_id): d for d in self.decisions()}
+        rows = []
+        for ann in self.coco["annotations"]:
+            image_id = str(ann["image_id"])
+            for seg in ann["segments_info"]:
+                key = (image_id, int(seg["id"]))
+                s = scores.get(key, {})
+                d = decisions.get(key)
+                rows.append({
+                    "image_id": image_id,
+                    "file_name": self._images.get(image_id, {}).get("file_name", ann["file_name"]),
+                    "segment_id": int(seg["id"]),
+                    "category_id": int(seg["category_id"]),
+                    "category": self.category_name(seg["category_id"]),
+                    "iscrowd": int(seg.get("iscrowd", 0)),
+                    "area": int(s["area"]) if s else int(seg.get("area", 0)),
+                    "disagreement": s.get("disagreement"),
+                    "suggested_category_id": s.get("suggested_category_id"),
+                    "suggested": self.category_name(s.get("suggested_category_id")),
+                    "best_iou": s.get("best_iou"),
+                    "action": d.action if d else None,
+                    "new_category_id": d.category_id if d else None,
+                    "new_category": self.category_name(d.category_id) if d else "",
+                    "comment": d.comment if d else "",
+                    "decided_at": d.updated_at if d else None,
+                })
+        df = pd.DataFrame(rows)
+        if df.empty:
+            return df
+        df["_iou"] = df["best_iou"].fillna(1.0).astype(float)
+        df["_dis"] = df["disagreement"].fillna(-1.0).astype(float)
+        df = df.sort_values(["_dis", "_iou", "image_id", "segment_id"], ascending=[False, True, True, True])
+        return df.drop(columns=["_iou", "_dis"]).reset_index(drop=True)
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def decision(self, image_id, segment_id: int) -> Decision | None:
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT * FROM decisions WHERE image_id=? AND segment_id=?", (str(image_id), int(segment_id))
+            ).fetchone()
+        return Decision(**dict(row)) if row else None
+
+    def decisions(self) -> list[Decision]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM decisions ORDER BY image_id, segment_id").fetchall()
+        return [Decision(**dict(r)) for r in rows]
+
+    def decide(self, image_id, segment_id: int, action: str, category_id: int | None = None) -> Decision:
+        """Record ``action`` for a segment (replacing its previous action, keeping its comment)."""
+        seg = self._segment(image_id, segment_id)
+        if action not in ACTIONS:
+            raise ReviewError(f"unknown action '{action}'; use one of {', '.join(ACTIONS)}")
+        if action == "relabel":
+            if category_id is None or int(category_id) not in self.categories:
+                known = ", ".join(f"{k} {v['name']}" for k, v in self.categories.items())
+                raise ReviewError(f"relabel needs a category of this data set; got {category_id!r} (known: {known})")
+            category_id = int(category_id)
+        else:
+            category_id = None
+        if action == "crowd" and not self.is_thing(seg["category_id"]):
+            raise ReviewError(
+                f"segment {segment_id} is '{self.category_name(seg['category_id'])}', a stuff class; only "
+                "thing segments can be crowd regions (use 'ignore' to exclude it)"
+            )
+        old = self.decision(image_id, segment_id)
+        comment = old.comment if old else ""
+        return self._write(image_id, segment_id, action, category_id, comment, old)
+
+    def comment(self, image_id, segment_id: int, text: str) -> Decision:
+        self._segment(image_id, segment_id)
+        old = self.decision(image_id, segment_id)
+        return self._write(
+            image_id, segment_id, old.action if old else None, old.category_id if old else None, text.strip(), old
+        )
+
+    def clear(self, image_id, segment_id: int) -> None:
+        """Forget a segment's decision and comment (undoable)."""
+        old = self.decision(image_id, segment_id)
+        if old is not None:
+            self._write(image_id, segment_id, None, None, "", old, delete=True)
+
+    def undo(self) -> Decision | None:
+        """Revert the most recent change; returns the decision as it was restored (None if there was
+        nothing to undo or the segment had no decision before)."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM history ORDER BY seq DESC LIMIT 1").fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM history WHERE seq=?", (row["seq"],))
+            if row["before"] is None:
+                db.execute(
+                    "DELETE FROM decisions WHERE image_id=? AND segment_id=?", (row["image_id"], row["segment_id"])
+                )
+                return None
+            before = json.loads(row["before"])
+            db.execute("INSERT OR REPLACE INTO decisions VALUES (:image_id, :segment_id, :action, :category_id,"
+                       " :comment, :updated_at)", before)
+            return Decision(**before)
+
+    def history_size(self) -> int:
+        with self._connect() as db:
+            return db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
+
+    def _segment(self, image_id, segment_id: int) -> dict:
+        for seg in self.segments(image_id):
+            if int(seg["id"]) == int(segment_id):
+                return seg
+        raise ReviewError(f"image {image_id} has no segment {segment_id} in {self.json_path}")
+
+    def _write(self, image_id, segment_id, action, category_id, comment, old: Decision | None, delete=False):
+        new = Decision(str(image_id), int(segment_id), action, category_id, comment, time.time())
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO history (image_id, segment_id, before, after, at) VALUES (?, ?, ?, ?, ?)",
+                (new.image_id, new.segment_id, json.dumps(asdict(old)) if old else None,
+                 None if delete else json.dumps(asdict(new)), new.updated_at),
+            )
+            if delete:
+                db.execute("DELETE FROM decisions WHERE image_id=? AND segment_id=?", (new.image_id, new.segment_id))
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?, ?, ?)",
+                    (new.image_id, new.segment_id, action, category_id, comment, new.updated_at),
+                )
+        return new
+
+    # -- export ------------------------------------------------------------------------------
+
+    def report(self, model_key: str | None = None):
+        """The review report: every segment with its score and decision (a DataFrame)."""
+        return self.ranked(model_key)
+
+    def export(self, out_dir: str | os.PathLike, model_key: str | None = None, overwrite: bool = False) -> "ExportResult":
+        """Write the corrected data set to ``out_dir`` (same layout, every split; only this split's
+        annotations change) plus ``out_dir/review_report.csv``. The source is never written to.
+
+        Refuses ``out_dir`` inside the source (or the source itself), and an existing non-empty
+        folder unless ``overwrite`` and it is an earlier export. Written to a temporary folder first,
+        so a failure leaves nothing half-done.
+        """
+        out = Path(out_dir).expanduser().resolve()
+        if out == self.root or self.root in out.parents or out in self.root.parents:
+            raise ReviewError(
+                f"{out}: the export must go to a new folder outside the source data set {self.root} "
+                "(the original files are never modified)"
+            )
+        if out.exists() and any(out.iterdir()):
+            if not (overwrite and (out / EXPORT_MARKER).is_file()):
+                raise ReviewError(
+                    f"{out}: folder exists and is not empty; choose a new folder"
+                    + (" (it is not an earlier review export, so it is never overwritten)" if overwrite else "")
+                )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            result = self._export_into(tmp, model_key)
+            (tmp / EXPORT_MARKER).write_text(json.dumps({"source": str(self.root), "split": self.split}) + "\n")
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        result.root = out
+        result.report_path = out / "review_report.csv"
+        return result
+
+    def _export_into(self, out: Path, model_key: str | None) -> "ExportResult":
+        # Other splits (and this split's images) are copied unchanged, so the export is a complete set.
+        (out / "annotations").mkdir(parents=True, exist_ok=True)
+        for json_path in sorted((self.root / "annotations").glob("panoptic_*.json")):
+            split = json_path.stem[len("panoptic_"):]
+            if (self.root / split).is_dir():
+                shutil.copytree(self.root / split, out / split)
+            if split != self.split:
+                shutil.copy2(json_path, out / "annotations" / json_path.name)
+                if json_path.with_suffix("").is_dir():
+                    shutil.copytree(json_path.with_suffix(""), out / "annotations" / json_path.stem)
+        png_dir = out / "annotations" / f"panoptic_{self.split}"
+        png_dir.mkdir(parents=True, exist_ok=True)
+        decisions: dict[str, dict[int, Decision]] = {}
+        for d in self.decisions():
+            decisions.setdefault(d.image_id, {})[d.segment_id] = d
+        changed = dropped = relabelled = 0
+        annotations = []
+        for ann in self.coco["annotations"]:
+            image_id = str(ann["image_id"])
+            mine = {k: v for k, v in decisions.get(image_id, {}).items() if v.action not in (None, "accept")}
+            if not mine:
+                shutil.copy2(self.png_path(image_id), png_dir / ann["file_name"])
+                annotations.append(ann)
+                continue
+            new_ann, counts = self._corrected(ann, mine)
+            changed += 1
+            dropped += counts[0]
+            relabelled += counts[1]
+            import cv2
+
+            cv2.imwrite(str(png_dir / ann["file_name"]), id_to_rgb(new_ann.pop("_ids"))[..., ::-1])
+            annotations.append(new_ann)
+        coco = dict(self.coco)
+        coco["annotations"] = annotations
+        (out / "annotations" / self.json_path.name).write_text(json.dumps(coco))
+        self.report(model_key).to_csv(out / "review_report.csv", index=False)
+        return ExportResult(root=out, report_path=out / "review_report.csv", images_changed=changed,
+                            segments_dropped=dropped, segments_relabelled=relabelled)
+
+    def _corrected(self, ann: dict, decisions: dict[int, Decision]) -> tuple[dict, tuple[int, int]]:
+        ids = self.gt_ids(ann["image_id"])
+        segments = [dict(s) for s in ann["segments_info"]]
+        dropped = relabelled = 0
+        keep = []
+        for seg in segments:
+            d = decisions.get(int(seg["id"]))
+            if d is None:
+                keep.append(seg)
+            elif d.action in _DROPPED:
+                ids[ids == seg["id"]] = 0
+                dropped += 1
+            elif d.action == "crowd":
+                seg["iscrowd"] = 1
+                keep.append(seg)
+            elif d.action == "relabel":
+                seg["category_id"] = d.category_id
+                if not self.is_thing(d.category_id):
+                    seg["iscrowd"] = 0
+                relabelled += 1
+                keep.append(seg)
+            else:
+                keep.append(seg)
+        # A stuff class has one segment per image: merge segments now sharing a stuff category.
+        merged: list[dict] = []
+        first_of: dict[int, dict] = {}
+        for seg in keep:
+            cat = int(seg["category_id"])
+            if not self.is_thing(cat) and cat in first_of:
+                ids[ids == seg["id"]] = first_of[cat]["id"]
+                continue
+            if not self.is_thing(cat):
+                first_of[cat] = seg
+            merged.append(seg)
+        for seg in merged:  # exact areas and boxes, as the evaluators read the area from the JSON
+            ys, xs = np.nonzero(ids == seg["id"])
+            seg["area"] = int(len(ys))
+            seg["bbox"] = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)] if len(ys) else [0, 0, 0, 0]
+        new_ann = dict(ann)
+        new_ann["segments_info"] = [s for s in merged if s["area"] > 0]
+        new_ann["_ids"] = ids
+        return new_ann, (dropped, relabelled)
+
+
+@dataclass
+class ExportResult:
+    root: Path
+    report_path: Path
+    images_changed: int
+    segments_dropped: int
+    segments_relabelled: int

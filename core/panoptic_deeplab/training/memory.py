@@ -1,0 +1,36 @@
+"""Keep the resident memory of CPU training close to what the tensors need.
+
+TensorFlow's CPU allocator takes big tensors from glibc malloc. glibc raises its mmap threshold
+after each large free (up to 32 MiB), so later activations come from the heap, and many per-thread
+arenas fragment it: peak RSS then grows far beyond the live tensors. A fixed mmap threshold (large
+blocks always mmapped, returned to the OS on free) and few arenas avoid both. No effect elsewhere.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import resource
+import sys
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+
+
+def tune_malloc(mmap_threshold: int = 1 << 20, arena_max: int = 2) -> bool:
+    """Call early (before TensorFlow starts its threads). Returns False where glibc is absent."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold)) == 1
+        ok &= libc.mallopt(_M_TRIM_THRESHOLD, int(mmap_threshold)) == 1
+        ok &= libc.mallopt(_M_ARENA_MAX, int(arena_max)) == 1
+        return bool(ok)
+    except (OSError, AttributeError):
+        return False
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

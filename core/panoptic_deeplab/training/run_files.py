@@ -1,0 +1,96 @@
+"""Files a training run writes for people and for the app: ``status.json``, ``metrics.csv``,
+TensorBoard event files, and optionally MLflow. Only the chief worker writes them."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+METRIC_COLUMNS = (
+    "step", "loss", "semantic_loss", "center_loss", "offset_loss", "learning_rate",
+    "images_per_sec", "elapsed_s", "pq", "sq", "rq", "miou",
+)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+class RunFiles:
+    """``status.json``: {state: running|finished|failed, step, total_steps, message, ...}, replaced
+    atomically. ``metrics.csv``: one row per logged step (eval columns empty) and one per evaluation
+    (loss columns empty), flushed at once so the app can read it while training runs."""
+
+    def __init__(self, workdir: str | Path, total_steps: int, enabled: bool = True):
+        self.workdir = Path(workdir)
+        self.total_steps = int(total_steps)
+        self.enabled = enabled
+        self.status_path = self.workdir / "status.json"
+        self.metrics_path = self.workdir / "metrics.csv"
+        self.started = time.time()
+
+    def status(self, state: str, step: int, message: str = "", **extra) -> None:
+        if not self.enabled:
+            return
+        write_json_atomic(self.status_path, {
+            "state": state, "step": int(step), "total_steps": self.total_steps, "message": message,
+            "pid": os.getpid(), "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra,
+        })
+
+    def start_metrics(self, resumed_step: int) -> None:
+        """Create the CSV, or on resume drop the rows past the checkpoint we resumed from (those
+        steps are trained again)."""
+        if not self.enabled:
+            return
+        rows = []
+        if self.metrics_path.is_file() and resumed_step > 0:
+            with self.metrics_path.open(newline="") as f:
+                rows = [r for r in csv.DictReader(f) if r.get("step") and int(float(r["step"])) <= resumed_step]
+        with self.metrics_path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def append_metrics(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        with self.metrics_path.open("a", newline="") as f:
+            csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore").writerow(
+                {k: _fmt(v) for k, v in row.items()}
+            )
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+class MlflowLogger:
+    """Logs params and metrics to MLflow when it is installed (``--mlflow``); the default store is
+    ``sqlite:///WORKDIR/mlflow.db`` unless ``MLFLOW_TRACKING_URI`` says otherwise."""
+
+    def __init__(self, workdir: Path, config_dict: dict, run_name: str):
+        import mlflow  # optional dependency
+
+        self.mlflow = mlflow
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            mlflow.set_tracking_uri(f"sqlite:///{Path(workdir).resolve() / 'mlflow.db'}")
+        mlflow.set_experiment("panoptic-deeplab")
+        self.run = mlflow.start_run(run_name=run_name)
+        flat = {}
+        for section, values in config_dict.items():
+            if isinstance(values, dict):
+                for key, value in values.items():
+                    flat[f"{section}.{key}"] = str(value)[:250]
+        mlflow.log_params(flat)
+
+    def log(self, step: int, metrics: dict) -> None:
+        self.mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None}, step=int(step))
+
+    def close(self, status: str = "FINISHED") -> None:
+        self.mlflow.end_run(status=status)

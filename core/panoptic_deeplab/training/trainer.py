@@ -1,0 +1,242 @@
+"""``train()``: build, restore or initialise, fit, checkpoint, and write the model bundle.
+
+Step numbers count optimizer updates. With ``train.gradient_accumulation = A`` each update averages
+the gradients of A micro-batches of ``batch_size / A`` images (Keras' own optimizer accumulation),
+so ``batch_size`` is always the effective batch.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+import yaml
+
+from ..bundle import is_bundle, load_weights_checked, save_bundle
+from ..config import Config, save_config
+from ..datasets.specs import DatasetSpec
+from ..errors import CheckpointError, ConfigError, UserError
+from ..losses import PanopticLoss
+from .checkpoints import CheckpointStore, checkpoint_step, restore_model_weights
+from .distribution import is_chief, make_strategy, task_info
+from .monitor import TrainingMonitor
+from .run_files import MlflowLogger, RunFiles
+from .schedule import schedule_from_config
+from .step import PanopticTrainingModel
+
+# dataset_fn(micro_batch_size, seed) -> tf.data.Dataset of (features, targets), repeating forever.
+DatasetFn = Callable[[int, int], tf.data.Dataset]
+
+
+class TrainingDivergedError(UserError):
+    """The loss became NaN/inf; the message names the last good checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    workdir: Path
+    step: int
+    resumed_from: int | None
+    bundle: Path | None
+    wall_time_s: float
+    metrics: dict = field(default_factory=dict)
+
+
+def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: DatasetSpec,
+          strategy: str | tf.distribute.Strategy | None = None, init_from: str | Path | None = None,
+          evaluate_fn: Callable[[keras.Model, int], dict] | None = None,
+          preview_images: np.ndarray | None = None, use_mlflow: bool = False, out=sys.stdout) -> TrainResult:
+    """Train ``config`` into ``workdir`` (steps, batch size, checkpointing from ``config.train``).
+
+    A workdir that already holds checkpoints is resumed from the newest one. ``evaluate_fn(network,
+    step)`` returns metrics such as {pq, sq, rq, miou} (every ``train.eval_every`` steps);
+    ``preview_images`` (a few RGB images) are predicted at each checkpoint for TensorBoard.
+    """
+    started = time.time()
+    tc = config.train
+    if not isinstance(strategy, tf.distribute.Strategy):
+        strategy = make_strategy(strategy or tc.strategy)
+    accumulation = max(int(tc.gradient_accumulation), 1)
+    micro_batch = _micro_batch(tc.batch_size, accumulation, strategy.num_replicas_in_sync)
+    workdir = Path(workdir)
+    chief = is_chief(strategy)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        _check_and_write_config(config, workdir)
+    files = RunFiles(workdir, tc.steps, enabled=chief)
+
+    with strategy.scope():
+        network = _build_network(config, spec)
+        optimizer = _make_optimizer(config, accumulation)
+        trainer = PanopticTrainingModel(network, PanopticLoss(config.loss, spec.ignore_label))
+        trainer.compile(optimizer=optimizer, jit_compile=bool(tc.xla))
+        optimizer.build(network.trainable_variables)
+    task_type, task_id = task_info(strategy)
+    store = CheckpointStore(
+        workdir / "checkpoints", network, optimizer, keep=tc.keep_checkpoints, writer=chief,
+        scratch=workdir / "worker_scratch" / f"{task_type}-{task_id}",
+    )
+
+    restored = store.restore_latest()
+    start_step = checkpoint_step(restored) if restored else 0
+    if restored:
+        print(f"resumed from step {start_step} ({restored})", file=out, flush=True)
+    elif init_from:
+        print(f"initialised from {_init_weights(network, init_from)}", file=out, flush=True)
+
+    files.start_metrics(start_step)
+    files.status("running", start_step, message="starting")
+    mlflow = _maybe_mlflow(use_mlflow and chief, workdir, config, out)
+    writer = tf.summary.create_file_writer(str(workdir / "tensorboard")) if chief else None
+    monitor = TrainingMonitor(
+        network=network, store=store, files=files, total_steps=tc.steps, start_step=start_step,
+        batch_size=tc.batch_size, accumulation=accumulation, log_every=tc.log_every,
+        checkpoint_every=tc.checkpoint_every, eval_every=tc.eval_every,
+        evaluate=(lambda step: evaluate_fn(network, step)) if evaluate_fn else None,
+        preview=_preview_fn(network, spec, preview_images) if preview_images is not None else None,
+        summary_writer=writer, mlflow=mlflow, chief=chief, out=out,
+    )
+
+    remaining = tc.steps - start_step
+    try:
+        if remaining > 0:
+            dataset = dataset_fn(micro_batch, tc.seed + start_step)
+            if task_type is not None:
+                options = tf.data.Options()
+                options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+                dataset = dataset.with_options(options)
+            print(
+                f"training {config.name}: steps {start_step}->{tc.steps}, batch {tc.batch_size}"
+                f"{f' ({accumulation} x {micro_batch})' if accumulation > 1 else ''}, "
+                f"{strategy.num_replicas_in_sync} replica(s), {network.count_params():,} parameters",
+                file=out, flush=True,
+            )
+            trainer.fit(dataset, epochs=1, steps_per_epoch=remaining * accumulation, verbose=0, shuffle=False,
+                        callbacks=[monitor])
+        else:
+            print(f"already at step {start_step} of {tc.steps}; nothing to train", file=out, flush=True)
+    except BaseException as err:
+        files.status("failed", monitor.state.step, message=f"{type(err).__name__}: {err}"[:2000],
+                     last_checkpoint=monitor.state.last_checkpoint_step)
+        if mlflow:
+            mlflow.close("FAILED")
+        raise
+
+    if monitor.state.diverged:
+        files.status("failed", monitor.state.step, message=monitor.state.diverged,
+                     last_checkpoint=monitor.state.last_checkpoint_step)
+        if mlflow:
+            mlflow.close("FAILED")
+        raise TrainingDivergedError(monitor.state.diverged)
+
+    wall = time.time() - started
+    metrics = {
+        "steps": monitor.state.step,
+        "batch_size": tc.batch_size,
+        "final_losses": monitor.state.last_losses,
+        "eval": monitor.state.last_eval,
+        "wall_time_s": round(wall, 1),
+    }
+    bundle = None
+    if chief:
+        bundle = save_bundle(workdir / "model", network, config, spec, metrics=metrics, steps=monitor.state.step)
+        files.status("finished", monitor.state.step, message="done", bundle=str(bundle),
+                     last_checkpoint=monitor.state.last_checkpoint_step)
+        print(f"model bundle written to {bundle}", file=out, flush=True)
+    if mlflow:
+        mlflow.close()
+    return TrainResult(workdir, monitor.state.step, start_step if restored else None, bundle, wall, metrics)
+
+
+def _micro_batch(batch_size: int, accumulation: int, replicas: int) -> int:
+    if batch_size % accumulation:
+        raise ConfigError(
+            f"train.batch_size {batch_size} is not divisible by train.gradient_accumulation {accumulation}; "
+            "batch_size is the effective batch, split into gradient_accumulation micro-batches."
+        )
+    micro = batch_size // accumulation
+    if micro % replicas:
+        raise ConfigError(
+            f"micro-batch {micro} (train.batch_size / train.gradient_accumulation) cannot be split over "
+            f"{replicas} replicas; make it a multiple of {replicas}."
+        )
+    return micro
+
+
+def _build_network(config: Config, spec: DatasetSpec) -> keras.Model:
+    from ..model.builder import build_model
+
+    return build_model(config, num_classes=spec.num_classes)
+
+
+def _make_optimizer(config: Config, accumulation: int) -> keras.optimizers.Optimizer:
+    # Adam with Keras defaults (beta 0.9/0.999, epsilon 1e-7), no weight decay: deeplab2's trainer.
+    optimizer = keras.optimizers.Adam(
+        learning_rate=schedule_from_config(config.train),
+        gradient_accumulation_steps=accumulation if accumulation > 1 else None,
+    )
+    if config.model.dtype_policy == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def _check_and_write_config(config: Config, workdir: Path) -> None:
+    """A workdir belongs to one model: resuming with a different model section would fail to load."""
+    path = workdir / "config.yaml"
+    if path.is_file() and any((workdir / "checkpoints").glob("ckpt-*.index")):
+        previous = yaml.safe_load(path.read_text()) or {}
+        if previous.get("model") != config.to_dict()["model"]:
+            raise CheckpointError(
+                f"{path}: this workdir holds checkpoints of a different model config. Use a new --workdir, "
+                "or the config it was started with (the train section may change, the model section may not)."
+            )
+    save_config(config, path)
+
+
+def _init_weights(network: keras.Model, source: str | Path) -> str:
+    """Fine-tuning start: a bundle, a ``.weights.h5`` file, or a TF checkpoint / workdir. Layers whose
+    shapes differ (a head for another class count) keep their fresh initialisation, with a warning."""
+    source = Path(source)
+    weights = source / "model.weights.h5" if is_bundle(source) else source
+    if str(weights).endswith(".weights.h5"):
+        hint = "give weights of the same backbone and decoder widths as this config"
+        try:
+            load_weights_checked(network, weights, hint=hint)
+        except CheckpointError as err:
+            print(f"warning: {err}\nloading the layers that match and keeping the others freshly initialised", file=sys.stderr)
+            load_weights_checked(network, weights, hint=hint, skip_mismatch=True)
+        return str(weights)
+    return restore_model_weights(network, source)
+
+
+def _preview_fn(network: keras.Model, spec: DatasetSpec, images: np.ndarray):
+    palette = np.zeros((256, 3), np.uint8)
+    palette[: spec.num_classes] = np.asarray(spec.colors, np.uint8)
+    images = np.asarray(images, np.float32)
+
+    def preview(step: int) -> dict:
+        outputs = network(images, training=False)
+        semantic = np.argmax(np.asarray(outputs["semantic_logits"]), axis=-1)
+        heat = np.clip(np.asarray(outputs["center_heatmap"]), 0.0, 1.0)
+        return {
+            "image": images.astype(np.uint8),
+            "semantic": palette[semantic],
+            "center_heatmap": heat,
+        }
+
+    return preview
+
+
+def _maybe_mlflow(enabled: bool, workdir: Path, config: Config, out):
+    if not enabled:
+        return None
+    try:
+        return MlflowLogger(workdir, config.to_dict(), run_name=f"{config.name}:{workdir.name}")
+    except ImportError:
+        print("MLflow is not installed; logging to metrics.csv and TensorBoard only", file=out, flush=True)
+        return None

@@ -1,0 +1,179 @@
+"""Real-browser tests: `pdl app` serves the app, Playwright drives Debian's Chromium (/usr/bin/chromium,
+headless; never a browser downloaded by Playwright). They upload an image, step through the four
+outputs, open every page, and save screenshots under $PDL_SCREENSHOTS (default /tmp/screens)."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import apptest_utils as u
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENS = Path(os.environ.get("PDL_SCREENSHOTS", "/tmp/screens"))
+PAGES = ("Inspect", "Evaluate", "Review", "Train")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`pdl app` with a tiny random-weight bundle and a tiny synthetic data set."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/run-tests.sh does)")
+    import keras
+
+    from panoptic_deeplab.bundle import save_bundle
+    from panoptic_deeplab.config import load_config
+    from panoptic_deeplab.datasets.specs import get_dataset_spec
+    from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
+    from panoptic_deeplab.model.builder import build_model
+
+    tmp = tmp_path_factory.mktemp("browser")
+    keras.utils.set_random_seed(0)
+    spec = get_dataset_spec("synthetic")
+    from panoptic_deeplab.bundle import read_bundle_metadata
+    from panoptic_deeplab.commands.app import default_model
+
+    shipped = default_model()  # the trained demo model makes telling screenshots; else random weights
+    if shipped is not None and read_bundle_metadata(shipped)[1].name == "synthetic":
+        bundle = shipped
+    else:
+        config = load_config("synthetic/tiny")
+        bundle = save_bundle(tmp / "demo-model", build_model(config, num_classes=spec.num_classes), config, spec)
+    data = make_synthetic_dataset(tmp / "data", num_train=1, num_val=2, height=129, width=257, workers=1)
+    port = free_port()
+    log = open(tmp / "server.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panoptic_deeplab", "app", "--port", str(port), "--model", str(bundle),
+         "--data", str(data), "--workdir", str(tmp / "work")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=u.ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail("the app did not start:\n" + (tmp / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield {"url": url, "tmp": tmp, "data": data}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def wait_idle(page, timeout=120_000) -> None:
+    """Wait until the script has finished its run (Streamlit marks the app element)."""
+    page.wait_for_timeout(300)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+    page.wait_for_timeout(300)
+
+
+def assert_no_exception(page) -> None:
+    errors = page.get_by_test_id("stException")
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def test_upload_and_step_through_the_outputs(server, browser, tmp_path):
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    image = next((server["data"] / "val").iterdir())  # a synthetic street scene, 257x129
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server["url"])
+    wait_idle(page)
+    page.screenshot(path=str(SCREENS / "inspect-empty.png"), full_page=True)
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(image))
+    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=180_000)
+    wait_idle(page)
+    assert_no_exception(page)
+    for stage in ("Semantic", "Centers", "Offsets", "Panoptic"):
+        page.get_by_test_id("stRadio").first.get_by_text(stage, exact=True).click()
+        wait_idle(page)
+        assert_no_exception(page)
+        chart = page.get_by_test_id("stPlotlyChart").first
+        assert chart.locator(".main-svg").count() > 0  # plotly drew it
+        assert chart.inner_text().find(stage) >= 0  # the figure's title names the step
+        page.screenshot(path=str(SCREENS / f"inspect-{stage.lower()}.png"), full_page=True)
+    # Click a pixel in the figure: the pixel inspector follows it (plotly selection -> Streamlit).
+    x_input = page.get_by_role("spinbutton", name="x", exact=True)
+    before = x_input.input_value()
+    box = page.get_by_test_id("stPlotlyChart").first.locator(".nsewdrag").first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.3)
+    wait_idle(page)
+    assert_no_exception(page)
+    clicked = int(x_input.input_value())
+    assert str(clicked) != before and abs(clicked - 0.2 * 257) <= 3
+    page.screenshot(path=str(SCREENS / "inspect-pixel-click.png"), full_page=True)
+    page.close()
+
+
+def test_every_page_opens(server, browser):
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server["url"])
+    wait_idle(page)
+    nav = page.get_by_test_id("stSidebarNav")
+    present = [name for name in PAGES if nav.get_by_text(name, exact=True).count()]
+    assert present[:2] == ["Inspect", "Evaluate"]
+    for name in present:
+        nav.get_by_text(name, exact=True).click()
+        page.get_by_role("heading", name=name).first.wait_for(timeout=60_000)
+        wait_idle(page)
+        assert_no_exception(page)
+        page.screenshot(path=str(SCREENS / f"page-{name.lower()}.png"), full_page=True)
+    page.close()
+
+
+def test_evaluate_runs_a_job_and_shows_the_analysis(server, browser):
+    """Start `pdl evaluate` from the page, wait for its results, open the drill-down and compare tabs."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server["url"] + "/evaluate")
+    wait_idle(page)
+    page.get_by_role("button", name="Evaluate").click()
+    page.get_by_test_id("stMetric").first.wait_for(timeout=240_000)
+    wait_idle(page)
+    assert_no_exception(page)
+    assert page.get_by_test_id("stMetric").filter(has_text="PQ").count() >= 1
+    page.screenshot(path=str(SCREENS / "evaluate-per-class.png"), full_page=True)
+    for tab in ("Drill down", "Compare models"):
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(800)
+        assert_no_exception(page)
+        page.screenshot(path=str(SCREENS / f"evaluate-{tab.split()[0].lower()}.png"), full_page=True)
+    page.close()

@@ -1,0 +1,195 @@
+"""AppTest suite for the Evaluate page.
+
+The results file is made by the library's own evaluation (``commands.evaluate.Evaluation``, what
+`pdl evaluate --out` writes) on a tiny synthetic data set, with the stand-in model of fakes.py as
+the predictor; the page must show exactly those numbers. A slow test launches a real `pdl evaluate`
+job from the page with a tiny real bundle.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import apptest_utils as u
+from fakes import FakePredictor
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
+
+    return make_synthetic_dataset(tmp_path_factory.mktemp("eval") / "data", num_train=1, num_val=3,
+                                  height=65, width=97, workers=1)
+
+
+def evaluate_with_fake(data: Path, model_dir: Path) -> dict:
+    """What `pdl evaluate --out` writes, computed by the library for the fake model's predictions."""
+    from panoptic_deeplab.commands.evaluate import Evaluation, to_json
+    from panoptic_deeplab.datasets.readers import open_dataset
+
+    fake = FakePredictor()
+    reader = open_dataset(data, "val")
+    evaluation = Evaluation(fake.spec, ap="coco")
+    for i, example in enumerate(reader):
+        out = fake(reader.load_image(i))
+        segments = [SimpleNamespace(id=int(v), score=0.8, isthing=fake.spec.is_thing(int(v) // 1000))
+                    for v in np.unique(out.panoptic)]
+        evaluation.add(example.image_id, Path(example.image_path).name, reader.load_panoptic(i), out_with(out, segments))
+    return to_json({"model": str(model_dir), "dataset": str(data), "split": "val",
+                    "num_images": len(reader), **evaluation.result()})
+
+
+def out_with(out, segments):
+    return SimpleNamespace(panoptic=out.panoptic, semantic=out.semantic, segments=segments)
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path, dataset):
+    from components import eval_results as er
+    from components import model_io
+
+    model_dir = tmp_path / "fake-model"
+    model_dir.mkdir()
+    u.set_app_env(monkeypatch, tmp_path, model=model_dir, data=dataset)
+    monkeypatch.setattr(model_io, "load_predictor", lambda path: FakePredictor())
+    st.cache_data.clear()
+    result = evaluate_with_fake(dataset, model_dir)
+    path = er.result_path(tmp_path / "work" / "results", model_dir, dataset, "val", 0)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(result))
+    at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT)
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception, at.exception
+    return at, result, path
+
+
+def test_without_results_the_page_offers_to_run_one(monkeypatch, tmp_path, dataset):
+    u.set_app_env(monkeypatch, tmp_path, model=None, data=dataset)
+    at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT)
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception
+    assert any("No evaluation yet" in i.value for i in at.info)
+
+
+def test_summary_and_per_class_table_show_the_results(app):
+    at, result, _ = app
+    metrics = {m.label: m.value for m in at.metric}
+    pq = result["panoptic"]["All"]["pq"]
+    assert metrics["PQ"] == f"{100 * pq:.1f}"
+    assert metrics["mIoU"] == f"{100 * result['semantic']['miou']:.1f}"
+    table = at.dataframe[0].value
+    per_class = result["panoptic"]["per_class"]
+    assert list(table["class"]) == [per_class[str(i)]["name"] for i in range(8)]
+    assert list(table["kind"]) == ["stuff"] * 5 + ["thing"] * 3
+    car = table.set_index("class").loc["car"]
+    assert (car["TP"], car["FP"], car["FN"]) == tuple(per_class["6"][k] for k in ("tp", "fp", "fn"))
+    ious = result["semantic"]["per_class_iou"]
+    assert np.allclose(table["IoU"].astype(float), [np.nan if v is None else 100 * v for v in ious],
+                       atol=0.01, equal_nan=True)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert [c["data"][0]["type"] for c in charts[:3]] == ["bar", "bar", "heatmap"]
+    confusion = u.plotly_array(charts[2]["data"][0]["customdata"])
+    assert np.array_equal(confusion.reshape(8, 8), np.asarray(result["semantic"]["confusion"]))
+
+
+def test_drill_down_lists_worst_images_and_segment_errors(app):
+    at, result, _ = app
+    at.selectbox(key="drill_class").set_value("car").run()
+    assert not at.exception
+    worst = next(d.value for d in at.dataframe if "errors" in d.value.columns)
+    # count the car errors per image straight from the results file
+    expected = {}
+    for image in result["per_image"]:
+        fn = sum(s["status"] == "missed" for s in image["gt_segments"] if s["category_id"] == 6)
+        fp = sum(s["status"] == "false_positive" for s in image["pred_segments"] if s["category_id"] == 6)
+        if any(s["category_id"] == 6 for s in image["gt_segments"] + image["pred_segments"]):
+            expected[image["file_name"]] = fn + fp
+    assert dict(zip(worst["image"], worst["errors"])) == expected
+    assert list(worst["errors"]) == sorted(worst["errors"], reverse=True)
+    figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [f["layout"]["title"]["text"] for f in figs if f["layout"].get("title")]
+    assert "Ground truth" in titles and "Prediction" in titles
+    segments = next(d.value for d in at.dataframe if "error type" in d.value.columns)
+    first = result["per_image"][[i["file_name"] for i in result["per_image"]].index(worst["image"].iloc[0])]
+    cars = [s for s in first["gt_segments"] + first["pred_segments"] if s["category_id"] == 6]
+    assert len(segments) == len(cars)
+    assert set(segments["result"]) <= {"TP", "FN", "FP", "ignored (void/crowd)", "crowd"}
+
+
+def test_compare_two_models_shows_per_class_deltas(app):
+    at, result, path = app
+    better = json.loads(path.read_text())
+    better["model"] = str(Path(better["model"]).with_name("finetuned"))
+    Path(better["model"]).mkdir()
+    better["panoptic"]["per_class"]["6"]["pq"] = (result["panoptic"]["per_class"]["6"]["pq"] or 0) + 0.25
+    path.with_name("finetuned.json").write_text(json.dumps(better))
+    at.run()
+    at.selectbox(key="cmp_a").set_value(str(path)).run()
+    at.selectbox(key="cmp_b").set_value(str(path.with_name("finetuned.json"))).run()
+    assert not at.exception
+    deltas = next(d.value for d in at.dataframe if "Δ PQ" in d.value.columns).set_index("class")
+    assert deltas.loc["car", "Δ PQ"] == pytest.approx(25.0, abs=0.01)
+    assert deltas.drop(index="car")["Δ PQ"].fillna(0).abs().max() == 0
+
+
+def test_a_broken_results_file_gives_a_message(app):
+    at, _, path = app
+    path.with_name("zz-broken.json").write_text("{not json")
+    at.run()
+    assert not at.exception
+    assert any("cannot read these results" in e.value for e in at.error)
+
+
+@pytest.mark.slow
+def test_evaluate_job_runs_pdl_evaluate_and_shows_results(monkeypatch, tmp_path, dataset):
+    import keras
+
+    from panoptic_deeplab.bundle import save_bundle
+    from panoptic_deeplab.config import load_config
+    from panoptic_deeplab.datasets.specs import get_dataset_spec
+    from panoptic_deeplab.model.builder import build_model
+
+    keras.utils.set_random_seed(0)
+    spec = get_dataset_spec("synthetic")
+    config = load_config("synthetic/tiny")
+    bundle = save_bundle(tmp_path / "tiny", build_model(config, num_classes=spec.num_classes), config, spec)
+    u.set_app_env(monkeypatch, tmp_path, model=bundle, data=dataset)
+    st.cache_data.clear()
+    at = AppTest.from_file(u.ENTRY, default_timeout=240)
+    at.switch_page("pages/evaluate.py").run()
+    at.button(key="eval_start").click().run()
+    assert not at.exception and not at.error
+    deadline = time.monotonic() + 240
+    while not at.metric and time.monotonic() < deadline:
+        time.sleep(3)
+        at.run()
+        assert not at.error, [e.value for e in at.error]
+    assert {m.label for m in at.metric} >= {"PQ", "SQ", "RQ", "mIoU", "AP (coco)"}
+    results = list((tmp_path / "work" / "results").glob("*.json"))
+    assert len(results) == 1 and json.loads(results[0].read_text())["num_images"] == 3
+
+
+@pytest.mark.slow
+def test_a_running_evaluation_can_be_cancelled(monkeypatch, tmp_path, dataset):
+    from panoptic_deeplab import jobs
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()  # not a bundle: the job would fail after loading TensorFlow, we cancel it first
+    u.set_app_env(monkeypatch, tmp_path, model=model_dir, data=dataset)
+    at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT)
+    at.switch_page("pages/evaluate.py").run()
+    at.button(key="eval_start").click().run()
+    job_id = at.session_state["eval_job"]
+    store = jobs.JobStore(tmp_path / "work")
+    assert store.get(job_id).state == jobs.RUNNING and store.get(job_id).argv[0] == "evaluate"
+    at.button(key="eval_cancel").click().run()
+    assert store.refresh(job_id).state == jobs.CANCELLED
+    assert any("cancelled" in i.value for i in at.info)
+    assert not at.exception

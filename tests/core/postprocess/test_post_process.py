@@ -1,0 +1,208 @@
+"""post_process: hand-made cases for each rule and random cases against the NumPy reference."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from panoptic_deeplab.postprocess import post_process
+from reference import post_process_reference
+
+DIV, VOID = 1000, 255
+
+
+def one_hot_logits(labels, num_classes=4):
+    return np.eye(num_classes, dtype=np.float32)[labels] * 5.0
+
+
+def run(labels, heat, offsets=None, num_classes=4, things=(2, 3), **kw):
+    labels = np.asarray(labels)
+    if offsets is None:
+        offsets = np.zeros(labels.shape + (2,), np.float32)
+    kw.setdefault("stuff_area_limit", 0)
+    out = post_process(one_hot_logits(labels, num_classes), np.asarray(heat, np.float32), offsets,
+                       thing_class_ids=things, label_divisor=DIV, void_label=VOID, **kw)
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def test_threshold_is_strict_and_nms_keeps_local_maxima():
+    heat = np.zeros((9, 9), np.float32)
+    heat[1, 1] = 0.1  # == threshold: dropped
+    heat[4, 4] = 0.9
+    heat[4, 6] = 0.8  # within the 3x3? no: 2 apart -> kept with kernel 3, suppressed with kernel 5
+    heat[8, 8] = 0.5
+    labels = np.full((9, 9), 2)
+    out3 = run(labels, heat, nms_kernel=3, center_threshold=0.1)
+    assert out3["center_points"].tolist() == [[4, 4], [4, 6], [8, 8]]
+    np.testing.assert_allclose(out3["center_scores"], [0.9, 0.8, 0.5])
+    out5 = run(labels, heat, nms_kernel=5, center_threshold=0.1)
+    assert out5["center_points"].tolist() == [[4, 4], [8, 8]]
+
+
+def test_nms_plateau_keeps_both_equal_neighbours():
+    heat = np.zeros((5, 5), np.float32)
+    heat[2, 1] = heat[2, 2] = 0.7
+    out = run(np.full((5, 5), 2), heat, nms_kernel=3)
+    assert out["center_points"].tolist() == [[2, 1], [2, 2]]
+
+
+def test_top_k_keeps_highest_and_earlier_on_ties():
+    heat = np.zeros((7, 7), np.float32)
+    heat[0, 6], heat[3, 0], heat[6, 6], heat[6, 0] = 0.5, 0.9, 0.5, 0.3
+    out = run(np.full((7, 7), 2), heat, nms_kernel=3, keep_k_centers=2)
+    assert out["center_points"].tolist() == [[0, 6], [3, 0]]  # 0.9 and the first 0.5, row-major
+
+
+def test_distance_tie_goes_to_first_center_and_offsets_move_votes():
+    labels = np.full((1, 5), 2)
+    heat = np.zeros((1, 5), np.float32)
+    heat[0, 0] = heat[0, 4] = 1.0
+    out = run(labels, heat, nms_kernel=3)
+    assert out["instance_map"].tolist() == [[1, 1, 1, 2, 2]]  # x=2 is equidistant -> center 1
+    offsets = np.zeros((1, 5, 2), np.float32)
+    offsets[0, 1, 1] = 3.0  # pixel 1 points at x=4
+    out = run(labels, heat, offsets, nms_kernel=3)
+    assert out["instance_map"].tolist() == [[1, 2, 1, 2, 2]]
+
+
+def test_majority_vote_ties_to_smaller_label_and_per_class_numbering():
+    labels = np.array([[2, 3, 3, 2, 2, 0], [2, 3, 0, 2, 2, 0]])
+    heat = np.zeros((2, 6), np.float32)
+    heat[0, 0] = heat[0, 3] = 1.0
+    offsets = np.zeros((2, 6, 2), np.float32)
+    offsets[:, :3, 1] = -np.arange(3)  # columns 0-2 point at the first center
+    offsets[:, 3:, 1] = 3 - np.arange(3, 6)
+    out = run(labels, heat, offsets, nms_kernel=3)
+    # Instance 1: labels 2,2,3,3,3 at cols 0-2 -> 2 votes class 2 vs 3 votes class 3 -> class 3.
+    # Instance 2: all class 2 -> class 2, id 1.  Stuff (class 0) keeps instance 0.
+    assert out["panoptic"].tolist() == [[3001, 3001, 3001, 2001, 2001, 0], [3001, 3001, 0, 2001, 2001, 0]]
+    labels_tie = np.array([[2, 3, 0, 2, 2, 0], [3, 2, 0, 2, 2, 0]])  # 2 vs 2 -> smaller label 2
+    out = run(labels_tie, heat, offsets, nms_kernel=3)
+    assert out["panoptic"][:, :2].tolist() == [[2001, 2001], [2001, 2001]]
+    assert out["panoptic"][:, 3:5].tolist() == [[2002, 2002], [2002, 2002]]
+    assert out["instance_ids"].tolist() == [2001, 2002]
+
+
+def test_stuff_area_limit_is_inclusive_and_zero_disables():
+    labels = np.zeros((4, 4), int)
+    labels[0, :3] = 1  # class 1 has area 3
+    out = run(labels, np.zeros((4, 4)), stuff_area_limit=3)
+    assert (out["panoptic"][0, :3] == VOID * DIV).all() and (out["panoptic"][1:] == 0).all()
+    out = run(labels, np.zeros((4, 4)), stuff_area_limit=2)
+    assert (out["panoptic"][0, :3] == 1 * DIV).all()
+    out = run(labels, np.zeros((4, 4)), stuff_area_limit=0)
+    assert (out["panoptic"][0, :3] == 1 * DIV).all()
+
+
+def test_no_center_makes_one_instance_of_the_majority_thing_class():
+    labels = np.array([[2, 2, 3], [0, 3, 3], [0, 0, 3]])
+    out = run(labels, np.zeros((3, 3)), nms_kernel=3)
+    assert out["num_centers"] == 0 and out["center_points"].shape == (0, 2)
+    expected = np.where(np.isin(labels, [2, 3]), 3 * DIV + 1, 0)
+    assert out["panoptic"].tolist() == expected.tolist()
+
+
+def test_crowd_like_region_with_one_center_is_one_instance():
+    labels = np.full((6, 8), 2)  # a dense group of people, no per-person offsets
+    heat = np.zeros((6, 8), np.float32)
+    heat[3, 4] = 0.6
+    out = run(labels, heat, nms_kernel=7)
+    assert set(np.unique(out["panoptic"])) == {2001}
+    np.testing.assert_allclose(out["instance_scores"], [0.6 * (np.exp(5) / (np.exp(5) + 3))], rtol=1e-5)
+
+
+def test_scores_follow_deeplab2_combined_instance_scores():
+    # deeplab2-style 5x5 case: threshold 0, kernel 3, keep 2, zero offsets.
+    heat = np.zeros((5, 5), np.float32)
+    heat[1, 1], heat[3, 3], heat[0, 4] = 1.0, 0.7, 0.3
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(5, 5, 4)).astype(np.float32)
+    logits[..., 2] += 10
+    out = post_process(logits, heat[..., None], np.zeros((5, 5, 2), np.float32), thing_class_ids=[2],
+                       label_divisor=DIV, void_label=VOID, center_threshold=0.0, nms_kernel=3,
+                       keep_k_centers=2, stuff_area_limit=0)
+    inst = out["instance_map"].numpy()
+    assert out["center_points"].numpy().tolist() == [[1, 1], [3, 3]]
+    probs = tf.nn.softmax(logits).numpy()[..., 2]
+    for k, center_score in enumerate([1.0, 0.7]):
+        expected = probs[inst == k + 1].mean() * center_score
+        np.testing.assert_allclose(out["instance_scores"].numpy()[k], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_cases_match_numpy_reference(seed):
+    rng = np.random.default_rng(seed)
+    h, w, c = rng.integers(9, 24), rng.integers(9, 24), 6
+    logits = rng.normal(size=(h, w, c)).astype(np.float32)
+    heat = (rng.integers(0, 8, size=(h, w)) / 7).astype(np.float32)  # coarse values -> ties
+    if seed % 2:
+        offsets = rng.integers(-5, 6, size=(h, w, 2)).astype(np.float32)  # integer -> distance ties
+    else:
+        offsets = rng.normal(scale=4, size=(h, w, 2)).astype(np.float32)
+    kw = dict(thing_class_ids=[1, 3, 4], label_divisor=256, void_label=0, center_threshold=0.2,
+              nms_kernel=int(rng.choice([1, 3, 5])), keep_k_centers=int(rng.integers(1, 8)),
+              stuff_area_limit=int(rng.integers(0, 60)))
+    got = {k: v.numpy() for k, v in post_process(logits, heat, offsets, **kw).items()}
+    ref = post_process_reference(logits, heat, offsets, **kw)
+    for key in ("panoptic", "semantic", "instance_map", "center_points", "instance_ids"):
+        np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
+    np.testing.assert_allclose(got["center_scores"], ref["center_scores"], rtol=1e-6)
+    np.testing.assert_allclose(got["instance_scores"], ref["instance_scores"], rtol=1e-5, atol=1e-7)
+
+
+def test_batched_equals_single_and_without_xla():
+    rng = np.random.default_rng(7)
+    logits = rng.normal(size=(2, 11, 13, 5)).astype(np.float32)
+    heat = rng.random((2, 11, 13, 1)).astype(np.float32)
+    offsets = rng.normal(size=(2, 11, 13, 2)).astype(np.float32)
+    kw = dict(thing_class_ids=[2, 3], label_divisor=DIV, void_label=VOID, nms_kernel=3, keep_k_centers=5,
+              stuff_area_limit=10)
+    batch = post_process(logits, heat, offsets, **kw)
+    for b in range(2):
+        single = post_process(logits[b], heat[b], offsets[b], **kw)
+        no_xla = post_process(logits[b], heat[b], offsets[b], xla=False, **kw)
+        n = int(batch["num_centers"][b])
+        for key, value in single.items():
+            got = batch[key][b]
+            if key in ("center_points", "center_scores", "instance_ids", "instance_classes",
+                       "instance_areas", "instance_scores"):
+                got = got[:n]
+            np.testing.assert_allclose(got.numpy(), value.numpy(), rtol=1e-6, err_msg=key)
+            np.testing.assert_allclose(no_xla[key].numpy(), value.numpy(), rtol=1e-6, err_msg=key)
+
+
+def test_runs_inside_tf_function_and_saved_model(tmp_path):
+    class Fuse(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None, 4]), tf.TensorSpec([None, None]),
+                                      tf.TensorSpec([None, None, 2])])
+        def __call__(self, s, c, o):
+            return post_process(s, c, o, thing_class_ids=[2, 3], label_divisor=DIV, void_label=VOID,
+                                nms_kernel=3, stuff_area_limit=4)["panoptic"]
+
+    rng = np.random.default_rng(1)
+    s = rng.normal(size=(9, 12, 4)).astype(np.float32)
+    c = rng.random((9, 12)).astype(np.float32)
+    o = rng.normal(size=(9, 12, 2)).astype(np.float32)
+    tf.saved_model.save(Fuse(), str(tmp_path / "fuse"))
+    loaded = tf.saved_model.load(str(tmp_path / "fuse"))
+    expected = post_process(s, c, o, thing_class_ids=[2, 3], label_divisor=DIV, void_label=VOID, nms_kernel=3,
+                            stuff_area_limit=4)["panoptic"]
+    np.testing.assert_array_equal(loaded(s, c, o).numpy(), expected.numpy())
+
+
+def test_bad_options_and_shapes_are_reported():
+    with pytest.raises(ValueError, match="nms_kernel"):
+        post_process(np.zeros((3, 3, 2)), np.zeros((3, 3)), np.zeros((3, 3, 2)), thing_class_ids=[1],
+                     label_divisor=DIV, void_label=VOID, nms_kernel=4)
+    with pytest.raises(ValueError, match="shapes"):
+        post_process(np.zeros((3, 3, 2)), np.zeros((3,)), np.zeros((3, 3, 2)), thing_class_ids=[1],
+                     label_divisor=DIV, void_label=VOID)
+
+
+@pytest.mark.slow
+def test_cityscapes_size_with_400_centers_runs_in_bounded_memory():
+    h, w = 1025, 2049
+    heat = np.zeros((h, w), np.float32)
+    heat[5::50, 5::100] = 0.9  # 21 x 21 = 441 peaks -> 400 kept
+    labels = np.full((h, w), 2)
+    out = run(labels, heat, things=(2,), keep_k_centers=400)
+    assert int(out["num_centers"]) == 400
+    assert len(np.unique(out["panoptic"])) == 400
