@@ -21,6 +21,13 @@ class PanopticTrainingModel(keras.Model):
         # build call, which fails on distributed (PerReplica) batches.
         self.built = True
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15's TF trainer pre-builds by calling strategy.reduce("MEAN", batch) on the first
+        # distributed batch, which fails for nested (dict) batches under MultiWorkerMirroredStrategy.
+        # Nothing needs building here: the network is built, the optimizer is built before fit,
+        # and no compiled losses or metrics exist.
+        return
+
     def call(self, inputs, training=False):
         image = inputs["image"] if isinstance(inputs, dict) else inputs
         return self.network(image, training=training)
@@ -40,4 +47,8 @@ class PanopticTrainingModel(keras.Model):
         with tf.control_dependencies([logs["learning_rate"]]):
             gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces logs across workers with strategy.reduce("MEAN", axis=0), which needs a
+            # batch axis: give each scalar one, and the reduction returns a scalar again.
+            logs = {key: tf.reshape(value, [1]) for key, value in logs.items()}
         return logs
