@@ -115,11 +115,12 @@ class Evaluation:
         return (p.unpack() for p in packed)
 
 
-def print_report(result: dict, spec, file=sys.stdout) -> None:
+def print_report(result: dict, spec, file=None) -> None:
     import pandas as pd
 
     from ..evaluation.report import miou_table, pq_class_table, pq_summary_table
 
+    file = file or sys.stdout  # looked up at call time: a default bound at import goes stale under capture
     with pd.option_context("display.max_rows", 500, "display.width", 120):
         print("\nPanoptic quality (%)", file=file)
         print(pq_summary_table(result["panoptic"]).to_string(), file=file)

@@ -38,7 +38,7 @@ class TrainingMonitor(keras.callbacks.Callback):
     def __init__(self, *, network, store, files, total_steps: int, start_step: int, batch_size: int,
                  accumulation: int = 1, log_every: int = 20, checkpoint_every: int = 1000, eval_every: int = 0,
                  evaluate: Callable[[int], dict] | None = None, preview: Callable[[int], dict] | None = None,
-                 summary_writer=None, mlflow=None, chief: bool = True, out=sys.stdout):
+                 summary_writer=None, mlflow=None, chief: bool = True, out=None):
         super().__init__()
         self.network = network
         self.store = store
@@ -54,7 +54,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.writer = summary_writer
         self.mlflow = mlflow
         self.chief = chief
-        self.out = out
+        self.out = out or sys.stdout  # looked up per run, not bound at import
         self.state = MonitorState(step=int(start_step), last_checkpoint_step=int(start_step))
         self._micro = 0
         self._window_sums = {k: 0.0 for k in LOG_KEYS}

@@ -50,13 +50,14 @@ class TrainResult:
 def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: DatasetSpec,
           strategy: str | tf.distribute.Strategy | None = None, init_from: str | Path | None = None,
           evaluate_fn: Callable[[keras.Model, int], dict] | None = None,
-          preview_images: np.ndarray | None = None, use_mlflow: bool = False, out=sys.stdout) -> TrainResult:
+          preview_images: np.ndarray | None = None, use_mlflow: bool = False, out=None) -> TrainResult:
     """Train ``config`` into ``workdir`` (steps, batch size, checkpointing from ``config.train``).
 
     A workdir that already holds checkpoints is resumed from the newest one. ``evaluate_fn(network,
     step)`` returns metrics such as {pq, sq, rq, miou} (every ``train.eval_every`` steps);
     ``preview_images`` (a few RGB images) are predicted at each checkpoint for TensorBoard.
     """
+    out = out or sys.stdout
     started = time.time()
     tc = config.train
     if not isinstance(strategy, tf.distribute.Strategy):
