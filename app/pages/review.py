@@ -20,6 +20,7 @@ if str(APP_DIR) not in sys.path:  # run as a page of app/main.py or on its own
     sys.path.insert(0, str(APP_DIR))
 
 from components import figures, model_io  # noqa: E402
+from components.shared_settings import setting as _setting  # noqa: E402
 from panoptic_deeplab import review, visualize  # noqa: E402
 from panoptic_deeplab.errors import UserError  # noqa: E402
 
@@ -33,18 +34,6 @@ ACTION_HELP = {
     "crowd": "A group of things that cannot be told apart: exported with iscrowd = 1.",
     "ignore": "Leave this region out of training and evaluation: exported as VOID.",
 }
-
-
-def _setting(key: str, env_names: tuple[str, ...]) -> str | None:
-    """A shared setting: this session's choice, else the environment (`pdl app` sets PDL_APP_*)."""
-    value = st.session_state.get(key)
-    if value:
-        return str(value)
-    for name in env_names:
-        if os.environ.get(name, "").strip():
-            return os.environ[name].strip()
-    return None
-
 
 def _default_model() -> str | None:
     models_dir = REPO_ROOT / "assets" / "models"

@@ -22,6 +22,7 @@ if str(APP_DIR) not in sys.path:  # run as a page of app/main.py or on its own
     sys.path.insert(0, str(APP_DIR))
 
 from components import eval_results as er  # noqa: E402
+from components.shared_settings import setting as _setting  # noqa: E402
 from panoptic_deeplab import jobs as joblib  # noqa: E402
 from panoptic_deeplab.config import available_configs  # noqa: E402
 from panoptic_deeplab.errors import UserError  # noqa: E402
@@ -35,18 +36,6 @@ STATE_ICONS = {
     joblib.SUCCEEDED: ":material/check_circle:", joblib.FAILED: ":material/error:",
     joblib.CANCELLED: ":material/cancel:",
 }
-
-
-def _setting(key: str, env_names: tuple[str, ...]) -> str | None:
-    """A shared setting: this session's choice, else the environment (`pdl app` sets PDL_APP_*)."""
-    value = st.session_state.get(key)
-    if value:
-        return str(value)
-    for name in env_names:
-        if os.environ.get(name, "").strip():
-            return os.environ[name].strip()
-    return None
-
 
 def _shipped_models() -> list[Path]:
     models_dir = REPO_ROOT / "assets" / "models"

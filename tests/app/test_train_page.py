@@ -24,6 +24,9 @@ def env(monkeypatch, tmp_path):
     return tmp_path / "work", data
 
 
+ROOT_DIR = Path(__file__).resolve().parents[2]
+
+
 def _run(at: AppTest) -> AppTest:
     at.run()
     assert not at.exception, at.exception
@@ -31,6 +34,7 @@ def _run(at: AppTest) -> AppTest:
 
 
 def _start(at: AppTest, steps: int = 2, overrides: str = "") -> AppTest:
+    at.selectbox(key="base_model").set_value("none: train from scratch")  # tiny config, no base
     at.selectbox(key="config").set_value("synthetic/tiny")
     at.number_input(key="steps").set_value(steps)
     at.text_area(key="overrides").set_value(overrides)
@@ -42,7 +46,12 @@ def _start(at: AppTest, steps: int = 2, overrides: str = "") -> AppTest:
 def test_the_empty_page_offers_the_form_and_the_detected_devices(env):
     at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
     assert "No jobs yet" in " ".join(c.value for c in at.caption)
-    assert at.selectbox(key="base_model").value == "none: train from scratch"
+    base = at.selectbox(key="base_model")
+    assert "none: train from scratch" in base.options
+    shipped = sorted((ROOT_DIR / "assets" / "models").glob("*/bundle.json"))
+    # The shipped demo model is the default base when one exists; else training starts from scratch.
+    expected = shipped[0].parent.name if shipped else "none: train from scratch"
+    assert base.value.startswith(expected)
     assert "synthetic/tiny" in at.selectbox(key="config").options
     if jobs.detect_gpus():
         assert at.multiselect(key="gpus").value
