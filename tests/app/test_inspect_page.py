@@ -65,7 +65,10 @@ def pixel_table(at) -> dict:
 
 
 def test_without_a_model_the_page_says_how_to_get_one(monkeypatch, tmp_path):
+    import state as app_state  # app/ is on sys.path (apptest_utils)
+
     u.set_app_env(monkeypatch, tmp_path, model=None)
+    monkeypatch.setattr(app_state, "SHIPPED_MODELS", tmp_path / "no-shipped-models")  # a fresh checkout without assets
     at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT).run()
     assert not at.exception
     assert "No model yet" in at.warning[0].value and "pdl app --model" in at.warning[0].value
