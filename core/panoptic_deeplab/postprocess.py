@@ -84,11 +84,12 @@ def _dense_maps(semantic, heatmap, is_thing_class, center_threshold, nms_kernel)
 _DENSE: dict[tuple, Any] = {}
 
 
-def _dense_fn(nms_kernel: int, center_threshold: float, xla: bool):
-    key = (nms_kernel, center_threshold, xla)
+def _dense_fn(nms_kernel: int, xla: bool):
+    """The compiled per-pixel step; the threshold is an argument, so a new value does not recompile."""
+    key = (nms_kernel, xla)
     if key not in _DENSE:
         _DENSE[key] = tf.function(
-            lambda s, h, t: _dense_maps(s, h, t, center_threshold, nms_kernel), jit_compile=xla,
+            lambda s, h, t, threshold: _dense_maps(s, h, t, threshold, nms_kernel), jit_compile=xla,
             reduce_retracing=True)
     return _DENSE[key]
 
@@ -169,7 +170,8 @@ def _post_process_single(semantic, heatmap, offsets, *, thing_class_ids, label_d
     class_range = tf.range(num_classes, dtype=tf.int32)
     is_thing_class = tf.reduce_any(tf.equal(class_range[:, tf.newaxis], thing_ids[tf.newaxis, :]), axis=1)
 
-    labels, thing_mask, peaks = _dense_fn(nms_kernel, center_threshold, xla)(semantic, heatmap, is_thing_class)
+    threshold = tf.cast(center_threshold, tf.float32)
+    labels, thing_mask, peaks = _dense_fn(nms_kernel, xla)(semantic, heatmap, is_thing_class, threshold)
     points, scores = _select_centers(peaks, keep_k_centers)
     n = tf.shape(points)[0]
 
@@ -198,7 +200,8 @@ def _post_process_single(semantic, heatmap, offsets, *, thing_class_ids, label_d
     # Stuff: whole-image area per class; <= limit becomes void (a limit of 0 disables it).
     class_area = tf.math.bincount(tf.reshape(labels, [-1]), minlength=num_classes, maxlength=num_classes,
                                   dtype=tf.int32)
-    small = tf.logical_and(class_area <= stuff_area_limit, stuff_area_limit > 0)
+    area_limit = tf.cast(stuff_area_limit, tf.int32)
+    small = tf.logical_and(class_area <= area_limit, area_limit > 0)
     stuff_value = tf.where(small, void_label * label_divisor, class_range * label_divisor)
     instance_map = tf.scatter_nd(thing_coords, raw_id, [height, width])
     panoptic = tf.where(thing_mask, tf.gather(instance_panoptic, instance_map), tf.gather(stuff_value, labels))
@@ -304,9 +307,16 @@ def post_process(semantic_logits, center_heatmap, offsets, *, thing_class_ids, l
     batched = rank == 4
     if not tf.executing_eagerly():  # already being traced: inline the ops
         return _run(semantic_logits, center_heatmap, offsets, options, batched)
+    # The threshold and the area limit (and k for one image) are tensor arguments: tuning them, as
+    # the app's knobs do, reuses the traced graph instead of tracing a new one (seconds).
+    dynamic = {"center_threshold": tf.constant(options.pop("center_threshold"), tf.float32),
+               "stuff_area_limit": tf.constant(options.pop("stuff_area_limit"), tf.int32)}
+    if not batched:  # batched outputs need k in their static shapes
+        dynamic["keep_k_centers"] = tf.constant(options.pop("keep_k_centers"), tf.int32)
     key = (batched, tuple(sorted(options.items())))
     fn = _COMPILED.get(key)
     if fn is None:
-        fn = tf.function(lambda s, c, o: _run(s, c, o, options, batched), reduce_retracing=True)
+        static = dict(options)
+        fn = tf.function(lambda s, c, o, d: _run(s, c, o, {**static, **d}, batched), reduce_retracing=True)
         _COMPILED[key] = fn
-    return fn(semantic_logits, center_heatmap, offsets)
+    return fn(semantic_logits, center_heatmap, offsets, dynamic)

@@ -188,6 +188,28 @@ def test_runs_inside_tf_function_and_saved_model(tmp_path):
     np.testing.assert_array_equal(loaded(s, c, o).numpy(), expected.numpy())
 
 
+def test_tuning_threshold_area_limit_and_k_reuses_the_traced_graph():
+    """The app's knobs re-run only the post-processing: a new value must not trace a new graph."""
+    from panoptic_deeplab import postprocess
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, size=(24, 32))
+    heat = rng.random((24, 32)).astype(np.float32)
+    zeros = np.zeros((24, 32, 2), np.float32)
+    centers, traces = set(), None
+    for thr, area, k in [(0.1, 0, 200), (0.5, 30, 200), (0.7, 100, 5), (0.3, 0, 1)]:
+        out = run(labels, heat, center_threshold=thr, stuff_area_limit=area, keep_k_centers=k)
+        expected = post_process_reference(one_hot_logits(labels), heat, zeros, thing_class_ids=(2, 3),
+                                          label_divisor=DIV, void_label=VOID, center_threshold=thr,
+                                          nms_kernel=7, keep_k_centers=k, stuff_area_limit=area)
+        np.testing.assert_array_equal(out["panoptic"], expected["panoptic"])
+        centers.add(int(out["num_centers"]))
+        counts = {key: fn.experimental_get_tracing_count() for key, fn in postprocess._COMPILED.items()}
+        assert traces is None or counts == traces  # no new function, no new trace
+        traces = counts
+    assert len(centers) > 1  # the values really changed the result
+
+
 def test_bad_options_and_shapes_are_reported():
     with pytest.raises(ValueError, match="nms_kernel"):
         post_process(np.zeros((3, 3, 2)), np.zeros((3, 3)), np.zeros((3, 3, 2)), thing_class_ids=[1],
