@@ -24,10 +24,12 @@ STATUS_COLORS = {
 }
 STATUS_LABELS = {"matched": "TP", "missed": "FN", "false_positive": "FP", "crowd": "crowd", "ignored": "ignored (void/crowd)"}
 SHORT_REASONS = {"wrong_class": "wrong class", "merged": "merged", "split": "split", "not_predicted": "not predicted",
-                 "low_iou": "low IoU", "background": "false (background)"}
+                 "low_iou": "low IoU", "background": "false (background)",
+                 "stuff_area_limit": "stuff dropped (area limit)"}
 REASONS = {
     "wrong_class": "wrong class", "merged": "merged with another segment", "split": "split off a matched segment",
-    "not_predicted": "not predicted (void or missing; includes stuff dropped by the area limit)",
+    "not_predicted": "not predicted (void or missing)",
+    "stuff_area_limit": "stuff dropped by the area limit (predicted, then voided as too small)",
     "low_iou": "overlap too small (IoU ≤ 0.5)", "background": "on background / another class",
 }
 

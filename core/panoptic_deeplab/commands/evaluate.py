@@ -93,6 +93,7 @@ class Evaluation:
         record = {"image_id": image_id, "file_name": file_name, **image_pq(match, self.categories),
                   **segment_details(match, unshift(gt), unshift(pred)),
                   "scores": {str(k): v for k, v in scores.items()}}
+        mark_stuff_dropped_by_area_limit(record["gt_segments"], gt_panoptic, prediction, spec)
         self.per_image.append(record)
         return record
 
@@ -113,6 +114,24 @@ class Evaluation:
     @staticmethod
     def _maps(packed):
         return (p.unpack() for p in packed)
+
+
+def mark_stuff_dropped_by_area_limit(gt_segments: list[dict], gt_panoptic, prediction, spec) -> None:
+    """Re-label missed stuff segments whose class the network did predict but post-processing
+    voided (a stuff class with total area <= ``stuff_area_limit`` becomes void): reason
+    ``stuff_area_limit``. Only that rule makes void out of a stuff label, so a GT segment that is
+    mostly "semantic says its class, panoptic says void" was dropped by the limit."""
+    void_value = spec.ignore_label * spec.label_divisor
+    things = set(spec.thing_class_ids)
+    voided = np.asarray(prediction.panoptic) == void_value
+    semantic = np.asarray(prediction.semantic)
+    for seg in gt_segments:
+        if seg["status"] != "missed" or seg["category_id"] in things:
+            continue
+        mask = np.asarray(gt_panoptic) == seg["id"]
+        dropped = np.count_nonzero(mask & voided & (semantic == seg["category_id"]))
+        if dropped > 0.5 * max(seg["area"], 1):
+            seg["reason"] = "stuff_area_limit"
 
 
 def print_report(result: dict, spec, file=None) -> None:

@@ -58,3 +58,33 @@ def test_evaluate_agrees_with_pq_on_its_saved_predictions(tiny_bundle_dir, tmp_p
     ap = cityscapes_instance_ap(gts, [p.panoptic for p in preds], scores, thing_class_ids=(5, 6, 7),
                                 label_divisor=1000, ignore_label=255)
     assert result["instance"]["cityscapes"]["ap"] == (None if ap["ap"] is None else pytest.approx(ap["ap"]))
+
+
+def test_a_missed_stuff_segment_voided_by_the_area_limit_is_named_so():
+    """Hand-made: the network predicted the small stuff class, post-processing voided it."""
+    from types import SimpleNamespace
+
+    from panoptic_deeplab.commands.evaluate import Evaluation
+    from panoptic_deeplab.datasets.specs import get_dataset_spec
+
+    spec = get_dataset_spec("synthetic")
+    road, sky = spec.class_names.index("road"), spec.class_names.index("sky")
+    assert road not in spec.thing_class_ids and sky not in spec.thing_class_ids
+    div, void = spec.label_divisor, spec.ignore_label * spec.label_divisor
+    gt = np.full((8, 10), road * div, np.int64)
+    gt[:2, :3] = sky * div  # small sky segment
+    gt[7:, 7:] = sky * div  # a second patch of the same segment (9 pixels in all)
+    semantic = np.full((8, 10), road, np.int32)
+    semantic[:2, :3] = sky
+    panoptic = np.where(semantic == sky, void, road * div).astype(np.int32)
+    panoptic[7:, 7:] = void  # semantic says road there
+    semantic_miss = semantic.copy()
+    prediction = SimpleNamespace(panoptic=panoptic, semantic=semantic, segments=[])
+    record = Evaluation(spec, ap="none").add(1, "a.png", gt, prediction)
+    reasons = {s["category_id"]: s["reason"] for s in record["gt_segments"]}
+    assert reasons[sky] == "stuff_area_limit"  # 6 of its 9 pixels: predicted sky, then voided
+    # The same miss with the network predicting another class is not the area limit's doing.
+    semantic_miss[:2, :3] = road
+    prediction = SimpleNamespace(panoptic=panoptic, semantic=semantic_miss, segments=[])
+    record = Evaluation(spec, ap="none").add(1, "a.png", gt, prediction)
+    assert {s["category_id"]: s["reason"] for s in record["gt_segments"]}[sky] == "not_predicted"
