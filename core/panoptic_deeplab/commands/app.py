@@ -1,4 +1,4 @@
-"""``pdl app``: start the Streamlit browser app on 127.0.0.1.
+"""``pdl app``: start the Streamlit browser app (on 127.0.0.1 unless ``--host`` says otherwise).
 
 It picks the shipped demo model (``assets/models/<name>/``) unless ``--model`` names a bundle, makes a
 small synthetic data set under the work directory on first launch unless ``--data`` names one, then
@@ -17,7 +17,9 @@ from ..errors import UserError
 REPO_ROOT = Path(__file__).resolve().parents[3]
 APP_ENTRY = REPO_ROOT / "app" / "main.py"
 MODELS_DIR = REPO_ROOT / "assets" / "models"
-DEFAULT_WORKDIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "panoptic_deeplab"
+# PDL_WORKDIR (set in the Docker image to its mounted volume) wins over the per-user cache.
+DEFAULT_WORKDIR = Path(os.environ.get("PDL_WORKDIR") or
+                       Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "panoptic_deeplab")
 DEMO_DATA_NAME = "synthetic-demo"
 # The first-launch demo set: small enough to generate in seconds on a laptop CPU.
 DEMO_DATA = dict(num_train=16, num_val=8, height=257, width=513, seed=0)
@@ -27,7 +29,10 @@ ENV_MODEL, ENV_DATA, ENV_WORKDIR = "PDL_APP_MODEL", "PDL_APP_DATA", "PDL_APP_WOR
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
+    parser.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1, this machine only; the Docker image "
+                             "uses 0.0.0.0 inside the container)")
     parser.add_argument("--model", type=Path, help="model bundle directory (default: the shipped demo model)")
     parser.add_argument("--data", type=Path, help="data set root (default: a synthetic set made on first launch)")
     parser.add_argument(
@@ -59,10 +64,10 @@ def ensure_demo_data(workdir: Path) -> Path:
     return root
 
 
-def streamlit_command(port: int) -> list[str]:
+def streamlit_command(port: int, host: str = "127.0.0.1") -> list[str]:
     return [
         sys.executable, "-m", "streamlit", "run", str(APP_ENTRY),
-        "--server.address", "127.0.0.1",
+        "--server.address", host,
         "--server.port", str(port),
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
@@ -109,14 +114,14 @@ def run(args: argparse.Namespace) -> int:
         data = None
     else:
         data = ensure_demo_data(workdir)
-    command = streamlit_command(args.port)
+    command = streamlit_command(args.port, args.host)
     env = app_environment(model, data, workdir)
     if args.dry_run:
         print(" ".join(command))
         for key in (ENV_MODEL, ENV_DATA, ENV_WORKDIR):
             print(f"{key}={env.get(key, '')}")
         return 0
-    print(f"starting the app on http://127.0.0.1:{args.port}", file=sys.stderr)
+    print(f"starting the app on http://{args.host}:{args.port}", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, command, env)  # replaces this process; Ctrl-C stops streamlit directly
