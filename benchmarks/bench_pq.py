@@ -1,6 +1,6 @@
 """Compare `pdl pq` with hotcoco and panopticapi on the same generated COCO-panoptic files.
 
-    python benchmarks/bench_pq.py [--images 50] [--height 512 --width 1024] [--runs 3] [--workers 1]
+    python benchmarks/bench_pq.py [--images 50] [--height 512 --width 1024] [--runs 3] [--workers 0]
 
 Each contender runs as a whole process (``python -c ...`` / the CLI) so start-up and imports count;
 panopticapi runs ``pq_compute`` in a subprocess too (its own Pool over all cores). Prints the
@@ -99,7 +99,8 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=1, help="workers for pdl pq")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="workers for pdl pq (default 0: its own default, one thread per core)")
     parser.add_argument("--skip-panopticapi", action="store_true")
     args = parser.parse_args()
     py = sys.executable

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 _LUT_SIZE = 1 << 24  # COCO-panoptic PNG ids are 24-bit RGB
-_local = threading.local()  # one lookup table per thread (np.zeros: pages are only touched when used)
+_local = threading.local()  # one lookup table per thread
+_NOT_LISTED = np.iinfo(np.int32).max
 
 
 @dataclass(frozen=True)
@@ -50,20 +51,19 @@ def dense_index(id_map: np.ndarray, ids: np.ndarray) -> np.ndarray:
         out = np.where(found, order[pos] + 1, unknown) if len(ids) else np.full(flat.shape, unknown)
         out[flat == 0] = 0
         return out.reshape(id_map.shape)
-    # A reusable lookup table holding index + 1 (0 = not listed): set the listed ids, gather, reset.
-    # O(pixels), no sort.
+    # A reusable lookup table, "not listed" everywhere except the listed ids (set, gather, reset):
+    # O(pixels), no sort, and only the listed entries are written per call.
     lut = getattr(_local, "lut", None)
     if lut is None:
-        lut = _local.lut = np.zeros(_LUT_SIZE, np.int32)
+        lut = _local.lut = np.full(_LUT_SIZE, _NOT_LISTED, np.int32)
     try:
-        lut[ids] = np.arange(2, len(ids) + 2, dtype=np.int32)
-        lut[0] = 1
-        out = lut[flat]
-    finally:
-        lut[ids] = 0
+        lut[ids] = np.arange(1, len(ids) + 1, dtype=np.int32)
         lut[0] = 0
-    out -= 1
-    out[out < 0] = unknown
+        out = np.take(lut, flat)  # faster than lut[flat] for uint32 indices
+    finally:
+        lut[ids] = _NOT_LISTED
+        lut[0] = _NOT_LISTED
+    np.minimum(out, unknown, out=out)
     return out.reshape(id_map.shape)
 
 
