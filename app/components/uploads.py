@@ -1,6 +1,7 @@
 """Turning an upload or a sample file into an RGB array, with a message instead of a crash."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,14 @@ def read_image(data: bytes, name: str) -> LoadedImage:
         raise ImageError(f"{name}: the file is empty (0 bytes). Upload a PNG or JPEG image.")
     array = load_image(data, name=name, max_pixels=MAX_PIXELS)
     return _fit(array, name)
+
+
+def safe_stem(name: str) -> str:
+    """A file-name stem for downloads made from an upload's name: the last path component without its
+    suffix, characters other than letters, digits, "_", "-" and "." replaced ("../../x.png" -> "x")."""
+    last = re.split(r"[/\\]", name)[-1]
+    stem = last.rsplit(".", 1)[0] if "." in last else last
+    return re.sub(r"[^\w.-]+", "_", stem).strip("._") or "image"
 
 
 def read_image_file(path: Path) -> LoadedImage:

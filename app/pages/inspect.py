@@ -13,7 +13,7 @@ import streamlit as st
 import state
 from components import figures, model_io, views
 from components.pixel_vote import explain_pixel
-from components.uploads import read_image, read_image_file
+from components.uploads import read_image, read_image_file, safe_stem
 from panoptic_deeplab import visualize
 from panoptic_deeplab.datasets.coco_panoptic import id_to_rgb
 from panoptic_deeplab.errors import UserError
@@ -239,7 +239,7 @@ def _png(rgb: np.ndarray) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-stem = loaded.name.rsplit(".", 1)[0] or "image"
+stem = safe_stem(loaded.name)  # an upload's name may carry a path ("../../x.png")
 segments = [
     {"id": row["segment id"], "category_id": spec.category_id(row["segment id"] // spec.label_divisor),
      "class": row["class"], "iscrowd": 0, "area": row["area"], "score": row["score"]}

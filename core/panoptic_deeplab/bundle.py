@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,16 +126,50 @@ def load_bundle(directory: str | Path, input_shape: tuple[int, int] | None = Non
     return Bundle(path=directory, config=config, spec=spec, model=model, metrics=metrics, info=info)
 
 
+class WeightsMismatchError(CheckpointError):
+    """Weights whose shapes do not fit the model; ``layers`` names the layers that differ."""
+
+    def __init__(self, message: str, layers: list[str]):
+        super().__init__(message)
+        self.layers = layers
+
+
+# The last layer of the semantic head: its size is the number of classes.
+CLASS_LAYER = "semantic_head_output"
+
+
 def load_weights_checked(model, path: str | Path, hint: str, skip_mismatch: bool = False) -> None:
-    """``model.load_weights`` with a CheckpointError naming the file when they do not fit."""
+    """``model.load_weights`` with a CheckpointError naming the file when they do not fit (a
+    WeightsMismatchError saying which layers differ, and how, when the shapes disagree)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file missing. {hint}.")
     try:
-        model.load_weights(str(path), skip_mismatch=skip_mismatch)
+        with warnings.catch_warnings():
+            # Keras warns once per nested layer, with whole tensors; the error below says it in one line.
+            warnings.simplefilter("ignore")
+            model.load_weights(str(path), skip_mismatch=skip_mismatch)
     except (ValueError, KeyError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: weights do not match the model ({first}). Fix: {hint}.") from None
+        summary, layers = _describe_mismatch(str(err))
+        message = f"{path}: weights do not match the model ({summary}). Fix: {hint}."
+        raise (WeightsMismatchError(message, layers) if layers else CheckpointError(message)) from None
+
+
+def _describe_mismatch(text: str) -> tuple[str, list[str]]:
+    """One line for Keras' load error ("N layers differ, e.g. conv/kernel is (3, 3, 3, 8) in the model
+    but (3, 3, 3, 16) in the file") and the names of the layers it lists."""
+    first = text.strip().splitlines()[0] if text.strip() else "unreadable file"
+    listed = text.split("List of objects that could not be loaded:", 1)
+    layers = re.findall(r"name=([^,>\s]+)", listed[1]) if len(listed) == 2 else []
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", text)
+    variable = re.search(r"Target variable: <Variable path=([^,>\s]+)", text)
+    if not (layers and shapes and variable):
+        return first, layers
+    summary = (f"{len(layers)} layer(s) differ, e.g. {variable.group(1)} is {shapes.group(1)} in the model "
+               f"but {shapes.group(2)} in the file")
+    if layers == [CLASS_LAYER]:
+        summary += "; only the class count differs (the weights were trained on another class table)"
+    return summary, layers
 
 
 def _read_json(path: Path) -> dict:

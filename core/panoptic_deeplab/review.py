@@ -39,7 +39,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .datasets.coco_panoptic import find_image, id_to_rgb, load_json, read_segment_ids
+from .datasets.coco_panoptic import check_file_name, find_image, id_to_rgb, load_json, read_segment_ids
 from .datasets.readers import read_rgb
 from .errors import DatasetError, UserError
 
@@ -238,6 +238,9 @@ class ReviewStore:
         self.categories = {int(c["id"]): c for c in self.coco["categories"]}
         self._images = {str(im["id"]): im for im in self.coco["images"]}
         self._annotations = {str(a["image_id"]): a for a in self.coco["annotations"]}
+        for image_id, ann in self._annotations.items():  # the export writes files under these names
+            check_file_name(ann["file_name"], self.json_path, f"image id {image_id}")
+            check_file_name(self._images.get(image_id, {}).get("file_name") or "", self.json_path, f"image id {image_id}")
         self.workdir = Path(workdir).expanduser()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.workdir / "review.sqlite"

@@ -31,6 +31,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ap", choices=("both", "coco", "cityscapes", "none"), default="both",
                         help="instance AP styles to compute (default: both)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
+    parser.add_argument("--skip-dataset-check", action="store_true",
+                        help="start without the `pdl check-dataset` pass over the split (large data sets checked before)")
     add_predictor_arguments(parser)
 
 
@@ -182,6 +184,11 @@ def run(args: argparse.Namespace) -> int:
     from ..prediction_io import PanopticWriter, iter_predictions, sources_from_dataset
 
     started = time.time()
+    if not args.skip_dataset_check:
+        # Wrong labels fail now, with check-dataset's messages; unreadable images are skipped and reported.
+        from ..datasets.checks import require_valid_dataset
+
+        require_valid_dataset(args.dataset, args.split, allow_image_problems=True)
     bundle = load_bundle(args.model)
     reader = open_matching_dataset(args.dataset, args.split, bundle.spec)
     sources = sources_from_dataset(reader)

@@ -28,6 +28,8 @@ def configure_parser(parser) -> None:
     parser.add_argument("--mixed-precision", choices=["float32", "mixed_float16", "mixed_bfloat16"],
                         help="Keras dtype policy (model.dtype_policy)")
     parser.add_argument("--mlflow", action="store_true", help="also log to MLflow (if installed)")
+    parser.add_argument("--skip-dataset-check", action="store_true",
+                        help="start without the `pdl check-dataset` pass over the split(s) (large data sets checked before)")
     parser.add_argument("--low-memory", action="store_true",
                         help="CPU: run one op at a time and keep the input pipeline small (lower peak RSS, a little slower)")
 
@@ -35,6 +37,7 @@ def configure_parser(parser) -> None:
 def run(args) -> int:
     from ..training.memory import tune_malloc
 
+    _stop_cleanly_on_sigterm()
     tune_malloc()  # before TensorFlow starts its threads: keeps CPU peak RSS near the live tensors
     from ..config import load_config
 
@@ -47,6 +50,12 @@ def run(args) -> int:
     if args.xla:
         overrides.append("train.xla=true")
     config = load_config(args.config, overrides)
+    if not args.skip_dataset_check:
+        # A broken data set fails now, with check-dataset's messages, not as a TF error mid-run.
+        from ..datasets.checks import require_valid_dataset
+
+        for split in dict.fromkeys(s for s in (args.split, args.eval_split) if s):
+            require_valid_dataset(args.dataset, split)
 
     # MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
     from ..training import make_strategy, train
@@ -85,6 +94,20 @@ def run(args) -> int:
                    init_from=args.init_from, evaluate_fn=evaluate_fn, preview_images=preview, use_mlflow=args.mlflow)
     print(f"finished at step {result.step} in {result.wall_time_s:.0f} s")
     return 0
+
+
+def _stop_cleanly_on_sigterm() -> None:
+    """SIGTERM (``docker stop``, ``kill``, the app's Cancel) ends training the way Ctrl-C does:
+    status.json says "stopped" and names the checkpoint to resume from. Without a handler Python dies
+    on the spot, and as a container's PID 1 it ignores SIGTERM until docker sends SIGKILL."""
+    import signal
+    import threading
+
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
 
 
 def _preview_images(reader, split, config, spec, count: int = 1):

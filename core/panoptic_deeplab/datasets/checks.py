@@ -1,6 +1,8 @@
 """Validation of a data set on disk: every problem, each with its file and the fix.
 
 :func:`check_dataset` never raises on bad data; it returns a list of :class:`Problem`.
+:func:`require_valid_dataset` is the same check as a gate: ``pdl train`` and ``pdl evaluate`` call it
+before any work, so a broken data set fails at once with the messages of ``pdl check-dataset``.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .coco_panoptic import find_image, rgb_to_id
+from ..errors import DatasetError
+from .coco_panoptic import find_image, leaves_folder, rgb_to_id
 
 
 @dataclass(frozen=True)
@@ -21,9 +24,27 @@ class Problem:
     file: str
     message: str
     fix: str
+    # "image": an image file is missing or unreadable (prediction can skip that image);
+    # "annotation": anything else (the labels or the annotation file are wrong).
+    kind: str = "annotation"
 
     def __str__(self) -> str:
         return f"{self.file}: {self.message}\n    fix: {self.fix}"
+
+
+def require_valid_dataset(root: str | Path, split: str, *, allow_image_problems: bool = False, shown: int = 10) -> None:
+    """Raise a DatasetError listing what :func:`check_dataset` finds (the first ``shown`` problems).
+    With ``allow_image_problems``, missing or unreadable images pass (``pdl evaluate`` skips and
+    reports them)."""
+    problems = [p for p in check_dataset(root, split) if not (allow_image_problems and p.kind == "image")]
+    if not problems:
+        return
+    listed = "\n".join(str(p) for p in problems[:shown])
+    more = f"\n... and {len(problems) - shown} more" if len(problems) > shown else ""
+    raise DatasetError(
+        f"{root} split '{split}': {len(problems)} problem(s) in the data set; nothing was done.\n{listed}{more}\n"
+        f"Fix them (`pdl check-dataset {root} --split {split}` lists them all) and run again."
+    )
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:
@@ -135,8 +156,15 @@ def _check_annotation(ann, image, categories, json_path, label_dir, image_path) 
     png_path = label_dir / str(ann["file_name"])
     where = f"image id {ann['image_id']!r}"
 
-    def report(file, message, fix):
-        problems.append(Problem(str(file), message, fix))
+    def report(file, message, fix, kind="annotation"):
+        problems.append(Problem(str(file), message, fix, kind))
+
+    outside = [str(n) for n in (ann["file_name"], image.get("file_name")) if n and leaves_folder(n)]
+    if outside:
+        for name in outside:
+            report(json_path, f"{where}: file_name {name!r} points outside the data set folder",
+                   "use a name relative to its folder (no '..', not absolute)")
+        return problems  # never open files outside the data set
 
     segments = ann.get("segments_info")
     if not isinstance(segments, list):
@@ -162,11 +190,11 @@ def _check_annotation(ann, image, categories, json_path, label_dir, image_path) 
 
     image_size = None
     if not image_path.is_file():
-        report(image_path, f"{where}: image file missing", "restore the image or remove its annotation")
+        report(image_path, f"{where}: image file missing", "restore the image or remove its annotation", "image")
     else:
         image_size = _image_size(image_path)
         if image_size is None:
-            report(image_path, f"{where}: image cannot be decoded", "replace it with a valid JPEG or PNG")
+            report(image_path, f"{where}: image cannot be decoded", "replace it with a valid JPEG or PNG", "image")
         elif image.get("height") and image.get("width") and (image["height"], image["width"]) != image_size:
             report(json_path, f"{where}: 'images' says {image['height']}x{image['width']} but the file is "
                    f"{image_size[0]}x{image_size[1]}", "correct height/width in 'images'")
@@ -224,7 +252,7 @@ def check_cityscapes(root: str | Path, split: str) -> list[Problem]:
             continue
         size = _image_size(image_path)
         if size is None:
-            problems.append(Problem(str(image_path), "image cannot be decoded", "restore the original file"))
+            problems.append(Problem(str(image_path), "image cannot be decoded", "restore the original file", "image"))
         elif size != label.shape:
             problems.append(Problem(str(label_path), f"label is {label.shape[0]}x{label.shape[1]} but the image is "
                                     f"{size[0]}x{size[1]}", "restore the matching gtFine file"))

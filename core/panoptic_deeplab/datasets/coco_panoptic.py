@@ -11,7 +11,7 @@ JSON's ``categories`` (:func:`dataset_spec_from_coco_json`).
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -109,6 +109,22 @@ def read_segment_ids(path: str | Path) -> np.ndarray:
     return rgb_to_id(bgr[..., ::-1])
 
 
+def leaves_folder(name) -> bool:
+    """True for a file name from an annotation file that is absolute or climbs out of its folder
+    with ``..`` (``../../x.png``, ``/tmp/x.png``, ``a\\..\\..\\x.png``)."""
+    path = PurePosixPath(str(name).replace("\\", "/"))
+    return path.is_absolute() or ".." in path.parts
+
+
+def check_file_name(name, json_path, where: str) -> None:
+    """Raise a DatasetError when ``name`` (a ``file_name`` of ``json_path``) leaves its folder."""
+    if leaves_folder(name):
+        raise DatasetError(
+            f"{json_path}: {where}: file_name {str(name)!r} points outside the data set folder; "
+            "use a name relative to its folder (no '..', not absolute), or run `pdl check-dataset`"
+        )
+
+
 def find_image(image_dir: Path, file_name: str | None, label_name: str) -> Path:
     """The image of an annotation: its ``file_name`` in the images table, else <stem>.jpg|png."""
     if file_name:
@@ -146,6 +162,9 @@ class CocoPanopticReader(Reader):
         for ann in data.get("annotations", []):
             try:
                 image = images.get(ann["image_id"], {})
+                where = f"image id {ann['image_id']!r}"
+                check_file_name(ann["file_name"], self.json_path, where)
+                check_file_name(image.get("file_name") or "", self.json_path, where)
                 self.examples.append(
                     Example(
                         image_id=ann["image_id"],

@@ -17,9 +17,11 @@ def read_panoptic_png(path: str | Path) -> np.ndarray:
     """Segment ids of a COCO-panoptic PNG (``R + 256 G + 256^2 B``), int64 [H, W]."""
     import cv2
 
+    if not Path(path).is_file():
+        raise DatasetError(f"{path}: PNG not found; restore it or fix the file_name of its annotation")
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise DatasetError(f"{path}: cannot read this PNG (missing or corrupt)")
+        raise DatasetError(f"{path}: cannot decode this PNG (corrupt); regenerate it")
     if img.ndim == 2 and img.dtype == np.uint8:  # grey PNG: ids < 256
         return img.astype(np.uint32)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] < 3:
@@ -49,19 +51,43 @@ def load_json(path: str | Path, what: str) -> dict:
         raise DatasetError(f"{path}: not valid JSON ({err})") from None
 
 
+def _annotations(data, path, what: str) -> list[dict]:
+    """The annotations of a COCO-panoptic JSON, each checked to carry what PQ reads."""
+    anns = data.get("annotations") if isinstance(data, dict) else None
+    if not isinstance(anns, list):
+        raise DatasetError(f"{path}: a {what} JSON needs an 'annotations' list")
+    for k, ann in enumerate(anns):
+        segments = ann.get("segments_info") if isinstance(ann, dict) else None
+        if not (isinstance(segments, list) and "image_id" in ann and isinstance(ann.get("file_name"), str)
+                and all(isinstance(s, dict) and "id" in s and "category_id" in s for s in segments)):
+            raise DatasetError(f"{path}: annotation #{k} ({str(ann)[:80]}) needs 'image_id', 'file_name' and a "
+                               "'segments_info' list of entries with 'id' and 'category_id'; fix or regenerate the file")
+        ids = [seg["id"] for seg in segments]
+        if len(set(ids)) != len(ids):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise DatasetError(f"{path}: image_id {ann['image_id']!r}: segment id(s) {twice} appear more than once in "
+                               "segments_info; give each segment of an image its own id")
+    return anns
+
+
 def _image_pairs(gt_json: dict, pred_json: dict, gt_json_path, pred_json_path) -> list[tuple[dict, dict]]:
-    if "annotations" not in gt_json or "categories" not in gt_json:
-        raise DatasetError(f"{gt_json_path}: a COCO-panoptic GT JSON needs 'annotations' and 'categories'")
-    if "annotations" not in pred_json:
-        raise DatasetError(f"{pred_json_path}: a prediction JSON needs 'annotations'")
+    if not isinstance(gt_json, dict) or not isinstance(gt_json.get("categories"), list) or \
+            not all(isinstance(c, dict) and "id" in c for c in gt_json["categories"]):
+        raise DatasetError(f"{gt_json_path}: a COCO-panoptic GT JSON needs a 'categories' list of entries with an 'id'")
+    gt_annotations = _annotations(gt_json, gt_json_path, "GT")
     preds = {}
-    for ann in pred_json["annotations"]:
+    for ann in _annotations(pred_json, pred_json_path, "prediction"):
         if ann["image_id"] in preds:
             raise DatasetError(f"{pred_json_path}: image_id {ann['image_id']!r} has more than one annotation")
         preds[ann["image_id"]] = ann
     cats = {c["id"] for c in gt_json["categories"]}
     pairs = []
-    for gt_ann in gt_json["annotations"]:
+    for gt_ann in gt_annotations:
+        for seg in gt_ann["segments_info"]:
+            if seg["category_id"] not in cats:
+                raise DatasetError(f"{gt_json_path}: image_id {gt_ann['image_id']!r}, segment {seg['id']}: category_id "
+                                   f"{seg['category_id']} is not in its 'categories'; add it or fix the segment "
+                                   "(`pdl check-dataset` lists every problem of a data set)")
         pred_ann = preds.get(gt_ann["image_id"])
         if pred_ann is None:
             raise DatasetError(f"{pred_json_path}: no prediction for image_id {gt_ann['image_id']!r} "

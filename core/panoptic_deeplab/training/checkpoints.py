@@ -3,15 +3,23 @@
 A save writes ``ckpt-N.index``/``ckpt-N.data-*`` first and only then rewrites the small
 ``checkpoint`` state file (TensorFlow writes it through a temporary file and a rename), so a
 process killed mid-save leaves the state file pointing at the previous, complete checkpoint.
-Restoring also falls back to an older checkpoint when the newest cannot be read.
+What such a save leaves behind (TensorFlow's ``ckpt-N_temp/`` folder, ``*.tempstate*`` files, a data
+shard without its index) is removed when the store opens. Restoring falls back, with a warning, to
+an older checkpoint when the newest cannot be read.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
+import logging
+import re
 import shutil
+import sys
 from pathlib import Path
 
 import tensorflow as tf
 
+from ..bundle import CLASS_LAYER
 from ..errors import CheckpointError
 
 
@@ -30,6 +38,28 @@ class CheckpointStore:
         target = self.directory if writer else Path(scratch or self.directory.with_name("checkpoints_scratch"))
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(target), max_to_keep=max(int(keep), 1))
         self._target = target
+        if writer:
+            self._remove_unfinished_saves()
+
+    def _remove_unfinished_saves(self) -> None:
+        """Delete what a save killed half-way leaves: no reader can use it, and a model-sized partial
+        shard is left behind by every such kill."""
+        if not self.directory.is_dir():
+            return
+        removed = []
+        for path in sorted(self.directory.iterdir()):
+            name = path.name
+            data = re.fullmatch(r"(ckpt-\d+)\.data-\d+-of-\d+", name)
+            if path.is_dir() and re.fullmatch(r"ckpt-\d+_temp", name):
+                shutil.rmtree(path, ignore_errors=True)
+            elif ".tempstate" in name or (data and not (self.directory / f"{data.group(1)}.index").exists()):
+                path.unlink(missing_ok=True)
+            else:
+                continue
+            removed.append(name)
+        if removed:
+            print(f"removed the files of an unfinished checkpoint save in {self.directory}: {', '.join(removed)}",
+                  file=sys.stderr, flush=True)
 
     @property
     def latest(self) -> str | None:
@@ -48,13 +78,17 @@ class CheckpointStore:
             return None
         candidates = list(reversed(list(state.all_model_checkpoint_paths)))
         errors = []
-        for path in candidates:
-            try:
-                # A fresh Checkpoint per attempt: a failed restore leaves pending state behind.
-                tf.train.Checkpoint(**self._objects).restore(path).assert_existing_objects_matched()
-                return path
-            except Exception as err:  # noqa: BLE001 - a torn file raises anything from IndexError to OpError
-                errors.append(f"{path}: {str(err).splitlines()[0]}")
+        with _quiet_restores():
+            for path in candidates:
+                try:
+                    # A fresh Checkpoint per attempt: a failed restore leaves pending state behind.
+                    tf.train.Checkpoint(**self._objects).restore(path).assert_existing_objects_matched()
+                    if errors:
+                        print(f"warning: the newest checkpoint(s) cannot be read, resuming from {Path(path).name}:\n  "
+                              + "\n  ".join(errors), file=sys.stderr, flush=True)
+                    return path
+                except Exception as err:  # noqa: BLE001 - a torn file raises anything from IndexError to OpError
+                    errors.append(f"{path}: {_first_line(err)}")
         raise CheckpointError(
             f"none of the checkpoints in {self.directory} can be restored into this model:\n  "
             + "\n  ".join(errors)
@@ -84,11 +118,36 @@ def restore_model_weights(network, source: str | Path) -> str:
             f"{source}: no checkpoint found. Give a model bundle directory (with bundle.json), a "
             "'.weights.h5' file, a training workdir, or a checkpoint prefix such as WORKDIR/checkpoints/ckpt-1000."
         )
-    try:
-        tf.train.Checkpoint(model=network).restore(prefix).expect_partial().assert_existing_objects_matched()
-    except (tf.errors.OpError, ValueError, AssertionError) as err:
-        raise CheckpointError(
-            f"{prefix}: does not match the model of this config ({str(err).splitlines()[0]}). "
-            "Use the config it was trained with."
-        ) from None
+    problem = None
+    with _quiet_restores():
+        try:
+            tf.train.Checkpoint(model=network).restore(prefix).expect_partial().assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError) as err:
+            problem = _first_line(err)
+    if problem:
+        raise CheckpointError(f"{prefix}: does not match the model of this config ({problem}). "
+                              "Use the config it was trained with.")
     return prefix
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of a restore error, plus what a mismatch of the class layer means."""
+    line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if CLASS_LAYER in line:
+        line += " (that layer's size is the number of classes: the checkpoint was trained on another class table)"
+    return line
+
+
+@contextlib.contextmanager
+def _quiet_restores():
+    """Restores whose TensorFlow warnings are muted: a restore that fails leaves objects whose deletion
+    logs a warning per unrestored variable (hundreds of lines that bury the one clear error). They are
+    collected before the warnings are turned back on."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        gc.collect()
+        logger.setLevel(level)

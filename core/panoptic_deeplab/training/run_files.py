@@ -21,7 +21,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 class RunFiles:
-    """``status.json``: {state: running|finished|failed, step, total_steps, message, ...}, replaced
+    """``status.json``: {state: running|finished|failed|stopped, step, total_steps, message, ...}, replaced
     atomically. ``metrics.csv``: one row per logged step (eval columns empty) and one per evaluation
     (loss columns empty), flushed at once so the app can read it while training runs."""
 
@@ -50,10 +50,13 @@ class RunFiles:
         if self.metrics_path.is_file() and resumed_step > 0:
             with self.metrics_path.open(newline="") as f:
                 rows = [r for r in csv.DictReader(f) if r.get("step") and int(float(r["step"])) <= resumed_step]
-        with self.metrics_path.open("w", newline="") as f:
+        # Through a temporary file: a kill at this moment must not lose the rows already logged.
+        tmp = self.metrics_path.with_name(f".{self.metrics_path.name}.{os.getpid()}.tmp")
+        with tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
+        os.replace(tmp, self.metrics_path)
 
     def append_metrics(self, row: dict) -> None:
         if not self.enabled:

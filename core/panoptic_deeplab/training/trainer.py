@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from ..bundle import is_bundle, load_weights_checked, save_bundle
+from ..bundle import CLASS_LAYER, WeightsMismatchError, is_bundle, load_weights_checked, save_bundle
 from ..config import Config, save_config
 from ..datasets.specs import DatasetSpec
 from ..errors import CheckpointError, ConfigError, UserError
@@ -68,7 +68,7 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
     chief = is_chief(strategy)
     workdir.mkdir(parents=True, exist_ok=True)
     if chief:
-        _check_and_write_config(config, workdir)
+        _check_workdir_config(config, workdir)
     files = RunFiles(workdir, tc.steps, enabled=chief)
 
     with strategy.scope():
@@ -89,6 +89,8 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
         print(f"resumed from step {start_step} ({restored})", file=out, flush=True)
     elif init_from:
         print(f"initialised from {_init_weights(network, init_from)}", file=out, flush=True)
+    if chief:  # only now: a checkpoint or --init-from that does not fit leaves the workdir as it was
+        save_config(config, workdir / "config.yaml")
 
     files.start_metrics(start_step)
     files.status("running", start_step, message="starting")
@@ -121,6 +123,17 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
                         callbacks=[monitor])
         else:
             print(f"already at step {start_step} of {tc.steps}; nothing to train", file=out, flush=True)
+    except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C; SIGTERM (docker stop, the app's Cancel)
+        last = monitor.state.last_checkpoint_step
+        message = (f"{'interrupted (Ctrl-C)' if isinstance(err, KeyboardInterrupt) else 'stopped (SIGTERM)'} at "
+                   f"step {monitor.state.step}; "
+                   + (f"the last checkpoint is step {last} in {store.directory}. Run the same command again to resume from it."
+                      if last else "no checkpoint was written yet, so running the same command again starts over."))
+        files.status("stopped", monitor.state.step, message=message, last_checkpoint=last)
+        print(message, file=sys.stderr, flush=True)
+        if mlflow:
+            mlflow.close("KILLED")
+        raise
     except BaseException as err:
         files.status("failed", monitor.state.step, message=f"{type(err).__name__}: {err}"[:2000],
                      last_checkpoint=monitor.state.last_checkpoint_step)
@@ -186,30 +199,47 @@ def _make_optimizer(config: Config, accumulation: int) -> keras.optimizers.Optim
     return optimizer
 
 
-def _check_and_write_config(config: Config, workdir: Path) -> None:
+def _check_workdir_config(config: Config, workdir: Path) -> None:
     """A workdir belongs to one model: resuming with a different model section would fail to load."""
     path = workdir / "config.yaml"
     if path.is_file() and any((workdir / "checkpoints").glob("ckpt-*.index")):
-        previous = yaml.safe_load(path.read_text()) or {}
-        if previous.get("model") != config.to_dict()["model"]:
+        previous = (yaml.safe_load(path.read_text()) or {}).get("model") or {}
+        differences = _differences(previous, config.to_dict()["model"], "model")
+        if differences:
             raise CheckpointError(
-                f"{path}: this workdir holds checkpoints of a different model config. Use a new --workdir, "
-                "or the config it was started with (the train section may change, the model section may not)."
+                f"{path}: this workdir holds checkpoints of a different model config ({'; '.join(differences[:5])}). "
+                "Use a new --workdir, or the config it was started with (the train section may change, the model "
+                "section may not)."
             )
-    save_config(config, path)
+
+
+def _differences(old: dict, new: dict, prefix: str) -> list[str]:
+    """``key: A in the workdir, B now`` for each differing (nested) key."""
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}.{key}")
+        elif a != b:
+            out.append(f"{prefix}.{key}: {a!r} in the workdir, {b!r} now")
+    return out
 
 
 def _init_weights(network: keras.Model, source: str | Path) -> str:
-    """Fine-tuning start: a bundle, a ``.weights.h5`` file, or a TF checkpoint / workdir. Layers whose
-    shapes differ (a head for another class count) keep their fresh initialisation, with a warning."""
+    """Fine-tuning start: a bundle, a ``.weights.h5`` file, or a TF checkpoint / workdir. Weights for
+    another class count load all but the semantic head's last layer (a note says so); any other
+    difference (backbone, widths) is a CheckpointError naming the file and the first differing layer."""
     source = Path(source)
     weights = source / "model.weights.h5" if is_bundle(source) else source
     if str(weights).endswith(".weights.h5"):
         hint = "give weights of the same backbone and decoder widths as this config"
         try:
             load_weights_checked(network, weights, hint=hint)
-        except CheckpointError as err:
-            print(f"warning: {err}\nloading the layers that match and keeping the others freshly initialised", file=sys.stderr)
+        except WeightsMismatchError as err:
+            if err.layers != [CLASS_LAYER]:
+                raise  # another backbone or width: almost nothing would load
+            print(f"note: {weights}: trained for another number of classes; every layer but the last of the "
+                  "semantic head is loaded, that one starts fresh", file=sys.stderr)
             load_weights_checked(network, weights, hint=hint, skip_mismatch=True)
         return str(weights)
     return restore_model_weights(network, source)
