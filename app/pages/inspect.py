@@ -40,7 +40,8 @@ with top[0]:
                                 help="PNG, JPEG, TIFF, BMP, WebP… Large images are downscaled for inspection.")
 with top[1]:
     samples = model_io.available_samples(settings.data)
-    sample_name = st.selectbox("…or pick a sample", ["—", *samples], key="sample")
+    # The first sample is shown at once, so a new user sees the demo model's output without a click.
+    sample_name = st.selectbox("…or pick a sample", ["—", *samples], index=1 if samples else 0, key="sample")
 with top[2]:
     model_name = st.selectbox("Model", list(models), key="model")
 model_path = str(models[model_name])

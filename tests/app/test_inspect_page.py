@@ -259,5 +259,8 @@ def test_a_sample_from_the_data_set_can_be_picked(monkeypatch, tmp_path):
     at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT).run()
     options = at.selectbox(key="sample").options
     assert options == ["—", "val/val_000000.jpg", "val/val_000001.jpg"]
+    # A new user sees output at once: the first sample is picked and run.
+    assert at.selectbox(key="sample").value == "val/val_000000.jpg"
+    assert not at.exception and metrics(at)["Image"] == "65×33" and at.get("plotly_chart")
     at.selectbox(key="sample").set_value("val/val_000001.jpg").run()
     assert not at.exception and metrics(at)["Image"] == "65×33"
