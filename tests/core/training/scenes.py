@@ -5,10 +5,18 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from panoptic_deeplab.config import load_config
 from panoptic_deeplab.data.targets import make_targets
 from panoptic_deeplab.datasets.specs import get_dataset_spec
 
 SPEC = get_dataset_spec("synthetic")
+
+
+def tiny_config(**overrides):
+    """synthetic/tiny at 65x97 with short schedules; extra overrides as dotted keys."""
+    base = {"dataset.crop_size": [65, 97], "train.batch_size": 4, "train.log_every": 1, "train.warmup_steps": 0}
+    base.update(overrides)
+    return load_config("synthetic/tiny", base)
 ROAD, SKY, CAR = 0, 4, 6
 
 

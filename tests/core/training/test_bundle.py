@@ -12,7 +12,7 @@ from panoptic_deeplab.model.builder import build_model
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, request):
-    from conftest import tiny_config
+    from scenes import tiny_config
 
     config = tiny_config()
     spec = get_dataset_spec("synthetic")

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import scenes
-from conftest import tiny_config
+from scenes import tiny_config
 from panoptic_deeplab.bundle import load_bundle
 from panoptic_deeplab.training import CheckpointStore, TrainingDivergedError, train
 
