@@ -100,13 +100,21 @@ def id_to_rgb(ids: np.ndarray) -> np.ndarray:
 
 
 def read_segment_ids(path: str | Path) -> np.ndarray:
-    """Segment ids (int32 [H, W]) of a COCO-panoptic PNG."""
+    """Segment ids (``R + 256 G + 256^2 B``, uint32 [H, W]) of a COCO-panoptic PNG. The one decoder
+    of these PNGs: the readers, the review store and ``pdl pq`` all use it."""
     if not Path(path).is_file():
-        raise DatasetError(f"{path}: panoptic PNG not found; restore it or remove its annotation")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageError(f"{path}: cannot decode the panoptic PNG; regenerate it")
-    return rgb_to_id(bgr[..., ::-1])
+        raise DatasetError(f"{path}: panoptic PNG not found; restore it or fix the file_name of its annotation")
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImageError(f"{path}: cannot decode the panoptic PNG (corrupt); regenerate it")
+    if img.ndim == 2 and img.dtype == np.uint8:  # grey PNG: ids < 256
+        return img.astype(np.uint32)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] < 3:
+        raise DatasetError(f"{path}: expected an 8-bit RGB COCO-panoptic PNG, got {img.dtype} with shape {img.shape}")
+    # OpenCV gives B, G, R; as R, G, B, 0 bytes a little-endian uint32 is R + 256 G + 256^2 B.
+    rgba = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGBA)
+    ids = rgba.view(np.uint32)[..., 0]
+    return ids & np.uint32(0xFFFFFF) if np.little_endian else ids.byteswap() >> np.uint32(8)
 
 
 def leaves_folder(name) -> bool:

@@ -9,27 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..datasets.coco_panoptic import read_segment_ids as read_panoptic_png
 from ..errors import DatasetError
 from .panoptic_quality import ImageMatch, PQStat, SegmentTable, match_image, segment_details
-
-
-def read_panoptic_png(path: str | Path) -> np.ndarray:
-    """Segment ids of a COCO-panoptic PNG (``R + 256 G + 256^2 B``), int64 [H, W]."""
-    import cv2
-
-    if not Path(path).is_file():
-        raise DatasetError(f"{path}: PNG not found; restore it or fix the file_name of its annotation")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise DatasetError(f"{path}: cannot decode this PNG (corrupt); regenerate it")
-    if img.ndim == 2 and img.dtype == np.uint8:  # grey PNG: ids < 256
-        return img.astype(np.uint32)
-    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] < 3:
-        raise DatasetError(f"{path}: expected an 8-bit RGB COCO-panoptic PNG, got {img.dtype} with shape {img.shape}")
-    # OpenCV gives B, G, R; as R, G, B, 0 bytes a little-endian uint32 is R + 256 G + 256^2 B.
-    rgba = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGBA)
-    ids = rgba.view(np.uint32)[..., 0]
-    return ids & np.uint32(0xFFFFFF) if np.little_endian else ids.byteswap() >> np.uint32(8)
 
 
 def write_panoptic_png(path: str | Path, ids: np.ndarray) -> None:
