@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .sqlite_store import SqliteStore
 
 # States a job can be in. "running" is only ever a claim checked against the live process.
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
@@ -350,7 +351,7 @@ CREATE TABLE IF NOT EXISTS models (
 _CHILDREN: dict[tuple[str, int], subprocess.Popen] = {}
 
 
-class JobStore:
+class JobStore(SqliteStore):
     """Job and model records in ``<root>/jobs.sqlite``; job workdirs default to ``<root>/jobs/<id>``."""
 
     def __init__(self, root: str | os.PathLike):
@@ -359,12 +360,6 @@ class JobStore:
         self.db_path = self.root / "jobs.sqlite"
         with self._connect() as db:
             db.executescript(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        # One short-lived connection per operation: Streamlit runs each session in its own thread.
-        db = sqlite3.connect(self.db_path, timeout=30)
-        db.row_factory = sqlite3.Row
-        return db
 
     # -- launching --------------------------------------------------------------------------
 

@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -42,6 +41,7 @@ import numpy as np
 from .datasets.coco_panoptic import check_file_name, find_image, id_to_rgb, load_json, read_segment_ids
 from .datasets.readers import read_rgb
 from .errors import DatasetError, UserError
+from .sqlite_store import SqliteStore
 
 ACTIONS = ("accept", "reject", "relabel", "crowd", "ignore")
 # Actions whose segment leaves the corrected set (its pixels become VOID).
@@ -215,7 +215,7 @@ def default_review_dir(dataset_root: str | os.PathLike, split: str, workdir_root
     return Path(workdir_root).expanduser() / "review" / f"{root.name}-{digest}" / split
 
 
-class ReviewStore:
+class ReviewStore(SqliteStore):
     """Review decisions for one split of a COCO-panoptic data set.
 
     Layout read: ``ROOT/annotations/panoptic_<split>.json``, ``ROOT/annotations/panoptic_<split>/*.png``
@@ -246,11 +246,6 @@ class ReviewStore:
         self.db_path = self.workdir / "review.sqlite"
         with self._connect() as db:
             db.executescript(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.db_path, timeout=30)
-        db.row_factory = sqlite3.Row
-        return db
 
     # -- the data set ------------------------------------------------------------------------
 

@@ -24,14 +24,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-APP_TESTS = str(Path(__file__).resolve().parents[1] / "app")
-if APP_TESTS not in sys.path:
-    sys.path.insert(0, APP_TESTS)  # apptest_utils (which puts app/ on the path in turn)
+TESTS = Path(__file__).resolve().parents[1]
+for folder in (TESTS / "app", TESTS / "core" / "training"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))  # apptest_utils (which puts app/ on the path in turn), scenes
 import apptest_utils as u  # noqa: E402
+from scenes import ENV, PDL, make_tiny_dataset  # noqa: E402
+
 from panoptic_deeplab import jobs  # noqa: E402
 
-PDL = [sys.executable, "-m", "panoptic_deeplab"]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 SETTINGS = ["--set", "dataset.crop_size=[65,97]", "--set", "train.log_every=1", "--set", "train.warmup_steps=0"]
 TINY = ["--config", "synthetic/tiny", *SETTINGS, "--batch-size", "2"]
 UNFINISHED = re.compile(r"ckpt-(\d+)_temp$|\.tempstate")  # what TensorFlow leaves of a save killed half-way
@@ -39,10 +40,7 @@ UNFINISHED = re.compile(r"ckpt-(\d+)_temp$|\.tempstate")  # what TensorFlow leav
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data") / "synthetic"
-    subprocess.run([*PDL, "make-dataset", "synthetic", "--out", str(root), "--num-train", "6", "--num-val", "2",
-                    "--height", "65", "--width", "97", "--seed", "5", "--workers", "1"], check=True, env=ENV)
-    return root
+    return make_tiny_dataset(tmp_path_factory.mktemp("data"))
 
 
 # -- helpers ------------------------------------------------------------------------------------

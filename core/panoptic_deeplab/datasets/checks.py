@@ -2,7 +2,8 @@
 
 :func:`check_dataset` never raises on bad data; it returns a list of :class:`Problem`.
 :func:`require_valid_dataset` is the same check as a gate: ``pdl train`` and ``pdl evaluate`` call it
-before any work, so a broken data set fails at once with the messages of ``pdl check-dataset``.
+before any work, so a broken data set fails at once with the messages of ``pdl check-dataset``; a
+pass is remembered (:mod:`.check_cache`), so a re-run on the unchanged data set skips the decoding.
 """
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..errors import DatasetError
-from .coco_panoptic import find_image, leaves_folder, rgb_to_id
+from ..errors import DatasetError, ImageError
+from . import check_cache
+from .coco_panoptic import find_image, leaves_folder, read_segment_ids
+
+# Bump on any change to what the checks below accept or reject: every remembered pass is then
+# checked again (it is part of the check_cache fingerprint).
+CHECK_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -35,9 +41,21 @@ class Problem:
 def require_valid_dataset(root: str | Path, split: str, *, allow_image_problems: bool = False, shown: int = 10) -> None:
     """Raise a DatasetError listing what :func:`check_dataset` finds (the first ``shown`` problems).
     With ``allow_image_problems``, missing or unreadable images pass (``pdl evaluate`` skips and
-    reports them)."""
-    problems = [p for p in check_dataset(root, split) if not (allow_image_problems and p.kind == "image")]
+    reports them). A pass is remembered; while no file the check reads has changed (size, mtime),
+    the next call returns at once (``PDL_RECHECK_DATASET=1`` checks again)."""
+    # Fingerprint before checking: a file changed during the check then differs on the next run.
+    files = files_checked(root, split)
+    fingerprint = check_cache.fingerprint(root, CHECK_VERSION, files) if files is not None else None
+    record = fingerprint and check_cache.passed_before(root, split, fingerprint, allow_image_problems)
+    if record:
+        print(f"{root} split '{split}': unchanged since it passed the data set check, not checked again "
+              f"(set {check_cache.RECHECK_ENV}=1 to check it again; record: {record})")
+        return
+    found = check_dataset(root, split)
+    problems = [p for p in found if not (allow_image_problems and p.kind == "image")]
     if not problems:
+        if fingerprint:
+            check_cache.remember_pass(root, split, fingerprint, image_problems=bool(found))
         return
     listed = "\n".join(str(p) for p in problems[:shown])
     more = f"\n... and {len(problems) - shown} more" if len(problems) > shown else ""
@@ -60,24 +78,84 @@ def check_dataset(root: str | Path, split: str) -> list[Problem]:
     """Check the COCO-panoptic or Cityscapes data set at ``root`` (layout detected like
     :func:`~panoptic_deeplab.datasets.readers.open_dataset`)."""
     root = Path(root)
+    kind, json_path, image_path_fn = _layout(root, split)
+    if kind == "coco":
+        return check_coco_panoptic(root, split, json_path=json_path, image_path_fn=image_path_fn)
+    if kind == "cityscapes":
+        return check_cityscapes(root, split)
+    return [Problem(str(json_path), "annotation file not found (and no Cityscapes layout)",
+                    f"put the COCO-panoptic JSON at {json_path}, or point at a Cityscapes root "
+                    "with leftImg8bit/ and gtFine/")]
+
+
+def _layout(root: Path, split: str):
+    """(kind, annotation JSON, image_path_fn) of the data set: kind "coco" (COCO-panoptic, or the
+    panoptic JSON that cityscapesscripts writes), "cityscapes" (instanceIds PNGs) or "none"."""
     json_path = root / "annotations" / f"panoptic_{split}.json"
     if json_path.exists():
-        return check_coco_panoptic(root, split)
+        return "coco", json_path, _coco_image_path_fn(root, split)
     if (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir():
         from .cityscapes import panoptic_json_path
 
         cs_json = panoptic_json_path(root, split)
         if cs_json is not None and not any((root / "gtFine" / split).glob("*/*_instanceIds.png")):
             image_root = root / "leftImg8bit" / split
-            return check_coco_panoptic(
-                root, split, json_path=cs_json,
-                image_path_fn=lambda ann, image: image_root / str(ann["image_id"]).split("_")[0]
-                / f"{ann['image_id']}_leftImg8bit.png",
-            )
-        return check_cityscapes(root, split)
-    return [Problem(str(json_path), "annotation file not found (and no Cityscapes layout)",
-                    f"put the COCO-panoptic JSON at {json_path}, or point at a Cityscapes root "
-                    "with leftImg8bit/ and gtFine/")]
+
+            def image_path_fn(ann, image):
+                return image_root / str(ann["image_id"]).split("_")[0] / f"{ann['image_id']}_leftImg8bit.png"
+            return "coco", cs_json, image_path_fn
+        return "cityscapes", None, None
+    return "none", json_path, None
+
+
+def _coco_image_path_fn(root: Path, split: str):
+    image_dir = root / split
+
+    def image_path_fn(ann, image):
+        return find_image(image_dir, image.get("file_name"), str(ann["file_name"]))
+    return image_path_fn
+
+
+def _outside_names(ann: dict, image: dict) -> list[str]:
+    """The file names of an annotation and its image that leave the data set folder (never opened)."""
+    return [str(n) for n in (ann["file_name"], image.get("file_name")) if n and leaves_folder(n)]
+
+
+def _annotation_files(ann: dict, image: dict, label_dir: Path, image_path_fn) -> tuple[Path, Path]:
+    """(label PNG, image) of a COCO-panoptic annotation."""
+    return label_dir / str(ann["file_name"]), image_path_fn(ann, image)
+
+
+def _cityscapes_pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
+    """(image, instanceIds PNG) of every leftImg8bit image of the split."""
+    from .cityscapes import instance_ids_path
+
+    images = sorted((root / "leftImg8bit" / split).glob("*/*_leftImg8bit.png"))
+    return [(image, instance_ids_path(root, split, image)) for image in images]
+
+
+def files_checked(root: str | Path, split: str) -> list[Path] | None:
+    """Every file :func:`check_dataset` reads (annotation JSON, label PNGs, images), found the same
+    way; None when the layout or the annotation file is unusable (the check reports that)."""
+    root = Path(root)
+    kind, json_path, image_path_fn = _layout(root, split)
+    if kind == "cityscapes":
+        return [path for pair in _cityscapes_pairs(root, split) for path in pair]
+    if kind != "coco":
+        return None
+    try:
+        with open(json_path, encoding="utf-8") as f:
+            data = json.load(f)
+        images = {img["id"]: img for img in data["images"]}
+        files, label_dir = [json_path], json_path.with_suffix("")
+        for ann in data["annotations"]:
+            image = images.get(ann["image_id"], {})
+            if _outside_names(ann, image):
+                return None
+            files += _annotation_files(ann, image, label_dir, image_path_fn)
+        return files
+    except Exception:  # noqa: BLE001 - any malformed entry: the check reports it, nothing is remembered
+        return None
 
 
 def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_path_fn=None) -> list[Problem]:
@@ -86,10 +164,8 @@ def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_p
     image (default ``root/<split>/<file_name>``)."""
     root = Path(root)
     json_path = Path(json_path) if json_path else root / "annotations" / f"panoptic_{split}.json"
-    label_dir, image_dir = json_path.with_suffix(""), root / split
-    if image_path_fn is None:
-        def image_path_fn(ann, image):
-            return find_image(image_dir, image.get("file_name"), str(ann["file_name"]))
+    label_dir = json_path.with_suffix("")
+    image_path_fn = image_path_fn or _coco_image_path_fn(root, split)
     problems: list[Problem] = []
 
     def report(file, message, fix):
@@ -144,22 +220,22 @@ def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_p
             report(json_path, f"annotation for image id {image_id!r} has no entry in 'images'",
                    "add the image (id, file_name, height, width) to 'images'")
         image = images.get(image_id, {})
-        problems.extend(_check_annotation(ann, image, categories, json_path, label_dir, image_path_fn(ann, image)))
+        problems.extend(_check_annotation(ann, image, categories, json_path,
+                                          *_annotation_files(ann, image, label_dir, image_path_fn)))
     for image_id in images:
         if image_id not in seen_images:
             report(json_path, f"image id {image_id!r} has no annotation", "add its annotation or remove the image")
     return problems
 
 
-def _check_annotation(ann, image, categories, json_path, label_dir, image_path) -> list[Problem]:
+def _check_annotation(ann, image, categories, json_path, png_path, image_path) -> list[Problem]:
     problems: list[Problem] = []
-    png_path = label_dir / str(ann["file_name"])
     where = f"image id {ann['image_id']!r}"
 
     def report(file, message, fix, kind="annotation"):
         problems.append(Problem(str(file), message, fix, kind))
 
-    outside = [str(n) for n in (ann["file_name"], image.get("file_name")) if n and leaves_folder(n)]
+    outside = _outside_names(ann, image)
     if outside:
         for name in outside:
             report(json_path, f"{where}: file_name {name!r} points outside the data set folder",
@@ -201,11 +277,18 @@ def _check_annotation(ann, image, categories, json_path, label_dir, image_path) 
     if not png_path.is_file():
         report(png_path, f"{where}: panoptic PNG missing", "restore the PNG or remove the annotation")
         return problems
-    bgr = cv2.imread(str(png_path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    try:
+        seg_map = read_segment_ids(png_path)  # the readers' decoder: what passes here, training can read
+    except ImageError:
         report(png_path, f"{where}: panoptic PNG cannot be decoded", "regenerate the PNG")
         return problems
-    seg_map = rgb_to_id(bgr[..., ::-1])
+    except DatasetError as err:  # gone since the test above, unreadable, or not an 8-bit RGB (or grey) PNG
+        if not png_path.is_file():
+            report(png_path, f"{where}: panoptic PNG missing", "restore the PNG or remove the annotation")
+        else:  # the decoder's "<path>: <what>; <fix>", as a Problem
+            message, _, fix = str(err).removeprefix(f"{png_path}: ").partition("; ")
+            report(png_path, f"{where}: {message}", fix or "regenerate the PNG as 8-bit RGB (id = R + 256 G + 256^2 B)")
+        return problems
     if image_size is not None and seg_map.shape != image_size:
         report(png_path, f"{where}: PNG is {seg_map.shape[0]}x{seg_map.shape[1]} but the image is "
                f"{image_size[0]}x{image_size[1]}", "regenerate the PNG at the image's size")
@@ -231,16 +314,13 @@ def check_cityscapes(root: str | Path, split: str) -> list[Problem]:
     label ids exist in cityscapesscripts' table."""
     from cityscapesscripts.helpers.labels import id2label
 
-    from .cityscapes import instance_ids_path
-
     root = Path(root)
     problems: list[Problem] = []
-    images = sorted((root / "leftImg8bit" / split).glob("*/*_leftImg8bit.png"))
-    if not images:
+    pairs = _cityscapes_pairs(root, split)
+    if not pairs:
         return [Problem(str(root / "leftImg8bit" / split), "no *_leftImg8bit.png images for this split",
                         "check the split name and the folder layout leftImg8bit/<split>/<city>/")]
-    for image_path in images:
-        label_path = instance_ids_path(root, split, image_path)
+    for image_path, label_path in pairs:
         if not label_path.is_file():
             problems.append(Problem(str(label_path), "instanceIds PNG missing",
                                     "restore it from gtFine or remove the image"))

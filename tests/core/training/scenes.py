@@ -1,6 +1,12 @@
 """A tiny hand-made panoptic data set for trainer tests: sky above road, one or two 'car' boxes,
-images painted in the class colours plus noise, targets from data.targets.make_targets."""
+images painted in the class colours plus noise, targets from data.targets.make_targets; and the tiny
+synthetic data set on disk that the `pdl train` process tests train on."""
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -10,6 +16,8 @@ from panoptic_deeplab.data.targets import make_targets
 from panoptic_deeplab.datasets.specs import get_dataset_spec
 
 SPEC = get_dataset_spec("synthetic")
+PDL = [sys.executable, "-m", "panoptic_deeplab"]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 
 
 def tiny_config(**overrides):
@@ -17,6 +25,16 @@ def tiny_config(**overrides):
     base = {"dataset.crop_size": [65, 97], "train.batch_size": 4, "train.log_every": 1, "train.warmup_steps": 0}
     base.update(overrides)
     return load_config("synthetic/tiny", base)
+
+
+def make_tiny_dataset(parent: Path) -> Path:
+    """`pdl make-dataset synthetic` into ``parent/synthetic``: 6 train + 2 val images of 65x97."""
+    root = Path(parent) / "synthetic"
+    subprocess.run([*PDL, "make-dataset", "synthetic", "--out", str(root), "--num-train", "6", "--num-val", "2",
+                    "--height", "65", "--width", "97", "--seed", "5", "--workers", "1"], check=True, env=ENV)
+    return root
+
+
 ROAD, SKY, CAR = 0, 4, 6
 
 

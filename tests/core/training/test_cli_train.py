@@ -1,27 +1,21 @@
 """`pdl train` as a process: SIGKILL after the first checkpoint, then resume; two CPU workers."""
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from scenes import ENV, PDL, make_tiny_dataset
 
-PDL = [sys.executable, "-m", "panoptic_deeplab"]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 TINY = ["--config", "synthetic/tiny", "--set", "dataset.crop_size=[65,97]", "--set", "train.log_every=1",
         "--set", "train.warmup_steps=0", "--batch-size", "2"]
 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data") / "synthetic"
-    subprocess.run([*PDL, "make-dataset", "synthetic", "--out", str(root), "--num-train", "6", "--num-val", "2",
-                    "--height", "65", "--width", "97", "--seed", "5", "--workers", "1"], check=True, env=ENV)
-    return root
+    return make_tiny_dataset(tmp_path_factory.mktemp("data"))
 
 
 def _wait_for(predicate, proc, timeout, log):
