@@ -1,10 +1,13 @@
 """Compare `pdl pq` with hotcoco and panopticapi on the same generated COCO-panoptic files.
 
     python benchmarks/bench_pq.py [--images 50] [--height 512 --width 1024] [--runs 3] [--workers 0]
+                                  [--gt-writer opencv|pil]
 
 Each contender runs as a whole process (``python -c ...`` / the CLI) so start-up and imports count;
 panopticapi runs ``pq_compute`` in a subprocess too (its own Pool over all cores). Prints the
-median wall time of ``--runs`` runs and checks that the three PQ values agree.
+median wall time of ``--runs`` runs and checks that the three PQ values agree. Predictions are
+written by OpenCV (as ``pdl predict`` writes them); GT by OpenCV or, with ``--gt-writer pil``, by
+PIL as COCO's own files are (their Paeth rows take the slower OpenCV route in ``pdl pq``).
 """
 from __future__ import annotations
 
@@ -24,10 +27,16 @@ CATEGORIES = [{"id": i, "name": f"stuff{i}", "isthing": 0} for i in range(8)] + 
              [{"id": i, "name": f"thing{i}", "isthing": 1} for i in range(8, 16)]
 
 
-def _write_png(path: Path, ids: np.ndarray) -> None:
-    import cv2
+def _write_png(path: Path, ids: np.ndarray, writer: str = "opencv") -> None:
+    rgb = np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], -1).astype(np.uint8)
+    if writer == "pil":
+        from PIL import Image
 
-    cv2.imwrite(str(path), np.stack([(ids >> 16) & 255, (ids >> 8) & 255, ids & 255], -1).astype(np.uint8))
+        Image.fromarray(rgb).save(path)
+    else:
+        import cv2
+
+        cv2.imwrite(str(path), rgb[..., ::-1])
 
 
 def _scene(rng, h, w, segments):
@@ -53,7 +62,7 @@ def _segments(lab, is_gt):
     return ids, infos
 
 
-def generate(root: Path, n: int, h: int, w: int, seed: int = 2) -> None:
+def generate(root: Path, n: int, h: int, w: int, seed: int = 2, gt_writer: str = "opencv") -> None:
     rng = np.random.default_rng(seed)
     for sub in ("gt", "pred"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -68,7 +77,7 @@ def generate(root: Path, n: int, h: int, w: int, seed: int = 2) -> None:
         images.append({"id": k, "file_name": name, "height": h, "width": w})
         for sub, lab in (("gt", gt), ("pred", pred)):
             ids, infos = _segments(lab, sub == "gt")
-            _write_png(root / sub / name, ids)
+            _write_png(root / sub / name, ids, gt_writer if sub == "gt" else "opencv")
             anns[sub].append({"image_id": k, "file_name": name, "segments_info": infos})
     for sub in ("gt", "pred"):
         (root / f"{sub}.json").write_text(json.dumps({"images": images, "annotations": anns[sub],
@@ -101,12 +110,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=0,
                         help="workers for pdl pq (default 0: its own default, one thread per core)")
+    parser.add_argument("--gt-writer", choices=("opencv", "pil"), default="opencv",
+                        help="library that writes the GT PNGs (COCO's own are PIL-written)")
     parser.add_argument("--skip-panopticapi", action="store_true")
     args = parser.parse_args()
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        generate(root, args.images, args.height, args.width)
+        generate(root, args.images, args.height, args.width, gt_writer=args.gt_writer)
         gt, pred = str(root / "gt.json"), str(root / "pred.json")
         result = root / "r.json"
         rows = []
@@ -123,7 +134,7 @@ def main() -> None:
                        "r = pq_compute(sys.argv[1], sys.argv[2]); print(json.dumps(r['All']['pq']))")
             t, c, out = _time([py, "-c", pa_code, gt, pred], 1)
             rows.append(("panopticapi pq_compute", t, c, float(out.strip().splitlines()[-1])))
-    print(f"{args.images} images {args.height}x{args.width}, median of {args.runs} runs (panopticapi: 1 run), "
+    print(f"{args.images} images {args.height}x{args.width} (GT written by {args.gt_writer}), median of {args.runs} runs (panopticapi: 1 run), "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     for name, t, c, pq in rows:
         print(f"{name:24s} wall {t:7.3f} s  CPU {c:7.3f} s   PQ {pq:.12f}   wall {rows[-1][1] / t:6.1f}x "

@@ -14,7 +14,7 @@ def configure_parser(parser) -> None:
     parser.add_argument("--pred-folder", help="prediction PNG folder (default: pred JSON path without .json)")
     parser.add_argument("--out", help="write the results (All/Things/Stuff, per_class) to this JSON file")
     parser.add_argument("--workers", type=int, default=0,
-                        help="processes reading PNGs (default 0 = one per core from 16 images on)")
+                        help="processes reading PNGs (default 0 = one per core)")
     parser.add_argument("--per-image", action="store_true",
                         help="also store per-image PQ and per-segment match details in --out")
 
@@ -36,7 +36,7 @@ def run(args) -> int:
 
     start = time.perf_counter()
     result = pq_from_files(args.gt_json, args.pred_json, args.gt_folder, args.pred_folder,
-                           workers=args.workers, per_image=args.per_image)
+                           workers=args.workers, per_image=args.per_image, processes=True)
     print(format_table(result))
     print(f"time: {time.perf_counter() - start:.2f} s", file=sys.stderr)
     if args.out:

@@ -1,13 +1,23 @@
 """Data sets on disk: class tables (specs), readers for the COCO-panoptic and Cityscapes layouts,
-validation, and the synthetic street-scene generator. Nothing here imports TensorFlow."""
-from .checks import Problem, check_dataset
-from .coco_panoptic import CocoPanopticReader, dataset_spec_from_categories, dataset_spec_from_coco_json
-from .readers import Example, Reader, Record, open_dataset
-from .specs import DatasetSpec, get_dataset_spec
-from .synthetic import make_synthetic_dataset
+validation, and the synthetic street-scene generator. Nothing here imports TensorFlow.
 
-__all__ = [
-    "CocoPanopticReader", "DatasetSpec", "Example", "Problem", "Reader", "Record", "check_dataset",
-    "dataset_spec_from_categories", "dataset_spec_from_coco_json", "get_dataset_spec", "make_synthetic_dataset",
-    "open_dataset",
-]
+Names are imported on first use, so that ``pdl pq`` (which needs only the PNG decoder) does not
+pay for OpenCV, PIL and the generator at start-up.
+"""
+from importlib import import_module
+
+_WHERE = {
+    "Problem": "checks", "check_dataset": "checks",
+    "CocoPanopticReader": "coco_panoptic", "dataset_spec_from_categories": "coco_panoptic",
+    "dataset_spec_from_coco_json": "coco_panoptic",
+    "Example": "readers", "Reader": "readers", "Record": "readers", "open_dataset": "readers",
+    "DatasetSpec": "specs", "get_dataset_spec": "specs",
+    "make_synthetic_dataset": "synthetic",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_WHERE[name]}", __name__), name)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path, PurePosixPath
 
-import cv2
 import numpy as np
 
 from ..errors import DatasetError, ImageError
+from .png_ids import SegmentRuns, decode_segment_runs
 from .readers import Example, Reader, number_instances
 from .specs import DatasetSpec, get_dataset_spec
 
@@ -101,10 +101,34 @@ def id_to_rgb(ids: np.ndarray) -> np.ndarray:
 
 def read_segment_ids(path: str | Path) -> np.ndarray:
     """Segment ids (``R + 256 G + 256^2 B``, uint32 [H, W]) of a COCO-panoptic PNG. The one decoder
-    of these PNGs: the readers, the review store and ``pdl pq`` all use it."""
-    if not Path(path).is_file():
-        raise DatasetError(f"{path}: panoptic PNG not found; restore it or fix the file_name of its annotation")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    of these PNGs: the readers, the review store, the data-set checks and ``pdl pq`` all use it
+    (``pdl pq`` through :func:`read_segment_runs`). PNGs written by OpenCV take the fast path of
+    :mod:`.png_ids`; others are decoded by OpenCV."""
+    data = _png_bytes(path)
+    runs = decode_segment_runs(data)
+    return runs.to_map() if runs is not None else _decode_with_opencv(path, data)
+
+
+def read_segment_runs(path: str | Path) -> SegmentRuns:
+    """:func:`read_segment_ids` as runs (what PQ matching needs; no per-pixel map on the fast path)."""
+    data = _png_bytes(path)
+    runs = decode_segment_runs(data)
+    return runs if runs is not None else SegmentRuns.from_map(_decode_with_opencv(path, data))
+
+
+def _png_bytes(path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise DatasetError(f"{path}: panoptic PNG not found; restore it or fix the file_name of its annotation") from None
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot read the panoptic PNG ({err.strerror}); check its permissions") from None
+
+
+def _decode_with_opencv(path, data: bytes) -> np.ndarray:
+    import cv2  # here, not at the top: `pdl pq` on OpenCV-written PNGs never needs it
+
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ImageError(f"{path}: cannot decode the panoptic PNG (corrupt); regenerate it")
     if img.ndim == 2 and img.dtype == np.uint8:  # grey PNG: ids < 256
@@ -112,9 +136,11 @@ def read_segment_ids(path: str | Path) -> np.ndarray:
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] < 3:
         raise DatasetError(f"{path}: expected an 8-bit RGB COCO-panoptic PNG, got {img.dtype} with shape {img.shape}")
     # OpenCV gives B, G, R; as R, G, B, 0 bytes a little-endian uint32 is R + 256 G + 256^2 B.
-    rgba = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGBA)
-    ids = rgba.view(np.uint32)[..., 0]
-    return ids & np.uint32(0xFFFFFF) if np.little_endian else ids.byteswap() >> np.uint32(8)
+    ids = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGBA).view(np.uint32)[..., 0]
+    if not np.little_endian:
+        return ids.byteswap() >> np.uint32(8)
+    np.bitwise_and(ids, np.uint32(0xFFFFFF), out=ids)  # in place: a new array costs more than the decode's tail
+    return ids
 
 
 def leaves_folder(name) -> bool:

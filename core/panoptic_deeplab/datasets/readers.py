@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import DatasetError, ImageError
@@ -71,6 +70,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """Read an image file as RGB uint8; a clear error if it is missing or unreadable."""
     if not Path(path).is_file():
         raise DatasetError(f"{path}: file not found; restore it or remove the entry from the annotations")
+    import cv2  # lazily: modules that only decode label PNGs (`pdl pq`) start faster without it
+
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ImageError(f"{path}: cannot decode the image; replace it with a valid PNG or JPEG")

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..datasets.png_ids import SegmentRuns
+
 _LUT_SIZE = 1 << 24  # COCO-panoptic PNG ids are 24-bit RGB
 _local = threading.local()  # one lookup table per thread
 _NOT_LISTED = np.iinfo(np.int32).max
@@ -44,7 +46,9 @@ def dense_index(id_map: np.ndarray, ids: np.ndarray) -> np.ndarray:
     unknown = len(ids) + 1
     flat = id_map.reshape(-1)
     small = flat.dtype == np.uint32 and len(ids) and ids.max() < _LUT_SIZE  # 24-bit PNG ids: no check needed
-    if flat.size and not small and (flat.min() < 0 or flat.max() >= _LUT_SIZE or (len(ids) and ids.max() >= _LUT_SIZE)):
+    few = flat.size < _LUT_SIZE // 64  # e.g. run values: sorting beats filling a table
+    if flat.size and (few or not small and (flat.min() < 0 or flat.max() >= _LUT_SIZE or
+                                            (len(ids) and ids.max() >= _LUT_SIZE))):
         order = np.argsort(ids)
         pos = np.clip(np.searchsorted(ids[order], flat), 0, max(len(ids) - 1, 0))
         found = ids[order][pos] == flat if len(ids) else np.zeros(flat.shape, bool)
@@ -83,17 +87,43 @@ class ImageMatch:
     details: list = field(default_factory=list)
 
 
-def match_image(gt_map: np.ndarray, gt: SegmentTable, pred_map: np.ndarray, pred: SegmentTable,
-                category_index: dict[int, int]) -> ImageMatch:
-    """Match one image. ``category_index`` maps category id -> position in the per-class arrays."""
-    n_g, n_p = len(gt.ids), len(pred.ids)
-    gi = dense_index(gt_map, gt.ids)
-    pi = dense_index(pred_map, pred.ids)
-    if pi.size and pi.max() > n_p:
-        bad = np.unique(pred_map.reshape(-1)[pi.reshape(-1) > n_p])
+def _pred_index(values: np.ndarray, pred: SegmentTable) -> np.ndarray:
+    """:func:`dense_index` of predicted ids; an id missing from ``segments_info`` is an error."""
+    pi = dense_index(values, pred.ids)
+    if pi.size and pi.max() > len(pred.ids):
+        bad = np.unique(values.reshape(-1)[pi.reshape(-1) > len(pred.ids)])
         raise ValueError(f"segment ids {bad[:10].tolist()} are in the prediction PNG but not in its segments_info")
-    inter = np.bincount(gi.reshape(-1) * np.int32(n_p + 1) + pi.reshape(-1),
-                        minlength=(n_g + 2) * (n_p + 1)).reshape(n_g + 2, n_p + 1)
+    return pi
+
+
+def _overlaps(gt_map, gt: SegmentTable, pred_map, pred: SegmentTable) -> np.ndarray:
+    """Pixel counts ``[n_gt + 2, n_pred + 1]`` of each (GT segment, prediction) pair, from two id
+    maps or two :class:`SegmentRuns`. With runs, only the run boundaries are visited: the union of
+    both maps' boundaries cuts the image into pieces of one (GT, prediction) pair each."""
+    n_g, n_p = len(gt.ids), len(pred.ids)
+    if isinstance(gt_map, SegmentRuns) and isinstance(pred_map, SegmentRuns):
+        if gt_map.shape != pred_map.shape:
+            raise ValueError(f"GT shape {gt_map.shape} != prediction shape {pred_map.shape}")
+        starts = np.concatenate([gt_map.starts, pred_map.starts])
+        starts.sort(kind="stable")  # two sorted runs: a linear merge
+        starts = starts[np.append(True, starts[1:] != starts[:-1])]
+        weights = np.diff(starts, append=gt_map.shape[0] * gt_map.shape[1])
+        gi = dense_index(gt_map.values, gt.ids)[np.searchsorted(gt_map.starts, starts, side="right") - 1]
+        pi = _pred_index(pred_map.values, pred)[np.searchsorted(pred_map.starts, starts, side="right") - 1]
+    else:
+        gt_map = gt_map.to_map() if isinstance(gt_map, SegmentRuns) else gt_map
+        pred_map = pred_map.to_map() if isinstance(pred_map, SegmentRuns) else pred_map
+        gi, pi, weights = dense_index(gt_map, gt.ids).reshape(-1), _pred_index(pred_map, pred).reshape(-1), None
+    counts = np.bincount(gi.astype(np.int64) * (n_p + 1) + pi, weights=weights, minlength=(n_g + 2) * (n_p + 1))
+    return counts.astype(np.int64).reshape(n_g + 2, n_p + 1)  # float weights are exact below 2**53
+
+
+def match_image(gt_map, gt: SegmentTable, pred_map, pred: SegmentTable,
+                category_index: dict[int, int]) -> ImageMatch:
+    """Match one image. ``category_index`` maps category id -> position in the per-class arrays.
+    The maps are segment-id arrays or :class:`SegmentRuns` (both GT and prediction)."""
+    n_g, n_p = len(gt.ids), len(pred.ids)
+    inter = _overlaps(gt_map, gt, pred_map, pred)
     pred_area = inter.sum(axis=0)[1:]
     if n_p and (pred_area == 0).any():
         missing = pred.ids[pred_area == 0]

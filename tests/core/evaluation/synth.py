@@ -58,8 +58,17 @@ def to_segments(label_map, is_gt):
     return ids, infos
 
 
-def write_coco(root: Path, gt_maps, pred_maps, categories=CATEGORIES):
-    """Write gt.json + gt/ and pred.json + pred/; returns the four paths."""
+def write_pil_png(path: Path, ids) -> None:
+    """A COCO-panoptic PNG as PIL writes it (panopticapi, COCO's own files): Up and Paeth rows."""
+    from PIL import Image
+
+    ids = np.asarray(ids, np.int64)
+    Image.fromarray(np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], -1).astype(np.uint8)).save(path)
+
+
+def write_coco(root: Path, gt_maps, pred_maps, categories=CATEGORIES, gt_writer=None):
+    """Write gt.json + gt/ and pred.json + pred/; returns the four paths. GT PNGs by OpenCV
+    (``write_panoptic_png``) unless ``gt_writer`` is given."""
     root = Path(root)
     for sub in ("gt", "pred"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -69,7 +78,7 @@ def write_coco(root: Path, gt_maps, pred_maps, categories=CATEGORIES):
         images.append({"id": k, "file_name": name.replace(".png", ".jpg"), "height": g.shape[0], "width": g.shape[1]})
         gid, ginfo = to_segments(g, True)
         pid, pinfo = to_segments(p, False)
-        write_panoptic_png(root / "gt" / name, gid)
+        (gt_writer or write_panoptic_png)(root / "gt" / name, gid)
         write_panoptic_png(root / "pred" / name, pid)
         gt_anns.append({"image_id": k, "file_name": name, "segments_info": ginfo})
         pred_anns.append({"image_id": k, "file_name": name, "segments_info": pinfo})

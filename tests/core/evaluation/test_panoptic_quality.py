@@ -9,7 +9,7 @@ import pytest
 from panoptic_deeplab.datasets.specs import DatasetSpec
 from panoptic_deeplab.errors import DatasetError
 from panoptic_deeplab.evaluation.coco_io import pq_from_files, pq_from_label_maps
-from synth import CATEGORIES, DIV, VOID, random_pair, write_coco
+from synth import CATEGORIES, DIV, VOID, random_pair, write_coco, write_pil_png
 
 SPEC = DatasetSpec(name="t", class_names=("road", "sky", "car", "person"), colors=((0, 0, 0),) * 4,
                    thing_class_ids=(2, 3), label_divisor=DIV, ignore_label=VOID)
@@ -43,6 +43,20 @@ def assert_same_as_oracles(paths, ours):
     hot = ev.results()
     for name in ("All", "Things", "Stuff"):
         assert ours[name]["pq"] == pytest.approx(hot[name]["pq"], abs=1e-9)
+
+
+def test_pil_written_gt_and_forked_workers_give_the_oracles_numbers(tmp_path):
+    """COCO's own GT PNGs are written by PIL (Paeth rows: the OpenCV decoding route, turned into
+    runs), predictions by OpenCV (the fast route); ``pdl pq`` runs them in forked processes."""
+    rng = np.random.default_rng(11)
+    maps = [random_pair(rng) for _ in range(5)]
+    paths = write_coco(tmp_path, *zip(*maps), gt_writer=write_pil_png)
+    from panoptic_deeplab.datasets.png_ids import decode_segment_runs
+
+    routes = [decode_segment_runs(p.read_bytes()) is None for p in sorted(paths[1].glob("*.png"))]
+    assert any(routes), "no GT PNG took the OpenCV route"
+    ours = pq_from_files(paths[0], paths[2], paths[1], paths[3], workers=2, processes=True)
+    assert_same_as_oracles(paths, ours)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -196,3 +210,31 @@ def test_report_tables_show_every_class():
     table = pq_class_table(res)
     assert list(table.index) == [0, 1, 2, 3] and table.loc[2, "PQ"] == 40.0 and table.loc[1, "PQ"] != table.loc[1, "PQ"]  # NaN: not evaluated
     assert pq_summary_table(res).loc["Things", "n"] == 2
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_overlaps_from_runs_equal_overlaps_from_pixels(seed):
+    """Run-based counting (``pdl pq``'s route) gives the per-pixel intersection table exactly."""
+    from panoptic_deeplab.datasets.png_ids import SegmentRuns
+    from panoptic_deeplab.evaluation.panoptic_quality import SegmentTable, match_image
+
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(1, 40, size=2)
+    gt_map = rng.choice([0, 5, 7, 9, 300], size=(h, w)).astype(np.uint32)
+    gt_map[: h // 2] = 7  # long runs, also across row ends
+    pred_map = rng.choice([0, 1, 2, 3], size=(h, w)).astype(np.uint32)
+    gt = SegmentTable(np.array([5, 7, 300]), np.array([2, 2, 3]), np.array([False, False, True]),
+                      np.array([(gt_map == i).sum() for i in (5, 7, 300)]))
+    pred = SegmentTable(np.array([1, 2, 3]), np.array([2, 3, 2]), np.zeros(3, bool))
+    index = {c["id"]: i for i, c in enumerate(CATEGORIES)}
+    present = set(np.unique(pred_map).tolist()) - {0}
+    pred = SegmentTable(pred.ids[np.isin(pred.ids, list(present))], pred.category_ids[np.isin(pred.ids, list(present))],
+                        np.zeros(len(present), bool))
+    dense = match_image(gt_map, gt, pred_map, pred, index)
+    runs = match_image(SegmentRuns.from_map(gt_map), gt, SegmentRuns.from_map(pred_map), pred, index)
+    assert np.array_equal(dense.intersections, runs.intersections)
+    for key in ("tp", "fp", "fn", "iou", "gt_match", "pred_match"):
+        assert np.array_equal(getattr(dense, key), getattr(runs, key)), key
+    with pytest.raises(ValueError, match=r"\[9\]"):  # an unlisted predicted id: same error both ways
+        match_image(SegmentRuns.from_map(gt_map), gt, SegmentRuns.from_map(np.where(pred_map == 1, 9, pred_map).astype(np.uint32)),
+                    pred, index)
