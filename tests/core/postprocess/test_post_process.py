@@ -148,6 +148,24 @@ def test_random_cases_match_numpy_reference(seed):
     np.testing.assert_allclose(got["instance_scores"], ref["instance_scores"], rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("keep_k", [12, 30, 60, 100])
+def test_many_centers_match_numpy_reference_with_every_grouping_kernel(keep_k):
+    """Centers padded to 16, 32, 64 (unrolled XLA kernels) and 128 (distance-matrix kernel)."""
+    rng = np.random.default_rng(keep_k)
+    h, w, c = 37, 41, 5
+    logits = rng.normal(size=(h, w, c)).astype(np.float32)
+    heat = rng.random((h, w)).astype(np.float32)
+    offsets = rng.integers(-9, 10, size=(h, w, 2)).astype(np.float32)  # integer: distance ties
+    kw = dict(thing_class_ids=[1, 2, 3], label_divisor=256, void_label=0, center_threshold=0.05,
+              nms_kernel=1, keep_k_centers=keep_k, stuff_area_limit=5)
+    got = {k: v.numpy() for k, v in post_process(logits, heat, offsets, **kw).items()}
+    assert int(got["num_centers"]) == keep_k
+    ref = post_process_reference(logits, heat, offsets, **kw)
+    for key in ("panoptic", "instance_map", "center_points", "instance_ids"):
+        np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
+    np.testing.assert_allclose(got["instance_scores"], ref["instance_scores"], rtol=1e-5, atol=1e-7)
+
+
 def test_batched_equals_single_and_without_xla():
     rng = np.random.default_rng(7)
     logits = rng.normal(size=(2, 11, 13, 5)).astype(np.float32)
