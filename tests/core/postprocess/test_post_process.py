@@ -150,7 +150,7 @@ def test_random_cases_match_numpy_reference(seed):
 
 @pytest.mark.parametrize("keep_k", [12, 30, 60, 100])
 def test_many_centers_match_numpy_reference_with_every_grouping_kernel(keep_k):
-    """Centers padded to 16, 32, 64 (unrolled XLA kernels) and 128 (distance-matrix kernel)."""
+    """Centers padded to 16 and 64 (unrolled XLA kernels) and 128 (distance-matrix kernel)."""
     rng = np.random.default_rng(keep_k)
     h, w, c = 37, 41, 5
     logits = rng.normal(size=(h, w, c)).astype(np.float32)
