@@ -33,7 +33,11 @@ def format_table(result: dict) -> str:
 
 def run(args) -> int:
     from ..evaluation.coco_io import pq_from_files
+    from ..glibc_malloc import set_malloc_options
 
+    # Each image allocates and frees the same megabyte-sized arrays: keep them in the heap instead
+    # of glibc's default of mmapping and unmapping each one (its page faults cost a third of the run).
+    set_malloc_options(mmap_threshold=32 << 20, trim_threshold=256 << 20)
     start = time.perf_counter()
     result = pq_from_files(args.gt_json, args.pred_json, args.gt_folder, args.pred_folder,
                            workers=args.workers, per_image=args.per_image, processes=True)

@@ -19,9 +19,19 @@ from dataclasses import dataclass
 import numpy as np
 
 try:  # zlib-ng inflates these streams about 15x faster than the standard zlib
-    from zlib_ng.zlib_ng import decompress as _inflate
+    from zlib_ng.zlib_ng import decompressobj as _decompressobj
 except ImportError:  # pragma: no cover - the wheel is in requirements.txt; stay correct without it
-    from zlib import decompress as _inflate
+    from zlib import decompressobj as _decompressobj
+
+_MAX_BYTES = 1 << 31  # larger images go to OpenCV, whose own pixel limit then applies
+
+
+def _inflate(stream: bytes, size: int) -> bytes | None:
+    """The inflated stream if it is exactly ``size`` bytes; None otherwise. Never inflates more
+    than ``size + 1`` bytes, so a stream that inflates to gigabytes (a "PNG bomb") costs nothing."""
+    inflater = _decompressobj()
+    raw = inflater.decompress(stream, size + 1)
+    return raw if len(raw) == size and inflater.eof else None
 
 @dataclass(frozen=True)
 class SegmentRuns:
@@ -143,11 +153,13 @@ def decode_segment_runs(data: bytes) -> SegmentRuns | None:
     if depth != 8 or interlace or bpp is None or width == 0 or height == 0:
         return None
     stride = 1 + width * bpp
+    if height * stride > _MAX_BYTES:
+        return None
     try:
-        raw = _inflate(stream)
+        raw = _inflate(stream, height * stride)
     except Exception:  # noqa: BLE001 - a broken stream: OpenCV gives the error message
         return None
-    if len(raw) != height * stride:
+    if raw is None:
         return None
     flat_raw = np.frombuffer(raw, np.uint8)
     rows = flat_raw.reshape(height, stride)

@@ -7,28 +7,14 @@ blocks always mmapped, returned to the OS on free) and few arenas avoid both. No
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import resource
-import sys
 
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
+from ..glibc_malloc import set_malloc_options
 
 
 def tune_malloc(mmap_threshold: int = 1 << 20, arena_max: int = 2) -> bool:
     """Call early (before TensorFlow starts its threads). Returns False where glibc is absent."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        ok = libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold)) == 1
-        ok &= libc.mallopt(_M_TRIM_THRESHOLD, int(mmap_threshold)) == 1
-        ok &= libc.mallopt(_M_ARENA_MAX, int(arena_max)) == 1
-        return bool(ok)
-    except (OSError, AttributeError):
-        return False
+    return set_malloc_options(mmap_threshold, mmap_threshold, arena_max)
 
 
 def peak_rss_bytes() -> int:

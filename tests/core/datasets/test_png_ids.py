@@ -133,3 +133,16 @@ def test_sixteen_bit_and_palette_pngs_are_left_to_opencv():
     palette = io.BytesIO()
     Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4)).convert("P").save(palette, format="PNG")
     assert decode_segment_ids(palette.getvalue()) is None
+
+
+def test_a_stream_that_inflates_far_past_the_image_is_not_inflated():
+    """A 'PNG bomb': the header says 4x4, the stream holds 200 MB of zeros. The fast path stops
+    after the 61 bytes the image needs."""
+    header = struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)
+    bomb = zlib.compress(b"\0" * (200 << 20), 9)
+    data = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", bomb) + _chunk(b"IEND", b"")
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert decode_segment_ids(data) is None
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 << 10  # KiB: far below 200 MB

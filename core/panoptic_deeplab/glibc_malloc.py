@@ -1,0 +1,29 @@
+"""glibc malloc settings (``mallopt``), for the commands whose speed or peak memory depend on them.
+
+No effect (returns False) where glibc is absent.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+
+
+def set_malloc_options(mmap_threshold: int, trim_threshold: int, arena_max: int | None = None) -> bool:
+    """Blocks of ``mmap_threshold`` bytes or more are mmapped (returned to the OS on free); free
+    heap memory above ``trim_threshold`` is given back; at most ``arena_max`` arenas."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold)) == 1
+        ok &= libc.mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)) == 1
+        if arena_max is not None:
+            ok &= libc.mallopt(_M_ARENA_MAX, int(arena_max)) == 1
+        return bool(ok)
+    except (OSError, AttributeError):
+        return False
