@@ -24,6 +24,7 @@ from ..errors import CheckpointError, ConfigError, UserError
 from ..losses import PanopticLoss
 from .checkpoints import CheckpointStore, checkpoint_step, restore_model_weights
 from .distribution import is_chief, make_strategy, task_info
+from .fused_adam import FusedAdam
 from .monitor import TrainingMonitor
 from .run_files import MlflowLogger, RunFiles
 from .schedule import schedule_from_config
@@ -190,7 +191,8 @@ def _build_network(config: Config, spec: DatasetSpec) -> keras.Model:
 
 def _make_optimizer(config: Config, accumulation: int) -> keras.optimizers.Optimizer:
     # Adam with Keras defaults (beta 0.9/0.999, epsilon 1e-7), no weight decay: deeplab2's trainer.
-    optimizer = keras.optimizers.Adam(
+    # FusedAdam: the same update, one fused op per variable (traces in half the time).
+    optimizer = FusedAdam(
         learning_rate=schedule_from_config(config.train),
         gradient_accumulation_steps=accumulation if accumulation > 1 else None,
     )
