@@ -124,6 +124,11 @@ def _argmin_block(locations, centers):
     return tf.argmin(dy * dy + dx * dx, axis=1, output_type=tf.int32)
 
 
+def _next_power_of_two(x: tf.Tensor) -> tf.Tensor:
+    """Smallest power of two >= ``x`` (int32 scalar > 0): padded sizes keep XLA's compiled shapes few."""
+    return tf.cast(2 ** tf.math.ceil(tf.math.log(tf.cast(x, tf.float32)) / tf.math.log(2.0)), tf.int32)
+
+
 def _nearest_center(locations: tf.Tensor, centers: tf.Tensor, xla: bool) -> tf.Tensor:
     """Index of the nearest center (first on ties) for each of ``locations [M, 2]`` (float32).
 
@@ -135,7 +140,7 @@ def _nearest_center(locations: tf.Tensor, centers: tf.Tensor, xla: bool) -> tf.T
     m = tf.shape(locations)[0]
     n = tf.shape(centers)[0]
     if xla:
-        n_pad = tf.cast(2 ** tf.math.ceil(tf.math.log(tf.cast(tf.maximum(n, 8), tf.float32)) / tf.math.log(2.0)), tf.int32)
+        n_pad = _next_power_of_two(tf.maximum(n, 8))
         for k in reversed(_UNROLLED_CENTERS):  # the unrolled kernels' sizes first
             n_pad = tf.where(n <= k, k, n_pad)
         centers = tf.pad(centers, [[0, n_pad - n], [0, 0]], constant_values=1e15)
@@ -243,7 +248,7 @@ def _post_process_single(semantic, heatmap, offsets, *, thing_class_ids, label_d
     table = tf.concat([stuff_value, instance_panoptic], axis=0)
     if xla:  # padded to a power of two, so a new center count rarely means a new compile
         size = tf.shape(table)[0]
-        table = tf.pad(table, [[0, 2 ** tf.cast(tf.math.ceil(tf.math.log(tf.cast(size, tf.float32)) / tf.math.log(2.0)), tf.int32) - size]])
+        table = tf.pad(table, [[0, _next_power_of_two(size) - size]])
     panoptic = _compose_fn(xla)(table, thing_mask, instance_map, labels, num_classes)
 
     # AP score: mean probability of the instance's class over its mask x its center's score.

@@ -104,16 +104,21 @@ def read_segment_ids(path: str | Path) -> np.ndarray:
     of these PNGs: the readers, the review store, the data-set checks and ``pdl pq`` all use it
     (``pdl pq`` through :func:`read_segment_runs`). PNGs written by OpenCV take the fast path of
     :mod:`.png_ids`; others are decoded by OpenCV."""
-    data = _png_bytes(path)
-    runs = decode_segment_runs(data)
-    return runs.to_map() if runs is not None else _decode_with_opencv(path, data)
+    ids = _decode(path)
+    return ids.to_map() if isinstance(ids, SegmentRuns) else ids
 
 
 def read_segment_runs(path: str | Path) -> SegmentRuns:
     """:func:`read_segment_ids` as runs (what PQ matching needs; no per-pixel map on the fast path)."""
+    ids = _decode(path)
+    return ids if isinstance(ids, SegmentRuns) else SegmentRuns.from_map(ids)
+
+
+def _decode(path) -> SegmentRuns | np.ndarray:
+    """Runs from the fast path, else the id map from OpenCV (each caller converts what it needs)."""
     data = _png_bytes(path)
     runs = decode_segment_runs(data)
-    return runs if runs is not None else SegmentRuns.from_map(_decode_with_opencv(path, data))
+    return runs if runs is not None else _decode_with_opencv(path, data)
 
 
 def _png_bytes(path) -> bytes:

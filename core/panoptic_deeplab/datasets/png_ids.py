@@ -33,6 +33,7 @@ def _inflate(stream: bytes, size: int) -> bytes | None:
     raw = inflater.decompress(stream, size + 1)
     return raw if len(raw) == size and inflater.eof else None
 
+
 @dataclass(frozen=True)
 class SegmentRuns:
     """A segment-id map as runs over its pixels in row-major order: run k has ``values[k]`` from
