@@ -15,8 +15,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ..errors import DatasetError, ImageError
-from .png_ids import SegmentRuns, decode_segment_runs
+from ..errors import DatasetError
+from .png_ids import read_segment_ids, read_segment_runs  # noqa: F401 - their home for callers
 from .readers import Example, Reader, number_instances
 from .specs import DatasetSpec, get_dataset_spec
 
@@ -97,55 +97,6 @@ def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
 def id_to_rgb(ids: np.ndarray) -> np.ndarray:
     ids = np.asarray(ids, np.int64)
     return np.stack([ids % 256, ids // 256 % 256, ids // 65536 % 256], axis=-1).astype(np.uint8)
-
-
-def read_segment_ids(path: str | Path) -> np.ndarray:
-    """Segment ids (``R + 256 G + 256^2 B``, uint32 [H, W]) of a COCO-panoptic PNG. The one decoder
-    of these PNGs: the readers, the review store, the data-set checks and ``pdl pq`` all use it
-    (``pdl pq`` through :func:`read_segment_runs`). PNGs written by OpenCV take the fast path of
-    :mod:`.png_ids`; others are decoded by OpenCV."""
-    ids = _decode(path)
-    return ids.to_map() if isinstance(ids, SegmentRuns) else ids
-
-
-def read_segment_runs(path: str | Path) -> SegmentRuns:
-    """:func:`read_segment_ids` as runs (what PQ matching needs; no per-pixel map on the fast path)."""
-    ids = _decode(path)
-    return ids if isinstance(ids, SegmentRuns) else SegmentRuns.from_map(ids)
-
-
-def _decode(path) -> SegmentRuns | np.ndarray:
-    """Runs from the fast path, else the id map from OpenCV (each caller converts what it needs)."""
-    data = _png_bytes(path)
-    runs = decode_segment_runs(data)
-    return runs if runs is not None else _decode_with_opencv(path, data)
-
-
-def _png_bytes(path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        raise DatasetError(f"{path}: panoptic PNG not found; restore it or fix the file_name of its annotation") from None
-    except OSError as err:
-        raise DatasetError(f"{path}: cannot read the panoptic PNG ({err.strerror}); check its permissions") from None
-
-
-def _decode_with_opencv(path, data: bytes) -> np.ndarray:
-    import cv2  # here, not at the top: `pdl pq` on OpenCV-written PNGs never needs it
-
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ImageError(f"{path}: cannot decode the panoptic PNG (corrupt); regenerate it")
-    if img.ndim == 2 and img.dtype == np.uint8:  # grey PNG: ids < 256
-        return img.astype(np.uint32)
-    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] < 3:
-        raise DatasetError(f"{path}: expected an 8-bit RGB COCO-panoptic PNG, got {img.dtype} with shape {img.shape}")
-    # OpenCV gives B, G, R; as R, G, B, 0 bytes a little-endian uint32 is R + 256 G + 256^2 B.
-    ids = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGBA).view(np.uint32)[..., 0]
-    if not np.little_endian:
-        return ids.byteswap() >> np.uint32(8)
-    np.bitwise_and(ids, np.uint32(0xFFFFFF), out=ids)  # in place: a new array costs more than the decode's tail
-    return ids
 
 
 def leaves_folder(name) -> bool:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from panoptic_deeplab.datasets.coco_panoptic import read_segment_ids
-from panoptic_deeplab.datasets.png_ids import decode_segment_ids
+from panoptic_deeplab.datasets.png_ids import MAX_WIDTH, decode_segment_ids
 from panoptic_deeplab.errors import ImageError
 
 
@@ -88,6 +88,27 @@ def test_dense_noise_and_single_pixel_images():
     one = np.array([[0x123456]], np.uint32)
     for f in (0, 1, 2):
         assert np.array_equal(decode_segment_ids(encode_png(to_rgb(one), [f])), one)
+
+
+@pytest.mark.parametrize("filters", [[1, 1, 1], [1, 2, 0], [2, 2, 2]])
+def test_maps_without_a_nonzero_pixel_byte_decode(filters):
+    """All void (nothing to find but the filter bytes), and RGBA whose only nonzero bytes are alpha."""
+    void = np.zeros((3, 6), np.uint32)
+    assert np.array_equal(decode_segment_ids(encode_png(to_rgb(void), filters)), void)
+    opaque = np.concatenate([to_rgb(void), np.full((3, 6, 1), 255, np.uint8)], axis=-1)
+    assert np.array_equal(decode_segment_ids(encode_png(opaque, filters)), void)
+
+
+def test_rows_of_the_widest_handled_size_keep_every_channel_exact():
+    """Channel sums share one int64 in 21-bit lanes: at the widest accepted row, dense 0xFF bytes
+    (the largest sums) must not spill into the next channel; one pixel wider goes to OpenCV."""
+    width = MAX_WIDTH
+    rng = np.random.default_rng(7)
+    ids = rng.integers(0, 1 << 24, size=(2, width), dtype=np.uint32)
+    ids[1] = 0xFFFFFF  # Sub bytes of a constant row: one 0xFF per channel then zeros; noise above
+    assert np.array_equal(decode_segment_ids(encode_png(to_rgb(ids), [1, 1])), ids)
+    wider = np.zeros((1, width + 1), np.uint32)
+    assert decode_segment_ids(encode_png(to_rgb(wider), [1])) is None
 
 
 @pytest.mark.parametrize("paeth_or_average", [3, 4])
