@@ -238,3 +238,36 @@ def test_overlaps_from_runs_equal_overlaps_from_pixels(seed):
     with pytest.raises(ValueError, match=r"\[9\]"):  # an unlisted predicted id: same error both ways
         match_image(SegmentRuns.from_map(gt_map), gt, SegmentRuns.from_map(np.where(pred_map == 1, 9, pred_map).astype(np.uint32)),
                     pred, index)
+
+
+@pytest.mark.parametrize("route", ["hash", "second multiplier", "sort", "table"])
+def test_dense_index_routes_agree_with_a_dict(route, monkeypatch):
+    """Every route of dense_index (hash table, its fallbacks, the 2**24 lookup table) maps 0 to 0,
+    a listed id to 1 + its position and anything else (unlisted, negative, >= 2**24) past the end."""
+    from panoptic_deeplab.evaluation import panoptic_quality as pq
+
+    rng = np.random.default_rng(3)
+    ids = rng.choice(np.arange(1, 1 << 24), size=40, replace=False)
+    ids[:3] = [1, 2, (1 << 24) - 1]
+    if route == "second multiplier":  # multiplier 1 sends every small id to slot 0: all collide
+        monkeypatch.setattr(pq, "_MULTIPLIERS", (1, *pq._MULTIPLIERS))
+    if route == "sort":
+        monkeypatch.setattr(pq, "_MULTIPLIERS", (1,))
+    n = 300_000 if route == "table" else 5_000
+    # Unlisted ids that share a hash slot with a listed one must still come out unlisted.
+    keys = np.concatenate([[0], ids]).astype(np.uint64)
+    shift = np.uint64(64 - max(8, (64 * len(keys) - 1).bit_length()))
+    multiplier = np.uint64([m for m in pq._MULTIPLIERS if m != 1][0] if route != "sort" else 1)
+    slot = lambda v: (np.asarray(v, np.uint64) * multiplier) >> shift  # noqa: E731
+    candidates = np.arange(1, 200_000)
+    twins = candidates[np.isin(slot(candidates), slot(keys)) & ~np.isin(candidates, ids)][:5]
+    assert len(twins) == 5
+    values = rng.choice(np.concatenate([ids, [0, 3, 77], twins]), size=n)
+    if route == "table":  # the table route: uint32 ids as decoded from PNGs (< 2**24)
+        values = values.astype(np.uint32)
+    else:
+        values[:4] = [-1, -(1 << 40), 1 << 40, (1 << 24) + 5]
+    expected = {0: 0} | {int(v): i + 1 for i, v in enumerate(ids)}
+    want = np.array([expected.get(int(v), len(ids) + 1) for v in values])
+    assert (pq._hashed_index(values, ids) is None) == (route == "sort")
+    assert np.array_equal(pq.dense_index(values.reshape(-1, 100), ids).reshape(-1), want)
