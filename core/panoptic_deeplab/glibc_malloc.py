@@ -5,7 +5,6 @@ No effect (returns False) where glibc is absent.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 _M_TRIM_THRESHOLD = -1
@@ -19,7 +18,7 @@ def set_malloc_options(mmap_threshold: int, trim_threshold: int, arena_max: int 
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the process's own symbols, libc's among them (find_library runs ldconfig)
         ok = libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold)) == 1
         ok &= libc.mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)) == 1
         if arena_max is not None:

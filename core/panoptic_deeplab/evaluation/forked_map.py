@@ -1,0 +1,78 @@
+"""``map`` over forked processes, for a command-line run that is CPU-bound in many small NumPy
+steps (threads would queue on the GIL between them).
+
+Cheaper to start than ``multiprocessing.Pool``, which matters for a command that runs in a third
+of a second: no import of ``multiprocessing``, no pickling of the inputs (the children inherit
+them), and the parent computes a share itself. Items are dealt out in turn (item i to process
+``i % workers``), which balances data sets whose image sizes vary slowly.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+
+
+def _child(fn, items, share: int, workers: int, write_fd: int) -> None:
+    """Compute a share and send it (or the exception) to the parent; never return."""
+    status = 0
+    try:
+        try:
+            payload = pickle.dumps((True, [fn(x) for x in items[share::workers]]), pickle.HIGHEST_PROTOCOL)
+        except BaseException as err:  # noqa: BLE001 - sent to the parent, which raises it
+            status = 1
+            try:
+                payload = pickle.dumps((False, err), pickle.HIGHEST_PROTOCOL)
+            except Exception:  # noqa: BLE001 - an exception that does not pickle: send its text
+                payload = pickle.dumps((False, RuntimeError(f"{type(err).__name__}: {err}")))
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(payload)
+    except BaseException:  # noqa: BLE001 - the parent reports the broken pipe
+        status = 1
+    finally:
+        os._exit(status)  # no atexit handlers, no flushing of the parent's buffers
+
+
+def _receive(read_fd: int, pid: int):
+    with os.fdopen(read_fd, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    if not data:
+        raise RuntimeError(f"worker process {pid} ended without a result")
+    ok, value = pickle.loads(data)
+    if not ok:
+        raise value
+    return value
+
+
+def forked_map(fn, items: list, workers: int) -> list:
+    """``[fn(x) for x in items]`` in ``workers`` processes (this one and ``workers - 1`` forked
+    children). An exception in any process is raised here, the first in item order of share."""
+    workers = max(1, min(int(workers), len(items)))
+    if workers == 1 or not hasattr(os, "fork"):
+        return [fn(x) for x in items]
+    children = []  # (pid, read end of its pipe)
+    try:
+        for share in range(1, workers):
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_fd)
+                _child(fn, items, share, workers, write_fd)
+            os.close(write_fd)
+            children.append((pid, read_fd))
+        shares = [[fn(x) for x in items[0::workers]]]
+        while children:
+            pid, read_fd = children.pop(0)
+            shares.append(_receive(read_fd, pid))
+    finally:
+        for pid, read_fd in children:  # left after an error here: stop them, do not leave zombies
+            os.close(read_fd)
+            try:
+                os.kill(pid, 15)  # SIGTERM (the signal module costs a millisecond to import)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+    out = [None] * len(items)
+    for share, results in enumerate(shares):
+        out[share::workers] = results
+    return out
