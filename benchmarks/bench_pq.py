@@ -3,9 +3,11 @@
     python benchmarks/bench_pq.py [--images 50] [--height 512 --width 1024] [--runs 3] [--workers 0]
                                   [--gt-writer opencv|pil]
 
-Each contender runs as a whole process (``python -c ...`` / the CLI) so start-up and imports count;
-panopticapi runs ``pq_compute`` in a subprocess too (its own Pool over all cores). Prints the
-median wall time of ``--runs`` runs and checks that the three PQ values agree. Predictions are
+Each contender runs as a whole process (``python -c ...`` / the ``pdl`` command) so start-up and imports count;
+panopticapi runs ``pq_compute`` in a subprocess too (its own Pool over all cores). ``pdl pq`` and
+hotcoco take turns, run by run; prints the median wall time of ``--runs`` runs each (panopticapi:
+one run) and checks that the three PQ values agree. Our package is byte-compiled first, as an
+installed one is. Predictions are
 written by OpenCV (as ``pdl predict`` writes them); GT by OpenCV or, with ``--gt-writer pil``, by
 PIL as COCO's own files are (their Paeth rows take the slower OpenCV route in ``pdl pq``).
 """
@@ -84,22 +86,30 @@ def generate(root: Path, n: int, h: int, w: int, seed: int = 2, gt_writer: str =
                                                       "categories": CATEGORIES}))
 
 
-def _time(cmd: list[str], runs: int) -> tuple[float, float, str]:
-    """Median wall time and median CPU time (user + sys of the process and its children)."""
+def _run(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall time and CPU time (user + sys of the process and its children) of one run."""
     import resource
 
-    times, cpu, out = [], [], ""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode:
+        raise RuntimeError(f"{cmd[:3]} failed: {proc.stderr[-2000:]}")
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, proc.stdout
+
+
+def _time_interleaved(cmds: dict[str, list[str]], runs: int) -> dict[str, tuple[float, float, str]]:
+    """Median wall and CPU time of each command, the commands taking turns run by run (this
+    machine's speed drifts over minutes: blocks of runs would compare different speeds)."""
+    walls, cpus, outs = {k: [] for k in cmds}, {k: [] for k in cmds}, {}
     for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-        if proc.returncode:
-            raise RuntimeError(f"{cmd[:3]} failed: {proc.stderr[-2000:]}")
-        out = proc.stdout
-    return statistics.median(times), statistics.median(cpu), out
+        for name, cmd in cmds.items():
+            wall, cpu, outs[name] = _run(cmd)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    return {k: (statistics.median(walls[k]), statistics.median(cpus[k]), outs[k]) for k in cmds}
 
 
 def main() -> None:
@@ -115,24 +125,33 @@ def main() -> None:
     parser.add_argument("--skip-panopticapi", action="store_true")
     args = parser.parse_args()
     py = sys.executable
+    # Byte-compile our package as an installed package would be (an editable install under
+    # PYTHONDONTWRITEBYTECODE=1 would otherwise recompile it on every run); the others are wheels.
+    import compileall
+
+    import panoptic_deeplab
+
+    compileall.compile_dir(Path(panoptic_deeplab.__file__).parent, quiet=1)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         generate(root, args.images, args.height, args.width, gt_writer=args.gt_writer)
         gt, pred = str(root / "gt.json"), str(root / "pred.json")
         result = root / "r.json"
-        rows = []
-        t, c, _ = _time([py, "-m", "panoptic_deeplab", "pq", "--gt-json", gt, "--pred-json", pred,
-                      "--out", str(result), "--workers", str(args.workers)], args.runs)
-        ours = json.loads(result.read_text())["All"]["pq"]
-        rows.append(("pdl pq", t, c, ours))
         hot_code = ("import sys, json; from hotcoco.panoptic import PanopticEval; "
                     "ev = PanopticEval(sys.argv[1], sys.argv[2]); ev.run(); print(json.dumps(ev.results()['All']['pq']))")
-        t, c, out = _time([py, "-c", hot_code, gt, pred], args.runs)
-        rows.append(("hotcoco (Python API)", t, c, float(out.strip().splitlines()[-1])))
+        pdl = Path(py).with_name("pdl")  # the installed command, as users run it
+        pdl_cmd = [str(pdl)] if pdl.exists() else [py, "-m", "panoptic_deeplab"]
+        cmds = {"pdl pq": [*pdl_cmd, "pq", "--gt-json", gt, "--pred-json", pred,
+                           "--out", str(result), "--workers", str(args.workers)],
+                "hotcoco (Python API)": [py, "-c", hot_code, gt, pred]}
+        timed = _time_interleaved(cmds, args.runs)
+        rows = [("pdl pq", *timed["pdl pq"][:2], json.loads(result.read_text())["All"]["pq"]),
+                ("hotcoco (Python API)", *timed["hotcoco (Python API)"][:2],
+                 float(timed["hotcoco (Python API)"][2].strip().splitlines()[-1]))]
         if not args.skip_panopticapi:
             pa_code = ("import sys, json; from panopticapi.evaluation import pq_compute; "
                        "r = pq_compute(sys.argv[1], sys.argv[2]); print(json.dumps(r['All']['pq']))")
-            t, c, out = _time([py, "-c", pa_code, gt, pred], 1)
+            t, c, out = _run([py, "-c", pa_code, gt, pred])
             rows.append(("panopticapi pq_compute", t, c, float(out.strip().splitlines()[-1])))
     print(f"{args.images} images {args.height}x{args.width} (GT written by {args.gt_writer}), median of {args.runs} runs (panopticapi: 1 run), "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
