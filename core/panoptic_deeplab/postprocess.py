@@ -126,7 +126,10 @@ def _argmin_block(locations, centers):
 
 def _next_power_of_two(x: tf.Tensor) -> tf.Tensor:
     """Smallest power of two >= ``x`` (int32 scalar > 0): padded sizes keep XLA's compiled shapes few."""
-    return tf.cast(2 ** tf.math.ceil(tf.math.log(tf.cast(x, tf.float32)) / tf.math.log(2.0)), tf.int32)
+    v = tf.cast(x, tf.int32) - 1  # smear the highest set bit of x - 1 into every lower bit, add 1
+    for shift in (1, 2, 4, 8, 16):  # (exact, unlike a float log2 that can round a power of two up)
+        v = tf.bitwise.bitwise_or(v, tf.bitwise.right_shift(v, shift))
+    return v + 1
 
 
 def _nearest_center(locations: tf.Tensor, centers: tf.Tensor, xla: bool) -> tf.Tensor:

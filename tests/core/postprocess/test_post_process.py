@@ -246,3 +246,12 @@ def test_cityscapes_size_with_400_centers_runs_in_bounded_memory():
     out = run(labels, heat, things=(2,), keep_k_centers=400)
     assert int(out["num_centers"]) == 400
     assert len(np.unique(out["panoptic"])) == 400
+
+
+def test_padded_sizes_are_the_exact_next_power_of_two():
+    """Padding sizes (center count, panoptic table) round up to a power of two, never past one."""
+    from panoptic_deeplab.postprocess import _next_power_of_two
+
+    x = tf.range(1, 70_000)
+    want = [1 << (int(v) - 1).bit_length() for v in x.numpy()]
+    assert _next_power_of_two(x).numpy().tolist() == want
