@@ -44,14 +44,14 @@ def require_valid_dataset(root: str | Path, split: str, *, allow_image_problems:
     reports them). A pass is remembered; while no file the check reads has changed (size, mtime),
     the next call returns at once (``PDL_RECHECK_DATASET=1`` checks again)."""
     # Fingerprint before checking: a file changed during the check then differs on the next run.
-    files = files_checked(root, split)
+    files, annotations = _files_and_annotations(root, split)
     fingerprint = check_cache.fingerprint(root, CHECK_VERSION, files) if files is not None else None
     record = fingerprint and check_cache.passed_before(root, split, fingerprint, allow_image_problems)
     if record:
         print(f"{root} split '{split}': unchanged since it passed the data set check, not checked again "
               f"(set {check_cache.RECHECK_ENV}=1 to check it again; record: {record})")
         return
-    found = check_dataset(root, split)
+    found = check_dataset(root, split, annotations=annotations)  # the JSON parsed once (COCO's: seconds)
     problems = [p for p in found if not (allow_image_problems and p.kind == "image")]
     if not problems:
         if fingerprint:
@@ -74,13 +74,15 @@ def _image_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def check_dataset(root: str | Path, split: str) -> list[Problem]:
+def check_dataset(root: str | Path, split: str, *, annotations: dict | None = None) -> list[Problem]:
     """Check the COCO-panoptic or Cityscapes data set at ``root`` (layout detected like
-    :func:`~panoptic_deeplab.datasets.readers.open_dataset`)."""
+    :func:`~panoptic_deeplab.datasets.readers.open_dataset`). ``annotations``: the annotation
+    JSON already parsed, if the caller has it."""
     root = Path(root)
     kind, json_path, image_path_fn = _layout(root, split)
     if kind == "coco":
-        return check_coco_panoptic(root, split, json_path=json_path, image_path_fn=image_path_fn)
+        return check_coco_panoptic(root, split, json_path=json_path, image_path_fn=image_path_fn,
+                                   annotations=annotations)
     if kind == "cityscapes":
         return check_cityscapes(root, split)
     return [Problem(str(json_path), "annotation file not found (and no Cityscapes layout)",
@@ -137,31 +139,40 @@ def _cityscapes_pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
 def files_checked(root: str | Path, split: str) -> list[Path] | None:
     """Every file :func:`check_dataset` reads (annotation JSON, label PNGs, images), found the same
     way; None when the layout or the annotation file is unusable (the check reports that)."""
+    return _files_and_annotations(root, split)[0]
+
+
+def _files_and_annotations(root: str | Path, split: str) -> tuple[list[Path] | None, dict | None]:
+    """:func:`files_checked` and the parsed annotation JSON (None for Cityscapes or when unreadable)."""
     root = Path(root)
     kind, json_path, image_path_fn = _layout(root, split)
     if kind == "cityscapes":
-        return [path for pair in _cityscapes_pairs(root, split) for path in pair]
+        return [path for pair in _cityscapes_pairs(root, split) for path in pair], None
     if kind != "coco":
-        return None
+        return None, None
     try:
         with open(json_path, encoding="utf-8") as f:
             data = json.load(f)
+    except Exception:  # noqa: BLE001 - unreadable: the check reports it, nothing is remembered
+        return None, None
+    try:
         images = {img["id"]: img for img in data["images"]}
         files, label_dir = [json_path], json_path.with_suffix("")
         for ann in data["annotations"]:
             image = images.get(ann["image_id"], {})
             if _outside_names(ann, image):
-                return None
+                return None, data
             files += _annotation_files(ann, image, label_dir, image_path_fn)
-        return files
+        return files, data
     except Exception:  # noqa: BLE001 - any malformed entry: the check reports it, nothing is remembered
-        return None
+        return None, data
 
 
-def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_path_fn=None) -> list[Problem]:
+def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_path_fn=None,
+                        annotations: dict | None = None) -> list[Problem]:
     """COCO-panoptic checks. ``json_path`` defaults to ``root/annotations/panoptic_<split>.json``
     (PNGs in the folder of the same name); ``image_path_fn(annotation, image_entry)`` locates an
-    image (default ``root/<split>/<file_name>``)."""
+    image (default ``root/<split>/<file_name>``); ``annotations``: that JSON already parsed."""
     root = Path(root)
     json_path = Path(json_path) if json_path else root / "annotations" / f"panoptic_{split}.json"
     label_dir = json_path.with_suffix("")
@@ -172,8 +183,10 @@ def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_p
         problems.append(Problem(str(file), message, fix))
 
     try:
-        with open(json_path, encoding="utf-8") as f:
-            data = json.load(f)
+        if annotations is None:
+            with open(json_path, encoding="utf-8") as f:
+                annotations = json.load(f)
+        data = annotations
     except FileNotFoundError:
         report(json_path, "annotation file not found", "check the data set root and the split name")
         return problems

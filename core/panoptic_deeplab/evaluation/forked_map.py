@@ -12,18 +12,25 @@ import os
 import pickle
 
 
+def _payload(ok: bool, value) -> bytes:
+    data = pickle.dumps((ok, value), pickle.HIGHEST_PROTOCOL)
+    if not ok:
+        pickle.loads(data)  # an exception that pickles but does not unpickle: caught by the caller
+    return data
+
+
 def _child(fn, items, share: int, workers: int, write_fd: int) -> None:
     """Compute a share and send it (or the exception) to the parent; never return."""
     status = 0
     try:
         try:
-            payload = pickle.dumps((True, [fn(x) for x in items[share::workers]]), pickle.HIGHEST_PROTOCOL)
+            payload = _payload(True, [fn(x) for x in items[share::workers]])
         except BaseException as err:  # noqa: BLE001 - sent to the parent, which raises it
             status = 1
             try:
-                payload = pickle.dumps((False, err), pickle.HIGHEST_PROTOCOL)
-            except Exception:  # noqa: BLE001 - an exception that does not pickle: send its text
-                payload = pickle.dumps((False, RuntimeError(f"{type(err).__name__}: {err}")))
+                payload = _payload(False, err)
+            except Exception:  # noqa: BLE001 - an exception that does not travel: send its text
+                payload = _payload(False, RuntimeError(f"{type(err).__name__}: {err}"))
         with os.fdopen(write_fd, "wb") as pipe:
             pipe.write(payload)
     except BaseException:  # noqa: BLE001 - the parent reports the broken pipe
@@ -32,47 +39,60 @@ def _child(fn, items, share: int, workers: int, write_fd: int) -> None:
         os._exit(status)  # no atexit handlers, no flushing of the parent's buffers
 
 
-def _receive(read_fd: int, pid: int):
-    with os.fdopen(read_fd, "rb") as pipe:
-        data = pipe.read()
-    os.waitpid(pid, 0)
-    if not data:
-        raise RuntimeError(f"worker process {pid} ended without a result")
-    ok, value = pickle.loads(data)
-    if not ok:
-        raise value
-    return value
-
-
 def forked_map(fn, items: list, workers: int) -> list:
     """``[fn(x) for x in items]`` in ``workers`` processes (this one and ``workers - 1`` forked
-    children). An exception in any process is raised here, the first in item order of share."""
+    children). An exception in any process is raised here (this process's share first, then the
+    children's in order); every child is then stopped and reaped."""
     workers = max(1, min(int(workers), len(items)))
     if workers == 1 or not hasattr(os, "fork"):
         return [fn(x) for x in items]
-    children = []  # (pid, read end of its pipe)
+    children = {}  # pid -> read end of its pipe (None once read); removed when reaped
     try:
         for share in range(1, workers):
             read_fd, write_fd = os.pipe()
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:
+                os.close(read_fd)
+                os.close(write_fd)
+                raise
             if pid == 0:
                 os.close(read_fd)
                 _child(fn, items, share, workers, write_fd)
             os.close(write_fd)
-            children.append((pid, read_fd))
+            children[pid] = read_fd
         shares = [[fn(x) for x in items[0::workers]]]
-        while children:
-            pid, read_fd = children.pop(0)
-            shares.append(_receive(read_fd, pid))
+        for pid in list(children):
+            read_fd, children[pid] = children[pid], None
+            with os.fdopen(read_fd, "rb") as pipe:
+                data = pipe.read()
+            os.waitpid(pid, 0)
+            del children[pid]
+            if not data:
+                raise RuntimeError(f"worker process {pid} ended without a result")
+            ok, value = pickle.loads(data)
+            if not ok:
+                raise value
+            shares.append(value)
     finally:
-        for pid, read_fd in children:  # left after an error here: stop them, do not leave zombies
-            os.close(read_fd)
-            try:
-                os.kill(pid, 15)  # SIGTERM (the signal module costs a millisecond to import)
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
+        _stop(children)
     out = [None] * len(items)
     for share, results in enumerate(shares):
         out[share::workers] = results
     return out
+
+
+def _stop(children: dict) -> None:
+    """Stop and reap the children left after an error (first signal them all, then wait)."""
+    for pid, read_fd in children.items():
+        if read_fd is not None:
+            os.close(read_fd)
+        try:
+            os.kill(pid, 15)  # SIGTERM (the signal module costs a millisecond to import)
+        except OSError:
+            pass
+    for pid in children:
+        try:
+            os.waitpid(pid, 0)
+        except OSError:
+            pass

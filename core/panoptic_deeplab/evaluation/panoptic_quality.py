@@ -48,7 +48,7 @@ _MULTIPLIERS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6
 def _hashed_index(flat: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
     """:func:`dense_index` through a small collision-free hash table of 0 and the listed ids:
     a few passes over ``flat``, no sort. None if no multiplier hashes the ids apart (or ids repeat)."""
-    keys = np.concatenate([[0], ids]).astype(np.int64)
+    keys = np.concatenate([[0], ids.astype(np.int64)])  # (bit for bit, as the values below)
     bits = max(8, (64 * len(keys) - 1).bit_length())  # >= 64 slots per key: collisions are rare
     shift = np.uint64(64 - bits)
     for multiplier in map(np.uint64, _MULTIPLIERS):
@@ -70,12 +70,13 @@ def _hashed_index(flat: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
 
 def dense_index(id_map: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Map each pixel's id to 1 + its position in ``ids``; id 0 -> 0; ids not listed -> len(ids) + 1."""
+    ids = np.asarray(ids)
     unknown = len(ids) + 1
     flat = id_map.reshape(-1)
     small = flat.dtype == np.uint32 and len(ids) and ids.max() < _LUT_SIZE  # 24-bit PNG ids: no check needed
     few = flat.size < _LUT_SIZE // 64  # e.g. run values: hashing beats filling a table
-    if few and len(ids) < 1024 and np.issubdtype(flat.dtype, np.integer):
-        out = _hashed_index(flat, np.asarray(ids))
+    if few and len(ids) < 1024 and np.issubdtype(flat.dtype, np.integer) and np.issubdtype(ids.dtype, np.integer):
+        out = _hashed_index(flat, ids)
         if out is not None:
             return out.reshape(id_map.shape)
     if flat.size and (few or not small and (flat.min() < 0 or flat.max() >= _LUT_SIZE or

@@ -186,3 +186,21 @@ def test_malformed_annotations_give_no_fingerprint(root):
     assert files_checked(root, "val") is None
     json_file(root).write_text("{not json")
     assert files_checked(root, "val") is None
+
+
+def test_a_first_check_parses_the_annotation_json_once(root, cache_home, monkeypatch):
+    """Listing the files to fingerprint and checking them share one parse (COCO's JSON: seconds)."""
+    parsed = []
+    real = checks.json.load
+
+    def spy(f, *args, **kwargs):
+        parsed.append(getattr(f, "name", f))
+        return real(f, *args, **kwargs)
+    monkeypatch.setattr(checks.json, "load", spy)
+    require_valid_dataset(root, "val")
+    assert [p for p in parsed if str(p).endswith("panoptic_val.json")] == [str(json_file(root))]
+    broken = json.loads(json_file(root).read_text())
+    broken["annotations"][0]["segments_info"][0]["category_id"] = 999
+    json_file(root).write_text(json.dumps(broken))
+    with pytest.raises(DatasetError, match="999"):  # the shared parse still finds what is wrong
+        require_valid_dataset(root, "val")

@@ -3,6 +3,7 @@ no child left behind (running or as a zombie)."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import pytest
@@ -72,3 +73,44 @@ def test_an_error_in_this_process_stops_the_children(tmp_path):
         forked_map(work, list(range(4)), 2)
     assert time.perf_counter() - start < 20
     assert all(_gone(int(p.name)) for p in tmp_path.iterdir())
+
+
+class TwoArguments(Exception):
+    def __init__(self, a, b):  # pickles, but unpickling calls __init__ with one argument
+        super().__init__(f"{a} and {b}")
+
+
+def test_an_exception_that_does_not_unpickle_arrives_as_its_text():
+    def work(x):
+        if x == 1:
+            raise TwoArguments("this", "that")
+        return x
+
+    with pytest.raises(RuntimeError, match="TwoArguments: this and that"):
+        forked_map(work, [0, 1], 2)
+
+
+def test_an_interrupt_while_waiting_for_a_child_stops_and_reaps_it(tmp_path):
+    parent = os.getpid()
+
+    def work(x):
+        if os.getpid() != parent:
+            (tmp_path / f"{os.getpid()}").touch()
+            time.sleep(30)
+        return x
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)  # fires while this process reads the child's pipe
+        start = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            forked_map(work, [0, 1], 2)
+        assert time.perf_counter() - start < 20
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    children = [int(p.name) for p in tmp_path.iterdir()]
+    assert children and all(_gone(pid) for pid in children)

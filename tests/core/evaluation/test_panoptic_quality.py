@@ -271,3 +271,13 @@ def test_dense_index_routes_agree_with_a_dict(route, monkeypatch):
     want = np.array([expected.get(int(v), len(ids) + 1) for v in values])
     assert (pq._hashed_index(values, ids) is None) == (route == "sort")
     assert np.array_equal(pq.dense_index(values.reshape(-1, 100), ids).reshape(-1), want)
+
+
+def test_dense_index_of_wide_and_unusual_id_types():
+    """uint64 ids past 2**53 and 2**63 stay exact (no float round trip); float ids take the sort route."""
+    from panoptic_deeplab.evaluation.panoptic_quality import dense_index
+
+    ids = np.array([2**60 + 1, 5, 2**63 + 7], np.uint64)
+    flat = np.array([2**60 + 1, 2**60, 5, 0, 7, 2**63 + 7], np.uint64)
+    assert dense_index(flat, ids).tolist() == [1, 4, 2, 0, 4, 3]
+    assert dense_index(np.array([5, 0, 6]), np.array([6.0, 5.0])).tolist() == [2, 0, 1]
