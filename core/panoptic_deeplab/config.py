@@ -17,6 +17,9 @@ import yaml
 
 from .errors import ConfigError
 
+# tf.distribute strategies `train.strategy` may name (here, not in training/: no TensorFlow import).
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -95,7 +98,7 @@ class TrainConfig:
     eval_every: int = 0  # 0 = no periodic evaluation
     log_every: int = 20
     xla: bool = False
-    strategy: str = "auto"  # auto | one_device | mirrored | multi_worker
+    strategy: str = "auto"  # one of STRATEGIES
     seed: int = 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from ..training.distribution import STRATEGIES
+from ..config import STRATEGIES
 
 
 def configure_parser(parser) -> None:

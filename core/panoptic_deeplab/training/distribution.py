@@ -6,9 +6,8 @@ import os
 
 import tensorflow as tf
 
+from ..config import STRATEGIES
 from ..errors import ConfigError
-
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 
 
 def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
