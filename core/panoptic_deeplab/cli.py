@@ -6,8 +6,10 @@ A command module exposes ``configure_parser(parser)`` and ``run(args) -> int``.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
+import traceback
 
 from .errors import UserError
 
@@ -54,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except Exception:  # noqa: BLE001 - a bug or a TensorFlow error: shown as Python would show it
+            traceback.print_exc()
+        # ... but its traceback, and the tf.data iterators its frames hold, are freed here and not
+        # at interpreter exit, where an iterator with tf.numpy_function calls in flight waits for
+        # the GIL forever and the process never ends.
+        gc.collect()
+        return 1
     build_parser().parse_args(argv)  # prints help / usage errors
     return 2
 

@@ -1,6 +1,7 @@
 """The `pdl` command line: every command's --help answers at once, without TensorFlow."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -22,3 +23,40 @@ def test_every_command_shows_its_help_without_importing_tensorflow():
         proc = subprocess.run([sys.executable, "-c", _CODE, name], capture_output=True, text=True)
         assert proc.returncode == 0, f"pdl {name} --help: {proc.stderr[-1000:]}"
         assert f"usage: pdl {name}" in proc.stdout, name
+
+
+_FAILS_INSIDE_TF_DATA = """
+import sys, time, types
+import numpy as np
+from panoptic_deeplab import cli
+
+def run(args):
+    import tensorflow as tf
+
+    def slow(i):
+        time.sleep(0.05)
+        return np.zeros((4,), np.int32)
+
+    def load(i):
+        x = tf.numpy_function(slow, [i], tf.int32, stateful=False)
+        with tf.control_dependencies([tf.debugging.assert_less(i, tf.constant(0, tf.int64), message="boom")]):
+            return tf.identity(x)
+    ds = tf.data.Dataset.range(100).map(load, num_parallel_calls=4).batch(1).prefetch(2)
+    return next(iter(ds.take(1)))
+
+module = types.ModuleType("failing_command")
+module.configure_parser = lambda parser: None
+module.run = run
+sys.modules["failing_command"] = module
+cli.COMMANDS["fail"] = ("failing_command", "fails inside tf.data")
+sys.exit(cli.main(["fail"]))
+"""
+
+
+def test_an_unexpected_error_inside_tf_data_ends_the_process():
+    """Left to interpreter exit, the failed iterator (numpy_function calls in flight) waits for the
+    GIL forever: `pdl train` with a too small crop hung instead of exiting."""
+    proc = subprocess.run([sys.executable, "-c", _FAILS_INSIDE_TF_DATA], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "boom" in proc.stderr

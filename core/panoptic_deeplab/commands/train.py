@@ -86,10 +86,15 @@ def run(args) -> int:
             ds = ds.with_options(options)
         return ds
 
-    preview = _preview_images(reader, args.split, config, spec)
+    from ..data.eval_fit import check_eval_inputs_fit
+
+    check_eval_inputs_fit(reader.examples[:1], config, "the TensorBoard preview")
     evaluate_fn = None
     if args.eval_split:
-        evaluate_fn = _make_evaluator(args.dataset, args.eval_split, config, spec, args.eval_images)
+        eval_reader = open_dataset(args.dataset, args.eval_split, spec)
+        check_eval_inputs_fit(eval_reader.examples[:args.eval_images or None], config, "periodic evaluation")
+        evaluate_fn = _make_evaluator(eval_reader, args.eval_split, config, spec, args.eval_images)
+    preview = _preview_images(reader, args.split, config, spec)
     result = train(config, args.workdir, dataset_fn=dataset_fn, spec=spec, strategy=strategy,
                    init_from=args.init_from, evaluate_fn=evaluate_fn, preview_images=preview, use_mlflow=args.mlflow)
     print(f"finished at step {result.step} in {result.wall_time_s:.0f} s")
@@ -119,9 +124,8 @@ def _preview_images(reader, split, config, spec, count: int = 1):
     return features["image"].numpy()
 
 
-def _make_evaluator(root, split, config, spec, limit: int):
+def _make_evaluator(reader, split, config, spec, limit: int):
     """Periodic PQ / mIoU on ``split`` (training.periodic_eval)."""
-    from ..datasets.readers import open_dataset
     from ..training.periodic_eval import make_periodic_evaluator
 
-    return make_periodic_evaluator(open_dataset(root, split, spec), split, config, spec, limit or None)
+    return make_periodic_evaluator(reader, split, config, spec, limit or None)
