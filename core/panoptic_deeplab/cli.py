@@ -52,17 +52,17 @@ def main(argv: list[str] | None = None) -> int:
             return int(module.run(args) or 0)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
-            return 130
+            code = 130
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
-            return 2
+            code = 2
         except Exception:  # noqa: BLE001 - a bug or a TensorFlow error: shown as Python would show it
             traceback.print_exc()
-        # ... but its traceback, and the tf.data iterators its frames hold, are freed here and not
-        # at interpreter exit, where an iterator with tf.numpy_function calls in flight waits for
-        # the GIL forever and the process never ends.
+            code = 1
+        # The error, and the tf.data iterators its frames hold, are freed here and not at interpreter
+        # exit, where an iterator with tf.numpy_function calls in flight waits for the GIL forever.
         gc.collect()
-        return 1
+        return code
     build_parser().parse_args(argv)  # prints help / usage errors
     return 2
 
