@@ -20,8 +20,11 @@ def scale_values(min_scale: float, max_scale: float, step: float) -> list[float]
 
 def resize_pair(image, label, size):
     """Image bilinear with ``align_corners=True``, label nearest neighbour (also corner-aligned)."""
-    image = tf.compat.v1.image.resize_bilinear(image[None], size, align_corners=True)[0]
-    label = tf.compat.v1.image.resize_nearest_neighbor(label[None, ..., None], size, align_corners=True)[0, ..., 0]
+    # The raw ops are what tf.compat.v1.image.resize_* call, without their deprecation warning.
+    size = tf.cast(size, tf.int32)
+    image = tf.raw_ops.ResizeBilinear(images=image[None], size=size, align_corners=True, half_pixel_centers=False)[0]
+    label = tf.raw_ops.ResizeNearestNeighbor(images=label[None, ..., None], size=size, align_corners=True,
+                                             half_pixel_centers=False)[0, ..., 0]
     return image, label
 
 
