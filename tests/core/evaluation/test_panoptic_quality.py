@@ -57,6 +57,9 @@ def test_pil_written_gt_and_forked_workers_give_the_oracles_numbers(tmp_path):
     assert any(routes), "no GT PNG took the OpenCV route"
     ours = pq_from_files(paths[0], paths[2], paths[1], paths[3], workers=2, processes=True)
     assert_same_as_oracles(paths, ours)
+    forked = pq_from_files(paths[0], paths[2], paths[1], paths[3], workers=3, processes=True, per_image=True)
+    serial = pq_from_files(paths[0], paths[2], paths[1], paths[3], workers=1, per_image=True)
+    assert json.dumps(forked, sort_keys=True, default=str) == json.dumps(serial, sort_keys=True, default=str)
 
 
 @pytest.mark.parametrize("seed", range(4))
