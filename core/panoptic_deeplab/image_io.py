@@ -73,6 +73,16 @@ def load_image(
     return _to_rgb_uint8(image, label)
 
 
+def header_size(path: str | Path) -> tuple[int, int] | None:
+    """(height, width) from the file header (no decoding, no EXIF rotation: the size the data
+    pipeline decodes to), or None if unreadable."""
+    try:
+        with Image.open(path) as im:
+            return im.height, im.width
+    except Exception:  # noqa: BLE001 - any decoder failure means "unreadable"
+        return None
+
+
 def list_images(path: str | Path) -> list[Path]:
     """The image files named by ``path``: the file itself, or the images directly inside a
     directory (by suffix, sorted by name). Raises ``ImageError`` when there are none."""

@@ -6,9 +6,9 @@ error; found by the pipeline, it was a TensorFlow assertion after the start (or 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from ..errors import ConfigError
+from ..image_io import header_size
 
 
 def resized_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
@@ -31,11 +31,10 @@ def check_eval_inputs_fit(examples, config, use: str) -> None:
     data = config.dataset
     crop_h, crop_w = (int(v) for v in data.crop_size)
     for example in examples:
-        try:
-            with Image.open(example.image_path) as image:
-                width, height = image.size
-        except OSError:
+        size = header_size(example.image_path)
+        if size is None:
             continue  # unreadable images are the data-set check's to report
+        height, width = size
         h, w = resized_size(height, width, data.min_resize_value, data.max_resize_value)
         if h > crop_h or w > crop_w:
             resized = f" ({h}x{w} after the resize rule)" if (h, w) != (height, width) else ""

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from ..errors import DatasetError, ImageError
+from ..image_io import header_size
 from . import check_cache
 from .coco_panoptic import find_image, leaves_folder, read_segment_ids
 
@@ -63,15 +63,6 @@ def require_valid_dataset(root: str | Path, split: str, *, allow_image_problems:
         f"{root} split '{split}': {len(problems)} problem(s) in the data set; nothing was done.\n{listed}{more}\n"
         f"Fix them (`pdl check-dataset {root} --split {split}` lists them all) and run again."
     )
-
-
-def _image_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) from the file header, or None if unreadable."""
-    try:
-        with Image.open(path) as im:
-            return im.height, im.width
-    except Exception:  # noqa: BLE001 - any decoder failure means "unreadable"
-        return None
 
 
 def check_dataset(root: str | Path, split: str, *, annotations: dict | None = None) -> list[Problem]:
@@ -281,7 +272,7 @@ def _check_annotation(ann, image, categories, json_path, png_path, image_path) -
     if not image_path.is_file():
         report(image_path, f"{where}: image file missing", "restore the image or remove its annotation", "image")
     else:
-        image_size = _image_size(image_path)
+        image_size = header_size(image_path)
         if image_size is None:
             report(image_path, f"{where}: image cannot be decoded", "replace it with a valid JPEG or PNG", "image")
         elif image.get("height") and image.get("width") and (image["height"], image["width"]) != image_size:
@@ -343,7 +334,7 @@ def check_cityscapes(root: str | Path, split: str) -> list[Problem]:
             problems.append(Problem(str(label_path), "cannot decode as a single-channel 16-bit PNG",
                                     "restore the original gtFine file"))
             continue
-        size = _image_size(image_path)
+        size = header_size(image_path)
         if size is None:
             problems.append(Problem(str(image_path), "image cannot be decoded", "restore the original file", "image"))
         elif size != label.shape:

@@ -73,12 +73,12 @@ def dense_index(id_map: np.ndarray, ids: np.ndarray) -> np.ndarray:
     ids = np.asarray(ids)
     unknown = len(ids) + 1
     flat = id_map.reshape(-1)
-    small = flat.dtype == np.uint32 and len(ids) and ids.max() < _LUT_SIZE  # 24-bit PNG ids: no check needed
     few = flat.size < _LUT_SIZE // 64  # e.g. run values: hashing beats filling a table
     if few and len(ids) < 1024 and np.issubdtype(flat.dtype, np.integer) and np.issubdtype(ids.dtype, np.integer):
         out = _hashed_index(flat, ids)
         if out is not None:
             return out.reshape(id_map.shape)
+    small = flat.dtype == np.uint32 and len(ids) and ids.max() < _LUT_SIZE  # 24-bit PNG ids: no check needed
     if flat.size and (few or not small and (flat.min() < 0 or flat.max() >= _LUT_SIZE or
                                             (len(ids) and ids.max() >= _LUT_SIZE))):
         order = np.argsort(ids)

@@ -62,7 +62,7 @@ def test_second_check_of_an_unchanged_set_decodes_nothing(root, decoded, cache_h
     def refuse(path):
         raise AssertionError(f"decoded {path} again")
     monkeypatch.setattr(checks, "read_segment_ids", refuse)
-    monkeypatch.setattr(checks, "_image_size", refuse)
+    monkeypatch.setattr(checks, "header_size", refuse)
     capsys.readouterr()
     require_valid_dataset(root, "val")
     out = capsys.readouterr().out
@@ -157,7 +157,7 @@ def _files_read(root, split, monkeypatch):
             return fn(path, *args)
         return spy
     monkeypatch.setattr(checks, "read_segment_ids", spying(checks.read_segment_ids))
-    monkeypatch.setattr(checks, "_image_size", spying(checks._image_size))
+    monkeypatch.setattr(checks, "header_size", spying(checks.header_size))
     monkeypatch.setattr(cv2, "imread", spying(cv2.imread))
     assert checks.check_dataset(root, split) == []
     return read
