@@ -83,18 +83,13 @@ def bench_model(preset: str, size, runs: int, jit: bool, dtype: str, postprocess
     result["model_mult_adds_per_s"] = mult_adds / statistics.median(times)
 
     if postprocess:
-        from panoptic_deeplab.postprocess import post_process
+        from panoptic_deeplab.postprocess import PostProcessOptions, post_process
 
-        pp = config.postprocess
+        options = PostProcessOptions.from_config(config, spec)
 
         def end_to_end():
             out = forward(image)
-            panoptic = post_process(
-                out["semantic_logits"][0], out["center_heatmap"][0], out["offsets"][0],
-                thing_class_ids=spec.thing_class_ids, label_divisor=spec.label_divisor,
-                void_label=spec.ignore_label, center_threshold=pp.center_threshold, nms_kernel=pp.nms_kernel,
-                keep_k_centers=pp.keep_k_centers, stuff_area_limit=pp.stuff_area_limit,
-            )
+            panoptic = post_process(out["semantic_logits"][0], out["center_heatmap"][0], out["offsets"][0], options)
             return panoptic["panoptic"].numpy()
 
         end_to_end()

@@ -52,16 +52,20 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from panoptic_deeplab.postprocess import post_process
+    from panoptic_deeplab.config import load_config
+    from panoptic_deeplab.datasets.specs import get_dataset_spec
+    from panoptic_deeplab.postprocess import PostProcessOptions, post_process
 
     logits, heat, offsets, thing_fraction = make_scene(args.height, args.width, args.centers)
     inputs = [tf.constant(x) for x in (logits, heat, offsets)]
-    kwargs = dict(thing_class_ids=range(11, 19), label_divisor=1000, void_label=255, keep_k_centers=args.keep_k)
-    out = post_process(*inputs, **kwargs)  # trace
+    # The Cityscapes preset's settings (19 classes, things 11..18), with the requested top-k.
+    options = PostProcessOptions.from_config(load_config("cityscapes/mobilenet_v3_large_os16"),
+                                             get_dataset_spec("cityscapes"), keep_k_centers=args.keep_k)
+    out = post_process(*inputs, options)  # trace
     times, cpu = [], []
     for _ in range(args.runs):
         start, start_cpu = time.perf_counter(), time.process_time()
-        out = post_process(*inputs, **kwargs)
+        out = post_process(*inputs, options)
         out["panoptic"].numpy()
         times.append((time.perf_counter() - start) * 1000)
         cpu.append((time.process_time() - start_cpu) * 1000)

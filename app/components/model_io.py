@@ -3,28 +3,22 @@ post-processing when a knob changes.
 
 Streamlit caches: ``cache_resource`` for the predictor (one per bundle, shared by sessions),
 ``cache_data`` for head outputs keyed by (bundle, image digest) and for fused results keyed by the
-knob values as well, so moving a slider back is instant.
+post-processing options as well, so moving a slider back is instant.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 
 from panoptic_deeplab.datasets.specs import DatasetSpec
 
-
-@dataclass(frozen=True)
-class Knobs:
-    """Post-processing settings the user can change without re-running the network."""
-
-    center_threshold: float
-    nms_kernel: int
-    keep_k_centers: int
-    stuff_area_limit: int
+if TYPE_CHECKING:
+    from panoptic_deeplab.postprocess import PostProcessOptions
 
 
 @dataclass
@@ -67,9 +61,11 @@ def model_spec(predictor) -> DatasetSpec:
     return predictor.spec
 
 
-def default_knobs(predictor) -> Knobs:
-    pp = predictor.config.postprocess
-    return Knobs(float(pp.center_threshold), int(pp.nms_kernel), int(pp.keep_k_centers), int(pp.stuff_area_limit))
+def default_options(predictor) -> PostProcessOptions:
+    """The bundle's post-processing settings; the knobs are overrides of these (``.replace``)."""
+    from panoptic_deeplab.postprocess import PostProcessOptions
+
+    return PostProcessOptions.from_config(predictor.config, predictor.spec)
 
 
 @st.cache_data(show_spinner="Running the model…", max_entries=16)
@@ -91,18 +87,13 @@ def run_heads(model_path: str, digest: str, _image: np.ndarray) -> Heads:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def fuse(model_path: str, digest: str, knobs: Knobs, _heads: Heads, _spec: DatasetSpec) -> Fused:
+def fuse(model_path: str, digest: str, options: PostProcessOptions, _heads: Heads) -> Fused:
     """Post-processing only, on the cached head outputs at the image's size (the Predictor fuses at
     the padded network size, so a boundary pixel may differ from `pdl predict` after resizing)."""
     from panoptic_deeplab.postprocess import post_process
 
-    out = post_process(
-        _heads.semantic_probs, _heads.center_heatmap, _heads.offsets,
-        thing_class_ids=_spec.thing_class_ids, label_divisor=_spec.label_divisor, void_label=_spec.ignore_label,
-        center_threshold=knobs.center_threshold, nms_kernel=knobs.nms_kernel,
-        keep_k_centers=knobs.keep_k_centers, stuff_area_limit=knobs.stuff_area_limit,
-        semantic_is_probability=True,
-    )
+    out = post_process(_heads.semantic_probs, _heads.center_heatmap, _heads.offsets, options,
+                       semantic_is_probability=True)
     out = {k: np.asarray(v) for k, v in out.items()}
     instances = [
         {"center": k, "id": int(i), "class_id": int(c), "area": int(a), "score": float(s)}

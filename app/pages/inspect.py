@@ -76,7 +76,7 @@ for note in heads.notes:
 
 # -- post-processing knobs (sidebar) ----------------------------------------------------------
 
-defaults = model_io.default_knobs(predictor)
+defaults = model_io.default_options(predictor)
 if st.session_state.get("_knobs_for") != model_path:
     st.session_state.update({"pp_threshold": defaults.center_threshold, "pp_nms": defaults.nms_kernel,
                              "pp_topk": defaults.keep_k_centers, "pp_stuff": defaults.stuff_area_limit,
@@ -99,10 +99,10 @@ with st.sidebar:
                     help="Stuff classes with this many pixels or fewer become void (0 = off).")
     st.button("Reset to the model's settings", on_click=_reset_knobs)
 
-knobs = model_io.Knobs(float(st.session_state.pp_threshold), int(st.session_state.pp_nms),
-                       int(st.session_state.pp_topk), int(st.session_state.pp_stuff))
+knobs = defaults.replace(center_threshold=float(st.session_state.pp_threshold), nms_kernel=int(st.session_state.pp_nms),
+                         keep_k_centers=int(st.session_state.pp_topk), stuff_area_limit=int(st.session_state.pp_stuff))
 started = time.perf_counter()
-fused = model_io.fuse(model_path, digest, knobs, heads, spec)
+fused = model_io.fuse(model_path, digest, knobs, heads)
 fuse_ms = (time.perf_counter() - started) * 1000
 
 # -- view controls ------------------------------------------------------------------------------
@@ -248,7 +248,7 @@ segments = [
 ]
 annotation = {
     "file_name": f"{stem}_panoptic.png", "image": loaded.name, "model": model_name,
-    "label_divisor": spec.label_divisor, "postprocess": knobs.__dict__,
+    "label_divisor": spec.label_divisor, "postprocess": knobs.to_dict(),
     "note": "PNG pixel ids follow COCO panoptic (id = R + 256 G + 256² B) and equal class * label_divisor + instance",
     "segments_info": segments,
 }

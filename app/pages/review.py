@@ -57,7 +57,7 @@ def _predict(model_path: str, image: np.ndarray) -> SimpleNamespace:
     spec = model_io.model_spec(predictor)
     digest = model_io.image_digest(image)
     heads = model_io.run_heads(model_path, digest, image)
-    fused = model_io.fuse(model_path, digest, model_io.default_knobs(predictor), heads, spec)
+    fused = model_io.fuse(model_path, digest, model_io.default_options(predictor), heads)
     return SimpleNamespace(semantic=fused.semantic, semantic_probs=heads.semantic_probs, panoptic=fused.panoptic)
 
 

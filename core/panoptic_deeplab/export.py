@@ -22,7 +22,8 @@ network alone at one fixed input size (default: the train crop, a ``k * OS + 1``
 input ``[1, H, W, 3]`` RGB 0..255 (normalisation inside) and the raw outputs ``semantic_logits``
 ``[1, H, W, C]``, ``center_heatmap`` ``[1, H, W, 1]``, ``offsets`` ``[1, H, W, 2]``. Padding,
 post-processing and TTA are *not* inside: pad the image with 127.5 to the input size and run
-``panoptic_deeplab.postprocess.post_process`` (or your own port of it) on the outputs.
+``panoptic_deeplab.postprocess.post_process`` with ``PostProcessOptions(**meta["postprocess"])``
+from the ``.json`` file written next to it (or your own port of it) on the outputs.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from .errors import UserError
+from .postprocess import PostProcessOptions
 
 SIGNATURE_BATCH = "serving_default"
 SIGNATURE_IMAGE = "serve_image"
@@ -93,7 +95,7 @@ def export_saved_model(bundle_or_path, out_dir: str | Path, *, scales=(1.0,), fl
         "flip": pipeline.flip,
         "max_side": pipeline.max_side,
         "pad_to": pipeline.pad_to,
-        "postprocess": pipeline.postprocess.as_kwargs(),
+        "postprocess": pipeline.postprocess.to_dict(),
         "dataset_spec": bundle.spec.to_dict(),
         "config": bundle.config.to_dict(),
     }
@@ -138,8 +140,7 @@ def export_tflite(bundle_or_path, out_path: str | Path, *, input_size: tuple[int
     meta = {"format": "tflite", "input": {"name": "image", "shape": [1, height, width, 3], "dtype": "float32",
                                           "range": "RGB 0..255, pad with 127.5"},
             "outputs": ["semantic_logits", "center_heatmap", "offsets"], "postprocess_inside": False,
-            "postprocess": {k: getattr(bundle.config.postprocess, k) for k in
-                            ("center_threshold", "nms_kernel", "keep_k_centers", "stuff_area_limit")},
+            "postprocess": PostProcessOptions.from_config(bundle.config, bundle.spec).to_dict(),
             "dataset_spec": bundle.spec.to_dict()}
     out.with_suffix(out.suffix + ".json").write_text(json.dumps(meta, indent=2))
     return out

@@ -44,6 +44,7 @@ import tensorflow as tf
 from .errors import ImageError
 from .image_io import load_image
 from .model.layers import resize_align_corners
+from .postprocess import PostProcessOptions, post_process
 
 log = logging.getLogger(__name__)
 
@@ -144,20 +145,6 @@ def scaled_size(size: int, scale: float) -> int:
     return int((int(size) - 1) * float(scale) + 1.0)
 
 
-@dataclass(frozen=True)
-class PostProcessOptions:
-    thing_class_ids: tuple[int, ...]
-    label_divisor: int
-    void_label: int
-    center_threshold: float
-    nms_kernel: int
-    keep_k_centers: int
-    stuff_area_limit: int
-
-    def as_kwargs(self) -> dict:
-        return dict(self.__dict__)
-
-
 class InferencePipeline:
     """The size rules, test-time augmentation and post-processing around a Keras model, as TF ops
     that run eagerly, inside ``tf.function`` and inside a SavedModel (see the module docstring)."""
@@ -180,21 +167,7 @@ class InferencePipeline:
         self.max_resize = int(config.dataset.max_resize_value)
         self.max_side = int(max_side) if max_side else max(DEFAULT_MAX_SIDE, *self.crop_size)
         self.pad_to = pad_to
-        pp = config.postprocess
-        unknown = set(postprocess_overrides) - {"center_threshold", "nms_kernel", "keep_k_centers", "stuff_area_limit"}
-        if unknown:
-            raise TypeError(f"unknown post-processing options: {sorted(unknown)}")
-        values = {k: getattr(pp, k) for k in ("center_threshold", "nms_kernel", "keep_k_centers", "stuff_area_limit")}
-        values.update({k: v for k, v in postprocess_overrides.items() if v is not None})
-        self.postprocess = PostProcessOptions(
-            thing_class_ids=tuple(int(t) for t in spec.thing_class_ids),
-            label_divisor=int(spec.label_divisor),
-            void_label=int(spec.ignore_label),
-            center_threshold=float(values["center_threshold"]),
-            nms_kernel=int(values["nms_kernel"]),
-            keep_k_centers=int(values["keep_k_centers"]),
-            stuff_area_limit=int(values["stuff_area_limit"]),
-        )
+        self.postprocess = PostProcessOptions.from_config(config, spec, **postprocess_overrides)
         self._pool_layers = _window_pool_layers(model)
 
     # -- sizes (Python ints; ``network_size_tf`` / ``padded_size_tf`` are the graph twins) --------
@@ -261,8 +234,6 @@ class InferencePipeline:
 
     def forward(self, padded_images, return_raw: bool = True) -> dict[str, tf.Tensor]:
         """Network with TTA + post-processing on ``[B, Hp, Wp, 3]`` float32 padded images."""
-        from .postprocess import post_process
-
         shape = tf.shape(padded_images)
         size = shape[1:3]
         static = padded_images.shape[1:3]
@@ -295,7 +266,7 @@ class InferencePipeline:
         prob = tf.add_n(probs) / len(probs)
         heat = (tf.add_n(heats) / len(heats))[..., 0]
         off = tf.add_n(offsets) / len(offsets)
-        result = post_process(prob, heat, off, semantic_is_probability=True, **self.postprocess.as_kwargs())
+        result = post_process(prob, heat, off, self.postprocess, semantic_is_probability=True)
         result = {k: v for k, v in result.items() if k != "instance_map"}
         if return_raw:
             result.update(semantic_probs=prob, center_heatmap=heat, offsets=off)

@@ -30,6 +30,8 @@ Memory: distances are computed only for thing pixels, in chunks of at most
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import tensorflow as tf
@@ -43,15 +45,61 @@ _OUTPUT_KEYS = (
 )
 
 
-def _check_options(nms_kernel: int, keep_k_centers: int, label_divisor: int, stuff_area_limit: int) -> None:
-    if nms_kernel < 1 or nms_kernel % 2 == 0:
-        raise ValueError(f"nms_kernel must be a positive odd number, got {nms_kernel}")
-    if keep_k_centers < 1:
-        raise ValueError(f"keep_k_centers must be >= 1, got {keep_k_centers}")
-    if label_divisor < 1:
-        raise ValueError(f"label_divisor must be >= 1, got {label_divisor}")
-    if stuff_area_limit < 0:
-        raise ValueError(f"stuff_area_limit must be >= 0, got {stuff_area_limit}")
+@dataclass(frozen=True)
+class PostProcessOptions:
+    """Every setting of :func:`post_process`, as one value: the only way to call it.
+
+    Build it with :meth:`from_config` (a bundle's or a training config plus its data-set spec, with
+    explicit overrides), so inference, periodic evaluation, the app's knobs, export and the
+    benchmarks all fuse with the same settings. ``void_label`` is a class id (the spec's
+    ``ignore_label``); post-processing writes ``void_label * label_divisor``.
+    """
+
+    thing_class_ids: tuple[int, ...]
+    label_divisor: int
+    void_label: int
+    center_threshold: float = 0.1
+    nms_kernel: int = 7
+    keep_k_centers: int = 200
+    stuff_area_limit: int = 2048
+
+    TUNABLE = ("center_threshold", "nms_kernel", "keep_k_centers", "stuff_area_limit")
+
+    def __post_init__(self):
+        typed = dict(thing_class_ids=tuple(sorted({int(t) for t in self.thing_class_ids})),
+                     label_divisor=int(self.label_divisor), void_label=int(self.void_label),
+                     center_threshold=float(self.center_threshold), nms_kernel=int(self.nms_kernel),
+                     keep_k_centers=int(self.keep_k_centers), stuff_area_limit=int(self.stuff_area_limit))
+        for name, value in typed.items():
+            object.__setattr__(self, name, value)
+        if self.nms_kernel < 1 or self.nms_kernel % 2 == 0:
+            raise ValueError(f"nms_kernel must be a positive odd number, got {self.nms_kernel}")
+        if self.keep_k_centers < 1:
+            raise ValueError(f"keep_k_centers must be >= 1, got {self.keep_k_centers}")
+        if self.label_divisor < 1:
+            raise ValueError(f"label_divisor must be >= 1, got {self.label_divisor}")
+        if self.stuff_area_limit < 0:
+            raise ValueError(f"stuff_area_limit must be >= 0, got {self.stuff_area_limit}")
+        if self.void_label < 0:
+            raise ValueError(f"void_label must be a class id >= 0 (the spec's ignore_label), got {self.void_label}")
+
+    @classmethod
+    def from_config(cls, config, spec, **overrides) -> "PostProcessOptions":
+        """The config's ``postprocess`` section and the spec's classes; ``overrides`` (any of
+        ``TUNABLE``; None means "keep the config's value") win."""
+        unknown = set(overrides) - set(cls.TUNABLE)
+        if unknown:
+            raise TypeError(f"unknown post-processing options: {sorted(unknown)} (known: {', '.join(cls.TUNABLE)})")
+        values = {k: getattr(config.postprocess, k) for k in cls.TUNABLE}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(thing_class_ids=tuple(spec.thing_class_ids), label_divisor=spec.label_divisor,
+                   void_label=spec.ignore_label, **values)
+
+    def replace(self, **changes) -> "PostProcessOptions":
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 def _window_max(x: tf.Tensor, kernel: int, axis: int) -> tf.Tensor:
@@ -325,11 +373,10 @@ def _compose_fn(xla: bool):
 _COMPILED: dict[tuple, Any] = {}
 
 
-def post_process(semantic_logits, center_heatmap, offsets, *, thing_class_ids, label_divisor: int,
-                 void_label: int, center_threshold: float = 0.1, nms_kernel: int = 7,
-                 keep_k_centers: int = 200, stuff_area_limit: int = 2048,
+def post_process(semantic_logits, center_heatmap, offsets, options: PostProcessOptions, *,
                  semantic_is_probability: bool = False, xla: bool = True) -> dict[str, tf.Tensor]:
-    """Fuse Panoptic-DeepLab outputs into a panoptic map (semantics in the module docstring).
+    """Fuse Panoptic-DeepLab outputs into a panoptic map (semantics in the module docstring), with
+    the settings in ``options`` (a :class:`PostProcessOptions`).
 
     Inputs (NumPy arrays or tensors): ``semantic_logits [H, W, C]`` (probabilities when
     ``semantic_is_probability``), ``center_heatmap [H, W]`` or ``[H, W, 1]``, ``offsets [H, W, 2]``
@@ -346,7 +393,8 @@ def post_process(semantic_logits, center_heatmap, offsets, *, thing_class_ids, l
     ``xla`` compiles the per-pixel part (argmax, NMS) with XLA (``jit_compile``), which is several
     times faster on CPU; pass False where XLA is unavailable (e.g. a TFLite conversion).
     """
-    _check_options(nms_kernel, keep_k_centers, label_divisor, stuff_area_limit)
+    if not isinstance(options, PostProcessOptions):
+        raise TypeError(f"options must be a PostProcessOptions (see PostProcessOptions.from_config), got {type(options).__name__}")
     semantic_logits = tf.convert_to_tensor(semantic_logits)
     center_heatmap = tf.convert_to_tensor(center_heatmap)
     offsets = tf.convert_to_tensor(offsets)
@@ -359,12 +407,7 @@ def post_process(semantic_logits, center_heatmap, offsets, *, thing_class_ids, l
         raise ValueError(
             f"shapes do not fit: semantic {semantic_logits.shape}, center {center_heatmap.shape}, "
             f"offsets {offsets.shape} (expected [..., H, W, C], [..., H, W(, 1)], [..., H, W, 2])")
-    options = dict(
-        thing_class_ids=tuple(sorted(set(int(t) for t in thing_class_ids))), label_divisor=int(label_divisor),
-        void_label=int(void_label), center_threshold=float(center_threshold), nms_kernel=int(nms_kernel),
-        keep_k_centers=int(keep_k_centers), stuff_area_limit=int(stuff_area_limit),
-        semantic_is_probability=bool(semantic_is_probability), xla=bool(xla),
-    )
+    options = dict(options.to_dict(), semantic_is_probability=bool(semantic_is_probability), xla=bool(xla))
     batched = rank == 4
     if not tf.executing_eagerly():  # already being traced: inline the ops
         return _run(semantic_logits, center_heatmap, offsets, options, batched)

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from panoptic_deeplab.config import Config, PostProcessConfig
 from panoptic_deeplab.datasets.specs import get_dataset_spec
-from panoptic_deeplab.postprocess import post_process
+from panoptic_deeplab.postprocess import PostProcessOptions, post_process
 
 ROAD, CAR = 0, 6
 SCORES = (0.9, 0.6)
@@ -51,11 +51,7 @@ class FakePredictor:
             heat = np.maximum(heat, score * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 2.0 ** 2)))
         e = np.exp(logits - logits.max(axis=-1, keepdims=True))
         probs = e / e.sum(axis=-1, keepdims=True)
-        pp = self.config.postprocess
-        fused = post_process(probs, heat, offsets, thing_class_ids=self.spec.thing_class_ids,
-                             label_divisor=self.spec.label_divisor, void_label=self.spec.ignore_label,
-                             center_threshold=pp.center_threshold, nms_kernel=pp.nms_kernel,
-                             keep_k_centers=pp.keep_k_centers, stuff_area_limit=pp.stuff_area_limit,
+        fused = post_process(probs, heat, offsets, PostProcessOptions.from_config(self.config, self.spec),
                              semantic_is_probability=True)
         return SimpleNamespace(semantic_probs=probs, center_heatmap=heat, offsets=offsets, notes=[],
                                panoptic=np.asarray(fused["panoptic"]), semantic=np.asarray(fused["semantic"]))

@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
         "model": str(args.model), "dataset": str(args.dataset), "split": args.split,
         "num_images": len(evaluation.per_image), "skipped": skipped,
         "settings": {"scales": list(args.scales), "flip": bool(args.flip), "pad_to": args.pad_to,
-                     "max_side": predictor.pipeline.max_side, "postprocess": predictor.pipeline.postprocess.as_kwargs()},
+                     "max_side": predictor.pipeline.max_side, "postprocess": predictor.pipeline.postprocess.to_dict()},
         "seconds": round(time.time() - started, 1),
         **result,
     }

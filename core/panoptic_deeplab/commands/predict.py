@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         sources = sources[: max(0, args.limit)]
     predictor = make_predictor(bundle, args)
     info = {"model": str(args.model), "source": args.images or f"{args.dataset}:{args.split}",
-            "scales": list(args.scales), "flip": bool(args.flip), "postprocess": predictor.pipeline.postprocess.as_kwargs()}
+            "scales": list(args.scales), "flip": bool(args.flip), "postprocess": predictor.pipeline.postprocess.to_dict()}
     writer = PanopticWriter(args.out, bundle.spec, overlays=args.overlays, save_raw=args.save_raw, info=info)
 
     progress = tqdm(total=len(sources), unit="img", desc="predict", file=sys.stderr)

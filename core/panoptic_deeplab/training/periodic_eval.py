@@ -13,9 +13,9 @@ def make_periodic_evaluator(reader, split: str, config, spec, limit: int | None 
     from ..data.pipeline import make_dataset
     from ..evaluation.coco_io import pq_from_label_maps
     from ..evaluation.semantic import mean_iou
-    from ..postprocess import post_process
+    from ..postprocess import PostProcessOptions, post_process
 
-    pp = config.postprocess
+    options = PostProcessOptions.from_config(config, spec)
 
     def evaluate(network, step: int) -> dict:
         ds = make_dataset(reader, split, config, training=False, batch_size=1, spec=spec, shuffle=False)
@@ -24,12 +24,7 @@ def make_periodic_evaluator(reader, split: str, config, spec, limit: int | None 
         gt_maps, pred_maps, gt_sem, pred_sem = [], [], [], []
         for features, targets in ds:
             out = network(features["image"], training=False)
-            fused = post_process(
-                out["semantic_logits"][0], out["center_heatmap"][0], out["offsets"][0],
-                thing_class_ids=spec.thing_class_ids, label_divisor=spec.label_divisor,
-                void_label=spec.ignore_label * spec.label_divisor, center_threshold=pp.center_threshold,
-                nms_kernel=pp.nms_kernel, keep_k_centers=pp.keep_k_centers, stuff_area_limit=pp.stuff_area_limit,
-            )
+            fused = post_process(out["semantic_logits"][0], out["center_heatmap"][0], out["offsets"][0], options)
             gt_maps.append(np.asarray(targets["panoptic"][0]))
             pred_maps.append(np.asarray(fused["panoptic"]))
             gt_sem.append(np.asarray(targets["semantic"][0]))

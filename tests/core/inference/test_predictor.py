@@ -138,9 +138,8 @@ def test_tiny_real_model_matches_post_processing_of_its_raw_outputs(tiny_bundle_
     # synthetic/tiny pads to its 129x257 crop; an image of that size has no padding to remove.
     image = random_image(129, 257, seed=8)
     pred = predictor(image)
-    pp = predictor.pipeline.postprocess
-    again = post_process(pred.semantic_probs, pred.center_heatmap, pred.offsets, semantic_is_probability=True,
-                         **pp.as_kwargs())
+    again = post_process(pred.semantic_probs, pred.center_heatmap, pred.offsets, predictor.pipeline.postprocess,
+                         semantic_is_probability=True)
     np.testing.assert_array_equal(pred.panoptic, again["panoptic"].numpy())
     n = int(again["num_centers"])
     assert n == len(pred.center_points) > 0

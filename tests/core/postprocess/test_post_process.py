@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from panoptic_deeplab.postprocess import post_process
+from panoptic_deeplab.postprocess import PostProcessOptions, post_process
 from reference import post_process_reference
 
 DIV, VOID = 1000, 255
@@ -19,7 +19,7 @@ def run(labels, heat, offsets=None, num_classes=4, things=(2, 3), **kw):
         offsets = np.zeros(labels.shape + (2,), np.float32)
     kw.setdefault("stuff_area_limit", 0)
     out = post_process(one_hot_logits(labels, num_classes), np.asarray(heat, np.float32), offsets,
-                       thing_class_ids=things, label_divisor=DIV, void_label=VOID, **kw)
+                       PostProcessOptions(thing_class_ids=things, label_divisor=DIV, void_label=VOID, **kw))
     return {k: v.numpy() for k, v in out.items()}
 
 
@@ -116,9 +116,9 @@ def test_scores_follow_deeplab2_combined_instance_scores():
     rng = np.random.default_rng(3)
     logits = rng.normal(size=(5, 5, 4)).astype(np.float32)
     logits[..., 2] += 10
-    out = post_process(logits, heat[..., None], np.zeros((5, 5, 2), np.float32), thing_class_ids=[2],
-                       label_divisor=DIV, void_label=VOID, center_threshold=0.0, nms_kernel=3,
-                       keep_k_centers=2, stuff_area_limit=0)
+    out = post_process(logits, heat[..., None], np.zeros((5, 5, 2), np.float32), PostProcessOptions(
+        thing_class_ids=[2], label_divisor=DIV, void_label=VOID, center_threshold=0.0, nms_kernel=3,
+        keep_k_centers=2, stuff_area_limit=0))
     inst = out["instance_map"].numpy()
     assert out["center_points"].numpy().tolist() == [[1, 1], [3, 3]]
     probs = tf.nn.softmax(logits).numpy()[..., 2]
@@ -140,7 +140,7 @@ def test_random_cases_match_numpy_reference(seed):
     kw = dict(thing_class_ids=[1, 3, 4], label_divisor=256, void_label=0, center_threshold=0.2,
               nms_kernel=int(rng.choice([1, 3, 5])), keep_k_centers=int(rng.integers(1, 8)),
               stuff_area_limit=int(rng.integers(0, 60)))
-    got = {k: v.numpy() for k, v in post_process(logits, heat, offsets, **kw).items()}
+    got = {k: v.numpy() for k, v in post_process(logits, heat, offsets, PostProcessOptions(**kw)).items()}
     ref = post_process_reference(logits, heat, offsets, **kw)
     for key in ("panoptic", "semantic", "instance_map", "center_points", "instance_ids"):
         np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
@@ -158,7 +158,7 @@ def test_many_centers_match_numpy_reference_with_every_grouping_kernel(keep_k):
     offsets = rng.integers(-9, 10, size=(h, w, 2)).astype(np.float32)  # integer: distance ties
     kw = dict(thing_class_ids=[1, 2, 3], label_divisor=256, void_label=0, center_threshold=0.05,
               nms_kernel=1, keep_k_centers=keep_k, stuff_area_limit=5)
-    got = {k: v.numpy() for k, v in post_process(logits, heat, offsets, **kw).items()}
+    got = {k: v.numpy() for k, v in post_process(logits, heat, offsets, PostProcessOptions(**kw)).items()}
     assert int(got["num_centers"]) == keep_k
     ref = post_process_reference(logits, heat, offsets, **kw)
     for key in ("panoptic", "instance_map", "center_points", "instance_ids"):
@@ -173,10 +173,10 @@ def test_batched_equals_single_and_without_xla():
     offsets = rng.normal(size=(2, 11, 13, 2)).astype(np.float32)
     kw = dict(thing_class_ids=[2, 3], label_divisor=DIV, void_label=VOID, nms_kernel=3, keep_k_centers=5,
               stuff_area_limit=10)
-    batch = post_process(logits, heat, offsets, **kw)
+    batch = post_process(logits, heat, offsets, PostProcessOptions(**kw))
     for b in range(2):
-        single = post_process(logits[b], heat[b], offsets[b], **kw)
-        no_xla = post_process(logits[b], heat[b], offsets[b], xla=False, **kw)
+        single = post_process(logits[b], heat[b], offsets[b], PostProcessOptions(**kw))
+        no_xla = post_process(logits[b], heat[b], offsets[b], PostProcessOptions(**kw), xla=False)
         n = int(batch["num_centers"][b])
         for key, value in single.items():
             got = batch[key][b]
@@ -188,12 +188,14 @@ def test_batched_equals_single_and_without_xla():
 
 
 def test_runs_inside_tf_function_and_saved_model(tmp_path):
+    options = PostProcessOptions(thing_class_ids=[2, 3], label_divisor=DIV, void_label=VOID, nms_kernel=3,
+                                 stuff_area_limit=4)
+
     class Fuse(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None, None, 4]), tf.TensorSpec([None, None]),
                                       tf.TensorSpec([None, None, 2])])
         def __call__(self, s, c, o):
-            return post_process(s, c, o, thing_class_ids=[2, 3], label_divisor=DIV, void_label=VOID,
-                                nms_kernel=3, stuff_area_limit=4)["panoptic"]
+            return post_process(s, c, o, options)["panoptic"]
 
     rng = np.random.default_rng(1)
     s = rng.normal(size=(9, 12, 4)).astype(np.float32)
@@ -201,8 +203,7 @@ def test_runs_inside_tf_function_and_saved_model(tmp_path):
     o = rng.normal(size=(9, 12, 2)).astype(np.float32)
     tf.saved_model.save(Fuse(), str(tmp_path / "fuse"))
     loaded = tf.saved_model.load(str(tmp_path / "fuse"))
-    expected = post_process(s, c, o, thing_class_ids=[2, 3], label_divisor=DIV, void_label=VOID, nms_kernel=3,
-                            stuff_area_limit=4)["panoptic"]
+    expected = post_process(s, c, o, options)["panoptic"]
     np.testing.assert_array_equal(loaded(s, c, o).numpy(), expected.numpy())
 
 
@@ -230,11 +231,12 @@ def test_tuning_threshold_area_limit_and_k_reuses_the_traced_graph():
 
 def test_bad_options_and_shapes_are_reported():
     with pytest.raises(ValueError, match="nms_kernel"):
-        post_process(np.zeros((3, 3, 2)), np.zeros((3, 3)), np.zeros((3, 3, 2)), thing_class_ids=[1],
-                     label_divisor=DIV, void_label=VOID, nms_kernel=4)
+        PostProcessOptions(thing_class_ids=[1], label_divisor=DIV, void_label=VOID, nms_kernel=4)
     with pytest.raises(ValueError, match="shapes"):
-        post_process(np.zeros((3, 3, 2)), np.zeros((3,)), np.zeros((3, 3, 2)), thing_class_ids=[1],
-                     label_divisor=DIV, void_label=VOID)
+        post_process(np.zeros((3, 3, 2)), np.zeros((3,)), np.zeros((3, 3, 2)),
+                     PostProcessOptions(thing_class_ids=[1], label_divisor=DIV, void_label=VOID))
+    with pytest.raises(TypeError, match="PostProcessOptions"):
+        post_process(np.zeros((3, 3, 2)), np.zeros((3, 3)), np.zeros((3, 3, 2)), {"thing_class_ids": [1]})
 
 
 @pytest.mark.slow
@@ -255,3 +257,17 @@ def test_padded_sizes_are_the_exact_next_power_of_two():
     x = tf.range(1, 70_000)
     want = [1 << (int(v) - 1).bit_length() for v in x.numpy()]
     assert _next_power_of_two(x).numpy().tolist() == want
+
+
+def test_options_come_from_the_config_and_spec_with_explicit_overrides():
+    from panoptic_deeplab.config import load_config
+    from panoptic_deeplab.datasets.specs import get_dataset_spec
+
+    config, spec = load_config("cityscapes/mobilenet_v3_large_os16"), get_dataset_spec("cityscapes")
+    options = PostProcessOptions.from_config(config, spec, keep_k_centers=50, center_threshold=None)
+    assert options.thing_class_ids == tuple(spec.thing_class_ids) and options.void_label == spec.ignore_label
+    assert options.label_divisor == spec.label_divisor and options.nms_kernel == config.postprocess.nms_kernel
+    assert options.keep_k_centers == 50 and options.center_threshold == config.postprocess.center_threshold
+    assert options.replace(nms_kernel=3).nms_kernel == 3 and options.nms_kernel == config.postprocess.nms_kernel
+    with pytest.raises(TypeError, match="nms_kernal"):
+        PostProcessOptions.from_config(config, spec, nms_kernal=3)
