@@ -45,9 +45,10 @@ def is_bundle(path: str | Path) -> bool:
 
 
 def save_bundle(directory: str | Path, model, config: Config, spec: DatasetSpec, metrics: dict | None = None,
-                steps: int | None = None) -> Path:
+                steps: int | None = None, source: dict | None = None) -> Path:
     """Write ``model`` (built from ``config``) with its class metadata and metrics to ``directory``,
-    replacing an existing bundle there atomically. Returns the directory."""
+    replacing an existing bundle there atomically. ``source`` (e.g. where imported weights came
+    from) goes into bundle.json. Returns the directory."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
@@ -68,6 +69,8 @@ def save_bundle(directory: str | Path, model, config: Config, spec: DatasetSpec,
             "steps": steps,
             "param_count": int(model.count_params()),
         }
+        if source:
+            info["source"] = _plain(source)
         (tmp / "bundle.json").write_text(json.dumps(info, indent=2))
         old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
         if directory.exists():

@@ -41,6 +41,9 @@ class ModelConfig:
     backbone: str = "resnet50"  # resnet50 | resnet50_beta | mobilenet_v3_large | mobilenet_v3_small | xception71
     output_stride: int = 32  # 16 or 32 (atrous convolution in the last stage for 16)
     backbone_width: float = 1.0  # channel multiplier for the backbone (1.0 = the published network)
+    # ResNet stem multiplier (deeplab2's stem_width_multiplier); null = backbone_width. MobileNetV3
+    # scales its stem with backbone_width, as deeplab2 does.
+    stem_width: float | None = None
     low_level_endpoints: tuple[str, ...] = ("res3", "res2")
     aspp_rates: tuple[int, ...] = (3, 6, 9)
     aspp_separable: bool = False  # True: depthwise-separable atrous branches, as in the paper

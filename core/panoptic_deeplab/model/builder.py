@@ -67,7 +67,8 @@ def _build(config: Config, num_classes: int, input_shape: tuple[int, int] | None
     # The backbone is a sub-model so that pretrained weights, freezing and summaries can address it.
     backbone_input = keras.Input(shape=(*spatial, 3), name="backbone_input")
     endpoints = build_backbone(
-        m.backbone, backbone_input, output_stride=m.output_stride, width=m.backbone_width, norm=norm
+        m.backbone, backbone_input, output_stride=m.output_stride, width=m.backbone_width, norm=norm,
+        stem_width=m.stem_width,
     )
     used = ("res5", *m.low_level_endpoints)
     backbone = keras.Model(backbone_input, {k: endpoints[k] for k in used}, name="backbone")

@@ -26,7 +26,8 @@ BACKBONES: dict[str, tuple[str, str | None]] = {
 REQUIRED_ENDPOINTS = ("res2", "res3", "res5")
 
 
-def build_backbone(name: str, inputs, *, output_stride: int, width: float, norm: NormFactory) -> dict:
+def build_backbone(name: str, inputs, *, output_stride: int, width: float, norm: NormFactory,
+                   stem_width: float | None = None) -> dict:
     """Build backbone ``name`` on ``inputs`` and return its endpoints."""
     if name not in BACKBONES:
         raise ConfigError(f"model.backbone: unknown backbone '{name}'. Choose one of: {', '.join(BACKBONES)}.")
@@ -40,6 +41,10 @@ def build_backbone(name: str, inputs, *, output_stride: int, width: float, norm:
         builder = module.build
         if variant and "variant" in inspect.signature(builder).parameters:
             kwargs["variant"] = variant
+    if stem_width is not None and stem_width != width:
+        if "stem_width" not in inspect.signature(builder).parameters:
+            raise ConfigError(f"model.stem_width: the {name} backbone has no separate stem width; leave it null.")
+        kwargs["stem_width"] = stem_width
     endpoints = builder(inputs, output_stride=output_stride, width=width, norm=norm, **kwargs)
     missing = [k for k in REQUIRED_ENDPOINTS if k not in endpoints]
     if missing:
