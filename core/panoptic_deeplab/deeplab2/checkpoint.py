@@ -264,6 +264,9 @@ def map_variables(shapes: dict[str, tuple[int, ...]], model, backbone: str, sour
             if items:
                 shown = "\n    ".join(items[:40]) + (f"\n    ... and {len(items) - 40} more" if len(items) > 40 else "")
                 parts.append(f"  {title} ({len(items)}):\n    {shown}")
+        family = _backbone_family(shapes)
+        if family and not backbone.startswith(family[0]):
+            parts.insert(0, f"  the checkpoint holds a {family[1]} backbone, the config asks for {backbone}")
         raise CheckpointError(
             f"{source}: the checkpoint does not match the model the config describes "
             f"({len(pairs)} of {len(shapes)} variables match).\n" + "\n".join(parts) +
@@ -272,6 +275,15 @@ def map_variables(shapes: dict[str, tuple[int, ...]], model, backbone: str, sour
         )
     values = int(sum(np.prod(shapes[k], dtype=np.int64) for k in pairs))
     return Mapping(pairs=pairs, values=values)
+
+
+def _backbone_family(shapes) -> tuple[str, str] | None:
+    """(name prefix, description) of the backbone a checkpoint's encoder keys belong to."""
+    if any(k.startswith("encoder/_blocks/") for k in shapes):
+        return "mobilenet_v3", "MobileNetV3"
+    if any(k.startswith("encoder/_stage") for k in shapes):
+        return "resnet50", "ResNet-50"
+    return None
 
 
 def assign_weights(contents: CheckpointContents, mapping: Mapping, model, progress=None) -> None:

@@ -240,9 +240,12 @@ def _init_weights(network: keras.Model, source: str | Path) -> str:
         except WeightsMismatchError as err:
             if err.layers != [CLASS_LAYER]:
                 raise  # another backbone or width: almost nothing would load
-            print(f"note: {weights}: trained for another number of classes; every layer but the last of the "
-                  "semantic head is loaded, that one starts fresh", file=sys.stderr)
             load_weights_checked(network, weights, hint=hint, skip_mismatch=True)
+            layer = network.get_layer(CLASS_LAYER)
+            shapes = ", ".join(f"{w.name} {tuple(w.shape)}" for w in layer.weights)
+            print(f"note: {weights}: trained for another number of classes; every layer but the last of the "
+                  f"semantic head is loaded, that one starts fresh (re-initialised: {CLASS_LAYER}: {shapes})",
+                  file=sys.stderr)
         return str(weights)
     return restore_model_weights(network, source)
 
