@@ -172,3 +172,19 @@ def test_a_fine_tuned_model_is_compared_with_its_base_per_class(env):
     assert table.loc["road", "Δ PQ"] == pytest.approx(100 * 375 / 400 - 100, abs=0.01)  # IoU 1 -> 375/400
     fig = json.loads(at.get("plotly_chart")[-1].proto.spec)
     assert fig["layout"]["title"]["text"] == "Δ PQ per class"
+
+
+def test_an_imported_deeplab2_model_is_offered_as_a_base(env):
+    """`pdl import deeplab2` lists its bundle in the app's work directory; the form offers it with its
+    own config (the architecture its weights need)."""
+    from panoptic_deeplab.deeplab2.importer import import_deeplab2
+
+    workdir, _ = env
+    fixtures = ROOT_DIR / "tests" / "fixtures" / "deeplab2"
+    bundle = workdir / "imported" / "authors_mnv3s"
+    import_deeplab2(fixtures / "ckpt_mnv3s_os16", str(fixtures / "mnv3s_os16.textproto"), bundle, log=lambda _: None)
+    at = _run(AppTest.from_file(PAGE, default_timeout=60))
+    assert "authors_mnv3s" in at.selectbox(key="base_model").options
+    at.selectbox(key="base_model").set_value("authors_mnv3s")
+    _run(at)
+    assert at.selectbox(key="config").options[0] == str(bundle.resolve() / "config.yaml")

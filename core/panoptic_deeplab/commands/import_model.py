@@ -16,13 +16,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset-spec", default=None,
                         help="class table (cityscapes, coco, synthetic); default: from the config's data set name")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    parser.add_argument("--root", default=None,
+                        help="the app's work directory, whose model list gets the bundle (default: as pdl jobs)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..deeplab2.importer import import_deeplab2
 
     result = import_deeplab2(args.checkpoint, args.config, args.out, dataset_spec=args.dataset_spec,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite, app_root=args.root)
     m, p = result.config.model, result.config.postprocess
     lines = [
         f"imported {result.prefix} -> {result.bundle}",
@@ -37,5 +39,7 @@ def run(args: argparse.Namespace) -> int:
         f"keep {p.keep_k_centers} centers, stuff area limit {p.stuff_area_limit}",
     ]
     lines += [f"  note: {note}" for note in result.notes]
+    if result.registered:
+        lines.append(f"  app:             listed among the models of {result.registered}")
     print("\n".join(lines))
     return 0

@@ -143,7 +143,8 @@ def _squeeze_excite_name(head: str, weight: str, backbone: str) -> tuple[str, st
 
 def resolve_checkpoint(path: str | Path) -> str:
     """The checkpoint prefix for ``path``: a prefix (``.../ckpt-60000``), a directory with a
-    ``checkpoint`` state file (its latest entry), or a SavedModel directory (``variables/variables``)."""
+    ``checkpoint`` state file (its latest entry) or with ``ckpt-N.index`` files (the largest N), or
+    a SavedModel directory (``variables/variables``)."""
     import tensorflow as tf
 
     path = Path(path)
@@ -160,6 +161,9 @@ def resolve_checkpoint(path: str | Path) -> str:
                     "Copy the ckpt-N.index and ckpt-N.data-* files next to it, or give a checkpoint prefix."
                 )
             return latest
+        numbered = sorted(path.glob("ckpt-*.index"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+        if numbered:  # an unpacked model-zoo archive may come without the 'checkpoint' state file
+            return str(numbered[-1])[: -len(".index")]
         raise CheckpointError(
             f"{path}: neither a checkpoint directory (no 'checkpoint' file) nor a SavedModel (no "
             "variables/variables.index). Give a prefix such as DIR/ckpt-60000, its folder, or a SavedModel folder."
@@ -246,6 +250,7 @@ def map_variables(shapes: dict[str, tuple[int, ...]], model, backbone: str, sour
     CheckpointError that lists what is unmatched on either side, with shapes."""
     ours = {key: tuple(int(d) for d in w.shape) for key, w in model_weights(model).items()}
     pairs: dict[str, tuple[str, str]] = {}
+    taken: dict[tuple[str, str], str] = {}
     unknown, wrong_shape = [], []
     for key in sorted(shapes):
         target = checkpoint_name(key, backbone)
@@ -253,8 +258,11 @@ def map_variables(shapes: dict[str, tuple[int, ...]], model, backbone: str, sour
             unknown.append(f"{key} {list(shapes[key])}")
         elif ours[target] != shapes[key]:
             wrong_shape.append(f"{key} {list(shapes[key])} -> {'/'.join(target)} {list(ours[target])}")
+        elif target in taken:  # two checkpoint variables for one weight: not a bijection
+            unknown.append(f"{key} {list(shapes[key])} (as {'/'.join(target)}, already given by {taken[target]})")
         else:
             pairs[key] = target
+            taken[target] = key
     used = set(pairs.values()) | {checkpoint_name(k, backbone) for k in shapes}
     missing = [f"{'/'.join(k)} {list(s)}" for k, s in sorted(ours.items()) if k not in used]
     if unknown or wrong_shape or missing:

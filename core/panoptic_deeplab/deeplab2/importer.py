@@ -30,6 +30,7 @@ class ImportResult:
     params: int  # model parameter count
     skipped: list[str] = field(default_factory=list)  # non-model checkpoint entries
     notes: list[str] = field(default_factory=list)
+    registered: Path | None = None  # the app work directory that lists the bundle
 
 
 def read_config(config_arg: str, dataset_spec: str | None) -> tuple[Config, object, int | None, list[str]]:
@@ -66,7 +67,7 @@ def read_config(config_arg: str, dataset_spec: str | None) -> tuple[Config, obje
 
 
 def import_deeplab2(checkpoint: str | Path, config_arg: str, out: str | Path, *, dataset_spec: str | None = None,
-                    overwrite: bool = False, log=None) -> ImportResult:
+                    overwrite: bool = False, app_root: str | Path | None = None, log=None) -> ImportResult:
     from ..bundle import is_bundle, save_bundle
     from ..model.builder import build_model
 
@@ -102,9 +103,10 @@ def import_deeplab2(checkpoint: str | Path, config_arg: str, out: str | Path, *,
     source = {"format": "deeplab2", "checkpoint": str(Path(prefix).resolve()), "config": str(config_arg)}
     steps = _global_step(contents)
     bundle = save_bundle(out, model, config, spec, metrics={}, steps=steps, source=source)
-    _register(bundle, log)
+    registered = _register(bundle, app_root, log)
     return ImportResult(bundle=bundle, config=config, spec=spec, prefix=prefix, mapped=len(mapping.pairs),
-                        values=mapping.values, params=int(model.count_params()), skipped=contents.skipped, notes=notes)
+                        values=mapping.values, params=int(model.count_params()), skipped=contents.skipped, notes=notes,
+                        registered=registered)
 
 
 def _global_step(contents: ckpt.CheckpointContents) -> int | None:
@@ -114,11 +116,14 @@ def _global_step(contents: ckpt.CheckpointContents) -> int | None:
         return None
 
 
-def _register(bundle: Path, log) -> None:
-    """List the bundle among the app's models (the job store's model table)."""
-    try:
-        from ..jobs import JobStore, default_root
+def _register(bundle: Path, root: str | Path | None, log) -> Path | None:
+    """List the bundle among the app's models (the job store's model table of its work directory)."""
+    from ..jobs import JobStore, default_root
 
-        JobStore(default_root()).register_model(bundle, name=bundle.name, base_model="deeplab2 checkpoint")
+    root = Path(root).expanduser() if root else default_root()
+    try:
+        JobStore(root).register_model(bundle, name=bundle.name, base_model="deeplab2 checkpoint")
+        return root
     except Exception as err:  # noqa: BLE001 - the bundle is fine; only the app's list misses it
         log(f"note: could not add the bundle to the app's model list ({err}); open it with pdl app --model {bundle}")
+        return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -136,6 +137,9 @@ def test_import_and_predict_commands_write_the_raw_outputs(tmp_path, capsys):
                      "NMS kernel 7, keep 400 centers, stuff area limit 2048"):
         assert expected in out, out
     assert "read 362/362 variables" in err
+    from panoptic_deeplab.jobs import JobStore, default_root  # the app's model pickers read this list
+
+    assert bundle.resolve() in [Path(m.path) for m in JobStore(default_root()).models()]
     code = main(["predict", "--model", str(bundle), "--images", str(fixture("input_257x513.png")),
                  "--out", str(tmp_path / "pred"), "--save-raw"])
     assert code == 0, capsys.readouterr().err
@@ -169,6 +173,11 @@ def test_savedmodel_variables_and_checkpoint_folder_import_the_same_weights(tmp_
     assert ckpt.resolve_checkpoint(saved) == str(saved / "variables" / "variables")
     assert ckpt.resolve_checkpoint(source) == str(source / "ckpt-0")  # the folder's latest
     assert ckpt.resolve_checkpoint(source / "ckpt-0") == str(source / "ckpt-0")
+    unpacked = tmp_path / "unpacked"  # a model-zoo archive without the 'checkpoint' state file
+    unpacked.mkdir()
+    for n in (5, 60000):
+        (unpacked / f"ckpt-{n}.index").write_bytes(b"")
+    assert ckpt.resolve_checkpoint(unpacked) == str(unpacked / "ckpt-60000")
     config = str(fixture(MODELS["mnv3s_os16"][1]))
     a = import_deeplab2(saved, config, tmp_path / "a", log=lambda _: None)
     b = import_deeplab2(source / "ckpt-0", config, tmp_path / "b", log=lambda _: None)
@@ -260,3 +269,22 @@ def test_init_from_an_imported_bundle_with_other_classes_reinitialises_only_the_
     for key, weight in ckpt.model_weights(network).items():
         if key[0] != "semantic_head_output":
             assert np.array_equal(weight.numpy(), theirs[key].numpy()), key
+
+
+@pytest.mark.slow
+def test_pdl_train_fine_tunes_an_imported_model_on_another_class_table(tmp_path, capsys):
+    """One real step of `pdl train --init-from` from the imported MobileNetV3-S onto the synthetic
+    data set (8 classes instead of Cityscapes' 19)."""
+    from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
+
+    bundle = tmp_path / "imported"
+    _import("mnv3s_os16", bundle)
+    root = make_synthetic_dataset(tmp_path / "data", 2, 1, height=65, width=97, seed=1, workers=1)
+    code = main(["train", "--config", str(bundle / "config.yaml"), "--set", "dataset.name=synthetic",
+                 "--set", "dataset.crop_size=[65,97]", "--batch-size", "1", "--dataset", str(root),
+                 "--workdir", str(tmp_path / "run"), "--steps", "1", "--init-from", str(bundle)])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-2000:]
+    assert f"initialised from {bundle / 'model.weights.h5'}" in out
+    assert "re-initialised: semantic_head_output: kernel (1, 1, 64, 8), bias (8,)" in err
+    assert load_bundle(tmp_path / "run" / "model").spec.num_classes == 8
