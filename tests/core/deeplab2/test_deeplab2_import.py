@@ -164,7 +164,7 @@ def _h5_arrays(path):
     return arrays
 
 
-def test_savedmodel_variables_and_checkpoint_folder_import_the_same_weights(tmp_path):
+def test_savedmodel_variables_checkpoint_folder_and_yaml_config_import_the_same_weights(tmp_path):
     source = fixture(MODELS["mnv3s_os16"][0])
     saved = tmp_path / "saved_model"
     (saved / "variables").mkdir(parents=True)
@@ -181,9 +181,13 @@ def test_savedmodel_variables_and_checkpoint_folder_import_the_same_weights(tmp_
     config = str(fixture(MODELS["mnv3s_os16"][1]))
     a = import_deeplab2(saved, config, tmp_path / "a", log=lambda _: None)
     b = import_deeplab2(source / "ckpt-0", config, tmp_path / "b", log=lambda _: None)
-    assert a.mapped == b.mapped == 362
-    wa, wb = _h5_arrays(a.bundle / "model.weights.h5"), _h5_arrays(b.bundle / "model.weights.h5")
-    assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
+    # Our own YAML config (here the one the first import wrote) works as --config too.
+    c = import_deeplab2(source, str(a.bundle / "config.yaml"), tmp_path / "c", log=lambda _: None)
+    assert a.mapped == b.mapped == c.mapped == 362
+    wa = _h5_arrays(a.bundle / "model.weights.h5")
+    for other in (b, c):
+        wb = _h5_arrays(other.bundle / "model.weights.h5")
+        assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
 
 
 def test_truncated_checkpoint_is_a_clear_error_and_writes_nothing(tmp_path):

@@ -265,3 +265,26 @@ def test_bad_output_stride_or_width_is_a_config_error(name):
         backbone_model(name, output_stride=4, width=0.125)
     with pytest.raises(ConfigError, match="backbone_width"):
         backbone_model(name, width=0.0)
+
+
+@pytest.mark.parametrize("output_stride, stage5", [(32, [(2, 1), (1, 1), (1, 1)]), (16, [(1, 1), (1, 2), (1, 2)])])
+def test_resnet_output_stride_16_keeps_dilation_1_in_the_first_block_of_stage_5(output_stride, stage5):
+    """deeplab2's BlockGroup: a block dilates by its nominal input stride over the output stride, so
+    stage 5's first block (input stride 16) is not dilated at OS16 and the later ones are by 2."""
+    from panoptic_deeplab.model.backbones import resnet
+
+    inputs = keras.Input((65, 65, 3))
+    model = keras.Model(inputs, resnet.build(inputs, output_stride=output_stride, width=0.125, norm=NORM))
+    convs = [model.get_layer(f"conv5_block{b}_2_conv") for b in (1, 2, 3)]
+    assert [(c.strides[0], c.dilation_rate[0]) for c in convs] == stage5
+
+
+def test_resnet_stem_width_scales_only_the_stem():
+    from panoptic_deeplab.model.backbones import resnet
+
+    for variant, layer, channels in (("resnet50", "conv1_conv", 16), ("resnet50_beta", "stem3_conv", 32)):
+        inputs = keras.Input((33, 33, 3))
+        model = keras.Model(inputs, resnet.build(inputs, output_stride=32, width=0.125, norm=NORM, variant=variant,
+                                                 stem_width=0.25))
+        assert model.get_layer(layer).filters == channels
+        assert model.get_layer("conv2_block1_1_conv").filters == 8  # round(64 * 0.125)
