@@ -260,8 +260,8 @@ def to_config(message, source: str) -> Imported:
     backbone = mo.backbone
     if backbone.name not in BACKBONES:
         fail("backbone.name", f"'{backbone.name}' is not supported; pdl import reads {', '.join(BACKBONES)}.")
-    if backbone.output_stride not in (16, 32) and not (backbone.name.startswith("mobilenet") and backbone.output_stride == 8):
-        fail("backbone.output_stride", f"{backbone.output_stride} is not supported (16 or 32; 8 for MobileNetV3).")
+    if backbone.output_stride not in (16, 32):
+        fail("backbone.output_stride", f"{backbone.output_stride} is not supported (16 or 32).")
     if backbone.backbone_layer_multiplier != 1.0:
         fail("backbone.backbone_layer_multiplier", f"{backbone.backbone_layer_multiplier} is not supported (only 1).")
     if backbone.use_sac_beyond_stride not in (-1, 0):
@@ -336,7 +336,7 @@ def to_config(message, source: str) -> Imported:
         )
     evaluator = message.evaluator_options
     notes = []
-    if evaluator.eval_scales and list(evaluator.eval_scales) != [1.0] or evaluator.add_flipped_images:
+    if (evaluator.eval_scales and list(evaluator.eval_scales) != [1.0]) or evaluator.add_flipped_images:
         notes.append(f"evaluator_options asks for test-time augmentation (scales {list(evaluator.eval_scales) or [1.0]}, "
                      f"flip {evaluator.add_flipped_images}); pass --scales / --flip to pdl predict or evaluate for that")
     if mobilenet and backbone.stem_width_multiplier != 1.0:

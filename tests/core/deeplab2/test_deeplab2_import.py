@@ -24,7 +24,7 @@ from panoptic_deeplab.errors import CheckpointError, ConfigError
 from panoptic_deeplab.image_io import load_image
 from panoptic_deeplab.inference import Predictor
 from panoptic_deeplab.model.layers import resize_align_corners
-from panoptic_deeplab.postprocess import post_process
+from panoptic_deeplab.postprocess import PostProcessOptions, post_process
 
 TOLERANCE = 1e-4  # of the reference output's range
 
@@ -80,13 +80,12 @@ def _centers(ref):
 def test_our_fusion_of_deeplab2s_outputs_equals_its_panoptic_map(imported):
     """Same raw maps in, same segments out: post-processing alone, on every pixel."""
     _, bundle, ref = imported
-    pp, spec = bundle.config.postprocess, bundle.spec
+    spec = bundle.spec
+    options = PostProcessOptions.from_config(bundle.config, spec)  # the imported evaluator_options
+    assert (options.nms_kernel, options.keep_k_centers) == ((7, 400) if bundle.config.model.backbone.startswith("mobilenet") else (13, 400))
     probs = np.exp(ref["semantic_logits"] - ref["semantic_logits"].max(-1, keepdims=True))
     result = post_process(probs / probs.sum(-1, keepdims=True), ref["center_heatmap"][0], ref["offset_map"][0],
-                          thing_class_ids=spec.thing_class_ids, label_divisor=spec.label_divisor,
-                          void_label=spec.ignore_label, center_threshold=pp.center_threshold,
-                          nms_kernel=pp.nms_kernel, keep_k_centers=pp.keep_k_centers,
-                          stuff_area_limit=pp.stuff_area_limit, semantic_is_probability=True)
+                          options, semantic_is_probability=True)
     n = int(result["num_centers"])
     assert {tuple(p) for p in result["center_points"].numpy()[:n]} == _centers(ref)
     assert np.array_equal(result["semantic"].numpy(), ref["semantic_pred"][0])
