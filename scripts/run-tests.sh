@@ -10,5 +10,14 @@ if [ ! -x /usr/bin/chromium ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
+if [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/munged ]; then
+  # The Slurm backend's tests start a one-node cluster on 127.0.0.1 (tests/slurm/conftest.py).
+  if [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; then
+    echo "installing Debian's slurm-wlm and munge for the Slurm tests..."
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      slurm-wlm munge >/dev/null
+  fi
+fi
 export TF_CPP_MIN_LOG_LEVEL=2
 exec .venv/bin/python -m pytest "$@"

@@ -1,8 +1,9 @@
 """Train: fine-tune a model bundle on a data set as a background job, watch its loss curves, cancel or
 resume it, read its log, and compare the bundles it produced with their base.
 
-Every job is a `pdl train` process started by panoptic_deeplab.jobs (no shell, validated arguments);
-its records live in SQLite under the work directory, so they survive an app restart.
+Every job is a `pdl train` process started by panoptic_deeplab.jobs (no shell, validated arguments),
+or, with "Run on: Slurm", a batch job on a Slurm cluster (panoptic_deeplab.jobs_slurm); its records live
+in SQLite under the work directory, so they survive an app restart.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ if str(APP_DIR) not in sys.path:  # run as a page of app/main.py or on its own
     sys.path.insert(0, str(APP_DIR))
 
 from components import eval_results as er  # noqa: E402
+from components import slurm_form  # noqa: E402
 from components.shared_settings import setting as _setting  # noqa: E402
 from panoptic_deeplab import jobs as joblib  # noqa: E402
 from panoptic_deeplab.config import available_configs  # noqa: E402
@@ -76,6 +78,8 @@ def _gpus() -> list:
 
 
 gpus = _gpus()
+run_on = st.radio("Run on", [slurm_form.THIS_MACHINE, slurm_form.SLURM], horizontal=True, key="run_on",
+                  help="Slurm: a batch job on the cluster, one tf.distribute worker per task.")
 
 with st.form("new_job"):
     st.subheader("New fine-tune")
@@ -96,7 +100,10 @@ with st.form("new_job"):
         steps = st.number_input("Steps", min_value=1, max_value=1_000_000, value=200, step=50, key="steps")
         overrides = st.text_area("Overrides (one `section.key=value` per line)", key="overrides",
                                  placeholder="train.batch_size=4\ntrain.base_learning_rate=0.001")
-        if gpus:
+        if run_on == slurm_form.SLURM:
+            slurm = slurm_form.settings(workdir / "runs")
+            gpu_ids = []
+        elif gpus:
             chosen = st.multiselect("GPUs", [f"{g.index}: {g.name} ({g.memory_mib} MiB)" for g in gpus],
                                     default=[f"{gpus[0].index}: {gpus[0].name} ({gpus[0].memory_mib} MiB)"],
                                     key="gpus")
@@ -109,8 +116,11 @@ with st.form("new_job"):
 if submitted:
     dataset = data_other.strip() if data_label == "other…" else datasets.get(data_label, "")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name.strip() or "finetune").strip("-.") or "finetune"
-    run_dir = workdir / "runs" / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+    on_slurm = run_on == slurm_form.SLURM
+    run_dir = (slurm.runs_dir if on_slurm and slurm else workdir / "runs") / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
+        if on_slurm and slurm is None:
+            raise UserError("Slurm cannot be reached from here (see above); run on this machine instead")
         if not dataset:
             raise UserError("choose a data set (or type its folder under 'other…')")
         if not Path(dataset).expanduser().is_dir():
@@ -119,7 +129,10 @@ if submitted:
             config, Path(dataset).expanduser(), run_dir, steps=int(steps), init_from=base_path,
             overrides=[line.strip() for line in overrides.splitlines() if line.strip()],
         )
-        job = store.submit(argv, name=slug, gpus=gpu_ids)
+        if on_slurm:
+            job = slurm_form.jobs_slurm.submit(store, argv, slurm.options, name=slug)
+        else:
+            job = store.submit(argv, name=slug, gpus=gpu_ids)
         st.toast(f"Started job {job.id}: {job.name}", icon=":material/rocket_launch:")
     except UserError as err:
         st.error(str(err), icon=":material/error:")
@@ -140,6 +153,16 @@ def _loss_figure(df: pd.DataFrame) -> go.Figure | None:
     return fig
 
 
+def _act(action, job_id: int, **kwargs) -> None:
+    """Cancel or resume, then refresh the page; a refusal (e.g. from Slurm) is shown, not raised."""
+    try:
+        action(job_id, **kwargs)
+    except UserError as err:
+        st.error(str(err), icon=":material/error:")
+        return
+    st.rerun()
+
+
 def _job_panel(job: joblib.Job, newest: bool = False) -> None:
     progress = store.progress(job)
     icon = STATE_ICONS.get(job.state, "")
@@ -148,17 +171,16 @@ def _job_panel(job: joblib.Job, newest: bool = False) -> None:
         label += f" · step {progress.step}/{progress.total_steps}"
     with st.expander(label, icon=icon, expanded=newest or job.state == joblib.RUNNING):
         cols = st.columns([3, 1, 1, 1])
-        cols[0].caption(f"`pdl {' '.join(job.argv)}`  \nworkdir `{job.workdir}`"
-                        + (f"  \nGPUs {job.gpus}" if job.gpus else "  \nCPU"))
-        if job.state == joblib.RUNNING:
+        where = (slurm_form.jobs_slurm.describe(store, job) if job.backend == joblib.SLURM
+                 else f"GPUs {job.gpus}" if job.gpus else "CPU")
+        cols[0].caption(f"`pdl {' '.join(job.argv)}`  \nworkdir `{job.workdir}`  \n{where}")
+        if job.is_active:
             if cols[1].button("Cancel", key=f"cancel-{job.id}", icon=":material/stop:"):
-                store.cancel(job.id, grace_s=5)
-                st.rerun()
+                _act(store.cancel, job.id, grace_s=5)
         elif job.kind == "train":
             if cols[1].button("Resume", key=f"resume-{job.id}", icon=":material/replay:",
                               help="Start again in the same workdir; training continues from its last checkpoint."):
-                store.resume(job.id)
-                st.rerun()
+                _act(store.resume, job.id)
         show_log = cols[2].toggle("Log", key=f"log-{job.id}")
         if job.message:
             (st.error if job.state == joblib.FAILED else st.caption)(job.message)
@@ -190,7 +212,7 @@ def _job_panel(job: joblib.Job, newest: bool = False) -> None:
 
 
 jobs_list = store.list()
-any_running = any(j.state == joblib.RUNNING for j in jobs_list)
+any_running = any(j.is_active for j in jobs_list)  # queued (Slurm) or running
 
 
 @st.fragment(run_every=2 if any_running else None)
@@ -201,7 +223,7 @@ def jobs_panel() -> None:
         st.caption("No jobs yet. Start a fine-tune above.")
     for k, job in enumerate(current):
         _job_panel(job, newest=k == 0)
-    if any_running and not any(j.state == joblib.RUNNING for j in current):
+    if any_running and not any(j.is_active for j in current):
         st.rerun()  # the last running job ended: refresh the whole page (models, run_every)
 
 

@@ -12,6 +12,9 @@ process is gone (or whose pid now belongs to another process) is shown as failed
 
 When a training job succeeds, its model bundle (``<workdir>/model``) is registered in the ``models``
 table so the app can inspect it and compare it with its base.
+
+A job's ``backend`` says where it runs: ``local`` (this machine, as above, the default) or ``slurm``
+(a batch job on a Slurm cluster, see ``jobs_slurm``); refresh, cancel and resume go to its backend.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from .sqlite_store import SqliteStore
 # States a job can be in. "running" is only ever a claim checked against the live process.
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
+LOCAL, SLURM = "local", "slurm"  # backends
 
 # Characters that mean something to a shell. Jobs never go through a shell, but a value carrying them
 # is almost certainly an injection attempt or a paste accident, so it is refused outright.
@@ -288,6 +292,7 @@ class Job:
     ended_at: float | None = None
     attempts: int = 0
     cancel_requested: bool = False
+    backend: str = LOCAL
 
     @property
     def exit_file(self) -> Path:
@@ -337,7 +342,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     workdir TEXT NOT NULL, log_path TEXT NOT NULL, state TEXT NOT NULL,
     gpus TEXT NOT NULL DEFAULT '[]', pid INTEGER, pid_start TEXT, exit_code INTEGER,
     message TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL, started_at REAL, ended_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0,
+    backend TEXT NOT NULL DEFAULT 'local'
 );
 CREATE TABLE IF NOT EXISTS models (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -360,6 +366,8 @@ class JobStore(SqliteStore):
         self.db_path = self.root / "jobs.sqlite"
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            if "backend" not in {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}:
+                db.execute("ALTER TABLE jobs ADD COLUMN backend TEXT NOT NULL DEFAULT 'local'")  # older stores
 
     # -- launching --------------------------------------------------------------------------
 
@@ -437,6 +445,8 @@ class JobStore(SqliteStore):
     def refresh(self, job_id: int) -> Job:
         """Reconcile a running job with its process: finished, failed (died) or still running."""
         job = self.get(job_id)
+        if job.backend == SLURM:
+            return _slurm().refresh(self, job)
         if job.state != RUNNING:
             return job
         proc = _CHILDREN.get((str(self.db_path), job.id))
@@ -503,6 +513,8 @@ class JobStore(SqliteStore):
     def cancel(self, job_id: int, grace_s: float = 5.0) -> Job:
         """SIGTERM the job's process group, then SIGKILL it if it is still there after ``grace_s``."""
         job = self.refresh(job_id)
+        if job.backend == SLURM:
+            return _slurm().cancel(self, job, grace_s)
         if job.state != RUNNING:
             return job
         self._update(job.id, cancel_requested=1)
@@ -525,7 +537,7 @@ class JobStore(SqliteStore):
         job = self.refresh(job_id)
         if job.is_active:
             raise JobError(f"job {job.id} is still {job.state}; cancel it before resuming")
-        return self._start(job)
+        return _slurm().resume(self, job) if job.backend == SLURM else self._start(job)
 
     def delete(self, job_id: int) -> None:
         """Forget a finished job (its workdir stays on disk)."""
@@ -574,6 +586,12 @@ class JobStore(SqliteStore):
         bundle = Path(job.workdir) / "model"
         if bundle.exists():
             self.register_model(bundle, name=job.name, job_id=job.id, base_model=job.base_model, dataset=job.dataset)
+
+
+def _slurm():
+    from . import jobs_slurm  # imported on use: local jobs never need it
+
+    return jobs_slurm
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:

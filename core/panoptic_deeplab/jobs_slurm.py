@@ -1,0 +1,566 @@
+"""The Slurm backend of the jobs: ``pdl train`` / ``pdl evaluate`` as a batch job on a Slurm cluster.
+
+A job is a generated batch script handed to ``sbatch`` (kept beside the log in the workdir, so what
+ran can be read and re-run by hand); it starts one task per worker with ``srun``. Each task runs
+``python -m panoptic_deeplab.jobs_slurm``, which checks that it sees the job's workdir and data set
+(both must be on storage every node mounts), builds ``TF_CONFIG`` from Slurm's environment
+(``SLURM_PROCID``, ``SLURM_STEP_NUM_TASKS``, the step's node list expanded with ``scontrol show
+hostnames``, a port range derived from the job id) and then becomes ``pdl``. That works on CPU-only
+nodes too, unlike TensorFlow's ``SlurmClusterResolver``, which refuses tasks without GPUs.
+
+The record lives in the same SQLite store as local jobs (``backend = 'slurm'``, plus a row of
+``slurm_jobs``). Its state comes from Slurm: ``scontrol show job`` while Slurm remembers the job,
+``sacct`` when the cluster keeps accounting, else the exit status the batch script writes to the
+workdir. Cancel is ``scancel`` (Slurm sends SIGTERM, which stops ``pdl train`` at the current step);
+resume submits the same script again, and the trainer continues from the newest checkpoint.
+Training jobs are submitted with ``--requeue``: a preempted or failed-node job is queued again and
+resumes the same way, so preemption costs at most one checkpoint interval.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .jobs import (
+    ALLOWED_COMMANDS, CANCELLED, FAILED, FINAL_STATES, QUEUED, RUNNING, SLURM, SUCCEEDED, Job, JobError,
+    JobStore, option_value, validate_command,
+)
+
+SHARED_STORAGE_NOTE = (
+    "The workdir (and the data set, the base model and this Python installation) must be on storage "
+    "every node of the cluster sees, e.g. NFS, Lustre or GPFS."
+)
+TOKEN_FILE = ".pdl-slurm-token"  # written by the submitter; a task that cannot read it is on other storage
+SCRIPT_FILE = "slurm-job.sh"
+KINDS = ("train", "evaluate")  # what can run on Slurm: training scales out, evaluation is one task
+# Workers listen on PORT_FIRST + (job id % PORT_SLOTS) * MAX_TASKS_PER_NODE + local task index, so two
+# jobs sharing a node rarely collide, and the range stays below Linux's ephemeral ports (32768+).
+PORT_FIRST, PORT_SLOTS, MAX_TASKS_PER_NODE = 12000, 1250, 16
+
+# Slurm's job states (scontrol's JobState, sacct's State) -> ours.
+_STATE_MAP = {
+    **dict.fromkeys(("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "CONFIGURING"), QUEUED),
+    **dict.fromkeys(("RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "SUSPENDED", "STOPPED", "RESIZING"), RUNNING),
+    "COMPLETED": SUCCEEDED,
+    "CANCELLED": CANCELLED,
+    **dict.fromkeys(("FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED",
+                     "SPECIAL_EXIT", "REVOKED"), FAILED),
+}
+_WHY = {
+    "TIMEOUT": "reached its time limit",
+    "NODE_FAIL": "lost a node",
+    "OUT_OF_MEMORY": "ran out of memory",
+    "PREEMPTED": "was preempted",
+    "BOOT_FAIL": "could not boot its node",
+    "DEADLINE": "missed its deadline",
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS slurm_jobs (
+    job_id INTEGER PRIMARY KEY, slurm_id TEXT NOT NULL, options TEXT NOT NULL, token TEXT NOT NULL
+);
+"""
+
+
+class SlurmError(JobError):
+    """Slurm is missing, or refused or failed a request (the message is one line)."""
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """Where and how big: ``nodes`` x ``tasks_per_node`` workers, one GPU each when ``gpus_per_node``."""
+
+    partition: str | None = None
+    nodes: int = 1
+    tasks_per_node: int | None = None  # default: one per GPU, or one per node without GPUs
+    gpus_per_node: int = 0
+    time: str | None = None  # Slurm's time format, e.g. 02:00:00 or 1-12:00:00; default: the partition's
+
+    @property
+    def tasks(self) -> int:
+        return self.nodes * self.ntasks_per_node
+
+    @property
+    def ntasks_per_node(self) -> int:
+        return self.tasks_per_node or max(self.gpus_per_node, 1)
+
+    def check(self, kind: str, argv: list[str]) -> None:
+        if self.partition is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.partition):
+            raise JobError(f"--partition: '{self.partition}' must be letters, digits, '_', '.' or '-'")
+        for name, value, low in (("--nodes", self.nodes, 1), ("--gpus-per-node", self.gpus_per_node, 0),
+                                 ("--tasks-per-node", self.tasks_per_node or 1, 1)):
+            if not isinstance(value, int) or value < low:
+                raise JobError(f"{name}: {value!r} must be a whole number >= {low}")
+        if self.ntasks_per_node > MAX_TASKS_PER_NODE:
+            raise JobError(f"--tasks-per-node: at most {MAX_TASKS_PER_NODE} workers per node")
+        if self.gpus_per_node and self.tasks_per_node and self.tasks_per_node != self.gpus_per_node:
+            raise JobError(f"--tasks-per-node {self.tasks_per_node} with --gpus-per-node {self.gpus_per_node}: "
+                           "each task trains on one GPU, so give as many tasks per node as GPUs (or leave it out)")
+        if self.time is not None and parse_time(self.time) is None:
+            raise JobError(f"--time: '{self.time}' is not a Slurm time limit (HH:MM:SS, MM, or D-HH:MM:SS)")
+        if kind not in KINDS:
+            raise JobError(f"'pdl {kind}' cannot run on Slurm; only {' and '.join(KINDS)} can")
+        if kind == "evaluate" and self.tasks > 1:
+            raise JobError("pdl evaluate runs as one task: leave out --nodes and --tasks-per-node "
+                           f"(asked for {self.tasks} tasks)")
+        strategy = option_value(argv, "--strategy")
+        if kind == "train" and self.tasks > 1 and strategy not in (None, "multi_worker"):
+            raise JobError(f"--strategy {strategy} cannot train over {self.tasks} Slurm tasks; "
+                           "leave it out (multi_worker is used)")
+
+
+@dataclass(frozen=True)
+class Partition:
+    name: str
+    default: bool
+    max_time: str  # as Slurm prints it: UNLIMITED, 30:00, 1-00:00:00
+    state: str
+    nodes: int
+    cpus: int
+
+    @property
+    def label(self) -> str:
+        return (f"{self.name}{' (default)' if self.default else ''}: {self.nodes} node(s), {self.cpus} CPUs, "
+                f"max time {self.max_time}{'' if self.state == 'UP' else ', ' + self.state}")
+
+
+# -- talking to Slurm -----------------------------------------------------------------------------
+
+
+def _slurm(tool: str, *args: str, timeout: float = 30) -> str:
+    """Run a Slurm client command; its stdout, or SlurmError with Slurm's message on one line."""
+    exe = shutil.which(tool)
+    if exe is None:
+        raise SlurmError(f"Slurm is not available here: `{tool}` is not on PATH (run on a machine with "
+                         "Slurm's client commands, or use --backend local)")
+    try:
+        done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise SlurmError(f"`{tool}` did not answer within {timeout:.0f} s: is slurmctld reachable?") from None
+    if done.returncode != 0:
+        raise SlurmError(f"{tool}: {_one_line(done.stderr or done.stdout) or f'exit status {done.returncode}'}")
+    return done.stdout
+
+
+def _one_line(text: str) -> str:
+    """Slurm's error lines (``sbatch: error: X``), de-duplicated and joined into one line."""
+    seen: list[str] = []
+    for line in text.strip().splitlines():
+        line = re.sub(r"^\w+: (error|fatal): ", "", line.strip())
+        if line and line not in seen:
+            seen.append(line)
+    return "; ".join(seen)
+
+
+def _fields(line: str) -> dict[str, str]:
+    """``Key=Value Key2=Value2`` (scontrol's one-line output) as a dict."""
+    return dict(re.findall(r"(\w+)=(\S*)", line))
+
+
+def partitions() -> list[Partition]:
+    """The cluster's partitions (``scontrol show partition``), the default one first."""
+    found = []
+    for line in _slurm("scontrol", "show", "partition", "--oneliner").splitlines():
+        f = _fields(line)
+        if "PartitionName" in f:
+            found.append(Partition(
+                name=f["PartitionName"], default=f.get("Default") == "YES", max_time=f.get("MaxTime", "UNLIMITED"),
+                state=f.get("State", "UP"), nodes=int(f.get("TotalNodes") or 0), cpus=int(f.get("TotalCPUs") or 0),
+            ))
+    return sorted(found, key=lambda p: not p.default)
+
+
+def parse_time(text: str) -> int | None:
+    """Seconds of a Slurm time limit (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``,
+    ``D-HH:MM:SS``); None when it is not one (or is UNLIMITED)."""
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
+    if not m:
+        return None
+    days, a, b, c = m.groups()
+    if days is not None:  # D-HH[:MM[:SS]]
+        h, mi, s = int(a), int(b or 0), int(c or 0)
+        return int(days) * 86400 + h * 3600 + mi * 60 + s
+    if c is not None:  # HH:MM:SS
+        return int(a) * 3600 + int(b) * 60 + int(c)
+    return int(a) * 60 + int(b or 0)  # MM[:SS]
+
+
+def _check_time_limit(options: SlurmOptions) -> None:
+    """Refuse a --time over the partition's MaxTime: Slurm would take the job and leave it pending
+    forever (reason PartitionTimeLimit) unless the cluster sets EnforcePartLimits."""
+    if options.time is None:
+        return
+    parts = partitions()
+    part = next((p for p in parts if p.name == options.partition), None) if options.partition else \
+        next((p for p in parts if p.default), None)
+    if part is None:
+        return  # unknown partition: sbatch says so in its own words
+    limit = parse_time(part.max_time)
+    if limit is not None and parse_time(options.time) > limit:
+        raise SlurmError(f"--time {options.time} is over partition {part.name}'s limit of {part.max_time}; "
+                         "ask for less (the trainer resumes from its checkpoint, so a long run can be resumed)")
+
+
+# -- the batch script -------------------------------------------------------------------------------
+
+
+def _absolute_paths(argv: list[str]) -> list[str]:
+    """Path options made absolute: the batch script runs in the workdir, on another machine."""
+    kinds = ALLOWED_COMMANDS[argv[0]]
+    out = list(argv)
+    for i, token in enumerate(out[:-1]):
+        if kinds.get(token) == "path":
+            value = out[i + 1]
+            if token == "--config" and not Path(value).expanduser().exists():
+                continue  # a config name such as cityscapes/resnet50_os32
+            out[i + 1] = str(Path(value).expanduser().absolute())
+    return out
+
+
+def batch_script(job: Job, options: SlurmOptions, token: str) -> str:
+    """The sbatch script of ``job``: Slurm directives, then one ``srun`` task per worker."""
+    q = shlex.quote
+    workdir = Path(job.workdir)
+    directives = [
+        f"--job-name=pdl-{job.id}-{job.name}"[:100],
+        f"--output={job.log_path}",
+        "--open-mode=append",  # resume and requeue add to the same log
+        f"--nodes={options.nodes}",
+        f"--ntasks-per-node={options.ntasks_per_node}",
+    ]
+    if options.partition:
+        directives.append(f"--partition={options.partition}")
+    if options.time:
+        directives.append(f"--time={options.time}")
+    if options.gpus_per_node:
+        directives.append(f"--gres=gpu:{options.gpus_per_node}")
+    directives.append("--requeue" if job.kind == "train" else "--no-requeue")
+    package_parent = Path(__file__).resolve().parents[1]
+    task = [sys.executable, "-m", "panoptic_deeplab.jobs_slurm", "--workdir", str(workdir), "--token", token,
+            "--gpus-per-node", str(options.gpus_per_node), "--", *job.argv]
+    header = f"# job {job.id} attempt {job.attempts + 1}: pdl {' '.join(job.argv)}"
+    return "\n".join([
+        "#!/bin/bash",
+        f"# Written by `pdl jobs` for job {job.id}; submit again with: sbatch {workdir / SCRIPT_FILE}",
+        *(f"#SBATCH {d}" for d in directives),
+        "",
+        f"export PYTHONPATH={q(str(package_parent))}${{PYTHONPATH:+:$PYTHONPATH}}",
+        "export PYTHONUNBUFFERED=1 TF_FORCE_GPU_ALLOW_GROWTH=true TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}",
+        f"echo {q(header)}\" (Slurm job $SLURM_JOB_ID, restart ${{SLURM_RESTART_COUNT:-0}}, on $SLURM_JOB_NODELIST)\"",
+        f"rm -f {q(str(job.exit_file))}",
+        # --kill-on-bad-exit: a worker that fails stops the others, which would wait for it forever.
+        f"srun --kill-on-bad-exit=1 --distribution=block {' '.join(q(a) for a in task)}",
+        "code=$?",
+        f"echo $code > {q(str(job.exit_file))}.tmp && mv -f {q(str(job.exit_file))}.tmp {q(str(job.exit_file))}",
+        "exit $code",
+        "",
+    ])
+
+
+# -- the records ------------------------------------------------------------------------------------
+
+
+def _ensure_table(store: JobStore) -> None:
+    with store._connect() as db:
+        db.executescript(_SCHEMA)
+
+
+def _slurm_row(store: JobStore, job_id: int) -> dict:
+    _ensure_table(store)
+    with store._connect() as db:
+        row = db.execute("SELECT * FROM slurm_jobs WHERE job_id=?", (job_id,)).fetchone()
+    if row is None:
+        raise JobError(f"job {job_id} is marked as a Slurm job but has no Slurm record")
+    return dict(row)
+
+
+def slurm_info(store: JobStore, job: Job) -> tuple[str, SlurmOptions]:
+    """The Slurm job id of the latest attempt and the options it was submitted with."""
+    row = _slurm_row(store, job.id)
+    return row["slurm_id"], SlurmOptions(**json.loads(row["options"]))
+
+
+def describe(store: JobStore, job: Job) -> str:
+    slurm_id, o = slurm_info(store, job)
+    gpus = f", {o.gpus_per_node} GPU(s) per node" if o.gpus_per_node else ", CPU"
+    return (f"Slurm job {slurm_id} on partition {o.partition or '(default)'}: {o.nodes} node(s) x "
+            f"{o.ntasks_per_node} task(s){gpus}" + (f", time limit {o.time}" if o.time else ""))
+
+
+def submit(store: JobStore, argv: list[str], options: SlurmOptions, *, name: str | None = None) -> Job:
+    """Validate, record and ``sbatch`` a job. When Slurm refuses it, the record is removed again and
+    SlurmError carries Slurm's message."""
+    validate_command(argv)
+    kind = argv[0]
+    options.check(kind, argv)
+    argv = _absolute_paths(argv)
+    _slurm("sbatch", "--version")  # no Slurm: say so before anything is written
+    _check_time_limit(options)
+    _ensure_table(store)
+    given = option_value(argv, "--workdir")
+    with store._connect() as db:
+        cur = db.execute(
+            "INSERT INTO jobs (kind, name, argv, workdir, log_path, state, created_at, backend)"
+            " VALUES (?, ?, ?, '', '', ?, ?, ?)",
+            (kind, name or kind, json.dumps(argv), QUEUED, time.time(), SLURM),
+        )
+        job_id = cur.lastrowid
+        wd = Path(given or store.root / "jobs" / str(job_id)).expanduser().absolute()
+        db.execute("UPDATE jobs SET workdir=?, log_path=? WHERE id=?", (str(wd), str(wd / "job.log"), job_id))
+        db.execute("INSERT INTO slurm_jobs (job_id, slurm_id, options, token) VALUES (?, '', ?, ?)",
+                   (job_id, json.dumps(asdict(options)), secrets.token_hex(8)))
+    created = not wd.exists()
+    try:
+        return _sbatch(store, store.get(job_id))
+    except BaseException:
+        with store._connect() as db:
+            db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+            db.execute("DELETE FROM slurm_jobs WHERE job_id=?", (job_id,))
+        for leftover in (TOKEN_FILE, SCRIPT_FILE, "job.log"):
+            (wd / leftover).unlink(missing_ok=True)
+        if created and wd.is_dir() and not any(wd.iterdir()):
+            wd.rmdir()
+        raise
+
+
+def _sbatch(store: JobStore, job: Job) -> Job:
+    row = _slurm_row(store, job.id)
+    options = SlurmOptions(**json.loads(row["options"]))
+    workdir = Path(job.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / TOKEN_FILE).write_text(row["token"])
+    script = workdir / SCRIPT_FILE
+    script.write_text(batch_script(job, options, row["token"]))
+    job.exit_file.unlink(missing_ok=True)
+    out = _slurm("sbatch", "--parsable", str(script))
+    slurm_id = out.strip().split(";")[0]
+    if not slurm_id.isdigit():
+        raise SlurmError(f"sbatch: unexpected answer {out.strip()!r}")
+    with store._connect() as db:
+        db.execute("UPDATE slurm_jobs SET slurm_id=? WHERE job_id=?", (slurm_id, job.id))
+    store._update(job.id, state=QUEUED, started_at=time.time(), ended_at=None, exit_code=None, pid=None,
+                  message=f"submitted as Slurm job {slurm_id}", attempts=job.attempts + 1, cancel_requested=0)
+    return store.get(job.id)
+
+
+def _slurm_state(slurm_id: str) -> dict[str, str] | None:
+    """Slurm's view of a job: JobState, Reason, ExitCode, NodeList... None once Slurm forgot it."""
+    try:
+        line = _slurm("scontrol", "show", "job", "--oneliner", slurm_id)
+        f = _fields(line)
+        if f.get("JobState"):
+            return f
+    except SlurmError as err:
+        if "Invalid job id" not in str(err):
+            raise
+    try:  # purged from slurmctld (MinJobAge): ask the accounting database, where there is one
+        out = _slurm("sacct", "--noheader", "--parsable2", "--allocations", "--jobs", slurm_id,
+                     "--format=State,ExitCode,Reason,NodeList")
+    except SlurmError:
+        return None  # no accounting storage
+    for line in out.splitlines():
+        state, exit_code, reason, nodes = (line.split("|") + ["", "", "", ""])[:4]
+        if state:
+            return {"JobState": state.split()[0], "ExitCode": exit_code, "Reason": reason, "NodeList": nodes}
+    return None
+
+
+def refresh(store: JobStore, job: Job) -> Job:
+    """Bring the record up to date with Slurm (final states are kept as they are)."""
+    if job.state in FINAL_STATES:
+        return job
+    slurm_id, _ = slurm_info(store, job)
+    try:
+        info = _slurm_state(slurm_id)
+    except SlurmError as err:  # Slurm unreachable for now: keep the state, say why it is not current
+        job.message = f"cannot ask Slurm about job {slurm_id}: {err}"
+        return job
+    if info is None:
+        code = _read_exit_code(job.exit_file)
+        if job.cancel_requested:
+            state, message = CANCELLED, f"Slurm job {slurm_id} cancelled"
+        elif code == 0:
+            state, message = SUCCEEDED, ""
+        elif code is not None:
+            state, message = FAILED, f"Slurm job {slurm_id} exited with status {code}; see the log"
+        else:
+            state, message = FAILED, (f"Slurm no longer knows job {slurm_id} (no accounting) and it left no exit "
+                                      "status: it was killed before the end")
+        info = {}
+    else:
+        slurm_state = info["JobState"].split("+")[0]  # sacct: CANCELLED by 0 -> CANCELLED
+        state = _STATE_MAP.get(slurm_state, RUNNING)
+        if job.cancel_requested and state == FAILED:
+            state = CANCELLED
+        reason = info.get("Reason", "None")
+        if state == QUEUED:
+            message = f"waiting in Slurm's queue as job {slurm_id} (reason: {reason})"
+        elif state == RUNNING:
+            message = f"running as Slurm job {slurm_id} on {info.get('NodeList', '?')}"
+        elif state == SUCCEEDED:
+            message = ""
+        elif state == CANCELLED:
+            message = f"Slurm job {slurm_id} cancelled"
+        else:
+            message = (f"Slurm job {slurm_id} {_WHY.get(slurm_state, slurm_state.lower())} (exit code "
+                       f"{info.get('ExitCode', '?')}, reason {reason}); see the log")
+    if state == FAILED:
+        message = _task_error(job) or (_missing_log(job) if not Path(job.log_path).is_file() else "") or message
+    if state == job.state and message == job.message:
+        return job
+    values = dict(state=state, message=message)
+    if state in FINAL_STATES:
+        exit_code = info.get("ExitCode", "")
+        values.update(ended_at=time.time(), exit_code=int(exit_code.split(":")[0]) if exit_code[:1].isdigit()
+                      else _read_exit_code(job.exit_file))
+    store._update(job.id, **values)
+    job = store.get(job.id)
+    if job.state == SUCCEEDED and job.kind == "train":
+        store._register_job_model(job)
+    return job
+
+
+def _missing_log(job: Job) -> str:
+    return (f"Slurm could not write the log {job.log_path} on the job's node: the workdir must be on storage "
+            "every node sees")
+
+
+def _task_error(job: Job) -> str:
+    """The first 'error: task ...' line a task wrote to the log (it cannot see the workdir or data)."""
+    path = Path(job.log_path)
+    if not path.is_file():
+        return ""
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 20000))
+        for line in f.read().decode("utf-8", errors="replace").splitlines():
+            if line.startswith("error: task "):
+                return line[len("error: "):]
+    return ""
+
+
+def _read_exit_code(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def cancel(store: JobStore, job: Job, grace_s: float = 5.0) -> Job:
+    """``scancel`` the job (Slurm sends SIGTERM, then SIGKILL after its KillWait); wait up to
+    ``grace_s`` for Slurm to report it cancelled."""
+    if not job.is_active:
+        return job
+    slurm_id, _ = slurm_info(store, job)
+    store._update(job.id, cancel_requested=1)
+    _slurm("scancel", slurm_id)
+    deadline = time.monotonic() + grace_s
+    job = refresh(store, store.get(job.id))
+    while job.is_active and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job = refresh(store, store.get(job.id))
+    return job
+
+
+def resume(store: JobStore, job: Job) -> Job:
+    """Submit the job again with the same arguments, options and workdir."""
+    return _sbatch(store, job)
+
+
+# -- the task side ------------------------------------------------------------------------------------
+
+
+def expand_hostnames(nodelist: str) -> list[str]:
+    """``node[01-03],gpu7`` -> the host names, as Slurm itself expands them."""
+    return _slurm("scontrol", "show", "hostnames", nodelist).split()
+
+
+def tasks_per_node(text: str) -> list[int]:
+    """Slurm's compressed task counts, ``2(x3),1`` -> [2, 2, 2, 1]."""
+    counts: list[int] = []
+    for part in text.split(","):
+        m = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part.strip())
+        if not m:
+            raise JobError(f"cannot read SLURM_STEP_TASKS_PER_NODE '{text}'")
+        counts += [int(m.group(1))] * int(m.group(2) or 1)
+    return counts
+
+
+def tf_config(env: dict[str, str], hostnames: list[str]) -> dict:
+    """``TF_CONFIG`` of this task: every task is a worker; tasks fill the nodes in order (srun's block
+    distribution), each listening on the job's port base + its index on the node."""
+    counts = tasks_per_node(env["SLURM_STEP_TASKS_PER_NODE"])
+    if len(counts) != len(hostnames):
+        raise JobError(f"{len(hostnames)} node(s) in the step but task counts for {len(counts)}")
+    base = PORT_FIRST + (int(env["SLURM_JOB_ID"]) % PORT_SLOTS) * MAX_TASKS_PER_NODE
+    workers = [f"{host}:{base + local}" for host, count in zip(hostnames, counts) for local in range(count)]
+    total = int(env.get("SLURM_STEP_NUM_TASKS") or env["SLURM_NTASKS"])
+    if len(workers) != total:
+        raise JobError(f"the step has {total} tasks but its node list gives {len(workers)}")
+    return {"cluster": {"worker": workers}, "task": {"type": "worker", "index": int(env["SLURM_PROCID"])}}
+
+
+def task_gpus(env: dict[str, str], gpus_per_node: int) -> str:
+    """CUDA_VISIBLE_DEVICES of this task: none without GPUs (the job asked for none, so any GPU on the
+    node is someone else's), else the SLURM_LOCALID-th of the node's allocated GPUs."""
+    if gpus_per_node <= 0:
+        return "-1"
+    visible = [g for g in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+    if len(visible) <= 1:
+        return ",".join(visible)  # Slurm already bound one GPU to this task (or the node has none)
+    return visible[int(env.get("SLURM_LOCALID", "0")) % len(visible)]
+
+
+def _task_main(args: list[str]) -> int:
+    """One Slurm task: check what it needs is visible here, set TF_CONFIG and the GPU, become ``pdl``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m panoptic_deeplab.jobs_slurm")
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--gpus-per-node", type=int, default=0)
+    parser.add_argument("argv", nargs=argparse.REMAINDER)
+    ns = parser.parse_args(args)
+    argv = ns.argv[1:] if ns.argv[:1] == ["--"] else ns.argv
+    env = dict(os.environ)
+    where = f"task {env.get('SLURM_PROCID', '?')} on {env.get('SLURMD_NODENAME') or os.uname().nodename}"
+    try:
+        validate_command(argv)
+        token = Path(ns.workdir) / TOKEN_FILE
+        try:
+            seen = token.read_text().strip()
+        except OSError:
+            seen = None
+        if seen != ns.token:
+            raise JobError(f"{where} cannot see the job's workdir {ns.workdir} (or sees another folder of that "
+                           f"name). {SHARED_STORAGE_NOTE}")
+        for name, kind in (("--dataset", "data set"), ("--init-from", "base model"), ("--model", "model bundle")):
+            value = option_value(argv, name)
+            if value and not Path(value).exists():
+                raise JobError(f"{where} cannot find the {kind} {value}. {SHARED_STORAGE_NOTE}")
+        ntasks = int(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or 1)
+        if argv[0] == "train" and ntasks > 1:
+            env["TF_CONFIG"] = json.dumps(tf_config(env, expand_hostnames(env["SLURM_STEP_NODELIST"])))
+            if option_value(argv, "--strategy") is None:
+                argv = [*argv, "--strategy", "multi_worker"]
+        env["CUDA_VISIBLE_DEVICES"] = task_gpus(env, ns.gpus_per_node)
+    except JobError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+    os.chdir(ns.workdir)
+    # exec, not a child: srun's signals (SIGTERM on scancel, preemption, time limit) reach pdl itself.
+    os.execve(sys.executable, [sys.executable, "-m", "panoptic_deeplab", *argv], env)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(_task_main(sys.argv[1:]))
