@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from .jobs import (
@@ -84,6 +84,7 @@ class SlurmOptions:
     tasks_per_node: int | None = None  # default: one per GPU, or one per node without GPUs
     gpus_per_node: int = 0
     time: str | None = None  # Slurm's time format, e.g. 02:00:00 or 1-12:00:00; default: the partition's
+    cpus_per_task: int | None = None  # default: Slurm's (one CPU per task)
 
     @property
     def tasks(self) -> int:
@@ -97,7 +98,8 @@ class SlurmOptions:
         if self.partition is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.partition):
             raise JobError(f"--partition: '{self.partition}' must be letters, digits, '_', '.' or '-'")
         for name, value, low in (("--nodes", self.nodes, 1), ("--gpus-per-node", self.gpus_per_node, 0),
-                                 ("--tasks-per-node", self.tasks_per_node or 1, 1)):
+                                 ("--tasks-per-node", 1 if self.tasks_per_node is None else self.tasks_per_node, 1),
+                                 ("--cpus-per-task", 1 if self.cpus_per_task is None else self.cpus_per_task, 1)):
             if not isinstance(value, int) or value < low:
                 raise JobError(f"{name}: {value!r} must be a whole number >= {low}")
         if self.ntasks_per_node > MAX_TASKS_PER_NODE:
@@ -244,6 +246,10 @@ def batch_script(job: Job, options: SlurmOptions, token: str) -> str:
         directives.append(f"--time={options.time}")
     if options.gpus_per_node:
         directives.append(f"--gres=gpu:{options.gpus_per_node}")
+    # srun does not take --cpus-per-task over from sbatch (Slurm 22.05+), so both get it.
+    cpus = f"--cpus-per-task={options.cpus_per_task} " if options.cpus_per_task else ""
+    if cpus:
+        directives.append(cpus.strip())
     directives.append("--requeue" if job.kind == "train" else "--no-requeue")
     package_parent = Path(__file__).resolve().parents[1]
     task = [sys.executable, "-m", "panoptic_deeplab.jobs_slurm", "--workdir", str(workdir), "--token", token,
@@ -259,7 +265,7 @@ def batch_script(job: Job, options: SlurmOptions, token: str) -> str:
         f"echo {q(header)}\" (Slurm job $SLURM_JOB_ID, restart ${{SLURM_RESTART_COUNT:-0}}, on $SLURM_JOB_NODELIST)\"",
         f"rm -f {q(str(job.exit_file))}",
         # --kill-on-bad-exit: a worker that fails stops the others, which would wait for it forever.
-        f"srun --kill-on-bad-exit=1 --distribution=block {' '.join(q(a) for a in task)}",
+        f"srun --kill-on-bad-exit=1 --distribution=block {cpus}{' '.join(q(a) for a in task)}",
         "code=$?",
         f"echo $code > {q(str(job.exit_file))}.tmp && mv -f {q(str(job.exit_file))}.tmp {q(str(job.exit_file))}",
         "exit $code",
@@ -284,17 +290,23 @@ def _slurm_row(store: JobStore, job_id: int) -> dict:
     return dict(row)
 
 
+def _options(row: dict) -> SlurmOptions:
+    known = {f.name for f in fields(SlurmOptions)}  # a record written by another version may have more
+    return SlurmOptions(**{k: v for k, v in json.loads(row["options"]).items() if k in known})
+
+
 def slurm_info(store: JobStore, job: Job) -> tuple[str, SlurmOptions]:
     """The Slurm job id of the latest attempt and the options it was submitted with."""
     row = _slurm_row(store, job.id)
-    return row["slurm_id"], SlurmOptions(**json.loads(row["options"]))
+    return row["slurm_id"], _options(row)
 
 
 def describe(store: JobStore, job: Job) -> str:
     slurm_id, o = slurm_info(store, job)
     gpus = f", {o.gpus_per_node} GPU(s) per node" if o.gpus_per_node else ", CPU"
     return (f"Slurm job {slurm_id} on partition {o.partition or '(default)'}: {o.nodes} node(s) x "
-            f"{o.ntasks_per_node} task(s){gpus}" + (f", time limit {o.time}" if o.time else ""))
+            f"{o.ntasks_per_node} task(s){gpus}" + (f", {o.cpus_per_task} CPUs per task" if o.cpus_per_task else "")
+            + (f", time limit {o.time}" if o.time else ""))
 
 
 def submit(store: JobStore, argv: list[str], options: SlurmOptions, *, name: str | None = None) -> Job:
@@ -320,13 +332,14 @@ def submit(store: JobStore, argv: list[str], options: SlurmOptions, *, name: str
         db.execute("INSERT INTO slurm_jobs (job_id, slurm_id, options, token) VALUES (?, '', ?, ?)",
                    (job_id, json.dumps(asdict(options)), secrets.token_hex(8)))
     created = not wd.exists()
+    ours = [name for name in (TOKEN_FILE, SCRIPT_FILE) if not (wd / name).exists()]
     try:
         return _sbatch(store, store.get(job_id))
     except BaseException:
         with store._connect() as db:
             db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
             db.execute("DELETE FROM slurm_jobs WHERE job_id=?", (job_id,))
-        for leftover in (TOKEN_FILE, SCRIPT_FILE, "job.log"):
+        for leftover in ours:  # what this submission wrote; an earlier run's files stay
             (wd / leftover).unlink(missing_ok=True)
         if created and wd.is_dir() and not any(wd.iterdir()):
             wd.rmdir()
@@ -335,7 +348,7 @@ def submit(store: JobStore, argv: list[str], options: SlurmOptions, *, name: str
 
 def _sbatch(store: JobStore, job: Job) -> Job:
     row = _slurm_row(store, job.id)
-    options = SlurmOptions(**json.loads(row["options"]))
+    options = _options(row)
     workdir = Path(job.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / TOKEN_FILE).write_text(row["token"])
@@ -421,7 +434,7 @@ def refresh(store: JobStore, job: Job) -> Job:
     values = dict(state=state, message=message)
     if state in FINAL_STATES:
         exit_code = info.get("ExitCode", "")
-        values.update(ended_at=time.time(), exit_code=int(exit_code.split(":")[0]) if exit_code[:1].isdigit()
+        values.update(ended_at=time.time(), exit_code=_exit_code(exit_code) if exit_code[:1].isdigit()
                       else _read_exit_code(job.exit_file))
     store._update(job.id, **values)
     job = store.get(job.id)
@@ -430,22 +443,28 @@ def refresh(store: JobStore, job: Job) -> Job:
     return job
 
 
+def _exit_code(text: str) -> int:
+    """Slurm's ``status:signal`` as a shell would report it (``0:15`` -> 143)."""
+    status, _, sig = text.partition(":")
+    return 128 + int(sig) if sig.isdigit() and int(sig) else int(status)
+
+
 def _missing_log(job: Job) -> str:
     return (f"Slurm could not write the log {job.log_path} on the job's node: the workdir must be on storage "
             "every node sees")
 
 
 def _task_error(job: Job) -> str:
-    """The first 'error: task ...' line a task wrote to the log (it cannot see the workdir or data)."""
+    """The first 'error: task ...' line a task of the latest attempt wrote to the log (it cannot see the
+    workdir or the data)."""
     path = Path(job.log_path)
     if not path.is_file():
         return ""
     with open(path, "rb") as f:
         f.seek(max(0, path.stat().st_size - 20000))
-        for line in f.read().decode("utf-8", errors="replace").splitlines():
-            if line.startswith("error: task "):
-                return line[len("error: "):]
-    return ""
+        text = f.read().decode("utf-8", errors="replace")
+    latest = text.rsplit(f"\n# job {job.id} attempt ", 1)[-1]
+    return next((line[len("error: "):] for line in latest.splitlines() if line.startswith("error: task ")), "")
 
 
 def _read_exit_code(path: Path) -> int | None:

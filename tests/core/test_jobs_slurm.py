@@ -54,6 +54,7 @@ def test_parse_time_reads_slurms_formats(text, seconds):
     (SlurmOptions(time="soon"), TRAIN, "not a Slurm time limit"),
     (SlurmOptions(gpus_per_node=4, tasks_per_node=2), TRAIN, "one GPU"),
     (SlurmOptions(tasks_per_node=17), TRAIN, "at most 16"),
+    (SlurmOptions(cpus_per_task=0), TRAIN, "--cpus-per-task"),
     (SlurmOptions(nodes=2), ["evaluate", "--model", "/m", "--dataset", "/d"], "one task"),
     (SlurmOptions(nodes=2), [*TRAIN, "--strategy", "mirrored"], "multi_worker"),
     (SlurmOptions(), ["make-dataset", "synthetic", "--out", "/x"], "cannot run on Slurm"),
@@ -66,12 +67,13 @@ def test_options_that_cannot_work_are_refused(options, argv, message):
 def test_gpus_per_node_become_gres_and_as_many_tasks(tmp_path):
     store = JobStore(tmp_path)
     job = store.get(_record(store, tmp_path))
-    script = jobs_slurm.batch_script(job, SlurmOptions(partition="gpu", nodes=2, gpus_per_node=4, time="04:00:00"), "t0")
-    for line in ("#SBATCH --gres=gpu:4", "#SBATCH --ntasks-per-node=4", "#SBATCH --nodes=2", "#SBATCH --partition=gpu",
+    script = jobs_slurm.batch_script(job, SlurmOptions(partition="gpu", nodes=2, gpus_per_node=4, time="04:00:00",
+                                                       cpus_per_task=8), "t0")
+    for line in ("#SBATCH --gres=gpu:4", "#SBATCH --cpus-per-task=8", "#SBATCH --ntasks-per-node=4", "#SBATCH --nodes=2", "#SBATCH --partition=gpu",
                  "#SBATCH --time=04:00:00", "#SBATCH --requeue", f"#SBATCH --output={job.log_path}",
                  "#SBATCH --open-mode=append"):
         assert line in script.splitlines()
-    assert "srun --kill-on-bad-exit=1" in script and "--gpus-per-node 4" in script and "--token t0" in script
+    assert "srun --kill-on-bad-exit=1 --distribution=block --cpus-per-task=8 " in script and "--gpus-per-node 4" in script and "--token t0" in script
     bash = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
     assert bash.returncode == 0, bash.stderr
 
@@ -139,3 +141,7 @@ def test_a_store_from_before_the_slurm_backend_opens_with_its_jobs_local(tmp_pat
     db.close()
     (job,) = JobStore(tmp_path).list()
     assert job.name == "old" and job.backend == "local" and job.state == "succeeded"
+
+
+def test_slurm_exit_codes_read_as_a_shell_reports_them():
+    assert [jobs_slurm._exit_code(t) for t in ("0:0", "2:0", "0:15", "137:0")] == [0, 2, 143, 137]

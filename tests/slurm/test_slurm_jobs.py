@@ -119,10 +119,27 @@ def test_a_two_task_fine_tune_from_the_train_page(slurm_cluster, data_root, tmp_
     slurm_id, options = slurm_info(store, job)
     assert options.tasks == 2 and options.partition == "debug"
     job = _wait(store, job.id, lambda j: j.state == jobs.RUNNING, 60, "never ran")
-    restarted = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))  # an app restart mid-run
-    assert f"#{job.id} two-workers · running" in restarted.expander[0].label
 
-    job = _wait(store, job.id, lambda j: j.state == jobs.SUCCEEDED, 400, "did not succeed")
+    # An evaluation from the command line waits for the two CPUs the fine-tune holds, with Slurm's reason.
+    demo = u.ROOT / "assets" / "models" / "synthetic_demo"
+    pdl_jobs = [sys.executable, "-m", "panoptic_deeplab", "jobs", "--root", str(tmp_path / "work")]
+    done = subprocess.run([*pdl_jobs, "--backend", "slurm", "--name", "eval-demo", "submit", "evaluate", "--model",
+                           str(demo), "--dataset", str(data_root), "--split", "val", "--ap", "none", "--out",
+                           str(tmp_path / "eval.json")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    evaluation = store.list()[0]
+    assert evaluation.kind == "evaluate" and evaluation.state == jobs.QUEUED
+    assert evaluation.message.endswith("(reason: Resources)")
+
+    restarted = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))  # an app restart mid-run
+    labels = [e.label for e in restarted.expander]
+    assert labels[0] == f"#{evaluation.id} eval-demo · queued" and f"#{job.id} two-workers · running" in labels[1]
+
+    # The log as it is written, until the end.
+    follow = subprocess.run([*pdl_jobs, "--follow", "log", str(job.id)], capture_output=True, text=True, timeout=600)
+    assert follow.stdout.rstrip().endswith(f"# job {job.id}: succeeded") and "step 3/3" in follow.stdout
+    job = store.refresh(job.id)
+    assert job.state == jobs.SUCCEEDED
     assert slurm_cluster.scontrol_job(slurm_id)["JobState"] == "COMPLETED"
     log = store.read_log(job, max_bytes=10**6)
     assert "2 replica(s)" in log and "step 3/3" in log and f"Slurm job {slurm_id}" in log
@@ -135,6 +152,9 @@ def test_a_two_task_fine_tune_from_the_train_page(slurm_cluster, data_root, tmp_
     assert fig["data"][0]["name"] == "loss" and list(u.plotly_array(fig["data"][0]["x"])) == [1, 2, 3]
     assert list(at.dataframe[-1].value["name"]) == ["two-workers"]  # Registered models
     assert f"two-workers  (job {job.id})" in at.selectbox(key="base_model").options
+
+    evaluation = _wait(store, evaluation.id, lambda j: j.state == jobs.SUCCEEDED, 300, "evaluation did not succeed")
+    assert 0 <= json.loads((tmp_path / "eval.json").read_text())["panoptic"]["All"]["pq"] <= 1
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@
     pdl jobs cancel ID | resume ID
     pdl jobs [--name N] [--gpus 0,1] submit train --config ...   (a validated `pdl` command)
     pdl jobs --backend slurm [--partition P] [--nodes N] [--tasks-per-node T] [--gpus-per-node G]
-             [--time HH:MM:SS] submit train --config ... --dataset ... --workdir /shared/run1
+             [--cpus-per-task C] [--time HH:MM:SS] submit train --config ... --dataset ... --workdir /shared/run1
 
 Options go before the action. On Slurm the workdir, the data set and this Python installation must be on
 storage every node sees (see docs/distributed-training.md).
@@ -34,6 +34,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     slurm.add_argument("--tasks-per-node", type=int, help="workers per node (default: --gpus-per-node, or 1)")
     slurm.add_argument("--gpus-per-node", type=int, default=0,
                        help="GPUs per node, requested as --gres=gpu:G, one per task (default 0: CPU)")
+    slurm.add_argument("--cpus-per-task", type=int, help="CPUs per worker (default: Slurm's, usually 1)")
     slurm.add_argument("--time", help="time limit, HH:MM:SS or D-HH:MM:SS (default: the partition's)")
     parser.add_argument("--follow", "-f", action="store_true", help="log: keep printing until the job ends")
     parser.add_argument("rest", nargs=argparse.REMAINDER, metavar="ID | COMMAND",
@@ -44,7 +45,8 @@ def run(args) -> int:
     from ..jobs import JobError, JobStore, default_root
 
     store = JobStore(args.root or default_root())
-    slurm_only = [f"--{n.replace('_', '-')}" for n in ("partition", "tasks_per_node", "time") if getattr(args, n)]
+    slurm_only = [f"--{n.replace('_', '-')}" for n in ("partition", "tasks_per_node", "cpus_per_task", "time")
+                  if getattr(args, n)]
     slurm_only += [f"--{n.replace('_', '-')}" for n, default in (("nodes", 1), ("gpus_per_node", 0))
                    if getattr(args, n) != default]
     if slurm_only and (args.backend != "slurm" or args.action != "submit"):
@@ -63,7 +65,7 @@ def run(args) -> int:
             from ..jobs_slurm import SlurmOptions, describe, submit
 
             options = SlurmOptions(partition=args.partition, nodes=args.nodes, tasks_per_node=args.tasks_per_node,
-                                   gpus_per_node=args.gpus_per_node, time=args.time)
+                                   gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time)
             job = submit(store, command, options, name=args.name)
             print(f"submitted job {job.id}: {describe(store, job)}; log: {job.log_path}")
             return 0
