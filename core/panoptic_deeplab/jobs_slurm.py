@@ -234,8 +234,8 @@ def batch_script(job: Job, options: SlurmOptions, token: str) -> str:
     q = shlex.quote
     workdir = Path(job.workdir)
     directives = [
-        f"--job-name=pdl-{job.id}-{job.name}"[:100],
-        f"--output={job.log_path}",
+        f"--job-name=pdl-{job.id}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', job.name)}"[:100],
+        f"--output={job.log_path.replace('%', '%%')}",  # % starts Slurm's file name patterns (%j)
         "--open-mode=append",  # resume and requeue add to the same log
         f"--nodes={options.nodes}",
         f"--ntasks-per-node={options.ntasks_per_node}",
@@ -328,6 +328,9 @@ def submit(store: JobStore, argv: list[str], options: SlurmOptions, *, name: str
         )
         job_id = cur.lastrowid
         wd = Path(given or store.root / "jobs" / str(job_id)).expanduser().absolute()
+        if re.search(r"\s", str(wd)):
+            raise JobError(f"{wd}: a Slurm job's workdir cannot contain spaces (sbatch's --output does not take "
+                           "them); choose another folder")
         db.execute("UPDATE jobs SET workdir=?, log_path=? WHERE id=?", (str(wd), str(wd / "job.log"), job_id))
         db.execute("INSERT INTO slurm_jobs (job_id, slurm_id, options, token) VALUES (?, '', ?, ?)",
                    (job_id, json.dumps(asdict(options)), secrets.token_hex(8)))
@@ -417,7 +420,7 @@ def refresh(store: JobStore, job: Job) -> Job:
             state = CANCELLED
         reason = info.get("Reason", "None")
         if state == QUEUED:
-            message = f"waiting in Slurm's queue as job {slurm_id} (reason: {reason})"
+            message = f"waiting in Slurm's queue as job {slurm_id}" + (f" (reason: {reason})" if reason != "None" else "")
         elif state == RUNNING:
             message = f"running as Slurm job {slurm_id} on {info.get('NodeList', '?')}"
         elif state == SUCCEEDED:
@@ -427,8 +430,9 @@ def refresh(store: JobStore, job: Job) -> Job:
         else:
             message = (f"Slurm job {slurm_id} {_WHY.get(slurm_state, slurm_state.lower())} (exit code "
                        f"{info.get('ExitCode', '?')}, reason {reason}); see the log")
-    if state == FAILED:
-        message = _task_error(job) or (_missing_log(job) if not Path(job.log_path).is_file() else "") or message
+    if state == FAILED:  # the task's own line says more than Slurm's status; no log at all, that it had none
+        no_log = info.get("JobState") == "FAILED" and not Path(job.log_path).is_file()
+        message = _task_error(job) or (_missing_log(job) if no_log else "") or message
     if state == job.state and message == job.message:
         return job
     values = dict(state=state, message=message)

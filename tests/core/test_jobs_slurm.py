@@ -78,11 +78,19 @@ def test_gpus_per_node_become_gres_and_as_many_tasks(tmp_path):
     assert bash.returncode == 0, bash.stderr
 
 
-def _record(store: JobStore, tmp_path) -> int:
+def _record(store: JobStore, tmp_path, name: str = "r", workdir: str = "run") -> int:
     with store._connect() as db:
         return db.execute("INSERT INTO jobs (kind, name, argv, workdir, log_path, state, created_at, backend) VALUES"
-                          " ('train', 'r', ?, ?, ?, 'queued', 0, 'slurm')",
-                          (json.dumps(TRAIN), str(tmp_path / "run"), str(tmp_path / "run" / "job.log"))).lastrowid
+                          " ('train', ?, ?, ?, ?, 'queued', 0, 'slurm')",
+                          (name, json.dumps(TRAIN), str(tmp_path / workdir), str(tmp_path / workdir / "job.log"))).lastrowid
+
+
+def test_the_job_name_and_a_percent_in_the_log_path_reach_sbatch_intact(tmp_path):
+    store = JobStore(tmp_path)
+    job = store.get(_record(store, tmp_path, name="my tune; rm -rf ~", workdir="run-100%"))
+    lines = jobs_slurm.batch_script(job, SlurmOptions(), "t0").splitlines()
+    assert "#SBATCH --job-name=pdl-1-my-tune-rm--rf-" in lines
+    assert f"#SBATCH --output={tmp_path}/run-100%%/job.log" in lines  # %% is a plain % in Slurm's patterns
 
 
 def test_no_slurm_on_path_is_one_clear_line_and_no_record(tmp_path, monkeypatch):
@@ -145,3 +153,52 @@ def test_a_store_from_before_the_slurm_backend_opens_with_its_jobs_local(tmp_pat
 
 def test_slurm_exit_codes_read_as_a_shell_reports_them():
     assert [jobs_slurm._exit_code(t) for t in ("0:0", "2:0", "0:15", "137:0")] == [0, 2, 143, 137]
+
+
+def _fake_slurm(tmp_path, monkeypatch, sacct: str) -> None:
+    """scontrol that no longer knows the job (slurmctld's MinJobAge passed) and the given sacct."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text("#!/bin/sh\necho 'slurm_load_jobs error: Invalid job id specified' >&2\nexit 1\n")
+    (bin_dir / "sacct").write_text(f"#!/bin/sh\n{sacct}\n")
+    for tool in ("scontrol", "sacct"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+
+
+def _forgotten_job(tmp_path) -> tuple[JobStore, int]:
+    store = JobStore(tmp_path / "work")
+    job_id = _record(store, tmp_path)
+    jobs_slurm._ensure_table(store)
+    with store._connect() as db:
+        db.execute("INSERT INTO slurm_jobs (job_id, slurm_id, options, token) VALUES (?, '77', '{}', 't')", (job_id,))
+    (tmp_path / "run").mkdir(parents=True)
+    return store, job_id
+
+
+def test_a_job_slurmctld_forgot_gets_its_state_from_sacct(tmp_path, monkeypatch):
+    _fake_slurm(tmp_path, monkeypatch, "echo 'TIMEOUT|0:15|TimeLimit|node3'")
+    store, job_id = _forgotten_job(tmp_path)
+    job = store.refresh(job_id)
+    assert job.state == "failed" and job.exit_code == 143
+    assert job.message == "Slurm job 77 reached its time limit (exit code 0:15, reason TimeLimit); see the log"
+
+
+def test_without_accounting_the_exit_file_tells_how_a_forgotten_job_ended(tmp_path, monkeypatch):
+    _fake_slurm(tmp_path, monkeypatch, "echo 'Slurm accounting storage is disabled' >&2; exit 1")
+    store, job_id = _forgotten_job(tmp_path)
+    (tmp_path / "run" / ".job_exit").write_text("0")
+    assert store.refresh(job_id).state == "succeeded"
+    store, job_id = _forgotten_job(tmp_path / "b")
+    assert store.refresh(job_id).state == "failed"  # no exit file: killed before the end
+    assert "no longer knows job 77" in store.get(job_id).message
+
+
+def test_a_failed_job_without_its_log_says_the_workdir_is_not_shared(tmp_path, monkeypatch):
+    _fake_slurm(tmp_path, monkeypatch, "exit 1")
+    (tmp_path / "bin" / "scontrol").write_text(
+        "#!/bin/sh\necho 'JobId=77 JobState=FAILED Reason=NonZeroExitCode ExitCode=1:0 NodeList=node3'\n")
+    store, job_id = _forgotten_job(tmp_path)
+    job = store.refresh(job_id)
+    assert job.state == "failed" and job.exit_code == 1
+    assert job.message.startswith(f"Slurm could not write the log {tmp_path / 'run' / 'job.log'} on the job's node")

@@ -68,6 +68,14 @@ def test_a_time_limit_over_the_partitions_is_one_line(slurm_cluster, tmp_path):
     assert store.list() == []
 
 
+def test_a_workdir_with_spaces_is_refused_before_slurm_sees_it(slurm_cluster, tmp_path):
+    store = JobStore(tmp_path / "work")
+    argv = ["train", "--config", "synthetic/tiny", "--dataset", str(tmp_path), "--workdir", str(tmp_path / "my run")]
+    with pytest.raises(jobs.JobError, match="cannot contain spaces"):
+        submit(store, argv, SlurmOptions())
+    assert store.list() == [] and not (tmp_path / "my run").exists()
+
+
 def test_a_task_that_cannot_find_the_data_set_fails_with_that_message(slurm_cluster, tmp_path):
     store = JobStore(tmp_path / "work")
     argv = ["train", "--config", "synthetic/tiny", "--dataset", str(tmp_path / "not-shared"),
@@ -128,8 +136,9 @@ def test_a_two_task_fine_tune_from_the_train_page(slurm_cluster, data_root, tmp_
                            str(tmp_path / "eval.json")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     evaluation = store.list()[0]
-    assert evaluation.kind == "evaluate" and evaluation.state == jobs.QUEUED
-    assert evaluation.message.endswith("(reason: Resources)")
+    assert evaluation.kind == "evaluate"
+    evaluation = _wait(store, evaluation.id, lambda j: "reason" in j.message, 60, "no reason")  # once scheduled
+    assert evaluation.state == jobs.QUEUED and evaluation.message.endswith("(reason: Resources)")
 
     restarted = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))  # an app restart mid-run
     labels = [e.label for e in restarted.expander]
@@ -146,7 +155,8 @@ def test_a_two_task_fine_tune_from_the_train_page(slurm_cluster, data_root, tmp_
     assert [m.path for m in store.models()] == [str(Path(job.workdir) / "model")]
 
     at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))  # and after the end
-    assert at.expander[0].label.startswith(f"#{job.id} two-workers · succeeded")
+    labels = [e.label for e in at.expander]
+    assert f"#{job.id} two-workers · succeeded · step 3/3" in labels, labels
     assert any(f"Slurm job {slurm_id} on partition debug: 1 node(s) x 2 task(s), CPU" in c.value for c in at.caption)
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert fig["data"][0]["name"] == "loss" and list(u.plotly_array(fig["data"][0]["x"])) == [1, 2, 3]
