@@ -197,8 +197,9 @@ def test_without_accounting_the_exit_file_tells_how_a_forgotten_job_ended(tmp_pa
 def test_a_failed_job_without_its_log_says_the_workdir_is_not_shared(tmp_path, monkeypatch):
     _fake_slurm(tmp_path, monkeypatch, "exit 1")
     (tmp_path / "bin" / "scontrol").write_text(
-        "#!/bin/sh\necho 'JobId=77 JobState=FAILED Reason=NonZeroExitCode ExitCode=1:0 NodeList=node3'\n")
+        # What slurmctld reports when slurmd cannot open the job's --output (seen on Slurm 22.05).
+        "#!/bin/sh\necho 'JobId=77 JobState=FAILED Reason=JobLaunchFailure ExitCode=0:53 NodeList=node3'\n")
     store, job_id = _forgotten_job(tmp_path)
     job = store.refresh(job_id)
-    assert job.state == "failed" and job.exit_code == 1
+    assert job.state == "failed" and job.exit_code == 128 + 53
     assert job.message.startswith(f"Slurm could not write the log {tmp_path / 'run' / 'job.log'} on the job's node")

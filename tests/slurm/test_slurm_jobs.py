@@ -188,7 +188,7 @@ def test_preemption_cancel_and_resume(slurm_cluster, data_root, tmp_path):
     stopped = re.search(r"stopped \(SIGTERM\) at step (\d+); the last checkpoint is step (\d+)", log)
     assert stopped, log[-3000:]
     at_step, kept = map(int, stopped.groups())
-    assert at_step - kept < 5 and f"resumed from step {kept} " in log  # lost less than one checkpoint interval
+    assert at_step - kept <= 5 and f"resumed from step {kept} " in log  # lost at most one checkpoint interval
     assert "(Slurm job %s, restart 1," % slurm_id in log
 
     job = store.cancel(job.id, grace_s=15)
