@@ -33,6 +33,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
     parser.add_argument("--skip-dataset-check", action="store_true",
                         help="start without the `pdl check-dataset` pass over the split (large data sets checked before)")
+    parser.add_argument("--oracle", default=None, metavar="LIST",
+                        help="also evaluate with ground truth in place of heads: comma-separated semantic, center, "
+                             "offset, all (the three), none (raw maps fused again), or combinations like "
+                             "semantic+center (docs/error-analysis.md)")
     add_predictor_arguments(parser)
 
 
@@ -56,12 +60,14 @@ class Evaluation:
     def __init__(self, spec, ap: str = "both"):
         from ..evaluation import ConfusionMatrix, PQStat
         from ..evaluation.coco_io import spec_categories
+        from ..evaluation.error_breakdown import ErrorStat
 
         self.spec = spec
         self.ap = ap
         self.categories = spec_categories(spec)
         self.index = {c["id"]: i for i, c in enumerate(self.categories)}
         self.pq = PQStat(self.categories)
+        self.errors = ErrorStat(self.categories)
         self.confusion = ConfusionMatrix(spec.num_classes, spec.ignore_label)
         self.per_image: list[dict] = []
         self._gt: list[_Packed] = []
@@ -96,13 +102,28 @@ class Evaluation:
                   **segment_details(match, unshift(gt), unshift(pred)),
                   "scores": {str(k): v for k, v in scores.items()}}
         mark_stuff_dropped_by_area_limit(record["gt_segments"], gt_panoptic, prediction, spec)
+        self._add_errors(record, match, gt, pred)
         self.per_image.append(record)
         return record
+
+    def _add_errors(self, record: dict, match, gt, pred) -> None:
+        """Error type (docs/error-analysis.md) of every FN and FP, on the records and in the sums."""
+        from ..evaluation.error_breakdown import classify_errors
+
+        limited = np.array([s.get("reason") == "stuff_area_limit" for s in record["gt_segments"]], bool)
+        gt_errors, pred_errors = classify_errors(match, gt, pred, limited)
+        for seg, error in zip(record["gt_segments"], gt_errors):
+            seg["error"] = error
+        for seg, error in zip(record["pred_segments"], pred_errors):
+            seg["error"] = error
+        self.errors.add(gt, pred, gt_errors, pred_errors)
 
     def result(self) -> dict:
         from ..evaluation import cityscapes_instance_ap, coco_instance_ap
 
-        out = {"panoptic": self.pq.summary(), "semantic": self.confusion.result(), "instance": {}}
+        panoptic = self.pq.summary()
+        out = {"panoptic": panoptic, "errors": self.errors.breakdown(panoptic), "semantic": self.confusion.result(),
+               "instance": {}}
         kwargs = dict(thing_class_ids=self.spec.thing_class_ids, label_divisor=self.spec.label_divisor,
                       ignore_label=self.spec.ignore_label)
         if self.ap in ("both", "coco"):
@@ -116,6 +137,48 @@ class Evaluation:
     @staticmethod
     def _maps(packed):
         return (p.unpack() for p in packed)
+
+
+class OracleEvaluation:
+    """One :class:`Evaluation` (PQ and error breakdown, no AP) per oracle (evaluation/oracles.py)."""
+
+    def __init__(self, spec, oracles: dict[str, tuple[str, ...]], postprocess_kwargs: dict, sigma: float):
+        from ..evaluation.oracles import OracleRunner
+
+        self.oracles = oracles
+        self.runner = OracleRunner(spec, postprocess_kwargs, sigma)
+        self.evaluations = {name: Evaluation(spec, ap="none") for name in oracles}
+        self.centers = {name: {"instances": 0, "shared_center": 0, "center_not_found": 0} for name in oracles}
+        self.crowd_segments = 0
+        self.spec = spec
+
+    def add(self, record: dict, gt_panoptic: np.ndarray, prediction) -> None:
+        """Evaluate every oracle on one image; their PQ goes on the model's per-image ``record``."""
+        from ..evaluation.oracles import center_accounting
+
+        targets = self.runner.targets(gt_panoptic)
+        self.crowd_segments += sum(s["status"] == "crowd" for s in record["gt_segments"])
+        record["oracle_pq"] = {}
+        for name, heads in self.oracles.items():
+            out = self.runner.run(prediction, targets, heads)
+            one = self.evaluations[name].add(record["image_id"], record["file_name"], gt_panoptic, out)
+            record["oracle_pq"][name] = one.get("pq")
+            self.evaluations[name].per_image.clear()  # only the sums are reported per oracle
+            for key, value in center_accounting(gt_panoptic, out.center_points, self.spec).items():
+                self.centers[name][key] += value
+
+    def result(self) -> dict:
+        from ..evaluation.oracles import shortfall
+
+        out = {}
+        for name, evaluation in self.evaluations.items():
+            panoptic = evaluation.pq.summary()
+            entry = {"heads": list(self.oracles[name]), **panoptic, "errors": evaluation.errors.breakdown(panoptic),
+                     "centers": self.centers[name]}
+            entry["why_below_100"] = shortfall(entry, self.centers[name] if "center" in self.oracles[name] else {},
+                                               self.crowd_segments)
+            out[name] = entry
+        return out
 
 
 def mark_stuff_dropped_by_area_limit(gt_segments: list[dict], gt_panoptic, prediction, spec) -> None:
@@ -150,12 +213,35 @@ def print_report(result: dict, spec, file=None) -> None:
         sem = result["semantic"]
         print(f"\nmIoU: {_pct(sem['miou'])} %  (pixel accuracy {_pct(sem['pixel_accuracy'])} %)", file=file)
         print(miou_table(sem, spec.class_names).to_string(), file=file)
+        print_errors(result, file)
+        if result.get("oracles"):
+            print_oracles(result, file)
         rows = []
         for style, r in result["instance"].items():
             rows.append({"style": style, "AP": _pct(r.get("ap")), "AP50": _pct(r.get("ap50"))})
         if rows:
             print("\nInstance AP (%)", file=file)
             print(pd.DataFrame(rows).set_index("style").to_string(), file=file)
+
+
+def print_errors(result: dict, file) -> None:
+    from ..evaluation.report import error_table
+
+    print("\nPQ points lost per error type (with PQ they add up to 100; docs/error-analysis.md)", file=file)
+    print(error_table(result["errors"]).to_string(), file=file)
+
+
+def print_oracles(result: dict, file) -> None:
+    from ..evaluation.report import oracle_class_table, oracle_summary_table
+
+    print("\nOracles: ground truth in place of heads, same post-processing (PQ / SQ / RQ, %)", file=file)
+    print(oracle_summary_table(result).to_string(), file=file)
+    print("\nOracle PQ per class (largest gain: the head that costs the class most)", file=file)
+    print(oracle_class_table(result).to_string(), file=file)
+    for name, entry in result["oracles"].items():
+        if set(entry["heads"]) == {"semantic", "center", "offset"} and entry.get("why_below_100"):
+            print(f"\nWhy the full oracle ({name}) is not 100:", file=file)
+            print("\n".join(entry["why_below_100"]), file=file)
 
 
 def _pct(x):
@@ -184,6 +270,11 @@ def run(args: argparse.Namespace) -> int:
     from ..prediction_io import PanopticWriter, iter_predictions, sources_from_dataset
 
     started = time.time()
+    oracle_names = None
+    if args.oracle:  # a misspelt oracle fails before any work
+        from ..evaluation.oracles import parse_oracles
+
+        oracle_names = parse_oracles(args.oracle)
     if not args.skip_dataset_check:
         # Wrong labels fail now, with check-dataset's messages; unreadable images are skipped and reported.
         from ..datasets.checks import require_valid_dataset
@@ -196,6 +287,10 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         sources = sources[: max(0, args.limit)]
     predictor = make_predictor(bundle, args)
+    oracles = None
+    if oracle_names is not None:  # with the evaluated model's own post-processing settings
+        oracles = OracleEvaluation(bundle.spec, oracle_names, predictor.pipeline.postprocess.as_kwargs(),
+                                   bundle.config.dataset.sigma)
     evaluation = Evaluation(bundle.spec, ap=args.ap)
     writer = PanopticWriter(args.save_predictions, bundle.spec) if args.save_predictions else None
     skipped = []
@@ -209,9 +304,12 @@ def run(args: argparse.Namespace) -> int:
         tqdm.write(f"skipped: {reason}", file=sys.stderr)
 
     try:
-        for source, image, prediction in iter_predictions(predictor, sources, on_skip=skip):
+        for source, image, prediction in iter_predictions(predictor, sources, on_skip=skip,
+                                                          return_raw=oracles is not None):
             gt = reader.load_panoptic(index_of[source.path])
-            evaluation.add(source.image_id, source.path.name, gt, prediction)
+            record = evaluation.add(source.image_id, source.path.name, gt, prediction)
+            if oracles is not None:
+                oracles.add(record, gt, prediction)
             if writer:
                 writer.add(source, image, prediction)
             progress.update(1)
@@ -224,6 +322,8 @@ def run(args: argparse.Namespace) -> int:
 
         raise DatasetError(f"{args.dataset}: none of the {len(sources)} images could be read; nothing to evaluate.")
     result = evaluation.result()
+    if oracles is not None:
+        result["oracles"] = oracles.result()
     result = {
         "model": str(args.model), "dataset": str(args.dataset), "split": args.split,
         "num_images": len(evaluation.per_image), "skipped": skipped,

@@ -31,3 +31,70 @@ def miou_table(result: dict, class_names):
 
 def _pct(x):
     return None if x is None else round(100.0 * x, 2)
+
+
+def _rows_by_id(per_class: dict) -> dict:
+    """Per-class dict keyed by int id (JSON files have string keys)."""
+    return {int(k): v for k, v in per_class.items()}
+
+
+def error_table(errors: dict):
+    """PQ and the PQ points lost per error type (error_breakdown), one row per evaluated class and
+    for All / Things / Stuff; each row sums to 100."""
+    import pandas as pd
+
+    from .error_breakdown import ERROR_TYPES, REMAINDER
+
+    rows = []
+    for key in ("All", "Things", "Stuff"):
+        if errors.get(key):
+            rows.append({"class": key, **_points_row(errors[key])})
+    for cid, r in sorted(_rows_by_id(errors["per_class"]).items()):
+        rows.append({"class": r["name"], **_points_row(r)})
+    columns = ["class", "PQ", *ERROR_TYPES, REMAINDER]
+    return pd.DataFrame(rows, columns=columns).set_index("class")
+
+
+def _points_row(r: dict) -> dict:
+    return {"PQ": round(r["pq"], 2), **{k: round(v, 2) for k, v in r["points"].items()}}
+
+
+def single_head_oracles(oracles: dict) -> list[str]:
+    """Oracles that replace exactly one head: the candidates for "this head costs the class most"."""
+    return [name for name, o in oracles.items() if len(o.get("heads", ())) == 1]
+
+
+def oracle_summary_table(result: dict):
+    """PQ / SQ / RQ of the model and of each oracle for All / Things / Stuff (in %)."""
+    import pandas as pd
+
+    rows = []
+    for name, res in [("model", result["panoptic"]), *result["oracles"].items()]:
+        for split in ("All", "Things", "Stuff"):
+            rows.append({"oracle": name, "split": split, "PQ": _pct(res[split]["pq"]), "SQ": _pct(res[split]["sq"]),
+                         "RQ": _pct(res[split]["rq"])})
+    return pd.DataFrame(rows).set_index(["oracle", "split"])
+
+
+def oracle_class_table(result: dict):
+    """Per class: the model's PQ, the PQ with each oracle, and the largest gain of a single-head
+    oracle ("center +23.1": the centers cost the class 23.1 PQ points)."""
+    import pandas as pd
+
+    oracles = result["oracles"]
+    model = _rows_by_id(result["panoptic"]["per_class"])
+    per_oracle = {name: _rows_by_id(o["per_class"]) for name, o in oracles.items()}
+    singles = single_head_oracles(oracles) or [n for n in oracles if oracles[n].get("heads")]
+    rows = []
+    for cid, r in sorted(model.items()):
+        if not r["evaluated"] and not any(per_oracle[n].get(cid, {}).get("evaluated") for n in oracles):
+            continue
+        row = {"id": cid, "class": r["name"], "kind": "thing" if r["isthing"] else "stuff", "model": _pct(r["pq"])}
+        for name in oracles:
+            row[name] = _pct(per_oracle[name].get(cid, {}).get("pq"))
+        gains = {n: row[n] - (row["model"] or 0.0) for n in singles if row.get(n) is not None}
+        best = max(gains, key=gains.get) if gains else None
+        row["largest gain"] = f"{best} +{gains[best]:.1f}" if best is not None and gains[best] > 0 else ""
+        row["gain"] = round(gains[best], 2) if best is not None else None
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("id")
