@@ -111,13 +111,14 @@ def instance_centers(gt_panoptic: np.ndarray, spec) -> dict[int, tuple[int, int]
 
 
 def center_accounting(gt_panoptic: np.ndarray, found_points: np.ndarray, spec) -> dict:
-    """Of the GT instances of one image: how many share their center pixel with another instance
-    and how many centers the post-processing did not return (shared, top-k, threshold)."""
+    """Of the GT instances of one image: how many have no center of their own (their center pixel
+    is an earlier instance's, so one peak stands for both) and how many centers the post-processing
+    did not return (more instances than keep_k_centers, or a peak not above the threshold)."""
     centers = instance_centers(gt_panoptic, spec)
     found = {(int(y), int(x)) for y, x in np.asarray(found_points).reshape(-1, 2).tolist()}
     points = list(centers.values())
-    shared = sum(points.count(p) > 1 for p in points)
-    lost = sum(p not in found for p in points)
+    shared = len(points) - len(set(points))
+    lost = sum(p not in found for p in set(points))
     return {"instances": len(points), "shared_center": shared, "center_not_found": lost}
 
 
@@ -140,11 +141,11 @@ def shortfall(result: dict, accounting: dict, crowd_segments: int) -> list[str]:
             count = f" ({counts[key]} segments)" if key in counts else ""
             lines.append(f"  {value:.2f} points: {LABELS.get(key, key)}{count}")
     if accounting.get("shared_center"):
-        lines.append(f"  {accounting['shared_center']} GT instances share their center pixel with another instance: "
-                     "one center survives and the grouping merges them.")
-    if accounting.get("center_not_found", 0) > accounting.get("shared_center", 0):
+        lines.append(f"  {accounting['shared_center']} GT instances have no center of their own: their mass center is "
+                     "another instance's pixel (one peak for both), so the grouping merges them.")
+    if accounting.get("center_not_found"):
         lines.append(f"  {accounting['center_not_found']} GT centers were not returned by post-processing "
-                     "(shared centers, or more instances than keep_k_centers).")
+                     "(more instances than keep_k_centers).")
     if counts.get("stuff_area_limit"):
         lines.append(f"  {counts['stuff_area_limit']} GT stuff segments have a class area <= stuff_area_limit in their "
                      "image and are voided by post-processing (a rule of the method, not of a head).")
