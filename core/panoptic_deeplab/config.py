@@ -97,7 +97,8 @@ class TrainConfig:
     warmup_steps: int = 0
     gradient_accumulation: int = 1  # micro-batches per optimizer step
     checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = 3  # rolling resume checkpoints (model + optimizer), the newest ones
+    keep_history: int = 10  # model-only snapshots spread over the run (WORKDIR/history; 0 = none)
     eval_every: int = 0  # 0 = no periodic evaluation
     log_every: int = 20
     xla: bool = False

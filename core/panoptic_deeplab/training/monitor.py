@@ -35,13 +35,14 @@ class TrainingMonitor(keras.callbacks.Callback):
     Every ``eval_every`` steps: ``evaluate(step) -> {pq, sq, rq, miou, ...}``.
     """
 
-    def __init__(self, *, network, store, files, total_steps: int, start_step: int, batch_size: int,
+    def __init__(self, *, network, store, files, history=None, total_steps: int, start_step: int, batch_size: int,
                  accumulation: int = 1, log_every: int = 20, checkpoint_every: int = 1000, eval_every: int = 0,
                  evaluate: Callable[[int], dict] | None = None, preview: Callable[[int], dict] | None = None,
                  summary_writer=None, mlflow=None, chief: bool = True, out=None):
         super().__init__()
         self.network = network
         self.store = store
+        self.history = history
         self.files = files
         self.total_steps = int(total_steps)
         self.batch_size = int(batch_size)
@@ -107,6 +108,8 @@ class TrainingMonitor(keras.callbacks.Callback):
             self._diverge({"weights": float("nan")})
             return False
         path = self.store.save(step)
+        if self.history is not None:
+            self.history.save(step)
         self.state.last_checkpoint_step = step
         if self.chief:
             print(f"step {step}: checkpoint {path}", file=self.out, flush=True)

@@ -23,6 +23,7 @@ from ..datasets.specs import DatasetSpec
 from ..errors import CheckpointError, ConfigError, UserError
 from ..losses import PanopticLoss
 from .checkpoints import CheckpointStore, checkpoint_step, restore_model_weights
+from .history import SnapshotHistory, write_run_spec
 from .distribution import is_chief, make_strategy, task_info
 from .fused_adam import FusedAdam
 from .monitor import TrainingMonitor
@@ -84,6 +85,8 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
         scratch=workdir / "worker_scratch" / f"{task_type}-{task_id}",
     )
 
+    history = SnapshotHistory(workdir, network, tc.keep_history, writer=chief,
+                              scratch=workdir / "worker_scratch" / f"history-{task_type}-{task_id}")
     restored = store.restore_latest()
     start_step = checkpoint_step(restored) if restored else 0
     if restored:
@@ -92,13 +95,14 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
         print(f"initialised from {_init_weights(network, init_from)}", file=out, flush=True)
     if chief:  # only now: a checkpoint or --init-from that does not fit leaves the workdir as it was
         save_config(config, workdir / "config.yaml")
+        write_run_spec(workdir, spec)
 
     files.start_metrics(start_step)
     files.status("running", start_step, message="starting")
     mlflow = _maybe_mlflow(use_mlflow and chief, workdir, config, out)
     writer = tf.summary.create_file_writer(str(workdir / "tensorboard")) if chief else None
     monitor = TrainingMonitor(
-        network=network, store=store, files=files, total_steps=tc.steps, start_step=start_step,
+        network=network, store=store, history=history, files=files, total_steps=tc.steps, start_step=start_step,
         batch_size=tc.batch_size, accumulation=accumulation, log_every=tc.log_every,
         checkpoint_every=tc.checkpoint_every, eval_every=tc.eval_every,
         evaluate=(lambda step: evaluate_fn(network, step)) if evaluate_fn else None,
