@@ -39,17 +39,21 @@ def model_stamp(model: Path) -> str:
     return str(int(weights.stat().st_mtime)) if weights.is_file() else "0"
 
 
-def result_path(results_dir: Path, model: Path, data: Path, split: str, limit: int) -> Path:
-    """One cached results file per (model and its weights' time, data set, split, image limit)."""
-    key = json.dumps([str(Path(model).resolve()), model_stamp(model), str(Path(data).resolve()), split, int(limit)])
+def result_path(results_dir: Path, model: Path, data: Path, split: str, limit: int, oracles: str = "") -> Path:
+    """One cached results file per (model and its weights' time, data set, split, image limit,
+    oracles asked for)."""
+    parts = [str(Path(model).resolve()), model_stamp(model), str(Path(data).resolve()), split, int(limit)]
+    key = json.dumps(parts + [oracles] if oracles else parts)  # (results without oracles keep their names)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     return Path(results_dir) / f"{Path(model).name}__{Path(data).name}__{split}__{digest}.json"
 
 
-def evaluate_argv(model: Path, data: Path, split: str, limit: int, out: Path) -> list[str]:
+def evaluate_argv(model: Path, data: Path, split: str, limit: int, out: Path, oracles: str = "") -> list[str]:
     argv = ["evaluate", "--model", str(model), "--dataset", str(data), "--split", split, "--out", str(out)]
     if limit > 0:
         argv += ["--limit", str(int(limit))]
+    if oracles:
+        argv += ["--oracle", oracles]
     return argv
 
 

@@ -11,7 +11,7 @@ import streamlit as st
 
 import state
 from components import eval_results as er
-from components import figures, model_io
+from components import error_analysis, figures, model_io, why_tab
 from panoptic_deeplab import jobs as joblib
 from panoptic_deeplab.errors import UserError
 
@@ -56,8 +56,11 @@ with st.expander("Run an evaluation", expanded=not er.list_results(results_dir))
         data_text = c[1].text_input("Data set root", value=str(settings.data or ""), key="eval_data")
         split = c[2].selectbox("Split", ["val", "train", "test"], key="eval_split")
         limit = c[3].number_input("Images (0 = all)", 0, 100_000, 0, key="eval_limit")
+        with_oracles = st.checkbox("With oracles (which head costs the PQ: semantic, center, offset, all)",
+                                   value=True, key="eval_oracles")
+        oracles = error_analysis.ORACLES if with_oracles else ""
         model_path, data_root = models[model_name], Path(data_text).expanduser()
-        out = er.result_path(results_dir, model_path, data_root, split, int(limit)) if data_text else None
+        out = er.result_path(results_dir, model_path, data_root, split, int(limit), oracles) if data_text else None
         if out is not None and out.is_file():
             st.success(f"Cached result found ({out.name}); it is selected below. Evaluate again to refresh it.")
         if st.button("Evaluate", type="primary", key="eval_start", disabled=not data_text):
@@ -66,7 +69,7 @@ with st.expander("Run an evaluation", expanded=not er.list_results(results_dir))
             else:
                 try:
                     results_dir.mkdir(parents=True, exist_ok=True)
-                    job = store.submit(er.evaluate_argv(model_path, data_root, split, int(limit), out),
+                    job = store.submit(er.evaluate_argv(model_path, data_root, split, int(limit), out, oracles),
                                        name=f"evaluate {model_name} on {data_root.name}/{split}")
                     st.session_state["eval_job"] = job.id
                     st.session_state["eval_out"] = str(out)
@@ -130,7 +133,8 @@ st.session_state["eval_pick"] = choice
 result = _load(Path(choice))
 class_names = [r["name"] for _, r in sorted(((int(k), v) for k, v in result["panoptic"]["per_class"].items()))]
 
-tab_classes, tab_drill, tab_compare = st.tabs(["Per class", "Drill down", "Compare models"])
+tab_classes, tab_why, tab_drill, tab_compare = st.tabs(["Per class", "Why (oracles, errors)", "Drill down",
+                                                        "Compare models"])
 
 # -- per-class analysis -------------------------------------------------------------------------
 
@@ -172,6 +176,11 @@ with tab_classes:
     if ap_rows:
         st.markdown("**Instance AP** (things)")
         st.dataframe(pd.DataFrame(ap_rows), hide_index=True)
+
+# -- which head costs the PQ, where the PQ goes ----------------------------------------------------
+
+with tab_why:
+    why_tab.render(result, open_reader)
 
 # -- drill down ---------------------------------------------------------------------------------
 

@@ -61,6 +61,7 @@ class JobError(UserError):
 # Allow-list: sub-command -> option -> value kind. "flag" takes no value; kinds ending in "*" repeat.
 
 _INT, _FLOAT, _PATH, _NAME, _OVERRIDE, _FLAG = "int", "float", "path", "name", "override", "flag"
+_NAMES = "names"  # comma-separated names, '+' allowed inside one (pdl evaluate --oracle semantic+center,all)
 
 ALLOWED_COMMANDS: dict[str, dict[str, str]] = {
     "train": {
@@ -88,6 +89,7 @@ ALLOWED_COMMANDS: dict[str, dict[str, str]] = {
         "--save-predictions": _PATH,
         "--ap": _NAME,
         "--limit": _INT,
+        "--oracle": _NAMES,
     },
     "make-dataset": {
         "--out": _PATH,
@@ -177,6 +179,9 @@ def _check_value(kind: str, value: str, name: str) -> None:
     elif kind == _NAME:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
             raise JobError(f"{name}: '{value}' must be letters, digits, '_', '.' or '-'")
+    elif kind == _NAMES:
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*", value):
+            raise JobError(f"{name}: '{value}' must be names separated by commas (letters, digits, '_', '.', '+', '-')")
     elif kind == _PATH:
         if not value.strip():
             raise JobError(f"{name}: empty path")
