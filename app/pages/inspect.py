@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 import state
-from components import figures, model_io, views
+from components import figures, model_io, training_steps, views
 from components.pixel_vote import explain_pixel
 from components.uploads import read_image, read_image_file, safe_stem
 from panoptic_deeplab import visualize
@@ -228,6 +228,11 @@ with side:
         rows["nearest center"] = "no center detected"
     st.dataframe(pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows)),
                  width="stretch", key="pixel_table")
+
+# -- the same image at any saved step of a training run ---------------------------------------------
+
+with st.expander("Over training: this image at any saved step of a run", expanded=False):
+    training_steps.render(settings, image, digest, model_path, knobs, opacity)
 
 # -- segments and downloads ---------------------------------------------------------------------
 
