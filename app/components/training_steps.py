@@ -60,8 +60,10 @@ def step_heads(workdir: str, step: int, prefix: str, digest: str, _image: np.nda
 
 def render(settings, image: np.ndarray, digest: str, page_model: str, knobs, opacity: float) -> None:
     """The section, below the Inspect views. The final model is the run's own bundle
-    (``WORKDIR/model``) once it exists, else the page's model."""
+    (``WORKDIR/model``) once it exists, else the page's model; ``knobs``: the sidebar's
+    PostProcessOptions."""
     from panoptic_deeplab.bundle import is_bundle
+    from panoptic_deeplab.postprocess import PostProcessOptions
     from panoptic_deeplab.training.history import list_snapshots
 
     runs = training_runs(settings.workdir)
@@ -91,11 +93,14 @@ def render(settings, image: np.ndarray, digest: str, page_model: str, knobs, opa
     except UserError as err:
         st.error(f"Step {step} cannot be loaded: {err}")
         return
-    spec = load_run_predictor(str(workdir), steps[-1]).spec
+    run = load_run_predictor(str(workdir), steps[-1])
+    spec = run.spec
+    # The sidebar's settings, with the run's own classes.
+    options = PostProcessOptions.from_config(run.config, spec, **{k: getattr(knobs, k) for k in knobs.TUNABLE})
     final_path = str(workdir / "model") if is_bundle(workdir / "model") else page_model
     final_heads = model_io.run_heads(final_path, digest, image)
-    fused = model_io.fuse(f"{workdir}@{step}", digest, knobs, heads, spec)
-    final_fused = model_io.fuse(final_path, digest, knobs, final_heads, spec)
+    fused = model_io.fuse(f"{workdir}@{step}", digest, options, heads)
+    final_fused = model_io.fuse(final_path, digest, knobs if final_path == page_model else options, final_heads)
     st.caption(f"Step {step} of {steps[-1]} saved ({len(steps)} steps kept), next to the final model "
                f"({Path(final_path).name}); both with the post-processing settings of the sidebar.")
     for stage in STAGES:

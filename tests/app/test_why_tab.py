@@ -33,12 +33,10 @@ def result_json(dataset):
     from panoptic_deeplab.commands.evaluate import Evaluation, OracleEvaluation, to_json
     from panoptic_deeplab.datasets.readers import open_dataset
     from panoptic_deeplab.evaluation.oracles import parse_oracles
+    from panoptic_deeplab.postprocess import PostProcessOptions
 
     fake = FakePredictor()
-    pp = fake.config.postprocess
-    options = dict(thing_class_ids=tuple(fake.spec.thing_class_ids), label_divisor=fake.spec.label_divisor,
-                   void_label=fake.spec.ignore_label, center_threshold=pp.center_threshold, nms_kernel=pp.nms_kernel,
-                   keep_k_centers=pp.keep_k_centers, stuff_area_limit=pp.stuff_area_limit)
+    options = PostProcessOptions.from_config(fake.config, fake.spec)
     reader = open_dataset(dataset, "val")
     evaluation = Evaluation(fake.spec, ap="none")
     oracles = OracleEvaluation(fake.spec, parse_oracles("semantic,center,offset,all"), options, sigma=2.0)

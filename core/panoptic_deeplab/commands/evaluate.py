@@ -142,11 +142,11 @@ class Evaluation:
 class OracleEvaluation:
     """One :class:`Evaluation` (PQ and error breakdown, no AP) per oracle (evaluation/oracles.py)."""
 
-    def __init__(self, spec, oracles: dict[str, tuple[str, ...]], postprocess_kwargs: dict, sigma: float):
+    def __init__(self, spec, oracles: dict[str, tuple[str, ...]], options, sigma: float):
         from ..evaluation.oracles import OracleRunner
 
         self.oracles = oracles
-        self.runner = OracleRunner(spec, postprocess_kwargs, sigma)
+        self.runner = OracleRunner(spec, options, sigma)
         self.evaluations = {name: Evaluation(spec, ap="none") for name in oracles}
         self.centers = {name: {"instances": 0, "shared_center": 0, "center_not_found": 0} for name in oracles}
         self.crowd_segments = 0
@@ -289,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = make_predictor(bundle, args)
     oracles = None
     if oracle_names is not None:  # with the evaluated model's own post-processing settings
-        oracles = OracleEvaluation(bundle.spec, oracle_names, predictor.pipeline.postprocess.as_kwargs(),
+        oracles = OracleEvaluation(bundle.spec, oracle_names, predictor.pipeline.postprocess,
                                    bundle.config.dataset.sigma)
     evaluation = Evaluation(bundle.spec, ap=args.ap)
     writer = PanopticWriter(args.save_predictions, bundle.spec) if args.save_predictions else None

@@ -64,9 +64,9 @@ class OracleOutput:
 class OracleRunner:
     """GT targets of an image once, then post-processing of each oracle's mix of GT and model maps."""
 
-    def __init__(self, spec, postprocess_kwargs: dict, sigma: float):
+    def __init__(self, spec, options, sigma: float):
         self.spec = spec
-        self.options = dict(postprocess_kwargs)
+        self.options = options  # a postprocess.PostProcessOptions: the evaluated model's settings
         self.sigma = float(sigma)
 
     def targets(self, gt_panoptic: np.ndarray) -> dict[str, np.ndarray]:
@@ -92,7 +92,7 @@ class OracleRunner:
             heat = targets["center_heatmap"]
         if "offset" in heads:
             offsets = np.where(targets["offset_weights"][..., None] > 0, targets["offsets"], offsets)
-        out = post_process(probs, heat, offsets, semantic_is_probability=True, **self.options)
+        out = post_process(probs, heat, offsets, self.options, semantic_is_probability=True)
         n = int(out["num_centers"])
         return OracleOutput(np.asarray(out["panoptic"]), np.asarray(out["semantic"]),
                             np.asarray(out["center_points"])[:n])

@@ -12,12 +12,14 @@ from panoptic_deeplab.commands.evaluate import OracleEvaluation
 from panoptic_deeplab.datasets.specs import get_dataset_spec
 from panoptic_deeplab.errors import UserError
 from panoptic_deeplab.evaluation.oracles import HEADS, instance_centers, parse_oracles
+from panoptic_deeplab.postprocess import PostProcessOptions
 
 SPEC = get_dataset_spec("synthetic")  # road 0 ... sky 4 stuff; person 5, car 6, bus 7
 DIV = SPEC.label_divisor
 ROAD, SKY, PERSON, CAR = 0, 4, 5, 6
-OPTIONS = dict(thing_class_ids=tuple(SPEC.thing_class_ids), label_divisor=DIV, void_label=SPEC.ignore_label,
-               center_threshold=0.1, nms_kernel=7, keep_k_centers=200, stuff_area_limit=64)
+OPTIONS = PostProcessOptions(thing_class_ids=tuple(SPEC.thing_class_ids), label_divisor=DIV,
+                             void_label=SPEC.ignore_label, center_threshold=0.1, nms_kernel=7, keep_k_centers=200,
+                             stuff_area_limit=64)
 
 
 def test_parse_oracles():
@@ -106,3 +108,14 @@ def test_full_oracle_shortfall_is_counted_shared_center_area_limit_and_crowd():
     person = full["per_class"][PERSON]
     assert person["tp"] == 1 and person["sq"] < 1.0
     json.dumps(full)
+
+
+def test_a_misspelt_oracle_stops_pdl_evaluate_before_any_work(tmp_path, capsys):
+    from panoptic_deeplab.cli import main
+
+    out = tmp_path / "r.json"
+    code = main(["evaluate", "--model", str(tmp_path / "no-model"), "--dataset", str(tmp_path / "no-data"),
+                 "--oracle", "semantic,centre", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--oracle: unknown head 'centre'" in err and "semantic+center" in err
+    assert "no-data" not in err and not out.exists()  # refused before the data set or model was looked at
