@@ -177,3 +177,39 @@ def test_evaluate_runs_a_job_and_shows_the_analysis(server, browser):
         assert_no_exception(page)
         page.screenshot(path=str(SCREENS / f"evaluate-{tab.split()[0].lower()}.png"), full_page=True)
     page.close()
+
+
+def test_why_tab_oracles_and_a_clicked_error_bar(server, browser):
+    """The Why tab of an evaluation with oracles: the oracle table, the stacked breakdown, and a click
+    on a bar segment listing the images of that class and error type with their highlighted segments."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(server["url"] + "/evaluate")
+    wait_idle(page)
+    if page.get_by_test_id("stMetric").count() == 0:  # no result yet (this test alone): run one
+        page.get_by_role("button", name="Evaluate").click()
+        page.get_by_test_id("stMetric").first.wait_for(timeout=240_000)
+        wait_idle(page)
+    page.get_by_role("tab", name="Why (oracles, errors)").click()
+    wait_idle(page)
+    assert_no_exception(page)
+    panel = page.get_by_role("tabpanel", name="Why (oracles, errors)")
+    assert panel.get_by_text("Which head costs the PQ").count() == 1
+    assert panel.get_by_text("without oracles").count() == 0  # the page asked pdl evaluate for them
+    chart = panel.get_by_test_id("stPlotlyChart").filter(has_text="Where the PQ of each class goes").first
+    chart.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENS / "evaluate-why.png"), full_page=True)
+    # Click the top segment of the first bar that has an error (a bar's last path is its top segment).
+    bars = chart.locator("g.trace.bars")
+    assert bars.count() >= 2  # PQ plus at least one error type
+    bars.nth(bars.count() - 1).locator("path").first.click(force=True)
+    wait_idle(page)
+    assert_no_exception(page)
+    assert panel.get_by_text("Images where").count() == 1  # the clicked (class, error type) has images
+    page.screenshot(path=str(SCREENS / "evaluate-why-clicked.png"), full_page=True)
+    highlighted = panel.get_by_test_id("stPlotlyChart").filter(has_text="Ground truth:").first
+    highlighted.wait_for(timeout=60_000)
+    highlighted.scroll_into_view_if_needed()
+    assert panel.get_by_test_id("stPlotlyChart").filter(has_text="Prediction:").count() == 1
+    page.screenshot(path=str(SCREENS / "evaluate-why-highlight.png"))
+    page.close()
