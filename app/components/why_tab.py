@@ -82,8 +82,9 @@ def _breakdown(result: dict, frame: pd.DataFrame, open_reader) -> None:
     if rows and rows != st.session_state.get("_why_rows"):
         st.session_state["why_image"] = names[rows[0]]
     st.session_state["_why_rows"] = rows
-    if st.session_state.get("why_image") not in names:
-        st.session_state["why_image"] = names[0]
+    if st.session_state.get("why_image") not in names or st.session_state.get("_why_for") != (class_id, error):
+        st.session_state["why_image"] = names[0]  # a new class or error type starts at its worst image
+    st.session_state["_why_for"] = (class_id, error)
     image_name = st.selectbox("Image", names, key="why_image")
     record = result["per_image"][int(images.loc[images["image"] == image_name, "index"].iloc[0])]
     _show_image(result, record, class_id, class_name, error, open_reader)

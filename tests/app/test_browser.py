@@ -213,3 +213,48 @@ def test_why_tab_oracles_and_a_clicked_error_bar(server, browser):
     assert panel.get_by_test_id("stPlotlyChart").filter(has_text="Prediction:").count() == 1
     page.screenshot(path=str(SCREENS / "evaluate-why-highlight.png"))
     page.close()
+
+
+def test_inspect_over_training_slider(server, browser):
+    """Inspect, "Over training": a workdir's saved steps on a slider, the step's four views beside the
+    final model's. The steps are real snapshots of a tiny network."""
+    import keras
+
+    from panoptic_deeplab.config import load_config, save_config
+    from panoptic_deeplab.datasets.specs import get_dataset_spec
+    from panoptic_deeplab.model.builder import build_model
+    from panoptic_deeplab.training.history import SnapshotHistory, write_run_spec
+
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    run = server["tmp"] / "run"
+    keras.utils.set_random_seed(0)
+    config, spec = load_config("synthetic/tiny"), get_dataset_spec("synthetic")
+    network = build_model(config, num_classes=spec.num_classes)
+    run.mkdir()
+    save_config(config, run / "config.yaml")
+    write_run_spec(run, spec)
+    history = SnapshotHistory(run, network, keep=5)
+    history.save(100)
+    for variable in network.trainable_variables:
+        variable.assign(variable * 0.5)
+    history.save(200)
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(server["url"])
+    wait_idle(page)
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(next((server["data"] / "val").iterdir())))
+    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=180_000)
+    wait_idle(page)
+    page.get_by_text("Over training: this image at any saved step of a run").click()
+    wait_idle(page)
+    box = page.get_by_label("Workdir")
+    box.fill(str(run))
+    box.press("Enter")
+    page.get_by_test_id("stPlotlyChart").filter(has_text="Semantic, step 200").first.wait_for(timeout=180_000)
+    wait_idle(page)
+    assert_no_exception(page)
+    assert page.get_by_test_id("stPlotlyChart").filter(has_text="Panoptic, final model").count() == 1
+    assert page.get_by_test_id("stSlider").filter(has_text="Step").count() == 1
+    page.get_by_test_id("stPlotlyChart").filter(has_text="Semantic, step 200").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENS / "inspect-over-training.png"))
+    page.close()

@@ -1,7 +1,9 @@
 """``pdl evaluate``: predict a data set split with a bundle and compute every metric: PQ / SQ / RQ
 (all, things, stuff, per class; panopticapi semantics), mIoU with the confusion matrix, instance AP
-(COCO style with pycocotools and Cityscapes style), plus per-image records with per-segment match
-details for the app. Tables are printed with pandas; ``--out R.json`` keeps everything.
+(COCO style with pycocotools and Cityscapes style), the PQ points lost per error type, plus
+per-image records with per-segment match details and error types for the app. ``--oracle`` adds
+the same PQ with ground truth in place of heads (docs/error-analysis.md). Tables are printed with
+pandas; ``--out R.json`` keeps everything.
 
 Predictions stream through: label maps are kept for AP only, compressed (a few tens of kB per
 image), so a Cityscapes-sized split fits in memory.
