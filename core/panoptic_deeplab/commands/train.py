@@ -13,7 +13,7 @@ def configure_parser(parser) -> None:
     parser.add_argument("--config", required=True, help="preset name (synthetic/tiny) or a YAML file")
     parser.add_argument("--dataset", required=True, help="data set folder (COCO-panoptic or Cityscapes layout)")
     parser.add_argument("--split", default="train", help="split to train on (default: train)")
-    parser.add_argument("--workdir", required=True, help="run folder: checkpoints, logs, metrics.csv, status.json, model/")
+    parser.add_argument("--workdir", required=True, help="run folder: checkpoints, history (snapshots over the run), logs, metrics.csv, status.json, model/")
     parser.add_argument("--steps", type=int, help="total optimizer steps (train.steps)")
     parser.add_argument("--batch-size", type=int, help="effective batch size (train.batch_size)")
     parser.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (train.checkpoint_every)")

@@ -119,3 +119,13 @@ def test_a_misspelt_oracle_stops_pdl_evaluate_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "--oracle: unknown head 'centre'" in err and "semantic+center" in err
     assert "no-data" not in err and not out.exists()  # refused before the data set or model was looked at
+
+
+def test_app_jobs_may_pass_an_oracle_list_and_nothing_else():
+    from panoptic_deeplab.jobs import JobError, validate_command
+
+    argv = ["evaluate", "--model", "m", "--dataset", "d", "--oracle", "semantic,center+offset,all"]
+    assert validate_command(argv) == argv
+    for bad in ("semantic;rm", "semantic,,all", "-x"):
+        with pytest.raises(JobError):
+            validate_command(["evaluate", "--model", "m", "--dataset", "d", "--oracle", bad])
