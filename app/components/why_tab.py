@@ -25,7 +25,8 @@ def render(result: dict, open_reader) -> None:
 
 
 def _oracles(result: dict) -> None:
-    st.markdown("**Which head costs the PQ** (oracles: ground truth in place of a head, same post-processing)")
+    st.markdown("**Which head costs the PQ** (PQ per class with ground truth in place of a head, same "
+                "post-processing)")
     if not ea.has_oracles(result):
         st.info("This result was computed without oracles. Tick **With oracles** under *Run an evaluation* and "
                 "evaluate again (or run `pdl evaluate --oracle semantic,center,offset,all`).")
@@ -36,8 +37,9 @@ def _oracles(result: dict) -> None:
     oracle_names = list(result["oracles"])
     st.dataframe(
         table.drop(columns=["id", "gain"]), hide_index=True, width="stretch", key="oracle_table",
-        column_config={"model": st.column_config.NumberColumn("model PQ", format="%.1f"),
-                       **{n: st.column_config.NumberColumn(f"PQ, {n} oracle", format="%.1f") for n in oracle_names},
+        column_config={"kind": None, "model": st.column_config.NumberColumn("model", format="%.1f"),
+                       **{n: st.column_config.NumberColumn(n, format="%.1f", help=f"PQ with the {n} oracle")
+                          for n in oracle_names},
                        "largest gain": st.column_config.TextColumn("largest gain (one head)")})
     full = next((o for o in result["oracles"].values() if len(o.get("heads", ())) == 3), None)
     if full and full.get("why_below_100"):
