@@ -42,13 +42,14 @@ def gain_sentences(table: pd.DataFrame, result: dict, limit: int = 5) -> list[st
     return [text for _, text in sorted(rows, key=lambda r: -r[0])[:limit]]
 
 
-def breakdown_frame(result: dict) -> pd.DataFrame:
-    """One row per evaluated class: its PQ, the points lost per error type and the IoU shortfall."""
+def breakdown_frame(result: dict, values: str = "points") -> pd.DataFrame:
+    """One row per evaluated class: its PQ and, per error type and for the IoU shortfall, the points
+    lost (``values="points"``) or the PQ with that type fixed (``"pq_if_fixed"``)."""
     errors = (result.get("errors") or {}).get("per_class") or {}
     rows = []
     for cid, r in sorted(((int(k), v) for k, v in errors.items())):
         rows.append({"id": cid, "class": r["name"], "kind": "thing" if r["isthing"] else "stuff",
-                     "PQ": round(r["pq"], 2), **{t: round(r["points"][t], 2) for t in (*ERROR_TYPES, REMAINDER)}})
+                     "PQ": round(r["pq"], 2), **{t: round(r[values][t], 2) for t in (*ERROR_TYPES, REMAINDER)}})
     return pd.DataFrame(rows, columns=["id", "class", "kind", "PQ", *ERROR_TYPES, REMAINDER])
 
 

@@ -60,6 +60,10 @@ def _breakdown(result: dict, frame: pd.DataFrame, open_reader) -> None:
     with st.expander("The numbers (PQ points lost per error type; each row adds up to 100)"):
         st.dataframe(frame.drop(columns="id").rename(columns=LABELS), hide_index=True, width="stretch",
                      key="why_numbers")
+        st.markdown("PQ if one error type were fixed (its errors left out of the counts, TIDE-style; "
+                    "for the IoU of matches: every match at IoU 1). These do not add up.")
+        st.dataframe(ea.breakdown_frame(result, "pq_if_fixed").drop(columns="id").rename(columns=LABELS),
+                     hide_index=True, width="stretch", key="why_fixed")
 
     classes = list(frame["class"])
     if st.session_state.get("why_class") not in classes:

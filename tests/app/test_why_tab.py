@@ -96,6 +96,12 @@ def test_breakdown_bars_stack_to_100_and_a_type_lists_its_images(monkeypatch, tm
     classes = list(u.plotly_array(chart["data"][0]["x"]))
     totals = np.sum([u.plotly_array(trace["y"]).astype(float) for trace in chart["data"]], axis=0)
     assert np.allclose(totals, 100.0, atol=0.05) and len(classes) == len(result_json["errors"]["per_class"])
+    # The numbers under the chart: points lost, then "PQ if fixed", as in the results file.
+    points, fixed = [d.value.set_index("class") for d in at.dataframe if "split" in d.value.columns]
+    car = result_json["errors"]["per_class"][str(CAR)]
+    assert points.loc["car", "split"] == pytest.approx(car["points"]["split"], abs=0.01)
+    assert fixed.loc["car", "split"] == pytest.approx(car["pq_if_fixed"]["split"], abs=0.01)
+    assert fixed.loc["car", "IoU of matches < 1"] == pytest.approx(car["pq_if_fixed"]["matched_iou"], abs=0.01)
     # Car, and its most frequent error type in the results file.
     counts = result_json["errors"]["per_class"][str(CAR)]["counts"]
     error = max(counts, key=counts.get)

@@ -330,7 +330,8 @@ def run(args: argparse.Namespace) -> int:
         "model": str(args.model), "dataset": str(args.dataset), "split": args.split,
         "num_images": len(evaluation.per_image), "skipped": skipped,
         "settings": {"scales": list(args.scales), "flip": bool(args.flip), "pad_to": args.pad_to,
-                     "max_side": predictor.pipeline.max_side, "postprocess": predictor.pipeline.postprocess.to_dict()},
+                     "max_side": predictor.pipeline.max_side, "postprocess": predictor.pipeline.postprocess.to_dict(),
+                     "oracles": {name: list(heads) for name, heads in (oracle_names or {}).items()}},
         "seconds": round(time.time() - started, 1),
         **result,
     }
