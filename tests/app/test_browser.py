@@ -186,7 +186,10 @@ def test_why_tab_oracles_and_a_clicked_error_bar(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(server["url"] + "/evaluate")
     wait_idle(page)
-    if page.get_by_test_id("stMetric").count() == 0:  # no result yet (this test alone): run one
+    # The result of test_evaluate_runs_a_job_and_shows_the_analysis, or none yet (this test alone).
+    page.wait_for_selector('[data-testid="stMetric"], [data-testid="stAlert"]:has-text("No evaluation yet")',
+                           timeout=120_000)
+    if page.get_by_test_id("stMetric").count() == 0:
         page.get_by_role("button", name="Evaluate").click()
         page.get_by_test_id("stMetric").first.wait_for(timeout=240_000)
         wait_idle(page)
