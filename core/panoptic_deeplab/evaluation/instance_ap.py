@@ -4,6 +4,12 @@ Inputs per image: the GT label map (``class * divisor + instance``; thing instan
 ``ignore_label`` = void), the predicted panoptic map and ``{panoptic id: score}`` for its thing
 segments (``post_process`` gives ``instance_ids`` / ``instance_scores``). No TensorFlow.
 
+As in deeplab2 (``PanopticInstanceAveragePrecision``), predicted segments of ``ignore_label`` are
+dropped even when that label is among the thing classes (they need no score), and so are GT ones.
+Segments are listed in raster order of their first pixel (deeplab2's ``tf.unique`` order), not by
+id: COCOeval sorts detections by score with a stable sort, so equal scores are ranked in that
+order, and that changes AP.
+
 Cityscapes style follows ``cityscapesscripts`` ``evaluateMatches`` (no distance thresholds):
 IoU thresholds 0.5:0.05:0.95 with IoU ``>`` t; GT instances smaller than ``min_region_size`` (100)
 and groups are not targets; a GT matched by several predictions keeps the best score, the others
@@ -21,9 +27,14 @@ import numpy as np
 CITYSCAPES_OVERLAPS = np.arange(0.5, 1.0, 0.05)
 
 
-def _segments(label_map: np.ndarray, label_divisor: int, ignore_label: int):
-    ids, inverse, areas = np.unique(label_map.reshape(-1), return_inverse=True, return_counts=True)
-    return ids, inverse, areas
+def _segments(label_map: np.ndarray):
+    """``(ids, inverse, areas)`` of a label map, ids in raster order of their first pixel."""
+    ids, first, inverse, areas = np.unique(label_map.reshape(-1), return_index=True, return_inverse=True,
+                                           return_counts=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return ids[order], rank[inverse.reshape(-1)], areas[order]
 
 
 def _pairs(gt_map, pred_map, label_divisor, ignore_label, thing_class_ids, scores):
@@ -33,14 +44,14 @@ def _pairs(gt_map, pred_map, label_divisor, ignore_label, thing_class_ids, score
     if gt_map.shape != pred_map.shape:
         raise ValueError(f"GT shape {gt_map.shape} != prediction shape {pred_map.shape}")
     things = np.asarray(sorted(thing_class_ids))
-    g_ids, g_inv, g_area = _segments(gt_map, label_divisor, ignore_label)
-    p_ids, p_inv, p_area = _segments(pred_map, label_divisor, ignore_label)
+    g_ids, g_inv, g_area = _segments(gt_map)
+    p_ids, p_inv, p_area = _segments(pred_map)
     inter = np.zeros((len(g_ids), len(p_ids)), np.int64)
     np.add.at(inter, (g_inv, p_inv), 1)
     g_cls, p_cls = g_ids // label_divisor, p_ids // label_divisor
     g_void = (g_ids < 0) | (g_cls == ignore_label)
     g_thing = np.isin(g_cls, things) & ~g_void
-    p_thing = np.isin(p_cls, things) & (p_ids >= 0)
+    p_thing = np.isin(p_cls, things) & (p_ids >= 0) & (p_cls != ignore_label)
     missing = [int(i) for i in p_ids[p_thing] if int(i) not in scores]
     if missing:
         raise ValueError(f"no score for predicted thing segments {missing[:10]}")
@@ -150,7 +161,7 @@ def coco_instance_ap(gt_maps, pred_maps, pred_scores, *, thing_class_ids, label_
     for k, (g, p, s) in enumerate(zip(gt_maps, pred_maps, pred_scores, strict=True)):
         g, p = np.asarray(g, np.int64), np.asarray(p, np.int64)
         images.append({"id": k + 1, "height": int(g.shape[0]), "width": int(g.shape[1])})
-        for seg_id in np.unique(g):
+        for seg_id in _segments(g)[0]:
             cls = seg_id // label_divisor
             if seg_id < 0 or cls == ignore_label or cls not in things:
                 continue
@@ -158,9 +169,9 @@ def coco_instance_ap(gt_maps, pred_maps, pred_scores, *, thing_class_ids, label_
             gt_anns.append({"id": len(gt_anns) + 1, "image_id": k + 1, "category_id": int(cls), "segmentation": rle,
                             "area": float(mask_utils.area(rle)), "bbox": mask_utils.toBbox(rle).tolist(),
                             "iscrowd": int(seg_id % label_divisor == 0)})
-        for seg_id in np.unique(p):
+        for seg_id in _segments(p)[0]:  # raster order: the rank of equal scores
             cls = seg_id // label_divisor
-            if seg_id < 0 or cls not in things:
+            if seg_id < 0 or cls == ignore_label or cls not in things:
                 continue
             if int(seg_id) not in s:
                 raise ValueError(f"image {k}: no score for predicted thing segment {int(seg_id)}")
