@@ -22,7 +22,7 @@ from .coco_panoptic import find_image, leaves_folder, read_segment_ids
 
 # Bump on any change to what the checks below accept or reject: every remembered pass is then
 # checked again (it is part of the check_cache fingerprint).
-CHECK_VERSION = 1
+CHECK_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,34 @@ def check_dataset(root: str | Path, split: str, *, annotations: dict | None = No
     kind, json_path, image_path_fn = _layout(root, split)
     if kind == "coco":
         return check_coco_panoptic(root, split, json_path=json_path, image_path_fn=image_path_fn,
-                                   annotations=annotations)
+                                   annotations=annotations, spec=_layout_spec(root, json_path))
     if kind == "cityscapes":
         return check_cityscapes(root, split)
-    return [Problem(str(json_path), "annotation file not found (and no Cityscapes layout)",
-                    f"put the COCO-panoptic JSON at {json_path}, or point at a Cityscapes root "
-                    "with leftImg8bit/ and gtFine/")]
+    return [missing_layout_problem(root, split)]
+
+
+def existing_splits(root: Path) -> list[str]:
+    """The splits a data set folder has: ``annotations/panoptic_<split>.json`` (COCO panoptic,
+    Mapillary Vistas as converted) and ``leftImg8bit/<split>/`` (Cityscapes)."""
+    found = [p.name[len("panoptic_"):-len(".json")] for p in sorted((root / "annotations").glob("panoptic_*.json"))]
+    found += [p.name for p in sorted((root / "leftImg8bit").glob("*")) if p.is_dir()]
+    return list(dict.fromkeys(found))
+
+
+def missing_layout_problem(root: Path, split: str) -> Problem:
+    """What to say when ``root`` holds no data set for ``split``: the folder is missing, the split
+    is not there (naming those that are), or no known layout is found."""
+    json_path = root / "annotations" / f"panoptic_{split}.json"
+    if not root.is_dir():
+        return Problem(str(root), "data set folder not found", "check the path (it does not exist or is not a folder)")
+    splits = existing_splits(root)
+    if splits:
+        return Problem(str(json_path), f"no split '{split}' in this data set; it has: {', '.join(splits)}",
+                       f"pass --split {splits[0]}" + (" (or another of those)" if len(splits) > 1 else ""))
+    return Problem(str(json_path), f"annotation file not found and no Cityscapes layout: no data set layout found "
+                   f"for split '{split}'",
+                   f"put the COCO-panoptic JSON at {json_path}, or point at a Cityscapes root "
+                   "with leftImg8bit/ and gtFine/")
 
 
 def _layout(root: Path, split: str):
@@ -99,6 +121,15 @@ def _layout(root: Path, split: str):
             return "coco", cs_json, image_path_fn
         return "cityscapes", None, None
     return "none", json_path, None
+
+
+def _layout_spec(root: Path, json_path: Path):
+    """The class table a reader of this layout uses instead of the JSON's 'categories', or None."""
+    if json_path.parent == root / "gtFine":  # cityscapesscripts' panoptic JSON
+        from .cityscapes import cityscapes_panoptic_spec
+
+        return cityscapes_panoptic_spec(json_path)
+    return None
 
 
 def _coco_image_path_fn(root: Path, split: str):
@@ -147,7 +178,7 @@ def _files_and_annotations(root: str | Path, split: str) -> tuple[list[Path] | N
     except Exception:  # noqa: BLE001 - unreadable: the check reports it, nothing is remembered
         return None, None
     try:
-        images = {img["id"]: img for img in data["images"]}
+        images = {img["id"]: img for img in data.get("images", [])}
         files, label_dir = [json_path], json_path.with_suffix("")
         for ann in data["annotations"]:
             image = images.get(ann["image_id"], {})
@@ -160,10 +191,14 @@ def _files_and_annotations(root: str | Path, split: str) -> tuple[list[Path] | N
 
 
 def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_path_fn=None,
-                        annotations: dict | None = None) -> list[Problem]:
+                        annotations: dict | None = None, spec=None) -> list[Problem]:
     """COCO-panoptic checks. ``json_path`` defaults to ``root/annotations/panoptic_<split>.json``
     (PNGs in the folder of the same name); ``image_path_fn(annotation, image_entry)`` locates an
-    image (default ``root/<split>/<file_name>``); ``annotations``: that JSON already parsed."""
+    image (default ``root/<split>/<file_name>``); ``annotations``: that JSON already parsed.
+
+    What is required is what the reader needs: 'annotations'; 'categories' unless ``spec`` gives
+    the class table (Cityscapes' panoptic JSON); 'images' is optional (an image is then found from
+    the annotation's name, as the reader does)."""
     root = Path(root)
     json_path = Path(json_path) if json_path else root / "annotations" / f"panoptic_{split}.json"
     label_dir = json_path.with_suffix("")
@@ -187,14 +222,18 @@ def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_p
     if not isinstance(data, dict):
         report(json_path, "top level is not a JSON object", "write {'images': [...], 'annotations': [...], 'categories': [...]}")
         return problems
+    required = ("annotations",) if spec is not None else ("annotations", "categories")
     for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
+        if (key in required or key in data) and not isinstance(data.get(key), list):
             report(json_path, f"missing or non-list '{key}'", f"add the '{key}' list")
     if problems:
         return problems
 
     categories: dict[int, dict] = {}
-    for cat in data["categories"]:
+    if spec is not None and "categories" not in data:
+        categories = {spec.category_id(t): {"id": spec.category_id(t), "name": spec.class_names[t]}
+                      for t in range(spec.num_classes)}
+    for cat in data.get("categories", []):
         if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) or "name" not in cat:
             report(json_path, f"category entry {cat!r} lacks an integer 'id' or a 'name'", "complete the entry")
             continue
@@ -203,7 +242,7 @@ def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_p
         categories[cat["id"]] = cat
 
     images: dict = {}
-    for img in data["images"]:
+    for img in data.get("images", []):
         if not isinstance(img, dict) or "id" not in img:
             report(json_path, f"image entry {img!r} lacks an 'id'", "add the image id")
             continue
@@ -220,7 +259,7 @@ def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_p
         if image_id in seen_images:
             report(json_path, f"image id {image_id!r} has more than one annotation", "merge or remove the duplicates")
         seen_images.add(image_id)
-        if image_id not in images:
+        if "images" in data and image_id not in images:
             report(json_path, f"annotation for image id {image_id!r} has no entry in 'images'",
                    "add the image (id, file_name, height, width) to 'images'")
         image = images.get(image_id, {})
@@ -275,27 +314,33 @@ def _check_annotation(ann, image, categories, json_path, png_path, image_path) -
         image_size = header_size(image_path)
         if image_size is None:
             report(image_path, f"{where}: image cannot be decoded", "replace it with a valid JPEG or PNG", "image")
-        elif image.get("height") and image.get("width") and (image["height"], image["width"]) != image_size:
-            report(json_path, f"{where}: 'images' says {image['height']}x{image['width']} but the file is "
-                   f"{image_size[0]}x{image_size[1]}", "correct height/width in 'images'")
+    json_size = (image["height"], image["width"]) if image.get("height") and image.get("width") else None
+
+    def json_vs_image():
+        if image_size is not None and json_size is not None and json_size != image_size:
+            report(json_path, f"{where}: 'images' says {_hw(json_size)} but the file is {_hw(image_size)}",
+                   "correct height/width in 'images'")
+
     if not png_path.is_file():
+        json_vs_image()
         report(png_path, f"{where}: panoptic PNG missing", "restore the PNG or remove the annotation")
         return problems
     try:
         seg_map = read_segment_ids(png_path)  # the readers' decoder: what passes here, training can read
     except ImageError:
+        json_vs_image()
         report(png_path, f"{where}: panoptic PNG cannot be decoded", "regenerate the PNG")
         return problems
-    except DatasetError as err:  # gone since the test above, unreadable, or not an 8-bit RGB (or grey) PNG
+    except DatasetError as err:
+        json_vs_image()  # gone since the test above, unreadable, or not an 8-bit RGB (or grey) PNG
         if not png_path.is_file():
             report(png_path, f"{where}: panoptic PNG missing", "restore the PNG or remove the annotation")
         else:  # the decoder's "<path>: <what>; <fix>", as a Problem
             message, _, fix = str(err).removeprefix(f"{png_path}: ").partition("; ")
             report(png_path, f"{where}: {message}", fix or "regenerate the PNG as 8-bit RGB (id = R + 256 G + 256^2 B)")
         return problems
-    if image_size is not None and seg_map.shape != image_size:
-        report(png_path, f"{where}: PNG is {seg_map.shape[0]}x{seg_map.shape[1]} but the image is "
-               f"{image_size[0]}x{image_size[1]}", "regenerate the PNG at the image's size")
+    _report_size_disagreement(report, where, json_path, image_path, png_path, json_size, image_size,
+                              tuple(seg_map.shape))
     values, counts = np.unique(seg_map, return_counts=True)
     areas = dict(zip(values.tolist(), counts.tolist()))
     for seg_id in sorted(set(areas) - set(info) - {0}):
@@ -311,6 +356,34 @@ def _check_annotation(ann, image, categories, json_path, png_path, image_path) -
             report(json_path, f"{where}: segment {seg_id} has area {seg['area']} but covers {areas[seg_id]} px",
                    f"set its 'area' to {areas[seg_id]}")
     return problems
+
+
+def _hw(size) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def _report_size_disagreement(report, where, json_path, image_path, png_path, json_size, image_size, png_size):
+    """Of the sizes in 'images', of the image file and of the PNG, blame the one that disagrees with
+    the other two (all three when none agree; the PNG when 'images' gives none)."""
+    if image_size is None:  # unreadable image: reported already; 'images' and the PNG can still disagree
+        if json_size is not None and json_size != png_size:
+            report(png_path, f"{where}: PNG is {_hw(png_size)} but 'images' says {_hw(json_size)}",
+                   "regenerate the PNG at the image's size, or correct height/width in 'images'")
+        return
+    if json_size is None or json_size == image_size:
+        if png_size != image_size:
+            report(png_path, f"{where}: PNG is {_hw(png_size)} but the image is {_hw(image_size)}"
+                   + (" (as 'images' says)" if json_size else ""), "regenerate the PNG at the image's size")
+    elif json_size == png_size:
+        report(image_path, f"{where}: the image is {_hw(image_size)} but 'images' and the panoptic PNG say "
+               f"{_hw(json_size)}", "replace the image with the one that belongs to this annotation "
+               f"(or resize it to {_hw(json_size)})")
+    elif image_size == png_size:
+        report(json_path, f"{where}: 'images' says {_hw(json_size)} but the image and the PNG are {_hw(image_size)}",
+               "correct height/width in 'images'")
+    else:
+        report(json_path, f"{where}: three different sizes: 'images' {_hw(json_size)}, image {_hw(image_size)}, "
+               f"PNG {_hw(png_size)}", "make the image, the PNG and 'images' agree")
 
 
 def check_cityscapes(root: str | Path, split: str) -> list[Problem]:

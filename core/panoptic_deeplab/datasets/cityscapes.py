@@ -87,6 +87,19 @@ def panoptic_json_path(root: str | Path, split: str) -> Path | None:
     return None
 
 
+def cityscapes_panoptic_spec(json_path: Path):
+    """The 19-class spec with the category ids that JSON uses (label ids, or train ids for
+    ``--use-train-id``); its own 'categories' table is not needed."""
+    from dataclasses import replace
+
+    base = get_dataset_spec("cityscapes")
+    if Path(json_path).stem.endswith("_trainId"):
+        return replace(base, category_ids=tuple(range(base.num_classes)))
+    from cityscapesscripts.helpers.labels import trainId2label
+
+    return replace(base, category_ids=tuple(trainId2label[t].id for t in range(base.num_classes)))
+
+
 def cityscapes_panoptic_reader(root: str | Path, split: str, json_path: Path) -> Reader:
     """Reader for the COCO-panoptic JSON + PNGs that cityscapesscripts writes under ``gtFine/``.
 
@@ -97,15 +110,7 @@ def cityscapes_panoptic_reader(root: str | Path, split: str, json_path: Path) ->
 
     from .coco_panoptic import CocoPanopticReader
 
-    base = get_dataset_spec("cityscapes")
-    if json_path.stem.endswith("_trainId"):
-        category_ids = tuple(range(base.num_classes))
-    else:
-        from cityscapesscripts.helpers.labels import trainId2label
-
-        category_ids = tuple(trainId2label[t].id for t in range(base.num_classes))
-    spec = replace(base, category_ids=category_ids)
-    reader = CocoPanopticReader(root, split, spec=spec, json_path=json_path)
+    reader = CocoPanopticReader(root, split, spec=cityscapes_panoptic_spec(json_path), json_path=json_path)
     image_root = Path(root) / "leftImg8bit" / split
     reader.examples = [
         replace(e, image_path=str(image_root / str(e.image_id).split("_")[0] / f"{e.image_id}_leftImg8bit.png"))

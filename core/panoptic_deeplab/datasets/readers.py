@@ -128,10 +128,7 @@ def open_dataset(root: str | Path, split: str, spec: DatasetSpec | None = None) 
         if json_path is not None and not any((root / "gtFine" / split).glob("*/*_instanceIds.png")):
             return cityscapes_panoptic_reader(root, split, json_path)
         return CityscapesReader(root, split)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: data set folder not found; check the path")
-    raise DatasetError(
-        f"{root}: no data set layout found for split '{split}'; expected "
-        f"{root / 'annotations' / f'panoptic_{split}.json'} (COCO panoptic) or "
-        f"{root / 'leftImg8bit'} and {root / 'gtFine'} (Cityscapes)"
-    )
+    from .checks import missing_layout_problem
+
+    problem = missing_layout_problem(root, split)  # the check's words: folder missing, or which splits exist
+    raise DatasetError(f"{problem.file}: {problem.message}; {problem.fix}")

@@ -8,6 +8,8 @@ import pytest
 
 from panoptic_deeplab.cli import main
 from panoptic_deeplab.datasets.checks import check_dataset
+from panoptic_deeplab.datasets.readers import open_dataset
+from panoptic_deeplab.errors import DatasetError
 from panoptic_deeplab.datasets.coco_panoptic import id_to_rgb, rgb_to_id
 
 
@@ -89,11 +91,11 @@ def test_duplicate_ids(root):
     assert "duplicate category id 0" in text
 
 
-def test_size_mismatch(root):
-    cv2.imwrite(str(root / "val" / "val_000000.jpg"), np.zeros((50, 60, 3), np.uint8))
+def test_png_size_mismatch(root):
+    png = png_path(root)
+    cv2.imwrite(str(png), cv2.resize(cv2.imread(str(png)), (60, 50), interpolation=cv2.INTER_NEAREST))
     text = problems_text(root)
-    assert "PNG is 97x161 but the image is 50x60" in text
-    assert "'images' says 97x161 but the file is 50x60" in text
+    assert f"{png}: image id 0: PNG is 50x60 but the image is 97x161 (as 'images' says)" in text
 
 
 def test_invalid_json(root, capsys):
@@ -149,3 +151,49 @@ def test_cityscapes_panoptic_json_checks(cityscapes_root):
     assert check_dataset(cityscapes_root, "val") == []
     next((cityscapes_root / "leftImg8bit" / "val").glob("*/*.png")).unlink()
     assert "image file missing" in str(check_dataset(cityscapes_root, "val")[0])
+
+
+def test_a_wrong_size_blames_the_file_that_disagrees_with_the_other_two(root):
+    """Only the JPEG differs from 'images' and the PNG: the JPEG is named, not 'images'."""
+    image = root / "val" / "val_000000.jpg"
+    cv2.imwrite(str(image), np.zeros((50, 60, 3), np.uint8))
+    problems = [p for p in check_dataset(root, "val") if "image id 0" in p.message]
+    assert len(problems) == 1, problems
+    assert problems[0].file == str(image)
+    assert "the image is 50x60 but 'images' and the panoptic PNG say 97x161" in problems[0].message
+    assert "correct height/width" not in str(problems[0])
+
+
+def test_only_the_json_size_wrong_blames_images(root):
+    edit_json(root, lambda d: d["images"][0].update(height=10))
+    problems = [p for p in check_dataset(root, "val") if "image id 0" in p.message]
+    assert len(problems) == 1 and problems[0].file == str(json_path(root))
+    assert "'images' says 10x161 but the image and the PNG are 97x161" in problems[0].message
+
+
+def test_a_wrong_split_names_the_splits_that_exist(root):
+    (json_path(root)).rename(root / "annotations" / "panoptic_val2017.json")
+    problem = check_dataset(root, "val")[0]
+    assert "no split 'val' in this data set; it has: train, val2017" in problem.message
+    assert "--split train" in problem.fix
+    with pytest.raises(DatasetError, match="it has: train, val2017"):
+        open_dataset(root, "val")
+
+
+def test_a_missing_root_says_the_folder_is_missing(tmp_path):
+    problem = check_dataset(tmp_path / "nope", "val")[0]
+    assert problem.file == str(tmp_path / "nope") and problem.message == "data set folder not found"
+
+
+def test_cityscapes_panoptic_json_without_images_and_categories_passes_as_the_reader_reads_it(cityscapes_root):
+    from cityscapesscripts.preparation.createPanopticImgs import convert2panoptic
+
+    gt = cityscapes_root / "gtFine"
+    convert2panoptic(str(gt), str(gt), False, ["val"])
+    next((gt / "val").glob("*/*_instanceIds.png")).unlink()
+    path = gt / "cityscapes_panoptic_val.json"
+    data = json.loads(path.read_text())
+    del data["images"], data["categories"]
+    path.write_text(json.dumps(data))
+    assert len(open_dataset(cityscapes_root, "val")) == 1  # the reader loads it
+    assert check_dataset(cityscapes_root, "val") == []
