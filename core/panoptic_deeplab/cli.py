@@ -1,13 +1,21 @@
 """The ``pdl`` command line. Each sub-command lives in its own module and is imported only when
 run, so light commands (``pdl pq``, ``pdl check-dataset``) never import TensorFlow.
 
-A command module exposes ``configure_parser(parser)`` and ``run(args) -> int``.
+A command module exposes ``configure_parser(parser)`` and ``run(args) -> int``, and optionally
+``before_tensorflow()`` (process set-up that must precede TensorFlow's import).
+
+TensorFlow's C++ start-up lines (oneDNN, CUDA drivers, cuInit) are hidden unless the user set
+``TF_CPP_MIN_LOG_LEVEL`` or passed ``--verbose``: the level is raised to 3 and, for the commands
+that use TensorFlow, stderr is silenced while it is imported (those lines are written before its
+log level is read).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
+import os
 import sys
 import traceback
 
@@ -28,6 +36,38 @@ COMMANDS = {
     "jobs": ("panoptic_deeplab.commands.jobs", "list, show, cancel, resume or submit background jobs"),
 }
 
+TENSORFLOW_COMMANDS = {"model-summary", "train", "predict", "evaluate", "export"}
+VERBOSE_HELP = "show TensorFlow's C++ log lines (oneDNN, CUDA; hidden unless TF_CPP_MIN_LOG_LEVEL is set)"
+
+
+def quiet_tensorflow(verbose: bool) -> bool:
+    """Hide TensorFlow's C++ logs for this process and its children, unless ``verbose`` or the
+    user chose a level; True when hidden. Call before TensorFlow is imported."""
+    if verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return False
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    return True
+
+
+def import_tensorflow_silently() -> None:
+    """Import TensorFlow with stderr silenced: its start-up lines come before it reads its level."""
+    if "tensorflow" not in sys.modules:
+        with _stderr_silenced():
+            import tensorflow  # noqa: F401
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pdl", description="Panoptic-DeepLab toolkit")
@@ -45,11 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     # Find the sub-command first, then let its module add its own arguments (the parser of all
     # commands is built only for help and usage errors: its gettext lookups cost `pdl pq` 18 ms).
     if argv and argv[0] in COMMANDS:
+        quiet = quiet_tensorflow(verbose="--verbose" in argv[1:])
         module = importlib.import_module(COMMANDS[argv[0]][0])
         sub = argparse.ArgumentParser(prog=f"pdl {argv[0]}", description=COMMANDS[argv[0]][1])
         module.configure_parser(sub)
+        sub.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
         args = sub.parse_args(argv[1:])
         try:
+            if hasattr(module, "before_tensorflow"):
+                module.before_tensorflow()
+            if quiet and argv[0] in TENSORFLOW_COMMANDS:
+                import_tensorflow_silently()
             return int(module.run(args) or 0)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

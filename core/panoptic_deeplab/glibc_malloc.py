@@ -26,3 +26,8 @@ def set_malloc_options(mmap_threshold: int, trim_threshold: int, arena_max: int 
         return bool(ok)
     except (OSError, AttributeError):
         return False
+
+
+def tune_malloc(mmap_threshold: int = 1 << 20, arena_max: int = 2) -> bool:
+    """For CPU training (see ``training.memory``): call before TensorFlow starts its threads."""
+    return set_malloc_options(mmap_threshold, mmap_threshold, arena_max)

@@ -60,3 +60,21 @@ def test_an_unexpected_error_inside_tf_data_ends_the_process():
                           timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "boom" in proc.stderr
+
+
+def _model_summary_stderr(*extra, level=None):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    proc = subprocess.run([sys.executable, "-m", "panoptic_deeplab", "model-summary", "--config", "synthetic/tiny",
+                           *extra], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "params" in proc.stdout
+    return proc.stderr
+
+
+def test_tensorflow_start_up_lines_are_hidden_unless_verbose():
+    quiet = _model_summary_stderr()
+    assert "oneDNN" not in quiet and "cuda" not in quiet.lower() and "absl::InitializeLog" not in quiet, quiet
+    assert "oneDNN" in _model_summary_stderr("--verbose")  # what TensorFlow prints by itself
