@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def configure_parser(parser) -> None:
-    parser.add_argument("root", help="data set folder (COCO-panoptic or Cityscapes layout)")
+    parser.add_argument("root", help="data set folder (COCO-panoptic, Cityscapes or Mapillary Vistas layout)")
     parser.add_argument("--split", default="val", help="split name, e.g. train or val (default val)")
 
 

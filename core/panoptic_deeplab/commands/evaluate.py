@@ -25,7 +25,7 @@ from .predict import add_predictor_arguments, make_predictor, open_matching_data
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model bundle directory (holds bundle.json)")
-    parser.add_argument("--dataset", required=True, help="data set root (COCO-panoptic or Cityscapes layout)")
+    parser.add_argument("--dataset", required=True, help="data set root (COCO-panoptic, Cityscapes or Mapillary Vistas layout)")
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
     parser.add_argument("--out", default=None, help="write all results to this JSON file")
     parser.add_argument("--save-predictions", default=None, metavar="DIR",

@@ -57,7 +57,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model bundle directory (holds bundle.json)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", help="an image file or a directory of images")
-    source.add_argument("--dataset", help="data set root (COCO-panoptic or Cityscapes layout)")
+    source.add_argument("--dataset", help="data set root (COCO-panoptic, Cityscapes or Mapillary Vistas layout)")
     parser.add_argument("--split", default="val", help="data set split with --dataset (default: val)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--save-raw", action="store_true", help="also write raw outputs as OUT/raw/*.npz")

@@ -19,6 +19,8 @@ from ..errors import DatasetError, ImageError
 from ..image_io import header_size
 from . import check_cache
 from .coco_panoptic import find_image, leaves_folder, read_segment_ids
+from .mapillary import find_layout as find_vistas_layout
+from .mapillary import splits as vistas_splits
 
 # Bump on any change to what the checks below accept or reject: every remembered pass is then
 # checked again (it is part of the check_cache fingerprint).
@@ -71,19 +73,30 @@ def check_dataset(root: str | Path, split: str, *, annotations: dict | None = No
     JSON already parsed, if the caller has it."""
     root = Path(root)
     kind, json_path, image_path_fn = _layout(root, split)
+    vistas = find_vistas_layout(root, split)
+    if vistas is not None:  # its class table is the data set's own config JSON
+        from .mapillary import vistas_spec
+
+        try:
+            vistas_spec(vistas.config_path, vistas.version)
+        except DatasetError as err:
+            message, _, fix = str(err).removeprefix(f"{vistas.config_path}: ").partition("; ")
+            return [Problem(str(vistas.config_path), message, fix or "restore the file")]
     if kind == "coco":
         return check_coco_panoptic(root, split, json_path=json_path, image_path_fn=image_path_fn,
-                                   annotations=annotations, spec=_layout_spec(root, json_path))
+                                   annotations=annotations, spec=_layout_spec(root, json_path),
+                                   label_dir=_label_dir(root, split, json_path))
     if kind == "cityscapes":
         return check_cityscapes(root, split)
     return [missing_layout_problem(root, split)]
 
 
 def existing_splits(root: Path) -> list[str]:
-    """The splits a data set folder has: ``annotations/panoptic_<split>.json`` (COCO panoptic,
-    Mapillary Vistas as converted) and ``leftImg8bit/<split>/`` (Cityscapes)."""
+    """The splits a data set folder has: ``annotations/panoptic_<split>.json`` (COCO panoptic),
+    ``leftImg8bit/<split>/`` (Cityscapes) and Mapillary Vistas' ``<split>/<version>/panoptic/``."""
     found = [p.name[len("panoptic_"):-len(".json")] for p in sorted((root / "annotations").glob("panoptic_*.json"))]
     found += [p.name for p in sorted((root / "leftImg8bit").glob("*")) if p.is_dir()]
+    found += vistas_splits(root)
     return list(dict.fromkeys(found))
 
 
@@ -109,6 +122,11 @@ def _layout(root: Path, split: str):
     json_path = root / "annotations" / f"panoptic_{split}.json"
     if json_path.exists():
         return "coco", json_path, _coco_image_path_fn(root, split)
+    vistas = find_vistas_layout(root, split)
+    if vistas is not None:
+        def vistas_image_path_fn(ann, image):
+            return find_image(vistas.image_dir, image.get("file_name"), str(ann["file_name"]))
+        return "coco", vistas.json_path, vistas_image_path_fn
     if (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir():
         from .cityscapes import panoptic_json_path
 
@@ -130,6 +148,12 @@ def _layout_spec(root: Path, json_path: Path):
 
         return cityscapes_panoptic_spec(json_path)
     return None
+
+
+def _label_dir(root: Path, split: str, json_path: Path) -> Path:
+    """Where the panoptic PNGs are: next to a Vistas JSON, else in the folder named like the JSON."""
+    vistas = find_vistas_layout(root, split)
+    return json_path.parent if vistas is not None and vistas.json_path == json_path else json_path.with_suffix("")
 
 
 def _coco_image_path_fn(root: Path, split: str):
@@ -179,7 +203,7 @@ def _files_and_annotations(root: str | Path, split: str) -> tuple[list[Path] | N
         return None, None
     try:
         images = {img["id"]: img for img in data.get("images", [])}
-        files, label_dir = [json_path], json_path.with_suffix("")
+        files, label_dir = [json_path], _label_dir(root, split, json_path)
         for ann in data["annotations"]:
             image = images.get(ann["image_id"], {})
             if _outside_names(ann, image):
@@ -191,7 +215,7 @@ def _files_and_annotations(root: str | Path, split: str) -> tuple[list[Path] | N
 
 
 def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_path_fn=None,
-                        annotations: dict | None = None, spec=None) -> list[Problem]:
+                        annotations: dict | None = None, spec=None, label_dir=None) -> list[Problem]:
     """COCO-panoptic checks. ``json_path`` defaults to ``root/annotations/panoptic_<split>.json``
     (PNGs in the folder of the same name); ``image_path_fn(annotation, image_entry)`` locates an
     image (default ``root/<split>/<file_name>``); ``annotations``: that JSON already parsed.
@@ -201,7 +225,7 @@ def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_p
     the annotation's name, as the reader does)."""
     root = Path(root)
     json_path = Path(json_path) if json_path else root / "annotations" / f"panoptic_{split}.json"
-    label_dir = json_path.with_suffix("")
+    label_dir = Path(label_dir) if label_dir else json_path.with_suffix("")
     image_path_fn = image_path_fn or _coco_image_path_fn(root, split)
     problems: list[Problem] = []
 

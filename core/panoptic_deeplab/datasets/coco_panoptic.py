@@ -138,6 +138,7 @@ class CocoPanopticReader(Reader):
         json_path: str | Path | None = None,
         label_dir: str | Path | None = None,
         image_dir: str | Path | None = None,
+        void_category_ids: frozenset[int] = frozenset(),
     ):
         self.root = Path(root)
         self.split = split
@@ -147,6 +148,8 @@ class CocoPanopticReader(Reader):
         data = load_json(self.json_path)
         self.spec = spec or dataset_spec_from_categories(data.get("categories", []), name=self.json_path.stem)
         self._train_id = {self.spec.category_id(t): t for t in range(self.spec.num_classes)}
+        # Categories read as void (e.g. Mapillary Vistas' labels that are not evaluated).
+        self._train_id.update({int(c): self.spec.ignore_label for c in void_category_ids})
         images = {img.get("id"): img for img in data.get("images", []) if isinstance(img, dict)}
         self.examples = []
         for ann in data.get("annotations", []):

@@ -113,7 +113,9 @@ def open_dataset(root: str | Path, split: str, spec: DatasetSpec | None = None) 
     """Open ``root`` as a COCO-panoptic or Cityscapes data set, detected from its layout.
 
     COCO panoptic: ``root/annotations/panoptic_<split>.json``. Cityscapes: ``root/leftImg8bit`` and
-    ``root/gtFine`` with ``*_instanceIds.png``, or with the panoptic JSON of ``csCreatePanopticImgs``. ``spec`` overrides the class table (COCO layout only).
+    ``root/gtFine`` with ``*_instanceIds.png``, or with the panoptic JSON of ``csCreatePanopticImgs``.
+    Mapillary Vistas v1.2 / v2.0 as downloaded (:mod:`.mapillary`). ``spec`` overrides the class
+    table (COCO and Vistas layouts).
     """
     root = Path(root)
     if (root / "annotations" / f"panoptic_{split}.json").is_file():
@@ -128,6 +130,11 @@ def open_dataset(root: str | Path, split: str, spec: DatasetSpec | None = None) 
         if json_path is not None and not any((root / "gtFine" / split).glob("*/*_instanceIds.png")):
             return cityscapes_panoptic_reader(root, split, json_path)
         return CityscapesReader(root, split)
+    from .mapillary import find_layout, vistas_reader
+
+    layout = find_layout(root, split)
+    if layout is not None:
+        return vistas_reader(root, split, layout, spec=spec)
     from .checks import missing_layout_problem
 
     problem = missing_layout_problem(root, split)  # the check's words: folder missing, or which splits exist

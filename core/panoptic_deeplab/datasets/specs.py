@@ -97,7 +97,15 @@ def _synthetic() -> DatasetSpec:
     )
 
 
-_BUILDERS = {"cityscapes": _cityscapes, "synthetic": _synthetic}
+def _mapillary_vistas() -> DatasetSpec:
+    from ..errors import DatasetError
+
+    raise DatasetError("Mapillary Vistas' class table is the data set's own config_v2.0.json / config_v1.2.json: "
+                       "open the data set (pdl train --dataset ROOT reads it), or give the class count "
+                       "(pdl model-summary --num-classes N)")
+
+
+_BUILDERS = {"cityscapes": _cityscapes, "synthetic": _synthetic, "mapillary_vistas": _mapillary_vistas}
 
 
 def register_dataset_spec(name: str, builder) -> None:
