@@ -4,6 +4,7 @@ Running the same command again with the same --workdir resumes from its newest c
 """
 from __future__ import annotations
 
+import argparse
 import sys
 
 from ..config import STRATEGIES
@@ -11,7 +12,7 @@ from ..config import STRATEGIES
 
 def configure_parser(parser) -> None:
     parser.add_argument("--config", required=True, help="preset name (synthetic/tiny) or a YAML file")
-    parser.add_argument("--dataset", required=True, help="data set folder (COCO-panoptic or Cityscapes layout)")
+    parser.add_argument("--dataset", required=True, help="data set folder (COCO-panoptic, Cityscapes or Mapillary Vistas layout)")
     parser.add_argument("--split", default="train", help="split to train on (default: train)")
     parser.add_argument("--workdir", required=True, help="run folder: checkpoints, history (snapshots over the run), logs, metrics.csv, status.json, model/")
     parser.add_argument("--steps", type=int, help="total optimizer steps (train.steps)")
@@ -30,15 +31,20 @@ def configure_parser(parser) -> None:
     parser.add_argument("--mlflow", action="store_true", help="also log to MLflow (if installed)")
     parser.add_argument("--skip-dataset-check", action="store_true",
                         help="start without the `pdl check-dataset` pass over the split(s) (large data sets checked before)")
-    parser.add_argument("--low-memory", action="store_true",
-                        help="CPU: run one op at a time and keep the input pipeline small (lower peak RSS, a little slower)")
+    parser.add_argument("--low-memory", action=argparse.BooleanOptionalAction, default=None,
+                        help="CPU: run one op at a time and keep the input pipeline small (lower peak RSS, slower; "
+                             "default: chosen from the device, the crop and the free memory, and printed)")
+
+
+def before_tensorflow() -> None:
+    from ..glibc_malloc import tune_malloc  # not via ..training, whose package imports TensorFlow
+
+    tune_malloc()  # before TensorFlow starts its threads: keeps CPU peak RSS near the live tensors
 
 
 def run(args) -> int:
-    from ..training.memory import tune_malloc
-
     _stop_cleanly_on_sigterm()
-    tune_malloc()  # before TensorFlow starts its threads: keeps CPU peak RSS near the live tensors
+    before_tensorflow()  # (again, harmless) for callers that run this without the CLI
     from ..config import load_config
 
     overrides = list(args.overrides)
@@ -60,9 +66,17 @@ def run(args) -> int:
     # MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
     from ..training import make_strategy, train
 
-    if args.low_memory:
-        import tensorflow as tf
+    import tensorflow as tf
 
+    from ..training.memory import available_memory_bytes, choose_low_memory
+
+    tc = config.train
+    # Before the strategy: inter-op threads can be set only until TensorFlow starts its runtime.
+    memory = choose_low_memory(config, micro_batch=max(tc.batch_size // max(tc.gradient_accumulation, 1), 1),
+                               on_gpu=bool(tf.config.list_physical_devices("GPU")),
+                               available_bytes=available_memory_bytes(), requested=args.low_memory)
+    print(memory.describe(), flush=True)
+    if memory.low_memory:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     strategy = make_strategy(config.train.strategy)
 
@@ -77,24 +91,18 @@ def run(args) -> int:
 
     def dataset_fn(batch_size: int, seed: int):
         ds = make_dataset(reader, args.split, config, training=True, batch_size=batch_size, spec=spec, seed=seed)
-        if args.low_memory:
-            import tensorflow as tf
-
+        if memory.low_memory:
             options = tf.data.Options()
             options.autotune.ram_budget = 256 * 2**20
             options.threading.private_threadpool_size = 1
             ds = ds.with_options(options)
         return ds
 
-    from ..data.eval_fit import check_eval_inputs_fit
-
-    check_eval_inputs_fit(reader.examples[:1], config, "the TensorBoard preview")
     evaluate_fn = None
     if args.eval_split:
         eval_reader = open_dataset(args.dataset, args.eval_split, spec)
-        check_eval_inputs_fit(eval_reader.examples[:args.eval_images or None], config, "periodic evaluation")
         evaluate_fn = _make_evaluator(eval_reader, args.eval_split, config, spec, args.eval_images)
-    preview = _preview_images(reader, args.split, config, spec)
+    preview = _preview_images(reader, config, spec)
     result = train(config, args.workdir, dataset_fn=dataset_fn, spec=spec, strategy=strategy,
                    init_from=args.init_from, evaluate_fn=evaluate_fn, preview_images=preview, use_mlflow=args.mlflow)
     print(f"finished at step {result.step} in {result.wall_time_s:.0f} s")
@@ -115,13 +123,18 @@ def _stop_cleanly_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, stop)
 
 
-def _preview_images(reader, split, config, spec, count: int = 1):
-    """Padded eval-mode image(s) for the TensorBoard prediction previews (one: full-size crops are large)."""
-    from ..data.pipeline import make_dataset
+def _preview_images(reader, config, spec):
+    """The TensorBoard preview: the first training image under ``pdl evaluate``'s resize and pad
+    rules, cropped to ``dataset.crop_size`` at the top left (a full-size image can be large); any
+    image size works, so a preview never stops a run."""
+    from ..inference import InferencePipeline
 
-    ds = make_dataset(reader, split, config, training=False, batch_size=min(count, len(reader)), spec=spec, shuffle=False)
-    features, _ = next(iter(ds.take(1)))
-    return features["image"].numpy()
+    sizes = InferencePipeline(None, config, spec)  # the size rules only
+    image = reader.load_image(0)
+    network = sizes.network_size(*image.shape[:2])
+    padded = sizes.resize_and_pad(image[None], network, sizes.padded_size(*network))
+    crop_h, crop_w = sizes.crop_size
+    return padded[:, :crop_h, :crop_w].numpy()
 
 
 def _make_evaluator(reader, split, config, spec, limit: int):

@@ -1,5 +1,6 @@
-"""PQ / SQ / RQ / mIoU of the network being trained, on a validation split, with the library's one
-post-processing (``postprocess.post_process``) and metrics (``evaluation``)."""
+"""PQ / SQ / RQ / mIoU of the network being trained, on a validation split, predicted exactly as
+``pdl evaluate`` predicts with that model (the Predictor's resize / pad / post-processing / undo
+rules, :mod:`..inference`), so any image size works and the numbers match a later ``pdl evaluate``."""
 from __future__ import annotations
 
 from typing import Callable
@@ -8,27 +9,28 @@ import numpy as np
 
 
 def make_periodic_evaluator(reader, split: str, config, spec, limit: int | None = None) -> Callable:
-    """``evaluate(network, step) -> {pq, sq, rq, miou, pq_things, pq_stuff}`` on the first ``limit``
-    images of ``split`` (eval-mode pipeline: no augmentation, padded to ``dataset.crop_size``)."""
-    from ..data.pipeline import make_dataset
+    """``evaluate(network, step) -> {pq, sq, rq, miou, pq_things, pq_stuff, images}`` on the first
+    ``limit`` images of ``split`` (all when None)."""
+    from ..bundle import Bundle
     from ..evaluation.coco_io import pq_from_label_maps
     from ..evaluation.semantic import mean_iou
-    from ..postprocess import PostProcessOptions, post_process
+    from ..inference import Predictor
 
-    options = PostProcessOptions.from_config(config, spec)
+    indices = range(len(reader))[: int(limit) if limit else None]
+    predictors: dict[int, Predictor] = {}  # one per network: its traced graphs read the current weights
 
     def evaluate(network, step: int) -> dict:
-        ds = make_dataset(reader, split, config, training=False, batch_size=1, spec=spec, shuffle=False)
-        if limit:
-            ds = ds.take(int(limit))
+        predictor = predictors.get(id(network))
+        if predictor is None:
+            predictor = predictors[id(network)] = Predictor(Bundle(None, config, spec, network))
         gt_maps, pred_maps, gt_sem, pred_sem = [], [], [], []
-        for features, targets in ds:
-            out = network(features["image"], training=False)
-            fused = post_process(out["semantic_logits"][0], out["center_heatmap"][0], out["offsets"][0], options)
-            gt_maps.append(np.asarray(targets["panoptic"][0]))
-            pred_maps.append(np.asarray(fused["panoptic"]))
-            gt_sem.append(np.asarray(targets["semantic"][0]))
-            pred_sem.append(np.asarray(fused["semantic"]))
+        for index in indices:
+            prediction = predictor(reader.load_image(index), return_raw=False)
+            gt = np.asarray(reader.load_panoptic(index))
+            gt_maps.append(gt)
+            pred_maps.append(prediction.panoptic)
+            gt_sem.append(gt // spec.label_divisor)
+            pred_sem.append(prediction.semantic)
         pq = pq_from_label_maps(gt_maps, pred_maps, spec)
         miou = mean_iou(gt_sem, pred_sem, spec.num_classes, spec.ignore_label)
         return {
