@@ -1,14 +1,15 @@
 """Peak memory (RSS) of a real `pdl train` run at Cityscapes' size, with Cityscapes' 19 classes.
 
     python benchmarks/bench_train_memory.py [--config cityscapes/mobilenet_v3_large_os16] \
-        [--low-memory] [--steps 3] [--runs 1] [--height 1025 --width 2049]
+        [--low-memory | --no-low-memory] [--steps 3] [--runs 1] [--height 1025 --width 2049]
 
 No Cityscapes download is needed: a small synthetic street set is generated and written in the
 Cityscapes layout (leftImg8bit/ + gtFine/*_instanceIds.png with Cityscapes label ids), so the
 reader, the 19-class table, the tf.data pipeline, the model, the loss and the checkpoints are the
 ones a Cityscapes run uses. Each run is `/usr/bin/time -v pdl train ...` (batch 1, a full-size
 crop); prints the peak RSS of each run and their median, plus the seconds per step `pdl train`
-logged after its first (traced) step.
+logged after its first (traced) step. Without either flag `pdl train` chooses low-memory mode
+itself (and prints its choice, shown here).
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=2049)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--low-memory", action="store_true")
+    parser.add_argument("--low-memory", action=argparse.BooleanOptionalAction, default=None)
     args = parser.parse_args()
     if not Path("/usr/bin/time").exists():
         sys.exit("needs GNU time (/usr/bin/time; Debian package 'time')")
@@ -81,18 +82,21 @@ def main() -> None:
         for run in range(args.runs):
             command = ["/usr/bin/time", "-v", sys.executable, "-m", "panoptic_deeplab", "train", "--config", args.config,
                        "--dataset", str(data), "--workdir", str(Path(tmp) / f"run{run}"), "--steps", str(args.steps),
-                       "--batch-size", "1", "--set", f"dataset.crop_size=[{args.height},{args.width}]"]
-            if args.low_memory:
-                command.append("--low-memory")
+                       "--batch-size", "1", "--set", f"dataset.crop_size=[{args.height},{args.width}]",
+                       "--set", "train.log_every=1"]
+            if args.low_memory is not None:
+                command.append("--low-memory" if args.low_memory else "--no-low-memory")
             done = subprocess.run(command, capture_output=True, text=True, env=env)
             if done.returncode:
                 sys.exit(f"pdl train failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
             kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
             peaks.append(kib / 2**20)
             step_times += [float(s) for s in re.findall(r"\(([\d.]+) s/step\)", done.stdout)[1:]]
-            print(f"run {run + 1}: peak RSS {peaks[-1]:.2f} GiB", flush=True)
+            choice = re.search(r"^memory: .*$", done.stdout, re.M)
+            print(f"run {run + 1}: peak RSS {peaks[-1]:.2f} GiB; {choice.group(0) if choice else ''}", flush=True)
     per_step = f", {statistics.median(step_times):.1f} s/step after the first" if step_times else ""
-    print(f"{args.config} {args.height}x{args.width}, batch 1, 19 classes{' --low-memory' if args.low_memory else ''}: "
+    mode = {None: " (default flags)", True: " --low-memory", False: " --no-low-memory"}[args.low_memory]
+    print(f"{args.config} {args.height}x{args.width}, batch 1, 19 classes{mode}: "
           f"median peak RSS {statistics.median(peaks):.2f} GiB over {args.runs} run(s){per_step}; "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
 
