@@ -36,7 +36,7 @@ COMMANDS = {
     "jobs": ("panoptic_deeplab.commands.jobs", "list, show, cancel, resume or submit background jobs"),
 }
 
-TENSORFLOW_COMMANDS = {"model-summary", "train", "predict", "evaluate", "export"}
+TENSORFLOW_COMMANDS = {"model-summary", "train", "predict", "evaluate", "export", "import"}
 VERBOSE_HELP = "show TensorFlow's C++ log lines (oneDNN, CUDA; hidden unless TF_CPP_MIN_LOG_LEVEL is set)"
 
 
