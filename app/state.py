@@ -57,7 +57,7 @@ def known_models() -> dict[str, Path]:
 
         for record in JobStore(current.workdir).models():
             if Path(record.path).is_dir():
-                add(record.name, Path(record.path))
+                add(job_model_name(record.name, record.job_id), Path(record.path))
     except Exception:  # noqa: BLE001 - an unreadable job database must not hide the other models
         pass
     for path in st.session_state.get("extra_models", []):
@@ -69,3 +69,39 @@ def add_model(path: Path) -> None:
     extra = st.session_state.setdefault("extra_models", [])
     if str(path) not in extra:
         extra.append(str(path))
+
+
+def job_model_name(name: str, job_id: int | None) -> str:
+    """How a model made by a job is called everywhere in the app: the job's name and id (every
+    fine-tune's bundle folder is called "model")."""
+    return f"{name} (job {job_id})" if job_id is not None else name
+
+
+def model_label(path: str | Path) -> str:
+    """The display name of a model bundle path: a job's model by its job, a shipped or given one by
+    its folder (the run folder when the bundle folder is the generic "model")."""
+    path = Path(path)
+    try:
+        from panoptic_deeplab.jobs import JobStore
+
+        resolved = str(path.expanduser().resolve())
+        for record in JobStore(settings().workdir).models():
+            if record.path == resolved:
+                return job_model_name(record.name, record.job_id)
+    except Exception:  # noqa: BLE001 - an unreadable job database must not break a label
+        pass
+    return path.parent.name if path.name == "model" and path.parent.name else path.name
+
+
+def base_of(path: str | Path) -> str | None:
+    """The bundle a job's model was fine-tuned from (its --init-from), if the registry knows it."""
+    try:
+        from panoptic_deeplab.jobs import JobStore
+
+        resolved = str(Path(path).expanduser().resolve())
+        for record in JobStore(settings().workdir).models():
+            if record.path == resolved:
+                return record.base_model
+    except Exception:  # noqa: BLE001
+        pass
+    return None

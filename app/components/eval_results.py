@@ -39,13 +39,16 @@ def model_stamp(model: Path) -> str:
     return str(int(weights.stat().st_mtime)) if weights.is_file() else "0"
 
 
-def result_path(results_dir: Path, model: Path, data: Path, split: str, limit: int, oracles: str = "") -> Path:
+def result_path(results_dir: Path, model: Path, data: Path, split: str, limit: int, oracles: str = "",
+                label: str | None = None) -> Path:
     """One cached results file per (model and its weights' time, data set, split, image limit,
-    oracles asked for)."""
+    oracles asked for), named after the model's display ``label`` (a job's name and id) so two
+    fine-tunes' files differ."""
     parts = [str(Path(model).resolve()), model_stamp(model), str(Path(data).resolve()), split, int(limit)]
     key = json.dumps(parts + [oracles] if oracles else parts)  # (results without oracles keep their names)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    return Path(results_dir) / f"{Path(model).name}__{Path(data).name}__{split}__{digest}.json"
+    name = re.sub(r"[^\w.-]+", "-", label or Path(model).name).strip("-.") or "model"
+    return Path(results_dir) / f"{name}__{Path(data).name}__{split}__{digest}.json"
 
 
 def evaluate_argv(model: Path, data: Path, split: str, limit: int, out: Path, oracles: str = "") -> list[str]:
@@ -75,10 +78,32 @@ def list_results(results_dir: Path) -> list[Path]:
     return sorted(Path(results_dir).glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def describe(result: dict, path: Path) -> str:
+def describe(result: dict, path: Path, model_name: str | None = None) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
-    return f"{Path(result.get('model', '?')).name} on {Path(result.get('dataset', '?')).name}/{result.get('split', '?')} " \
+    name = model_name or Path(result.get("model", "?")).name
+    return f"{name} on {Path(result.get('dataset', '?')).name}/{result.get('split', '?')} " \
            f"({result.get('num_images', '?')} images, {when})"
+
+
+def default_pair(results: dict[str, dict], chosen: str, base_of) -> tuple[str, str]:
+    """(A, B) for comparing: B the chosen result, A the result of the model B's model was fine-tuned
+    from (``base_of(model path)``) on the same data set and split, newest first; without a known
+    base, another result on the same data set and split (else any other)."""
+    b = results[chosen]
+    same = [k for k, r in results.items() if k != chosen and (r.get("dataset"), r.get("split")) == (b.get("dataset"), b.get("split"))]
+    base = base_of(b.get("model", ""))
+    if base:  # the chosen result is a fine-tune: its base is A
+        resolved = str(Path(base).expanduser().resolve())
+        for k in same:
+            if str(Path(results[k].get("model", "")).expanduser().resolve()) == resolved:
+                return k, chosen
+    mine = str(Path(b.get("model", "")).expanduser().resolve())
+    for k in same:  # the chosen result is the base of another: that one is the new side
+        base = base_of(results[k].get("model", ""))
+        if base and str(Path(base).expanduser().resolve()) == mine:
+            return chosen, k
+    others = same or [k for k in results if k != chosen]
+    return (others[0] if others else chosen), chosen
 
 
 def pct(x):

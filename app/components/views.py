@@ -146,3 +146,9 @@ def legend_html(spec: DatasetSpec, semantic: np.ndarray) -> str:
             f'<small>{share:.1f}%</small></span>'
         )
     return "<div>" + "".join(chips) + "</div><small>● thing class (has instances)</small>"
+
+
+def number(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals, never "-0.000" (a tiny negative rounds to plain zero)."""
+    text = f"{float(value):.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text

@@ -11,7 +11,7 @@ import streamlit as st
 
 import state
 from components import eval_results as er
-from components import error_analysis, figures, model_io, why_tab
+from components import error_analysis, figures, joblog, model_io, why_tab
 from panoptic_deeplab import jobs as joblib
 from panoptic_deeplab.errors import UserError
 
@@ -47,7 +47,27 @@ def _load(path: Path) -> dict | None:
 
 # -- run an evaluation --------------------------------------------------------------------------
 
-with st.expander("Run an evaluation", expanded=not er.list_results(results_dir)):
+
+def check_inputs(model_path: Path, data_root: Path, split: str) -> None:
+    """What `pdl evaluate` checks first, in a second and without TensorFlow: the data set opens and
+    uses the model's classes (names and ids). Raises a UserError with the library's message."""
+    from panoptic_deeplab.bundle import read_bundle_metadata
+    from panoptic_deeplab.datasets.class_check import require_matching_classes
+
+    spec = read_bundle_metadata(model_path)[1]
+    require_matching_classes(spec, data_root, split, state.model_label(model_path))
+
+
+last_job = None
+if st.session_state.get("eval_job") is not None:
+    try:
+        last_job = store.refresh(st.session_state["eval_job"])
+    except UserError:
+        st.session_state.pop("eval_job", None)
+problem = st.session_state.get("eval_problem")
+
+with st.expander("Run an evaluation", expanded=not er.list_results(results_dir) or bool(problem)
+                 or (last_job is not None and last_job.state != joblib.SUCCEEDED)):
     if not models:
         st.warning("No model yet: start the app with `pdl app --model PATH/TO/BUNDLE`, or train one on the Train page.")
     else:
@@ -60,25 +80,42 @@ with st.expander("Run an evaluation", expanded=not er.list_results(results_dir))
                                    value=True, key="eval_oracles")
         oracles = error_analysis.ORACLES if with_oracles else ""
         model_path, data_root = models[model_name], Path(data_text).expanduser()
-        out = er.result_path(results_dir, model_path, data_root, split, int(limit), oracles) if data_text else None
+        out = (er.result_path(results_dir, model_path, data_root, split, int(limit), oracles, label=model_name)
+               if data_text else None)
+        inputs = (model_name, data_text, split, int(limit), oracles)
+        if st.session_state.get("_eval_inputs") != inputs:  # new settings: select their cached result
+            st.session_state["_eval_inputs"] = inputs
+            if out is not None and out.is_file():
+                st.session_state["eval_pick"] = str(out)
         if out is not None and out.is_file():
-            st.success(f"Cached result found ({out.name}); it is selected below. Evaluate again to refresh it.")
+            st.success(f"A result for these settings exists ({out.name}); it is selected below. "
+                       "Evaluate again to refresh it.")
         if st.button("Evaluate", type="primary", key="eval_start", disabled=not data_text):
-            if not data_root.is_dir():
-                st.error(f"{data_root}: no such data set folder. Give the root of a COCO-panoptic or Cityscapes set.")
-            else:
-                try:
-                    results_dir.mkdir(parents=True, exist_ok=True)
-                    job = store.submit(er.evaluate_argv(model_path, data_root, split, int(limit), out, oracles),
-                                       name=f"evaluate {model_name} on {data_root.name}/{split}")
-                    st.session_state["eval_job"] = job.id
-                    st.session_state["eval_out"] = str(out)
-                except UserError as err:
-                    st.error(str(err))
+            st.session_state.pop("eval_problem", None)
+            try:
+                if not data_root.is_dir():
+                    raise UserError(f"{data_root}: no such data set folder. Give the root of a COCO-panoptic or "
+                                    "Cityscapes set.")
+                check_inputs(model_path, data_root, split)
+                results_dir.mkdir(parents=True, exist_ok=True)
+                job = store.submit(er.evaluate_argv(model_path, data_root, split, int(limit), out, oracles),
+                                   name=f"evaluate {model_name} on {data_root.name}/{split}")
+                st.session_state["eval_job"] = job.id
+                st.session_state["eval_out"] = str(out)
+                st.session_state["eval_seen"] = None
+            except UserError as err:
+                st.session_state["eval_problem"] = f"{model_name} on {data_text} ({split})", str(err)
+            st.rerun()
+
+problem = st.session_state.get("eval_problem")
+if problem:
+    st.error(f"**Cannot evaluate {problem[0]}.**\n\n{problem[1]}", icon=":material/error:")
 
 
 @st.fragment(run_every=2.0)
 def job_panel() -> None:
+    """The evaluation this session started: its progress while it runs, then its outcome (a failure
+    with the job's own message) until another one starts."""
     job_id = st.session_state.get("eval_job")
     if job_id is None:
         return
@@ -92,20 +129,23 @@ def job_panel() -> None:
         progress = er.parse_progress(log)
         done, total = progress or (0, 0)
         st.progress(done / total if total else 0.0,
-                    text=f"Evaluating… {done}/{total} images" if total else "Starting (loading TensorFlow and the model)…")
+                    text=f"Evaluating {job.name}… {done}/{total} images" if total
+                    else f"Starting {job.name} (checking the data set, loading TensorFlow and the model)…")
         if st.button("Cancel", key="eval_cancel"):
             store.cancel(job.id)
             st.rerun()
         return
-    st.session_state.pop("eval_job", None)
     if job.state == joblib.SUCCEEDED:
-        st.session_state["eval_pick"] = st.session_state.get("eval_out")
-        st.rerun(scope="app")
+        if st.session_state.get("eval_seen") != job.id:  # select the new result once, then leave the choice to the user
+            st.session_state["eval_seen"] = job.id
+            st.session_state["eval_pick"] = st.session_state.get("eval_out")
+            st.rerun(scope="app")
     elif job.state == joblib.CANCELLED:
-        st.info("Evaluation cancelled.")
+        st.info(f"Evaluation cancelled: {job.name}.")
     else:
-        st.error(f"Evaluation failed: {job.message}")
-        st.code(log[-3000:] or "(empty log)")
+        st.error(f"**Evaluation failed: {job.name}.**\n\n{job.message}", icon=":material/error:")
+        with st.expander("Job log"):
+            st.code(joblog.clean_log(log[-3000:])[0] or "(empty log)", language=None, wrap_lines=True)
 
 
 job_panel()
@@ -117,19 +157,24 @@ if not available:
     st.info("No evaluation yet: run one above. Results are kept in "
             f"`{results_dir}` and reused while the model and data set are unchanged.")
     st.stop()
-labels = {}
+labels, loaded = {}, {}
 for path in available:
     data = _load(path)
     if data is not None:
-        labels[str(path)] = er.describe(data, path)
+        loaded[str(path)] = data
+        labels[str(path)] = er.describe(data, path, state.model_label(data.get("model", "?")))
 if not labels:
     st.stop()
-picked = st.session_state.get("eval_pick")
-if picked not in labels:
-    picked = next(iter(labels))
-choice = st.selectbox("Result", list(labels), index=list(labels).index(picked), format_func=labels.get,
-                      key="eval_result")
-st.session_state["eval_pick"] = choice
+picked = st.session_state.pop("eval_pick", None)
+if picked in labels:  # a new evaluation or a cached one for new settings: shown, not just announced
+    st.session_state["eval_result"] = picked
+if st.session_state.get("eval_result") not in labels:
+    st.session_state["eval_result"] = next(iter(labels))
+choice = st.selectbox("Result", list(labels), format_func=labels.get, key="eval_result")
+if last_job is not None and last_job.state in (joblib.RUNNING, joblib.FAILED, joblib.CANCELLED):
+    doing = {"running": "is still running", "failed": "failed", "cancelled": "was cancelled"}[last_job.state]
+    st.warning(f"The evaluation you started ({last_job.name}) {doing}: the result shown is an earlier one, "
+               f"{labels[choice]}.", icon=":material/history:")
 result = _load(Path(choice))
 class_names = [r["name"] for _, r in sorted(((int(k), v) for k, v in result["panoptic"]["per_class"].items()))]
 
@@ -259,21 +304,27 @@ with tab_compare:
         st.info("Evaluate a second model (for example a fine-tuned one) on the same split to compare.")
     else:
         keys = list(labels)
+        pair = er.default_pair(loaded, choice, state.base_of)
+        if st.session_state.get("_cmp_for") != choice:  # a new result: A = its base, B = it
+            st.session_state["_cmp_for"] = choice
+            st.session_state["cmp_a"], st.session_state["cmp_b"] = pair
         c1, c2 = st.columns(2)
-        a = c1.selectbox("A (base)", keys, index=1 if keys[0] == choice else 0, format_func=labels.get, key="cmp_a")
-        b = c2.selectbox("B (new)", keys, index=keys.index(choice), format_func=labels.get, key="cmp_b")
+        a = c1.selectbox("A (base)", keys, format_func=labels.get, key="cmp_a")
+        b = c2.selectbox("B (new)", keys, format_func=labels.get, key="cmp_b")
         ra, rb = _load(Path(a)), _load(Path(b))
+        name_a, name_b = state.model_label(ra.get("model", "?")), state.model_label(rb.get("model", "?"))
         if (ra["dataset"], ra["split"]) != (rb["dataset"], rb["split"]):
             st.warning("These results come from different data sets or splits; the deltas mix two test sets.")
+        st.caption(f"Changes read **B − A**: {name_b} minus {name_a} (points; positive = B is better).")
         deltas = er.compare(ra, rb)
         sa, sb = er.summary(ra), er.summary(rb)
         cols = st.columns(4)
         for col, name in zip(cols, ("PQ", "PQ things", "PQ stuff", "mIoU")):
             va, vb = sa.get(name), sb.get(name)
-            col.metric(name, "–" if vb is None else f"{vb:.1f}",
-                       None if va is None or vb is None else f"{vb - va:+.1f}")
+            col.metric(f"{name} of B ({name_b})", "–" if vb is None else f"{vb:.1f}",
+                       None if va is None or vb is None else f"{vb - va:+.1f} vs A ({name_a})")
         st.plotly_chart(figures.bar_chart(
-            deltas["class"], deltas["Δ PQ"].fillna(0), title="Per-class PQ change (B − A, points)",
+            deltas["class"], deltas["Δ PQ"].fillna(0), title=f"Per-class PQ change: B ({name_b}) − A ({name_a}), points",
             colors=["#43a047" if (v or 0) >= 0 else "#e53935" for v in deltas["Δ PQ"].fillna(0)], yaxis="Δ PQ"),
             key="delta_bars")
         st.dataframe(deltas, hide_index=True, width="stretch", key="delta_table")

@@ -11,11 +11,10 @@ import pandas as pd
 import streamlit as st
 
 import state
-from components import figures, model_io, training_steps, views
+from components import downloads, figures, model_io, training_steps, views
 from components.pixel_vote import explain_pixel
 from components.uploads import read_image, read_image_file, safe_stem
-from panoptic_deeplab import visualize
-from panoptic_deeplab.datasets.coco_panoptic import id_to_rgb
+from panoptic_deeplab import model_card, visualize
 from panoptic_deeplab.errors import UserError
 
 st.title("Inspect")
@@ -34,23 +33,43 @@ if not models:
 
 # -- inputs -----------------------------------------------------------------------------------
 
+NO_SAMPLE = "—"
+UPLOAD_KEY = f"image_upload_{st.session_state.get('_upload_gen', 0)}"
+
+
+def _on_upload() -> None:
+    st.session_state["sample"] = NO_SAMPLE  # the picker shows that the upload, not a sample, is displayed
+
+
+def _on_sample() -> None:
+    if st.session_state.get("sample") != NO_SAMPLE and st.session_state.get(UPLOAD_KEY) is not None:
+        st.session_state["_upload_gen"] = st.session_state.get("_upload_gen", 0) + 1  # a new uploader: empty
+
+
 top = st.columns([1.2, 1.2, 1])
 with top[0]:
-    uploaded = st.file_uploader("Upload an image", type=None, key="image_upload",
+    uploaded = st.file_uploader("Upload an image", type=None, key=UPLOAD_KEY, on_change=_on_upload,
                                 help="PNG, JPEG, TIFF, BMP, WebP… Large images are downscaled for inspection.")
 with top[1]:
     samples = model_io.available_samples(settings.data)
     # The first sample is shown at once, so a new user sees the demo model's output without a click.
-    sample_name = st.selectbox("…or pick a sample", ["—", *samples], index=1 if samples else 0, key="sample")
+    st.session_state.setdefault("sample", next(iter(samples)) if samples else NO_SAMPLE)
+    if st.session_state["sample"] not in (NO_SAMPLE, *samples):
+        st.session_state["sample"] = NO_SAMPLE
+    sample_name = st.selectbox("…or pick a sample", [NO_SAMPLE, *samples], key="sample", on_change=_on_sample,
+                               format_func=lambda k: f"{NO_SAMPLE} (showing the upload)" if k == NO_SAMPLE and uploaded
+                               else k)
 with top[2]:
     model_name = st.selectbox("Model", list(models), key="model")
+    card = model_card.read_model_card(models[model_name])
+    st.caption(f"**Trained on:** {card.domain}")
 model_path = str(models[model_name])
 
 loaded = None
 try:
     if uploaded is not None:
         loaded = read_image(uploaded.getvalue(), uploaded.name)
-    elif sample_name != "—":
+    elif sample_name != NO_SAMPLE:
         loaded = read_image_file(samples[sample_name])
 except UserError as err:
     st.error(f"**This file cannot be used.** {err}", icon=":material/broken_image:")
@@ -73,6 +92,10 @@ digest = model_io.image_digest(image)
 heads = model_io.run_heads(model_path, digest, image)
 for note in heads.notes:
     st.info(note)
+scene_score = model_card.scene_confidence(heads.semantic_probs)
+domain_warning = model_card.domain_warning(scene_score, card)
+if domain_warning:
+    st.warning(domain_warning, icon=":material/travel_explore:")
 
 # -- post-processing knobs (sidebar) ----------------------------------------------------------
 
@@ -117,11 +140,18 @@ with controls[2]:
 
 segment_rows = views.segment_table(fused, spec)
 n_instances = sum(1 for row in segment_rows if row["kind"] == "thing" and row["instance"] > 0)
-summary = st.columns(4)
+st.caption(f"Showing **{loaded.name}** ({'upload' if uploaded is not None else 'sample'}) with model **{model_name}**.")
+summary = st.columns(5)
 summary[0].metric("Image", f"{width}×{height}")
 summary[1].metric("Centers", len(fused.center_points))
 summary[2].metric("Instances", n_instances)
 summary[3].metric("Post-processing", f"{fuse_ms:.0f} ms")
+reference = card.reference
+summary[4].metric("Scene confidence", f"{scene_score:.2f}",
+                  help="Mean over pixels of the largest class probability. "
+                  + (f"On the model's own validation images: mean {reference['mean']:.2f}, 5th percentile "
+                     f"{reference['low']:.2f} ({reference.get('data', '')})." if reference
+                     else "This bundle has no reference figure to compare it with."))
 
 # -- the clicked pixel --------------------------------------------------------------------------
 
@@ -155,10 +185,10 @@ def _decorate(fig) -> None:
         figures.add_points(fig, [vote.y], [vote.x], color="#ffea00", symbol="circle-open", size=12, name="pixel")
         figures.add_arrows(fig, [vote.y], [vote.x], [vote.vote[0]], [vote.vote[1]], color="#ffea00", width=2.5,
                            name="vote", head=10)
-        if vote.center is not None:
+        if vote.center is not None and spec.is_thing(int(fused.semantic[vote.y, vote.x])):  # stuff joins no center
             figures.add_arrows(fig, [vote.vote[0]], [vote.vote[1]], [vote.center[0]], [vote.center[1]],
                                color="#00ff6a", width=1.5, name="joined center", head=8)
-        if vote.runner_up_index is not None:
+        if vote.runner_up_index is not None and spec.is_thing(int(fused.semantic[vote.y, vote.x])):
             ry, rx = fused.center_points[vote.runner_up_index]
             figures.add_arrows(fig, [vote.vote[0]], [vote.vote[1]], [ry], [rx], color="#ff6e40", width=1,
                                name="runner-up", head=6)
@@ -208,26 +238,28 @@ with side:
     label = int(fused.semantic[y, x])
     prob = heads.semantic_probs[y, x]
     best = np.argsort(prob)[::-1][:3]
+    thing = spec.is_thing(label)
     rows = {
-        "class": f"{views.class_name(spec, label)} ({'thing' if spec.is_thing(label) else 'stuff'})",
-        "probability": f"{prob[label]:.3f}",
-        "runner-up classes": ", ".join(f"{views.class_name(spec, int(c))} {prob[c]:.2f}" for c in best[1:]),
-        "offset (dy, dx)": f"({vote.offset[0]:.2f}, {vote.offset[1]:.2f})",
-        "votes for (y, x)": f"({vote.vote[0]:.1f}, {vote.vote[1]:.1f})",
-        "heatmap here": f"{heads.center_heatmap[y, x]:.3f}",
+        "class": f"{views.class_name(spec, label)} ({'thing' if thing else 'stuff'})",
+        "probability": views.number(prob[label], 3),
+        "runner-up classes": ", ".join(f"{views.class_name(spec, int(c))} {views.number(prob[c], 2)}" for c in best[1:]),
+        "offset (dy, dx)": f"({views.number(vote.offset[0], 2)}, {views.number(vote.offset[1], 2)})",
+        "votes for (y, x)": f"({views.number(vote.vote[0], 1)}, {views.number(vote.vote[1], 1)})",
+        "heatmap here": views.number(heads.center_heatmap[y, x], 3),
         "panoptic segment": int(fused.panoptic[y, x]),
     }
-    if not spec.is_thing(label):
-        rows["grouping"] = "stuff pixel: not grouped (instance 0)"
-    if vote.center is not None:
-        rows["nearest center"] = (f"#{vote.center_index} at {vote.center}, score "
-                                  f"{fused.center_scores[vote.center_index]:.2f}, distance {vote.distance:.1f}")
-        rows["runner-up center"] = (f"#{vote.runner_up_index} at distance {vote.runner_up_distance:.1f} "
-                                    f"(margin {vote.margin:.1f})" if vote.runner_up_index is not None else "none")
+    if not thing:
+        rows["grouping"] = "stuff pixel: not grouped (instance 0); its vote joins no center"
+    elif vote.center is not None:
+        rows["joined center"] = (f"#{vote.center_index} at {vote.center}, score "
+                                 f"{views.number(fused.center_scores[vote.center_index], 2)}, "
+                                 f"distance {views.number(vote.distance, 1)}")
+        rows["runner-up center"] = (f"#{vote.runner_up_index} at distance {views.number(vote.runner_up_distance, 1)} "
+                                    f"(margin {views.number(vote.margin, 1)})" if vote.runner_up_index is not None else "none")
     else:
-        rows["nearest center"] = "no center detected"
-    st.dataframe(pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows)),
-                 width="stretch", key="pixel_table")
+        rows["joined center"] = "no center detected: all thing pixels of a class form one instance"
+    # A static table: long values wrap instead of being cut off at the column's edge.
+    st.table(pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows)))
 
 # -- the same image at any saved step of a training run ---------------------------------------------
 
@@ -246,18 +278,14 @@ def _png(rgb: np.ndarray) -> bytes:
 
 
 stem = safe_stem(loaded.name)  # an upload's name may carry a path ("../../x.png")
-segments = [
-    {"id": row["segment id"], "category_id": spec.category_id(row["segment id"] // spec.label_divisor),
-     "class": row["class"], "iscrowd": 0, "area": row["area"], "score": row["score"]}
-    for row in segment_rows if row["kind"] != "void"
-]
-annotation = {
-    "file_name": f"{stem}_panoptic.png", "image": loaded.name, "model": model_name,
-    "label_divisor": spec.label_divisor, "postprocess": knobs.to_dict(),
-    "note": "PNG pixel ids follow COCO panoptic (id = R + 256 G + 256² B) and equal class * label_divisor + instance",
-    "segments_info": segments,
-}
+png_bytes, annotation = downloads.panoptic_files(
+    loaded.name, stem, spec, model_name, prediction=model_io.predict(model_path, digest, image),
+    fused=fused, knobs=knobs, model_knobs=defaults)
 d = st.columns(3)
-d[0].download_button("Panoptic PNG", _png(id_to_rgb(fused.panoptic)), f"{stem}_panoptic.png", "image/png")
-d[1].download_button("Segments JSON", json.dumps(annotation, indent=1), f"{stem}_panoptic.json", "application/json")
-d[2].download_button(f"{stage} overlay PNG", _png(view.overlay), f"{stem}_{stage.lower()}.png", "image/png")
+d[0].download_button("Panoptic PNG", png_bytes, annotation["annotations"][0]["file_name"], "image/png",
+                     help="COCO panoptic: segment ids 1..n (0 = void), id = R + 256 G + 256² B; the same file `pdl "
+                     "predict` writes (at the model's own post-processing settings).")
+d[1].download_button("Segments JSON", json.dumps(annotation, indent=1), f"{stem}_panoptic.json", "application/json",
+                     help="COCO-panoptic JSON (images, annotations with segments_info, categories), like `pdl "
+                     "predict`'s panoptic.json; `pdl pq` reads it.")
+d[2].download_button(f"{stage} overlay PNG", _png(view.overlay), f"{stem}_{stage.lower()}_overlay.png", "image/png")

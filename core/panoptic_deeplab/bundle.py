@@ -45,10 +45,11 @@ def is_bundle(path: str | Path) -> bool:
 
 
 def save_bundle(directory: str | Path, model, config: Config, spec: DatasetSpec, metrics: dict | None = None,
-                steps: int | None = None, source: dict | None = None) -> Path:
+                steps: int | None = None, source: dict | None = None, domain: str | None = None) -> Path:
     """Write ``model`` (built from ``config``) with its class metadata and metrics to ``directory``,
     replacing an existing bundle there atomically. ``source`` (e.g. where imported weights came
-    from) goes into bundle.json. Returns the directory."""
+    from) goes into bundle.json, and ``domain``: one line on the images it was trained on (shown
+    beside the app's model picker). Returns the directory."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
@@ -71,6 +72,8 @@ def save_bundle(directory: str | Path, model, config: Config, spec: DatasetSpec,
         }
         if source:
             info["source"] = _plain(source)
+        if domain:
+            info["domain"] = str(domain)
         (tmp / "bundle.json").write_text(json.dumps(info, indent=2))
         old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
         if directory.exists():

@@ -100,7 +100,7 @@ class TrainConfig:
     keep_checkpoints: int = 3  # rolling resume checkpoints (model + optimizer), the newest ones
     keep_history: int = 10  # model-only snapshots spread over the run (WORKDIR/history; 0 = none)
     eval_every: int = 0  # 0 = no periodic evaluation
-    log_every: int = 20
+    log_every: int = 20  # at most; short runs log more often, so every run draws a curve (monitor.log_interval)
     xla: bool = False
     strategy: str = "auto"  # one of STRATEGIES
     seed: int = 0

@@ -468,7 +468,7 @@ class JobStore(SqliteStore):
         elif code is None:
             state, message = FAILED, "the process ended without reporting (killed, or the machine restarted)"
         else:
-            state, message = FAILED, f"exited with status {code}; see the log"
+            state, message = FAILED, failure_message(self.read_log(job, 20000), code)
         self._update(job.id, state=state, exit_code=code, message=message, ended_at=time.time())
         job = self.get(job.id)
         if job.state == SUCCEEDED and job.kind == "train":
@@ -652,6 +652,23 @@ def _signal_group(pid: int | None, sig: int) -> None:
         os.killpg(pid, sig)  # start_new_session made the job the leader of its own group
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def failure_message(log_tail: str, code: int) -> str:
+    """What a failed job said about its failure: the last ``error: ...`` report of ``pdl`` (a
+    UserError, which names the file and the fix; it may span lines), else the last line of a Python
+    traceback, else only the exit status."""
+    lines = log_tail.rstrip().splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith("error: "):
+            text = "\n".join([lines[i][len("error: "):], *lines[i + 1:]]).strip()
+            return f"{text}\n(exited with status {code})"
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith("Traceback (most recent call last)"):
+            last = next((line for line in reversed(lines[i:]) if line and not line.startswith(" ")), "")
+            if last:
+                return f"{last.strip()}\n(exited with status {code}; the log has the traceback)"
+    return f"exited with status {code}; see the log"
 
 
 def _read_exit_file(path: Path) -> int | None:

@@ -90,24 +90,45 @@ def categories_json(spec) -> list[dict]:
 
 def segments_info(prediction, spec) -> tuple[np.ndarray, list[dict]]:
     """The COCO segment-id map (1..n, 0 = void) and ``segments_info`` of a prediction."""
-    ids = np.zeros(prediction.panoptic.shape, np.int32)
+    return coco_segments(prediction.panoptic, spec, {s.id: s.score for s in prediction.segments})
+
+
+def coco_segments(panoptic: np.ndarray, spec, scores: dict[int, float] | None = None) -> tuple[np.ndarray, list[dict]]:
+    """The one conversion of a panoptic map (``class * divisor + instance``) to COCO panoptic: segment
+    ids 1..n in the order of the panoptic values (0 = void, so class 0 / instance 0 is not lost) and
+    their ``segments_info``; ``scores`` gives the AP score per panoptic value (0 when absent). Used by
+    ``pdl predict``, ``pdl evaluate --save-predictions`` and the app's downloads."""
+    scores = scores or {}
+    panoptic = np.asarray(panoptic)
+    ids = np.zeros(panoptic.shape, np.int32)
+    values, inverse, areas = np.unique(panoptic, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(panoptic.shape)
     info = []
-    for k, segment in enumerate(prediction.segments, start=1):
-        mask = prediction.panoptic == segment.id
+    for index, (value, area) in enumerate(zip(values.tolist(), areas.tolist())):
+        category = value // spec.label_divisor
+        if category == spec.ignore_label:
+            continue
+        mask = inverse == index
+        k = len(info) + 1
         ids[mask] = k
         rows, cols = np.nonzero(np.any(mask, axis=1))[0], np.nonzero(np.any(mask, axis=0))[0]
         bbox = [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
         info.append({
             "id": k,
-            "category_id": spec.category_id(segment.category),
+            "category_id": spec.category_id(category),
             "iscrowd": 0,
-            "area": int(segment.area),
+            "area": int(area),
             "bbox": bbox,
-            "isthing": int(segment.isthing),
-            "score": float(segment.score),
-            "panoptic_id": int(segment.id),
+            "isthing": int(spec.is_thing(category)),
+            "score": float(scores.get(value, 0.0)),
+            "panoptic_id": int(value),
         })
     return ids, info
+
+
+def panoptic_json(images: list[dict], annotations: list[dict], spec, info: dict | None = None) -> dict:
+    """A COCO-panoptic prediction file: ``info``, ``images``, ``annotations`` and ``categories``."""
+    return {"info": info or {}, "images": images, "annotations": annotations, "categories": categories_json(spec)}
 
 
 class PanopticWriter:
@@ -146,8 +167,7 @@ class PanopticWriter:
         self.skipped.append({"image_id": source.image_id, "path": str(source.path), "reason": reason})
 
     def close(self) -> Path:
-        data = {"info": self.info, "images": self.images, "annotations": self.annotations,
-                "categories": categories_json(self.spec)}
+        data = panoptic_json(self.images, self.annotations, self.spec, self.info)
         path = self.out / "panoptic.json"
         _write_json_atomic(path, data)
         skipped = self.out / "skipped.json"

@@ -53,5 +53,11 @@ class FakePredictor:
         probs = e / e.sum(axis=-1, keepdims=True)
         fused = post_process(probs, heat, offsets, PostProcessOptions.from_config(self.config, self.spec),
                              semantic_is_probability=True)
+        panoptic = np.asarray(fused["panoptic"])
+        n = int(fused["num_centers"]) if "num_centers" in fused else len(np.asarray(fused["instance_ids"]))
+        scores = {int(i): float(s) for i, s in zip(np.asarray(fused["instance_ids"])[:n],
+                                                   np.asarray(fused["instance_scores"])[:n]) if i > 0}
+        segments = [SimpleNamespace(id=int(v), score=scores.get(int(v), 0.0))
+                    for v in np.unique(panoptic) if int(v) // self.spec.label_divisor != self.spec.ignore_label]
         return SimpleNamespace(semantic_probs=probs, center_heatmap=heat, offsets=offsets, notes=[],
-                               panoptic=np.asarray(fused["panoptic"]), semantic=np.asarray(fused["semantic"]))
+                               panoptic=panoptic, semantic=np.asarray(fused["semantic"]), segments=segments)

@@ -35,7 +35,7 @@ def app(monkeypatch, tmp_path):
 
 
 def upload(at, data: bytes, name: str = "street.png", mime: str = "image/png"):
-    at.file_uploader(key="image_upload").set_value((name, data, mime)).run()
+    at.file_uploader[0].set_value((name, data, mime)).run()
     assert not at.exception, at.exception
     return at
 
@@ -60,7 +60,7 @@ def grid_index(grid: dict, box) -> int:
 
 
 def pixel_table(at) -> dict:
-    frame = next(df.value for df in at.dataframe if "value" in df.value.columns)
+    frame = next(t.value for t in at.table if "value" in t.value.columns)
     return frame["value"].to_dict()
 
 
@@ -154,7 +154,7 @@ def test_pixel_inspector_explains_the_vote(app):
     assert table["class"] == "car (thing)"
     assert table["offset (dy, dx)"] == f"({cy0 - y0:.2f}, {cx0 - x0:.2f})"
     assert table["votes for (y, x)"] == f"({cy0:.1f}, {cx0:.1f})"
-    assert table["nearest center"].startswith(f"#0 at ({cy0}, {cx0}), score 0.90, distance 0.0")
+    assert table["joined center"].startswith(f"#0 at ({cy0}, {cx0}), score 0.90, distance 0.0")
     runner = math.hypot(cy1 - cy0, cx1 - cx0)
     assert f"distance {runner:.1f}" in table["runner-up center"]
     # the vote is drawn: an arrow from the pixel to where it voted

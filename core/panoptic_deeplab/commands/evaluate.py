@@ -282,8 +282,13 @@ def run(args: argparse.Namespace) -> int:
         from ..datasets.checks import require_valid_dataset
 
         require_valid_dataset(args.dataset, args.split, allow_image_problems=True)
+    # The classes before the network is built: a mismatch is reported in a second, not after TF starts.
+    from ..bundle import read_bundle_metadata
+    from ..datasets.class_check import require_matching_classes
+
+    require_matching_classes(read_bundle_metadata(args.model)[1], args.dataset, args.split, args.model)
     bundle = load_bundle(args.model)
-    reader = open_matching_dataset(args.dataset, args.split, bundle.spec)
+    reader = open_matching_dataset(args.dataset, args.split, bundle.spec, args.model)
     sources = sources_from_dataset(reader)
     index_of = {s.path: i for i, s in enumerate(sources)}
     if args.limit is not None:

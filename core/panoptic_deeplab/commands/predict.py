@@ -37,17 +37,14 @@ def make_predictor(bundle, args):
                      stuff_area_limit=args.stuff_area_limit)
 
 
-def open_matching_dataset(root, split, spec):
-    """The data set reader, checked to use the bundle's classes."""
+def open_matching_dataset(root, split, spec, model_path="the model"):
+    """The data set reader, checked to use the bundle's classes (ids, names, thing/stuff)."""
+    from ..datasets.class_check import require_matching_classes
     from ..datasets.readers import open_dataset
     from ..errors import DatasetError
 
+    require_matching_classes(spec, root, split, model_path)
     reader = open_dataset(root, split, spec=spec)
-    if tuple(reader.spec.class_names) != tuple(spec.class_names):
-        raise DatasetError(
-            f"{root}: the data set's classes ({reader.spec.name}: {len(reader.spec.class_names)} classes) differ from "
-            f"the model's ({spec.name}: {len(spec.class_names)}). Use a model trained on this data set."
-        )
     if len(reader) == 0:
         raise DatasetError(f"{root}: split '{split}' has no images.")
     return reader
@@ -77,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.images:
         sources = sources_from_paths(list_images(args.images))
     else:
-        sources = sources_from_dataset(open_matching_dataset(args.dataset, args.split, bundle.spec))
+        sources = sources_from_dataset(open_matching_dataset(args.dataset, args.split, bundle.spec, args.model))
     if args.limit is not None:
         sources = sources[: max(0, args.limit)]
     predictor = make_predictor(bundle, args)

@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from ..config import STRATEGIES
+from ..errors import UserError
 
 
 def configure_parser(parser) -> None:
@@ -59,9 +60,16 @@ def run(args) -> int:
     if not args.skip_dataset_check:
         # A broken data set fails now, with check-dataset's messages, not as a TF error mid-run.
         from ..datasets.checks import require_valid_dataset
+        from ..training.run_files import RunFiles
 
-        for split in dict.fromkeys(s for s in (args.split, args.eval_split) if s):
-            require_valid_dataset(args.dataset, split)
+        files = RunFiles(args.workdir, config.train.steps)
+        files.status("starting", 0, phase="checking the data set")
+        try:
+            for split in dict.fromkeys(s for s in (args.split, args.eval_split) if s):
+                require_valid_dataset(args.dataset, split)
+        except UserError as err:
+            files.status("failed", 0, message=str(err)[:2000])
+            raise
 
     # MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
     from ..training import make_strategy, train
@@ -104,9 +112,19 @@ def run(args) -> int:
         evaluate_fn = _make_evaluator(eval_reader, args.eval_split, config, spec, args.eval_images)
     preview = _preview_images(reader, config, spec)
     result = train(config, args.workdir, dataset_fn=dataset_fn, spec=spec, strategy=strategy,
-                   init_from=args.init_from, evaluate_fn=evaluate_fn, preview_images=preview, use_mlflow=args.mlflow)
+                   init_from=args.init_from, evaluate_fn=evaluate_fn, preview_images=preview, use_mlflow=args.mlflow,
+                   domain=_domain(args, spec, len(reader)))
     print(f"finished at step {result.step} in {result.wall_time_s:.0f} s")
     return 0
+
+
+def _domain(args, spec, images: int) -> str:
+    """The bundle's one-line domain: the training images and their classes."""
+    from pathlib import Path
+
+    base = f"; fine-tuned from {Path(args.init_from).name}" if args.init_from else ""
+    return (f"images like the {images} of '{Path(args.dataset).resolve().name}' split '{args.split}' "
+            f"({spec.num_classes} classes of '{spec.name}'){base}")
 
 
 def _stop_cleanly_on_sigterm() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -15,12 +16,23 @@ from .panoptic_quality import ImageMatch, PQStat, SegmentTable, match_image, seg
 
 
 def write_panoptic_png(path: str | os.PathLike, ids: np.ndarray) -> None:
+    path = Path(path)
+    try:
+        path.write_bytes(encode_panoptic_png(ids))
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{path}: cannot write this PNG ({err})") from None
+
+
+def encode_panoptic_png(ids: np.ndarray) -> bytes:
+    """PNG bytes of a segment-id map, RGB-encoded (id = R + 256 G + 256^2 B)."""
     import cv2
 
     ids = np.asarray(ids, np.int64)
     bgr = np.stack([(ids >> 16) & 255, (ids >> 8) & 255, ids & 255], axis=-1).astype(np.uint8)
-    if not cv2.imwrite(str(path), bgr):
-        raise DatasetError(f"{path}: cannot write this PNG")
+    ok, buf = cv2.imencode(".png", bgr)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
 
 
 def load_json(path: str | os.PathLike, what: str) -> dict:

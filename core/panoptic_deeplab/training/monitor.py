@@ -58,6 +58,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.out = out or sys.stdout  # looked up per run, not bound at import
         self.state = MonitorState(step=int(start_step), last_checkpoint_step=int(start_step))
         self._micro = 0
+        self._first_step = True
         self._window_sums = {k: 0.0 for k in LOG_KEYS}
         self._window_count = 0
         self._window_start = None
@@ -82,6 +83,9 @@ class TrainingMonitor(keras.callbacks.Callback):
         step = self.state.step
         self.state.last_losses = values
         last = step >= self.total_steps
+        if self._first_step:  # tracing is over: say so at once, not at the first logged step
+            self._first_step = False
+            self.files.status("running", step, phase="training", last_checkpoint=self.state.last_checkpoint_step)
         if step % self.log_every == 0 or last:
             self._log(step, float(logs.get("learning_rate", float("nan"))))
         if step % self.checkpoint_every == 0 or last:
@@ -170,6 +174,12 @@ class TrainingMonitor(keras.callbacks.Callback):
             for name, batch in images.items():
                 tb.images(f"predictions/{name}", batch, step)
         self.writer.flush()
+
+
+def log_interval(log_every: int, total_steps: int, points: int = 20) -> int:
+    """Steps between log rows: ``log_every``, or less for a short run so that it still logs about
+    ``points`` rows (a 60-step fine-tune logged every 20 steps draws three dots, not a curve)."""
+    return max(1, min(int(log_every), int(total_steps) // points))
 
 
 def _duration(seconds: float) -> str:

@@ -20,8 +20,13 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+# What a run does before its first step, in order (status.json "phase"; the app shows it).
+PHASES = ("checking the data set", "building the model", "preparing the input pipeline",
+          "tracing the training step")
+
+
 class RunFiles:
-    """``status.json``: {state: running|finished|failed|stopped, step, total_steps, message, ...}, replaced
+    """``status.json``: {state: starting|running|finished|failed|stopped, step, total_steps, phase, message, ...}, replaced
     atomically. ``metrics.csv``: one row per logged step (eval columns empty) and one per evaluation
     (loss columns empty), flushed at once so the app can read it while training runs."""
 
@@ -33,12 +38,19 @@ class RunFiles:
         self.metrics_path = self.workdir / "metrics.csv"
         self.started = time.time()
 
-    def status(self, state: str, step: int, message: str = "", **extra) -> None:
+    def status(self, state: str, step: int, message: str = "", phase: str | None = None, **extra) -> None:
+        """``phase`` says what a run does before its first step (PHASES), then "training"; it is kept
+        from the previous call when not given."""
         if not self.enabled:
             return
+        if state not in ("starting", "running"):
+            phase = state  # finished, failed, stopped
+        self.phase = phase or getattr(self, "phase", None) or "training"
+        self.workdir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.status_path, {
             "state": state, "step": int(step), "total_steps": self.total_steps, "message": message,
-            "pid": os.getpid(), "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra,
+            "phase": self.phase, "pid": os.getpid(), "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **extra,
         })
 
     def start_metrics(self, resumed_step: int) -> None:

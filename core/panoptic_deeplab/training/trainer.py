@@ -26,7 +26,7 @@ from .checkpoints import CheckpointStore, checkpoint_step, restore_model_weights
 from .history import SnapshotHistory, write_run_spec
 from .distribution import is_chief, make_strategy, task_info
 from .fused_adam import FusedAdam
-from .monitor import TrainingMonitor
+from .monitor import TrainingMonitor, log_interval
 from .run_files import MlflowLogger, RunFiles
 from .schedule import schedule_from_config
 from .step import PanopticTrainingModel
@@ -52,12 +52,14 @@ class TrainResult:
 def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: DatasetSpec,
           strategy: str | tf.distribute.Strategy | None = None, init_from: str | Path | None = None,
           evaluate_fn: Callable[[keras.Model, int], dict] | None = None,
-          preview_images: np.ndarray | None = None, use_mlflow: bool = False, out=None) -> TrainResult:
+          preview_images: np.ndarray | None = None, use_mlflow: bool = False, out=None,
+          domain: str | None = None) -> TrainResult:
     """Train ``config`` into ``workdir`` (steps, batch size, checkpointing from ``config.train``).
 
     A workdir that already holds checkpoints is resumed from the newest one. ``evaluate_fn(network,
     step)`` returns metrics such as {pq, sq, rq, miou} (every ``train.eval_every`` steps);
     ``preview_images`` (a few RGB images) are predicted at each checkpoint for TensorBoard.
+    ``domain`` describes the training images in the bundle (model_card).
     """
     out = out or sys.stdout
     started = time.time()
@@ -72,6 +74,7 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
     if chief:
         _check_workdir_config(config, workdir)
     files = RunFiles(workdir, tc.steps, enabled=chief)
+    files.status("starting", 0, phase="building the model")
 
     with strategy.scope():
         network = _build_network(config, spec)
@@ -98,12 +101,12 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
         write_run_spec(workdir, spec)
 
     files.start_metrics(start_step)
-    files.status("running", start_step, message="starting")
+    files.status("starting", start_step, phase="preparing the input pipeline")
     mlflow = _maybe_mlflow(use_mlflow and chief, workdir, config, out)
     writer = tf.summary.create_file_writer(str(workdir / "tensorboard")) if chief else None
     monitor = TrainingMonitor(
         network=network, store=store, history=history, files=files, total_steps=tc.steps, start_step=start_step,
-        batch_size=tc.batch_size, accumulation=accumulation, log_every=tc.log_every,
+        batch_size=tc.batch_size, accumulation=accumulation, log_every=log_interval(tc.log_every, tc.steps),
         checkpoint_every=tc.checkpoint_every, eval_every=tc.eval_every,
         evaluate=(lambda step: evaluate_fn(network, step)) if evaluate_fn else None,
         preview=_preview_fn(network, spec, preview_images) if preview_images is not None else None,
@@ -124,6 +127,7 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
                 f"{strategy.num_replicas_in_sync} replica(s), {network.count_params():,} parameters",
                 file=out, flush=True,
             )
+            files.status("starting", start_step, phase="tracing the training step")
             trainer.fit(dataset, epochs=1, steps_per_epoch=remaining * accumulation, verbose=0, shuffle=False,
                         callbacks=[monitor])
         else:
@@ -163,7 +167,8 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
     }
     bundle = None
     if chief:
-        bundle = save_bundle(workdir / "model", network, config, spec, metrics=metrics, steps=monitor.state.step)
+        bundle = save_bundle(workdir / "model", network, config, spec, metrics=metrics, steps=monitor.state.step,
+                             domain=domain)
         files.status("finished", monitor.state.step, message="done", bundle=str(bundle),
                      last_checkpoint=monitor.state.last_checkpoint_step)
         print(f"model bundle written to {bundle}", file=out, flush=True)
