@@ -47,6 +47,9 @@ def result_path(results_dir: Path, model: Path, data: Path, split: str, limit: i
     parts = [str(Path(model).resolve()), model_stamp(model), str(Path(data).resolve()), split, int(limit)]
     key = json.dumps(parts + [oracles] if oracles else parts)  # (results without oracles keep their names)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    existing = sorted(Path(results_dir).glob(f"*__{digest}.json"))  # the same result under another label
+    if existing:
+        return existing[0]
     name = re.sub(r"[^\w.-]+", "-", label or Path(model).name).strip("-.") or "model"
     return Path(results_dir) / f"{name}__{Path(data).name}__{split}__{digest}.json"
 

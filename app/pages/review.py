@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -62,7 +63,7 @@ def _predict(model_path: str, image: np.ndarray) -> SimpleNamespace:
 
 
 workdir = Path(_setting("workdir", ("PDL_APP_WORKDIR", "PDL_WORKDIR")) or DEFAULT_WORKDIR).expanduser()
-data_root = _setting("data_root", ("PDL_APP_DATA", "PDL_DATA"))
+default_data = _setting("data_root", ("PDL_APP_DATA", "PDL_DATA"))
 model_path = _setting("model_path", ("PDL_APP_MODEL", "PDL_MODEL")) or _default_model()
 
 st.title("Review")
@@ -71,6 +72,16 @@ st.caption(
     "first. Decide on each; decisions are saved as you go, can be undone, and are exported as a corrected copy "
     "of the data set (the original files are never changed)."
 )
+
+# Like the Evaluate page: any data set root, the app's own by default; review exports are offered too.
+exports = workdir / "exports"
+choices = list(dict.fromkeys([*([default_data] if default_data else []),
+                              *(str(p) for p in sorted(exports.glob("*")) if (p / "annotations").is_dir())]))
+OTHER = "other folder…"
+picked_root = st.selectbox("Data set", [*choices, OTHER], key="review_dataset",
+                           format_func=lambda v: v if v == OTHER else f"{Path(v).name}  ({v})")
+data_root = (st.text_input("Data set root", key="review_data_other", placeholder="/path/to/coco-panoptic-root")
+             if picked_root == OTHER else picked_root)
 
 if not data_root or not (Path(data_root).expanduser() / "annotations").is_dir():
     st.warning(
@@ -158,6 +169,11 @@ rows = list(getattr(getattr(event, "selection", None), "rows", []) or [])
 if rows and rows != st.session_state.get("_review_last_rows"):
     st.session_state["review_rank"] = rows[0] + 1
 st.session_state["_review_last_rows"] = rows
+if st.session_state.get("_review_started_for") != (str(root), split):
+    # A new session (or data set) starts where the reviewer left off: the first undecided segment.
+    st.session_state["_review_started_for"] = (str(root), split)
+    undecided = np.flatnonzero(view["action"].isna().to_numpy())
+    st.session_state["review_rank"] = int(undecided[0]) + 1 if len(undecided) else 1
 st.session_state["review_rank"] = int(min(max(1, st.session_state.get("review_rank", 1)), len(view)))
 
 
@@ -235,15 +251,24 @@ info[4].metric("Best IoU", "–" if pd.isna(row["best_iou"]) else f"{row['best_i
 current = store.decision(image_id, segment_id)
 if current and current.action:
     label = current.action + (f" → {store.category_name(current.category_id)}" if current.category_id is not None else "")
-    st.caption(f"Current decision: **{label}**")
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(current.updated_at))
+    st.caption(f"Current decision: **{label}** (saved {when}); a different one asks before replacing it.")
 
 
-def _apply(fn, *args) -> None:
+def _apply(fn, *args, replace: bool = False) -> None:
+    """Run a store change; a decision never silently replaces another one (``replace`` after asking)."""
     try:
-        fn(*args)
+        if fn == store.decide:
+            fn(*args, replace=replace)
+        else:
+            fn(*args)
+    except review.DecisionConflict as err:  # decided meanwhile (another tab, an earlier session)
+        st.session_state["_review_conflict"] = {"args": args, "message": str(err)}
+        return
     except UserError as err:
         st.session_state["_review_error"] = str(err)
         return
+    st.session_state.pop("_review_conflict", None)
     if advance and not only_open:  # with "only undecided" the list itself moves on
         _step(1)
 
@@ -271,6 +296,13 @@ relabel[3].button("Save comment", key="do_comment",
                   on_click=lambda: store.comment(image_id, segment_id, st.session_state[f"comment_{image_id}_{segment_id}"]))
 if "_review_error" in st.session_state:
     st.error(st.session_state.pop("_review_error"), icon=":material/error:")
+conflict = st.session_state.get("_review_conflict")
+if conflict and tuple(conflict["args"][0:2]) == (image_id, segment_id):
+    st.warning(f"{conflict['message']} Replace it?", icon=":material/warning:")
+    ask = st.columns([1, 1, 4])
+    ask[0].button("Replace", key="conflict_replace", type="primary", on_click=_apply,
+                  args=(store.decide, *conflict["args"]), kwargs={"replace": True})
+    ask[1].button("Keep it", key="conflict_keep", on_click=lambda: st.session_state.pop("_review_conflict", None))
 
 # -- export -----------------------------------------------------------------------------------
 

@@ -22,8 +22,10 @@ APP_DIR = Path(__file__).resolve().parents[1]
 if str(APP_DIR) not in sys.path:  # run as a page of app/main.py or on its own
     sys.path.insert(0, str(APP_DIR))
 
+import state  # noqa: E402
 from components import eval_results as er  # noqa: E402
 from components import slurm_form  # noqa: E402
+from components import joblog  # noqa: E402
 from components.shared_settings import setting as _setting  # noqa: E402
 from panoptic_deeplab import jobs as joblib  # noqa: E402
 from panoptic_deeplab.config import available_configs  # noqa: E402
@@ -61,7 +63,7 @@ models: dict[str, str] = {}
 for path in ([default_model] if default_model else []) + [str(p) for p in _shipped_models()]:
     models.setdefault(f"{Path(path).name}  ({path})", path)
 for rec in store.models():
-    models.setdefault(f"{rec.name}  (job {rec.job_id})" if rec.job_id else rec.name, rec.path)
+    models.setdefault(state.job_model_name(rec.name, rec.job_id), rec.path)
 NO_BASE = "none: train from scratch"
 
 datasets: dict[str, str] = {}
@@ -141,15 +143,24 @@ if submitted:
 
 
 def _loss_figure(df: pd.DataFrame) -> go.Figure | None:
+    """Loss curves with axes from the data: a log scale only when the losses span more than a
+    decade, the step axis from the first to the last logged step."""
     cols = [c for c in LOSS_COLUMNS if c in df.columns and df[c].notna().any()]
     if "step" not in df.columns or not cols:
         return None
     fig = go.Figure()
+    values = []
     for col in cols:
         rows = df[df[col].notna()]
+        values.extend(float(v) for v in rows[col])
         fig.add_trace(go.Scatter(x=rows["step"], y=rows[col], mode="lines+markers", name=col))
+    positive = [v for v in values if v > 0]
+    log_scale = bool(positive) and len(positive) == len(values) and max(positive) > 10 * min(positive)
+    steps = df["step"].dropna().astype(float)
+    pad = max(0.5, 0.02 * (steps.max() - steps.min()))
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), title="Losses",
-                      xaxis_title="step", yaxis_type="log", legend=dict(orientation="h"))
+                      xaxis=dict(title="step", range=[steps.min() - pad, steps.max() + pad]),
+                      yaxis_type="log" if log_scale else "linear", legend=dict(orientation="h"))
     return fig
 
 
@@ -163,11 +174,23 @@ def _act(action, job_id: int, **kwargs) -> None:
     st.rerun()
 
 
+def _phase_text(job: joblib.Job, progress: joblib.Progress) -> str | None:
+    """What a running job does before its first step (the trainer's status.json phase)."""
+    if job.state != joblib.RUNNING or progress.step > 0 and progress.state == "running":
+        return None
+    if progress.state not in ("starting", "running"):  # no status.json yet, or an earlier attempt's
+        return "starting (loading TensorFlow)"
+    return progress.phase or progress.state
+
+
 def _job_panel(job: joblib.Job, newest: bool = False) -> None:
     progress = store.progress(job)
     icon = STATE_ICONS.get(job.state, "")
     label = f"#{job.id} {job.name} · {job.state}"
-    if progress.total_steps:
+    phase = _phase_text(job, progress)
+    if phase:
+        label += f" · {phase}"
+    elif progress.total_steps:
         label += f" · step {progress.step}/{progress.total_steps}"
     with st.expander(label, icon=icon, expanded=newest or job.state == joblib.RUNNING):
         cols = st.columns([3, 1, 1, 1])
@@ -177,14 +200,16 @@ def _job_panel(job: joblib.Job, newest: bool = False) -> None:
         if job.is_active:
             if cols[1].button("Cancel", key=f"cancel-{job.id}", icon=":material/stop:"):
                 _act(store.cancel, job.id, grace_s=5)
-        elif job.kind == "train":
+        elif job.kind == "train" and job.state != joblib.SUCCEEDED:  # a finished run has nothing to resume
             if cols[1].button("Resume", key=f"resume-{job.id}", icon=":material/replay:",
                               help="Start again in the same workdir; training continues from its last checkpoint."):
                 _act(store.resume, job.id)
         show_log = cols[2].toggle("Log", key=f"log-{job.id}")
         if job.message:
             (st.error if job.state == joblib.FAILED else st.caption)(job.message)
-        if progress.fraction is not None:
+        if phase:
+            st.progress(0.0, text=f"{phase.capitalize()}… (step 0 / {progress.total_steps or '?'})")
+        elif progress.fraction is not None:
             st.progress(progress.fraction, text=f"{progress.step} / {progress.total_steps} steps")
         df = store.metrics(job)
         if not df.empty:
@@ -204,7 +229,13 @@ def _job_panel(job: joblib.Job, newest: bool = False) -> None:
                 if "images_per_sec" in last and pd.notna(last["images_per_sec"].iloc[0]):
                     metric_cols[2].metric("images / s", f"{float(last['images_per_sec'].iloc[0]):.3g}")
         if show_log:
-            st.code(store.read_log(job) or "(empty log)", language=None)
+            text, hidden = joblog.clean_log(store.read_log(job))
+            if hidden and st.toggle(f"Show {hidden} TensorFlow start-up line(s)", key=f"log-all-{job.id}",
+                                    help="CUDA/oneDNN notices TensorFlow prints at start-up; harmless on a CPU."):
+                text, hidden = store.read_log(job), 0
+            elif hidden:
+                st.caption(f"{hidden} TensorFlow start-up line(s) hidden (CUDA/oneDNN notices, harmless on a CPU).")
+            st.code(text or "(empty log)", language=None, wrap_lines=True)
             log_path = Path(job.log_path)
             if log_path.is_file():
                 st.download_button("Download the whole log", log_path.read_bytes(), file_name=f"job-{job.id}.log",
@@ -218,11 +249,17 @@ any_running = any(j.is_active for j in jobs_list)  # queued (Slurm) or running
 @st.fragment(run_every=2 if any_running else None)
 def jobs_panel() -> None:
     current = store.list()
-    st.subheader("Jobs")
-    if not current:
-        st.caption("No jobs yet. Start a fine-tune above.")
-    for k, job in enumerate(current):
+    trainings = [j for j in current if j.kind == "train"]
+    others = [j for j in current if j.kind != "train"]
+    st.subheader("Fine-tunes")
+    if not trainings:
+        st.caption("No fine-tune yet. Start one above.")
+    for k, job in enumerate(trainings):
         _job_panel(job, newest=k == 0)
+    if others:
+        st.subheader("Evaluations and other jobs")
+        for job in others:
+            _job_panel(job)
     if any_running and not any(j.is_active for j in current):
         st.rerun()  # the last running job ended: refresh the whole page (models, run_every)
 
@@ -236,7 +273,8 @@ registered = store.models()
 if not registered:
     st.caption("A model appears here when a training job finishes.")
 else:
-    rows = [{"name": r.name, "job": r.job_id, "base": Path(r.base_model).name if r.base_model else "",
+    rows = [{"name": state.job_model_name(r.name, r.job_id), "job": r.job_id,
+             "base": state.model_label(r.base_model) if r.base_model else "",
              "data set": r.dataset or "", "path": r.path,
              "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))} for r in registered]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="models_table")
@@ -260,18 +298,19 @@ def _comparison(rec: joblib.ModelRecord, active_outs: set[str]) -> None:
     model, base = Path(rec.path), Path(rec.base_model)
     data = Path(rec.dataset or default_data or "")
     split = _eval_split(data) if data.is_dir() else None
-    with st.expander(f"{rec.name} vs its base {base.name}", icon=":material/compare_arrows:"):
+    name, base_name = state.job_model_name(rec.name, rec.job_id), state.model_label(base)
+    with st.expander(f"{name} vs its base {base_name}", icon=":material/compare_arrows:"):
         if split is None:
             st.caption(f"No COCO-panoptic split found in `{data}` to compare on.")
             return
         results_dir = workdir / "results"
-        paths = {"base": er.result_path(results_dir, base, data, split, 0),
-                 "fine-tuned": er.result_path(results_dir, model, data, split, 0)}
+        paths = {"base": er.result_path(results_dir, base, data, split, 0, label=base_name),
+                 "fine-tuned": er.result_path(results_dir, model, data, split, 0, label=name)}
         results = {k: _read_result(p) for k, p in paths.items()}
         if all(results.values()):
             delta = er.compare(results["base"], results["fine-tuned"])
             delta = delta.rename(columns=lambda c: c.replace(" A", " base").replace(" B", " fine-tuned"))
-            st.caption(f"On `{data.name}/{split}` (points; positive = better after fine-tuning).")
+            st.caption(f"On `{data.name}/{split}`: {name} − {base_name} (points; positive = better after fine-tuning).")
             fig = go.Figure(go.Bar(x=delta["class"], y=delta["Δ PQ"],
                                    marker_color=["#2e7d32" if (v or 0) >= 0 else "#c62828" for v in delta["Δ PQ"]]))
             fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), title="Δ PQ per class",
@@ -287,8 +326,8 @@ def _comparison(rec: joblib.ModelRecord, active_outs: set[str]) -> None:
                        icon=":material/analytics:"):
             results_dir.mkdir(parents=True, exist_ok=True)
             for k in missing:
-                src = base if k == "base" else model
-                store.submit(er.evaluate_argv(src, data, split, 0, paths[k]), name=f"evaluate {src.name}")
+                src, src_name = (base, base_name) if k == "base" else (model, name)
+                store.submit(er.evaluate_argv(src, data, split, 0, paths[k]), name=f"evaluate {src_name}")
             st.rerun()
 
 

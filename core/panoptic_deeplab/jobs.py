@@ -321,6 +321,7 @@ class Progress:
     state: str | None  # the trainer's own state from status.json, if any
     step: int
     total_steps: int | None
+    phase: str | None = None  # what it does before the first step ("building the model", ...), then "training"
 
     @property
     def fraction(self) -> float | None:
@@ -484,7 +485,7 @@ class JobStore(SqliteStore):
             total = int(total) if total else None
         except (TypeError, ValueError):
             step, total = 0, None
-        return Progress(state=data.get("state"), step=step, total_steps=total)
+        return Progress(state=data.get("state"), step=step, total_steps=total, phase=data.get("phase"))
 
     def metrics(self, job: Job):
         """``<workdir>/metrics.csv`` as a DataFrame (empty when nothing was logged yet)."""

@@ -53,6 +53,14 @@ class ReviewError(UserError):
     """A review decision or export cannot be done as asked."""
 
 
+class DecisionConflict(ReviewError):
+    """A segment already carries another decision; ``existing`` is it."""
+
+    def __init__(self, message: str, existing):
+        super().__init__(message)
+        self.existing = existing
+
+
 # ---------------------------------------------------------------------------------------------
 # Scoring
 
@@ -398,8 +406,10 @@ class ReviewStore(SqliteStore):
             rows = db.execute("SELECT * FROM decisions ORDER BY image_id, segment_id").fetchall()
         return [Decision(**dict(r)) for r in rows]
 
-    def decide(self, image_id, segment_id: int, action: str, category_id: int | None = None) -> Decision:
-        """Record ``action`` for a segment (replacing its previous action, keeping its comment)."""
+    def decide(self, image_id, segment_id: int, action: str, category_id: int | None = None,
+               replace: bool = True) -> Decision:
+        """Record ``action`` for a segment, keeping its comment. An earlier, different decision is
+        replaced, or with ``replace=False`` kept: a DecisionConflict names it (the app asks first)."""
         seg = self._segment(image_id, segment_id)
         if action not in ACTIONS:
             raise ReviewError(f"unknown action '{action}'; use one of {', '.join(ACTIONS)}")
@@ -416,6 +426,11 @@ class ReviewStore(SqliteStore):
                 "thing segments can be crowd regions (use 'ignore' to exclude it)"
             )
         old = self.decision(image_id, segment_id)
+        if not replace and old is not None and old.action and (old.action, old.category_id) != (action, category_id):
+            earlier = old.action + (f" → {self.category_name(old.category_id)}" if old.category_id is not None else "")
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(old.updated_at))
+            raise DecisionConflict(f"Segment {segment_id} of image {image_id} was already decided: '{earlier}' "
+                                   f"(saved {when}).", old)
         comment = old.comment if old else ""
         return self._write(image_id, segment_id, action, category_id, comment, old)
 

@@ -115,9 +115,11 @@ def test_decisions_persist_across_a_restart_and_undo(page, data, tmp_path):
     assert (store.decision(1, 3).action, store.decision(1, 3).category_id) == ("relabel", CAR)
     assert at.session_state["review_rank"] == 2  # moved on to the next segment
 
-    at = page()  # the app restarts: the decision is still there
+    at = page()  # the app restarts: the decision is still there, and review resumes where it stopped
     assert "1 of 3 segments decided" in at.caption[-1].value
-    assert "Current decision: **relabel → car**" in [c.value for c in at.caption]
+    assert at.session_state["review_rank"] == 2  # the first undecided segment
+    _click(at, "prev")
+    assert any(c.value.startswith("Current decision: **relabel → car**") for c in at.caption)
     _click(at, "next")  # the road, ranked second
     at.text_input(key="comment_1_1").set_value("ok").run()
     _click(at, "do_comment")

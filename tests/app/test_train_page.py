@@ -45,7 +45,7 @@ def _start(at: AppTest, steps: int = 2, overrides: str = "") -> AppTest:
 
 def test_the_empty_page_offers_the_form_and_the_detected_devices(env):
     at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
-    assert "No jobs yet" in " ".join(c.value for c in at.caption)
+    assert "No fine-tune yet" in " ".join(c.value for c in at.caption)
     base = at.selectbox(key="base_model")
     assert "none: train from scratch" in base.options
     shipped = sorted((ROOT_DIR / "assets" / "models").glob("*/bundle.json"))
@@ -110,8 +110,8 @@ def test_progress_loss_curves_log_and_models(env):
     evals = at.dataframe[0].value
     assert list(evals["pq"]) == [0.25]
     models = at.dataframe[-1].value
-    assert list(models["name"]) == ["r1"] and list(models["base"]) == ["base"]
-    assert "r1  (job 1)" in at.selectbox(key="base_model").options  # ready to fine-tune further
+    assert list(models["name"]) == ["r1 (job 1)"] and list(models["base"]) == ["base"]
+    assert "r1 (job 1)" in at.selectbox(key="base_model").options  # ready to fine-tune further
 
     at.toggle(key=f"log-{job.id}").set_value(True)
     at = _run(at)
