@@ -207,12 +207,13 @@ def test_a_finished_training_job_registers_its_model(tmp_path):
     make_synthetic_dataset(data, 2, 1, height=65, width=97, workers=1)
     store = JobStore(tmp_path / "jobs")
     argv = jobs.train_command(TINY, data, tmp_path / "run", steps=2,
-                              overrides=["train.batch_size=2", "dataset.crop_size=[65, 97]", "train.log_every=1"])
+                              overrides=["train.batch_size=2", "dataset.crop_size=[65, 97]"])
     job = _wait(store, store.submit(argv, name="tiny").id, timeout=300)
     assert job.state == jobs.SUCCEEDED, store.read_log(job)
     progress = store.progress(job)
     assert (progress.state, progress.step, progress.total_steps, progress.fraction) == ("finished", 2, 2, 1.0)
-    assert list(store.metrics(job)["step"].dropna().astype(int))[-1] == 2
+    assert list(store.metrics(job)["step"].dropna().astype(int)) == [1, 2]  # short runs log every step
+    assert progress.phase == "finished"
     (model,) = store.models()
     assert Path(model.path) == (tmp_path / "run" / "model").resolve() and model.job_id == job.id
     assert model.dataset == str(data) and (Path(model.path) / "bundle.json").is_file()
@@ -233,3 +234,21 @@ def test_the_pdl_jobs_command_submits_lists_and_refuses(tmp_path, capsys):
     assert main(["jobs", "--root", root, "submit", "app", "--port", "1"]) == 2
     assert "cannot run as a job" in capsys.readouterr().err
     assert main(["jobs", "--root", root, "cancel"]) == 2  # no id
+
+
+def test_a_failed_job_carries_its_own_error_message(tmp_path):
+    """The page that started a job shows why it failed: pdl's own "error: ..." text, not only a status."""
+    store = JobStore(tmp_path / "jobs")
+    job = _wait(store, store.submit(["evaluate", "--model", str(tmp_path / "m"), "--dataset",
+                                     str(tmp_path / "not-a-data-set"), "--split", "val"]).id, timeout=120)
+    assert job.state == jobs.FAILED and job.exit_code == 2
+    assert "not-a-data-set" in job.message and "exited with status 2" in job.message
+    assert not job.message.startswith("exited with status"), job.message
+
+
+def test_failure_message_reads_the_error_or_the_traceback():
+    log = "# job 1\nI0000 00:00:17.1 1 port.cc:153] oneDNN\nerror: /x/annotations: not found\n  fix: give the root\n"
+    assert jobs.failure_message(log, 2) == "/x/annotations: not found\n  fix: give the root\n(exited with status 2)"
+    trace = "Traceback (most recent call last):\n  File \"a.py\", line 1\n    boom()\nValueError: bad shape\n"
+    assert jobs.failure_message(trace, 1).startswith("ValueError: bad shape")
+    assert jobs.failure_message("", 3) == "exited with status 3; see the log"

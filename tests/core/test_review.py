@@ -244,3 +244,18 @@ def test_model_outputs_map_to_the_data_sets_categories():
     assert pred.confidence[0, 0] == 0.9 and pred.confidence[1, 1] == 0.3
     assert pred.panoptic.tolist() == [[1, 1, 6002], [6002, 5002, 0]]  # 0 is void only
     assert pred.segments == {1: 7, 5002: 24, 6002: 26}
+
+
+def test_a_decision_is_not_replaced_without_asking(dataset, tmp_path):
+    """Two tabs (or two sessions): the second asks (replace=False) and is told what is there."""
+    from panoptic_deeplab.review import DecisionConflict
+
+    first = ReviewStore(dataset, "val", tmp_path / "review")
+    second = ReviewStore(dataset, "val", tmp_path / "review")
+    first.decide(1, 20, "reject")
+    with pytest.raises(DecisionConflict, match="already decided: 'reject'") as caught:
+        second.decide(1, 20, "accept", replace=False)
+    assert caught.value.existing.action == "reject" and first.decision(1, 20).action == "reject"
+    second.decide(1, 20, "reject", replace=False)  # the same decision again: nothing to ask
+    second.decide(1, 20, "accept", replace=True)  # asked and confirmed
+    assert first.decision(1, 20).action == "accept"

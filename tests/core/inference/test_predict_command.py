@@ -83,3 +83,19 @@ def test_predict_dataset_uses_the_annotation_image_ids(tiny_bundle_dir, tmp_path
 def test_predict_reports_a_missing_bundle(tmp_path, capsys):
     assert main(["predict", "--model", str(tmp_path / "nope"), "--images", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no such bundle directory" in capsys.readouterr().err
+
+
+def test_coco_segments_give_class_zero_a_nonzero_segment_id():
+    """Road (class 0, instance 0, panoptic value 0) must not become COCO's VOID id 0."""
+    import numpy as np
+
+    from panoptic_deeplab.datasets.specs import get_dataset_spec
+    from panoptic_deeplab.prediction_io import coco_segments
+
+    spec = get_dataset_spec("synthetic")
+    panoptic = np.array([[0, 0, 6001], [255000, 6002, 6001]])
+    ids, info = coco_segments(panoptic, spec, {6001: 0.9})
+    assert ids.tolist() == [[1, 1, 2], [0, 3, 2]]
+    assert [(s["id"], s["category_id"], s["panoptic_id"], s["area"], s["score"]) for s in info] == [
+        (1, 0, 0, 2, 0.0), (2, 6, 6001, 2, 0.9), (3, 6, 6002, 1, 0.0)]
+    assert info[1]["bbox"] == [2, 0, 1, 2] and info[0]["isthing"] == 0 and info[1]["isthing"] == 1

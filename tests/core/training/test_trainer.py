@@ -82,3 +82,28 @@ def test_bad_batch_split_is_a_config_error(tmp_path):
     config = tiny_config(**{"train.batch_size": 3, "train.gradient_accumulation": 2})
     with pytest.raises(ConfigError, match="not divisible"):
         train(config, tmp_path, dataset_fn=scenes.dataset_fn(), spec=scenes.SPEC, out=io.StringIO())
+
+
+@pytest.mark.slow  # about a minute on a loaded 2-core CPU
+def test_a_short_run_reports_its_phases_and_logs_every_step(tmp_path, monkeypatch):
+    """status.json says what happens before the first step (the app shows it), and a run shorter than
+    log_every still logs enough rows to draw a curve."""
+    from panoptic_deeplab.training.monitor import log_interval
+    from panoptic_deeplab.training.run_files import RunFiles
+
+    phases = []
+    original = RunFiles.status
+
+    def recording(self, state, step, message="", phase=None, **extra):
+        original(self, state, step, message, phase, **extra)
+        phases.append((state, json.loads(self.status_path.read_text())["phase"]))
+
+    monkeypatch.setattr(RunFiles, "status", recording)
+    config = tiny_config(**{"train.steps": 3, "train.log_every": 20, "train.checkpoint_every": 100})
+    train(config, tmp_path, dataset_fn=scenes.dataset_fn(), spec=scenes.SPEC, out=io.StringIO())
+    seen = list(dict.fromkeys(phases))
+    assert seen[:4] == [("starting", "building the model"), ("starting", "preparing the input pipeline"),
+                        ("starting", "tracing the training step"), ("running", "training")]
+    assert seen[-1] == ("finished", "finished")
+    assert [int(r["step"]) for r in read_metrics(tmp_path)] == [1, 2, 3]
+    assert (log_interval(20, 60), log_interval(20, 700), log_interval(20, 5)) == (3, 20, 1)
