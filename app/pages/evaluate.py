@@ -53,7 +53,9 @@ def check_inputs(model_path: Path, data_root: Path, split: str) -> None:
     uses the model's classes (names and ids). Raises a UserError with the library's message."""
     from panoptic_deeplab.bundle import read_bundle_metadata
     from panoptic_deeplab.datasets.class_check import require_matching_classes
+    from panoptic_deeplab.datasets.readers import open_dataset
 
+    open_dataset(data_root, split)  # a folder that is no data set says so first
     spec = read_bundle_metadata(model_path)[1]
     require_matching_classes(spec, data_root, split, state.model_label(model_path))
 
@@ -171,7 +173,10 @@ if picked in labels:  # a new evaluation or a cached one for new settings: shown
 if st.session_state.get("eval_result") not in labels:
     st.session_state["eval_result"] = next(iter(labels))
 choice = st.selectbox("Result", list(labels), format_func=labels.get, key="eval_result")
-if last_job is not None and last_job.state in (joblib.RUNNING, joblib.FAILED, joblib.CANCELLED):
+if problem:
+    st.warning(f"The evaluation of {problem[0]} did not start: the result shown is an earlier one, "
+               f"{labels[choice]}.", icon=":material/history:")
+elif last_job is not None and last_job.state in (joblib.RUNNING, joblib.FAILED, joblib.CANCELLED):
     doing = {"running": "is still running", "failed": "failed", "cancelled": "was cancelled"}[last_job.state]
     st.warning(f"The evaluation you started ({last_job.name}) {doing}: the result shown is an earlier one, "
                f"{labels[choice]}.", icon=":material/history:")

@@ -193,3 +193,151 @@ def test_a_running_evaluation_can_be_cancelled(monkeypatch, tmp_path, dataset):
     assert store.refresh(job_id).state == jobs.CANCELLED
     assert any("cancelled" in i.value for i in at.info)
     assert not at.exception
+
+
+# -- failures shown, causes named, comparisons the right way round (issue 15) ---------------------
+
+SHIPPED = u.ROOT / "assets" / "models" / "synthetic_demo"
+
+
+def _evaluate(at, model: str, root, split: str = "val") -> AppTest:
+    at.selectbox(key="eval_model").set_value(model)
+    at.text_input(key="eval_data").set_value(str(root)).run()
+    at.button(key="eval_start").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _warnings(at) -> str:
+    return " ".join(w.value for w in at.warning)
+
+
+def test_a_folder_that_is_no_data_set_is_named_and_the_old_result_marked(app, tmp_path):
+    at, _, _ = app
+    (tmp_path / "photos").mkdir()
+    _evaluate(at, "fake-model", tmp_path / "photos")
+    text = " ".join(e.value for e in at.error)
+    assert "no data set layout found" in text and "panoptic_val.json" in text
+    assert "the result shown is an earlier one" in _warnings(at)
+    assert "eval_job" not in at.session_state  # nothing was started
+
+
+def test_mismatched_classes_are_named_before_anything_runs(app, dataset, tmp_path):
+
+    at, _, _ = app
+    data = _shifted(dataset, tmp_path / "shifted")
+    _evaluate(at, "synthetic_demo", data)
+    text = " ".join(e.value for e in at.error)
+    assert "category ids only in the data set: 100 'road'" in text and "trained on these classes" in text
+    assert "is not in 'categories'" not in text and "eval_job" not in at.session_state
+
+
+def _shifted(root: Path, out: Path) -> Path:
+    """The data set with every category id moved by 100 (consistent: it passes check-dataset)."""
+    import shutil
+
+    shutil.copytree(root, out)
+    path = out / "annotations" / "panoptic_val.json"
+    coco = json.loads(path.read_text())
+    for c in coco["categories"]:
+        c["id"] += 100
+    for ann in coco["annotations"]:
+        for s in ann["segments_info"]:
+            s["category_id"] += 100
+    path.write_text(json.dumps(coco))
+    return out
+
+
+@pytest.mark.slow
+def test_a_failed_job_shows_its_own_message_on_the_page(app, dataset, tmp_path):
+    """A problem only `pdl evaluate` finds (a missing label PNG): the job's own words, on this page."""
+    import shutil
+
+    at, _, _ = app
+    data = tmp_path / "broken"
+    shutil.copytree(dataset, data)
+    next((data / "annotations" / "panoptic_val").iterdir()).unlink()
+    _evaluate(at, "synthetic_demo", data)
+    deadline = time.monotonic() + 120
+    while not at.error and time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()
+    text = " ".join(e.value for e in at.error)
+    assert "Evaluation failed" in text and "problem(s) in the data set" in text and "exited with status 2" in text
+    assert "failed: the result shown is an earlier one" in _warnings(at)
+
+
+def _result_for(tmp_path, dataset, model_dir: Path, label: str, when: float) -> Path:
+    from components import eval_results as er
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    path = er.result_path(tmp_path / "work" / "results", model_dir, dataset, "val", 0, label=label)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(evaluate_with_fake(dataset, model_dir)))
+    import os
+
+    os.utime(path, (when, when))
+    return path
+
+
+def _succeeded_job(workdir: Path, name: str) -> int:
+    from panoptic_deeplab import jobs
+
+    store = jobs.JobStore(workdir)
+    with store._connect() as db:  # a finished `pdl evaluate` job, as the page would have started it
+        cur = db.execute("INSERT INTO jobs (kind, name, argv, workdir, log_path, state, exit_code, created_at)"
+                         " VALUES ('evaluate', ?, '[\"evaluate\"]', ?, ?, 'succeeded', 0, 0)",
+                         (name, str(workdir), str(workdir / "job.log")))
+        return cur.lastrowid
+
+
+def test_a_new_evaluation_selects_itself_and_compares_base_to_new(app, dataset, tmp_path):
+    from panoptic_deeplab import jobs
+
+    at, _, base_path = app  # the fake model's result: shown now
+    tuned = tmp_path / "work" / "runs" / "tune-1" / "model"
+    tuned.mkdir(parents=True)
+    jobs.JobStore(tmp_path / "work").register_model(tuned, "tune", job_id=7, base_model=str(tmp_path / "fake-model"))
+    tuned_path = _result_for(tmp_path, dataset, tuned, "tune (job 7)", time.time() + 10)
+    assert tuned_path.name.startswith("tune-job-7__")  # named after the job, not "model"
+    at.session_state["eval_job"] = _succeeded_job(tmp_path / "work", "evaluate tune")
+    at.session_state["eval_out"] = str(tuned_path)
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="eval_result").value == str(tuned_path)  # the new result is the one shown
+    assert at.selectbox(key="cmp_a").value == str(base_path)  # A: the base the fine-tune started from
+    assert at.selectbox(key="cmp_b").value == str(tuned_path)  # B: its result
+    captions = " ".join(c.value for c in at.caption)
+    assert "B − A**: tune (job 7) minus fake-model" in captions
+    assert any(m.label == "PQ of B (tune (job 7))" and "vs A (fake-model)" in str(m.proto.delta) for m in at.metric)
+
+
+def test_results_of_two_fine_tunes_are_told_apart(app, dataset, tmp_path):
+    from panoptic_deeplab import jobs
+
+    at, _, _ = app
+    store = jobs.JobStore(tmp_path / "work")
+    for job_id in (3, 4):
+        bundle = tmp_path / "work" / "runs" / f"finetune-{job_id}" / "model"
+        bundle.mkdir(parents=True)
+        store.register_model(bundle, "finetune", job_id=job_id)
+        _result_for(tmp_path, dataset, bundle, f"finetune (job {job_id})", time.time() + job_id)
+    at.run()
+    options = at.selectbox(key="eval_result").options
+    assert sum(o.startswith("finetune (job 3) on ") for o in options) == 1
+    assert sum(o.startswith("finetune (job 4) on ") for o in options) == 1
+    assert not any(o.startswith("model on ") for o in options)
+    assert {"finetune (job 3)", "finetune (job 4)"} <= set(at.selectbox(key="eval_model").options)
+
+
+def test_a_cached_result_for_new_settings_is_really_selected(app, dataset, tmp_path):
+    at, _, base_path = app
+    other = _result_for(tmp_path, dataset, tmp_path / "other-model", "other-model", time.time() + 10)
+    from panoptic_deeplab import jobs
+
+    jobs.JobStore(tmp_path / "work").register_model(tmp_path / "other-model", "other-model")
+    at.run()
+    for model, expected in (("other-model", other), ("fake-model", base_path)):
+        at.selectbox(key="eval_model").set_value(model).run()
+        assert any("it is selected below" in s.value for s in at.success)
+        assert at.selectbox(key="eval_result").value == str(expected)  # what the message says

@@ -264,3 +264,147 @@ def test_a_sample_from_the_data_set_can_be_picked(monkeypatch, tmp_path):
     assert not at.exception and metrics(at)["Image"] == "65×33" and at.get("plotly_chart")
     at.selectbox(key="sample").set_value("val/val_000001.jpg").run()
     assert not at.exception and metrics(at)["Image"] == "65×33"
+
+
+# -- pictures and controls that say what is applied (issue 15) ------------------------------------
+
+
+def _traces(at) -> set:
+    return {t.get("name") for t in chart(at)["data"]}
+
+
+def test_a_stuff_pixel_draws_its_vote_but_joins_no_center(app):
+    at, _ = app
+    upload(at, u.encode(u.street_image()))
+    at.radio(key="stage").set_value("Panoptic").run()
+    at.number_input(key="pixel_y").set_value(2).run()  # road
+    at.number_input(key="pixel_x").set_value(2).run()
+    assert pixel_table(at)["grouping"].startswith("stuff pixel: not grouped")
+    assert "vote" in _traces(at) and not {"joined center", "runner-up"} & _traces(at)
+    assert "joined center" not in pixel_table(at)
+    y0, _, x0, _ = car_boxes(65, 97)[0]  # a car pixel joins its center
+    at.number_input(key="pixel_y").set_value(y0).run()
+    at.number_input(key="pixel_x").set_value(x0).run()
+    assert {"vote", "joined center", "runner-up"} <= _traces(at)
+
+
+class TinyNegativeOffsets(FakePredictor):
+    """Offsets of -1e-5 on the road: they must print as 0.00, not -0.00."""
+
+    def __call__(self, image, *, return_raw=True):
+        out = super().__call__(image, return_raw=return_raw)
+        road = out.semantic == 0
+        out.offsets[road] = -1e-5
+        out.center_heatmap[road] = -1e-6
+        return out
+
+
+def test_the_pixel_panel_wraps_its_values_and_never_prints_minus_zero(monkeypatch, tmp_path):
+    from components import model_io
+
+    (tmp_path / "m").mkdir()
+    u.set_app_env(monkeypatch, tmp_path, model=tmp_path / "m")
+    monkeypatch.setattr(model_io, "load_predictor", lambda path: TinyNegativeOffsets())
+    st.cache_data.clear()
+    at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT).run()
+    upload(at, u.encode(u.street_image()))
+    at.number_input(key="pixel_y").set_value(2).run()
+    at.number_input(key="pixel_x").set_value(2).run()
+    table = pixel_table(at)  # a static table (at.table): long values wrap, none is cut off
+    assert table["offset (dy, dx)"] == "(0.00, 0.00)" and table["heatmap here"] == "0.000"
+    assert not any("-0.0" in v for v in table.values())
+    assert not [d for d in at.dataframe if "value" in d.value.columns]  # no clipping data grid
+
+
+def _card(model_dir, domain=None, reference=None):
+    info = {"format_version": 1, **({"domain": domain} if domain else {})}
+    (model_dir / "bundle.json").write_text(json.dumps(info))
+    (model_dir / "metrics.json").write_text(json.dumps({"scene_confidence": reference} if reference else {}))
+    (model_dir / "dataset_spec.json").write_text(json.dumps({"name": "synthetic", "class_names": ["road", "car"]}))
+
+
+@pytest.mark.parametrize("low, warned", [(0.95, True), (0.5, False)])
+def test_the_model_card_domain_is_shown_and_a_far_input_warned_about(app, tmp_path, low, warned):
+    at, _ = app
+    _card(tmp_path / "fake-model", "synthetic street scenes", {"mean": low + 0.02, "low": low, "images": 60})
+    at.run()
+    upload(at, u.encode(u.street_image()))
+    assert "**Trained on:** synthetic street scenes" in [c.value for c in at.caption]
+    # the fake's probabilities: road e^3/(e^3+7) on most pixels, car e^5/(e^5+e^3+6) in the boxes
+    score = float(metrics(at)["Scene confidence"])
+    assert 0.7 < score < 0.8
+    assert any("looks unlike what the model was trained on" in w.value for w in at.warning) == warned
+
+
+def test_an_old_bundle_without_a_card_says_so(app, tmp_path):
+    at, _ = app
+    _card(tmp_path / "fake-model")
+    at.run()
+    upload(at, u.encode(u.street_image()))
+    assert any(c.value.startswith("**Trained on:** no domain recorded") for c in at.caption)
+    assert not any("looks unlike" in w.value for w in at.warning)
+
+
+def test_after_an_upload_the_sample_picker_says_the_upload_is_shown(monkeypatch, tmp_path):
+    from components import model_io
+    from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
+
+    data = make_synthetic_dataset(tmp_path / "data", num_train=1, num_val=1, height=33, width=65, workers=1)
+    (tmp_path / "m").mkdir()
+    u.set_app_env(monkeypatch, tmp_path, model=tmp_path / "m", data=data)
+    monkeypatch.setattr(model_io, "load_predictor", lambda path: FakePredictor())
+    st.cache_data.clear()
+    at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT).run()
+    assert at.selectbox(key="sample").value == "val/val_000000.jpg"
+    upload(at, u.encode(u.street_image()), name="mine.png")
+    assert at.selectbox(key="sample").value == "—" and metrics(at)["Image"] == "97×65"
+    assert any("Showing **mine.png** (upload)" in c.value for c in at.caption)
+    at.selectbox(key="sample").set_value("val/val_000000.jpg").run()  # a sample replaces the upload
+    assert not at.exception and metrics(at)["Image"] == "65×33"
+    assert at.file_uploader[0].value is None or not at.file_uploader[0].value
+
+
+@pytest.fixture
+def served_files(monkeypatch) -> dict:
+    """{file name: bytes} of every file the page hands to Streamlit's media storage (downloads)."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    seen = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, path_or_data, mimetype, kind, filename=None):
+        if filename:
+            seen[filename] = path_or_data
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return seen
+
+
+def test_every_download_has_its_own_file_name(app, served_files):
+    at, _ = app
+    upload(at, u.encode(u.street_image()), name="street.png")
+    at.radio(key="stage").set_value("Panoptic").run()
+    assert [b.proto.label for b in at.get("download_button")] == ["Panoptic PNG", "Segments JSON", "Panoptic overlay PNG"]
+    assert {"street_panoptic.png", "street_panoptic.json", "street_panoptic_overlay.png"} <= set(served_files)
+
+
+def test_the_downloads_are_coco_panoptic_with_road_kept(app, served_files):
+    """The page's PNG and JSON follow COCO panoptic as `pdl predict` writes it: road (class 0) is
+    segment 1, not VOID 0, and every PNG id has its segments_info entry."""
+    import io
+
+    at, _ = app
+    upload(at, u.encode(u.street_image()), name="street.png")
+    ids = np.asarray(Image.open(io.BytesIO(served_files["street_panoptic.png"])).convert("RGB"), np.int64)
+    ids = ids[..., 0] + 256 * ids[..., 1] + 65536 * ids[..., 2]
+    coco = json.loads(served_files["street_panoptic.json"])
+    (annotation,) = coco["annotations"]
+    assert annotation["file_name"] == "street_panoptic.png" and coco["images"][0]["id"] == annotation["image_id"]
+    by_id = {s["id"]: s for s in annotation["segments_info"]}
+    assert ids[0, 0] != 0 and by_id[ids[0, 0]]["category_id"] == 0  # road
+    assert sorted(np.unique(ids).tolist()) == sorted(by_id)
+    assert [s["category_id"] for s in annotation["segments_info"]] == [0, CAR, CAR]
+    y0, y1, x0, x1 = car_boxes(65, 97)[0]
+    assert by_id[ids[y0, x0]]["area"] == (y1 - y0) * (x1 - x0)
+    assert {c["id"] for c in coco["categories"]} == set(range(8)) and coco["info"]["same_as_pdl_predict"] is True
