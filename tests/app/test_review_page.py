@@ -148,3 +148,39 @@ def test_export_writes_a_corrected_copy_and_refuses_the_source(page, data, tmp_p
     assert np.array_equal(read_segment_ids(out / "annotations" / "panoptic_val" / "s.png"),
                           read_segment_ids(data / "annotations" / "panoptic_val" / "s.png"))
     assert at.get("download_button")[0].proto.label.startswith("Download the review report")
+
+
+# -- decisions are never replaced silently; any data set can be picked (issue 15) ------------------
+
+
+def test_a_decision_made_elsewhere_is_shown_and_replaced_only_when_confirmed(page, data, tmp_path):
+    at = page()  # this tab shows segment #1 undecided
+    store = ReviewStore(data, "val", default_review_dir(data, "val", tmp_path / "work"))
+    first = at.dataframe[0].value.iloc[0]
+    image_id, segment_id = str(first["image_id"]), int(first["segment_id"])
+    store.decide(image_id, segment_id, "reject")  # another tab rejects it meanwhile
+    _click(at, "do_accept")
+    assert store.decision(image_id, segment_id).action == "reject"  # not overwritten
+    warning = " ".join(w.value for w in at.warning)
+    assert "already decided: 'reject'" in warning and "Replace it?" in warning
+    assert any(c.value.startswith("Current decision: **reject**") for c in at.caption)
+    _click(at, "conflict_keep")
+    assert store.decision(image_id, segment_id).action == "reject" and not at.warning
+    _click(at, "do_accept")
+    _click(at, "conflict_replace")
+    assert store.decision(image_id, segment_id).action == "accept"
+
+
+def test_review_can_pick_another_data_set(monkeypatch, tmp_path, data):
+    from components import model_io
+
+    (tmp_path / "m").mkdir()
+    u.set_app_env(monkeypatch, tmp_path, model=tmp_path / "m", data=None)
+    monkeypatch.setattr(model_io, "load_predictor", lambda path: FakePredictor())
+    st.cache_data.clear()
+    at = AppTest.from_file(PAGE, default_timeout=u.TIMEOUT).run()
+    assert "No COCO-panoptic data set" in at.warning[0].value
+    at.selectbox(key="review_dataset").set_value("other folder…").run()
+    at.text_input(key="review_data_other").set_value(str(data)).run()
+    assert not at.exception and not at.warning
+    assert f"Data set `{data}`" in " ".join(c.value for c in at.caption)

@@ -184,3 +184,100 @@ def test_an_imported_deeplab2_model_is_offered_as_a_base(env):
     import_deeplab2(fixtures / "ckpt_mnv3s_os16", str(fixtures / "mnv3s_os16.textproto"), bundle, log=lambda _: None)
     at = _run(AppTest.from_file(PAGE, default_timeout=60))
     assert "authors_mnv3s" in at.selectbox(key="base_model").options
+
+
+# -- curves, phases, job lists and logs that read right (issue 15) ----------------------------------
+
+TF_STARTUP = (
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    "I0000 00:00:1796157602.145986   13558 port.cc:153] oneDNN custom operations are on. You may see slightly "
+    "different numerical results due to floating-point round-off errors. To turn them off, set the environment "
+    "variable `TF_ENABLE_ONEDNN_OPTS=0`.\n"
+    "I0000 00:00:1796157602.146281   13558 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU "
+    "will not be used.\n"
+    "E0000 00:00:1796157614.774138   13558 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+    "Failed call to cuInit: UNKNOWN ERROR (303)\n"
+)
+
+
+def _record(store, name: str, kind: str, state: str, workdir: Path, pid=None, pid_start=None) -> int:
+    workdir.mkdir(parents=True, exist_ok=True)
+    with store._connect() as db:
+        cur = db.execute("INSERT INTO jobs (kind, name, argv, workdir, log_path, state, pid, pid_start, created_at)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                         (kind, name, json.dumps([kind]), str(workdir), str(workdir / "job.log"), state, pid, pid_start))
+        return cur.lastrowid
+
+
+def test_finished_jobs_offer_no_resume_and_evaluations_are_listed_apart(env):
+    workdir, _ = env
+    store = jobs.JobStore(workdir)
+    done = _record(store, "done", "train", jobs.SUCCEEDED, workdir / "runs" / "done")
+    failed = _record(store, "broke", "train", jobs.FAILED, workdir / "runs" / "broke")
+    _record(store, "evaluate demo", "evaluate", jobs.SUCCEEDED, workdir / "jobs" / "3")
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    headers = [h.value for h in at.subheader]
+    assert headers.index("Fine-tunes") < headers.index("Evaluations and other jobs")
+    assert not [b for b in at.button if b.key == f"resume-{done}"]
+    assert [b for b in at.button if b.key == f"resume-{failed}"]
+    labels = [e.label for e in at.expander]
+    assert labels.index(f"#{failed} broke · failed") < labels.index("#3 evaluate demo · succeeded")
+
+
+def test_a_short_job_draws_a_curve_on_axes_from_its_data(env):
+    workdir, _ = env
+    store = jobs.JobStore(workdir)
+    job = store.get(_record(store, "short", "train", jobs.SUCCEEDED, workdir / "runs" / "short"))
+    files = RunFiles(job.workdir, total_steps=6)
+    files.start_metrics(0)
+    for step, loss in ((2, 1.30), (4, 1.10), (6, 1.05)):
+        files.append_metrics({"step": step, "loss": loss, "semantic_loss": loss - 0.5, "center_loss": 0.2,
+                              "offset_loss": 0.3})
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert fig["layout"]["yaxis"]["type"] == "linear"  # 0.2 .. 1.3: no decade to spread on a log axis
+    lo, hi = fig["layout"]["xaxis"]["range"]
+    assert 1 <= lo < 2 and 6 < hi <= 7
+    assert len(u.plotly_array(fig["data"][0]["y"])) == 3
+
+
+def test_a_running_job_shows_its_phase_before_the_first_step(env):
+    import subprocess
+
+    workdir, _ = env
+    store = jobs.JobStore(workdir)
+    sleeper = subprocess.Popen(["sleep", "60"])  # stands in for the job's live process
+    try:
+        run = workdir / "runs" / "warming"
+        job_id = _record(store, "warming", "train", jobs.RUNNING, run, sleeper.pid, jobs._process_start(sleeper.pid))
+        at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+        assert at.expander[0].label == f"#{job_id} warming · running · starting (loading TensorFlow)"
+        RunFiles(run, total_steps=60).status("starting", 0, phase="building the model")
+        at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+        assert at.expander[0].label == f"#{job_id} warming · running · building the model"
+        assert "Building the model… (step 0 / 60)" in at.get("progress")[0].proto.text
+        RunFiles(run, total_steps=60).status("running", 1, phase="training")
+        at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+        assert at.expander[0].label == f"#{job_id} warming · running · step 1/60"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_the_log_hides_tensorflow_start_up_noise_and_wraps(env):
+    workdir, _ = env
+    store = jobs.JobStore(workdir)
+    job = store.get(_record(store, "noisy", "train", jobs.FAILED, workdir / "runs" / "noisy"))
+    long_line = "error: " + "x" * 400
+    Path(job.log_path).write_text(f"# job {job.id} attempt 1: pdl train\n{TF_STARTUP}step 1/2 loss 1.0\n{long_line}\n")
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    at.toggle(key=f"log-{job.id}").set_value(True)
+    at = _run(at)
+    shown = at.code[0]
+    assert "cuInit" not in shown.value and "oneDNN" not in shown.value and "absl" not in shown.value
+    assert "step 1/2 loss 1.0" in shown.value and long_line in shown.value
+    assert shown.proto.wrap_lines
+    assert any("4 TensorFlow start-up line(s) hidden" in c.value for c in at.caption)
+    at.toggle(key=f"log-all-{job.id}").set_value(True)
+    at = _run(at)
+    assert "cuInit" in at.code[0].value  # all of it, on request
