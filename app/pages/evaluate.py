@@ -48,6 +48,11 @@ def _load(path: Path) -> dict | None:
 # -- run an evaluation --------------------------------------------------------------------------
 
 
+def _lines(text: str) -> str:
+    """A library message's line breaks kept in Markdown (each problem on its own line)."""
+    return "  \n".join(line.strip() for line in text.splitlines())
+
+
 def check_inputs(model_path: Path, data_root: Path, split: str) -> None:
     """What `pdl evaluate` checks first, in a second and without TensorFlow: the data set opens and
     uses the model's classes (names and ids). Raises a UserError with the library's message."""
@@ -111,7 +116,7 @@ with st.expander("Run an evaluation", expanded=not er.list_results(results_dir) 
 
 problem = st.session_state.get("eval_problem")
 if problem:
-    st.error(f"**Cannot evaluate {problem[0]}.**\n\n{problem[1]}", icon=":material/error:")
+    st.error(f"**Cannot evaluate {problem[0]}.**\n\n{_lines(problem[1])}", icon=":material/error:")
 
 
 @st.fragment(run_every=2.0)
@@ -145,7 +150,7 @@ def job_panel() -> None:
     elif job.state == joblib.CANCELLED:
         st.info(f"Evaluation cancelled: {job.name}.")
     else:
-        st.error(f"**Evaluation failed: {job.name}.**\n\n{job.message}", icon=":material/error:")
+        st.error(f"**Evaluation failed: {job.name}.**\n\n{_lines(job.message)}", icon=":material/error:")
         with st.expander("Job log"):
             st.code(joblog.clean_log(log[-3000:])[0] or "(empty log)", language=None, wrap_lines=True)
 

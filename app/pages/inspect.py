@@ -113,17 +113,21 @@ def _reset_knobs():
 
 with st.sidebar:
     st.subheader("Post-processing")
-    st.slider("Center threshold", 0.0, 1.0, step=0.01, key="pp_threshold",
-              help="Heatmap values at or below this are not centers.")
-    st.select_slider("NMS kernel", options=list(range(1, 52, 2)), key="pp_nms",
-                     help="A center must be the maximum of this window.")
-    st.number_input("Keep top-k centers", 1, 1000, step=1, key="pp_topk")
-    st.number_input("Stuff area limit (px)", 0, 10_000_000, step=64, key="pp_stuff",
-                    help="Stuff classes with this many pixels or fewer become void (0 = off).")
+    # The knobs applied are the values these widgets return in this run (what their thumbs show),
+    # and the caption under them repeats them, so a shown and an applied value cannot drift apart unseen.
+    threshold = st.slider("Center threshold", 0.0, 1.0, step=0.01, key="pp_threshold",
+                          help="Heatmap values at or below this are not centers.")
+    nms = st.select_slider("NMS kernel", options=list(range(1, 52, 2)), key="pp_nms",
+                           help="A center must be the maximum of this window.")
+    topk = st.number_input("Keep top-k centers", 1, 1000, step=1, key="pp_topk")
+    stuff = st.number_input("Stuff area limit (px)", 0, 10_000_000, step=64, key="pp_stuff",
+                            help="Stuff classes with this many pixels or fewer become void (0 = off).")
     st.button("Reset to the model's settings", on_click=_reset_knobs)
-
-knobs = defaults.replace(center_threshold=float(st.session_state.pp_threshold), nms_kernel=int(st.session_state.pp_nms),
-                         keep_k_centers=int(st.session_state.pp_topk), stuff_area_limit=int(st.session_state.pp_stuff))
+    knobs = defaults.replace(center_threshold=float(threshold), nms_kernel=int(nms), keep_k_centers=int(topk),
+                             stuff_area_limit=int(stuff))
+    st.caption(f"Applied: threshold {knobs.center_threshold:.2f}, NMS {knobs.nms_kernel}×{knobs.nms_kernel}, "
+               f"top-{knobs.keep_k_centers}, stuff limit {knobs.stuff_area_limit} px"
+               + ("" if knobs == defaults else " (changed from the model's settings)"))
 started = time.perf_counter()
 fused = model_io.fuse(model_path, digest, knobs, heads)
 fuse_ms = (time.perf_counter() - started) * 1000

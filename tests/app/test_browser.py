@@ -77,7 +77,7 @@ def server(tmp_path_factory):
                 log.flush()
                 pytest.fail("the app did not start:\n" + (tmp / "server.log").read_text()[-3000:])
             time.sleep(0.5)
-        yield {"url": url, "tmp": tmp, "data": data}
+        yield {"url": url, "tmp": tmp, "data": data, "bundle": bundle}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -261,3 +261,109 @@ def test_inspect_over_training_slider(server, browser):
     page.get_by_test_id("stPlotlyChart").filter(has_text="Semantic, step 200").first.scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENS / "inspect-over-training.png"))
     page.close()
+
+
+# -- issue 15 acceptance: failures shown with their cause; downloads that other tools read -----------
+
+
+def _shifted_copy(root: Path, out: Path) -> Path:
+    """The data set with every category id moved by 100 (consistent: it passes check-dataset)."""
+    import json
+    import shutil
+
+    if not out.exists():
+        shutil.copytree(root, out)
+        path = out / "annotations" / "panoptic_val.json"
+        coco = json.loads(path.read_text())
+        for c in coco["categories"]:
+            c["id"] += 100
+        for ann in coco["annotations"]:
+            for s in ann["segments_info"]:
+                s["category_id"] += 100
+        path.write_text(json.dumps(coco))
+    return out
+
+
+def test_evaluate_names_a_bad_root_and_mismatched_classes(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server["url"] + "/evaluate")
+    wait_idle(page)
+    not_a_data_set = server["tmp"] / "holiday-photos"
+    not_a_data_set.mkdir(exist_ok=True)
+    cases = [(not_a_data_set, "no data set layout found"),
+             (_shifted_copy(server["data"], server["tmp"] / "shifted"), "category ids only in the data set: 100 'road'")]
+    for root, words in cases:
+        box = page.get_by_label("Data set root")
+        box.fill(str(root))
+        box.press("Enter")
+        wait_idle(page)
+        page.get_by_role("button", name="Evaluate").click()
+        page.get_by_test_id("stAlertContentError").filter(has_text=words).first.wait_for(timeout=60_000)
+        wait_idle(page)
+        assert_no_exception(page)
+        page.screenshot(path=str(SCREENS / f"evaluate-error-{root.name}.png"), full_page=True)
+    page.close()
+
+
+def test_inspect_downloads_are_what_pdl_predict_writes(server, browser, tmp_path):
+    """Download the Inspect page's panoptic PNG and JSON and score them with `pdl pq` against
+    `pdl predict`'s files for the same image: PQ 1.0 (road included: it is segment 1, not VOID)."""
+    import json
+
+    image = sorted((server["data"] / "val").iterdir())[0]  # the sample the page shows first
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page.goto(server["url"])
+    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=180_000)
+    wait_idle(page)
+    saved = tmp_path / "downloads"
+    saved.mkdir()
+    for label in ("Panoptic PNG", "Segments JSON"):
+        with page.expect_download() as info:
+            page.get_by_role("button", name=label, exact=True).click()
+        download = info.value
+        download.save_as(saved / download.suggested_filename)
+    page.close()
+    assert sorted(p.name for p in saved.iterdir()) == [f"{image.stem}_panoptic.json", f"{image.stem}_panoptic.png"]
+
+    env = {**os.environ, "PYTHONPATH": str(u.ROOT / "core"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    predicted = tmp_path / "predicted"
+    subprocess.run([sys.executable, "-m", "panoptic_deeplab", "predict", "--model", str(server["bundle"]),
+                    "--images", str(image), "--out", str(predicted)], check=True, env=env, cwd=u.ROOT,
+                   capture_output=True)
+    scores = tmp_path / "pq.json"
+    subprocess.run([sys.executable, "-m", "panoptic_deeplab", "pq", "--gt-json", str(predicted / "panoptic.json"),
+                    "--gt-folder", str(predicted / "panoptic"), "--pred-json", str(saved / f"{image.stem}_panoptic.json"),
+                    "--pred-folder", str(saved), "--out", str(scores), "--workers", "1"],
+                   check=True, env=env, cwd=u.ROOT, capture_output=True)
+    result = json.loads(scores.read_text())
+    assert result["All"]["pq"] == 1.0 and result["All"]["n"] >= 5
+    assert result["per_class"]["0"]["tp"] == 1  # the road is there, matched
+
+
+def test_the_threshold_slider_shows_the_value_it_applies(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server["url"])
+    page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=180_000)
+    wait_idle(page)
+    page.get_by_test_id("stRadio").first.get_by_text("Centers", exact=True).click()
+    wait_idle(page)
+    slider = page.get_by_test_id("stSidebar").get_by_test_id("stSlider").first  # "Center threshold"
+    thumb = slider.locator('input[type="range"]')
+    start = float(thumb.input_value())
+    thumb.focus()
+    for _ in range(40):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(1500)
+    wait_idle(page)
+    page.wait_for_timeout(1500)
+    wait_idle(page)
+    shown = float(slider.get_by_test_id("stSliderThumbValue").inner_text())
+    assert float(thumb.input_value()) == pytest.approx(shown)
+    caption = page.get_by_text("centers kept after threshold").first.inner_text()
+    applied = float(caption.split("after threshold ")[1].split(",")[0])
+    beside = page.get_by_test_id("stSidebar").get_by_text("Applied: threshold").inner_text()
+    assert beside.startswith(f"Applied: threshold {shown:.2f}")
+    page.screenshot(path=str(SCREENS / "inspect-slider.png"), full_page=True)
+    page.close()
+    assert shown == pytest.approx(start + 0.40, abs=1e-6)
+    assert applied == pytest.approx(shown, abs=1e-6), (shown, applied)
