@@ -178,8 +178,13 @@ def _phase_text(job: joblib.Job, progress: joblib.Progress) -> str | None:
     """What a running job does before its first step (the trainer's status.json phase)."""
     if job.state != joblib.RUNNING or progress.step > 0 and progress.state == "running":
         return None
-    if progress.state not in ("starting", "running"):  # no status.json yet, or an earlier attempt's
+    stale = progress.updated is not None and job.started_at is not None and progress.updated < job.started_at - 1
+    if progress.state is None or stale:  # no status.json yet, or an earlier attempt's
         return "starting (loading TensorFlow)"
+    if progress.state == "finished":
+        return "finishing (the model bundle is written)"
+    if progress.state in ("failed", "stopped"):
+        return f"{progress.state}, ending"
     return progress.phase or progress.state
 
 

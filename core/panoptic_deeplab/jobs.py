@@ -322,6 +322,7 @@ class Progress:
     step: int
     total_steps: int | None
     phase: str | None = None  # what it does before the first step ("building the model", ...), then "training"
+    updated: float | None = None  # when status.json was written (epoch seconds)
 
     @property
     def fraction(self) -> float | None:
@@ -485,7 +486,14 @@ class JobStore(SqliteStore):
             total = int(total) if total else None
         except (TypeError, ValueError):
             step, total = 0, None
-        return Progress(state=data.get("state"), step=step, total_steps=total, phase=data.get("phase"))
+        try:
+            import calendar
+
+            updated = float(calendar.timegm(time.strptime(str(data["updated"]), "%Y-%m-%dT%H:%M:%SZ")))
+        except (KeyError, ValueError):
+            updated = None
+        return Progress(state=data.get("state"), step=step, total_steps=total, phase=data.get("phase"),
+                        updated=updated)
 
     def metrics(self, job: Job):
         """``<workdir>/metrics.csv`` as a DataFrame (empty when nothing was logged yet)."""
