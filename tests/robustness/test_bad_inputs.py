@@ -212,7 +212,7 @@ def inspect_page(monkeypatch, tmp_path):
 
 
 def upload(at, name: str, data: bytes):
-    at.file_uploader(key="image_upload").set_value((name, data, "image/png")).run()
+    at.file_uploader[0].set_value((name, data, "image/png")).run()
     assert not at.exception, at.exception
     return at
 
@@ -251,7 +251,7 @@ def test_app_upload_named_with_dot_dot_offers_plain_download_names(inspect_page,
     before = digest(tmp_path.parent)
     at = upload(inspect_page, "../../escape.png", encode(street()))
     assert not at.error
-    assert offered == ["escape_panoptic.png", "escape_panoptic.json", "escape_input.png"]
+    assert offered == ["escape_panoptic.png", "escape_panoptic.json", "escape_input_overlay.png"]
     written = set(digest(tmp_path.parent)) - set(before)
     assert not [p for p in written if "escape" in p]  # nothing named after the upload lands on disk
 
