@@ -35,7 +35,7 @@ page = st.navigation(pages, position="sidebar")
 settings = state.settings()
 with st.sidebar:
     st.caption("Model")
-    st.markdown(f"`{settings.model.name}`" if settings.model else "_no model yet_")
+    st.markdown(f"`{state.model_label(settings.model)}`" if settings.model else "_no model yet_")
     st.caption("Data set")
     st.markdown(f"`{settings.data}`" if settings.data else "_none_")
 

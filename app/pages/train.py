@@ -178,8 +178,7 @@ def _phase_text(job: joblib.Job, progress: joblib.Progress) -> str | None:
     """What a running job does before its first step (the trainer's status.json phase)."""
     if job.state != joblib.RUNNING or progress.step > 0 and progress.state == "running":
         return None
-    stale = progress.updated is not None and job.started_at is not None and progress.updated < job.started_at - 1
-    if progress.state is None or stale:  # no status.json yet, or an earlier attempt's
+    if progress.state is None:  # nothing written or printed by this attempt yet
         return "starting (loading TensorFlow)"
     if progress.state == "finished":
         return "finishing (the model bundle is written)"

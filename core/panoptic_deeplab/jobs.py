@@ -478,8 +478,22 @@ class JobStore(SqliteStore):
         return job
 
     def progress(self, job: Job) -> Progress:
-        """Step and total from ``<workdir>/status.json`` (written by ``pdl train``), if present."""
+        """Step and total from ``<workdir>/status.json`` (written by ``pdl train``), if present. Before
+        a (re)started run writes it, the phase comes from the run's last ``phase: ...`` log line."""
         data = _read_json(Path(job.workdir) / "status.json") or {}
+        progress = self._status_progress(data)
+        stale = progress.updated is not None and job.started_at is not None and progress.updated < job.started_at - 1
+        if progress.state is None or (stale and job.state == RUNNING):
+            from .training.run_files import PHASE_PREFIX
+
+            attempt = self.read_log(job, 8000).rsplit(f"# job {job.id} attempt", 1)[-1]  # this attempt's lines
+            phases = [line[len(PHASE_PREFIX):].strip() for line in attempt.splitlines() if line.startswith(PHASE_PREFIX)]
+            return Progress(state="starting" if phases else None, step=0, total_steps=progress.total_steps,
+                            phase=phases[-1] if phases else None, updated=None)
+        return progress
+
+    @staticmethod
+    def _status_progress(data: dict) -> Progress:
         try:
             step = int(data.get("step") or 0)
             total = data.get("total_steps")

@@ -252,10 +252,14 @@ def test_a_running_job_shows_its_phase_before_the_first_step(env):
         job_id = _record(store, "warming", "train", jobs.RUNNING, run, sleeper.pid, jobs._process_start(sleeper.pid))
         at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
         assert at.expander[0].label == f"#{job_id} warming · running · starting (loading TensorFlow)"
-        RunFiles(run, total_steps=60).status("starting", 0, phase="building the model")
+        (run / "job.log").write_text(f"# job {job_id} attempt 1: pdl train\nphase: checking the data set\n"
+                                     "phase: building the model\n")  # what `pdl train` prints first
         at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
         assert at.expander[0].label == f"#{job_id} warming · running · building the model"
-        assert "Building the model… (step 0 / 60)" in at.get("progress")[0].proto.text
+        RunFiles(run, total_steps=60).status("starting", 0, phase="tracing the training step")
+        at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+        assert at.expander[0].label == f"#{job_id} warming · running · tracing the training step"
+        assert "Tracing the training step… (step 0 / 60)" in at.get("progress")[0].proto.text
         RunFiles(run, total_steps=60).status("running", 1, phase="training")
         at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
         assert at.expander[0].label == f"#{job_id} warming · running · step 1/60"

@@ -8,7 +8,6 @@ import argparse
 import sys
 
 from ..config import STRATEGIES
-from ..errors import UserError
 
 
 def configure_parser(parser) -> None:
@@ -60,16 +59,11 @@ def run(args) -> int:
     if not args.skip_dataset_check:
         # A broken data set fails now, with check-dataset's messages, not as a TF error mid-run.
         from ..datasets.checks import require_valid_dataset
-        from ..training.run_files import RunFiles
+        from ..training.run_files import announce_phase
 
-        files = RunFiles(args.workdir, config.train.steps)
-        files.status("starting", 0, phase="checking the data set")
-        try:
-            for split in dict.fromkeys(s for s in (args.split, args.eval_split) if s):
-                require_valid_dataset(args.dataset, split)
-        except UserError as err:
-            files.status("failed", 0, message=str(err)[:2000])
-            raise
+        announce_phase("checking the data set")
+        for split in dict.fromkeys(s for s in (args.split, args.eval_split) if s):
+            require_valid_dataset(args.dataset, split)
 
     # MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
     from ..training import make_strategy, train

@@ -20,9 +20,18 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-# What a run does before its first step, in order (status.json "phase"; the app shows it).
+# What a run does before its first step, in order; the app shows it. Each is printed as a
+# "phase: ..." line; the last two also go to status.json ("phase"), which is only written once the
+# run is sure to start (a refused run leaves the workdir as it was).
 PHASES = ("checking the data set", "building the model", "preparing the input pipeline",
           "tracing the training step")
+PHASE_PREFIX = "phase: "
+
+
+def announce_phase(phase: str, out=None) -> None:
+    import sys
+
+    print(f"{PHASE_PREFIX}{phase}", file=out or sys.stdout, flush=True)
 
 
 class RunFiles:
@@ -46,7 +55,6 @@ class RunFiles:
         if state not in ("starting", "running"):
             phase = state  # finished, failed, stopped
         self.phase = phase or getattr(self, "phase", None) or "training"
-        self.workdir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.status_path, {
             "state": state, "step": int(step), "total_steps": self.total_steps, "message": message,
             "phase": self.phase, "pid": os.getpid(), "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

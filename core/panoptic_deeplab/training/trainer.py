@@ -27,7 +27,7 @@ from .history import SnapshotHistory, write_run_spec
 from .distribution import is_chief, make_strategy, task_info
 from .fused_adam import FusedAdam
 from .monitor import TrainingMonitor, log_interval
-from .run_files import MlflowLogger, RunFiles
+from .run_files import MlflowLogger, RunFiles, announce_phase
 from .schedule import schedule_from_config
 from .step import PanopticTrainingModel
 
@@ -74,7 +74,8 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
     if chief:
         _check_workdir_config(config, workdir)
     files = RunFiles(workdir, tc.steps, enabled=chief)
-    files.status("starting", 0, phase="building the model")
+    if chief:
+        announce_phase("building the model", out)  # not in status.json yet: the run may still be refused
 
     with strategy.scope():
         network = _build_network(config, spec)
@@ -102,6 +103,8 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
 
     files.start_metrics(start_step)
     files.status("starting", start_step, phase="preparing the input pipeline")
+    if chief:
+        announce_phase("preparing the input pipeline", out)
     mlflow = _maybe_mlflow(use_mlflow and chief, workdir, config, out)
     writer = tf.summary.create_file_writer(str(workdir / "tensorboard")) if chief else None
     monitor = TrainingMonitor(
@@ -128,6 +131,8 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
                 file=out, flush=True,
             )
             files.status("starting", start_step, phase="tracing the training step")
+            if chief:
+                announce_phase("tracing the training step", out)
             trainer.fit(dataset, epochs=1, steps_per_epoch=remaining * accumulation, verbose=0, shuffle=False,
                         callbacks=[monitor])
         else:
