@@ -272,6 +272,7 @@ def _result_for(tmp_path, dataset, model_dir: Path, label: str, when: float) -> 
 
     model_dir.mkdir(parents=True, exist_ok=True)
     path = er.result_path(tmp_path / "work" / "results", model_dir, dataset, "val", 0, label=label)
+    # (where the page names results after the model's label; the page finds a result by its key)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(evaluate_with_fake(dataset, model_dir)))
     import os
