@@ -337,7 +337,7 @@ def test_a_cached_result_for_new_settings_is_really_selected(app, dataset, tmp_p
     from panoptic_deeplab import jobs
 
     jobs.JobStore(tmp_path / "work").register_model(tmp_path / "other-model", "other-model")
-    at.run()
+    at.checkbox(key="eval_oracles").set_value(False).run()  # the results here were made without oracles
     for model, expected in (("other-model", other), ("fake-model", base_path)):
         at.selectbox(key="eval_model").set_value(model).run()
         assert any("it is selected below" in s.value for s in at.success)
