@@ -86,6 +86,7 @@ except UserError as err:
     st.error(f"**The model cannot be loaded.** {err}")
     st.stop()
 spec = model_io.model_spec(predictor)
+st.caption(f"Network: {predictor.describe()}")
 image = loaded.array
 height, width = image.shape[:2]
 digest = model_io.image_digest(image)

@@ -38,6 +38,12 @@ class Bundle:
     model: Any  # keras.Model
     metrics: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    precision: Any = None  # precision.Choice the model was built with
+
+    @property
+    def default_precision(self) -> str:
+        """What ``--precision`` means when left out: bundle.json's ``precision`` (default ``auto``)."""
+        return self.info.get("precision") or "auto"
 
 
 def is_bundle(path: str | Path) -> bool:
@@ -118,18 +124,28 @@ def read_bundle_metadata(directory: str | Path) -> tuple[Config, DatasetSpec, di
     return config, spec, metrics, info
 
 
-def load_bundle(directory: str | Path, input_shape: tuple[int, int] | None = None) -> Bundle:
-    """Read a bundle and build its model with the weights loaded."""
+def load_bundle(directory: str | Path, input_shape: tuple[int, int] | None = None, precision: str | None = None) -> Bundle:
+    """Read a bundle and build its model with the weights loaded, in ``precision`` (auto | fp32 |
+    bf16 | fp16; None: ``$PDL_PRECISION``, else the bundle's default, see ``Bundle.default_precision``). The weights are
+    float32 in every precision (mixed precision keeps float32 variables)."""
     from .model.builder import build_model
+    from .precision import choose_precision, parse_precision
 
     directory = Path(directory)
     config, spec, metrics, info = read_bundle_metadata(directory)
+    if precision is None and os.environ.get("PDL_PRECISION", "").strip():
+        precision = parse_precision(os.environ["PDL_PRECISION"], source="PDL_PRECISION")
+    if precision is None:
+        precision = parse_precision(info.get("precision") or "auto", source=f"{directory / 'bundle.json'}: precision")
+    choice = choose_precision(precision)
+    # The config records the training precision; inference builds the network in the chosen one.
+    config.model.dtype_policy = choice.policy
     # A bundle carries its weights; a pretrained-backbone path in the config is not needed (nor present
     # on another machine).
     config.model.pretrained_backbone = None
     model = build_model(config, num_classes=spec.num_classes, input_shape=input_shape)
     load_weights_checked(model, directory / WEIGHTS_FILE, hint="the bundle's config.yaml does not describe these weights; re-save the bundle")
-    return Bundle(path=directory, config=config, spec=spec, model=model, metrics=metrics, info=info)
+    return Bundle(path=directory, config=config, spec=spec, model=model, metrics=metrics, info=info, precision=choice)
 
 
 class WeightsMismatchError(CheckpointError):

@@ -24,6 +24,16 @@ input ``[1, H, W, 3]`` RGB 0..255 (normalisation inside) and the raw outputs ``s
 post-processing and TTA are *not* inside: pad the image with 127.5 to the input size and run
 ``panoptic_deeplab.postprocess.post_process`` with ``PostProcessOptions(**meta["postprocess"])``
 from the ``.json`` file written next to it (or your own port of it) on the outputs.
+
+**ONNX** (``export_onnx``, tf2onnx) and **OpenVINO IR** (``export_openvino``, OpenVINO's converter
+from a SavedModel of the network). The network alone, float32 input ``image`` ``[B, H, W, 3]`` RGB
+0..255 with any batch and size (normalisation inside; ``k * OS + 1`` sizes are the exact ones), raw
+outputs ``semantic_logits`` / ``center_heatmap`` / ``offsets`` as for TFLite. Post-processing is
+not inside either: it is data-dependent TensorFlow (top-k centers, per-class unique areas,
+scatter-based stuff-area rules) that tf2onnx and OpenVINO's converter do not translate (see
+docs/deployment.md). ``Predictor(..., backend="onnx"|"openvino")`` runs these files and does the
+padding, test-time flip and post-processing around them, exactly as for TensorFlow. The files are
+float32; OpenVINO runs them in bfloat16 when asked (``INFERENCE_PRECISION_HINT``).
 """
 from __future__ import annotations
 
@@ -38,6 +48,7 @@ from .errors import UserError
 from .postprocess import PostProcessOptions
 
 SIGNATURE_BATCH = "serving_default"
+RAW_OUTPUTS = ("semantic_logits", "center_heatmap", "offsets")
 SIGNATURE_IMAGE = "serve_image"
 
 
@@ -143,4 +154,83 @@ def export_tflite(bundle_or_path, out_path: str | Path, *, input_size: tuple[int
             "postprocess": PostProcessOptions.from_config(bundle.config, bundle.spec).to_dict(),
             "dataset_spec": bundle.spec.to_dict()}
     out.with_suffix(out.suffix + ".json").write_text(json.dumps(meta, indent=2))
+    return out
+
+
+def _network_function(model, input_shape=(None, None, None, 3)):
+    """The network as a ``tf.function`` of a float32 ``image`` batch with the raw float32 outputs."""
+
+    @tf.function(input_signature=[tf.TensorSpec(list(input_shape), tf.float32, name="image")])
+    def network(image):
+        outputs = model(image, training=False)
+        return {k: tf.cast(outputs[k], tf.float32) for k in RAW_OUTPUTS}
+
+    return network
+
+
+def _network_meta(bundle, fmt: str) -> dict:
+    """The sidecar JSON of the network-only formats: what goes in, what comes out, what to run after."""
+    return {"format": fmt, "input": {"name": "image", "shape": ["B", "H", "W", 3], "dtype": "float32",
+                                     "range": "RGB 0..255, pad with 127.5 to k*output_stride+1 (and to the crop)"},
+            "outputs": list(RAW_OUTPUTS), "postprocess_inside": False,
+            "output_stride": bundle.config.model.output_stride, "crop_size": list(bundle.config.dataset.crop_size),
+            "postprocess": PostProcessOptions.from_config(bundle.config, bundle.spec).to_dict(),
+            "dataset_spec": bundle.spec.to_dict(),
+            "config": bundle.config.to_dict()}
+
+
+def _float32_bundle(bundle):
+    """Exports hold float32 weights and arithmetic (the runtime picks its precision)."""
+    if bundle.precision is not None and bundle.precision.name != "fp32":
+        from .bundle import load_bundle
+
+        return load_bundle(bundle.path, precision="fp32")
+    return bundle
+
+
+def export_onnx(bundle_or_path, out_path: str | Path, *, overwrite: bool = False, opset: int = 17) -> Path:
+    """Write the network as an ONNX file with tf2onnx (see the module docstring)."""
+    import tf2onnx
+
+    bundle = _float32_bundle(_bundle(bundle_or_path))
+    out = Path(out_path)
+    _prepare_out(out, overwrite)
+    network = _network_function(bundle.model)
+    try:
+        tf2onnx.convert.from_function(network, input_signature=network.input_signature, opset=opset,
+                                      output_path=str(out))
+    except Exception as err:  # noqa: BLE001 - the converter raises many types; report them plainly
+        out.unlink(missing_ok=True)
+        raise UserError(f"ONNX conversion of {bundle.config.model.backbone} failed ({str(err).splitlines()[0]}). "
+                        "Export a SavedModel instead (--format saved_model).") from None
+    out.with_suffix(out.suffix + ".json").write_text(json.dumps(_network_meta(bundle, "onnx"), indent=2))
+    return out
+
+
+def export_openvino(bundle_or_path, out_path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write the network as OpenVINO IR (``NAME.xml`` + ``NAME.bin``) converted from a SavedModel."""
+    import openvino as ov
+    from keras.export import ExportArchive
+
+    bundle = _float32_bundle(_bundle(bundle_or_path))
+    out = Path(out_path)
+    if out.suffix != ".xml":
+        raise UserError(f"{out}: an OpenVINO model is NAME.xml (with NAME.bin beside it); give --out NAME.xml.")
+    for path in (out, out.with_suffix(".bin")):
+        if path.exists():
+            _prepare_out(path, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = ExportArchive()
+        archive.track(bundle.model)
+        archive.add_endpoint(SIGNATURE_BATCH, _network_function(bundle.model))
+        archive.write_out(tmp, verbose=False)
+        try:
+            model = ov.convert_model(tmp)
+        except Exception as err:  # noqa: BLE001
+            raise UserError(f"OpenVINO conversion of {bundle.config.model.backbone} failed "
+                            f"({str(err).splitlines()[0]}). Export a SavedModel instead.") from None
+    # Keep float32 weights: OpenVINO's default would store them as float16.
+    ov.save_model(model, str(out), compress_to_fp16=False)
+    out.with_suffix(".json").write_text(json.dumps(_network_meta(bundle, "openvino"), indent=2))
     return out

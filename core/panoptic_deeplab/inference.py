@@ -347,6 +347,12 @@ def resize_offsets(offsets, size):
     return resize_align_corners(offsets * tf.reshape(scale, [1, 1, 1, 2]), size)
 
 
+def choose_precision_name(requested: str) -> str:
+    from .precision import choose_precision
+
+    return choose_precision(requested).name
+
+
 def _window_pool_layers(model) -> list:
     from .model.aspp import WindowAveragePooling
 
@@ -366,29 +372,51 @@ def _window_pool_layers(model) -> list:
 class Predictor:
     """Run a model bundle on images; see the module docstring for the size and TTA rules.
 
-    ``bundle_or_path``: a bundle directory or a loaded ``bundle.Bundle``. ``scales`` / ``flip``:
-    test-time augmentation. ``batch_size``: images run together when they share a padded size.
+    ``bundle_or_path``: a bundle directory or a loaded ``bundle.Bundle``. ``precision``: auto |
+    fp32 | bf16 | fp16 (None: ``$PDL_PRECISION``, else the bundle's default, else auto; see
+    ``precision.py``). ``backend``: tf | onnx | openvino (see ``engines.py``; the exported network
+    is ``engine_file`` or a cached export of the bundle). ``scales`` / ``flip``: test-time
+    augmentation. ``batch_size``: images run together when they share a padded size.
     ``max_side``: long-side cap before padding (None: max(2049, crop)). ``pad_to``: "crop" or
     "minimal". Post-processing overrides: ``center_threshold``, ``nms_kernel``,
     ``keep_k_centers``, ``stuff_area_limit`` (default: the bundle config's ``postprocess``).
     """
 
-    def __init__(self, bundle_or_path, *, scales=(1.0,), flip: bool = False, batch_size: int = 1,
+    def __init__(self, bundle_or_path, *, precision: str | None = None, backend: str | None = None,
+                 engine_file: str | Path | None = None, scales=(1.0,), flip: bool = False, batch_size: int = 1,
                  max_side: int | None = None, pad_to: str = "crop", **postprocess_overrides):
-        if isinstance(bundle_or_path, (str, Path)):
-            from .bundle import load_bundle
+        from .bundle import load_bundle
+        from .engines import ExportedNetwork, cached_export, choose_backend
 
-            bundle_or_path = load_bundle(bundle_or_path)
+        if isinstance(bundle_or_path, (str, Path)):
+            bundle_or_path = load_bundle(bundle_or_path, precision=precision)
+        elif precision is not None and bundle_or_path.precision is not None \
+                and choose_precision_name(precision) != bundle_or_path.precision.name:
+            bundle_or_path = load_bundle(bundle_or_path.path, precision=precision)
         self.bundle = bundle_or_path
         self.spec = bundle_or_path.spec
         self.config = bundle_or_path.config
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
-        self.pipeline = InferencePipeline(bundle_or_path.model, self.config, self.spec, scales=scales, flip=flip,
+        self.backend, self.precision = choose_backend(backend, bundle_or_path.precision)
+        network = bundle_or_path.model
+        if self.backend != "tf":
+            if tuple(scales) != (1.0,):
+                from .errors import UserError
+
+                raise UserError(f"--scales {' '.join(map(str, scales))}: multi-scale test-time augmentation needs "
+                                f"--backend tf (the {self.backend} export has a fixed ASPP pooling window).")
+            path = engine_file or cached_export(bundle_or_path, self.backend)
+            network = ExportedNetwork(path, self.backend, self.precision.name, num_classes=self.spec.num_classes)
+        self.pipeline = InferencePipeline(network, self.config, self.spec, scales=scales, flip=flip,
                                           max_side=max_side, pad_to=pad_to, **postprocess_overrides)
         # One trace per (padded size, batch size, return_raw).
         self._forward = tf.function(self.pipeline.forward)
+
+    def describe(self) -> str:
+        """What runs the network, e.g. "tf, precision bf16 (auto: the CPU has avx512_bf16)"."""
+        return f"{self.backend}, {self.precision.describe()}"
 
     def __call__(self, image, *, return_raw: bool = True) -> Prediction:
         return next(self.predict_iter([image], return_raw=return_raw))

@@ -24,8 +24,9 @@ DEMO_DATA_NAME = "synthetic-demo"
 # The first-launch demo set: small enough to generate in seconds on a laptop CPU.
 DEMO_DATA = dict(num_train=16, num_val=8, height=257, width=513, seed=0)
 
-# Environment variables the app reads (see app/state.py).
+# Environment variables the app reads (see app/state.py); the Predictor reads the last two itself.
 ENV_MODEL, ENV_DATA, ENV_WORKDIR = "PDL_APP_MODEL", "PDL_APP_DATA", "PDL_APP_WORKDIR"
+ENV_PRECISION, ENV_BACKEND = "PDL_PRECISION", "PDL_BACKEND"
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +40,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--workdir", type=Path, default=DEFAULT_WORKDIR,
         help=f"where the app keeps its demo data, results and jobs (default {DEFAULT_WORKDIR})",
     )
+    from ..precision import PRECISIONS
+
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="network arithmetic for the app's predictions (default: $PDL_PRECISION, else the "
+                             "bundle's default, auto = bf16 where the CPU/GPU has it natively); the Inspect page shows the choice")
+    parser.add_argument("--backend", choices=("tf", "onnx", "openvino"), default=None,
+                        help="engine for the network (default: $PDL_BACKEND or tf)")
     parser.add_argument("--dry-run", action="store_true", help="print the streamlit command and exit")
 
 
@@ -77,9 +85,13 @@ def streamlit_command(port: int, host: str = "127.0.0.1") -> list[str]:
     ]
 
 
-def app_environment(model: Path | None, data: Path | None, workdir: Path) -> dict[str, str]:
+def app_environment(model: Path | None, data: Path | None, workdir: Path, precision: str | None = None,
+                    backend: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update({ENV_WORKDIR: str(workdir), "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2")})
+    for key, value in ((ENV_PRECISION, precision), (ENV_BACKEND, backend)):
+        if value is not None:
+            env[key] = value
     for key, value in ((ENV_MODEL, model), (ENV_DATA, data)):
         if value is None:
             env.pop(key, None)
@@ -115,11 +127,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         data = ensure_demo_data(workdir)
     command = streamlit_command(args.port, args.host)
-    env = app_environment(model, data, workdir)
+    env = app_environment(model, data, workdir, args.precision, args.backend)
     if args.dry_run:
         print(" ".join(command))
         for key in (ENV_MODEL, ENV_DATA, ENV_WORKDIR):
             print(f"{key}={env.get(key, '')}")
+        for key, value in ((ENV_PRECISION, args.precision), (ENV_BACKEND, args.backend)):
+            if value is not None:
+                print(f"{key}={value}")
         return 0
     print(f"starting the app on http://{args.host}:{args.port}", file=sys.stderr)
     sys.stdout.flush()

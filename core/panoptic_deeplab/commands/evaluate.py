@@ -287,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
     from ..datasets.class_check import require_matching_classes
 
     require_matching_classes(read_bundle_metadata(args.model)[1], args.dataset, args.split, args.model)
-    bundle = load_bundle(args.model)
+    bundle = load_bundle(args.model, precision=args.precision)
     reader = open_matching_dataset(args.dataset, args.split, bundle.spec, args.model)
     sources = sources_from_dataset(reader)
     index_of = {s.path: i for i, s in enumerate(sources)}
@@ -335,6 +335,7 @@ def run(args: argparse.Namespace) -> int:
         "model": str(args.model), "dataset": str(args.dataset), "split": args.split,
         "num_images": len(evaluation.per_image), "skipped": skipped,
         "settings": {"scales": list(args.scales), "flip": bool(args.flip), "pad_to": args.pad_to,
+                     "backend": predictor.backend, "precision": predictor.precision.name,
                      "max_side": predictor.pipeline.max_side, "postprocess": predictor.pipeline.postprocess.to_dict(),
                      "oracles": {name: list(heads) for name, heads in (oracle_names or {}).items()}},
         "seconds": round(time.time() - started, 1),

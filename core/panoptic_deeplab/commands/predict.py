@@ -9,6 +9,12 @@ import sys
 def add_predictor_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``pdl predict`` and ``pdl evaluate``."""
     g = parser.add_argument_group("inference")
+    add_precision_argument(g)
+    g.add_argument("--backend", choices=("tf", "onnx", "openvino"), default=None,
+                   help="engine for the network: TensorFlow, or an export run by ONNX Runtime / OpenVINO "
+                        "(converted on first use and cached; default: $PDL_BACKEND or tf)")
+    g.add_argument("--engine-file", default=None, metavar="FILE",
+                   help="an exported .onnx / .xml file to run with --backend onnx / openvino (default: the cached export)")
     g.add_argument("--scales", type=float, nargs="+", default=[1.0], metavar="S",
                    help="test-time scales, e.g. 0.75 1 1.25 (default: 1)")
     g.add_argument("--flip", action="store_true", help="also run mirrored images and average")
@@ -24,6 +30,16 @@ def add_predictor_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--stuff-area-limit", type=int, default=None)
 
 
+def add_precision_argument(parser, training: bool = False) -> None:
+    from ..precision import PRECISIONS
+
+    default = ("the config's model.dtype_policy" if training
+               else "$PDL_PRECISION, else the bundle's default (auto)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help=f"network arithmetic; auto = bf16 where the CPU/GPU has it natively, else fp32 "
+                             f"(default: {default})")
+
+
 def make_predictor(bundle, args):
     from ..inference import Predictor
 
@@ -31,10 +47,13 @@ def make_predictor(bundle, args):
         from ..errors import UserError
 
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    return Predictor(bundle, scales=tuple(args.scales), flip=args.flip, batch_size=args.batch_size,
-                     max_side=args.max_side, pad_to=args.pad_to, center_threshold=args.center_threshold,
-                     nms_kernel=args.nms_kernel, keep_k_centers=args.keep_k_centers,
-                     stuff_area_limit=args.stuff_area_limit)
+    predictor = Predictor(bundle, precision=args.precision, backend=args.backend, engine_file=args.engine_file,
+                          scales=tuple(args.scales), flip=args.flip, batch_size=args.batch_size,
+                          max_side=args.max_side, pad_to=args.pad_to, center_threshold=args.center_threshold,
+                          nms_kernel=args.nms_kernel, keep_k_centers=args.keep_k_centers,
+                          stuff_area_limit=args.stuff_area_limit)
+    print(f"network: {predictor.describe()}", file=sys.stderr)
+    return predictor
 
 
 def open_matching_dataset(root, split, spec, model_path="the model"):
@@ -70,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from ..image_io import list_images
     from ..prediction_io import PanopticWriter, iter_predictions, sources_from_dataset, sources_from_paths
 
-    bundle = load_bundle(args.model)
+    bundle = load_bundle(args.model, precision=args.precision)
     if args.images:
         sources = sources_from_paths(list_images(args.images))
     else:
@@ -79,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
         sources = sources[: max(0, args.limit)]
     predictor = make_predictor(bundle, args)
     info = {"model": str(args.model), "source": args.images or f"{args.dataset}:{args.split}",
-            "scales": list(args.scales), "flip": bool(args.flip), "postprocess": predictor.pipeline.postprocess.to_dict()}
+            "scales": list(args.scales), "flip": bool(args.flip), "backend": predictor.backend,
+            "precision": predictor.precision.name, "postprocess": predictor.pipeline.postprocess.to_dict()}
     writer = PanopticWriter(args.out, bundle.spec, overlays=args.overlays, save_raw=args.save_raw, info=info)
 
     progress = tqdm(total=len(sources), unit="img", desc="predict", file=sys.stderr)

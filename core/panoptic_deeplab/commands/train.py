@@ -26,8 +26,11 @@ def configure_parser(parser) -> None:
     parser.add_argument("--eval-every", type=int, help="steps between evaluations (train.eval_every)")
     parser.add_argument("--eval-images", type=int, default=0, help="evaluate on the first N images only (0 = all)")
     parser.add_argument("--xla", action="store_true", help="compile the train step with XLA (train.xla)")
+    from .predict import add_precision_argument
+
+    add_precision_argument(parser, training=True)
     parser.add_argument("--mixed-precision", choices=["float32", "mixed_float16", "mixed_bfloat16"],
-                        help="Keras dtype policy (model.dtype_policy)")
+                        help="Keras dtype policy (model.dtype_policy); --precision fp32|bf16|fp16 says the same")
     parser.add_argument("--mlflow", action="store_true", help="also log to MLflow (if installed)")
     parser.add_argument("--skip-dataset-check", action="store_true",
                         help="start without the `pdl check-dataset` pass over the split(s) (large data sets checked before)")
@@ -55,6 +58,12 @@ def run(args) -> int:
             overrides.append(f"{key}={getattr(args, flag)}")
     if args.xla:
         overrides.append("train.xla=true")
+    if args.precision is not None:
+        from ..precision import choose_precision
+
+        choice = choose_precision(args.precision, training=True)
+        overrides.append(f"model.dtype_policy={choice.policy}")
+        print(f"training in {choice.describe()}", file=sys.stderr)
     config = load_config(args.config, overrides)
     if not args.skip_dataset_check:
         # A broken data set fails now, with check-dataset's messages, not as a TF error mid-run.
