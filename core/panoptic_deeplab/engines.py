@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -96,10 +97,13 @@ class ExportedNetwork:
                                                              "PERFORMANCE_HINT": "LATENCY"})
         request = compiled.create_infer_request()
         names = [o.get_any_name() for o in compiled.outputs]
+        # TensorFlow may run two calls at once (the mirrored test-time run); one request serves one.
+        busy = threading.Lock()
 
         def run(images: np.ndarray) -> dict:
-            results = request.infer({0: images})
-            return {name: np.asarray(results[output]) for name, output in zip(names, compiled.outputs)}
+            with busy:
+                results = request.infer({0: images})
+                return {name: np.array(results[output]) for name, output in zip(names, compiled.outputs)}
 
         return run
 

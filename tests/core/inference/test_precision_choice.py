@@ -103,3 +103,58 @@ def test_the_predictor_says_what_runs_and_engines_refuse_what_they_cannot_run(ti
         choose_backend("onnx", p.Choice("bf16", "bf16", "as requested"))
     with pytest.raises(UserError, match="choose one of tf, onnx, openvino"):
         choose_backend("tensorrt", auto_bf16)
+
+
+def test_pdl_predict_says_and_records_its_precision_and_refuses_what_an_engine_cannot_run(tiny_bundle_dir, tmp_path,
+                                                                                          capsys):
+    from inference_fakes import random_image
+    from PIL import Image
+
+    from panoptic_deeplab.cli import main
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(random_image(65, 97, seed=1)).save(images / "a.png")
+    out = tmp_path / "pred"
+    assert main(["predict", "--model", str(tiny_bundle_dir), "--images", str(images), "--out", str(out),
+                 "--precision", "bf16"]) == 0
+    assert "network: tf, precision bf16 (as requested)" in capsys.readouterr().err
+    info = json.loads((out / "panoptic.json").read_text())["info"]
+    assert (info["backend"], info["precision"]) == ("tf", "bf16")
+    assert main(["predict", "--model", str(tiny_bundle_dir), "--images", str(images), "--out", str(tmp_path / "x"),
+                 "--precision", "bf16", "--backend", "onnx"]) == 2
+    assert "--backend onnx runs fp32 only, not bf16; give --precision fp32 or another --backend" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_pdl_app_passes_precision_and_backend_to_the_app(tmp_path, capsys):
+    from panoptic_deeplab.cli import main
+
+    assert main(["app", "--dry-run", "--workdir", str(tmp_path), "--precision", "bf16", "--backend", "openvino"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "PDL_PRECISION=bf16" in lines and "PDL_BACKEND=openvino" in lines
+
+
+def test_pdl_train_precision_sets_the_dtype_policy(monkeypatch, capsys):
+    from panoptic_deeplab.commands import train
+
+    seen = {}
+
+    def stop(name, overrides):
+        seen["overrides"] = overrides
+        raise SystemExit(0)
+
+    monkeypatch.setattr("panoptic_deeplab.config.load_config", stop)
+    monkeypatch.setattr(p, "cpu_flags", lambda *a: COOPER_LAKE)
+    monkeypatch.setattr(p, "gpu_bf16", lambda: None)
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    train.configure_parser(parser)
+    for flag, policy in (("bf16", "mixed_bfloat16"), ("fp32", "float32"),
+                         ("auto", "mixed_bfloat16" if p.AUTO_BF16_FOR_TRAINING else "float32")):
+        args = parser.parse_args(["--config", "synthetic/tiny", "--dataset", "D", "--workdir", "W", "--precision", flag])
+        with pytest.raises(SystemExit):
+            train.run(args)
+        assert f"model.dtype_policy={policy}" in seen["overrides"]
+        assert "training in precision" in capsys.readouterr().err
