@@ -53,10 +53,12 @@ SIGNATURE_IMAGE = "serve_image"
 
 
 def _bundle(bundle_or_path):
+    """A loaded bundle; a path loads in float32 (an export may run anywhere, not only on CPUs with
+    native bfloat16; pass a bundle loaded with ``precision="bf16"`` for a bfloat16 SavedModel)."""
     if isinstance(bundle_or_path, (str, Path)):
         from .bundle import load_bundle
 
-        return load_bundle(bundle_or_path)
+        return load_bundle(bundle_or_path, precision="fp32")
     return bundle_or_path
 
 
