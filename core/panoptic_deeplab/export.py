@@ -29,11 +29,10 @@ from the ``.json`` file written next to it (or your own port of it) on the outpu
 from a SavedModel of the network). The network alone, float32 input ``image`` ``[B, H, W, 3]`` RGB
 0..255 with any batch and size (normalisation inside; ``k * OS + 1`` sizes are the exact ones), raw
 outputs ``semantic_logits`` / ``center_heatmap`` / ``offsets`` as for TFLite. Post-processing is
-not inside either: it is data-dependent TensorFlow (top-k centers, per-class unique areas,
-scatter-based stuff-area rules) that tf2onnx and OpenVINO's converter do not translate (see
-docs/deployment.md). ``Predictor(..., backend="onnx"|"openvino")`` runs these files and does the
-padding, test-time flip and post-processing around them, exactly as for TensorFlow. The files are
-float32; OpenVINO runs them in bfloat16 when asked (``INFERENCE_PRECISION_HINT``).
+not inside either: tf2onnx and OpenVINO's converter both fail on it (docs/deployment.md says
+where). ``Predictor(..., backend="onnx"|"openvino")`` runs these files and does the padding,
+test-time flip and post-processing around them, exactly as for TensorFlow. The files are float32;
+OpenVINO runs them in bfloat16 when asked (``INFERENCE_PRECISION_HINT``).
 """
 from __future__ import annotations
 
