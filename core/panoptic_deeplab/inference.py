@@ -415,7 +415,7 @@ class Predictor:
         self._forward = tf.function(self.pipeline.forward)
 
     def describe(self) -> str:
-        """What runs the network, e.g. "tf, precision bf16 (auto: the CPU has avx512_bf16)"."""
+        """What runs the network, e.g. "tf, precision bf16 (auto: the CPU has amx_bf16)"."""
         return f"{self.backend}, {self.precision.describe()}"
 
     def __call__(self, image, *, return_raw: bool = True) -> Prediction:

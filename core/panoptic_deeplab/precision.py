@@ -1,9 +1,12 @@
 """Numeric precision of the network: the one place that turns ``--precision auto|fp32|bf16|fp16``
 into a Keras dtype policy, from what the machine can do natively.
 
-``auto`` picks bfloat16 where the hardware computes it natively (CPUs with AMX-BF16 or AVX512-BF16,
-read from the CPU flags; GPUs of compute capability 8.0 or later) and float32 otherwise: emulated
-bfloat16 is slower than float32. Mixed precision keeps the variables, the softmax, the losses and
+``auto`` picks bfloat16 where the hardware computes it fast: CPUs with AMX-BF16 (read from the CPU
+flags) and GPUs of compute capability 8.0 or later; float32 otherwise. A CPU with AVX512-BF16 but
+no AMX (Cooper Lake, Zen 4, or a VM that hides AMX) computes bfloat16 natively but slower than
+float32: on such a 2-core machine TensorFlow's bf16 matmul peak was 50 GFLOP/s against 92 in fp32,
+and MNV3-L ran 1.7x slower in bf16 on TensorFlow and 1.4x on OpenVINO (README "Precision and
+engines"), so ``auto`` keeps float32 there and says why. Mixed precision keeps the variables, the softmax, the losses and
 the three outputs (``semantic_logits``, ``center_heatmap``, ``offsets``) in float32; only the
 convolutions and their activations run in the lower precision (see ``model/builder.py``).
 
@@ -24,8 +27,11 @@ POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"
 NAMES = {policy: name for name, policy in POLICIES.items()}
 # CPU flags (Linux /proc/cpuinfo names) that mean bfloat16 matrix arithmetic in hardware.
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
-# Where training's auto choice is bfloat16 too: only once the loss curve was measured to hold
-# (README "Precision").
+# Whether training's auto choice follows inference's on AMX CPUs. Measured on the demo config
+# (README "Precision and engines", benchmarks/bench_train_precision.py): the bf16 loss curve holds
+# (-1.9 % mean loss over the second half of 60 steps), but the only CPU at hand (avx512_bf16, no
+# AMX) took 5.8 s per bf16 step against 3.1 s in fp32, and no AMX machine was at hand to show a
+# gain, so auto trains in float32; --precision bf16 still trains in bf16.
 AUTO_BF16_FOR_TRAINING = False
 
 
@@ -102,6 +108,9 @@ def choose_precision(requested: str | None = "auto", *, training: bool = False, 
     native = cpu_bf16_flags(flags)
     if not native:
         return Choice("fp32", "auto", "auto: this CPU has no native bfloat16 (no amx_bf16 / avx512_bf16 flag)")
+    if "amx_bf16" not in native:
+        return Choice("fp32", "auto", "auto: the CPU has avx512_bf16 but no AMX, where bfloat16 measured slower "
+                                      "than float32")
     if training and not AUTO_BF16_FOR_TRAINING:
         return Choice("fp32", "auto", "auto: training stays in float32")
     return Choice("bf16", "auto", f"auto: the CPU has {' and '.join(native)}")
