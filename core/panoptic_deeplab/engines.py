@@ -57,6 +57,7 @@ def cached_export(bundle, backend: str) -> Path:
     path = engine_cache_dir() / f"{Path(bundle.path).name}-{digest.hexdigest()[:16]}{SUFFIX[backend]}"
     if not path.is_file():
         log.warning("converting %s for %s (first use; cached in %s)", bundle.path, backend, path.parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{os.getpid()}-{path.name}")
         (export_onnx if backend == "onnx" else export_openvino)(bundle, tmp, overwrite=True)
         if backend == "openvino":
@@ -125,12 +126,16 @@ class ExportedNetwork:
         return out
 
 
-def choose_backend(backend: str | None, precision):
+def choose_backend(backend: str | None, precision, model_policy: str = "float32"):
     """``(backend, precision.Choice)`` to run: ``backend`` None means ``$PDL_BACKEND`` or tf. An
     automatic precision the engine cannot run falls back to fp32 (said in the reason); an explicit
     one is an error."""
     from .precision import Choice
 
+    if precision is None:  # a Bundle built by hand: the precision its model was built in
+        from .precision import NAMES
+
+        precision = Choice(NAMES.get(model_policy, "fp32"), "fp32", "as built")
     backend = (backend or os.environ.get("PDL_BACKEND", "").strip() or "tf").lower()
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}.")

@@ -399,7 +399,8 @@ class Predictor:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
-        self.backend, self.precision = choose_backend(backend, bundle_or_path.precision)
+        self.backend, self.precision = choose_backend(backend, bundle_or_path.precision,
+                                                      getattr(self.config.model, "dtype_policy", "float32"))
         network = bundle_or_path.model
         if self.backend != "tf":
             if tuple(scales) != (1.0,):

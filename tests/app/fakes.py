@@ -34,6 +34,9 @@ class FakePredictor:
                                                            stuff_area_limit=0))
         self.calls = 0
 
+    def describe(self) -> str:
+        return "tf, precision fp32 (as requested)"
+
     def __call__(self, image: np.ndarray, *, return_raw: bool = True):
         """Like Predictor.__call__, but only the raw outputs are filled in."""
         self.calls += 1

@@ -78,6 +78,7 @@ def test_upload_runs_the_model_once_and_shows_every_view(app):
     at, fake = app
     upload(at, u.encode(u.street_image()))
     assert metrics(at) == {**metrics(at), "Image": "97×65", "Centers": "2", "Instances": "2"}
+    assert "Network: tf, precision fp32 (as requested)" in [c.value for c in at.caption]  # what runs the model
     expected_hover = {
         "Input": "RGB", "Semantic": "probability", "Centers": "center heatmap",
         "Offsets": "offset (dy, dx)", "Panoptic": "instance id",
