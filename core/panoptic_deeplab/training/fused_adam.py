@@ -7,11 +7,21 @@ documented Adam): ``alpha = lr sqrt(1 - beta2^t) / (1 - beta1^t)``, ``m += (g - 
 ``v += (g^2 - v)(1 - beta2)``, ``w -= alpha m / (sqrt(v) + epsilon)``; the slots are Keras' own
 variables, so checkpoints are unchanged. Anything the fused op does not cover (sparse gradients,
 amsgrad) takes Keras' path.
+
+It reaches into Keras' private members (``_get_variable_index``, ``_momentums``, ``_velocities``,
+a variable's ``_value``), so :func:`make_adam` uses it only on the Keras versions it was verified
+on (``VERIFIED_KERAS``, by tests/core/training/test_fused_adam.py) and falls back to stock Adam
+elsewhere: slower to trace, same update.
 """
 from __future__ import annotations
 
+import warnings
+
 import keras
 import tensorflow as tf
+
+# Keras minor versions whose Adam internals FusedAdam was checked against, step by step.
+VERIFIED_KERAS = ("3.15",)
 
 
 def _handle(variable):
@@ -31,3 +41,21 @@ class FusedAdam(keras.optimizers.Adam):
             beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
             lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
             epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
+
+
+def fused_adam_supported(version: str | None = None) -> bool:
+    """Whether this Keras is one FusedAdam was verified on, with the private method it calls
+    (``_momentums`` and ``_velocities`` appear only when the optimizer is built)."""
+    version = keras.__version__ if version is None else version
+    minor = ".".join(version.split(".")[:2])
+    return minor in VERIFIED_KERAS and callable(getattr(keras.optimizers.Adam, "_get_variable_index", None))
+
+
+def make_adam(**kwargs) -> keras.optimizers.Adam:
+    """FusedAdam where verified, else Keras' own Adam (with a warning saying why start-up is slower)."""
+    if fused_adam_supported():
+        return FusedAdam(**kwargs)
+    warnings.warn(f"Keras {keras.__version__} is not a version FusedAdam was verified on ({', '.join(VERIFIED_KERAS)}); "
+                  "training uses Keras' own Adam: the same update, a slower trace at start-up",
+                  RuntimeWarning, stacklevel=2)
+    return keras.optimizers.Adam(**kwargs)

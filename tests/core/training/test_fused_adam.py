@@ -52,3 +52,26 @@ def test_fused_adam_under_xla_and_loss_scaling(loss_scale, jit):
             step(tf.fill((4, 4), 0.5 * (k + 1)))
         results.append(weights[0].numpy())
     np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-6)  # float rounding only
+
+
+def test_make_adam_uses_fused_adam_only_on_a_verified_keras(monkeypatch):
+    from panoptic_deeplab.training import fused_adam
+
+    assert fused_adam.fused_adam_supported()  # the pinned Keras is a verified one
+    assert type(fused_adam.make_adam(learning_rate=1e-3)) is FusedAdam
+    assert not fused_adam.fused_adam_supported("3.99.0")
+    monkeypatch.setattr(keras, "__version__", "3.99.0")
+    with pytest.warns(RuntimeWarning, match="Keras' own Adam"):
+        optimizer = fused_adam.make_adam(learning_rate=1e-3)
+    assert type(optimizer) is keras.optimizers.Adam
+
+
+def test_make_adam_falls_back_when_the_private_method_is_gone(monkeypatch):
+    from panoptic_deeplab.training import fused_adam
+
+    for base in keras.optimizers.Adam.__mro__:
+        if "_get_variable_index" in vars(base):
+            monkeypatch.delattr(base, "_get_variable_index")
+    assert not fused_adam.fused_adam_supported()
+    with pytest.warns(RuntimeWarning):
+        assert type(fused_adam.make_adam(learning_rate=1e-3)) is keras.optimizers.Adam
