@@ -112,6 +112,23 @@ def _time_interleaved(cmds: dict[str, list[str]], runs: int) -> dict[str, tuple[
     return {k: (statistics.median(walls[k]), statistics.median(cpus[k]), outs[k]) for k in cmds}
 
 
+# `pdl pq` with concurrent.futures' process pool (fork context, one chunk per worker) in place of
+# forked_map: the same work, items pickled to the workers instead of inherited.
+_POOL_CODE = """
+import multiprocessing, sys
+from concurrent.futures import ProcessPoolExecutor
+from panoptic_deeplab.evaluation import coco_io
+
+def pool_map(fn, items, workers):
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(fn, items, chunksize=max(1, len(items) // workers)))
+
+coco_io.forked_map = pool_map
+from panoptic_deeplab.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=50)
@@ -123,6 +140,9 @@ def main() -> None:
     parser.add_argument("--gt-writer", choices=("opencv", "pil"), default="opencv",
                         help="library that writes the GT PNGs (COCO's own are PIL-written)")
     parser.add_argument("--skip-panopticapi", action="store_true")
+    parser.add_argument("--with-process-pool", action="store_true",
+                        help="also time pdl pq with the standard library's ProcessPoolExecutor (fork) in place "
+                             "of its forked_map, to check that the hand-written pool still earns its place")
     args = parser.parse_args()
     py = sys.executable
     # Byte-compile our package as an installed package would be (an editable install under
@@ -144,10 +164,15 @@ def main() -> None:
         cmds = {"pdl pq": [*pdl_cmd, "pq", "--gt-json", gt, "--pred-json", pred,
                            "--out", str(result), "--workers", str(args.workers)],
                 "hotcoco (Python API)": [py, "-c", hot_code, gt, pred]}
+        if args.with_process_pool:
+            cmds["pdl pq, ProcessPoolExecutor"] = [py, "-c", _POOL_CODE, *cmds["pdl pq"][len(pdl_cmd):]]
         timed = _time_interleaved(cmds, args.runs)
         rows = [("pdl pq", *timed["pdl pq"][:2], json.loads(result.read_text())["All"]["pq"]),
                 ("hotcoco (Python API)", *timed["hotcoco (Python API)"][:2],
                  float(timed["hotcoco (Python API)"][2].strip().splitlines()[-1]))]
+        if args.with_process_pool:
+            rows.append(("pdl pq, ProcessPoolExecutor", *timed["pdl pq, ProcessPoolExecutor"][:2],
+                         json.loads(result.read_text())["All"]["pq"]))
         if not args.skip_panopticapi:
             pa_code = ("import sys, json; from panopticapi.evaluation import pq_compute; "
                        "r = pq_compute(sys.argv[1], sys.argv[2]); print(json.dumps(r['All']['pq']))")
