@@ -14,12 +14,12 @@ WORKDIR /opt/panoptic-deeplab
 COPY requirements.txt ./
 RUN pip install -r requirements.txt "tensorflow[and-cuda]==2.21.0"
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY core ./core
 COPY app ./app
 COPY assets ./assets
-# Editable: `pdl app` finds app/ and assets/ next to core/, as in a git checkout.
-RUN pip install --no-deps -e .
+# A regular install: the app and the demo model go inside the package, as in the wheel.
+RUN pip install --no-deps . && rm -rf build
 
 RUN useradd --create-home --uid 1000 pdl && mkdir -p /workdir /data && chown pdl /workdir /data
 USER 1000

@@ -5,16 +5,13 @@ public API (panoptic_deeplab.*) and keep only UI state.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import streamlit as st
 
 APP_DIR = Path(__file__).resolve().parent
-if str(APP_DIR) not in sys.path:  # lets pages import `state` and `components` however the app is started
-    sys.path.insert(0, str(APP_DIR))
 
-import state  # noqa: E402
+from panoptic_deeplab.app import state
 
 st.set_page_config(page_title="Panoptic-DeepLab", page_icon=":material/layers:", layout="wide")
 

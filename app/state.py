@@ -7,8 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
-ENV_MODEL, ENV_DATA, ENV_WORKDIR = "PDL_APP_MODEL", "PDL_APP_DATA", "PDL_APP_WORKDIR"
-DEFAULT_WORKDIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "panoptic_deeplab"
+from panoptic_deeplab import settings as product_settings
+
+ENV_MODEL, ENV_DATA = "PDL_APP_MODEL", "PDL_APP_DATA"
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,8 @@ def _optional_path(name: str) -> Path | None:
 
 def settings() -> Settings:
     """Settings for this run; read each time so tests can change the environment between runs."""
-    workdir = _optional_path(ENV_WORKDIR) or DEFAULT_WORKDIR
-    return Settings(model=_optional_path(ENV_MODEL), data=_optional_path(ENV_DATA), workdir=workdir)
-
-
-SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
+    return Settings(model=_optional_path(ENV_MODEL), data=_optional_path(ENV_DATA),
+                    workdir=product_settings.workdir())
 
 
 def known_models() -> dict[str, Path]:
@@ -48,10 +46,8 @@ def known_models() -> dict[str, Path]:
     current = settings()
     if current.model is not None:
         add(current.model.name, current.model)
-    if SHIPPED_MODELS.is_dir():
-        for path in sorted(SHIPPED_MODELS.iterdir()):
-            if (path / "bundle.json").is_file():
-                add(path.name, path)
+    for path in product_settings.shipped_models():
+        add(path.name, path)
     try:
         from panoptic_deeplab.jobs import JobStore
 

@@ -12,7 +12,7 @@ fi
 reqs=requirements.txt
 [ "$want" = dev ] && reqs=requirements-dev.txt
 stamp=".venv/.installed-$want"
-digest=$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)
+digest=$(cat requirements.txt requirements-dev.txt pyproject.toml setup.py | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   echo "installing Python packages from $reqs into .venv (first run takes a few minutes)..."
   .venv/bin/python -m pip install -q -r "$reqs"

@@ -106,10 +106,12 @@ def fuse(model_path: str, digest: str, options: PostProcessOptions, _heads: Head
 
 @st.cache_data(show_spinner=False, ttl=60)
 def available_samples(data_root: Path | None, limit: int = 12) -> dict[str, Path]:
-    """Sample images: from the app's data set (val split first) and assets/samples/."""
+    """Sample images: from the app's data set (val split first) and the shipped samples."""
+    from panoptic_deeplab.settings import samples_dir
+
     samples: dict[str, Path] = {}
-    assets = Path(__file__).resolve().parents[2] / "assets" / "samples"
-    if assets.is_dir():
+    assets = samples_dir()
+    if assets is not None:
         for p in sorted(assets.iterdir()):
             if p.suffix.lower() in (".png", ".jpg", ".jpeg"):
                 samples[p.name] = p

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from components import figures, model_io, views
+from panoptic_deeplab.app.components import figures, model_io, views
 from panoptic_deeplab.errors import UserError
 
 STAGES = ("Semantic", "Centers", "Offsets", "Panoptic")

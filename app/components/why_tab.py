@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from components import error_analysis as ea
-from components import figures, model_io
+from panoptic_deeplab.app.components import error_analysis as ea
+from panoptic_deeplab.app.components import figures, model_io
 from panoptic_deeplab.errors import UserError
 from panoptic_deeplab.evaluation.error_breakdown import ERROR_TYPES, LABELS, REMAINDER
 

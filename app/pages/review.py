@@ -6,8 +6,6 @@ All logic lives in panoptic_deeplab.review; decisions are stored in SQLite under
 """
 from __future__ import annotations
 
-import os
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,17 +14,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-APP_DIR = Path(__file__).resolve().parents[1]
-if str(APP_DIR) not in sys.path:  # run as a page of app/main.py or on its own
-    sys.path.insert(0, str(APP_DIR))
+from panoptic_deeplab.app.components import figures, model_io
+from panoptic_deeplab.app import state
+from panoptic_deeplab import review, visualize
+from panoptic_deeplab import settings as product_settings
+from panoptic_deeplab.errors import UserError
 
-from components import figures, model_io  # noqa: E402
-from components.shared_settings import setting as _setting  # noqa: E402
-from panoptic_deeplab import review, visualize  # noqa: E402
-from panoptic_deeplab.errors import UserError  # noqa: E402
-
-DEFAULT_WORKDIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "panoptic_deeplab"
-REPO_ROOT = APP_DIR.parent
 HIGHLIGHT = (255, 230, 0)
 ACTION_LABELS = {"accept": "Accept", "reject": "Reject", "crowd": "Mark crowd", "ignore": "Ignore"}
 ACTION_HELP = {
@@ -37,8 +30,7 @@ ACTION_HELP = {
 }
 
 def _default_model() -> str | None:
-    models_dir = REPO_ROOT / "assets" / "models"
-    bundles = sorted(p for p in models_dir.glob("*") if (p / "bundle.json").is_file()) if models_dir.is_dir() else []
+    bundles = product_settings.shipped_models()
     return str(bundles[0]) if bundles else None
 
 
@@ -62,9 +54,10 @@ def _predict(model_path: str, image: np.ndarray) -> SimpleNamespace:
     return SimpleNamespace(semantic=fused.semantic, semantic_probs=heads.semantic_probs, panoptic=fused.panoptic)
 
 
-workdir = Path(_setting("workdir", ("PDL_APP_WORKDIR", "PDL_WORKDIR")) or DEFAULT_WORKDIR).expanduser()
-default_data = _setting("data_root", ("PDL_APP_DATA", "PDL_DATA"))
-model_path = _setting("model_path", ("PDL_APP_MODEL", "PDL_MODEL")) or _default_model()
+app_settings = state.settings()
+workdir = app_settings.workdir
+default_data = str(app_settings.data) if app_settings.data else None
+model_path = str(app_settings.model) if app_settings.model else _default_model()
 
 st.title("Review")
 st.caption(

@@ -8,9 +8,7 @@ in SQLite under the work directory, so they survive an app restart.
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -18,21 +16,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-APP_DIR = Path(__file__).resolve().parents[1]
-if str(APP_DIR) not in sys.path:  # run as a page of app/main.py or on its own
-    sys.path.insert(0, str(APP_DIR))
+from panoptic_deeplab.app.components import eval_results as er
+from panoptic_deeplab.app.components import joblog, slurm_form
+from panoptic_deeplab.app import state
+from panoptic_deeplab import jobs as joblib
+from panoptic_deeplab.config import available_configs
+from panoptic_deeplab import settings as product_settings
+from panoptic_deeplab.errors import UserError
 
-import state  # noqa: E402
-from components import eval_results as er  # noqa: E402
-from components import slurm_form  # noqa: E402
-from components import joblog  # noqa: E402
-from components.shared_settings import setting as _setting  # noqa: E402
-from panoptic_deeplab import jobs as joblib  # noqa: E402
-from panoptic_deeplab.config import available_configs  # noqa: E402
-from panoptic_deeplab.errors import UserError  # noqa: E402
-
-REPO_ROOT = APP_DIR.parent
-DEFAULT_WORKDIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "panoptic_deeplab"
 LOSS_COLUMNS = ("loss", "semantic_loss", "center_loss", "offset_loss")
 EVAL_COLUMNS = ("pq", "sq", "rq", "miou")
 STATE_ICONS = {
@@ -42,13 +33,13 @@ STATE_ICONS = {
 }
 
 def _shipped_models() -> list[Path]:
-    models_dir = REPO_ROOT / "assets" / "models"
-    return sorted(p for p in models_dir.glob("*") if (p / "bundle.json").is_file()) if models_dir.is_dir() else []
+    return product_settings.shipped_models()
 
 
-workdir = Path(_setting("workdir", ("PDL_APP_WORKDIR", "PDL_WORKDIR")) or DEFAULT_WORKDIR).expanduser()
-default_model = _setting("model_path", ("PDL_APP_MODEL", "PDL_MODEL"))
-default_data = _setting("data_root", ("PDL_APP_DATA", "PDL_DATA"))
+app_settings = state.settings()
+workdir = app_settings.workdir
+default_model = str(app_settings.model) if app_settings.model else None
+default_data = str(app_settings.data) if app_settings.data else None
 store = joblib.JobStore(workdir)
 
 st.title("Train")

@@ -19,6 +19,7 @@ import os
 import sys
 import traceback
 
+from . import __version__
 from .errors import UserError
 
 # sub-command -> (module, one-line help)
@@ -71,6 +72,7 @@ def _stderr_silenced():
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pdl", description="Panoptic-DeepLab toolkit")
+    parser.add_argument("--version", action="version", version=f"pdl (panoptic-deeplab) {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module_name, help_text) in COMMANDS.items():

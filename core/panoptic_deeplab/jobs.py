@@ -45,12 +45,10 @@ _OVERRIDE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$
 
 
 def default_root() -> Path:
-    """Where the app and ``pdl jobs`` keep job records: the app's work directory
-    (``PDL_APP_WORKDIR`` or ``PDL_WORKDIR``, else ``~/.cache/panoptic_deeplab``)."""
-    for name in ("PDL_APP_WORKDIR", "PDL_WORKDIR"):
-        if os.environ.get(name, "").strip():
-            return Path(os.environ[name].strip()).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "panoptic_deeplab"
+    """Where the app and ``pdl jobs`` keep job records: the work directory (``settings.workdir``)."""
+    from .settings import workdir
+
+    return workdir()
 
 
 class JobError(UserError):

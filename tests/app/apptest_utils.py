@@ -1,19 +1,17 @@
-"""Shared set-up for the app's AppTest suites: the app folder on sys.path (pages import `state` and
-`components`), an app environment in a temp dir, and small encoded test images."""
+"""Shared set-up for the app's AppTest suites: the installed app's files, an app environment in a
+temp dir, and small encoded test images."""
 from __future__ import annotations
 
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-APP_DIR = ROOT / "app"
+from panoptic_deeplab import settings
+
+APP_DIR = settings.app_entry().parent  # app/ of the checkout, inside the package once installed
 ENTRY = str(APP_DIR / "main.py")
-if str(APP_DIR) not in sys.path:
-    sys.path.insert(0, str(APP_DIR))
 
 TIMEOUT = 60
 

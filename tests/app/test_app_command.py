@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 import apptest_utils as u
 from panoptic_deeplab.cli import main
+from panoptic_deeplab import settings
 from panoptic_deeplab.commands import app as app_command
 
 
@@ -26,7 +27,7 @@ def test_dry_run_prints_a_headless_local_streamlit_command(tmp_path):
                    "--workdir", str(tmp_path / "w"))
     assert done.returncode == 0, done.stderr
     command, *env = done.stdout.strip().splitlines()
-    assert command.split()[1:5] == ["-m", "streamlit", "run", str(app_command.APP_ENTRY)]
+    assert command.split()[1:5] == ["-m", "streamlit", "run", str(settings.app_entry())]
     for flag in ("--server.address 127.0.0.1", "--server.port 8612", "--server.headless true",
                  "--browser.gatherUsageStats false"):
         assert flag in command
@@ -59,7 +60,7 @@ def test_first_launch_makes_the_demo_data_set_once(tmp_path, monkeypatch):
 
 def test_default_model_is_a_shipped_bundle_or_none():
     model = app_command.default_model()
-    assert model is None or model.parent == app_command.MODELS_DIR
+    assert model is None or model.parent == settings.shipped_models_dir()
 
 
 def test_shell_lists_the_pages_with_inspect_first(monkeypatch, tmp_path):

@@ -62,7 +62,7 @@ def server(tmp_path_factory):
     proc = subprocess.Popen(
         [sys.executable, "-m", "panoptic_deeplab", "app", "--port", str(port), "--model", str(bundle),
          "--data", str(data), "--workdir", str(tmp / "work")],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=u.ROOT,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=Path(__file__).resolve().parents[2],
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -52,8 +52,8 @@ def out_with(out, segments):
 
 @pytest.fixture
 def app(monkeypatch, tmp_path, dataset):
-    from components import eval_results as er
-    from components import model_io
+    from panoptic_deeplab.app.components import eval_results as er
+    from panoptic_deeplab.app.components import model_io
 
     model_dir = tmp_path / "fake-model"
     model_dir.mkdir()
@@ -268,7 +268,7 @@ def test_a_failed_job_shows_its_own_message_on_the_page(app, dataset, tmp_path):
 
 
 def _result_for(tmp_path, dataset, model_dir: Path, label: str, when: float) -> Path:
-    from components import eval_results as er
+    from panoptic_deeplab.app.components import eval_results as er
 
     model_dir.mkdir(parents=True, exist_ok=True)
     path = er.result_path(tmp_path / "work" / "results", model_dir, dataset, "val", 0, label=label)

@@ -48,7 +48,7 @@ def step_figure(at, title):
 
 @pytest.mark.slow  # builds and runs a real tiny network
 def test_a_workdir_steps_are_on_a_slider_next_to_the_final_model(monkeypatch, tmp_path, workdir):
-    from components import model_io
+    from panoptic_deeplab.app.components import model_io
 
     model_dir = tmp_path / "fake-model"
     model_dir.mkdir()
@@ -75,7 +75,7 @@ def test_a_workdir_steps_are_on_a_slider_next_to_the_final_model(monkeypatch, tm
 
 
 def test_an_empty_workdir_says_what_is_missing(monkeypatch, tmp_path):
-    from components import model_io
+    from panoptic_deeplab.app.components import model_io
 
     model_dir = tmp_path / "fake-model"
     model_dir.mkdir()

@@ -20,7 +20,7 @@ from fakes import CAR, SCORES, FakePredictor, car_boxes, car_centers
 
 @pytest.fixture
 def app(monkeypatch, tmp_path):
-    from components import model_io
+    from panoptic_deeplab.app.components import model_io
 
     model_dir = tmp_path / "fake-model"
     model_dir.mkdir()
@@ -65,10 +65,10 @@ def pixel_table(at) -> dict:
 
 
 def test_without_a_model_the_page_says_how_to_get_one(monkeypatch, tmp_path):
-    import state as app_state  # app/ is on sys.path (apptest_utils)
+    from panoptic_deeplab import settings
 
     u.set_app_env(monkeypatch, tmp_path, model=None)
-    monkeypatch.setattr(app_state, "SHIPPED_MODELS", tmp_path / "no-shipped-models")  # a fresh checkout without assets
+    monkeypatch.setattr(settings, "shipped_models", lambda: [])  # an installation without the demo model
     at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT).run()
     assert not at.exception
     assert "No model yet" in at.warning[0].value and "pdl app --model" in at.warning[0].value
@@ -248,7 +248,7 @@ def test_a_real_bundle_runs_end_to_end(monkeypatch, tmp_path):
 
 
 def test_a_sample_from_the_data_set_can_be_picked(monkeypatch, tmp_path):
-    from components import model_io
+    from panoptic_deeplab.app.components import model_io
     from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
 
     data = make_synthetic_dataset(tmp_path / "data", num_train=1, num_val=2, height=33, width=65, workers=1)
@@ -301,7 +301,7 @@ class TinyNegativeOffsets(FakePredictor):
 
 
 def test_the_pixel_panel_wraps_its_values_and_never_prints_minus_zero(monkeypatch, tmp_path):
-    from components import model_io
+    from panoptic_deeplab.app.components import model_io
 
     (tmp_path / "m").mkdir()
     u.set_app_env(monkeypatch, tmp_path, model=tmp_path / "m")
@@ -347,7 +347,7 @@ def test_an_old_bundle_without_a_card_says_so(app, tmp_path):
 
 
 def test_after_an_upload_the_sample_picker_says_the_upload_is_shown(monkeypatch, tmp_path):
-    from components import model_io
+    from panoptic_deeplab.app.components import model_io
     from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
 
     data = make_synthetic_dataset(tmp_path / "data", num_train=1, num_val=1, height=33, width=65, workers=1)

@@ -53,7 +53,7 @@ def data(tmp_path) -> Path:
 
 @pytest.fixture
 def page(monkeypatch, tmp_path, data):
-    from components import model_io
+    from panoptic_deeplab.app.components import model_io
 
     model_dir = tmp_path / "fake-model"
     model_dir.mkdir()
@@ -172,7 +172,7 @@ def test_a_decision_made_elsewhere_is_shown_and_replaced_only_when_confirmed(pag
 
 
 def test_review_can_pick_another_data_set(monkeypatch, tmp_path, data):
-    from components import model_io
+    from panoptic_deeplab.app.components import model_io
 
     (tmp_path / "m").mkdir()
     u.set_app_env(monkeypatch, tmp_path, model=tmp_path / "m", data=None)

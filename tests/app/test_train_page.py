@@ -124,7 +124,7 @@ def test_a_fine_tuned_model_is_compared_with_its_base_per_class(env):
     per-class deltas; a missing one offers to evaluate, as a job."""
     import numpy as np
 
-    from components import eval_results as er
+    from panoptic_deeplab.app.components import eval_results as er
     from panoptic_deeplab.datasets.specs import get_dataset_spec
     from panoptic_deeplab.evaluation.coco_io import pq_from_label_maps
     from panoptic_deeplab.evaluation.semantic import mean_iou

@@ -57,8 +57,8 @@ def frame_with(at, column):
 
 
 def open_page(monkeypatch, tmp_path, dataset, result):
-    from components import eval_results as er
-    from components import model_io
+    from panoptic_deeplab.app.components import eval_results as er
+    from panoptic_deeplab.app.components import model_io
 
     model_dir = tmp_path / "fake-model"
     model_dir.mkdir()
@@ -134,7 +134,7 @@ def test_a_result_without_oracles_says_how_to_get_them(monkeypatch, tmp_path, da
 
 
 def test_clicked_bar_names_the_class_and_error_type():
-    from components.error_analysis import clicked_bar
+    from panoptic_deeplab.app.components.error_analysis import clicked_bar
 
     event = {"selection": {"points": [{"x": "bus", "customdata": ["split"], "curve_number": 3}]}}
     assert clicked_bar(event) == ("bus", "split")

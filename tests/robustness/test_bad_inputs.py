@@ -198,7 +198,7 @@ def inspect_page(monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
 
     import apptest_utils as u
-    from components import model_io
+    from panoptic_deeplab.app.components import model_io
     from fakes import FakePredictor
 
     model_dir = tmp_path / "fake-model"

@@ -1,8 +1,8 @@
 """``pdl app``: start the Streamlit browser app (on 127.0.0.1 unless ``--host`` says otherwise).
 
-It picks the shipped demo model (``assets/models/<name>/``) unless ``--model`` names a bundle, makes a
+It picks the shipped demo model (the first bundle of ``settings.shipped_models()``) unless ``--model`` names a bundle, makes a
 small synthetic data set under the work directory on first launch unless ``--data`` names one, then
-replaces itself with ``python -m streamlit run app/main.py`` (headless, no telemetry). The app reads
+replaces itself with ``python -m streamlit run <the installed app>/main.py`` (headless, no telemetry). The app reads
 its settings from the ``PDL_APP_*`` environment variables set here.
 """
 from __future__ import annotations
@@ -12,14 +12,9 @@ import os
 import sys
 from pathlib import Path
 
+from .. import settings
 from ..errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-APP_ENTRY = REPO_ROOT / "app" / "main.py"
-MODELS_DIR = REPO_ROOT / "assets" / "models"
-# PDL_WORKDIR (set in the Docker image to its mounted volume) wins over the per-user cache.
-DEFAULT_WORKDIR = Path(os.environ.get("PDL_WORKDIR") or
-                       Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "panoptic_deeplab")
 DEMO_DATA_NAME = "synthetic-demo"
 # The first-launch demo set: small enough to generate in seconds on a laptop CPU.
 DEMO_DATA = dict(num_train=16, num_val=8, height=257, width=513, seed=0)
@@ -36,9 +31,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                              "uses 0.0.0.0 inside the container)")
     parser.add_argument("--model", type=Path, help="model bundle directory (default: the shipped demo model)")
     parser.add_argument("--data", type=Path, help="data set root (default: a synthetic set made on first launch)")
+    default_workdir = settings.workdir()
     parser.add_argument(
-        "--workdir", type=Path, default=DEFAULT_WORKDIR,
-        help=f"where the app keeps its demo data, results and jobs (default {DEFAULT_WORKDIR})",
+        "--workdir", type=Path, default=default_workdir,
+        help=f"where the app keeps its demo data, results and jobs (default {default_workdir}: "
+             "$PDL_WORKDIR, else the per-user cache)",
     )
     from ..precision import PRECISIONS
 
@@ -51,10 +48,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def default_model() -> Path | None:
-    """The first shipped model bundle under assets/models/, or None when none ships yet."""
-    if not MODELS_DIR.is_dir():
-        return None
-    bundles = sorted(p for p in MODELS_DIR.iterdir() if (p / "bundle.json").is_file())
+    """The first shipped model bundle, or None when none ships."""
+    bundles = settings.shipped_models()
     return bundles[0] if bundles else None
 
 
@@ -74,7 +69,7 @@ def ensure_demo_data(workdir: Path) -> Path:
 
 def streamlit_command(port: int, host: str = "127.0.0.1") -> list[str]:
     return [
-        sys.executable, "-m", "streamlit", "run", str(APP_ENTRY),
+        sys.executable, "-m", "streamlit", "run", str(settings.app_entry()),
         "--server.address", host,
         "--server.port", str(port),
         "--server.headless", "true",
@@ -112,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         model = default_model()
         if model is None:
             print(
-                f"note: no demo model ships yet under {MODELS_DIR}; the app opens without a model "
+                "note: no demo model is installed with the package; the app opens without a model "
                 "(train one with `pdl train`, then pass --model BUNDLE)", file=sys.stderr,
             )
     workdir = args.workdir.expanduser().resolve()

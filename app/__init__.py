@@ -1,0 +1,1 @@
+"""The Streamlit app, installed as ``panoptic_deeplab.app``; ``pdl app`` runs its ``main.py``."""

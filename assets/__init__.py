@@ -1,0 +1,1 @@
+"""What ships with the product (the demo model bundle), installed as ``panoptic_deeplab.assets``."""
