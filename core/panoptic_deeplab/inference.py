@@ -1,5 +1,5 @@
 """Inference: run a model bundle on images of any size and dtype and return the raw outputs plus the
-fused panoptic prediction (spec sections 2 "Augmentation, eval", 4 and 10).
+fused panoptic prediction (docs/method.md §2 "Evaluation" and §4).
 
 Size rules, applied to an image of ``H x W`` (the same in :class:`Predictor` and in the exported
 SavedModel, which share :class:`InferencePipeline`):

@@ -1,4 +1,4 @@
-"""Panoptic-DeepLab losses with deeplab2's normalisation (spec section 3).
+"""Panoptic-DeepLab losses with deeplab2's normalisation (docs/method.md §3).
 
 total = semantic_weight * L_sem + center_weight * L_center + offset_weight * L_offset
 (1.0, 200 and 0.01 in every published config), all at the input resolution.

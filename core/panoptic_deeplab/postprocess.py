@@ -1,4 +1,4 @@
-"""Panoptic-DeepLab post-processing in pure TensorFlow (spec §4).
+"""Panoptic-DeepLab post-processing in pure TensorFlow (docs/method.md §4).
 
 One implementation for training-time evaluation, the Predictor, the CLI, the app and the exported
 SavedModel: only core TF ops, so it runs eagerly, inside ``tf.function``, in a SavedModel and on GPU.

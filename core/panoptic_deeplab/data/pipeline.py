@@ -1,6 +1,6 @@
 """The ``tf.data`` input pipeline: files on disk -> (features, targets) batches.
 
-Training (deeplab2 semantics, spec section 2):
+Training (deeplab2 semantics, docs/method.md §2):
 
 1. decode the image (JPEG/PNG) and the panoptic label (the reader's ``load_panoptic``);
 2. optional resize to range (``dataset.min_resize_value`` / ``max_resize_value``, 0 = off);

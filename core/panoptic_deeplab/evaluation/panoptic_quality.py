@@ -1,4 +1,4 @@
-"""Panoptic quality with panopticapi's exact semantics (see shared pq-semantics.md §2), vectorised.
+"""Panoptic quality with panopticapi's exact semantics (docs/method.md §6), vectorised.
 
 Per image: segment-id maps (0 = VOID) plus segment tables. GT areas come from the GT table (the
 JSON ``area``), predicted areas from the pixels. A GT/pred pair of the same category, GT not crowd,

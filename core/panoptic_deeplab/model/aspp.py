@@ -1,4 +1,4 @@
-"""Atrous Spatial Pyramid Pooling (deeplab2 ``model/decoder/aspp.py``, spec section 1.1).
+"""Atrous Spatial Pyramid Pooling (deeplab2 ``model/decoder/aspp.py``, docs/method.md §1).
 
 Five branches on the backbone's last feature map, concatenated and projected to ``channels``:
 a 1x1 conv, three 3x3 atrous convs (standard as in deeplab2, or depthwise-separable as in the

@@ -1,4 +1,4 @@
-"""Build the Panoptic-DeepLab Keras model from a config (spec sections 1 and 10).
+"""Build the Panoptic-DeepLab Keras model from a config (docs/method.md §1).
 
 Input: float32 ``[B, H, W, 3]`` RGB in 0..255; normalisation ``x / 127.5 - 1`` is inside the model.
 Outputs (float32, at the input resolution, corner-aligned bilinear upsampling from stride 4):

@@ -1,4 +1,4 @@
-"""Panoptic-DeepLab decoder (deeplab2 ``model/decoder/panoptic_deeplab.py``, spec section 1.1).
+"""Panoptic-DeepLab decoder (deeplab2 ``model/decoder/panoptic_deeplab.py``, docs/method.md §1).
 
 Starting from the ASPP output, each low-level endpoint (res3 then res2) is fused in turn:
 project it with a 1x1 conv, upsample the running feature to its size with corner alignment,

@@ -1,4 +1,4 @@
-"""Prediction heads (deeplab2 ``PanopticDeepLabSingleHead``, spec section 1.1).
+"""Prediction heads (deeplab2 ``PanopticDeepLabSingleHead``, docs/method.md §1).
 
 A 5x5 depthwise-separable conv to ``channels`` (BN and ReLU after both convs), then a 1x1 conv with
 bias and a TruncatedNormal(0.01) kernel. No final activation: semantic logits, the raw center

@@ -1,6 +1,6 @@
 """Shared building blocks of every backbone, the ASPP, the decoders and the heads.
 
-Conventions (deeplab2, spec section 1.1):
+Conventions (deeplab2, docs/method.md §1):
 * stride-1 convs use ``same`` padding; strided convs pad symmetrically (``pad_total // 2`` at the
   top/left) and then run ``valid``, so odd sizes k*OS+1 and even sizes both match deeplab2;
 * convs followed by batch norm have no bias; kernels use ``he_normal``, depthwise kernels keep the

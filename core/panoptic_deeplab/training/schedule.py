@@ -1,4 +1,4 @@
-"""Learning-rate schedule: linear warmup, then polynomial decay (deeplab2, spec section 5)."""
+"""Learning-rate schedule: linear warmup, then polynomial decay (deeplab2, docs/method.md §5)."""
 from __future__ import annotations
 
 import keras

@@ -1,4 +1,4 @@
-"""make_targets against hand-computed cases (spec section 2)."""
+"""make_targets against hand-computed cases (docs/method.md §2)."""
 import math
 
 import numpy as np

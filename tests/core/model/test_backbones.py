@@ -60,7 +60,7 @@ def test_atrous_schedule_trades_strides_for_dilation_after_the_output_stride():
 @pytest.mark.parametrize(
     "name, params, channels",
     [
-        # deeplab2 counts (model/deeplab_test.py and the spec's analytic counter), final 1x1 conv included.
+        # deeplab2 counts (model/deeplab_test.py and the layer-by-layer count of docs/method.md §1), final 1x1 conv included.
         ("mobilenet_v3_large", 2_971_952, (72, 120, 672, 960)),
         ("mobilenet_v3_small", 927_008, (16, 88, 144, 576)),
     ],

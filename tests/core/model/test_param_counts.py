@@ -1,4 +1,4 @@
-"""Trainable-parameter counts against the authors' (deeplab2 model/deeplab_test.py; spec 1.5)."""
+"""Trainable-parameter counts against the authors' (deeplab2 model/deeplab_test.py; docs/method.md §1)."""
 from __future__ import annotations
 
 import importlib.util
@@ -42,4 +42,4 @@ def test_coco_xception71_is_within_2_percent_of_the_paper():
 def test_coco_class_count_comes_from_the_dataset_spec():
     model = build_model(load_config("coco/resnet50_os16"), input_shape=(65, 65))
     assert model.output["semantic_logits"].shape[-1] == 134
-    assert trainable_params(model) == 55_003_257  # spec 1.5, R50 COCO (134 classes)
+    assert trainable_params(model) == 55_003_257  # docs/method.md §1, R50 COCO (134 classes)

@@ -1,4 +1,4 @@
-"""A slow, straightforward NumPy version of the post-processing rules, written from the spec (§4)
+"""A slow, straightforward NumPy version of the post-processing rules, written from docs/method.md §4
 and deeplab2's C++ merge op, used as the oracle for random-case tests."""
 from __future__ import annotations
 

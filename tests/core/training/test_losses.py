@@ -1,4 +1,4 @@
-"""Losses against hand-worked values (spec section 3)."""
+"""Losses against hand-worked values (docs/method.md §3)."""
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -1,4 +1,4 @@
-"""MobileNetV3-Large and -Small in deeplab2's layout (spec section 1.3; deeplab2
+"""MobileNetV3-Large and -Small in deeplab2's layout (docs/method.md §1; deeplab2
 ``model/encoder/mobilenet.py``, ``model/layers/blocks.py``, ``squeeze_and_excite.py``).
 
 * Standard V3 block tables (below). Every inverted bottleneck is 1x1 expand (skipped when the

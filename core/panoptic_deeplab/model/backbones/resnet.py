@@ -1,4 +1,4 @@
-"""ResNet-50 and ResNet-50-beta as in deeplab2 (spec section 1.3).
+"""ResNet-50 and ResNet-50-beta as in deeplab2 (docs/method.md §1).
 
 * No max-pool: the stride moves into the first block of stage 2.
 * Each stage puts its stride in the first 3x3 conv of its first block (ResNet v1.5); the
