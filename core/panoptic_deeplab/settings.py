@@ -17,15 +17,22 @@ from pathlib import Path
 WORKDIR_ENV = ("PDL_APP_WORKDIR", "PDL_WORKDIR")
 
 
+def user_cache() -> Path:
+    """This user's cache folder of the product: ``$XDG_CACHE_HOME/panoptic_deeplab``, by default
+    ``~/.cache/panoptic_deeplab`` (the XDG spec says a relative value is to be ignored)."""
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(base) if base and os.path.isabs(base) else Path.home() / ".cache") / "panoptic_deeplab"
+
+
 def workdir() -> Path:
     """The work directory of the app and of ``pdl jobs``: results, job records, review stores and the
-    demo data set (``PDL_APP_WORKDIR`` or ``PDL_WORKDIR``, else ``$XDG_CACHE_HOME/panoptic_deeplab``,
-    ``~/.cache/panoptic_deeplab`` by default). Read each time: tests and `pdl app` change it."""
+    demo data set (``PDL_APP_WORKDIR`` or ``PDL_WORKDIR``, else :func:`user_cache`). Read each
+    time: tests and `pdl app` change it."""
     for name in WORKDIR_ENV:
         value = os.environ.get(name, "").strip()
         if value:
             return Path(value).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "panoptic_deeplab"
+    return user_cache()
 
 
 def _package_dir(name: str) -> Path | None:

@@ -22,10 +22,9 @@ RECHECK_ENV = "PDL_RECHECK_DATASET"
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME", "").strip()
-    # The XDG spec says a relative value is to be ignored.
-    cache = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
-    return cache / "panoptic_deeplab" / "dataset-checks"
+    from ..settings import user_cache
+
+    return user_cache() / "dataset-checks"
 
 
 def record_path(root: str | Path, split: str) -> Path:
