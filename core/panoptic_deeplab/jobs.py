@@ -18,6 +18,7 @@ A job's ``backend`` says where it runs: ``local`` (this machine, as above, the d
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -56,56 +57,85 @@ class JobError(UserError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Allow-list: sub-command -> option -> value kind. "flag" takes no value; kinds ending in "*" repeat.
+# Allow-list: sub-command -> option -> value kind. "flag" takes no value; kinds ending in "*" repeat;
+# kinds ending in "+" take one or more values.
+# Read from each command's own argparse definition, so an option is allowed as soon as its command
+# has it and never after it is gone.
 
 _INT, _FLOAT, _PATH, _NAME, _OVERRIDE, _FLAG = "int", "float", "path", "name", "override", "flag"
 _NAMES = "names"  # comma-separated names, '+' allowed inside one (pdl evaluate --oracle semantic+center,all)
 
-ALLOWED_COMMANDS: dict[str, dict[str, str]] = {
-    "train": {
-        "--config": _PATH,
-        "--dataset": _PATH,
-        "--split": _NAME,
-        "--workdir": _PATH,
-        "--steps": _INT,
-        "--batch-size": _INT,
-        "--checkpoint-every": _INT,
-        "--init-from": _PATH,
-        "--set": _OVERRIDE + "*",
-        "--strategy": _NAME,
-        "--eval-split": _NAME,
-        "--eval-every": _INT,
-        "--eval-images": _INT,
-        "--xla": _FLAG,
-        "--mixed-precision": _NAME,
-    },
-    "evaluate": {
-        "--model": _PATH,
-        "--dataset": _PATH,
-        "--split": _NAME,
-        "--out": _PATH,
-        "--save-predictions": _PATH,
-        "--ap": _NAME,
-        "--limit": _INT,
-        "--oracle": _NAMES,
-    },
-    "make-dataset": {
-        "--out": _PATH,
-        "--num-train": _INT,
-        "--num-val": _INT,
-        "--height": _INT,
-        "--width": _INT,
-        "--seed": _INT,
-        "--workers": _INT,
-    },
-    "check-dataset": {"--split": _NAME},
-}
+JOB_COMMANDS = ("train", "evaluate", "make-dataset", "check-dataset")  # what a job may run
 
-# Positional arguments some commands take (value kind), in order.
-ALLOWED_POSITIONALS: dict[str, tuple[str, ...]] = {
-    "make-dataset": (_NAME,),  # the kind of data set: synthetic
-    "check-dataset": (_PATH,),  # the data set root
-}
+
+class _RecordingParser(argparse.ArgumentParser):
+    """Records every argument a command's ``configure_parser`` adds, with its keyword arguments
+    (only public argparse API: ``add_argument`` and ``add_argument_group``)."""
+
+    def __init__(self):
+        self.recorded: list[tuple[tuple, dict]] | None = None  # None while argparse builds its own groups
+        super().__init__(add_help=False)
+        self.recorded = []
+
+    def add_argument(self, *names, **kwargs):
+        self.recorded.append((names, kwargs))
+        return super().add_argument(*names, **kwargs)
+
+    def add_argument_group(self, *args, **kwargs):
+        if self.recorded is None:
+            return super().add_argument_group(*args, **kwargs)
+        return self  # options of a group are options of the command
+
+    def add_mutually_exclusive_group(self, **kwargs):
+        return self
+
+
+def _value_kind(names: tuple, kwargs: dict) -> str:
+    action = kwargs.get("action")
+    if action in ("store_true", "store_false", "count"):
+        return _FLAG
+    if kwargs.get("metavar") == "KEY=VALUE":
+        kind = _OVERRIDE
+    elif kwargs.get("metavar") == "LIST":
+        kind = _NAMES
+    elif kwargs.get("type") is int:
+        kind = _INT
+    elif kwargs.get("type") is float:
+        kind = _FLOAT
+    elif kwargs.get("choices") is not None or kwargs.get("dest", names[-1]).lstrip("-").replace("-", "_").endswith("split"):
+        kind = _NAME  # a choice, a split name
+    else:
+        kind = _PATH
+    if kwargs.get("nargs") in ("+", "*"):
+        kind += "+"
+    return kind + "*" if action == "append" else kind
+
+
+def _command_arguments(command: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """``(options, positionals)`` of ``pdl command``: each option string with its value kind, and the
+    kinds of its positional arguments in order."""
+    import importlib
+
+    from .cli import COMMANDS
+
+    parser = _RecordingParser()
+    importlib.import_module(COMMANDS[command][0]).configure_parser(parser)
+    options: dict[str, str] = {}
+    positionals: list[str] = []
+    for names, kwargs in parser.recorded:
+        kind = _value_kind(names, kwargs)
+        if names[0].startswith("-"):
+            options.update({name: kind for name in names})
+        else:
+            positionals.append(kind)
+    return options, tuple(positionals)
+
+
+ALLOWED_COMMANDS: dict[str, dict[str, str]] = {}
+ALLOWED_POSITIONALS: dict[str, tuple[str, ...]] = {}
+for _command in JOB_COMMANDS:
+    ALLOWED_COMMANDS[_command], ALLOWED_POSITIONALS[_command] = _command_arguments(_command)
+del _command
 
 
 def validate_command(argv: list[str]) -> list[str]:
@@ -134,6 +164,8 @@ def validate_command(argv: list[str]) -> list[str]:
             kind = options[name]
             repeat = kind.endswith("*")
             kind = kind.rstrip("*")
+            several = kind.endswith("+")
+            kind = kind.rstrip("+")
             if name in seen and not repeat:
                 raise JobError(f"option '{name}' given twice for 'pdl {command}'")
             seen.add(name)
@@ -149,6 +181,9 @@ def validate_command(argv: list[str]) -> list[str]:
                     raise JobError(f"option '{name}' needs a value")
                 value, i = rest[i + 1], i + 2
             _check_value(kind, value, name)
+            while several and i < len(rest) and not rest[i].startswith("--"):  # e.g. --scales 0.75 1 1.25
+                _check_value(kind, rest[i], name)
+                i += 1
         else:
             if not positionals:
                 raise JobError(f"unexpected argument '{token}' for 'pdl {command}'")

@@ -80,6 +80,29 @@ def test_allowed_options_exist_in_the_real_commands():
         assert set(options) <= known, f"pdl {command}: {set(options) - known} not accepted by its parser"
 
 
+def test_the_allow_list_is_read_from_the_commands_own_parsers(monkeypatch):
+    """Options the hand-kept copy lacked are allowed, with the right kinds, and so is any option
+    a command adds later (no second list to keep)."""
+    assert validate_command(["train", "--config", TINY, "--low-memory", "--mlflow", "--skip-dataset-check"])
+    assert validate_command(["evaluate", "--model", "m", "--dataset", "d", "--scales", "0.75", "1", "1.25", "--flip"])
+    with pytest.raises(JobError, match="is not a number"):
+        validate_command(["evaluate", "--model", "m", "--scales", "0.75", "big"])
+    assert jobs.ALLOWED_COMMANDS["train"]["--set"] == "override*"
+    assert jobs.ALLOWED_POSITIONALS["check-dataset"] == ("path",)
+
+    from panoptic_deeplab.commands import check_dataset
+
+    original = check_dataset.configure_parser
+
+    def with_a_new_option(parser):
+        original(parser)
+        parser.add_argument("--max-images", type=int)
+
+    monkeypatch.setattr(check_dataset, "configure_parser", with_a_new_option)
+    options, _ = jobs._command_arguments("check-dataset")
+    assert options == {"--split": "name", "--max-images": "int"}
+
+
 # -- GPUs -------------------------------------------------------------------------------------
 
 
