@@ -39,12 +39,6 @@ import tensorflow as tf
 # Largest number of (pixel, center) distances held at once (64 MiB of float32).
 _DISTANCE_BUDGET = 1 << 24
 
-_OUTPUT_KEYS = (
-    "panoptic", "semantic", "instance_map", "center_points", "center_scores", "num_centers",
-    "instance_ids", "instance_classes", "instance_areas", "instance_scores",
-)
-
-
 @dataclass(frozen=True)
 class PostProcessOptions:
     """Every setting of :func:`post_process`, as one value: the only way to call it.
@@ -151,14 +145,6 @@ def _select_centers(peaks: tf.Tensor, keep_k_centers: int):
     _, top = tf.math.top_k(scores, k=k, sorted=True)
     top = tf.sort(top)  # back to row-major order
     return tf.gather(points, top), tf.gather(scores, top)
-
-
-def find_centers(center_heatmap, center_threshold: float = 0.1, nms_kernel: int = 7, keep_k_centers: int = 200):
-    """Centers of one ``[H, W]`` heatmap: ``(points [N, 2] int32 (y, x) row-major, scores [N])``."""
-    heat = tf.cast(center_heatmap, tf.float32)
-    _, _, peaks = _dense_maps(tf.zeros(tf.concat([tf.shape(heat), [1]], 0)), heat, tf.constant([False]),
-                              center_threshold, nms_kernel)
-    return _select_centers(peaks, keep_k_centers)
 
 
 _CHUNK = 1 << 16  # thing pixels per distance block

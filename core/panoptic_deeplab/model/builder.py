@@ -27,7 +27,6 @@ from .heads import head
 from .layers import ResizeLike, ResizeOffsetsLike, make_norm
 from .pretrained import load_pretrained_backbone
 
-OUTPUT_KEYS = ("semantic_logits", "center_heatmap", "offsets")
 # Parts built in float32 under a mixed policy (names: "<branch>_decoder" or "<head>"). The accuracy
 # guard (tests/core/inference/test_precision_guard.py) found the center heatmap is what bfloat16
 # breaks: with the whole network in bfloat16 the demo model loses 1.4 PQ on 60 held-out images
