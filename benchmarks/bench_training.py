@@ -28,7 +28,8 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
 
-    from panoptic_deeplab.training.memory import peak_rss_bytes, tune_malloc
+    from panoptic_deeplab.glibc_malloc import tune_malloc
+    from panoptic_deeplab.training.memory import peak_rss_bytes
 
     tuned = False if args.no_malloc_tuning else tune_malloc()
 

@@ -29,5 +29,11 @@ def set_malloc_options(mmap_threshold: int, trim_threshold: int, arena_max: int 
 
 
 def tune_malloc(mmap_threshold: int = 1 << 20, arena_max: int = 2) -> bool:
-    """For CPU training (see ``training.memory``): call before TensorFlow starts its threads."""
+    """For CPU training; call before TensorFlow starts its threads.
+
+    TensorFlow's CPU allocator takes big tensors from glibc malloc. glibc raises its mmap threshold
+    after each large free (up to 32 MiB), so later activations come from the heap, and many
+    per-thread arenas fragment it: peak RSS then grows far beyond the live tensors. A fixed mmap
+    threshold (large blocks always mmapped, returned to the OS on free) and few arenas avoid both.
+    """
     return set_malloc_options(mmap_threshold, mmap_threshold, arena_max)

@@ -1,16 +1,10 @@
-"""Keep the resident memory of CPU training close to what the tensors need.
-
-TensorFlow's CPU allocator takes big tensors from glibc malloc. glibc raises its mmap threshold
-after each large free (up to 32 MiB), so later activations come from the heap, and many per-thread
-arenas fragment it: peak RSS then grows far beyond the live tensors. A fixed mmap threshold (large
-blocks always mmapped, returned to the OS on free) and few arenas avoid both. No effect elsewhere.
+"""Memory of a training run: its peak resident size, the memory free for it, and the low-memory
+choice. (The malloc settings that keep CPU training's RSS near its tensors: ``glibc_malloc``.)
 """
 from __future__ import annotations
 
 import resource
 from dataclasses import dataclass
-
-from ..glibc_malloc import tune_malloc  # noqa: F401  (re-exported: its home is the light glibc_malloc)
 
 
 def peak_rss_bytes() -> int:
