@@ -10,32 +10,18 @@ JSON's ``categories`` (:func:`dataset_spec_from_coco_json`).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from ..errors import DatasetError
+from .json_file import load_json
 from .png_ids import read_segment_ids, read_segment_runs  # noqa: F401 - their home for callers
 from .readers import Example, Reader, number_instances
 from .specs import DatasetSpec, get_dataset_spec
 
 # A colour per class for user data sets whose categories carry none (deterministic).
 _PALETTE_SEED = 1234
-
-
-def load_json(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: annotation file not found; check the data set root and split name")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DatasetError(f"{path}: invalid JSON ({err}); regenerate or repair the file") from None
-    if not isinstance(data, dict):
-        raise DatasetError(f"{path}: expected a JSON object with 'images', 'annotations', 'categories'")
-    return data
 
 
 def _category_key(categories) -> list[tuple[int, str, int]]:

@@ -2,12 +2,12 @@
 ``class * label_divisor + instance`` label maps. No TensorFlow."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from ..datasets.json_file import load_json
 from ..datasets.png_ids import read_segment_ids as read_panoptic_png
 from ..datasets.png_ids import read_segment_runs
 from ..errors import DatasetError
@@ -33,16 +33,6 @@ def encode_panoptic_png(ids: np.ndarray) -> bytes:
     if not ok:
         raise ValueError("PNG encoding failed")
     return buf.tobytes()
-
-
-def load_json(path: str | os.PathLike, what: str) -> dict:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise DatasetError(f"{what} JSON not found: {path}") from None
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{path}: not valid JSON ({err})") from None
 
 
 def _annotations(data, path, what: str) -> list[dict]:
