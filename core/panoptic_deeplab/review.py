@@ -40,7 +40,7 @@ import numpy as np
 
 from .datasets.coco_panoptic import check_file_name, find_image, id_to_rgb, read_segment_ids
 from .datasets.json_file import load_json
-from .datasets.readers import read_rgb
+from .datasets.reader_base import read_rgb
 from .errors import DatasetError, UserError
 from .sqlite_store import SqliteStore
 

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ..datasets.readers import Reader, open_dataset
+from ..datasets.reader_base import Reader
+from ..datasets.readers import open_dataset
 from ..datasets.specs import DatasetSpec
 from . import augment
 from .targets import make_targets

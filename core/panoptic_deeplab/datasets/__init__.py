@@ -10,7 +10,7 @@ _WHERE = {
     "Problem": "checks", "check_dataset": "checks",
     "CocoPanopticReader": "coco_panoptic", "dataset_spec_from_categories": "coco_panoptic",
     "dataset_spec_from_coco_json": "coco_panoptic",
-    "Example": "readers", "Reader": "readers", "Record": "readers", "open_dataset": "readers",
+    "Example": "reader_base", "Reader": "reader_base", "Record": "reader_base", "open_dataset": "readers",
     "DatasetSpec": "specs", "get_dataset_spec": "specs",
     "make_synthetic_dataset": "synthetic",
 }

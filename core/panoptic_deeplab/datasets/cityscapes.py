@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import DatasetError, ImageError
-from .readers import Example, Reader, number_instances
+from .reader_base import Example, Reader, number_instances
 from .specs import get_dataset_spec
 
 

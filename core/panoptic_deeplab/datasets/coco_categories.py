@@ -1,4 +1,5 @@
-"""COCO panoptic's 133 categories (80 things, 53 stuff) and the ``coco`` dataset spec.
+"""COCO panoptic's 133 categories (80 things, 53 stuff): the table behind the ``coco`` spec
+(``specs.get_dataset_spec("coco")``).
 
 No maintained package installed here ships ``panoptic_coco_categories.json`` (panopticapi-lite
 omits it), so the table is written out: (COCO category id, name, RGB colour) in the official file's
@@ -6,8 +7,6 @@ order, things first. As in deeplab2, the model has 134 outputs: train id 0 is vo
 ignore label), things are train ids 1-80 and stuff 81-133, in this order; label divisor 256.
 """
 from __future__ import annotations
-
-from .specs import DatasetSpec, register_dataset_spec
 
 COCO_THINGS = (
     (1, "person", (220, 20, 60)), (2, "bicycle", (119, 11, 32)), (3, "car", (0, 0, 142)),
@@ -67,19 +66,3 @@ COCO_STUFF = (
     (197, "building-other-merged", (116, 112, 0)), (198, "rock-merged", (0, 114, 143)),
     (199, "wall-other-merged", (102, 102, 156)), (200, "rug-merged", (250, 141, 255)),
 )
-
-
-def coco_spec() -> DatasetSpec:
-    table = (0, "void", (0, 0, 0)), *COCO_THINGS, *COCO_STUFF
-    return DatasetSpec(
-        name="coco",
-        class_names=tuple(name for _, name, _ in table),
-        colors=tuple(color for _, _, color in table),
-        thing_class_ids=tuple(range(1, 1 + len(COCO_THINGS))),
-        label_divisor=256,
-        ignore_label=0,
-        category_ids=tuple(cid for cid, _, _ in table),
-    )
-
-
-register_dataset_spec("coco", coco_spec)

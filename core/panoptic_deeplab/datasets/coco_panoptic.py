@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import DatasetError
 from .json_file import load_json
 from .png_ids import read_segment_ids, read_segment_runs  # noqa: F401 - their home for callers
-from .readers import Example, Reader, number_instances
+from .reader_base import Example, Reader, number_instances
 from .specs import DatasetSpec, get_dataset_spec
 
 # A colour per class for user data sets whose categories carry none (deterministic).

@@ -97,6 +97,23 @@ def _synthetic() -> DatasetSpec:
     )
 
 
+def _coco() -> DatasetSpec:
+    """As in deeplab2: 134 outputs, train id 0 is void (also the ignore label), things 1-80, stuff
+    81-133 in the official table's order; label divisor 256."""
+    from .coco_categories import COCO_STUFF, COCO_THINGS
+
+    table = (0, "void", (0, 0, 0)), *COCO_THINGS, *COCO_STUFF
+    return DatasetSpec(
+        name="coco",
+        class_names=tuple(name for _, name, _ in table),
+        colors=tuple(color for _, _, color in table),
+        thing_class_ids=tuple(range(1, 1 + len(COCO_THINGS))),
+        label_divisor=256,
+        ignore_label=0,
+        category_ids=tuple(cid for cid, _, _ in table),
+    )
+
+
 def _mapillary_vistas() -> DatasetSpec:
     from ..errors import DatasetError
 
@@ -105,20 +122,11 @@ def _mapillary_vistas() -> DatasetSpec:
                        "(pdl model-summary --num-classes N)")
 
 
-_BUILDERS = {"cityscapes": _cityscapes, "synthetic": _synthetic, "mapillary_vistas": _mapillary_vistas}
-
-
-def register_dataset_spec(name: str, builder) -> None:
-    """Register a spec builder (used for COCO and for user data sets read from a COCO JSON)."""
-    _BUILDERS[name] = builder
-    get_dataset_spec.cache_clear()
+_BUILDERS = {"cityscapes": _cityscapes, "synthetic": _synthetic, "coco": _coco, "mapillary_vistas": _mapillary_vistas}
 
 
 @lru_cache(maxsize=None)
 def get_dataset_spec(name: str) -> DatasetSpec:
-    if name not in _BUILDERS:
-        # Late registration: COCO's table lives in its own module.
-        from . import coco_categories  # noqa: F401  (registers "coco")
     try:
         return _BUILDERS[name]()
     except KeyError:
