@@ -8,7 +8,7 @@ them), and the parent computes a share itself. Items are dealt out in turn (item
 
 Measured against the standard library's ``ProcessPoolExecutor`` (fork context, one chunk per
 worker) with ``python benchmarks/bench_pq.py --with-process-pool``: the pool makes the 50-image
-``pdl pq`` run about 15 % slower (the README's performance table has the figures), so this stays.
+``pdl pq`` run 8-15 % slower (the README's performance table has the figures), so this stays.
 """
 from __future__ import annotations
 
