@@ -10,6 +10,7 @@ from PIL import Image
 
 from panoptic_deeplab import settings
 
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (test data; the app itself is found as installed)
 APP_DIR = settings.app_entry().parent  # app/ of the checkout, inside the package once installed
 ENTRY = str(APP_DIR / "main.py")
 
