@@ -57,7 +57,7 @@ def test_a_workdir_steps_are_on_a_slider_next_to_the_final_model(monkeypatch, tm
     st.cache_data.clear()
     at = AppTest.from_file(u.ENTRY, default_timeout=120)
     at.run()
-    at.file_uploader(key="image_upload").set_value(("street.png", u.encode(u.street_image()), "image/png")).run()
+    at.file_uploader(key="image_upload_0").set_value(("street.png", u.encode(u.street_image()), "image/png")).run()
     assert any("give the workdir" in i.value for i in at.info)
     at.text_input(key="steps_workdir").set_value(str(workdir)).run()
     assert not at.exception, at.exception
@@ -83,7 +83,7 @@ def test_an_empty_workdir_says_what_is_missing(monkeypatch, tmp_path):
     monkeypatch.setattr(model_io, "load_predictor", lambda path: FakePredictor())
     at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT)
     at.run()
-    at.file_uploader(key="image_upload").set_value(("street.png", u.encode(u.street_image()), "image/png")).run()
+    at.file_uploader(key="image_upload_0").set_value(("street.png", u.encode(u.street_image()), "image/png")).run()
     at.text_input(key="steps_workdir").set_value(str(tmp_path)).run()
     assert not at.exception
     assert any("no saved step yet" in i.value for i in at.info)
