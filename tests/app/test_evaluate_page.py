@@ -180,9 +180,9 @@ def test_evaluate_job_runs_pdl_evaluate_and_shows_results(monkeypatch, tmp_path,
 def test_a_running_evaluation_can_be_cancelled(monkeypatch, tmp_path, dataset):
     from panoptic_deeplab import jobs
 
-    model_dir = tmp_path / "model"
-    model_dir.mkdir()  # not a bundle: the job would fail after loading TensorFlow, we cancel it first
-    u.set_app_env(monkeypatch, tmp_path, model=model_dir, data=dataset)
+    # The shipped demo model: the page checks its classes against the data set before it starts the
+    # job, which then spends seconds loading TensorFlow; we cancel it first.
+    u.set_app_env(monkeypatch, tmp_path, model=SHIPPED, data=dataset)
     at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT)
     at.switch_page("pages/evaluate.py").run()
     at.button(key="eval_start").click().run()
