@@ -92,7 +92,7 @@ class _RecordingParser(argparse.ArgumentParser):
 
 def _value_kind(names: tuple, kwargs: dict) -> str:
     action = kwargs.get("action")
-    if action in ("store_true", "store_false", "count"):
+    if action in ("store_true", "store_false", "count") or action is argparse.BooleanOptionalAction:
         return _FLAG
     if kwargs.get("metavar") == "KEY=VALUE":
         kind = _OVERRIDE
@@ -125,6 +125,8 @@ def _command_arguments(command: str) -> tuple[dict[str, str], tuple[str, ...]]:
     for names, kwargs in parser.recorded:
         kind = _value_kind(names, kwargs)
         if names[0].startswith("-"):
+            if kwargs.get("action") is argparse.BooleanOptionalAction:  # --x also gives --no-x
+                names = (*names, *(f"--no-{n[2:]}" for n in names if n.startswith("--")))
             options.update({name: kind for name in names})
         else:
             positionals.append(kind)

@@ -84,6 +84,7 @@ def test_the_allow_list_is_read_from_the_commands_own_parsers(monkeypatch):
     """Options the hand-kept copy lacked are allowed, with the right kinds, and so is any option
     a command adds later (no second list to keep)."""
     assert validate_command(["train", "--config", TINY, "--low-memory", "--mlflow", "--skip-dataset-check"])
+    assert validate_command(["train", "--config", TINY, "--no-low-memory"])
     assert validate_command(["evaluate", "--model", "m", "--dataset", "d", "--scales", "0.75", "1", "1.25", "--flip"])
     with pytest.raises(JobError, match="is not a number"):
         validate_command(["evaluate", "--model", "m", "--scales", "0.75", "big"])
