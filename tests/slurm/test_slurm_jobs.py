@@ -163,7 +163,7 @@ def test_a_two_task_fine_tune_from_the_train_page(slurm_cluster, data_root, tmp_
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert fig["data"][0]["name"] == "loss" and list(u.plotly_array(fig["data"][0]["x"])) == [1, 2, 3]
     assert list(at.dataframe[-1].value["name"]) == [f"two-workers (job {job.id})"]  # Registered models, named after their job
-    assert f"two-workers  (job {job.id})" in at.selectbox(key="base_model").options
+    assert f"two-workers (job {job.id})" in at.selectbox(key="base_model").options
 
     evaluation = _wait(store, evaluation.id, lambda j: j.state == jobs.SUCCEEDED, 300, "evaluation did not succeed")
     assert 0 <= json.loads((tmp_path / "eval.json").read_text())["panoptic"]["All"]["pq"] <= 1
