@@ -1,17 +1,5 @@
-"""Annotation review: rank ground-truth segments the model confidently disagrees with, record a
-reviewer's decision on each, and export a corrected COCO-panoptic data set.
-
-Ranking. For a GT segment S of category c, with the model's per-pixel class k(p) and its probability
-q(p) (1 when no probabilities are given):
-
-    disagreement(S) = sum over p in S with k(p) != c of q(p), divided by |S|
-
-i.e. the share of the segment the model labels as another class, weighted by how sure it is. It is 0
-when the model agrees everywhere and approaches 1 when it confidently says "this is something else"
-(the typical wrong-class label). The suggested class is the confidence-weighted majority among the
-disagreeing pixels. ``best_iou`` is the best IoU of S with a predicted segment of the same category
-(low for merged or split instances and sloppy outlines); it breaks ties. Segments are shown highest
-disagreement first.
+"""Annotation review, the store: a reviewer's decision on each ground-truth segment of one split of a
+COCO-panoptic data set, and the model's scores of its segments (:mod:`.scoring`), kept in SQLite.
 
 Decisions (per segment, one current action plus an optional comment):
   accept    the annotation is right; exported unchanged
@@ -29,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,153 +24,16 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .datasets.coco_panoptic import check_file_name, find_image, id_to_rgb, read_segment_ids
-from .datasets.json_file import load_json
-from .datasets.reader_base import read_rgb
-from .errors import DatasetError, UserError
-from .sqlite_store import SqliteStore
+from ..datasets.coco_panoptic import check_file_name, find_image, read_segment_ids
+from ..datasets.json_file import load_json
+from ..datasets.reader_base import read_rgb
+from ..errors import DatasetError
+from ..sqlite_store import SqliteStore
+from .errors import DecisionConflict, ReviewError
+from .export import ExportResult, export_corrected
+from .scoring import Prediction, SegmentScore, category_mapping_inverse, score_segments
 
 ACTIONS = ("accept", "reject", "relabel", "crowd", "ignore")
-# Actions whose segment leaves the corrected set (its pixels become VOID).
-_DROPPED = ("reject", "ignore")
-EXPORT_MARKER = ".pdl_review_export"
-
-
-class ReviewError(UserError):
-    """A review decision or export cannot be done as asked."""
-
-
-class DecisionConflict(ReviewError):
-    """A segment already carries another decision; ``existing`` is it."""
-
-    def __init__(self, message: str, existing):
-        super().__init__(message)
-        self.existing = existing
-
-
-# ---------------------------------------------------------------------------------------------
-# Scoring
-
-
-@dataclass
-class Prediction:
-    """A model's output for one image, in the data set's category ids.
-
-    ``semantic``: HxW category id per pixel (-1 where the model gives none).
-    ``confidence``: HxW probability of that class, or None (counted as 1).
-    ``panoptic``: HxW predicted segment id (0 = void), with ``segments`` {segment id: category id};
-    both optional (without them ``best_iou`` is not computed).
-    """
-
-    semantic: np.ndarray
-    confidence: np.ndarray | None = None
-    panoptic: np.ndarray | None = None
-    segments: dict[int, int] | None = None
-
-
-@dataclass
-class SegmentScore:
-    image_id: str
-    segment_id: int
-    category_id: int
-    iscrowd: int
-    area: int
-    disagreement: float
-    suggested_category_id: int | None
-    best_iou: float | None
-
-
-def score_segments(image_id, gt_ids: np.ndarray, segments_info: list[dict], pred: Prediction) -> list[SegmentScore]:
-    """Score every GT segment of one image (see the module docstring)."""
-    gt_ids = np.asarray(gt_ids, dtype=np.int64)
-    semantic = np.asarray(pred.semantic, dtype=np.int64)
-    if semantic.shape != gt_ids.shape:
-        raise ReviewError(
-            f"image {image_id}: prediction is {semantic.shape[1]}x{semantic.shape[0]} but the annotation is "
-            f"{gt_ids.shape[1]}x{gt_ids.shape[0]}; predict at the annotation's size"
-        )
-    conf = np.ones(gt_ids.shape, np.float64) if pred.confidence is None else np.asarray(pred.confidence, np.float64)
-    ious = _best_ious(gt_ids, segments_info, pred) if pred.panoptic is not None else {}
-    out = []
-    for seg in segments_info:
-        mask = gt_ids == seg["id"]
-        area = int(mask.sum())
-        cat = int(seg["category_id"])
-        classes, weights = semantic[mask], conf[mask]
-        other = (classes != cat) & (classes >= 0)
-        disagreement = float(weights[other].sum() / area) if area else 0.0
-        suggested = None
-        if other.any():
-            values, inverse = np.unique(classes[other], return_inverse=True)
-            suggested = int(values[np.argmax(np.bincount(inverse, weights=weights[other]))])
-        out.append(
-            SegmentScore(
-                image_id=str(image_id), segment_id=int(seg["id"]), category_id=cat,
-                iscrowd=int(seg.get("iscrowd", 0)), area=area, disagreement=disagreement,
-                suggested_category_id=suggested, best_iou=ious.get(int(seg["id"])) if ious else None,
-            )
-        )
-    return out
-
-
-def _best_ious(gt_ids: np.ndarray, segments_info: list[dict], pred: Prediction) -> dict[int, float]:
-    pan = np.asarray(pred.panoptic, dtype=np.int64)
-    pred_cat = pred.segments or {}
-    pairs, inter = np.unique(gt_ids * (int(pan.max()) + 1) + pan, return_counts=True)
-    gt_of, pred_of = pairs // (int(pan.max()) + 1), pairs % (int(pan.max()) + 1)
-    gt_area = dict(zip(*np.unique(gt_ids, return_counts=True)))
-    pred_area = dict(zip(*np.unique(pan, return_counts=True)))
-    cat_of = {int(s["id"]): int(s["category_id"]) for s in segments_info}
-    best: dict[int, float] = {int(s["id"]): 0.0 for s in segments_info}
-    for g, p, n in zip(gt_of.tolist(), pred_of.tolist(), inter.tolist()):
-        if g in best and p != 0 and pred_cat.get(p) == cat_of[g]:
-            iou = n / (gt_area[g] + pred_area[p] - n)
-            best[g] = max(best[g], iou)
-    return best
-
-
-def category_mapping(spec, categories: list[dict]) -> np.ndarray:
-    """Model train id -> this data set's category id (-1 where the data set has no such class).
-
-    Matched by class name (case-insensitive), so a model trained on one export reviews another with
-    the same classes. Only when no name matches at all (e.g. unnamed categories) are the spec's
-    category ids used as they are; mixing the two could map a class onto another one's id."""
-    by_name = {str(c["name"]).lower(): int(c["id"]) for c in categories}
-    out = np.array([by_name.get(name.lower(), -1) for name in spec.class_names], np.int64)
-    if (out < 0).all():
-        ids = {int(c["id"]) for c in categories}
-        out = np.array([spec.category_id(t) if spec.category_id(t) in ids else -1 for t in range(spec.num_classes)],
-                       np.int64)
-    return out
-
-
-def category_mapping_inverse(spec) -> dict[int, int]:
-    """Category id -> train id of a spec."""
-    return {spec.category_id(t): t for t in range(spec.num_classes)}
-
-
-def prediction_from_model(pred, spec, mapping: np.ndarray) -> Prediction:
-    """Turn an ``inference.Prediction`` (train ids, panoptic values) into a review :class:`Prediction`
-    in data set category ids. Uses its semantic probabilities for the confidence when present."""
-    semantic = np.asarray(pred.semantic, np.int64)
-    valid = (semantic >= 0) & (semantic < len(mapping))
-    categories = np.where(valid, mapping[np.clip(semantic, 0, len(mapping) - 1)], -1)
-    confidence = None
-    if getattr(pred, "semantic_probs", None) is not None:
-        confidence = np.asarray(pred.semantic_probs, np.float64).max(axis=-1)
-    panoptic = np.asarray(pred.panoptic, np.int64)
-    void = panoptic // spec.label_divisor == spec.ignore_label
-    # Panoptic value 0 is a real segment (class 0, instance 0), so shift by one to free 0 for void.
-    seg_ids = np.where(void, 0, panoptic + 1)
-    segments = {}
-    for value in np.unique(panoptic[~void]).tolist():
-        t = value // spec.label_divisor
-        segments[value + 1] = int(mapping[t]) if 0 <= t < len(mapping) else -1
-    return Prediction(categories, confidence, seg_ids, segments)
-
-
-# ---------------------------------------------------------------------------------------------
-# The review store
 
 
 @dataclass
@@ -288,7 +137,7 @@ class ReviewStore(SqliteStore):
     @property
     def spec(self):
         """The data set's class table (names, colours, things) from its categories."""
-        from .datasets.coco_panoptic import dataset_spec_from_categories
+        from ..datasets.coco_panoptic import dataset_spec_from_categories
 
         return dataset_spec_from_categories(self.coco["categories"], name=self.root.name)
 
@@ -499,129 +348,7 @@ class ReviewStore(SqliteStore):
         """The review report: every segment with its score and decision (a DataFrame)."""
         return self.ranked(model_key)
 
-    def export(self, out_dir: str | os.PathLike, model_key: str | None = None, overwrite: bool = False) -> "ExportResult":
-        """Write the corrected data set to ``out_dir`` (same layout, every split; only this split's
-        annotations change) plus ``out_dir/review_report.csv``. The source is never written to.
-
-        Refuses ``out_dir`` inside the source (or the source itself), and an existing non-empty
-        folder unless ``overwrite`` and it is an earlier export. Written to a temporary folder first,
-        so a failure leaves nothing half-done.
-        """
-        out = Path(out_dir).expanduser().resolve()
-        if out == self.root or self.root in out.parents or out in self.root.parents:
-            raise ReviewError(
-                f"{out}: the export must go to a new folder outside the source data set {self.root} "
-                "(the original files are never modified)"
-            )
-        if out.exists() and any(out.iterdir()):
-            if not (overwrite and (out / EXPORT_MARKER).is_file()):
-                raise ReviewError(
-                    f"{out}: folder exists and is not empty; choose a new folder"
-                    + (" (it is not an earlier review export, so it is never overwritten)" if overwrite else "")
-                )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
-            result = self._export_into(tmp, model_key)
-            (tmp / EXPORT_MARKER).write_text(json.dumps({"source": str(self.root), "split": self.split}) + "\n")
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        result.root = out
-        result.report_path = out / "review_report.csv"
-        return result
-
-    def _export_into(self, out: Path, model_key: str | None) -> "ExportResult":
-        # Other splits (and this split's images) are copied unchanged, so the export is a complete set.
-        (out / "annotations").mkdir(parents=True, exist_ok=True)
-        for json_path in sorted((self.root / "annotations").glob("panoptic_*.json")):
-            split = json_path.stem[len("panoptic_"):]
-            if (self.root / split).is_dir():
-                shutil.copytree(self.root / split, out / split)
-            if split != self.split:
-                shutil.copy2(json_path, out / "annotations" / json_path.name)
-                if json_path.with_suffix("").is_dir():
-                    shutil.copytree(json_path.with_suffix(""), out / "annotations" / json_path.stem)
-        png_dir = out / "annotations" / f"panoptic_{self.split}"
-        png_dir.mkdir(parents=True, exist_ok=True)
-        decisions: dict[str, dict[int, Decision]] = {}
-        for d in self.decisions():
-            decisions.setdefault(d.image_id, {})[d.segment_id] = d
-        changed = dropped = relabelled = 0
-        annotations = []
-        for ann in self.coco["annotations"]:
-            image_id = str(ann["image_id"])
-            mine = {k: v for k, v in decisions.get(image_id, {}).items() if v.action not in (None, "accept")}
-            if not mine:
-                shutil.copy2(self.png_path(image_id), png_dir / ann["file_name"])
-                annotations.append(ann)
-                continue
-            new_ann, counts = self._corrected(ann, mine)
-            changed += 1
-            dropped += counts[0]
-            relabelled += counts[1]
-            import cv2
-
-            cv2.imwrite(str(png_dir / ann["file_name"]), id_to_rgb(new_ann.pop("_ids"))[..., ::-1])
-            annotations.append(new_ann)
-        coco = dict(self.coco)
-        coco["annotations"] = annotations
-        (out / "annotations" / self.json_path.name).write_text(json.dumps(coco))
-        self.report(model_key).to_csv(out / "review_report.csv", index=False)
-        return ExportResult(root=out, report_path=out / "review_report.csv", images_changed=changed,
-                            segments_dropped=dropped, segments_relabelled=relabelled)
-
-    def _corrected(self, ann: dict, decisions: dict[int, Decision]) -> tuple[dict, tuple[int, int]]:
-        ids = self.gt_ids(ann["image_id"])
-        segments = [dict(s) for s in ann["segments_info"]]
-        dropped = relabelled = 0
-        keep = []
-        for seg in segments:
-            d = decisions.get(int(seg["id"]))
-            if d is None:
-                keep.append(seg)
-            elif d.action in _DROPPED:
-                ids[ids == seg["id"]] = 0
-                dropped += 1
-            elif d.action == "crowd":
-                seg["iscrowd"] = 1
-                keep.append(seg)
-            elif d.action == "relabel":
-                seg["category_id"] = d.category_id
-                if not self.is_thing(d.category_id):
-                    seg["iscrowd"] = 0
-                relabelled += 1
-                keep.append(seg)
-            else:
-                keep.append(seg)
-        # A stuff class has one segment per image: merge segments now sharing a stuff category.
-        merged: list[dict] = []
-        first_of: dict[int, dict] = {}
-        for seg in keep:
-            cat = int(seg["category_id"])
-            if not self.is_thing(cat) and cat in first_of:
-                ids[ids == seg["id"]] = first_of[cat]["id"]
-                continue
-            if not self.is_thing(cat):
-                first_of[cat] = seg
-            merged.append(seg)
-        for seg in merged:  # exact areas and boxes, as the evaluators read the area from the JSON
-            ys, xs = np.nonzero(ids == seg["id"])
-            seg["area"] = int(len(ys))
-            seg["bbox"] = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)] if len(ys) else [0, 0, 0, 0]
-        new_ann = dict(ann)
-        new_ann["segments_info"] = [s for s in merged if s["area"] > 0]
-        new_ann["_ids"] = ids
-        return new_ann, (dropped, relabelled)
-
-
-@dataclass
-class ExportResult:
-    root: Path
-    report_path: Path
-    images_changed: int
-    segments_dropped: int
-    segments_relabelled: int
+    def export(self, out_dir: str | os.PathLike, model_key: str | None = None, overwrite: bool = False) -> ExportResult:
+        """Write the corrected data set to ``out_dir`` plus ``out_dir/review_report.csv``; see
+        :func:`.export.export_corrected`. The source is never written to."""
+        return export_corrected(self, out_dir, model_key, overwrite)
