@@ -2,7 +2,7 @@
 first, decide on each (accept, reject, relabel, crowd, ignore, comment; undoable), and export a
 corrected copy of the data set with a review report.
 
-All logic lives in panoptic_deeplab.review; decisions are stored in SQLite under the work directory.
+All logic lives in panoptic_deeplab.review (scoring, store, export); decisions are stored in SQLite under the work directory.
 """
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ import streamlit as st
 
 from panoptic_deeplab.app.components import figures, model_io
 from panoptic_deeplab.app import state
-from panoptic_deeplab import review, visualize
+from panoptic_deeplab import visualize
 from panoptic_deeplab import settings as product_settings
 from panoptic_deeplab.errors import UserError
+from panoptic_deeplab.review.errors import DecisionConflict
+from panoptic_deeplab.review.scoring import category_mapping, prediction_from_model
+from panoptic_deeplab.review.store import ReviewStore, default_review_dir
 
 HIGHLIGHT = (255, 230, 0)
 ACTION_LABELS = {"accept": "Accept", "reject": "Reject", "crowd": "Mark crowd", "ignore": "Ignore"}
@@ -91,7 +94,7 @@ if not splits:
 top = st.columns([1, 2])
 split = top[0].selectbox("Split", splits, index=splits.index("val") if "val" in splits else 0, key="review_split")
 try:
-    store = review.ReviewStore(root, split, review.default_review_dir(root, split, workdir))
+    store = ReviewStore(root, split, default_review_dir(root, split, workdir))
 except UserError as err:
     st.error(str(err), icon=":material/error:")
     st.stop()
@@ -111,14 +114,14 @@ else:
     if len(scored) < total and cols[1].button("Score with the model", icon=":material/sort:", key="score"):
         try:
             model_spec = model_io.model_spec(model_io.load_predictor(model_path))
-            mapping = review.category_mapping(model_spec, store.coco["categories"])
+            mapping = category_mapping(model_spec, store.coco["categories"])
             if (mapping < 0).all():
                 raise UserError(f"the model's classes ({', '.join(model_spec.class_names)}) share none with "
                                 "this data set's categories; choose a model trained on these classes")
             bar = st.progress(0.0, text="Scoring…")
 
             def _predict_for_review(image, image_id):
-                return review.prediction_from_model(_predict(model_path, image), model_spec, mapping)
+                return prediction_from_model(_predict(model_path, image), model_spec, mapping)
 
             store.score_images(model_key, _predict_for_review,
                                progress=lambda n, k: bar.progress(n / k, text=f"Scored {n} / {k} images"))
@@ -255,7 +258,7 @@ def _apply(fn, *args, replace: bool = False) -> None:
             fn(*args, replace=replace)
         else:
             fn(*args)
-    except review.DecisionConflict as err:  # decided meanwhile (another tab, an earlier session)
+    except DecisionConflict as err:  # decided meanwhile (another tab, an earlier session)
         st.session_state["_review_conflict"] = {"args": args, "message": str(err)}
         return
     except UserError as err:
