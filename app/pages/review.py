@@ -2,7 +2,8 @@
 first, decide on each (accept, reject, relabel, crowd, ignore, comment; undoable), and export a
 corrected copy of the data set with a review report.
 
-All logic lives in panoptic_deeplab.review (scoring, store, export); decisions are stored in SQLite under the work directory.
+All logic lives in panoptic_deeplab.review (scoring, store, export); decisions are stored in SQLite
+under the work directory.
 """
 from __future__ import annotations
 
