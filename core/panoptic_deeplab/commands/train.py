@@ -5,6 +5,7 @@ Running the same command again with the same --workdir resumes from its newest c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from ..config import STRATEGIES
@@ -46,7 +47,11 @@ def before_tensorflow() -> None:
 
 
 def run(args) -> int:
-    _stop_cleanly_on_sigterm()
+    with _stop_cleanly_on_sigterm():
+        return _run(args)
+
+
+def _run(args) -> int:
     before_tensorflow()  # (again, harmless) for callers that run this without the CLI
     from ..config import load_config
 
@@ -130,18 +135,26 @@ def _domain(args, spec, images: int) -> str:
             f"({spec.num_classes} classes of '{spec.name}'){base}")
 
 
-def _stop_cleanly_on_sigterm() -> None:
+@contextlib.contextmanager
+def _stop_cleanly_on_sigterm():
     """SIGTERM (``docker stop``, ``kill``, the app's Cancel) ends training the way Ctrl-C does:
     status.json says "stopped" and names the checkpoint to resume from. Without a handler Python dies
-    on the spot, and as a container's PID 1 it ignores SIGTERM until docker sends SIGKILL."""
+    on the spot, and as a container's PID 1 it ignores SIGTERM until docker sends SIGKILL. The
+    previous handler comes back afterwards, for callers that train inside a longer-lived process."""
     import signal
     import threading
 
     def stop(signum, _frame):
         raise SystemExit(128 + signum)
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _preview_images(reader, config, spec):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 
 
 def _payload(ok: bool, value) -> bytes:
@@ -27,6 +28,9 @@ def _child(fn, items, share: int, workers: int, write_fd: int) -> None:
     """Compute a share and send it (or the exception) to the parent; never return."""
     status = 0
     try:
+        # Die on the parent's SIGTERM (its _stop) whatever handler the parent had installed: a
+        # Python handler inherited from, e.g., a training run would keep the child working.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         try:
             payload = _payload(True, [fn(x) for x in items[share::workers]])
         except BaseException as err:  # noqa: BLE001 - sent to the parent, which raises it
@@ -92,7 +96,7 @@ def _stop(children: dict) -> None:
         if read_fd is not None:
             os.close(read_fd)
         try:
-            os.kill(pid, 15)  # SIGTERM (the signal module costs a millisecond to import)
+            os.kill(pid, signal.SIGTERM)
         except OSError:
             pass
     for pid in children:

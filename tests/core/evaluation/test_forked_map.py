@@ -75,6 +75,31 @@ def test_an_error_in_this_process_stops_the_children(tmp_path):
     assert all(_gone(int(p.name)) for p in tmp_path.iterdir())
 
 
+def test_children_stop_even_when_this_process_handles_sigterm(tmp_path):
+    """A handler this process installed (as an in-process `pdl train` does) is not the children's."""
+    parent = os.getpid()
+
+    def work(x):
+        if os.getpid() == parent:
+            raise ValueError("parent share failed")
+        (tmp_path / f"{os.getpid()}").touch()
+        time.sleep(30)
+        return x
+
+    def ignore(*_):
+        pass
+
+    old = signal.signal(signal.SIGTERM, ignore)
+    try:
+        start = time.perf_counter()
+        with pytest.raises(ValueError, match="parent share failed"):
+            forked_map(work, list(range(4)), 2)
+        assert time.perf_counter() - start < 20
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert all(_gone(int(p.name)) for p in tmp_path.iterdir())
+
+
 class TwoArguments(Exception):
     def __init__(self, a, b):  # pickles, but unpickling calls __init__ with one argument
         super().__init__(f"{a} and {b}")
