@@ -1,6 +1,6 @@
 """AppTest suite for the Evaluate page.
 
-The results file is made by the library's own evaluation (``commands.evaluate.Evaluation``, what
+The results file is made by the library's own evaluation (``evaluation.evaluate_split.Evaluation``, what
 `pdl evaluate --out` writes) on a tiny synthetic data set, with the stand-in model of fakes.py as
 the predictor; the page must show exactly those numbers. A slow test launches a real `pdl evaluate`
 job from the page with a tiny real bundle.
@@ -31,7 +31,7 @@ def dataset(tmp_path_factory):
 
 def evaluate_with_fake(data: Path, model_dir: Path) -> dict:
     """What `pdl evaluate --out` writes, computed by the library for the fake model's predictions."""
-    from panoptic_deeplab.commands.evaluate import Evaluation, to_json
+    from panoptic_deeplab.evaluation.evaluate_split import Evaluation, to_json
     from panoptic_deeplab.datasets.readers import open_dataset
 
     fake = FakePredictor()

@@ -1,7 +1,7 @@
 """AppTest suite for the Evaluate page's "Why" tab: the oracle table (the CLI's numbers, largest
 gain marked), the stacked error breakdown, and the drill-down from (class, error type) to the images
 where it happens most with those segments highlighted. The results file is made by the library's
-own evaluation with oracles (``commands.evaluate``) on the fake model's head outputs."""
+own evaluation with oracles (``evaluation.evaluate_split``) on the fake model's head outputs."""
 from __future__ import annotations
 
 import json
@@ -30,7 +30,7 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def result_json(dataset):
     """What `pdl evaluate --oracle semantic,center,offset,all --out` writes for the fake model."""
-    from panoptic_deeplab.commands.evaluate import Evaluation, OracleEvaluation, to_json
+    from panoptic_deeplab.evaluation.evaluate_split import Evaluation, OracleEvaluation, to_json
     from panoptic_deeplab.datasets.readers import open_dataset
     from panoptic_deeplab.evaluation.oracles import parse_oracles
     from panoptic_deeplab.postprocess import PostProcessOptions

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from panoptic_deeplab.commands.evaluate import OracleEvaluation
+from panoptic_deeplab.evaluation.evaluate_split import OracleEvaluation
 from panoptic_deeplab.datasets.specs import get_dataset_spec
 from panoptic_deeplab.errors import UserError
 from panoptic_deeplab.evaluation.oracles import HEADS, instance_centers, parse_oracles
@@ -42,7 +42,7 @@ def blind_prediction(h, w):
 
 def evaluate(gt, names="semantic,center,offset,all"):
     oracles = OracleEvaluation(SPEC, parse_oracles(names), OPTIONS, sigma=2.0)
-    from panoptic_deeplab.commands.evaluate import Evaluation
+    from panoptic_deeplab.evaluation.evaluate_split import Evaluation
 
     prediction = blind_prediction(*gt.shape)
     model = Evaluation(SPEC, ap="none")

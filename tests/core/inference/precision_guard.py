@@ -26,7 +26,7 @@ class GuardReport:
 def precision_guard(bundle_dir, dataset_root, split: str = "val", precision: str = "bf16", limit: int | None = None,
                     backend: str = "tf") -> GuardReport:
     """fp32 on TensorFlow against ``precision`` on ``backend``, image by image over the split."""
-    from panoptic_deeplab.commands.evaluate import Evaluation
+    from panoptic_deeplab.evaluation.evaluate_split import Evaluation
     from panoptic_deeplab.datasets.readers import open_dataset
     from panoptic_deeplab.bundle import load_bundle
     from panoptic_deeplab.inference import Predictor
