@@ -49,7 +49,7 @@ def known_models() -> dict[str, Path]:
     for path in product_settings.shipped_models():
         add(path.name, path)
     try:
-        from panoptic_deeplab.jobs import JobStore
+        from panoptic_deeplab.jobs.store import JobStore
 
         for record in JobStore(current.workdir).models():
             if Path(record.path).is_dir():
@@ -78,7 +78,7 @@ def model_label(path: str | Path) -> str:
     its folder (the run folder when the bundle folder is the generic "model")."""
     path = Path(path)
     try:
-        from panoptic_deeplab.jobs import JobStore
+        from panoptic_deeplab.jobs.store import JobStore
 
         resolved = str(path.expanduser().resolve())
         for record in JobStore(settings().workdir).models():
@@ -92,7 +92,7 @@ def model_label(path: str | Path) -> str:
 def base_of(path: str | Path) -> str | None:
     """The bundle a job's model was fine-tuned from (its --init-from), if the registry knows it."""
     try:
-        from panoptic_deeplab.jobs import JobStore
+        from panoptic_deeplab.jobs.store import JobStore
 
         resolved = str(Path(path).expanduser().resolve())
         for record in JobStore(settings().workdir).models():

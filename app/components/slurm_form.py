@@ -7,16 +7,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from panoptic_deeplab import jobs_slurm
-from panoptic_deeplab.jobs_slurm import SlurmError, SlurmOptions
+from panoptic_deeplab.jobs import slurm as slurm_backend
+from panoptic_deeplab.jobs.slurm import SlurmError, SlurmOptions
 
 THIS_MACHINE, SLURM = "this machine", "Slurm"
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _partitions() -> tuple[list[jobs_slurm.Partition], str]:
+def _partitions() -> tuple[list[slurm_backend.Partition], str]:
     try:
-        return jobs_slurm.partitions(), ""
+        return slurm_backend.partitions(), ""
     except SlurmError as err:
         return [], str(err)
 
@@ -40,16 +40,16 @@ def settings(default_runs_dir: Path) -> SlurmChoice | None:
     partition = labels[st.selectbox("Partition", list(labels), key="slurm_partition")]
     cols = st.columns(4)
     nodes = cols[0].number_input("Nodes", min_value=1, max_value=1024, value=1, key="slurm_nodes")
-    gpus = cols[1].number_input("GPUs per node", min_value=0, max_value=jobs_slurm.MAX_TASKS_PER_NODE, value=0,
+    gpus = cols[1].number_input("GPUs per node", min_value=0, max_value=slurm_backend.MAX_TASKS_PER_NODE, value=0,
                                 key="slurm_gpus", help="Requested as --gres=gpu:N; one worker per GPU.")
-    tasks = cols[2].number_input("Tasks per node", min_value=1, max_value=jobs_slurm.MAX_TASKS_PER_NODE, value=1,
+    tasks = cols[2].number_input("Tasks per node", min_value=1, max_value=slurm_backend.MAX_TASKS_PER_NODE, value=1,
                                  key="slurm_tasks", help="Workers per node without GPUs (with GPUs: one per GPU).")
     cpus = cols[3].number_input("CPUs per task", min_value=0, max_value=1024, value=0, key="slurm_cpus",
                                 help="0: Slurm's default (usually one).")
     time_limit = st.text_input("Time limit", key="slurm_time", placeholder="HH:MM:SS (empty: the partition's)")
     runs_dir = st.text_input("Run folder (on storage every node sees)", value=str(default_runs_dir),
-                             key="slurm_runs_dir", help=jobs_slurm.SHARED_STORAGE_NOTE)
-    st.caption(jobs_slurm.SHARED_STORAGE_NOTE)
+                             key="slurm_runs_dir", help=slurm_backend.SHARED_STORAGE_NOTE)
+    st.caption(slurm_backend.SHARED_STORAGE_NOTE)
     options = SlurmOptions(partition=partition, nodes=int(nodes), gpus_per_node=int(gpus),
                            tasks_per_node=None if gpus else int(tasks), cpus_per_task=int(cpus) or None,
                            time=time_limit.strip() or None)

@@ -17,7 +17,7 @@ STAGES = ("Semantic", "Centers", "Offsets", "Panoptic")
 
 def training_runs(workdir: Path) -> dict[str, Path]:
     """Workdirs of the app's training jobs, newest first, by display name."""
-    from panoptic_deeplab.jobs import JobStore
+    from panoptic_deeplab.jobs.store import JobStore
 
     runs: dict[str, Path] = {}
     try:

@@ -2,7 +2,7 @@
 resume it, read its log, and compare the bundles it produced with their base.
 
 Every job is a `pdl train` process started by panoptic_deeplab.jobs (no shell, validated arguments),
-or, with "Run on: Slurm", a batch job on a Slurm cluster (panoptic_deeplab.jobs_slurm); its records live
+or, with "Run on: Slurm", a batch job on a Slurm cluster (panoptic_deeplab.jobs.slurm); its records live
 in SQLite under the work directory, so they survive an app restart.
 """
 from __future__ import annotations
@@ -123,7 +123,7 @@ if submitted:
             overrides=[line.strip() for line in overrides.splitlines() if line.strip()],
         )
         if on_slurm:
-            job = slurm_form.jobs_slurm.submit(store, argv, slurm.options, name=slug)
+            job = slurm_form.slurm_backend.submit(store, argv, slurm.options, name=slug)
         else:
             job = store.submit(argv, name=slug, gpus=gpu_ids)
         st.toast(f"Started job {job.id}: {job.name}", icon=":material/rocket_launch:")
@@ -189,7 +189,7 @@ def _job_panel(job: joblib.Job, newest: bool = False) -> None:
         label += f" · step {progress.step}/{progress.total_steps}"
     with st.expander(label, icon=icon, expanded=newest or job.state == joblib.RUNNING):
         cols = st.columns([3, 1, 1, 1])
-        where = (slurm_form.jobs_slurm.describe(store, job) if job.backend == joblib.SLURM
+        where = (slurm_form.slurm_backend.describe(store, job) if job.backend == joblib.SLURM
                  else f"GPUs {job.gpus}" if job.gpus else "CPU")
         cols[0].caption(f"`pdl {' '.join(job.argv)}`  \nworkdir `{job.workdir}`  \n{where}")
         if job.is_active:

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 import apptest_utils as u
 from panoptic_deeplab import jobs
+from panoptic_deeplab.jobs import process
 from panoptic_deeplab.training.run_files import RunFiles
 
 PAGE = str(u.APP_DIR / "pages" / "train.py")
@@ -80,7 +81,7 @@ def test_start_a_fine_tune_then_cancel_it(env):
     at.button(key=f"cancel-{job.id}").click()
     at = _run(at)
     job = jobs.JobStore(workdir).get(job.id)
-    assert job.state == jobs.CANCELLED and not jobs._alive(job.pid, job.pid_start)
+    assert job.state == jobs.CANCELLED and not process._alive(job.pid, job.pid_start)
     assert at.button(key=f"resume-{job.id}")  # a cancelled job can be resumed
 
 
@@ -254,7 +255,7 @@ def test_a_running_job_shows_its_phase_before_the_first_step(env):
     sleeper = subprocess.Popen(["sleep", "60"])  # stands in for the job's live process
     try:
         run = workdir / "runs" / "warming"
-        job_id = _record(store, "warming", "train", jobs.RUNNING, run, sleeper.pid, jobs._process_start(sleeper.pid))
+        job_id = _record(store, "warming", "train", jobs.RUNNING, run, sleeper.pid, process._process_start(sleeper.pid))
         at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
         assert at.expander[0].label == f"#{job_id} warming · running · starting (loading TensorFlow)"
         (run / "job.log").write_text(f"# job {job_id} attempt 1: pdl train\nphase: checking the data set\n"

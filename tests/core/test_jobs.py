@@ -13,6 +13,8 @@ import pytest
 from panoptic_deeplab import jobs
 from panoptic_deeplab.errors import ConfigError
 from panoptic_deeplab.jobs import JobError, JobStore, validate_command
+from panoptic_deeplab.jobs import arguments, process
+from panoptic_deeplab.jobs import store as job_store
 
 TINY = "synthetic/tiny"
 
@@ -100,7 +102,7 @@ def test_the_allow_list_is_read_from_the_commands_own_parsers(monkeypatch):
         parser.add_argument("--max-images", type=int)
 
     monkeypatch.setattr(check_dataset, "configure_parser", with_a_new_option)
-    options, _ = jobs._command_arguments("check-dataset")
+    options, _ = arguments._command_arguments("check-dataset")
     assert options == {"--split": "name", "--max-images": "int"}
 
 
@@ -139,7 +141,7 @@ def _wait(store: JobStore, job_id: int, timeout: float = 60) -> jobs.Job:
 
 
 def _gone(pid: int) -> bool:
-    return not jobs._alive(pid, None)
+    return not process._alive(pid, None)
 
 
 def test_jobs_that_succeed_make_and_check_a_data_set(tmp_path):
@@ -190,11 +192,11 @@ def test_cancel_kills_the_process_group_and_resume_restarts_it(tmp_path):
 def test_a_job_whose_process_died_shows_failed_after_an_app_restart(tmp_path):
     store = JobStore(tmp_path / "jobs")
     job = store.submit(["train", "--config", TINY, "--dataset", str(tmp_path / "x"), "--workdir", str(tmp_path / "run")])
-    proc = jobs._CHILDREN.pop((str(store.db_path), job.id))  # a restarted app has no handle on it
+    proc = job_store._CHILDREN.pop((str(store.db_path), job.id))  # a restarted app has no handle on it
     os.killpg(job.pid, signal.SIGKILL)  # the process dies without writing its exit status
     try:
         deadline = time.monotonic() + 10
-        while jobs._alive(job.pid, job.pid_start) and time.monotonic() < deadline:
+        while process._alive(job.pid, job.pid_start) and time.monotonic() < deadline:
             time.sleep(0.05)
         fresh = JobStore(tmp_path / "jobs")  # the app starts again and opens the same records
         (listed,) = fresh.list()

@@ -9,43 +9,43 @@ import sys
 
 import pytest
 
-from panoptic_deeplab import jobs_slurm
+from panoptic_deeplab.jobs import slurm, slurm_task
 from panoptic_deeplab.jobs import JobError, JobStore
-from panoptic_deeplab.jobs_slurm import SlurmError, SlurmOptions
+from panoptic_deeplab.jobs.slurm import SlurmError, SlurmOptions
 
 TRAIN = ["train", "--config", "synthetic/tiny", "--dataset", "/data/x", "--workdir", "/shared/run"]
 
 
 def test_tasks_per_node_expands_slurms_compressed_counts():
-    assert jobs_slurm.tasks_per_node("2(x3),1") == [2, 2, 2, 1]
-    assert jobs_slurm.tasks_per_node("4") == [4]
+    assert slurm_task.tasks_per_node("2(x3),1") == [2, 2, 2, 1]
+    assert slurm_task.tasks_per_node("4") == [4]
     with pytest.raises(JobError):
-        jobs_slurm.tasks_per_node("2(x)")
+        slurm_task.tasks_per_node("2(x)")
 
 
 def test_tf_config_lists_every_task_as_a_worker_with_ports_by_node():
     env = {"SLURM_JOB_ID": "1251", "SLURM_PROCID": "3", "SLURM_STEP_NUM_TASKS": "5",
            "SLURM_STEP_TASKS_PER_NODE": "2(x2),1"}
-    config = jobs_slurm.tf_config(env, ["gpu01", "gpu02", "cpu9"])
-    base = jobs_slurm.PORT_FIRST + 1 * jobs_slurm.MAX_TASKS_PER_NODE  # job 1251 % 1250 slots = slot 1
+    config = slurm_task.tf_config(env, ["gpu01", "gpu02", "cpu9"])
+    base = slurm.PORT_FIRST + 1 * slurm.MAX_TASKS_PER_NODE  # job 1251 % 1250 slots = slot 1
     assert config == {"cluster": {"worker": [f"gpu01:{base}", f"gpu01:{base + 1}", f"gpu02:{base}",
                                              f"gpu02:{base + 1}", f"cpu9:{base}"]},
                       "task": {"type": "worker", "index": 3}}
     with pytest.raises(JobError, match="5 tasks"):
-        jobs_slurm.tf_config({**env, "SLURM_STEP_TASKS_PER_NODE": "2(x3)"}, ["a", "b", "c"])
+        slurm_task.tf_config({**env, "SLURM_STEP_TASKS_PER_NODE": "2(x3)"}, ["a", "b", "c"])
 
 
 def test_each_task_sees_one_gpu_and_cpu_jobs_none():
-    assert jobs_slurm.task_gpus({"CUDA_VISIBLE_DEVICES": "0,1"}, 0) == "-1"  # asked for none: not ours
-    assert jobs_slurm.task_gpus({"CUDA_VISIBLE_DEVICES": "4,5,6,7", "SLURM_LOCALID": "2"}, 4) == "6"
-    assert jobs_slurm.task_gpus({"CUDA_VISIBLE_DEVICES": "3", "SLURM_LOCALID": "1"}, 2) == "3"  # bound by Slurm
+    assert slurm_task.task_gpus({"CUDA_VISIBLE_DEVICES": "0,1"}, 0) == "-1"  # asked for none: not ours
+    assert slurm_task.task_gpus({"CUDA_VISIBLE_DEVICES": "4,5,6,7", "SLURM_LOCALID": "2"}, 4) == "6"
+    assert slurm_task.task_gpus({"CUDA_VISIBLE_DEVICES": "3", "SLURM_LOCALID": "1"}, 2) == "3"  # bound by Slurm
 
 
 @pytest.mark.parametrize("text, seconds", [("30", 1800), ("30:15", 1815), ("02:00:00", 7200), ("1-12", 129600),
                                            ("1-00:30", 88200), ("2-01:00:05", 176405), ("UNLIMITED", None),
                                            ("1h", None)])
 def test_parse_time_reads_slurms_formats(text, seconds):
-    assert jobs_slurm.parse_time(text) == seconds
+    assert slurm.parse_time(text) == seconds
 
 
 @pytest.mark.parametrize("options, argv, message", [
@@ -67,7 +67,7 @@ def test_options_that_cannot_work_are_refused(options, argv, message):
 def test_gpus_per_node_become_gres_and_as_many_tasks(tmp_path):
     store = JobStore(tmp_path)
     job = store.get(_record(store, tmp_path))
-    script = jobs_slurm.batch_script(job, SlurmOptions(partition="gpu", nodes=2, gpus_per_node=4, time="04:00:00",
+    script = slurm.batch_script(job, SlurmOptions(partition="gpu", nodes=2, gpus_per_node=4, time="04:00:00",
                                                        cpus_per_task=8), "t0")
     for line in ("#SBATCH --gres=gpu:4", "#SBATCH --cpus-per-task=8", "#SBATCH --ntasks-per-node=4", "#SBATCH --nodes=2", "#SBATCH --partition=gpu",
                  "#SBATCH --time=04:00:00", "#SBATCH --requeue", f"#SBATCH --output={job.log_path}",
@@ -88,7 +88,7 @@ def _record(store: JobStore, tmp_path, name: str = "r", workdir: str = "run") ->
 def test_the_job_name_and_a_percent_in_the_log_path_reach_sbatch_intact(tmp_path):
     store = JobStore(tmp_path)
     job = store.get(_record(store, tmp_path, name="my tune; rm -rf ~", workdir="run-100%"))
-    lines = jobs_slurm.batch_script(job, SlurmOptions(), "t0").splitlines()
+    lines = slurm.batch_script(job, SlurmOptions(), "t0").splitlines()
     assert "#SBATCH --job-name=pdl-1-my-tune-rm--rf-" in lines
     assert f"#SBATCH --output={tmp_path}/run-100%%/job.log" in lines  # %% is a plain % in Slurm's patterns
 
@@ -97,7 +97,7 @@ def test_no_slurm_on_path_is_one_clear_line_and_no_record(tmp_path, monkeypatch)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     store = JobStore(tmp_path / "work")
     with pytest.raises(SlurmError) as err:
-        jobs_slurm.submit(store, [*TRAIN[:6], str(tmp_path / "run")], SlurmOptions())
+        slurm.submit(store, [*TRAIN[:6], str(tmp_path / "run")], SlurmOptions())
     assert str(err.value).startswith("Slurm is not available here: `sbatch` is not on PATH")
     assert "\n" not in str(err.value) and store.list() == [] and not (tmp_path / "run").exists()
     done = subprocess.run([sys.executable, "-m", "panoptic_deeplab", "jobs", "--root", str(tmp_path / "work"),
@@ -115,8 +115,8 @@ def test_slurm_options_without_the_slurm_backend_are_refused(tmp_path):
 def _task(tmp_path, token_written: str, argv, **env):
     workdir = tmp_path / "run"
     workdir.mkdir(exist_ok=True)
-    (workdir / jobs_slurm.TOKEN_FILE).write_text(token_written)
-    return subprocess.run([sys.executable, "-m", "panoptic_deeplab.jobs_slurm", "--workdir", str(workdir),
+    (workdir / slurm.TOKEN_FILE).write_text(token_written)
+    return subprocess.run([sys.executable, "-m", "panoptic_deeplab.jobs.slurm_task", "--workdir", str(workdir),
                            "--token", "abc", "--", *argv], capture_output=True, text=True,
                           env={"PYTHONPATH": ":".join(sys.path), "SLURM_PROCID": "1", "SLURMD_NODENAME": "node7", **env})
 
@@ -152,7 +152,7 @@ def test_a_store_from_before_the_slurm_backend_opens_with_its_jobs_local(tmp_pat
 
 
 def test_slurm_exit_codes_read_as_a_shell_reports_them():
-    assert [jobs_slurm._exit_code(t) for t in ("0:0", "2:0", "0:15", "137:0")] == [0, 2, 143, 137]
+    assert [slurm._exit_code(t) for t in ("0:0", "2:0", "0:15", "137:0")] == [0, 2, 143, 137]
 
 
 def _fake_slurm(tmp_path, monkeypatch, sacct: str) -> None:
@@ -169,7 +169,7 @@ def _fake_slurm(tmp_path, monkeypatch, sacct: str) -> None:
 def _forgotten_job(tmp_path) -> tuple[JobStore, int]:
     store = JobStore(tmp_path / "work")
     job_id = _record(store, tmp_path)
-    jobs_slurm._ensure_table(store)
+    slurm._ensure_table(store)
     with store._connect() as db:
         db.execute("INSERT INTO slurm_jobs (job_id, slurm_id, options, token) VALUES (?, '77', '{}', 't')", (job_id,))
     (tmp_path / "run").mkdir(parents=True)

@@ -32,6 +32,7 @@ import apptest_utils as u  # noqa: E402
 from scenes import ENV, PDL, make_tiny_dataset  # noqa: E402
 
 from panoptic_deeplab import jobs  # noqa: E402
+from panoptic_deeplab.jobs import store as job_store  # noqa: E402
 
 SETTINGS = ["--set", "dataset.crop_size=[65,97]", "--set", "train.log_every=1", "--set", "train.warmup_steps=0"]
 TINY = ["--config", "synthetic/tiny", *SETTINGS, "--batch-size", "2"]
@@ -188,7 +189,7 @@ def test_running_job_across_an_app_restart_then_nan_loss_then_sigterm(data_root,
     store = jobs.JobStore(root)
     job = store.submit(["train", *TINY, "--dataset", str(data_root), "--workdir", str(workdir),
                         "--steps", "1000", "--checkpoint-every", "2"], name="tune")
-    proc = jobs._CHILDREN.pop((str(store.db_path), job.id))  # the app restarts: it has no handle on the process
+    proc = job_store._CHILDREN.pop((str(store.db_path), job.id))  # the app restarts: it has no handle on the process
     log = Path(job.log_path)
     try:
         _wait_for(lambda: (workdir / "status.json").is_file() and _status(workdir)["step"] >= 3

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 import apptest_utils as u
 from panoptic_deeplab import jobs
 from panoptic_deeplab.jobs import JobStore
-from panoptic_deeplab.jobs_slurm import SlurmError, SlurmOptions, slurm_info, submit
+from panoptic_deeplab.jobs.slurm import SlurmError, SlurmOptions, slurm_info, submit
 from scenes import make_tiny_dataset
 
 PAGE = str(u.APP_DIR / "pages" / "train.py")

@@ -42,7 +42,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..jobs import JobError, JobStore, default_root
+    from ..jobs.errors import JobError
+    from ..jobs.store import JobStore, default_root
 
     store = JobStore(args.root or default_root())
     slurm_only = [f"--{n.replace('_', '-')}" for n in ("partition", "tasks_per_node", "cpus_per_task", "time")
@@ -62,7 +63,7 @@ def run(args) -> int:
         command = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
         gpus = [int(g) for g in args.gpus.split(",") if g.strip()]
         if args.backend == "slurm":
-            from ..jobs_slurm import SlurmOptions, describe, submit
+            from ..jobs.slurm import SlurmOptions, describe, submit
 
             options = SlurmOptions(partition=args.partition, nodes=args.nodes, tasks_per_node=args.tasks_per_node,
                                    gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time)
@@ -81,7 +82,7 @@ def run(args) -> int:
         print(f"job {job.id} {job.name}: {job.state}" + (f" ({job.message})" if job.message else ""))
         print(f"  command  pdl {' '.join(job.argv)}")
         if job.backend == "slurm":
-            from ..jobs_slurm import describe
+            from ..jobs.slurm import describe
 
             print(f"  on       {describe(store, job)}")
         print(f"  workdir  {job.workdir}\n  log      {job.log_path}")
