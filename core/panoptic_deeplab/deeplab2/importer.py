@@ -118,7 +118,7 @@ def _global_step(contents: ckpt.CheckpointContents) -> int | None:
 
 def _register(bundle: Path, root: str | Path | None, log) -> Path | None:
     """List the bundle among the app's models (the job store's model table of its work directory)."""
-    from ..jobs import JobStore, default_root
+    from ..jobs.store import JobStore, default_root
 
     root = Path(root).expanduser() if root else default_root()
     try:
