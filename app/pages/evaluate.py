@@ -131,6 +131,8 @@ def job_panel() -> None:
     except UserError:
         st.session_state.pop("eval_job", None)
         return
+    if last_job is not None and job.state != last_job.state:
+        st.rerun(scope="app")  # the page below was drawn for the old state: redraw it all, not just this panel
     log = store.read_log(job, 4000)
     if job.state == joblib.RUNNING:
         progress = er.parse_progress(log)
