@@ -84,7 +84,7 @@ def _run(args) -> int:
 
     import tensorflow as tf
 
-    from ..training.memory import available_memory_bytes, choose_low_memory
+    from ..training.memory import available_memory_bytes, choose_low_memory, use_system_allocator
 
     tc = config.train
     # Before the strategy: inter-op threads can be set only until TensorFlow starts its runtime.
@@ -94,6 +94,7 @@ def _run(args) -> int:
     print(memory.describe(), flush=True)
     if memory.low_memory:
         tf.config.threading.set_inter_op_parallelism_threads(1)
+        use_system_allocator()  # before the first tensor: TensorFlow reads it when it makes its CPU allocator
     strategy = make_strategy(config.train.strategy)
 
     from ..data.pipeline import make_dataset

@@ -3,6 +3,7 @@ choice. (The malloc settings that keep CPU training's RSS near its tensors: ``gl
 """
 from __future__ import annotations
 
+import os
 import resource
 from dataclasses import dataclass
 
@@ -57,3 +58,18 @@ def choose_low_memory(config, *, micro_batch: int, on_gpu: bool, available_bytes
     return MemoryChoice(low, f"auto: CPU, crop {crop_h}x{crop_w} x {micro_batch} per step, estimated peak "
                              f"{estimate / 2**30:.1f} GiB without it{free}; "
                              f"{'--no-low-memory' if low else '--low-memory'} to override")
+
+
+# TensorFlow's oneDNN CPU allocator (MklCPUAllocator) serves large tensors from a BFC pool that
+# never returns memory and fragments over a step; with this variable set it takes them from
+# malloc, which (glibc_malloc.tune_malloc) mmaps them and unmaps them when freed. Same tensors,
+# same arithmetic; only where the bytes come from changes.
+SYSTEM_ALLOCATOR_ENV = "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"
+
+
+def use_system_allocator() -> bool:
+    """Low-memory mode's allocator: set ``TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1`` unless the user set
+    it. Takes effect only before TensorFlow creates its CPU allocator (its first tensor); returns
+    whether the variable is on now."""
+    os.environ.setdefault(SYSTEM_ALLOCATOR_ENV, "1")
+    return os.environ[SYSTEM_ALLOCATOR_ENV].strip().lower() in ("1", "true")

@@ -23,3 +23,52 @@ def test_small_crops_gpus_and_the_users_flag():
     forced = choose_low_memory(tiny, micro_batch=4, on_gpu=False, available_bytes=20 * GIB, requested=True)
     assert forced.low_memory and "--low-memory given" in forced.describe()
     assert not choose_low_memory(big, micro_batch=1, on_gpu=False, available_bytes=None, requested=False).low_memory
+
+
+_PROBE = """
+import sys
+from panoptic_deeplab.glibc_malloc import tune_malloc
+tune_malloc()
+import tensorflow as tf
+tf.config.list_physical_devices("GPU")  # what `pdl train` asks before it chooses
+if sys.argv[1] == "1":
+    from panoptic_deeplab.training.memory import use_system_allocator
+    assert use_system_allocator()
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) * 1024
+x = tf.fill([128 * 2**20], 1.0)  # 512 MiB
+float(tf.reduce_sum(x))
+during = rss()
+del x
+print(during - rss())
+"""
+
+
+def _freed_bytes(system_allocator: bool) -> int:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", None)
+    done = subprocess.run([sys.executable, "-c", _PROBE, "1" if system_allocator else "0"], capture_output=True,
+                          text=True, env=env, timeout=300, check=True)
+    return int(done.stdout.split()[-1])
+
+
+def test_low_memory_mode_gives_freed_tensors_back_to_the_os():
+    """Set where `pdl train` sets it (after the GPU query, before the first tensor), the system
+    allocator unmaps a freed 512 MiB tensor; TensorFlow's default oneDNN BFC pool keeps it."""
+    assert _freed_bytes(system_allocator=True) > 400 * 2**20
+    assert _freed_bytes(system_allocator=False) < 100 * 2**20
+
+
+def test_the_users_allocator_choice_is_kept(monkeypatch):
+    from panoptic_deeplab.training.memory import SYSTEM_ALLOCATOR_ENV, use_system_allocator
+
+    monkeypatch.setenv(SYSTEM_ALLOCATOR_ENV, "0")
+    assert not use_system_allocator()
+    monkeypatch.delenv(SYSTEM_ALLOCATOR_ENV)
+    assert use_system_allocator()
