@@ -36,7 +36,8 @@ def configure_parser(parser) -> None:
     parser.add_argument("--skip-dataset-check", action="store_true",
                         help="start without the `pdl check-dataset` pass over the split(s) (large data sets checked before)")
     parser.add_argument("--low-memory", action=argparse.BooleanOptionalAction, default=None,
-                        help="CPU: run one op at a time and keep the input pipeline small (lower peak RSS, slower; "
+                        help="CPU: run one op at a time, keep the input pipeline small and take tensors from malloc "
+                             "(TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1), not TensorFlow's pool (lower peak RSS, slower; "
                              "default: chosen from the device, the crop and the free memory, and printed)")
 
 

@@ -44,8 +44,9 @@ def available_memory_bytes() -> int | None:
 
 def choose_low_memory(config, *, micro_batch: int, on_gpu: bool, available_bytes: int | None,
                       requested: bool | None = None) -> MemoryChoice:
-    """Low-memory mode (one op at a time, a small input pipeline: lower CPU peak RSS, slower) from
-    the user's flag when given, else from the device, the crop and the memory available."""
+    """Low-memory mode (one op at a time, a small input pipeline, tensors from malloc rather than
+    TensorFlow's pool: lower CPU peak RSS, slower) from the user's flag when given, else from the
+    device, the crop and the memory available."""
     if requested is not None:
         return MemoryChoice(bool(requested), f"{'--low-memory' if requested else '--no-low-memory'} given")
     if on_gpu:
