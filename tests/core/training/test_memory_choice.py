@@ -72,3 +72,53 @@ def test_the_users_allocator_choice_is_kept(monkeypatch):
     assert not use_system_allocator()
     monkeypatch.delenv(SYSTEM_ALLOCATOR_ENV)
     assert use_system_allocator()
+
+
+_GRADIENTS = """
+import sys
+from panoptic_deeplab.glibc_malloc import tune_malloc
+tune_malloc()
+import tensorflow as tf
+tf.config.list_physical_devices("GPU")
+if sys.argv[1] == "1":
+    from panoptic_deeplab.training.memory import use_system_allocator
+    use_system_allocator()
+import keras
+import numpy as np
+from panoptic_deeplab.config import load_config
+from panoptic_deeplab.losses import PanopticLoss
+from panoptic_deeplab.model.builder import build_model
+keras.utils.set_random_seed(0)
+config = load_config("synthetic/tiny")
+network = build_model(config)
+rng = np.random.default_rng(0)
+h, w = 129, 257
+image = tf.constant(rng.uniform(0, 255, (1, h, w, 3)), tf.float32)
+targets = {"semantic": tf.constant(rng.integers(0, 8, (1, h, w)), tf.int32), "semantic_weights": tf.ones((1, h, w)),
+           "center_heatmap": tf.constant(rng.uniform(0, 1, (1, h, w, 1)), tf.float32), "center_weights": tf.ones((1, h, w)),
+           "offsets": tf.constant(rng.normal(0, 5, (1, h, w, 2)), tf.float32), "offset_weights": tf.ones((1, h, w))}
+with tf.GradientTape() as tape:
+    loss = PanopticLoss(config.loss)(targets, network(image, training=True))["loss"]
+grads = tape.gradient(loss, network.trainable_variables)
+np.savez(sys.argv[2], loss.numpy(), *[g.numpy() for g in grads])
+"""
+
+
+def test_the_system_allocator_leaves_loss_and_gradients_unchanged(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", None)
+    results = []
+    for system in ("0", "1"):
+        out = tmp_path / f"grads{system}.npz"
+        subprocess.run([sys.executable, "-c", _GRADIENTS, system, str(out)], env=env, timeout=300, check=True)
+        results.append(np.load(out))
+    pool, system = results
+    assert len(pool.files) > 10
+    for key in pool.files:
+        np.testing.assert_array_equal(pool[key], system[key])
