@@ -28,9 +28,6 @@ def _child(fn, items, share: int, workers: int, write_fd: int) -> None:
     """Compute a share and send it (or the exception) to the parent; never return."""
     status = 0
     try:
-        # Die on the parent's SIGTERM (its _stop) whatever handler the parent had installed: a
-        # Python handler inherited from, e.g., a training run would keep the child working.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         try:
             payload = _payload(True, [fn(x) for x in items[share::workers]])
         except BaseException as err:  # noqa: BLE001 - sent to the parent, which raises it
@@ -91,12 +88,15 @@ def forked_map(fn, items: list, workers: int) -> list:
 
 
 def _stop(children: dict) -> None:
-    """Stop and reap the children left after an error (first signal them all, then wait)."""
+    """Stop and reap the children left after an error (first signal them all, then wait). SIGKILL:
+    a child only computes into its pipe, so nothing is lost, and a child cannot outlive it the way
+    SIGTERM can be outlived (a handler inherited from this process, e.g. an in-process training
+    run's, or one the child has not yet reset when the signal comes)."""
     for pid, read_fd in children.items():
         if read_fd is not None:
             os.close(read_fd)
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
     for pid in children:
