@@ -65,6 +65,13 @@ class CheckpointStore:
     def latest(self) -> str | None:
         return tf.train.latest_checkpoint(str(self.directory))
 
+    @property
+    def latest_step(self) -> int:
+        """The step of the newest registered checkpoint (0: none): what a resume would load, even
+        when a stop interrupted the bookkeeping that follows a save."""
+        latest = self.latest
+        return checkpoint_step(latest) if latest else 0
+
     def save(self, step: int) -> str:
         path = self.manager.save(checkpoint_number=int(step))
         if not self.writer:

@@ -112,9 +112,9 @@ class TrainingMonitor(keras.callbacks.Callback):
             self._diverge({"weights": float("nan")})
             return False
         path = self.store.save(step)
+        self.state.last_checkpoint_step = step  # registered now, whatever stops us below
         if self.history is not None:
             self.history.save(step)
-        self.state.last_checkpoint_step = step
         if self.chief:
             print(f"step {step}: checkpoint {path}", file=self.out, flush=True)
             self.files.status("running", step, last_checkpoint=step)

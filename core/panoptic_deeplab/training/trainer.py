@@ -138,7 +138,7 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
         else:
             print(f"already at step {start_step} of {tc.steps}; nothing to train", file=out, flush=True)
     except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C; SIGTERM (docker stop, the app's Cancel)
-        last = monitor.state.last_checkpoint_step
+        last = _last_checkpoint(monitor, store, chief)
         message = (f"{'interrupted (Ctrl-C)' if isinstance(err, KeyboardInterrupt) else 'stopped (SIGTERM)'} at "
                    f"step {monitor.state.step}; "
                    + (f"the last checkpoint is step {last} in {store.directory}. Run the same command again to resume from it."
@@ -150,7 +150,7 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
         raise
     except BaseException as err:
         files.status("failed", monitor.state.step, message=f"{type(err).__name__}: {err}"[:2000],
-                     last_checkpoint=monitor.state.last_checkpoint_step)
+                     last_checkpoint=_last_checkpoint(monitor, store, chief))
         if mlflow:
             mlflow.close("FAILED")
         raise
@@ -180,6 +180,12 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
     if mlflow:
         mlflow.close()
     return TrainResult(workdir, monitor.state.step, start_step if restored else None, bundle, wall, metrics)
+
+
+def _last_checkpoint(monitor: TrainingMonitor, store: CheckpointStore, chief: bool) -> int:
+    """The newest checkpoint a resume would load. The chief reads the state file, the truth: a stop
+    may land between a save and the monitor's note of it."""
+    return max(monitor.state.last_checkpoint_step, store.latest_step if chief else 0)
 
 
 def _micro_batch(batch_size: int, accumulation: int, replicas: int) -> int:

@@ -111,3 +111,24 @@ def test_a_short_run_reports_its_phases_and_logs_every_step(tmp_path, monkeypatc
     assert seen[-1] == ("finished", "finished")
     assert [int(r["step"]) for r in read_metrics(tmp_path)] == [1, 2, 3]
     assert (log_interval(20, 60), log_interval(20, 700), log_interval(20, 5)) == (3, 20, 1)
+
+
+def test_a_stop_right_after_a_save_reports_that_checkpoint(tmp_path, monkeypatch):
+    """SIGTERM can land after TensorFlow registered a checkpoint but before the run noted it: the
+    stop message and status.json must name the checkpoint a resume loads, not the one before."""
+    config = tiny_config(**{"train.steps": 10, "train.checkpoint_every": 2})
+    save = CheckpointStore.save
+
+    def save_then_stop(self, step):
+        path = save(self, step)
+        if step == 4:
+            raise SystemExit(143)  # what `pdl train`'s SIGTERM handler raises
+        return path
+
+    monkeypatch.setattr(CheckpointStore, "save", save_then_stop)
+    with pytest.raises(SystemExit):
+        train(config, tmp_path, dataset_fn=scenes.dataset_fn(), spec=scenes.SPEC, out=io.StringIO())
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
+    assert status["state"] == "stopped" and status["last_checkpoint"] == 4, status
+    assert "the last checkpoint is step 4 in" in status["message"]
