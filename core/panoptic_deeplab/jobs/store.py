@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..sqlite_store import SqliteStore
-from . import slurm
+from .slurm import cancel as slurm_cancel, refresh as slurm_refresh, resume as slurm_resume
 from .arguments import option_value, validate_command
 from .errors import JobError
 from .gpus import job_environment
@@ -140,7 +140,7 @@ class JobStore(SqliteStore):
         """Reconcile a running job with its process: finished, failed (died) or still running."""
         job = self.get(job_id)
         if job.backend == SLURM:
-            return slurm.refresh(self, job)
+            return slurm_refresh(self, job)
         if job.state != RUNNING:
             return job
         proc = _CHILDREN.get((str(self.db_path), job.id))
@@ -229,7 +229,7 @@ class JobStore(SqliteStore):
         """SIGTERM the job's process group, then SIGKILL it if it is still there after ``grace_s``."""
         job = self.refresh(job_id)
         if job.backend == SLURM:
-            return slurm.cancel(self, job, grace_s)
+            return slurm_cancel(self, job, grace_s)
         if job.state != RUNNING:
             return job
         self._update(job.id, cancel_requested=1)
@@ -252,7 +252,7 @@ class JobStore(SqliteStore):
         job = self.refresh(job_id)
         if job.is_active:
             raise JobError(f"job {job.id} is still {job.state}; cancel it before resuming")
-        return slurm.resume(self, job) if job.backend == SLURM else self._start(job)
+        return slurm_resume(self, job) if job.backend == SLURM else self._start(job)
 
     def delete(self, job_id: int) -> None:
         """Forget a finished job (its workdir stays on disk)."""

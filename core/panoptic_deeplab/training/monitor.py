@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 
 from ..losses import LOSS_TERMS
-from . import tensorboard_events as tb
+from .tensorboard_events import images as tb_images, scalar as tb_scalar
 
 LOG_KEYS = ("loss", *LOSS_TERMS)
 
@@ -147,7 +147,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         if self.writer is not None:
             with self.writer.as_default(step=step):
                 for key, value in scalars.items():
-                    tb.scalar(key, value, step)
+                    tb_scalar(key, value, step)
             self.writer.flush()
         if self.mlflow is not None:
             self.mlflow.log(step, scalars)
@@ -163,7 +163,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         if self.writer is not None:
             with self.writer.as_default(step=step):
                 for key, value in numeric.items():
-                    tb.scalar(key, value, step)
+                    tb_scalar(key, value, step)
             self.writer.flush()
         if self.mlflow is not None:
             self.mlflow.log(step, numeric)
@@ -172,7 +172,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         images = self.preview(step)
         with self.writer.as_default(step=step):
             for name, batch in images.items():
-                tb.images(f"predictions/{name}", batch, step)
+                tb_images(f"predictions/{name}", batch, step)
         self.writer.flush()
 
 
