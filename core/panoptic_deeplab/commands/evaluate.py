@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -40,7 +39,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def print_report(result: dict, spec, file=None) -> None:
     import pandas as pd
 
-    from ..evaluation.report import miou_table, pq_class_table, pq_summary_table
+    from ..evaluation.report import miou_table, percent, pq_class_table, pq_summary_table
 
     file = file or sys.stdout  # looked up at call time: a default bound at import goes stale under capture
     with pd.option_context("display.max_rows", 500, "display.width", 120):
@@ -49,14 +48,14 @@ def print_report(result: dict, spec, file=None) -> None:
         print("\nPer class", file=file)
         print(pq_class_table(result["panoptic"]).to_string(), file=file)
         sem = result["semantic"]
-        print(f"\nmIoU: {_pct(sem['miou'])} %  (pixel accuracy {_pct(sem['pixel_accuracy'])} %)", file=file)
+        print(f"\nmIoU: {percent(sem['miou'])} %  (pixel accuracy {percent(sem['pixel_accuracy'])} %)", file=file)
         print(miou_table(sem, spec.class_names).to_string(), file=file)
         print_errors(result, file)
         if result.get("oracles"):
             print_oracles(result, file)
         rows = []
         for style, r in result["instance"].items():
-            rows.append({"style": style, "AP": _pct(r.get("ap")), "AP50": _pct(r.get("ap50"))})
+            rows.append({"style": style, "AP": percent(r.get("ap")), "AP50": percent(r.get("ap50"))})
         if rows:
             print("\nInstance AP (%)", file=file)
             print(pd.DataFrame(rows).set_index("style").to_string(), file=file)
@@ -80,10 +79,6 @@ def print_oracles(result: dict, file) -> None:
         if set(entry["heads"]) == {"semantic", "center", "offset"} and entry.get("why_below_100"):
             print(f"\nWhy the full oracle ({name}) is not 100:", file=file)
             print("\n".join(entry["why_below_100"]), file=file)
-
-
-def _pct(x):
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(100.0 * x, 2)
 
 
 def run(args: argparse.Namespace) -> int:

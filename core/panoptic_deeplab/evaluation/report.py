@@ -1,6 +1,8 @@
 """Tables of evaluation results (pandas), for the CLI and the app. No TensorFlow."""
 from __future__ import annotations
 
+import math
+
 
 def pq_class_table(result: dict):
     """One row per GT category: name, thing/stuff, PQ/SQ/RQ (in %), TP/FP/FN; unevaluated rows kept
@@ -10,7 +12,7 @@ def pq_class_table(result: dict):
     rows = []
     for cid, r in result["per_class"].items():
         rows.append({"id": cid, "name": r.get("name", str(cid)), "kind": "thing" if r.get("isthing") else "stuff",
-                     "PQ": _pct(r["pq"]), "SQ": _pct(r["sq"]), "RQ": _pct(r["rq"]),
+                     "PQ": percent(r["pq"]), "SQ": percent(r["sq"]), "RQ": percent(r["rq"]),
                      "TP": r["tp"], "FP": r["fp"], "FN": r["fn"]})
     return pd.DataFrame(rows).set_index("id")
 
@@ -18,19 +20,20 @@ def pq_class_table(result: dict):
 def pq_summary_table(result: dict):
     import pandas as pd
 
-    return pd.DataFrame([{"split": k, "PQ": _pct(result[k]["pq"]), "SQ": _pct(result[k]["sq"]),
-                          "RQ": _pct(result[k]["rq"]), "n": result[k]["n"]} for k in ("All", "Things", "Stuff")]
+    return pd.DataFrame([{"split": k, "PQ": percent(result[k]["pq"]), "SQ": percent(result[k]["sq"]),
+                          "RQ": percent(result[k]["rq"]), "n": result[k]["n"]} for k in ("All", "Things", "Stuff")]
                         ).set_index("split")
 
 
 def miou_table(result: dict, class_names):
     import pandas as pd
 
-    return pd.DataFrame({"name": list(class_names), "IoU": [_pct(v) for v in result["per_class_iou"]]})
+    return pd.DataFrame({"name": list(class_names), "IoU": [percent(v) for v in result["per_class_iou"]]})
 
 
-def _pct(x):
-    return None if x is None else round(100.0 * x, 2)
+def percent(x):
+    """A 0..1 metric as a percentage with two decimals; ``None`` for a missing or NaN one."""
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(100.0 * x, 2)
 
 
 def _rows_by_id(per_class: dict) -> dict:
@@ -71,8 +74,8 @@ def oracle_summary_table(result: dict):
     rows = []
     for name, res in [("model", result["panoptic"]), *result["oracles"].items()]:
         for split in ("All", "Things", "Stuff"):
-            rows.append({"oracle": name, "split": split, "PQ": _pct(res[split]["pq"]), "SQ": _pct(res[split]["sq"]),
-                         "RQ": _pct(res[split]["rq"])})
+            rows.append({"oracle": name, "split": split, "PQ": percent(res[split]["pq"]), "SQ": percent(res[split]["sq"]),
+                         "RQ": percent(res[split]["rq"])})
     return pd.DataFrame(rows).set_index(["oracle", "split"])
 
 
@@ -89,9 +92,9 @@ def oracle_class_table(result: dict):
     for cid, r in sorted(model.items()):
         if not r["evaluated"] and not any(per_oracle[n].get(cid, {}).get("evaluated") for n in oracles):
             continue
-        row = {"id": cid, "class": r["name"], "kind": "thing" if r["isthing"] else "stuff", "model": _pct(r["pq"])}
+        row = {"id": cid, "class": r["name"], "kind": "thing" if r["isthing"] else "stuff", "model": percent(r["pq"])}
         for name in oracles:
-            row[name] = _pct(per_oracle[name].get(cid, {}).get("pq"))
+            row[name] = percent(per_oracle[name].get(cid, {}).get("pq"))
         gains = {n: row[n] - (row["model"] or 0.0) for n in singles if row.get(n) is not None}
         best = max(gains, key=gains.get) if gains else None
         row["largest gain"] = f"{best} +{gains[best]:.1f}" if best is not None and gains[best] > 0 else ""
