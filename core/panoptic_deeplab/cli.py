@@ -31,7 +31,7 @@ COMMANDS = {
     "predict": ("panoptic_deeplab.commands.predict", "run a model bundle on images or a data set"),
     "evaluate": ("panoptic_deeplab.commands.evaluate", "predict on a data set and compute PQ / mIoU / AP"),
     "pq": ("panoptic_deeplab.commands.pq", "panoptic quality of COCO-panoptic predictions (no TensorFlow)"),
-    "export": ("panoptic_deeplab.commands.export", "export a bundle as SavedModel or TFLite"),
+    "export": ("panoptic_deeplab.commands.export", "export a bundle as SavedModel, TFLite, ONNX or OpenVINO"),
     "import": ("panoptic_deeplab.commands.import_model", "import a deeplab2 checkpoint as a model bundle"),
     "app": ("panoptic_deeplab.commands.app", "start the browser app"),
     "jobs": ("panoptic_deeplab.commands.jobs", "list, show, cancel, resume or submit background jobs"),
