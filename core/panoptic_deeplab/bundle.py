@@ -11,6 +11,7 @@ half a bundle. See docs/bundle-format.md.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -51,11 +52,13 @@ def is_bundle(path: str | Path) -> bool:
 
 
 def save_bundle(directory: str | Path, model, config: Config, spec: DatasetSpec, metrics: dict | None = None,
-                steps: int | None = None, source: dict | None = None, domain: str | None = None) -> Path:
+                steps: int | None = None, source: dict | None = None, domain: str | None = None,
+                precision: str | None = None) -> Path:
     """Write ``model`` (built from ``config``) with its class metadata and metrics to ``directory``,
     replacing an existing bundle there atomically. ``source`` (e.g. where imported weights came
-    from) goes into bundle.json, and ``domain``: one line on the images it was trained on (shown
-    beside the app's model picker). Returns the directory."""
+    from) goes into bundle.json, ``domain``: one line on the images it was trained on (shown
+    beside the app's model picker), and ``precision``: the default when no ``--precision`` is
+    given (left out: ``auto``). Returns the directory."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
@@ -80,6 +83,8 @@ def save_bundle(directory: str | Path, model, config: Config, spec: DatasetSpec,
             info["source"] = _plain(source)
         if domain:
             info["domain"] = str(domain)
+        if precision:
+            info["precision"] = str(precision)
         (tmp / "bundle.json").write_text(json.dumps(info, indent=2))
         old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
         if directory.exists():
@@ -135,9 +140,12 @@ def load_bundle(directory: str | Path, input_shape: tuple[int, int] | None = Non
     config, spec, metrics, info = read_bundle_metadata(directory)
     if precision is None and os.environ.get("PDL_PRECISION", "").strip():
         precision = parse_precision(os.environ["PDL_PRECISION"], source="PDL_PRECISION")
+    from_bundle = precision is None and bool(info.get("precision"))
     if precision is None:
         precision = parse_precision(info.get("precision") or "auto", source=f"{directory / 'bundle.json'}: precision")
     choice = choose_precision(precision)
+    if from_bundle and choice.requested != "auto":
+        choice = dataclasses.replace(choice, reason=f"the bundle's default, {directory / 'bundle.json'}")
     # The config records the training precision; inference builds the network in the chosen one.
     config.model.dtype_policy = choice.policy
     # A bundle carries its weights; a pretrained-backbone path in the config is not needed (nor present

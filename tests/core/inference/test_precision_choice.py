@@ -83,7 +83,8 @@ def test_bundles_load_in_the_requested_precision_with_float32_outputs(tiny_bundl
 
     shutil.copytree(tiny_bundle_dir, copy)
     (copy / "bundle.json").write_text(json.dumps({**info, "precision": "fp32"}))
-    assert load_bundle(copy).precision.name == "fp32"
+    assert load_bundle(copy).precision.describe() == f"precision fp32 (the bundle's default, {copy / 'bundle.json'})"
+    assert load_bundle(copy, precision="auto").precision.name == "bf16"  # asked for: the machine decides
     (copy / "bundle.json").write_text(json.dumps({**info, "precision": "fp64"}))
     with pytest.raises(UserError, match="bundle.json: precision 'fp64'"):
         load_bundle(copy)
