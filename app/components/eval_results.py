@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from panoptic_deeplab.evaluation.report import pq_class_table
+from panoptic_deeplab.evaluation.report import percent, pq_class_table
 
 # Segment status -> highlight colour (RGB): true positives green, misses red, false positives orange.
 STATUS_COLORS = {
@@ -109,17 +109,13 @@ def default_pair(results: dict[str, dict], chosen: str, base_of) -> tuple[str, s
     return (others[0] if others else chosen), chosen
 
 
-def pct(x):
-    return None if x is None else round(100.0 * float(x), 2)
-
-
 def summary(result: dict) -> dict:
     pan, sem, inst = result["panoptic"], result["semantic"], result.get("instance", {})
-    out = {"PQ": pct(pan["All"]["pq"]), "SQ": pct(pan["All"]["sq"]), "RQ": pct(pan["All"]["rq"]),
-           "PQ things": pct(pan["Things"]["pq"]), "PQ stuff": pct(pan["Stuff"]["pq"]), "mIoU": pct(sem["miou"])}
+    out = {"PQ": percent(pan["All"]["pq"]), "SQ": percent(pan["All"]["sq"]), "RQ": percent(pan["All"]["rq"]),
+           "PQ things": percent(pan["Things"]["pq"]), "PQ stuff": percent(pan["Stuff"]["pq"]), "mIoU": percent(sem["miou"])}
     for style, r in inst.items():
-        out[f"AP ({style})"] = pct(r.get("ap"))
-        out[f"AP50 ({style})"] = pct(r.get("ap50"))
+        out[f"AP ({style})"] = percent(r.get("ap"))
+        out[f"AP50 ({style})"] = percent(r.get("ap50"))
     return out
 
 
@@ -128,12 +124,12 @@ def class_table(result: dict) -> pd.DataFrame:
     table = pq_class_table(result["panoptic"]).reset_index()
     table["id"] = table["id"].astype(int)
     ious = result["semantic"]["per_class_iou"]
-    table["IoU"] = [pct(ious[i]) if i < len(ious) else None for i in table["id"]]
+    table["IoU"] = [percent(ious[i]) if i < len(ious) else None for i in table["id"]]
     ap = (result.get("instance") or {}).get("coco", {}).get("per_class") or {}
     def ap_of(cid):
         value = ap.get(str(cid), ap.get(cid))
         value = value.get("ap") if isinstance(value, dict) else value
-        return pct(value) if isinstance(value, (int, float)) else None
+        return percent(value) if isinstance(value, (int, float)) else None
     table["AP"] = [ap_of(c) for c in table["id"]]
     return table.rename(columns={"name": "class"})
 
@@ -153,7 +149,7 @@ def worst_images(result: dict, class_id: int) -> pd.DataFrame:
         rows.append({
             "index": index, "image": image["file_name"], "errors": len(fn) + len(fp), "TP": len(tp), "FN": len(fn),
             "FP": len(fp), "mean IoU (TP)": round(float(np.mean([s["iou"] for s in tp])), 3) if tp else None,
-            "image PQ": pct(image.get("pq")),
+            "image PQ": percent(image.get("pq")),
             "error types": ", ".join(f"{SHORT_REASONS.get(k, k)} ×{v}" for k, v in reasons.items()),
         })
     frame = pd.DataFrame(rows, columns=["index", "image", "errors", "TP", "FN", "FP", "mean IoU (TP)", "image PQ",

@@ -228,7 +228,7 @@ with tab_classes:
     st.markdown("**Semantic confusion matrix** (rows: ground truth, columns: prediction)")
     st.plotly_chart(figures.confusion_figure(np.asarray(result["semantic"]["confusion"]), class_names,
                                              normalize=normalize), key="confusion")
-    ap_rows = [{"style": style, "AP": er.pct(r.get("ap")), "AP50": er.pct(r.get("ap50"))}
+    ap_rows = [{"style": style, "AP": er.percent(r.get("ap")), "AP50": er.percent(r.get("ap50"))}
                for style, r in (result.get("instance") or {}).items()]
     if ap_rows:
         st.markdown("**Instance AP** (things)")

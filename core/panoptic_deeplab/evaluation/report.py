@@ -33,7 +33,10 @@ def miou_table(result: dict, class_names):
 
 def percent(x):
     """A 0..1 metric as a percentage with two decimals; ``None`` for a missing or NaN one."""
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(100.0 * x, 2)
+    if x is None:
+        return None
+    value = float(x)  # NumPy scalars too
+    return None if math.isnan(value) else round(100.0 * value, 2)
 
 
 def _rows_by_id(per_class: dict) -> dict:
