@@ -33,7 +33,7 @@ def _top_level_imports(tree: ast.Module):
                 pending.extend(node.body + node.orelse)
         elif isinstance(node, ast.Try):
             pending.extend(node.body + node.orelse + node.finalbody + [h for x in node.handlers for h in x.body])
-        elif isinstance(node, (ast.With,)):
+        elif isinstance(node, ast.With):
             pending.extend(node.body)
 
 
