@@ -4,12 +4,16 @@ The repository keeps the library (core/), the app (app/) and the shipped assets 
 top level; the wheel carries all three inside one package, the app as ``panoptic_deeplab.app`` and
 the assets as ``panoptic_deeplab.assets`` (``panoptic_deeplab.settings`` finds them there).
 """
+
 from setuptools import find_namespace_packages, find_packages, setup
 
 _SKIP = ["*__pycache__*"]
-packages = find_packages("core") + ["panoptic_deeplab.app"] + [
-    f"panoptic_deeplab.app.{name}" for name in find_namespace_packages("app", exclude=_SKIP)
-] + ["panoptic_deeplab.assets"]
+packages = (
+    find_packages("core")
+    + ["panoptic_deeplab.app"]
+    + [f"panoptic_deeplab.app.{name}" for name in find_namespace_packages("app", exclude=_SKIP)]
+    + ["panoptic_deeplab.assets"]
+)
 
 setup(
     packages=packages,

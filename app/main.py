@@ -3,6 +3,7 @@
 Started by `pdl app` (python -m streamlit run app/main.py). Pages are thin: they call the library's
 public API (panoptic_deeplab.*) and keep only UI state.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """App-wide settings and session-state keys. `pdl app` passes its choices in PDL_APP_* variables."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,11 @@ def _optional_path(name: str) -> Path | None:
 
 def settings() -> Settings:
     """Settings for this run; read each time so tests can change the environment between runs."""
-    return Settings(model=_optional_path(ENV_MODEL), data=_optional_path(ENV_DATA),
-                    workdir=product_settings.workdir())
+    return Settings(
+        model=_optional_path(ENV_MODEL),
+        data=_optional_path(ENV_DATA),
+        workdir=product_settings.workdir(),
+    )
 
 
 def known_models() -> dict[str, Path]:

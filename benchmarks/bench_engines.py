@@ -18,6 +18,7 @@ memory bandwidth (one large copy), with the goals (R50 <= 1.0 s, MNV3-L <= 0.7 s
 ``auto`` choice) marked met or not. The machine, its CPU flags and the load average are printed
 with the results.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,7 +89,12 @@ def random_bundle(name: str, preset: str, root: Path) -> Path:
 
 
 def summary(times: list[float]) -> dict:
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": len(times)}
+    return {
+        "median": statistics.median(times),
+        "min": min(times),
+        "max": max(times),
+        "runs": len(times),
+    }
 
 
 def bench_model(name: str, bundle_dir: Path, size, engines, precisions, runs: int) -> list[dict]:
@@ -104,85 +110,146 @@ def bench_model(name: str, bundle_dir: Path, size, engines, precisions, runs: in
             load_s = time.perf_counter() - start
             if padded is None:
                 network = predictor.pipeline.network_size(*size)
-                padded = predictor.pipeline.resize_and_pad(image[None], network, predictor.pipeline.padded_size(*network))
+                padded = predictor.pipeline.resize_and_pad(
+                    image[None], network, predictor.pipeline.padded_size(*network)
+                )
             model = predictor.pipeline.model
             forward = tf.function(lambda x, m=model: m(x, training=False))
             pairs[(engine, precision)] = {
                 "model": lambda f=forward: {k: v.numpy() for k, v in f(padded).items()},
                 "end_to_end": lambda p=predictor: p(image, return_raw=False).panoptic,
-                "load_s": load_s, "times": {"model": [], "end_to_end": []},
+                "load_s": load_s,
+                "times": {"model": [], "end_to_end": []},
             }
             for _ in range(2):  # trace, then one warm call of each
                 pairs[(engine, precision)]["model"]()
                 pairs[(engine, precision)]["end_to_end"]()
-            print(f"  ready: {name} {engine} {precision} (load {load_s:.1f} s, load average {load_average()})",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  ready: {name} {engine} {precision} (load {load_s:.1f} s, load average {load_average()})",
+                file=sys.stderr,
+                flush=True,
+            )
     for _ in range(runs):
         for pair in pairs.values():
             for kind in ("model", "end_to_end"):
                 start = time.perf_counter()
                 pair[kind]()
                 pair["times"][kind].append(time.perf_counter() - start)
-    return [{"model": name, "engine": engine, "precision": precision, "load_s": pair["load_s"],
-             "model_s": summary(pair["times"]["model"]), "end_to_end_s": summary(pair["times"]["end_to_end"])}
-            for (engine, precision), pair in pairs.items()]
+    return [
+        {
+            "model": name,
+            "engine": engine,
+            "precision": precision,
+            "load_s": pair["load_s"],
+            "model_s": summary(pair["times"]["model"]),
+            "end_to_end_s": summary(pair["times"]["end_to_end"]),
+        }
+        for (engine, precision), pair in pairs.items()
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--engines", nargs="+", default=["tf", "onnx", "openvino"])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--size", nargs=2, type=int, default=[1025, 2049], metavar=("H", "W"))
-    parser.add_argument("--runs", type=int, default=5, help="interleaved rounds (each pair timed once per round)")
-    parser.add_argument("--bundle-dir", type=Path, default=Path("/tmp/pdl-bench-bundles"),
-                        help="where the random-weight bundles are kept between runs")
+    parser.add_argument(
+        "--runs", type=int, default=5, help="interleaved rounds (each pair timed once per round)"
+    )
+    parser.add_argument(
+        "--bundle-dir",
+        type=Path,
+        default=Path("/tmp/pdl-bench-bundles"),
+        help="where the random-weight bundles are kept between runs",
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
 
     flags = sorted(cpu_flags())
     auto = choose_precision("auto")
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout if sys.platform == "linux" else ""
-    model_name = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")),
-                      platform.processor() or platform.machine())
-    print(f"machine: {model_name}, {os.cpu_count()} CPUs, TF {tf.__version__}; load average {load_average()}")
+    cpu = (
+        subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        if sys.platform == "linux"
+        else ""
+    )
+    model_name = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in cpu.splitlines()
+            if line.startswith("Model name")
+        ),
+        platform.processor() or platform.machine(),
+    )
+    print(
+        f"machine: {model_name}, {os.cpu_count()} CPUs, TF {tf.__version__}; load average {load_average()}"
+    )
     print(f"SIMD flags: {' '.join(f for f in flags if f.startswith(('avx', 'amx', 'fma')))}")
     print(f"auto precision here: {auto.describe()}")
     peaks = {"fp32": matmul_peak(tf.float32), "bf16": matmul_peak(tf.bfloat16)}
     bandwidth = memory_bandwidth()
     for key, peak in peaks.items():
-        print(f"{key} matmul peak (TensorFlow): {peak / 1e9:.1f} G multiply-adds/s ({2 * peak / 1e9:.0f} GFLOP/s)")
+        print(
+            f"{key} matmul peak (TensorFlow): {peak / 1e9:.1f} G multiply-adds/s ({2 * peak / 1e9:.0f} GFLOP/s)"
+        )
     print(f"memory bandwidth (NumPy copy): {bandwidth / 1e9:.1f} GB/s")
 
     results = []
     for name in args.models:
         bundle_dir = random_bundle(name, MODELS[name], args.bundle_dir)
-        mult_adds = count_mult_adds(build_model(load_bundle(bundle_dir, precision="fp32").config,
-                                                input_shape=tuple(args.size)))
+        mult_adds = count_mult_adds(
+            build_model(
+                load_bundle(bundle_dir, precision="fp32").config, input_shape=tuple(args.size)
+            )
+        )
         rows = bench_model(name, bundle_dir, args.size, args.engines, args.precisions, args.runs)
-        print(f"\n{MODELS[name]} at {args.size[0]}x{args.size[1]}: {mult_adds / 1e9:.1f} G multiply-adds; "
-              f"load average {load_average()}")
+        print(
+            f"\n{MODELS[name]} at {args.size[0]}x{args.size[1]}: {mult_adds / 1e9:.1f} G multiply-adds; "
+            f"load average {load_average()}"
+        )
         print(f"  {'engine':9} {'precision':9} {'model s':>24} {'end to end s':>24}")
         for r in rows:
             m, e = r["model_s"], r["end_to_end_s"]
-            print(f"  {r['engine']:9} {r['precision']:9} {m['median']:8.3f} [{m['min']:.3f}-{m['max']:.3f}] "
-                  f"{e['median']:8.3f} [{e['min']:.3f}-{e['max']:.3f}]")
+            print(
+                f"  {r['engine']:9} {r['precision']:9} {m['median']:8.3f} [{m['min']:.3f}-{m['max']:.3f}] "
+                f"{e['median']:8.3f} [{e['min']:.3f}-{e['max']:.3f}]"
+            )
             r["mult_adds"] = mult_adds
         results.extend(rows)
-        auto_rows = [r for r in rows if r["precision"] == (auto.name if r["engine"] != "onnx" else "fp32")]
+        auto_rows = [
+            r for r in rows if r["precision"] == (auto.name if r["engine"] != "onnx" else "fp32")
+        ]
         best = min(auto_rows, key=lambda r: r["end_to_end_s"]["median"]) if auto_rows else None
         if best:
             goal = GOALS_S[name]
             verdict = "met" if best["end_to_end_s"]["median"] <= goal else "NOT met"
-            print(f"  goal {goal} s end to end with the auto choice: {verdict} (best: {best['engine']} "
-                  f"{best['precision']}, {best['end_to_end_s']['median']:.3f} s)")
+            print(
+                f"  goal {goal} s end to end with the auto choice: {verdict} (best: {best['engine']} "
+                f"{best['precision']}, {best['end_to_end_s']['median']:.3f} s)"
+            )
             for key, peak in peaks.items():
-                print(f"  bound: the arithmetic alone at the {key} matmul peak takes {mult_adds / peak:.2f} s")
-            print(f"  bound: one read of the 1025x2049x19 float32 logits at {bandwidth / 1e9:.0f} GB/s takes "
-                  f"{1025 * 2049 * 19 * 4 / bandwidth * 1e3:.0f} ms (post-processing reads them at least twice)")
+                print(
+                    f"  bound: the arithmetic alone at the {key} matmul peak takes {mult_adds / peak:.2f} s"
+                )
+            print(
+                f"  bound: one read of the 1025x2049x19 float32 logits at {bandwidth / 1e9:.0f} GB/s takes "
+                f"{1025 * 2049 * 19 * 4 / bandwidth * 1e3:.0f} ms (post-processing reads them at least twice)"
+            )
     if args.json:
-        Path(args.json).write_text(json.dumps({"load_average": load_average(), "flags": flags,
-                                               "peaks": peaks, "bandwidth": bandwidth, "results": results}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "load_average": load_average(),
+                    "flags": flags,
+                    "peaks": peaks,
+                    "bandwidth": bandwidth,
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ post-processing (``panoptic_deeplab.postprocess.post_process``), and print the m
 spread (min-max). Achieved multiply-adds per second use the analytic count of
 ``model/flops.py``; the peak is the best of several large fp32 ``tf.matmul`` runs (2 FLOP = 1 MAC).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,9 @@ def matmul_peak_macs(n: int = 3072, runs: int = 5) -> float:
     return n**3 / min(timed(lambda: matmul().numpy(), runs))
 
 
-def bench_model(preset: str, size, runs: int, jit: bool, dtype: str, postprocess: bool, fold: bool) -> dict:
+def bench_model(
+    preset: str, size, runs: int, jit: bool, dtype: str, postprocess: bool, fold: bool
+) -> dict:
     config = load_config(preset, [f"model.dtype_policy={dtype}"])
     spec = get_dataset_spec(config.dataset.name)
     model = build_model(config, input_shape=tuple(size))
@@ -70,8 +73,14 @@ def bench_model(preset: str, size, runs: int, jit: bool, dtype: str, postprocess
         out = forward(image)
         return {k: v.numpy() for k, v in out.items()}
 
-    result = {"config": preset, "input": [1, *size, 3], "jit_compile": jit, "fold_bn": fold, "dtype_policy": dtype,
-              "mult_adds": mult_adds}
+    result = {
+        "config": preset,
+        "input": [1, *size, 3],
+        "jit_compile": jit,
+        "fold_bn": fold,
+        "dtype_policy": dtype,
+        "mult_adds": mult_adds,
+    }
     start = time.perf_counter()
     model_only()
     result["first_call_s"] = time.perf_counter() - start
@@ -89,7 +98,9 @@ def bench_model(preset: str, size, runs: int, jit: bool, dtype: str, postprocess
 
         def end_to_end():
             out = forward(image)
-            panoptic = post_process(out["semantic_logits"][0], out["center_heatmap"][0], out["offsets"][0], options)
+            panoptic = post_process(
+                out["semantic_logits"][0], out["center_heatmap"][0], out["offsets"][0], options
+            )
             return panoptic["panoptic"].numpy()
 
         end_to_end()
@@ -99,38 +110,76 @@ def bench_model(preset: str, size, runs: int, jit: bool, dtype: str, postprocess
 
 
 def summary(times: list[float]) -> dict:
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": len(times)}
+    return {
+        "median": statistics.median(times),
+        "min": min(times),
+        "max": max(times),
+        "runs": len(times),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(MODELS), help=f"any of {list(MODELS)} or preset names")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--models", nargs="+", default=list(MODELS), help=f"any of {list(MODELS)} or preset names"
+    )
     parser.add_argument("--size", nargs=2, type=int, default=[1025, 2049], metavar=("H", "W"))
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--jit", action=argparse.BooleanOptionalAction, default=False, help="XLA jit_compile the model")
-    parser.add_argument("--dtype", default="float32", help="float32 | mixed_bfloat16 | mixed_float16")
-    parser.add_argument("--fold", action=argparse.BooleanOptionalAction, default=True,
-                        help="fold batch norms into the convs (model/fold.py) before timing")
+    parser.add_argument(
+        "--jit",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="XLA jit_compile the model",
+    )
+    parser.add_argument(
+        "--dtype", default="float32", help="float32 | mixed_bfloat16 | mixed_float16"
+    )
+    parser.add_argument(
+        "--fold",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fold batch norms into the convs (model/fold.py) before timing",
+    )
     parser.add_argument("--postprocess", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
 
     peak = matmul_peak_macs()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}"
+    )
     print(f"fp32 matmul peak: {peak / 1e9:.1f} G multiply-adds/s ({2 * peak / 1e9:.0f} GFLOP/s)")
     results = []
     for name in args.models:
-        r = bench_model(MODELS.get(name, name), args.size, args.runs, args.jit, args.dtype, args.postprocess, args.fold)
+        r = bench_model(
+            MODELS.get(name, name),
+            args.size,
+            args.runs,
+            args.jit,
+            args.dtype,
+            args.postprocess,
+            args.fold,
+        )
         r["peak_mult_adds_per_s"] = peak
         results.append(r)
         m = r["model_s"]
-        print(f"{r['config']} {r['dtype_policy']} jit={r['jit_compile']} fold_bn={r['fold_bn']}: {r['mult_adds'] / 1e9:.1f} G mult-adds")
-        print(f"  model        median {m['median']:.3f} s  (min {m['min']:.3f}, max {m['max']:.3f}, {m['runs']} runs; first call {r['first_call_s']:.1f} s)")
+        print(
+            f"{r['config']} {r['dtype_policy']} jit={r['jit_compile']} fold_bn={r['fold_bn']}: {r['mult_adds'] / 1e9:.1f} G mult-adds"
+        )
+        print(
+            f"  model        median {m['median']:.3f} s  (min {m['min']:.3f}, max {m['max']:.3f}, {m['runs']} runs; first call {r['first_call_s']:.1f} s)"
+        )
         print(f"  model CPU    median {r['model_cpu_s']['median']:.3f} CPU-s (all threads)")
-        print(f"  achieved     {r['model_mult_adds_per_s'] / 1e9:.1f} G mult-adds/s = {100 * r['model_mult_adds_per_s'] / peak:.0f}% of the matmul peak")
+        print(
+            f"  achieved     {r['model_mult_adds_per_s'] / 1e9:.1f} G mult-adds/s = {100 * r['model_mult_adds_per_s'] / peak:.0f}% of the matmul peak"
+        )
         if "end_to_end_s" in r:
             e = r["end_to_end_s"]
-            print(f"  end to end   median {e['median']:.3f} s  (min {e['min']:.3f}, max {e['max']:.3f}) incl. post-processing")
+            print(
+                f"  end to end   median {e['median']:.3f} s  (min {e['min']:.3f}, max {e['max']:.3f}) incl. post-processing"
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -8,6 +8,7 @@ machine, and a figure less sensitive to other load).
 
     python benchmarks/bench_pipeline.py [--images 16] [--runs 3] [--num-files 8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,10 @@ def main() -> None:
         # Stop the prefetching readers before their files go: they printed 'PNG not found' otherwise.
         del iterator, ds
         gc.collect()
-    print(f"median training-pipeline throughput at 1025x2049: {statistics.median(rates):.2f} images/s "
-          f"({statistics.median(cpu):.2f} CPU-s/image)")
+    print(
+        f"median training-pipeline throughput at 1025x2049: {statistics.median(rates):.2f} images/s "
+        f"({statistics.median(cpu):.2f} CPU-s/image)"
+    )
 
 
 if __name__ == "__main__":

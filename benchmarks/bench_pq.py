@@ -11,6 +11,7 @@ installed one is. Predictions are
 written by OpenCV (as ``pdl predict`` writes them); GT by OpenCV or, with ``--gt-writer pil``, by
 PIL as COCO's own files are (their Paeth rows take the slower OpenCV route in ``pdl pq``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-CATEGORIES = [{"id": i, "name": f"stuff{i}", "isthing": 0} for i in range(8)] + \
-             [{"id": i, "name": f"thing{i}", "isthing": 1} for i in range(8, 16)]
+CATEGORIES = [{"id": i, "name": f"stuff{i}", "isthing": 0} for i in range(8)] + [
+    {"id": i, "name": f"thing{i}", "isthing": 1} for i in range(8, 16)
+]
 
 
 def _write_png(path: Path, ids: np.ndarray, writer: str = "opencv") -> None:
@@ -47,7 +49,7 @@ def _scene(rng, h, w, segments):
     for inst in range(1, segments - 4):
         bh, bw = rng.integers(h // 20, h // 4), rng.integers(w // 20, w // 6)
         y, x = rng.integers(0, h - bh), rng.integers(0, w - bw)
-        lab[y:y + bh, x:x + bw] = int(rng.integers(8, 16)) * 1000 + inst
+        lab[y : y + bh, x : x + bw] = int(rng.integers(8, 16)) * 1000 + inst
     lab[: h // 30] = -1  # void strip
     return lab
 
@@ -82,8 +84,9 @@ def generate(root: Path, n: int, h: int, w: int, seed: int = 2, gt_writer: str =
             _write_png(root / sub / name, ids, gt_writer if sub == "gt" else "opencv")
             anns[sub].append({"image_id": k, "file_name": name, "segments_info": infos})
     for sub in ("gt", "pred"):
-        (root / f"{sub}.json").write_text(json.dumps({"images": images, "annotations": anns[sub],
-                                                      "categories": CATEGORIES}))
+        (root / f"{sub}.json").write_text(
+            json.dumps({"images": images, "annotations": anns[sub], "categories": CATEGORIES})
+        )
 
 
 def _run(cmd: list[str]) -> tuple[float, float, str]:
@@ -130,19 +133,32 @@ sys.exit(main(sys.argv[1:]))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--height", type=int, default=512)
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=0,
-                        help="workers for pdl pq (default 0: its own default, one thread per core)")
-    parser.add_argument("--gt-writer", choices=("opencv", "pil"), default="opencv",
-                        help="library that writes the GT PNGs (COCO's own are PIL-written)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="workers for pdl pq (default 0: its own default, one thread per core)",
+    )
+    parser.add_argument(
+        "--gt-writer",
+        choices=("opencv", "pil"),
+        default="opencv",
+        help="library that writes the GT PNGs (COCO's own are PIL-written)",
+    )
     parser.add_argument("--skip-panopticapi", action="store_true")
-    parser.add_argument("--with-process-pool", action="store_true",
-                        help="also time pdl pq with the standard library's ProcessPoolExecutor (fork) in place "
-                             "of its forked_map, to check that the hand-written pool still earns its place")
+    parser.add_argument(
+        "--with-process-pool",
+        action="store_true",
+        help="also time pdl pq with the standard library's ProcessPoolExecutor (fork) in place "
+        "of its forked_map, to check that the hand-written pool still earns its place",
+    )
     args = parser.parse_args()
     py = sys.executable
     # Byte-compile our package as an installed package would be (an editable install under
@@ -157,32 +173,67 @@ def main() -> None:
         generate(root, args.images, args.height, args.width, gt_writer=args.gt_writer)
         gt, pred = str(root / "gt.json"), str(root / "pred.json")
         result = root / "r.json"
-        hot_code = ("import sys, json; from hotcoco.panoptic import PanopticEval; "
-                    "ev = PanopticEval(sys.argv[1], sys.argv[2]); ev.run(); print(json.dumps(ev.results()['All']['pq']))")
+        hot_code = (
+            "import sys, json; from hotcoco.panoptic import PanopticEval; "
+            "ev = PanopticEval(sys.argv[1], sys.argv[2]); ev.run(); print(json.dumps(ev.results()['All']['pq']))"
+        )
         pdl = Path(py).with_name("pdl")  # the installed command, as users run it
         pdl_cmd = [str(pdl)] if pdl.exists() else [py, "-m", "panoptic_deeplab"]
-        cmds = {"pdl pq": [*pdl_cmd, "pq", "--gt-json", gt, "--pred-json", pred,
-                           "--out", str(result), "--workers", str(args.workers)],
-                "hotcoco (Python API)": [py, "-c", hot_code, gt, pred]}
+        cmds = {
+            "pdl pq": [
+                *pdl_cmd,
+                "pq",
+                "--gt-json",
+                gt,
+                "--pred-json",
+                pred,
+                "--out",
+                str(result),
+                "--workers",
+                str(args.workers),
+            ],
+            "hotcoco (Python API)": [py, "-c", hot_code, gt, pred],
+        }
         if args.with_process_pool:
-            cmds["pdl pq, ProcessPoolExecutor"] = [py, "-c", _POOL_CODE, *cmds["pdl pq"][len(pdl_cmd):]]
+            cmds["pdl pq, ProcessPoolExecutor"] = [
+                py,
+                "-c",
+                _POOL_CODE,
+                *cmds["pdl pq"][len(pdl_cmd) :],
+            ]
         timed = _time_interleaved(cmds, args.runs)
-        rows = [("pdl pq", *timed["pdl pq"][:2], json.loads(result.read_text())["All"]["pq"]),
-                ("hotcoco (Python API)", *timed["hotcoco (Python API)"][:2],
-                 float(timed["hotcoco (Python API)"][2].strip().splitlines()[-1]))]
+        rows = [
+            ("pdl pq", *timed["pdl pq"][:2], json.loads(result.read_text())["All"]["pq"]),
+            (
+                "hotcoco (Python API)",
+                *timed["hotcoco (Python API)"][:2],
+                float(timed["hotcoco (Python API)"][2].strip().splitlines()[-1]),
+            ),
+        ]
         if args.with_process_pool:
-            rows.append(("pdl pq, ProcessPoolExecutor", *timed["pdl pq, ProcessPoolExecutor"][:2],
-                         json.loads(result.read_text())["All"]["pq"]))
+            rows.append(
+                (
+                    "pdl pq, ProcessPoolExecutor",
+                    *timed["pdl pq, ProcessPoolExecutor"][:2],
+                    json.loads(result.read_text())["All"]["pq"],
+                )
+            )
         if not args.skip_panopticapi:
-            pa_code = ("import sys, json; from panopticapi.evaluation import pq_compute; "
-                       "r = pq_compute(sys.argv[1], sys.argv[2]); print(json.dumps(r['All']['pq']))")
+            pa_code = (
+                "import sys, json; from panopticapi.evaluation import pq_compute; "
+                "r = pq_compute(sys.argv[1], sys.argv[2]); print(json.dumps(r['All']['pq']))"
+            )
             t, c, out = _run([py, "-c", pa_code, gt, pred])
             rows.append(("panopticapi pq_compute", t, c, float(out.strip().splitlines()[-1])))
-    print(f"{args.images} images {args.height}x{args.width} (GT written by {args.gt_writer}), median of {args.runs} runs (panopticapi: 1 run), "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.images} images {args.height}x{args.width} (GT written by {args.gt_writer}), median of {args.runs} runs (panopticapi: 1 run), "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
     for name, t, c, pq in rows:
-        print(f"{name:24s} wall {t:7.3f} s  CPU {c:7.3f} s   PQ {pq:.12f}   wall {rows[-1][1] / t:6.1f}x "
-              f"CPU {rows[-1][2] / max(c, 1e-9):6.1f}x vs last row")
+        print(
+            f"{name:24s} wall {t:7.3f} s  CPU {c:7.3f} s   PQ {pq:.12f}   wall {rows[-1][1] / t:6.1f}x "
+            f"CPU {rows[-1][2] / max(c, 1e-9):6.1f}x vs last row"
+        )
     assert max(abs(r[3] - rows[0][3]) for r in rows) < 1e-9, "PQ values disagree"
 
 

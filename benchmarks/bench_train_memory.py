@@ -11,6 +11,7 @@ crop); prints the peak RSS of each run and their median, plus the seconds per st
 logged after its first (traced) step. Without either flag `pdl train` chooses low-memory mode
 itself (and prints its choice, shown here).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,16 @@ from pathlib import Path
 import numpy as np
 
 # Synthetic class -> Cityscapes label id (road, sidewalk, building, vegetation, sky, person, car, bus).
-LABEL_IDS = {"road": 7, "sidewalk": 8, "building": 11, "vegetation": 21, "sky": 23, "person": 24, "car": 26, "bus": 28}
+LABEL_IDS = {
+    "road": 7,
+    "sidewalk": 8,
+    "building": 11,
+    "vegetation": 21,
+    "sky": 23,
+    "person": 24,
+    "car": 26,
+    "bus": 28,
+}
 
 
 def write_cityscapes_layout(root: Path, height: int, width: int, num_train: int = 2) -> Path:
@@ -37,8 +47,9 @@ def write_cityscapes_layout(root: Path, height: int, width: int, num_train: int 
     from panoptic_deeplab.datasets.specs import SYNTHETIC_CLASSES
     from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
 
-    source = make_synthetic_dataset(root / "synthetic", num_train=num_train, num_val=1, height=height, width=width,
-                                    workers=1)
+    source = make_synthetic_dataset(
+        root / "synthetic", num_train=num_train, num_val=1, height=height, width=width, workers=1
+    )
     out = root / "cityscapes"
     for split in ("train", "val"):
         data = json.loads((source / "annotations" / f"panoptic_{split}.json").read_text())
@@ -58,14 +69,20 @@ def write_cityscapes_layout(root: Path, height: int, width: int, num_train: int 
             stem = f"synth_{k:06d}_000019"
             for sub in ("gtFine", "leftImg8bit"):
                 (out / sub / split / "synth").mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(out / "gtFine" / split / "synth" / f"{stem}_gtFine_instanceIds.png"), label)
+            cv2.imwrite(
+                str(out / "gtFine" / split / "synth" / f"{stem}_gtFine_instanceIds.png"), label
+            )
             image = cv2.imread(str(source / split / images[ann["image_id"]]["file_name"]))
-            cv2.imwrite(str(out / "leftImg8bit" / split / "synth" / f"{stem}_leftImg8bit.png"), image)
+            cv2.imwrite(
+                str(out / "leftImg8bit" / split / "synth" / f"{stem}_leftImg8bit.png"), image
+            )
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", default="cityscapes/mobilenet_v3_large_os16")
     parser.add_argument("--height", type=int, default=1025)
     parser.add_argument("--width", type=int, default=2049)
@@ -80,25 +97,52 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = write_cityscapes_layout(Path(tmp), args.height, args.width)
         for run in range(args.runs):
-            command = ["/usr/bin/time", "-v", sys.executable, "-m", "panoptic_deeplab", "train", "--config", args.config,
-                       "--dataset", str(data), "--workdir", str(Path(tmp) / f"run{run}"), "--steps", str(args.steps),
-                       "--batch-size", "1", "--set", f"dataset.crop_size=[{args.height},{args.width}]",
-                       "--set", "train.log_every=1"]
+            command = [
+                "/usr/bin/time",
+                "-v",
+                sys.executable,
+                "-m",
+                "panoptic_deeplab",
+                "train",
+                "--config",
+                args.config,
+                "--dataset",
+                str(data),
+                "--workdir",
+                str(Path(tmp) / f"run{run}"),
+                "--steps",
+                str(args.steps),
+                "--batch-size",
+                "1",
+                "--set",
+                f"dataset.crop_size=[{args.height},{args.width}]",
+                "--set",
+                "train.log_every=1",
+            ]
             if args.low_memory is not None:
                 command.append("--low-memory" if args.low_memory else "--no-low-memory")
             done = subprocess.run(command, capture_output=True, text=True, env=env)
             if done.returncode:
                 sys.exit(f"pdl train failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-            kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
+            kib = int(
+                re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1)
+            )
             peaks.append(kib / 2**20)
             step_times += [float(s) for s in re.findall(r"\(([\d.]+) s/step\)", done.stdout)[1:]]
             choice = re.search(r"^memory: .*$", done.stdout, re.M)
-            print(f"run {run + 1}: peak RSS {peaks[-1]:.2f} GiB; {choice.group(0) if choice else ''}", flush=True)
+            print(
+                f"run {run + 1}: peak RSS {peaks[-1]:.2f} GiB; {choice.group(0) if choice else ''}",
+                flush=True,
+            )
     per_step = f", {statistics.median(step_times):.1f} s/step after the first" if step_times else ""
-    mode = {None: " (default flags)", True: " --low-memory", False: " --no-low-memory"}[args.low_memory]
-    print(f"{args.config} {args.height}x{args.width}, batch 1, 19 classes{mode}: "
-          f"median peak RSS {statistics.median(peaks):.2f} GiB over {args.runs} run(s){per_step}; "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    mode = {None: " (default flags)", True: " --low-memory", False: " --no-low-memory"}[
+        args.low_memory
+    ]
+    print(
+        f"{args.config} {args.height}x{args.width}, batch 1, 19 classes{mode}: "
+        f"median peak RSS {statistics.median(peaks):.2f} GiB over {args.runs} run(s){per_step}; "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":

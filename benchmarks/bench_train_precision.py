@@ -10,6 +10,7 @@ losses at every logged step. The curve "holds" when the bf16 total loss, average
 steps of the second half of the run (single logs are batches of 4 and noisy), is within
 ``--tolerance`` (relative) of fp32's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,33 +24,81 @@ from pathlib import Path
 
 def read_metrics(path: Path) -> list[dict]:
     with open(path) as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+        return [
+            {k: float(v) for k, v in row.items() if v not in ("", None)}
+            for row in csv.DictReader(f)
+        ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("/tmp/pdl-train-precision"))
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
-    parser.add_argument("--tolerance", type=float, default=0.10, help="relative loss difference allowed")
+    parser.add_argument(
+        "--tolerance", type=float, default=0.10, help="relative loss difference allowed"
+    )
     args = parser.parse_args()
 
     pdl = [sys.executable, "-m", "panoptic_deeplab"]
     data = args.out / "data"
     if not (data / ".complete").exists():
-        subprocess.run(pdl + ["make-dataset", "synthetic", "--out", str(data), "--num-train", "64", "--num-val", "4",
-                              "--height", "256", "--width", "512", "--seed", "1"], check=True)
+        subprocess.run(
+            pdl
+            + [
+                "make-dataset",
+                "synthetic",
+                "--out",
+                str(data),
+                "--num-train",
+                "64",
+                "--num-val",
+                "4",
+                "--height",
+                "256",
+                "--width",
+                "512",
+                "--seed",
+                "1",
+            ],
+            check=True,
+        )
         (data / ".complete").write_text("ok\n")
     curves = {}
     for precision in args.precisions:
         workdir = args.out / f"run-{precision}"
         if not (workdir / "model" / "bundle.json").is_file():
-            print(f"training {precision} ({args.steps} steps; load average {os.getloadavg()[0]:.2f})", flush=True)
-            subprocess.run(pdl + ["train", "--config", "synthetic/demo", "--dataset", str(data), "--workdir",
-                                  str(workdir), "--steps", str(args.steps), "--precision", precision,
-                                  "--checkpoint-every", str(args.steps), "--eval-every", "0",
-                                  "--set", f"train.log_every={args.log_every}", "--skip-dataset-check"], check=True)
+            print(
+                f"training {precision} ({args.steps} steps; load average {os.getloadavg()[0]:.2f})",
+                flush=True,
+            )
+            subprocess.run(
+                pdl
+                + [
+                    "train",
+                    "--config",
+                    "synthetic/demo",
+                    "--dataset",
+                    str(data),
+                    "--workdir",
+                    str(workdir),
+                    "--steps",
+                    str(args.steps),
+                    "--precision",
+                    precision,
+                    "--checkpoint-every",
+                    str(args.steps),
+                    "--eval-every",
+                    "0",
+                    "--set",
+                    f"train.log_every={args.log_every}",
+                    "--skip-dataset-check",
+                ],
+                check=True,
+            )
         curves[precision] = read_metrics(workdir / "metrics.csv")
 
     base = curves[args.precisions[0]]
@@ -60,7 +109,10 @@ def main() -> None:
         print(f"{precision}: {per_step:.3f} s/step (median of {len(intervals)} logged intervals)")
     print("step  " + "  ".join(f"{p:>8} loss" for p in curves))
     for i, row in enumerate(base):
-        print(f"{int(row['step']):4d}  " + "  ".join(f"{curves[p][i]['loss']:13.4f}" for p in curves if i < len(curves[p])))
+        print(
+            f"{int(row['step']):4d}  "
+            + "  ".join(f"{curves[p][i]['loss']:13.4f}" for p in curves if i < len(curves[p]))
+        )
     for precision in args.precisions[1:]:
         rows = curves[precision]
         half = [(a["loss"], b["loss"]) for a, b in zip(base, rows) if a["step"] > args.steps / 2]
@@ -68,8 +120,10 @@ def main() -> None:
         mean_low = statistics.mean(b for _, b in half)
         diff = (mean_low - mean_base) / mean_base
         verdict = "holds" if abs(diff) <= args.tolerance else "does NOT hold"
-        print(f"{precision} vs {args.precisions[0]}: mean loss over the second half {mean_low:.4f} vs {mean_base:.4f} "
-              f"({100 * diff:+.1f} %) -> the curve {verdict} (tolerance {100 * args.tolerance:.0f} %)")
+        print(
+            f"{precision} vs {args.precisions[0]}: mean loss over the second half {mean_low:.4f} vs {mean_base:.4f} "
+            f"({100 * diff:+.1f} %) -> the curve {verdict} (tolerance {100 * args.tolerance:.0f} %)"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ and targets of the given size, so it measures the model and loss, not the input 
 seconds per step (after the first, traced, step), images/s and the process's peak RSS. For the
 whole command including tf.data, use ``/usr/bin/time -v pdl train ...`` (see the README).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,12 +17,16 @@ import time
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", default="synthetic/tiny")
     parser.add_argument("--height", type=int, default=None)
     parser.add_argument("--width", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=3, help="timed steps after the first (traced) one")
+    parser.add_argument(
+        "--steps", type=int, default=3, help="timed steps after the first (traced) one"
+    )
     parser.add_argument("--num-classes", type=int, default=None)
     parser.add_argument("--xla", action="store_true")
     parser.add_argument("--no-malloc-tuning", action="store_true")
@@ -51,7 +56,9 @@ def main() -> None:
     num_classes = args.num_classes or get_dataset_spec(config.dataset.name).num_classes
     network = build_model(config, num_classes=num_classes)
     model = PanopticTrainingModel(network, PanopticLoss(config.loss))
-    model.compile(optimizer=keras.optimizers.Adam(schedule_from_config(config.train)), jit_compile=args.xla)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule_from_config(config.train)), jit_compile=args.xla
+    )
 
     rng = np.random.default_rng(0)
     b = args.batch_size
@@ -77,12 +84,22 @@ def main() -> None:
     model.fit(dataset, epochs=1, steps_per_epoch=args.steps + 1, verbose=0, callbacks=[Timer()])
     timed = times[1:] or times
     sec = float(np.median(timed))
-    print(json.dumps({
-        "config": config.name, "size": [h, w], "batch_size": b, "params": network.count_params(),
-        "first_step_s": round(times[0], 2), "seconds_per_step": round(sec, 2),
-        "images_per_sec": round(b / sec, 3), "peak_rss_gib": round(peak_rss_bytes() / 2**30, 2),
-        "malloc_tuned": tuned, "xla": args.xla,
-    }))
+    print(
+        json.dumps(
+            {
+                "config": config.name,
+                "size": [h, w],
+                "batch_size": b,
+                "params": network.count_params(),
+                "first_step_s": round(times[0], 2),
+                "seconds_per_step": round(sec, 2),
+                "images_per_sec": round(b / sec, 3),
+                "peak_rss_gib": round(peak_rss_bytes() / 2**30, 2),
+                "malloc_tuned": tuned,
+                "xla": args.xla,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ each image's scene confidence (mean max semantic probability, panoptic_deeplab.m
 writes their distribution to BUNDLE/metrics.json as "scene_confidence"; the app warns when an
 input scores below its low end. How the shipped demo bundle's figure was made is in its MODEL_CARD.md.
 """
+
 from __future__ import annotations
 
 import argparse

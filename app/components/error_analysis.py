@@ -2,6 +2,7 @@
 the PQ points go (error breakdown), with a drill-down from a class and an error type to the images
 where it happens most. Every number comes from the results JSON of `pdl evaluate` (the CLI prints
 the same tables: evaluation/report.py); docs/error-analysis.md defines them."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,16 @@ from panoptic_deeplab.evaluation.report import oracle_class_table, single_head_o
 
 ORACLES = "semantic,center,offset,all"  # what the page asks `pdl evaluate --oracle` for
 HEAD_WORDS = {"semantic": "the semantic head", "center": "the centers", "offset": "the offsets"}
-TYPE_COLORS = {"missed": "#e53935", "spurious": "#fb8c00", "wrong_class": "#8e24aa", "merge": "#3949ab",
-               "split": "#00acc1", "low_iou": "#fdd835", "stuff_area_limit": "#6d4c41", REMAINDER: "#bdbdbd"}
+TYPE_COLORS = {
+    "missed": "#e53935",
+    "spurious": "#fb8c00",
+    "wrong_class": "#8e24aa",
+    "merge": "#3949ab",
+    "split": "#00acc1",
+    "low_iou": "#fdd835",
+    "stuff_area_limit": "#6d4c41",
+    REMAINDER: "#bdbdbd",
+}
 PQ_COLOR = "#43a047"
 HIGHLIGHT = (255, 23, 68)
 
@@ -29,16 +38,21 @@ def oracle_table(result: dict) -> pd.DataFrame:
 
 
 def gain_sentences(table: pd.DataFrame, result: dict, limit: int = 5) -> list[str]:
-    """"The centers cost bus 23.0 PQ points." for the classes with the largest single-head gains."""
+    """ "The centers cost bus 23.0 PQ points." for the classes with the largest single-head gains."""
     singles = set(single_head_oracles(result["oracles"]))
     rows = []
     for _, row in table.iterrows():
         best = str(row["largest gain"]).split(" ")[0] if row["largest gain"] else None
         if best in singles and row["gain"] and row["gain"] > 0:
             heads = result["oracles"][best]["heads"]
-            rows.append((row["gain"], f"{HEAD_WORDS.get(heads[0], best).capitalize()} cost **{row['class']}** "
-                                      f"{row['gain']:.1f} PQ points (PQ {row['model']:.1f} → {row[best]:.1f} with "
-                                      f"the {best} oracle)."))
+            rows.append(
+                (
+                    row["gain"],
+                    f"{HEAD_WORDS.get(heads[0], best).capitalize()} cost **{row['class']}** "
+                    f"{row['gain']:.1f} PQ points (PQ {row['model']:.1f} → {row[best]:.1f} with "
+                    f"the {best} oracle).",
+                )
+            )
     return [text for _, text in sorted(rows, key=lambda r: -r[0])[:limit]]
 
 
@@ -48,8 +62,15 @@ def breakdown_frame(result: dict, values: str = "points") -> pd.DataFrame:
     errors = (result.get("errors") or {}).get("per_class") or {}
     rows = []
     for cid, r in sorted(((int(k), v) for k, v in errors.items())):
-        rows.append({"id": cid, "class": r["name"], "kind": "thing" if r["isthing"] else "stuff",
-                     "PQ": round(r["pq"], 2), **{t: round(r[values][t], 2) for t in (*ERROR_TYPES, REMAINDER)}})
+        rows.append(
+            {
+                "id": cid,
+                "class": r["name"],
+                "kind": "thing" if r["isthing"] else "stuff",
+                "PQ": round(r["pq"], 2),
+                **{t: round(r[values][t], 2) for t in (*ERROR_TYPES, REMAINDER)},
+            }
+        )
     return pd.DataFrame(rows, columns=["id", "class", "kind", "PQ", *ERROR_TYPES, REMAINDER])
 
 
@@ -57,25 +78,47 @@ def breakdown_figure(frame: pd.DataFrame, height: int = 380) -> go.Figure:
     """Stacked bars per class (to 100): PQ, then the points lost to each error type. A bar segment
     carries its error type in customdata, so a click names (class, type)."""
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=frame["class"], y=frame["PQ"], name="PQ", marker_color=PQ_COLOR,
-                         customdata=[["PQ"]] * len(frame), hovertemplate="%{x}: PQ %{y:.1f}<extra></extra>"))
+    fig.add_trace(
+        go.Bar(
+            x=frame["class"],
+            y=frame["PQ"],
+            name="PQ",
+            marker_color=PQ_COLOR,
+            customdata=[["PQ"]] * len(frame),
+            hovertemplate="%{x}: PQ %{y:.1f}<extra></extra>",
+        )
+    )
     for key in (*ERROR_TYPES, REMAINDER):
         if not frame[key].any():
             continue
-        fig.add_trace(go.Bar(x=frame["class"], y=frame[key], name=LABELS[key], marker_color=TYPE_COLORS[key],
-                             customdata=[[key]] * len(frame),
-                             hovertemplate="%{x}: %{y:.1f} PQ points lost to " + LABELS[key] + "<extra></extra>"))
-    fig.update_layout(barmode="stack", height=height, margin=dict(l=10, r=10, t=40, b=10),
-                      title="Where the PQ of each class goes (stacks to 100; click a segment)",
-                      yaxis=dict(title="PQ points", range=[0, 100]), legend=dict(orientation="h", y=-0.15),
-                      clickmode="event+select")
+        fig.add_trace(
+            go.Bar(
+                x=frame["class"],
+                y=frame[key],
+                name=LABELS[key],
+                marker_color=TYPE_COLORS[key],
+                customdata=[[key]] * len(frame),
+                hovertemplate="%{x}: %{y:.1f} PQ points lost to " + LABELS[key] + "<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        barmode="stack",
+        height=height,
+        margin=dict(l=10, r=10, t=40, b=10),
+        title="Where the PQ of each class goes (stacks to 100; click a segment)",
+        yaxis=dict(title="PQ points", range=[0, 100]),
+        legend=dict(orientation="h", y=-0.15),
+        clickmode="event+select",
+    )
     return fig
 
 
 def clicked_bar(event) -> tuple[str, str] | None:
     """(class name, error type) of a clicked bar segment, from st.plotly_chart's selection event."""
     try:
-        points = event.selection.points if hasattr(event, "selection") else event["selection"]["points"]
+        points = (
+            event.selection.points if hasattr(event, "selection") else event["selection"]["points"]
+        )
     except (KeyError, TypeError, AttributeError):
         return None
     for point in points or []:
@@ -97,14 +140,28 @@ def images_with_error(result: dict, class_id: int, error: str) -> pd.DataFrame:
             hit = [s for s in gts if s["status"] == "matched"]
             lost = sum(1.0 - s["iou"] for s in hit)
             if hit:
-                rows.append({"index": index, "image": image["file_name"], "count": len(hit),
-                             "IoU lost": round(lost, 3), "image PQ": _pct(image.get("pq"))})
+                rows.append(
+                    {
+                        "index": index,
+                        "image": image["file_name"],
+                        "count": len(hit),
+                        "IoU lost": round(lost, 3),
+                        "image PQ": _pct(image.get("pq")),
+                    }
+                )
             continue
         hit = [s for s in gts + preds if s.get("error") == error]
         if hit:
-            rows.append({"index": index, "image": image["file_name"], "count": len(hit),
-                         "GT segments": sum(s in gts for s in hit), "predicted segments": sum(s in preds for s in hit),
-                         "image PQ": _pct(image.get("pq"))})
+            rows.append(
+                {
+                    "index": index,
+                    "image": image["file_name"],
+                    "count": len(hit),
+                    "GT segments": sum(s in gts for s in hit),
+                    "predicted segments": sum(s in preds for s in hit),
+                    "image PQ": _pct(image.get("pq")),
+                }
+            )
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
@@ -114,21 +171,32 @@ def images_with_error(result: dict, class_id: int, error: str) -> pd.DataFrame:
 
 def error_segments(record: dict, class_id: int, error: str) -> tuple[set[int], set[int]]:
     """Ids (panoptic values) of the GT and predicted segments of the class with that error type."""
+
     def pick(segments):
         if error == REMAINDER:
-            return {s["id"] for s in segments if s["category_id"] == class_id and s["status"] == "matched"}
-        return {s["id"] for s in segments if s["category_id"] == class_id and s.get("error") == error}
+            return {
+                s["id"]
+                for s in segments
+                if s["category_id"] == class_id and s["status"] == "matched"
+            }
+        return {
+            s["id"] for s in segments if s["category_id"] == class_id and s.get("error") == error
+        }
 
     return pick(record["gt_segments"]), pick(record["pred_segments"])
 
 
-def highlight_picture(image_rgb: np.ndarray, label_map: np.ndarray, ids: set[int], alpha: float = 0.6) -> np.ndarray:
+def highlight_picture(
+    image_rgb: np.ndarray, label_map: np.ndarray, ids: set[int], alpha: float = 0.6
+) -> np.ndarray:
     """The image, faded, with the segments ``ids`` tinted and outlined: the drill-down's highlight."""
     from panoptic_deeplab import visualize
 
     mask = np.isin(label_map, list(ids)) if ids else np.zeros(label_map.shape, bool)
     out = image_rgb.astype(np.float32) * 0.55
-    out[mask] = image_rgb[mask].astype(np.float32) * (1 - alpha) + np.asarray(HIGHLIGHT, np.float32) * alpha
+    out[mask] = (
+        image_rgb[mask].astype(np.float32) * (1 - alpha) + np.asarray(HIGHLIGHT, np.float32) * alpha
+    )
     out = np.clip(np.round(out), 0, 255).astype(np.uint8)
     edges = visualize.segment_boundaries(label_map)
     out[edges & mask] = (255, 255, 255)

@@ -1,6 +1,7 @@
 """Evaluation results for the Evaluate page: where `pdl evaluate` writes them, how a run is launched
 as a job, and tables/pictures made from its results JSON (no metric is computed here: the JSON
 already holds PQ per class and image, mIoU with the confusion matrix, AP and per-segment matches)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,15 +23,30 @@ STATUS_COLORS = {
     "crowd": (158, 158, 158),
     "ignored": (158, 158, 158),
 }
-STATUS_LABELS = {"matched": "TP", "missed": "FN", "false_positive": "FP", "crowd": "crowd", "ignored": "ignored (void/crowd)"}
-SHORT_REASONS = {"wrong_class": "wrong class", "merged": "merged", "split": "split", "not_predicted": "not predicted",
-                 "low_iou": "low IoU", "background": "false (background)",
-                 "stuff_area_limit": "stuff dropped (area limit)"}
+STATUS_LABELS = {
+    "matched": "TP",
+    "missed": "FN",
+    "false_positive": "FP",
+    "crowd": "crowd",
+    "ignored": "ignored (void/crowd)",
+}
+SHORT_REASONS = {
+    "wrong_class": "wrong class",
+    "merged": "merged",
+    "split": "split",
+    "not_predicted": "not predicted",
+    "low_iou": "low IoU",
+    "background": "false (background)",
+    "stuff_area_limit": "stuff dropped (area limit)",
+}
 REASONS = {
-    "wrong_class": "wrong class", "merged": "merged with another segment", "split": "split off a matched segment",
+    "wrong_class": "wrong class",
+    "merged": "merged with another segment",
+    "split": "split off a matched segment",
     "not_predicted": "not predicted (void or missing)",
     "stuff_area_limit": "stuff dropped by the area limit (predicted, then voided as too small)",
-    "low_iou": "overlap too small (IoU ≤ 0.5)", "background": "on background / another class",
+    "low_iou": "overlap too small (IoU ≤ 0.5)",
+    "background": "on background / another class",
 }
 
 
@@ -39,23 +55,52 @@ def model_stamp(model: Path) -> str:
     return str(int(weights.stat().st_mtime)) if weights.is_file() else "0"
 
 
-def result_path(results_dir: Path, model: Path, data: Path, split: str, limit: int, oracles: str = "",
-                label: str | None = None) -> Path:
+def result_path(
+    results_dir: Path,
+    model: Path,
+    data: Path,
+    split: str,
+    limit: int,
+    oracles: str = "",
+    label: str | None = None,
+) -> Path:
     """One cached results file per (model and its weights' time, data set, split, image limit,
     oracles asked for), named after the model's display ``label`` (a job's name and id) so two
     fine-tunes' files differ."""
-    parts = [str(Path(model).resolve()), model_stamp(model), str(Path(data).resolve()), split, int(limit)]
-    key = json.dumps(parts + [oracles] if oracles else parts)  # (results without oracles keep their names)
+    parts = [
+        str(Path(model).resolve()),
+        model_stamp(model),
+        str(Path(data).resolve()),
+        split,
+        int(limit),
+    ]
+    key = json.dumps(
+        parts + [oracles] if oracles else parts
+    )  # (results without oracles keep their names)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    existing = sorted(Path(results_dir).glob(f"*__{digest}.json"))  # the same result under another label
+    existing = sorted(
+        Path(results_dir).glob(f"*__{digest}.json")
+    )  # the same result under another label
     if existing:
         return existing[0]
     name = re.sub(r"[^\w.-]+", "-", label or Path(model).name).strip("-.") or "model"
     return Path(results_dir) / f"{name}__{Path(data).name}__{split}__{digest}.json"
 
 
-def evaluate_argv(model: Path, data: Path, split: str, limit: int, out: Path, oracles: str = "") -> list[str]:
-    argv = ["evaluate", "--model", str(model), "--dataset", str(data), "--split", split, "--out", str(out)]
+def evaluate_argv(
+    model: Path, data: Path, split: str, limit: int, out: Path, oracles: str = ""
+) -> list[str]:
+    argv = [
+        "evaluate",
+        "--model",
+        str(model),
+        "--dataset",
+        str(data),
+        "--split",
+        split,
+        "--out",
+        str(out),
+    ]
     if limit > 0:
         argv += ["--limit", str(int(limit))]
     if oracles:
@@ -84,8 +129,10 @@ def list_results(results_dir: Path) -> list[Path]:
 def describe(result: dict, path: Path, model_name: str | None = None) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
     name = model_name or Path(result.get("model", "?")).name
-    return f"{name} on {Path(result.get('dataset', '?')).name}/{result.get('split', '?')} " \
-           f"({result.get('num_images', '?')} images, {when})"
+    return (
+        f"{name} on {Path(result.get('dataset', '?')).name}/{result.get('split', '?')} "
+        f"({result.get('num_images', '?')} images, {when})"
+    )
 
 
 def default_pair(results: dict[str, dict], chosen: str, base_of) -> tuple[str, str]:
@@ -93,7 +140,11 @@ def default_pair(results: dict[str, dict], chosen: str, base_of) -> tuple[str, s
     from (``base_of(model path)``) on the same data set and split, newest first; without a known
     base, another result on the same data set and split (else any other)."""
     b = results[chosen]
-    same = [k for k, r in results.items() if k != chosen and (r.get("dataset"), r.get("split")) == (b.get("dataset"), b.get("split"))]
+    same = [
+        k
+        for k, r in results.items()
+        if k != chosen and (r.get("dataset"), r.get("split")) == (b.get("dataset"), b.get("split"))
+    ]
     base = base_of(b.get("model", ""))
     if base:  # the chosen result is a fine-tune: its base is A
         resolved = str(Path(base).expanduser().resolve())
@@ -111,8 +162,14 @@ def default_pair(results: dict[str, dict], chosen: str, base_of) -> tuple[str, s
 
 def summary(result: dict) -> dict:
     pan, sem, inst = result["panoptic"], result["semantic"], result.get("instance", {})
-    out = {"PQ": percent(pan["All"]["pq"]), "SQ": percent(pan["All"]["sq"]), "RQ": percent(pan["All"]["rq"]),
-           "PQ things": percent(pan["Things"]["pq"]), "PQ stuff": percent(pan["Stuff"]["pq"]), "mIoU": percent(sem["miou"])}
+    out = {
+        "PQ": percent(pan["All"]["pq"]),
+        "SQ": percent(pan["All"]["sq"]),
+        "RQ": percent(pan["All"]["rq"]),
+        "PQ things": percent(pan["Things"]["pq"]),
+        "PQ stuff": percent(pan["Stuff"]["pq"]),
+        "mIoU": percent(sem["miou"]),
+    }
     for style, r in inst.items():
         out[f"AP ({style})"] = percent(r.get("ap"))
         out[f"AP50 ({style})"] = percent(r.get("ap50"))
@@ -126,10 +183,12 @@ def class_table(result: dict) -> pd.DataFrame:
     ious = result["semantic"]["per_class_iou"]
     table["IoU"] = [percent(ious[i]) if i < len(ious) else None for i in table["id"]]
     ap = (result.get("instance") or {}).get("coco", {}).get("per_class") or {}
+
     def ap_of(cid):
         value = ap.get(str(cid), ap.get(cid))
         value = value.get("ap") if isinstance(value, dict) else value
         return percent(value) if isinstance(value, (int, float)) else None
+
     table["AP"] = [ap_of(c) for c in table["id"]]
     return table.rename(columns={"name": "class"})
 
@@ -138,7 +197,11 @@ def worst_images(result: dict, class_id: int) -> pd.DataFrame:
     """Images holding the class, worst first: most errors (FN + FP) of that class, then lowest IoU."""
     rows = []
     for index, image in enumerate(result.get("per_image", [])):
-        gts = [s for s in image["gt_segments"] if s["category_id"] == class_id and s["status"] != "crowd"]
+        gts = [
+            s
+            for s in image["gt_segments"]
+            if s["category_id"] == class_id and s["status"] != "crowd"
+        ]
         preds = [s for s in image["pred_segments"] if s["category_id"] == class_id]
         if not gts and not preds:
             continue
@@ -146,38 +209,81 @@ def worst_images(result: dict, class_id: int) -> pd.DataFrame:
         fn = [s for s in gts if s["status"] == "missed"]
         fp = [s for s in preds if s["status"] == "false_positive"]
         reasons = pd.Series([s["reason"] for s in fn + fp if s.get("reason")]).value_counts()
-        rows.append({
-            "index": index, "image": image["file_name"], "errors": len(fn) + len(fp), "TP": len(tp), "FN": len(fn),
-            "FP": len(fp), "mean IoU (TP)": round(float(np.mean([s["iou"] for s in tp])), 3) if tp else None,
-            "image PQ": percent(image.get("pq")),
-            "error types": ", ".join(f"{SHORT_REASONS.get(k, k)} ×{v}" for k, v in reasons.items()),
-        })
-    frame = pd.DataFrame(rows, columns=["index", "image", "errors", "TP", "FN", "FP", "mean IoU (TP)", "image PQ",
-                                        "error types"])
+        rows.append(
+            {
+                "index": index,
+                "image": image["file_name"],
+                "errors": len(fn) + len(fp),
+                "TP": len(tp),
+                "FN": len(fn),
+                "FP": len(fp),
+                "mean IoU (TP)": round(float(np.mean([s["iou"] for s in tp])), 3) if tp else None,
+                "image PQ": percent(image.get("pq")),
+                "error types": ", ".join(
+                    f"{SHORT_REASONS.get(k, k)} ×{v}" for k, v in reasons.items()
+                ),
+            }
+        )
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "index",
+            "image",
+            "errors",
+            "TP",
+            "FN",
+            "FP",
+            "mean IoU (TP)",
+            "image PQ",
+            "error types",
+        ],
+    )
     if frame.empty:
         return frame
     frame["_iou"] = frame["mean IoU (TP)"].fillna(-1.0)
-    return frame.sort_values(["errors", "_iou"], ascending=[False, True]).drop(columns="_iou").reset_index(drop=True)
+    return (
+        frame.sort_values(["errors", "_iou"], ascending=[False, True])
+        .drop(columns="_iou")
+        .reset_index(drop=True)
+    )
 
 
 def segment_rows(image: dict, class_names, class_id: int | None = None) -> pd.DataFrame:
     """Every GT and predicted segment of an image with its status and error type (class filter optional)."""
+
     def name(cid):
         return class_names[cid] if 0 <= cid < len(class_names) else str(cid)
+
     rows = []
-    for side, key, other in (("ground truth", "gt_segments", "best_pred"), ("prediction", "pred_segments", "best_gt")):
+    for side, key, other in (
+        ("ground truth", "gt_segments", "best_pred"),
+        ("prediction", "pred_segments", "best_gt"),
+    ):
         for s in image[key]:
             if class_id is not None and s["category_id"] != class_id:
                 continue
-            rows.append({"side": side, "segment": s["id"], "class": name(s["category_id"]), "area": s["area"],
-                         "result": STATUS_LABELS.get(s["status"], s["status"]),
-                         "error type": REASONS.get(s.get("reason"), s.get("reason") or ""),
-                         "IoU": round(s.get("iou") or 0.0, 3), "best overlap": s.get(other)})
+            rows.append(
+                {
+                    "side": side,
+                    "segment": s["id"],
+                    "class": name(s["category_id"]),
+                    "area": s["area"],
+                    "result": STATUS_LABELS.get(s["status"], s["status"]),
+                    "error type": REASONS.get(s.get("reason"), s.get("reason") or ""),
+                    "IoU": round(s.get("iou") or 0.0, 3),
+                    "best overlap": s.get(other),
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def status_picture(image_rgb: np.ndarray, label_map: np.ndarray, segments: list[dict], class_id: int | None,
-                   alpha: float = 0.55) -> tuple[np.ndarray, dict]:
+def status_picture(
+    image_rgb: np.ndarray,
+    label_map: np.ndarray,
+    segments: list[dict],
+    class_id: int | None,
+    alpha: float = 0.55,
+) -> tuple[np.ndarray, dict]:
     """The image with each segment tinted by its status (segments of other classes left faint) and
     ``{segment id: record}`` for hover text."""
     from panoptic_deeplab import visualize
@@ -190,7 +296,10 @@ def status_picture(image_rgb: np.ndarray, label_map: np.ndarray, segments: list[
         by_id[s["id"]] = s
         tint[mask] = STATUS_COLORS.get(s["status"], (158, 158, 158))
         weight[mask] = alpha if class_id is None or s["category_id"] == class_id else 0.12
-    out = (image_rgb.astype(np.float32) * (1 - weight[..., None]) + tint.astype(np.float32) * weight[..., None])
+    out = (
+        image_rgb.astype(np.float32) * (1 - weight[..., None])
+        + tint.astype(np.float32) * weight[..., None]
+    )
     out = np.clip(np.round(out), 0, 255).astype(np.uint8)
     out[visualize.segment_boundaries(label_map)] = (255, 255, 255)
     return out, by_id
@@ -203,5 +312,7 @@ def compare(result_a: dict, result_b: dict) -> pd.DataFrame:
     for metric in ("PQ", "SQ", "RQ", "IoU"):
         out[f"{metric} A"] = a[metric]
         out[f"{metric} B"] = b[metric].reindex(a.index)
-        out[f"Δ {metric}"] = (out[f"{metric} B"].astype(float) - out[f"{metric} A"].astype(float)).round(2)
+        out[f"Δ {metric}"] = (
+            out[f"{metric} B"].astype(float) - out[f"{metric} A"].astype(float)
+        ).round(2)
     return out.reset_index()

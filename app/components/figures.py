@@ -4,6 +4,7 @@ Plotly's image traces return no click/selection events in Streamlit (streamlit#8
 per-pixel customdata is slow, so each figure carries one invisible marker grid (sub-sampled on big
 images) that gives both the hover text and the clicked pixel.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,9 @@ def grid_step(height: int, width: int, max_points: int = MAX_GRID_POINTS) -> int
     return max(1, math.ceil(math.sqrt(height * width / max_points)))
 
 
-def image_figure(rgb: np.ndarray, hover: HoverFn | None = None, *, title: str = "", height: int | None = None) -> go.Figure:
+def image_figure(
+    rgb: np.ndarray, hover: HoverFn | None = None, *, title: str = "", height: int | None = None
+) -> go.Figure:
     """An RGB image (uint8 [H, W, 3]) in image coordinates, with an invisible hover/click grid."""
     h, w = rgb.shape[:2]
     fig = go.Figure(go.Image(z=rgb, hoverinfo="skip", name="image"))
@@ -36,35 +39,65 @@ def image_figure(rgb: np.ndarray, hover: HoverFn | None = None, *, title: str = 
         template = "x=%{x} y=%{y}<br>" + template + "<extra></extra>"
     else:
         customdata, template = None, "x=%{x} y=%{y}<extra></extra>"
-    fig.add_trace(go.Scatter(
-        x=xs, y=ys, mode="markers", name=GRID_NAME, customdata=customdata, hovertemplate=template,
-        marker=dict(size=max(6, step * 2), opacity=0, color="white"), showlegend=False,
-        selected=dict(marker=dict(opacity=0)), unselected=dict(marker=dict(opacity=0)),
-    ))
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="markers",
+            name=GRID_NAME,
+            customdata=customdata,
+            hovertemplate=template,
+            marker=dict(size=max(6, step * 2), opacity=0, color="white"),
+            showlegend=False,
+            selected=dict(marker=dict(opacity=0)),
+            unselected=dict(marker=dict(opacity=0)),
+        )
+    )
     fig.update_xaxes(visible=False, range=[-0.5, w - 0.5])
     fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor="x")
     fig.update_layout(
         title=dict(text=title, x=0, font=dict(size=14)) if title else None,
         margin=dict(l=0, r=0, t=30 if title else 0, b=0),
         height=height or int(np.clip(760 * h / w, 260, 720)),
-        clickmode="event+select", dragmode="pan", hovermode="closest", showlegend=False,
+        clickmode="event+select",
+        dragmode="pan",
+        hovermode="closest",
+        showlegend=False,
     )
     return fig
 
 
-def add_points(fig: go.Figure, ys, xs, *, labels=None, color="#00e5ff", symbol="x", size=11, name="points",
-               hover: str | None = None) -> None:
+def add_points(
+    fig: go.Figure,
+    ys,
+    xs,
+    *,
+    labels=None,
+    color="#00e5ff",
+    symbol="x",
+    size=11,
+    name="points",
+    hover: str | None = None,
+) -> None:
     """Markers (e.g. detected centers) with optional text labels next to them."""
-    fig.add_trace(go.Scatter(
-        x=list(xs), y=list(ys), mode="markers+text" if labels is not None else "markers", name=name,
-        text=list(labels) if labels is not None else None, textposition="top right",
-        textfont=dict(color=color, size=12),
-        marker=dict(symbol=symbol, size=size, color=color, line=dict(width=1.5, color="black")),
-        hovertemplate=hover or f"{name}<br>x=%{{x}} y=%{{y}}<extra></extra>",
-    ))
+    fig.add_trace(
+        go.Scatter(
+            x=list(xs),
+            y=list(ys),
+            mode="markers+text" if labels is not None else "markers",
+            name=name,
+            text=list(labels) if labels is not None else None,
+            textposition="top right",
+            textfont=dict(color=color, size=12),
+            marker=dict(symbol=symbol, size=size, color=color, line=dict(width=1.5, color="black")),
+            hovertemplate=hover or f"{name}<br>x=%{{x}} y=%{{y}}<extra></extra>",
+        )
+    )
 
 
-def add_arrows(fig: go.Figure, y0, x0, y1, x1, *, color="white", width=1.2, name="arrows", head=7) -> None:
+def add_arrows(
+    fig: go.Figure, y0, x0, y1, x1, *, color="white", width=1.2, name="arrows", head=7
+) -> None:
     """Arrows from (y0, x0) to (y1, x1), drawn as one trace (segments separated by gaps)."""
     y0, x0, y1, x1 = (np.asarray(v, dtype=float).ravel() for v in (y0, x0, y1, x1))
     n = len(y0)
@@ -73,11 +106,18 @@ def add_arrows(fig: go.Figure, y0, x0, y1, x1, *, color="white", width=1.2, name
     xs = np.stack([x0, x1, np.full(n, np.nan)], axis=1).ravel()
     ys = np.stack([y0, y1, np.full(n, np.nan)], axis=1).ravel()
     sizes = np.tile([0, head, 0], n)
-    fig.add_trace(go.Scatter(
-        x=xs, y=ys, mode="lines+markers", name=name, connectgaps=False, hoverinfo="skip",
-        line=dict(color=color, width=width),
-        marker=dict(symbol="arrow", angleref="previous", size=sizes, color=color),
-    ))
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="lines+markers",
+            name=name,
+            connectgaps=False,
+            hoverinfo="skip",
+            line=dict(color=color, width=width),
+            marker=dict(symbol="arrow", angleref="previous", size=sizes, color=color),
+        )
+    )
 
 
 def subsample_arrows(mask: np.ndarray, offsets: np.ndarray, max_arrows: int = MAX_ARROWS):
@@ -87,7 +127,7 @@ def subsample_arrows(mask: np.ndarray, offsets: np.ndarray, max_arrows: int = MA
     if count == 0:
         return (np.zeros(0),) * 4
     step = max(1, math.ceil(math.sqrt(count / max_arrows)))
-    ys, xs = np.mgrid[step // 2:h:step, step // 2:w:step]
+    ys, xs = np.mgrid[step // 2 : h : step, step // 2 : w : step]
     keep = mask[ys, xs]
     ys, xs = ys[keep], xs[keep]
     dy, dx = offsets[ys, xs, 0], offsets[ys, xs, 1]
@@ -110,22 +150,44 @@ def selected_pixel(event, shape: tuple[int, int]) -> tuple[int, int] | None:
     return None
 
 
-def bar_chart(names, values, *, title: str, colors=None, yaxis: str = "", height: int = 320) -> go.Figure:
-    fig = go.Figure(go.Bar(x=list(names), y=list(values), marker_color=colors,
-                           hovertemplate="%{x}: %{y:.2f}<extra></extra>"))
-    fig.update_layout(title=dict(text=title, x=0, font=dict(size=14)), height=height,
-                      margin=dict(l=10, r=10, t=40, b=10), yaxis_title=yaxis)
+def bar_chart(
+    names, values, *, title: str, colors=None, yaxis: str = "", height: int = 320
+) -> go.Figure:
+    fig = go.Figure(
+        go.Bar(
+            x=list(names),
+            y=list(values),
+            marker_color=colors,
+            hovertemplate="%{x}: %{y:.2f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=dict(text=title, x=0, font=dict(size=14)),
+        height=height,
+        margin=dict(l=10, r=10, t=40, b=10),
+        yaxis_title=yaxis,
+    )
     return fig
 
 
-def confusion_figure(matrix: np.ndarray, names, *, normalize: bool = True, height: int = 520) -> go.Figure:
+def confusion_figure(
+    matrix: np.ndarray, names, *, normalize: bool = True, height: int = 520
+) -> go.Figure:
     """Rows: ground truth, columns: prediction (stated on the axes so nobody reads it inverted)."""
     m = np.asarray(matrix, dtype=float)
     z = m / np.maximum(m.sum(axis=1, keepdims=True), 1) if normalize else m
-    fig = go.Figure(go.Heatmap(
-        z=z, x=list(names), y=list(names), colorscale="Blues", zmin=0, zmax=1 if normalize else None,
-        customdata=m, hovertemplate="GT %{y} -> predicted %{x}<br>%{z:.3f} (%{customdata:.0f} px)<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(names),
+            y=list(names),
+            colorscale="Blues",
+            zmin=0,
+            zmax=1 if normalize else None,
+            customdata=m,
+            hovertemplate="GT %{y} -> predicted %{x}<br>%{z:.3f} (%{customdata:.0f} px)<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed", title="ground truth")
     fig.update_xaxes(title="prediction", side="bottom")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10))

@@ -3,6 +3,7 @@ failure: "failed call to cuInit: INTERNAL: CUDA error" on every CPU machine), ev
 
 The filter is the app's: the log file itself stays complete (the Train page offers it whole).
 """
+
 from __future__ import annotations
 
 import re
@@ -29,7 +30,8 @@ def is_startup_noise(line: str) -> bool:
     if _NATIVE.match(text):
         return bool(_STARTUP.search(text)) or "cpu_feature_guard" in text or "port.cc" in text
     return text.startswith("WARNING: All log messages before absl::InitializeLog") or (
-        "To enable the following instructions" in text and "rebuild TensorFlow" in text)
+        "To enable the following instructions" in text and "rebuild TensorFlow" in text
+    )
 
 
 def clean_log(text: str) -> tuple[str, int]:

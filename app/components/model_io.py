@@ -5,6 +5,7 @@ Streamlit caches: ``cache_resource`` for the predictor (one per bundle, shared b
 ``cache_data`` for head outputs keyed by (bundle, image digest) and for fused results keyed by the
 post-processing options as well, so moving a slider back is instant.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,7 +45,9 @@ class Fused:
 
 
 def image_digest(image: np.ndarray) -> str:
-    return hashlib.sha1(np.ascontiguousarray(image).tobytes() + str(image.shape).encode()).hexdigest()
+    return hashlib.sha1(
+        np.ascontiguousarray(image).tobytes() + str(image.shape).encode()
+    ).hexdigest()
 
 
 # -- model -----------------------------------------------------------------------------------
@@ -92,16 +95,33 @@ def fuse(model_path: str, digest: str, options: PostProcessOptions, _heads: Head
     the padded network size, so a boundary pixel may differ from `pdl predict` after resizing)."""
     from panoptic_deeplab.postprocess import post_process
 
-    out = post_process(_heads.semantic_probs, _heads.center_heatmap, _heads.offsets, options,
-                       semantic_is_probability=True)
+    out = post_process(
+        _heads.semantic_probs,
+        _heads.center_heatmap,
+        _heads.offsets,
+        options,
+        semantic_is_probability=True,
+    )
     out = {k: np.asarray(v) for k, v in out.items()}
     instances = [
         {"center": k, "id": int(i), "class_id": int(c), "area": int(a), "score": float(s)}
-        for k, (i, c, a, s) in enumerate(zip(out["instance_ids"], out["instance_classes"],
-                                             out["instance_areas"], out["instance_scores"]))
+        for k, (i, c, a, s) in enumerate(
+            zip(
+                out["instance_ids"],
+                out["instance_classes"],
+                out["instance_areas"],
+                out["instance_scores"],
+            )
+        )
     ]
-    return Fused(out["panoptic"], out["semantic"], out["instance_map"], out["center_points"].reshape(-1, 2),
-                 out["center_scores"], instances)
+    return Fused(
+        out["panoptic"],
+        out["semantic"],
+        out["instance_map"],
+        out["center_points"].reshape(-1, 2),
+        out["center_scores"],
+        instances,
+    )
 
 
 @st.cache_data(show_spinner=False, ttl=60)

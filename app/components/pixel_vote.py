@@ -4,6 +4,7 @@ Pure NumPy on the arrays the library already returned (offsets in (dy, dx) input
 as (y, x)); it repeats the grouping rule of the post-processing (nearest center to p + offset(p),
 first on ties) for a single pixel, to show the distances the rule compared.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ class PixelVote:
     center: tuple[int, int] | None
     distance: float | None  # from the vote to the joined center
     runner_up_index: int | None
-    runner_up_distance: float | None  # distance to the second-nearest center (None with < 2 centers)
+    runner_up_distance: (
+        float | None
+    )  # distance to the second-nearest center (None with < 2 centers)
 
     @property
     def margin(self) -> float | None:
@@ -48,6 +51,13 @@ def explain_pixel(y: int, x: int, offsets: np.ndarray, centers: np.ndarray) -> P
     best = int(order[0])
     runner = int(order[1]) if len(order) > 1 else None
     return PixelVote(
-        y, x, (dy, dx), vote, best, (int(centers[best, 0]), int(centers[best, 1])), float(np.sqrt(d2[best])),
-        runner, float(np.sqrt(d2[runner])) if runner is not None else None,
+        y,
+        x,
+        (dy, dx),
+        vote,
+        best,
+        (int(centers[best, 0]), int(centers[best, 1])),
+        float(np.sqrt(d2[best])),
+        runner,
+        float(np.sqrt(d2[runner])) if runner is not None else None,
     )

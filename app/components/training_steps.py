@@ -1,6 +1,7 @@
 """The Inspect page's "Over training" section: pick a training job or workdir, slide over its saved
 steps (training/history.py), and see the same image's semantic / centers / offsets / panoptic at
 that step next to the final model."""
+
 from __future__ import annotations
 
 import threading
@@ -31,7 +32,9 @@ def training_runs(workdir: Path) -> dict[str, Path]:
     return runs
 
 
-_SWAP = threading.Lock()  # one run predictor per workdir, shared by sessions: one step's weights at a time
+_SWAP = (
+    threading.Lock()
+)  # one run predictor per workdir, shared by sessions: one step's weights at a time
 
 
 @st.cache_resource(show_spinner="Loading the run's model…", max_entries=2)
@@ -45,7 +48,9 @@ def load_run_predictor(workdir: str, step: int):
 
 
 @st.cache_data(show_spinner="Running the saved step…", max_entries=32)
-def step_heads(workdir: str, step: int, prefix: str, digest: str, _image: np.ndarray, _first: int) -> model_io.Heads:
+def step_heads(
+    workdir: str, step: int, prefix: str, digest: str, _image: np.ndarray, _first: int
+) -> model_io.Heads:
     """Head outputs of one saved step (``prefix`` keys the cache to that file)."""
     from panoptic_deeplab.training.checkpoints import restore_model_weights
 
@@ -53,12 +58,17 @@ def step_heads(workdir: str, step: int, prefix: str, digest: str, _image: np.nda
     with _SWAP:
         restore_model_weights(predictor.bundle.model, prefix)
         prediction = predictor(_image, return_raw=True)
-    return model_io.Heads(np.asarray(prediction.semantic_probs, np.float32),
-                          np.asarray(prediction.center_heatmap, np.float32).reshape(_image.shape[:2]),
-                          np.asarray(prediction.offsets, np.float32), list(prediction.notes))
+    return model_io.Heads(
+        np.asarray(prediction.semantic_probs, np.float32),
+        np.asarray(prediction.center_heatmap, np.float32).reshape(_image.shape[:2]),
+        np.asarray(prediction.offsets, np.float32),
+        list(prediction.notes),
+    )
 
 
-def render(settings, image: np.ndarray, digest: str, page_model: str, knobs, opacity: float) -> None:
+def render(
+    settings, image: np.ndarray, digest: str, page_model: str, knobs, opacity: float
+) -> None:
     """The section, below the Inspect views. The final model is the run's own bundle
     (``WORKDIR/model``) once it exists, else the page's model; ``knobs``: the sidebar's
     PostProcessOptions."""
@@ -71,22 +81,34 @@ def render(settings, image: np.ndarray, digest: str, page_model: str, knobs, opa
     options = [*runs, "a workdir path…"]
     choice = c[0].selectbox("Training run", options, key="steps_run")
     if choice == "a workdir path…" or not runs:
-        text = c[1].text_input("Workdir", value=st.session_state.get("steps_workdir", ""), key="steps_workdir",
-                               placeholder="the --workdir of a pdl train run")
+        text = c[1].text_input(
+            "Workdir",
+            value=st.session_state.get("steps_workdir", ""),
+            key="steps_workdir",
+            placeholder="the --workdir of a pdl train run",
+        )
         workdir = Path(text).expanduser() if text else None
     else:
         workdir = runs[choice]
         c[1].text_input("Workdir", value=str(workdir), disabled=True, key=f"steps_shown_{choice}")
     if workdir is None:
-        st.info("Pick a training job, or give the workdir of a `pdl train` run, to step through its saved checkpoints.")
+        st.info(
+            "Pick a training job, or give the workdir of a `pdl train` run, to step through its saved checkpoints."
+        )
         return
     snapshots = list_snapshots(workdir)
     if not snapshots:
-        st.info(f"{workdir}: no saved step yet (a run saves every train.checkpoint_every steps and keeps "
-                "train.keep_history of them).")
+        st.info(
+            f"{workdir}: no saved step yet (a run saves every train.checkpoint_every steps and keeps "
+            "train.keep_history of them)."
+        )
         return
     steps = [s.step for s in snapshots]
-    step = steps[0] if len(steps) == 1 else st.select_slider("Step", steps, value=steps[-1], key="steps_step")
+    step = (
+        steps[0]
+        if len(steps) == 1
+        else st.select_slider("Step", steps, value=steps[-1], key="steps_step")
+    )
     prefix = next(s.prefix for s in snapshots if s.step == step)
     try:
         heads = step_heads(str(workdir), int(step), prefix, digest, image, steps[-1])
@@ -96,18 +118,28 @@ def render(settings, image: np.ndarray, digest: str, page_model: str, knobs, opa
     run = load_run_predictor(str(workdir), steps[-1])
     spec = run.spec
     # The sidebar's settings, with the run's own classes.
-    options = PostProcessOptions.from_config(run.config, spec, **{k: getattr(knobs, k) for k in knobs.TUNABLE})
+    options = PostProcessOptions.from_config(
+        run.config, spec, **{k: getattr(knobs, k) for k in knobs.TUNABLE}
+    )
     final_path = str(workdir / "model") if is_bundle(workdir / "model") else page_model
     final_heads = model_io.run_heads(final_path, digest, image)
     fused = model_io.fuse(f"{workdir}@{step}", digest, options, heads)
-    final_fused = model_io.fuse(final_path, digest, knobs if final_path == page_model else options, final_heads)
-    st.caption(f"Step {step} of {steps[-1]} saved ({len(steps)} steps kept), next to the final model "
-               f"({Path(final_path).name}); both with the post-processing settings of the sidebar.")
+    final_fused = model_io.fuse(
+        final_path, digest, knobs if final_path == page_model else options, final_heads
+    )
+    st.caption(
+        f"Step {step} of {steps[-1]} saved ({len(steps)} steps kept), next to the final model "
+        f"({Path(final_path).name}); both with the post-processing settings of the sidebar."
+    )
     for stage in STAGES:
         left, right = st.columns(2)
         at_step = views.build_view(stage, image, heads, fused, spec, opacity)
         final = views.build_view(stage, image, final_heads, final_fused, spec, opacity)
-        left.plotly_chart(figures.image_figure(at_step.overlay, title=f"{stage}, step {step}"),
-                          key=f"steps_{stage}_step")
-        right.plotly_chart(figures.image_figure(final.overlay, title=f"{stage}, final model"),
-                           key=f"steps_{stage}_final")
+        left.plotly_chart(
+            figures.image_figure(at_step.overlay, title=f"{stage}, step {step}"),
+            key=f"steps_{stage}_step",
+        )
+        right.plotly_chart(
+            figures.image_figure(final.overlay, title=f"{stage}, final model"),
+            key=f"steps_{stage}_final",
+        )

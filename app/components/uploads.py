@@ -1,4 +1,5 @@
 """Turning an upload or a sample file into an RGB array, with a message instead of a crash."""
+
 from __future__ import annotations
 
 import re
@@ -53,6 +54,8 @@ def _fit(array: np.ndarray, name: str) -> LoadedImage:
     scale = MAX_SIDE / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     small = cv2.resize(array, size, interpolation=cv2.INTER_AREA)
-    notice = (f"{name} is {w}x{h}; it was downscaled to {size[0]}x{size[1]} for inspection "
-              f"(the app's limit is {MAX_SIDE} px on the long side). Use `pdl predict` for full resolution.")
+    notice = (
+        f"{name} is {w}x{h}; it was downscaled to {size[0]}x{size[1]} for inspection "
+        f"(the app's limit is {MAX_SIDE} px on the long side). Use `pdl predict` for full resolution."
+    )
     return LoadedImage(name, small, (h, w), notice)

@@ -1,5 +1,6 @@
 """The Inspect page's five views of one prediction (input, semantic, centers, offsets, panoptic):
 each is a picture (via panoptic_deeplab.visualize) plus the per-pixel hover text for it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,11 +38,17 @@ def segment_table(fused: Fused, spec: DatasetSpec) -> list[dict]:
             name, kind = class_name(spec, cls), "thing" if spec.is_thing(cls) else "stuff"
         instance = by_id.get(int(value))
         center = fused.center_points[instance["center"]] if instance else None
-        rows.append({
-            "segment id": int(value), "class": name, "kind": kind, "instance": inst, "area": int(area),
-            "score": round(instance["score"], 3) if instance else None,
-            "center (y, x)": f"({center[0]}, {center[1]})" if center is not None else "",
-        })
+        rows.append(
+            {
+                "segment id": int(value),
+                "class": name,
+                "kind": kind,
+                "instance": inst,
+                "area": int(area),
+                "score": round(instance["score"], 3) if instance else None,
+                "center (y, x)": f"({center[0]}, {center[1]})" if center is not None else "",
+            }
+        )
     return rows
 
 
@@ -60,16 +67,25 @@ def _name_index(spec: DatasetSpec, labels: np.ndarray) -> np.ndarray:
     return np.where((labels >= 0) & (labels < spec.num_classes), labels, spec.num_classes)
 
 
-def build_view(stage: str, image: np.ndarray, heads: Heads, fused: Fused, spec: DatasetSpec, opacity: float,
-               knobs_threshold: float = 0.0) -> View:
+def build_view(
+    stage: str,
+    image: np.ndarray,
+    heads: Heads,
+    fused: Fused,
+    spec: DatasetSpec,
+    opacity: float,
+    knobs_threshold: float = 0.0,
+) -> View:
     names = _names(spec)
     semantic = fused.semantic
     probs = heads.semantic_probs
 
     if stage == "Input":
+
         def hover(ys, xs):
             rgb = image[ys, xs]
             return rgb, "RGB (%{customdata[0]}, %{customdata[1]}, %{customdata[2]})"
+
         return View(image, image, hover)
 
     if stage == "Semantic":
@@ -78,8 +94,11 @@ def build_view(stage: str, image: np.ndarray, heads: Heads, fused: Fused, spec: 
         def hover(ys, xs):
             labels = semantic[ys, xs]
             p = probs[ys, xs, np.clip(labels, 0, probs.shape[-1] - 1)]
-            return (np.stack([names[_name_index(spec, labels)], np.round(p, 3)], axis=1).astype(object),
-                    "class: %{customdata[0]}<br>probability: %{customdata[1]:.3f}")
+            return (
+                np.stack([names[_name_index(spec, labels)], np.round(p, 3)], axis=1).astype(object),
+                "class: %{customdata[0]}<br>probability: %{customdata[1]:.3f}",
+            )
+
         return View(visualize.blend(image, colored, opacity), colored, hover)
 
     if stage == "Centers":
@@ -89,6 +108,7 @@ def build_view(stage: str, image: np.ndarray, heads: Heads, fused: Fused, spec: 
 
         def hover(ys, xs):
             return np.round(heat[ys, xs], 4)[:, None], "center heatmap: %{customdata[0]:.4f}"
+
         return View(visualize.blend(image, colored, opacity), colored, hover)
 
     if stage == "Offsets":
@@ -97,16 +117,28 @@ def build_view(stage: str, image: np.ndarray, heads: Heads, fused: Fused, spec: 
 
         def hover(ys, xs):
             dy, dx = heads.offsets[ys, xs, 0], heads.offsets[ys, xs, 1]
-            data = np.stack([np.round(dy, 2), np.round(dx, 2), np.round(np.hypot(dy, dx), 2),
-                             np.round(ys + dy, 1), np.round(xs + dx, 1)], axis=1)
-            return data, ("offset (dy, dx): (%{customdata[0]}, %{customdata[1]})  |o| = %{customdata[2]}"
-                          "<br>votes for (y, x) = (%{customdata[3]}, %{customdata[4]})")
+            data = np.stack(
+                [
+                    np.round(dy, 2),
+                    np.round(dx, 2),
+                    np.round(np.hypot(dy, dx), 2),
+                    np.round(ys + dy, 1),
+                    np.round(xs + dx, 1),
+                ],
+                axis=1,
+            )
+            return data, (
+                "offset (dy, dx): (%{customdata[0]}, %{customdata[1]})  |o| = %{customdata[2]}"
+                "<br>votes for (y, x) = (%{customdata[3]}, %{customdata[4]})"
+            )
+
         return View(visualize.blend(image, colored, opacity, mask=things), colored, hover)
 
     if stage == "Panoptic":
         pan = fused.panoptic
-        colored = visualize.panoptic_to_color(pan, spec.colors, label_divisor=spec.label_divisor,
-                                              ignore_label=spec.ignore_label)
+        colored = visualize.panoptic_to_color(
+            pan, spec.colors, label_divisor=spec.label_divisor, ignore_label=spec.ignore_label
+        )
         overlay = visualize.blend(image, colored, opacity)
         overlay[visualize.segment_boundaries(pan)] = (255, 255, 255)
         values, inverse, counts = np.unique(pan, return_inverse=True, return_counts=True)
@@ -118,9 +150,14 @@ def build_view(stage: str, image: np.ndarray, heads: Heads, fused: Fused, spec: 
             cls, inst = np.divmod(v, spec.label_divisor)
             score = np.array([score_of.get(int(s), np.nan) for s in v], dtype=float)
             score_text = np.array(["–" if np.isnan(s) else f"{s:.3f}" for s in score], dtype=object)
-            data = np.stack([names[_name_index(spec, cls)], inst, area_map[ys, xs], score_text, v], axis=1).astype(object)
-            return data, ("class: %{customdata[0]}<br>instance id: %{customdata[1]} (segment %{customdata[4]})"
-                          "<br>area: %{customdata[2]} px<br>score: %{customdata[3]}")
+            data = np.stack(
+                [names[_name_index(spec, cls)], inst, area_map[ys, xs], score_text, v], axis=1
+            ).astype(object)
+            return data, (
+                "class: %{customdata[0]}<br>instance id: %{customdata[1]} (segment %{customdata[4]})"
+                "<br>area: %{customdata[2]} px<br>score: %{customdata[3]}"
+            )
+
         return View(overlay, colored, hover)
 
     raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
@@ -132,7 +169,10 @@ def thing_mask(semantic: np.ndarray, spec: DatasetSpec) -> np.ndarray:
 
 def legend_html(spec: DatasetSpec, semantic: np.ndarray) -> str:
     """Colour chips for the classes, with each one's share of the image; things marked."""
-    counts = np.bincount(semantic[(semantic >= 0) & (semantic < spec.num_classes)].ravel(), minlength=spec.num_classes)
+    counts = np.bincount(
+        semantic[(semantic >= 0) & (semantic < spec.num_classes)].ravel(),
+        minlength=spec.num_classes,
+    )
     total = max(int(semantic.size), 1)
     chips = []
     for cls, (name, color) in enumerate(zip(spec.class_names, spec.colors)):
@@ -143,7 +183,7 @@ def legend_html(spec: DatasetSpec, semantic: np.ndarray) -> str:
             f'<span title="{kind}" style="display:inline-block;margin:2px 10px 2px 0;font-weight:{weight}">'
             f'<span style="display:inline-block;width:12px;height:12px;border:1px solid #555;vertical-align:middle;'
             f'background:rgb{tuple(color)}"></span> {name}{" ●" if kind == "thing" else ""} '
-            f'<small>{share:.1f}%</small></span>'
+            f"<small>{share:.1f}%</small></span>"
         )
     return "<div>" + "".join(chips) + "</div><small>● thing class (has instances)</small>"
 

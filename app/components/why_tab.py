@@ -1,4 +1,5 @@
 """Rendering of the Evaluate page's "Why" tab (numbers and pictures from components.error_analysis)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,28 +20,43 @@ def render(result: dict, open_reader) -> None:
     st.divider()
     frame = ea.breakdown_frame(result)
     if frame.empty:
-        st.info("These results have no error breakdown (written by an older `pdl evaluate`): evaluate again.")
+        st.info(
+            "These results have no error breakdown (written by an older `pdl evaluate`): evaluate again."
+        )
         return
     _breakdown(result, frame, open_reader)
 
 
 def _oracles(result: dict) -> None:
-    st.markdown("**Which head costs the PQ** (PQ per class with ground truth in place of a head, same "
-                "post-processing)")
+    st.markdown(
+        "**Which head costs the PQ** (PQ per class with ground truth in place of a head, same "
+        "post-processing)"
+    )
     if not ea.has_oracles(result):
-        st.info("This result was computed without oracles. Tick **With oracles** under *Run an evaluation* and "
-                "evaluate again (or run `pdl evaluate --oracle semantic,center,offset,all`).")
+        st.info(
+            "This result was computed without oracles. Tick **With oracles** under *Run an evaluation* and "
+            "evaluate again (or run `pdl evaluate --oracle semantic,center,offset,all`)."
+        )
         return
     table = ea.oracle_table(result)
     for sentence in ea.gain_sentences(table, result):
         st.markdown(f"- {sentence}")
     oracle_names = list(result["oracles"])
     st.dataframe(
-        table.drop(columns=["id", "gain"]), hide_index=True, width="stretch", key="oracle_table",
-        column_config={"kind": None, "model": st.column_config.NumberColumn("model", format="%.1f"),
-                       **{n: st.column_config.NumberColumn(n, format="%.1f", help=f"PQ with the {n} oracle")
-                          for n in oracle_names},
-                       "largest gain": st.column_config.TextColumn("largest gain (one head)")})
+        table.drop(columns=["id", "gain"]),
+        hide_index=True,
+        width="stretch",
+        key="oracle_table",
+        column_config={
+            "kind": None,
+            "model": st.column_config.NumberColumn("model", format="%.1f"),
+            **{
+                n: st.column_config.NumberColumn(n, format="%.1f", help=f"PQ with the {n} oracle")
+                for n in oracle_names
+            },
+            "largest gain": st.column_config.TextColumn("largest gain (one head)"),
+        },
+    )
     full = next((o for o in result["oracles"].values() if len(o.get("heads", ())) == 3), None)
     if full and full.get("why_below_100"):
         st.caption("Full oracle: " + " ".join(line.strip() for line in full["why_below_100"]))
@@ -50,20 +66,36 @@ def _breakdown(result: dict, frame: pd.DataFrame, open_reader) -> None:
     overall = (result.get("errors") or {}).get("All") or {}
     if overall:
         parts = sorted(((v, k) for k, v in overall["points"].items() if v >= 0.05), reverse=True)
-        st.markdown(f"**Where the PQ goes** — overall PQ {overall['pq']:.1f}; lost: "
-                    + ", ".join(f"{LABELS[k]} {v:.1f}" for v, k in parts))
-    event = st.plotly_chart(ea.breakdown_figure(frame), key="why_bars", on_select="rerun", selection_mode="points")
+        st.markdown(
+            f"**Where the PQ goes** — overall PQ {overall['pq']:.1f}; lost: "
+            + ", ".join(f"{LABELS[k]} {v:.1f}" for v, k in parts)
+        )
+    event = st.plotly_chart(
+        ea.breakdown_figure(frame), key="why_bars", on_select="rerun", selection_mode="points"
+    )
     clicked = ea.clicked_bar(event)
-    if clicked and clicked != st.session_state.get("_why_clicked"):  # a new click, not a stale selection
+    if clicked and clicked != st.session_state.get(
+        "_why_clicked"
+    ):  # a new click, not a stale selection
         st.session_state["why_class"], st.session_state["why_type"] = clicked
     st.session_state["_why_clicked"] = clicked
     with st.expander("The numbers (PQ points lost per error type; each row adds up to 100)"):
-        st.dataframe(frame.drop(columns="id").rename(columns=LABELS), hide_index=True, width="stretch",
-                     key="why_numbers")
-        st.markdown("PQ if one error type were fixed (its errors left out of the counts, TIDE-style; "
-                    "for the IoU of matches: every match at IoU 1). These do not add up.")
-        st.dataframe(ea.breakdown_frame(result, "pq_if_fixed").drop(columns="id").rename(columns=LABELS),
-                     hide_index=True, width="stretch", key="why_fixed")
+        st.dataframe(
+            frame.drop(columns="id").rename(columns=LABELS),
+            hide_index=True,
+            width="stretch",
+            key="why_numbers",
+        )
+        st.markdown(
+            "PQ if one error type were fixed (its errors left out of the counts, TIDE-style; "
+            "for the IoU of matches: every match at IoU 1). These do not add up."
+        )
+        st.dataframe(
+            ea.breakdown_frame(result, "pq_if_fixed").drop(columns="id").rename(columns=LABELS),
+            hide_index=True,
+            width="stretch",
+            key="why_fixed",
+        )
 
     classes = list(frame["class"])
     if st.session_state.get("why_class") not in classes:
@@ -81,42 +113,77 @@ def _breakdown(result: dict, frame: pd.DataFrame, open_reader) -> None:
         st.info(f"No image has a {class_name} segment with this error ({LABELS[error]}).")
         return
     st.markdown(f"**Images where {class_name} has the most “{LABELS[error]}”** (click a row)")
-    pick = st.dataframe(images.drop(columns="index"), hide_index=True, width="stretch", key="why_images",
-                        on_select="rerun", selection_mode="single-row")
+    pick = st.dataframe(
+        images.drop(columns="index"),
+        hide_index=True,
+        width="stretch",
+        key="why_images",
+        on_select="rerun",
+        selection_mode="single-row",
+    )
     rows = pick.selection.rows if pick is not None and hasattr(pick, "selection") else []
     names = list(images["image"])
     if rows and rows != st.session_state.get("_why_rows"):
         st.session_state["why_image"] = names[rows[0]]
     st.session_state["_why_rows"] = rows
-    if st.session_state.get("why_image") not in names or st.session_state.get("_why_for") != (class_id, error):
-        st.session_state["why_image"] = names[0]  # a new class or error type starts at its worst image
+    if st.session_state.get("why_image") not in names or st.session_state.get("_why_for") != (
+        class_id,
+        error,
+    ):
+        st.session_state["why_image"] = names[
+            0
+        ]  # a new class or error type starts at its worst image
     st.session_state["_why_for"] = (class_id, error)
     image_name = st.selectbox("Image", names, key="why_image")
     record = result["per_image"][int(images.loc[images["image"] == image_name, "index"].iloc[0])]
     _show_image(result, record, class_id, class_name, error, open_reader)
 
 
-def _show_image(result: dict, record: dict, class_id: int, class_name: str, error: str, open_reader) -> None:
+def _show_image(
+    result: dict, record: dict, class_id: int, class_name: str, error: str, open_reader
+) -> None:
     try:
         reader = open_reader(result["dataset"], result["split"])
-        index = next(i for i, ex in enumerate(reader) if Path(ex.image_path).name == record["file_name"])
+        index = next(
+            i for i, ex in enumerate(reader) if Path(ex.image_path).name == record["file_name"]
+        )
         image, gt = reader.load_image(index), reader.load_panoptic(index)
     except (UserError, StopIteration, OSError) as err:
-        st.error(f"The image {record['file_name']} cannot be read from {result['dataset']} ({err or 'not found'}).")
+        st.error(
+            f"The image {record['file_name']} cannot be read from {result['dataset']} ({err or 'not found'})."
+        )
         return
     if not Path(result["model"]).is_dir():
-        st.error(f"{result['model']}: the evaluated model is gone, so its prediction cannot be shown.")
+        st.error(
+            f"{result['model']}: the evaluated model is gone, so its prediction cannot be shown."
+        )
         return
-    pred = np.asarray(model_io.predict(result["model"], model_io.image_digest(image), image).panoptic)
+    pred = np.asarray(
+        model_io.predict(result["model"], model_io.image_digest(image), image).panoptic
+    )
     gt_ids, pred_ids = ea.error_segments(record, class_id, error)
     left, right = st.columns(2)
-    left.plotly_chart(figures.image_figure(ea.highlight_picture(image, np.asarray(gt), gt_ids),
-                                           title=f"Ground truth: {len(gt_ids)} highlighted"), key="why_gt")
-    right.plotly_chart(figures.image_figure(ea.highlight_picture(image, pred, pred_ids),
-                                            title=f"Prediction: {len(pred_ids)} highlighted"), key="why_pred")
+    left.plotly_chart(
+        figures.image_figure(
+            ea.highlight_picture(image, np.asarray(gt), gt_ids),
+            title=f"Ground truth: {len(gt_ids)} highlighted",
+        ),
+        key="why_gt",
+    )
+    right.plotly_chart(
+        figures.image_figure(
+            ea.highlight_picture(image, pred, pred_ids),
+            title=f"Prediction: {len(pred_ids)} highlighted",
+        ),
+        key="why_pred",
+    )
     oracle_pq = record.get("oracle_pq") or {}
     if oracle_pq:
-        st.caption(f"This image: PQ {100 * (record.get('pq') or 0):.1f}; with oracles "
-                   + ", ".join(f"{k} {100 * v:.1f}" for k, v in oracle_pq.items() if v is not None))
-    st.caption(f"Highlighted: the {class_name} segments with “{LABELS[error]}” (GT ids {sorted(gt_ids)}, "
-               f"predicted ids {sorted(pred_ids)}).")
+        st.caption(
+            f"This image: PQ {100 * (record.get('pq') or 0):.1f}; with oracles "
+            + ", ".join(f"{k} {100 * v:.1f}" for k, v in oracle_pq.items() if v is not None)
+        )
+    st.caption(
+        f"Highlighted: the {class_name} segments with “{LABELS[error]}” (GT ids {sorted(gt_ids)}, "
+        f"predicted ids {sorted(pred_ids)})."
+    )

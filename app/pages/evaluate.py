@@ -1,5 +1,6 @@
 """Evaluate: run `pdl evaluate` as a background job, then analyse its results per class, drill down
 to the worst images and their TP / FP / FN segments, and compare two models."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,10 @@ from panoptic_deeplab import jobs as joblib
 from panoptic_deeplab.errors import UserError
 
 st.title("Evaluate")
-st.caption("PQ / SQ / RQ per class, mIoU and AP of a model on a data set split, with a drill-down from a "
-           "class to its worst images and the error type of every segment.")
+st.caption(
+    "PQ / SQ / RQ per class, mIoU and AP of a model on a data set split, with a drill-down from a "
+    "class to its worst images and the error type of every segment."
+)
 
 settings = state.settings()
 results_dir = settings.results_dir
@@ -73,45 +76,72 @@ if st.session_state.get("eval_job") is not None:
         st.session_state.pop("eval_job", None)
 problem = st.session_state.get("eval_problem")
 
-with st.expander("Run an evaluation", expanded=not er.list_results(results_dir) or bool(problem)
-                 or (last_job is not None and last_job.state != joblib.SUCCEEDED)):
+with st.expander(
+    "Run an evaluation",
+    expanded=not er.list_results(results_dir)
+    or bool(problem)
+    or (last_job is not None and last_job.state != joblib.SUCCEEDED),
+):
     if not models:
-        st.warning("No model yet: start the app with `pdl app --model PATH/TO/BUNDLE`, or train one on the Train page.")
+        st.warning(
+            "No model yet: start the app with `pdl app --model PATH/TO/BUNDLE`, or train one on the Train page."
+        )
     else:
         c = st.columns([1.2, 2, 0.8, 0.8])
         model_name = c[0].selectbox("Model", list(models), key="eval_model")
-        data_text = c[1].text_input("Data set root", value=str(settings.data or ""), key="eval_data")
+        data_text = c[1].text_input(
+            "Data set root", value=str(settings.data or ""), key="eval_data"
+        )
         split = c[2].selectbox("Split", ["val", "train", "test"], key="eval_split")
         limit = c[3].number_input("Images (0 = all)", 0, 100_000, 0, key="eval_limit")
-        with_oracles = st.checkbox("With oracles (which head costs the PQ: semantic, center, offset, all)",
-                                   value=True, key="eval_oracles")
+        with_oracles = st.checkbox(
+            "With oracles (which head costs the PQ: semantic, center, offset, all)",
+            value=True,
+            key="eval_oracles",
+        )
         oracles = error_analysis.ORACLES if with_oracles else ""
         model_path, data_root = models[model_name], Path(data_text).expanduser()
-        out = (er.result_path(results_dir, model_path, data_root, split, int(limit), oracles, label=model_name)
-               if data_text else None)
+        out = (
+            er.result_path(
+                results_dir, model_path, data_root, split, int(limit), oracles, label=model_name
+            )
+            if data_text
+            else None
+        )
         inputs = (model_name, data_text, split, int(limit), oracles)
-        if st.session_state.get("_eval_inputs") != inputs:  # new settings: select their cached result
+        if (
+            st.session_state.get("_eval_inputs") != inputs
+        ):  # new settings: select their cached result
             st.session_state["_eval_inputs"] = inputs
             if out is not None and out.is_file():
                 st.session_state["eval_pick"] = str(out)
         if out is not None and out.is_file():
-            st.success(f"A result for these settings exists ({out.name}); it is selected below. "
-                       "Evaluate again to refresh it.")
+            st.success(
+                f"A result for these settings exists ({out.name}); it is selected below. "
+                "Evaluate again to refresh it."
+            )
         if st.button("Evaluate", type="primary", key="eval_start", disabled=not data_text):
             st.session_state.pop("eval_problem", None)
             try:
                 if not data_root.is_dir():
-                    raise UserError(f"{data_root}: no such data set folder. Give the root of a COCO-panoptic or "
-                                    "Cityscapes set.")
+                    raise UserError(
+                        f"{data_root}: no such data set folder. Give the root of a COCO-panoptic or "
+                        "Cityscapes set."
+                    )
                 check_inputs(model_path, data_root, split)
                 results_dir.mkdir(parents=True, exist_ok=True)
-                job = store.submit(er.evaluate_argv(model_path, data_root, split, int(limit), out, oracles),
-                                   name=f"evaluate {model_name} on {data_root.name}/{split}")
+                job = store.submit(
+                    er.evaluate_argv(model_path, data_root, split, int(limit), out, oracles),
+                    name=f"evaluate {model_name} on {data_root.name}/{split}",
+                )
                 st.session_state["eval_job"] = job.id
                 st.session_state["eval_out"] = str(out)
                 st.session_state["eval_seen"] = None
             except UserError as err:
-                st.session_state["eval_problem"] = f"{model_name} on {data_text} ({split})", str(err)
+                st.session_state["eval_problem"] = (
+                    f"{model_name} on {data_text} ({split})",
+                    str(err),
+                )
             st.rerun()
 
 problem = st.session_state.get("eval_problem")
@@ -132,29 +162,40 @@ def job_panel() -> None:
         st.session_state.pop("eval_job", None)
         return
     if last_job is not None and job.state != last_job.state:
-        st.rerun(scope="app")  # the page below was drawn for the old state: redraw it all, not just this panel
+        st.rerun(
+            scope="app"
+        )  # the page below was drawn for the old state: redraw it all, not just this panel
     log = store.read_log(job, 4000)
     if job.state == joblib.RUNNING:
         progress = er.parse_progress(log)
         done, total = progress or (0, 0)
-        st.progress(done / total if total else 0.0,
-                    text=f"Evaluating {job.name}… {done}/{total} images" if total
-                    else f"Starting {job.name} (checking the data set, loading TensorFlow and the model)…")
+        st.progress(
+            done / total if total else 0.0,
+            text=f"Evaluating {job.name}… {done}/{total} images"
+            if total
+            else f"Starting {job.name} (checking the data set, loading TensorFlow and the model)…",
+        )
         if st.button("Cancel", key="eval_cancel"):
             store.cancel(job.id)
             st.rerun()
         return
     if job.state == joblib.SUCCEEDED:
-        if st.session_state.get("eval_seen") != job.id:  # select the new result once, then leave the choice to the user
+        if (
+            st.session_state.get("eval_seen") != job.id
+        ):  # select the new result once, then leave the choice to the user
             st.session_state["eval_seen"] = job.id
             st.session_state["eval_pick"] = st.session_state.get("eval_out")
             st.rerun(scope="app")
     elif job.state == joblib.CANCELLED:
         st.info(f"Evaluation cancelled: {job.name}.")
     else:
-        st.error(f"**Evaluation failed: {job.name}.**\n\n{_lines(job.message)}", icon=":material/error:")
+        st.error(
+            f"**Evaluation failed: {job.name}.**\n\n{_lines(job.message)}", icon=":material/error:"
+        )
         with st.expander("Job log"):
-            st.code(joblog.clean_log(log[-3000:])[0] or "(empty log)", language=None, wrap_lines=True)
+            st.code(
+                joblog.clean_log(log[-3000:])[0] or "(empty log)", language=None, wrap_lines=True
+            )
 
 
 job_panel()
@@ -163,8 +204,10 @@ job_panel()
 
 available = er.list_results(results_dir)
 if not available:
-    st.info("No evaluation yet: run one above. Results are kept in "
-            f"`{results_dir}` and reused while the model and data set are unchanged.")
+    st.info(
+        "No evaluation yet: run one above. Results are kept in "
+        f"`{results_dir}` and reused while the model and data set are unchanged."
+    )
     st.stop()
 labels, loaded = {}, {}
 for path in available:
@@ -181,17 +224,28 @@ if st.session_state.get("eval_result") not in labels:
     st.session_state["eval_result"] = next(iter(labels))
 choice = st.selectbox("Result", list(labels), format_func=labels.get, key="eval_result")
 if problem:
-    st.warning(f"The evaluation of {problem[0]} did not start: the result shown is an earlier one, "
-               f"{labels[choice]}.", icon=":material/history:")
+    st.warning(
+        f"The evaluation of {problem[0]} did not start: the result shown is an earlier one, "
+        f"{labels[choice]}.",
+        icon=":material/history:",
+    )
 elif last_job is not None and last_job.state in (joblib.RUNNING, joblib.FAILED, joblib.CANCELLED):
-    doing = {"running": "is still running", "failed": "failed", "cancelled": "was cancelled"}[last_job.state]
-    st.warning(f"The evaluation you started ({last_job.name}) {doing}: the result shown is an earlier one, "
-               f"{labels[choice]}.", icon=":material/history:")
+    doing = {"running": "is still running", "failed": "failed", "cancelled": "was cancelled"}[
+        last_job.state
+    ]
+    st.warning(
+        f"The evaluation you started ({last_job.name}) {doing}: the result shown is an earlier one, "
+        f"{labels[choice]}.",
+        icon=":material/history:",
+    )
 result = _load(Path(choice))
-class_names = [r["name"] for _, r in sorted(((int(k), v) for k, v in result["panoptic"]["per_class"].items()))]
+class_names = [
+    r["name"] for _, r in sorted(((int(k), v) for k, v in result["panoptic"]["per_class"].items()))
+]
 
-tab_classes, tab_why, tab_drill, tab_compare = st.tabs(["Per class", "Why (oracles, errors)", "Drill down",
-                                                        "Compare models"])
+tab_classes, tab_why, tab_drill, tab_compare = st.tabs(
+    ["Per class", "Why (oracles, errors)", "Drill down", "Compare models"]
+)
 
 # -- per-class analysis -------------------------------------------------------------------------
 
@@ -203,7 +257,12 @@ with tab_classes:
     table = er.class_table(result)
     st.markdown("**Per class** (click a row to drill down; click a header to sort)")
     event = st.dataframe(
-        table, hide_index=True, width="stretch", key="class_table", on_select="rerun", selection_mode="single-row",
+        table,
+        hide_index=True,
+        width="stretch",
+        key="class_table",
+        on_select="rerun",
+        selection_mode="single-row",
         column_config={
             "id": st.column_config.NumberColumn("id", width="small"),
             "kind": st.column_config.TextColumn("thing/stuff", width="small"),
@@ -220,16 +279,40 @@ with tab_classes:
     st.session_state["_class_rows"] = rows
     kind_colors = ["#1e88e5" if k == "thing" else "#8d6e63" for k in table["kind"]]
     c1, c2 = st.columns(2)
-    c1.plotly_chart(figures.bar_chart(table["class"], table["PQ"].fillna(0), title="PQ per class (blue: things, brown: stuff)",
-                                      colors=kind_colors, yaxis="PQ"), key="pq_bars")
-    c2.plotly_chart(figures.bar_chart(table["class"], table["IoU"].fillna(0), title="IoU per class",
-                                      colors=kind_colors, yaxis="IoU"), key="iou_bars")
-    normalize = st.toggle("Normalise the confusion matrix per ground-truth row", value=True, key="cm_norm")
+    c1.plotly_chart(
+        figures.bar_chart(
+            table["class"],
+            table["PQ"].fillna(0),
+            title="PQ per class (blue: things, brown: stuff)",
+            colors=kind_colors,
+            yaxis="PQ",
+        ),
+        key="pq_bars",
+    )
+    c2.plotly_chart(
+        figures.bar_chart(
+            table["class"],
+            table["IoU"].fillna(0),
+            title="IoU per class",
+            colors=kind_colors,
+            yaxis="IoU",
+        ),
+        key="iou_bars",
+    )
+    normalize = st.toggle(
+        "Normalise the confusion matrix per ground-truth row", value=True, key="cm_norm"
+    )
     st.markdown("**Semantic confusion matrix** (rows: ground truth, columns: prediction)")
-    st.plotly_chart(figures.confusion_figure(np.asarray(result["semantic"]["confusion"]), class_names,
-                                             normalize=normalize), key="confusion")
-    ap_rows = [{"style": style, "AP": er.percent(r.get("ap")), "AP50": er.percent(r.get("ap50"))}
-               for style, r in (result.get("instance") or {}).items()]
+    st.plotly_chart(
+        figures.confusion_figure(
+            np.asarray(result["semantic"]["confusion"]), class_names, normalize=normalize
+        ),
+        key="confusion",
+    )
+    ap_rows = [
+        {"style": style, "AP": er.percent(r.get("ap")), "AP50": er.percent(r.get("ap50"))}
+        for style, r in (result.get("instance") or {}).items()
+    ]
     if ap_rows:
         st.markdown("**Instance AP** (things)")
         st.dataframe(pd.DataFrame(ap_rows), hide_index=True)
@@ -243,16 +326,28 @@ with tab_why:
 
 with tab_drill:
     names = list(table["class"])
-    st.session_state.setdefault("drill_class", names[int(np.nanargmin(table["PQ"].fillna(np.inf)))] if names else None)
+    st.session_state.setdefault(
+        "drill_class", names[int(np.nanargmin(table["PQ"].fillna(np.inf)))] if names else None
+    )
     class_label = st.selectbox("Class", names, key="drill_class")
     class_id = int(table.loc[table["class"] == class_label, "id"].iloc[0])
     worst = er.worst_images(result, class_id)
     if worst.empty:
-        st.info(f"No image of this split holds {class_label}, in the ground truth or the prediction.")
+        st.info(
+            f"No image of this split holds {class_label}, in the ground truth or the prediction."
+        )
     else:
-        st.markdown(f"**Images with {class_label}, worst first** (errors = missed + false segments of this class)")
-        pick = st.dataframe(worst.drop(columns="index"), hide_index=True, width="stretch", key="worst_table",
-                            on_select="rerun", selection_mode="single-row")
+        st.markdown(
+            f"**Images with {class_label}, worst first** (errors = missed + false segments of this class)"
+        )
+        pick = st.dataframe(
+            worst.drop(columns="index"),
+            hide_index=True,
+            width="stretch",
+            key="worst_table",
+            on_select="rerun",
+            selection_mode="single-row",
+        )
         picked_rows = pick.selection.rows if pick is not None and hasattr(pick, "selection") else []
         st.session_state.setdefault("drill_image", worst["image"].iloc[0])
         if picked_rows and picked_rows != st.session_state.get("_image_rows"):
@@ -267,15 +362,21 @@ with tab_drill:
 
         try:
             reader = open_reader(result["dataset"], result["split"])
-            index = next(i for i, ex in enumerate(reader) if Path(ex.image_path).name == record["file_name"])
+            index = next(
+                i for i, ex in enumerate(reader) if Path(ex.image_path).name == record["file_name"]
+            )
             image = reader.load_image(index)
             gt = reader.load_panoptic(index)
         except (UserError, StopIteration, OSError) as err:
-            st.error(f"The image {record['file_name']} cannot be read from {result['dataset']} ({err or 'not found'}).")
+            st.error(
+                f"The image {record['file_name']} cannot be read from {result['dataset']} ({err or 'not found'})."
+            )
             st.stop()
         model_path = result["model"]
         if not Path(model_path).is_dir():
-            st.error(f"{model_path}: the evaluated model is gone, so its prediction cannot be shown.")
+            st.error(
+                f"{model_path}: the evaluated model is gone, so its prediction cannot be shown."
+            )
             st.stop()
         prediction = model_io.predict(model_path, model_io.image_digest(image), image)
         pred = np.asarray(prediction.panoptic)
@@ -290,30 +391,54 @@ with tab_drill:
                         rows.append(["void", "", "", "", ""])
                         continue
                     cid = s["category_id"]
-                    rows.append([class_names[cid] if 0 <= cid < len(class_names) else cid, v,
-                                 er.STATUS_LABELS.get(s["status"], s["status"]), er.REASONS.get(s.get("reason"), ""),
-                                 f"{s.get('iou') or 0:.2f}"])
-                return np.asarray(rows, dtype=object), ("%{customdata[0]} (segment %{customdata[1]})<br>"
-                                                         "%{customdata[2]} %{customdata[3]}<br>IoU %{customdata[4]}")
+                    rows.append(
+                        [
+                            class_names[cid] if 0 <= cid < len(class_names) else cid,
+                            v,
+                            er.STATUS_LABELS.get(s["status"], s["status"]),
+                            er.REASONS.get(s.get("reason"), ""),
+                            f"{s.get('iou') or 0:.2f}",
+                        ]
+                    )
+                return np.asarray(rows, dtype=object), (
+                    "%{customdata[0]} (segment %{customdata[1]})<br>"
+                    "%{customdata[2]} %{customdata[3]}<br>IoU %{customdata[4]}"
+                )
+
             return hover
 
         gt_pic, gt_by_id = er.status_picture(image, gt, record["gt_segments"], focus)
         pred_pic, pred_by_id = er.status_picture(image, pred, record["pred_segments"], focus)
         left, right = st.columns(2)
-        left.plotly_chart(figures.image_figure(gt_pic, hover_for(gt, gt_by_id), title="Ground truth"), key="drill_gt")
-        right.plotly_chart(figures.image_figure(pred_pic, hover_for(pred, pred_by_id), title="Prediction"),
-                           key="drill_pred")
-        st.html(" ".join(
-            f'<span style="margin-right:14px"><span style="display:inline-block;width:12px;height:12px;'
-            f'background:rgb{er.STATUS_COLORS[s]}"></span> {er.STATUS_LABELS[s]}</span>'
-            for s in ("matched", "missed", "false_positive", "ignored")))
-        st.dataframe(er.segment_rows(record, class_names, focus), hide_index=True, width="stretch", key="drill_rows")
+        left.plotly_chart(
+            figures.image_figure(gt_pic, hover_for(gt, gt_by_id), title="Ground truth"),
+            key="drill_gt",
+        )
+        right.plotly_chart(
+            figures.image_figure(pred_pic, hover_for(pred, pred_by_id), title="Prediction"),
+            key="drill_pred",
+        )
+        st.html(
+            " ".join(
+                f'<span style="margin-right:14px"><span style="display:inline-block;width:12px;height:12px;'
+                f'background:rgb{er.STATUS_COLORS[s]}"></span> {er.STATUS_LABELS[s]}</span>'
+                for s in ("matched", "missed", "false_positive", "ignored")
+            )
+        )
+        st.dataframe(
+            er.segment_rows(record, class_names, focus),
+            hide_index=True,
+            width="stretch",
+            key="drill_rows",
+        )
 
 # -- compare two models -------------------------------------------------------------------------
 
 with tab_compare:
     if len(labels) < 2:
-        st.info("Evaluate a second model (for example a fine-tuned one) on the same split to compare.")
+        st.info(
+            "Evaluate a second model (for example a fine-tuned one) on the same split to compare."
+        )
     else:
         keys = list(labels)
         pair = er.default_pair(loaded, choice, state.base_of)
@@ -324,19 +449,37 @@ with tab_compare:
         a = c1.selectbox("A (base)", keys, format_func=labels.get, key="cmp_a")
         b = c2.selectbox("B (new)", keys, format_func=labels.get, key="cmp_b")
         ra, rb = _load(Path(a)), _load(Path(b))
-        name_a, name_b = state.model_label(ra.get("model", "?")), state.model_label(rb.get("model", "?"))
+        name_a, name_b = (
+            state.model_label(ra.get("model", "?")),
+            state.model_label(rb.get("model", "?")),
+        )
         if (ra["dataset"], ra["split"]) != (rb["dataset"], rb["split"]):
-            st.warning("These results come from different data sets or splits; the deltas mix two test sets.")
-        st.caption(f"Changes read **B − A**: {name_b} minus {name_a} (points; positive = B is better).")
+            st.warning(
+                "These results come from different data sets or splits; the deltas mix two test sets."
+            )
+        st.caption(
+            f"Changes read **B − A**: {name_b} minus {name_a} (points; positive = B is better)."
+        )
         deltas = er.compare(ra, rb)
         sa, sb = er.summary(ra), er.summary(rb)
         cols = st.columns(4)
         for col, name in zip(cols, ("PQ", "PQ things", "PQ stuff", "mIoU")):
             va, vb = sa.get(name), sb.get(name)
-            col.metric(f"{name} of B ({name_b})", "–" if vb is None else f"{vb:.1f}",
-                       None if va is None or vb is None else f"{vb - va:+.1f} vs A ({name_a})")
-        st.plotly_chart(figures.bar_chart(
-            deltas["class"], deltas["Δ PQ"].fillna(0), title=f"Per-class PQ change: B ({name_b}) − A ({name_a}), points",
-            colors=["#43a047" if (v or 0) >= 0 else "#e53935" for v in deltas["Δ PQ"].fillna(0)], yaxis="Δ PQ"),
-            key="delta_bars")
+            col.metric(
+                f"{name} of B ({name_b})",
+                "–" if vb is None else f"{vb:.1f}",
+                None if va is None or vb is None else f"{vb - va:+.1f} vs A ({name_a})",
+            )
+        st.plotly_chart(
+            figures.bar_chart(
+                deltas["class"],
+                deltas["Δ PQ"].fillna(0),
+                title=f"Per-class PQ change: B ({name_b}) − A ({name_a}), points",
+                colors=[
+                    "#43a047" if (v or 0) >= 0 else "#e53935" for v in deltas["Δ PQ"].fillna(0)
+                ],
+                yaxis="Δ PQ",
+            ),
+            key="delta_bars",
+        )
         st.dataframe(deltas, hide_index=True, width="stretch", key="delta_table")

@@ -1,5 +1,6 @@
 """Inspect: run a model on one image and step through every head's output, click pixels to see how
 they voted, and tune the post-processing live on the cached head outputs."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,10 @@ from panoptic_deeplab import model_card, visualize
 from panoptic_deeplab.errors import UserError
 
 st.title("Inspect")
-st.caption("Upload an image or pick a sample, then step through the model's outputs. Click a pixel to see "
-           "where it voted; the post-processing knobs re-run only the grouping, not the network.")
+st.caption(
+    "Upload an image or pick a sample, then step through the model's outputs. Click a pixel to see "
+    "where it voted; the post-processing knobs re-run only the grouping, not the network."
+)
 
 settings = state.settings()
 models = state.known_models()
@@ -38,27 +41,42 @@ UPLOAD_KEY = f"image_upload_{st.session_state.get('_upload_gen', 0)}"
 
 
 def _on_upload() -> None:
-    st.session_state["sample"] = NO_SAMPLE  # the picker shows that the upload, not a sample, is displayed
+    st.session_state["sample"] = (
+        NO_SAMPLE  # the picker shows that the upload, not a sample, is displayed
+    )
 
 
 def _on_sample() -> None:
     if st.session_state.get("sample") != NO_SAMPLE and st.session_state.get(UPLOAD_KEY) is not None:
-        st.session_state["_upload_gen"] = st.session_state.get("_upload_gen", 0) + 1  # a new uploader: empty
+        st.session_state["_upload_gen"] = (
+            st.session_state.get("_upload_gen", 0) + 1
+        )  # a new uploader: empty
 
 
 top = st.columns([1.2, 1.2, 1])
 with top[0]:
-    uploaded = st.file_uploader("Upload an image", type=None, key=UPLOAD_KEY, on_change=_on_upload,
-                                help="PNG, JPEG, TIFF, BMP, WebP… Large images are downscaled for inspection.")
+    uploaded = st.file_uploader(
+        "Upload an image",
+        type=None,
+        key=UPLOAD_KEY,
+        on_change=_on_upload,
+        help="PNG, JPEG, TIFF, BMP, WebP… Large images are downscaled for inspection.",
+    )
 with top[1]:
     samples = model_io.available_samples(settings.data)
     # The first sample is shown at once, so a new user sees the demo model's output without a click.
     st.session_state.setdefault("sample", next(iter(samples)) if samples else NO_SAMPLE)
     if st.session_state["sample"] not in (NO_SAMPLE, *samples):
         st.session_state["sample"] = NO_SAMPLE
-    sample_name = st.selectbox("…or pick a sample", [NO_SAMPLE, *samples], key="sample", on_change=_on_sample,
-                               format_func=lambda k: f"{NO_SAMPLE} (showing the upload)" if k == NO_SAMPLE and uploaded
-                               else k)
+    sample_name = st.selectbox(
+        "…or pick a sample",
+        [NO_SAMPLE, *samples],
+        key="sample",
+        on_change=_on_sample,
+        format_func=lambda k: (
+            f"{NO_SAMPLE} (showing the upload)" if k == NO_SAMPLE and uploaded else k
+        ),
+    )
 with top[2]:
     model_name = st.selectbox("Model", list(models), key="model")
     card = model_card.read_model_card(models[model_name])
@@ -102,33 +120,67 @@ if domain_warning:
 
 defaults = model_io.default_options(predictor)
 if st.session_state.get("_knobs_for") != model_path:
-    st.session_state.update({"pp_threshold": defaults.center_threshold, "pp_nms": defaults.nms_kernel,
-                             "pp_topk": defaults.keep_k_centers, "pp_stuff": defaults.stuff_area_limit,
-                             "_knobs_for": model_path})
+    st.session_state.update(
+        {
+            "pp_threshold": defaults.center_threshold,
+            "pp_nms": defaults.nms_kernel,
+            "pp_topk": defaults.keep_k_centers,
+            "pp_stuff": defaults.stuff_area_limit,
+            "_knobs_for": model_path,
+        }
+    )
 
 
 def _reset_knobs():
-    st.session_state.update({"pp_threshold": defaults.center_threshold, "pp_nms": defaults.nms_kernel,
-                             "pp_topk": defaults.keep_k_centers, "pp_stuff": defaults.stuff_area_limit})
+    st.session_state.update(
+        {
+            "pp_threshold": defaults.center_threshold,
+            "pp_nms": defaults.nms_kernel,
+            "pp_topk": defaults.keep_k_centers,
+            "pp_stuff": defaults.stuff_area_limit,
+        }
+    )
 
 
 with st.sidebar:
     st.subheader("Post-processing")
     # The knobs applied are the values these widgets return in this run (what their thumbs show),
     # and the caption under them repeats them, so a shown and an applied value cannot drift apart unseen.
-    threshold = st.slider("Center threshold", 0.0, 1.0, step=0.01, key="pp_threshold",
-                          help="Heatmap values at or below this are not centers.")
-    nms = st.select_slider("NMS kernel", options=list(range(1, 52, 2)), key="pp_nms",
-                           help="A center must be the maximum of this window.")
+    threshold = st.slider(
+        "Center threshold",
+        0.0,
+        1.0,
+        step=0.01,
+        key="pp_threshold",
+        help="Heatmap values at or below this are not centers.",
+    )
+    nms = st.select_slider(
+        "NMS kernel",
+        options=list(range(1, 52, 2)),
+        key="pp_nms",
+        help="A center must be the maximum of this window.",
+    )
     topk = st.number_input("Keep top-k centers", 1, 1000, step=1, key="pp_topk")
-    stuff = st.number_input("Stuff area limit (px)", 0, 10_000_000, step=64, key="pp_stuff",
-                            help="Stuff classes with this many pixels or fewer become void (0 = off).")
+    stuff = st.number_input(
+        "Stuff area limit (px)",
+        0,
+        10_000_000,
+        step=64,
+        key="pp_stuff",
+        help="Stuff classes with this many pixels or fewer become void (0 = off).",
+    )
     st.button("Reset to the model's settings", on_click=_reset_knobs)
-    knobs = defaults.replace(center_threshold=float(threshold), nms_kernel=int(nms), keep_k_centers=int(topk),
-                             stuff_area_limit=int(stuff))
-    st.caption(f"Applied: threshold {knobs.center_threshold:.2f}, NMS {knobs.nms_kernel}×{knobs.nms_kernel}, "
-               f"top-{knobs.keep_k_centers}, stuff limit {knobs.stuff_area_limit} px"
-               + ("" if knobs == defaults else " (changed from the model's settings)"))
+    knobs = defaults.replace(
+        center_threshold=float(threshold),
+        nms_kernel=int(nms),
+        keep_k_centers=int(topk),
+        stuff_area_limit=int(stuff),
+    )
+    st.caption(
+        f"Applied: threshold {knobs.center_threshold:.2f}, NMS {knobs.nms_kernel}×{knobs.nms_kernel}, "
+        f"top-{knobs.keep_k_centers}, stuff limit {knobs.stuff_area_limit} px"
+        + ("" if knobs == defaults else " (changed from the model's settings)")
+    )
 started = time.perf_counter()
 fused = model_io.fuse(model_path, digest, knobs, heads)
 fuse_ms = (time.perf_counter() - started) * 1000
@@ -145,18 +197,26 @@ with controls[2]:
 
 segment_rows = views.segment_table(fused, spec)
 n_instances = sum(1 for row in segment_rows if row["kind"] == "thing" and row["instance"] > 0)
-st.caption(f"Showing **{loaded.name}** ({'upload' if uploaded is not None else 'sample'}) with model **{model_name}**.")
+st.caption(
+    f"Showing **{loaded.name}** ({'upload' if uploaded is not None else 'sample'}) with model **{model_name}**."
+)
 summary = st.columns(5)
 summary[0].metric("Image", f"{width}×{height}")
 summary[1].metric("Centers", len(fused.center_points))
 summary[2].metric("Instances", n_instances)
 summary[3].metric("Post-processing", f"{fuse_ms:.0f} ms")
 reference = card.reference
-summary[4].metric("Scene confidence", f"{scene_score:.2f}",
-                  help="Mean over pixels of the largest class probability. "
-                  + (f"On the model's own validation images: mean {reference['mean']:.2f}, 5th percentile "
-                     f"{reference['low']:.2f} ({reference.get('data', '')})." if reference
-                     else "This bundle has no reference figure to compare it with."))
+summary[4].metric(
+    "Scene confidence",
+    f"{scene_score:.2f}",
+    help="Mean over pixels of the largest class probability. "
+    + (
+        f"On the model's own validation images: mean {reference['mean']:.2f}, 5th percentile "
+        f"{reference['low']:.2f} ({reference.get('data', '')})."
+        if reference
+        else "This bundle has no reference figure to compare it with."
+    ),
+)
 
 # -- the clicked pixel --------------------------------------------------------------------------
 
@@ -174,29 +234,70 @@ def _on_select(chart_key: str) -> None:
 
 
 view = views.build_view(stage, image, heads, fused, spec, opacity)
-vote = explain_pixel(st.session_state.pixel_y, st.session_state.pixel_x, heads.offsets, fused.center_points)
+vote = explain_pixel(
+    st.session_state.pixel_y, st.session_state.pixel_x, heads.offsets, fused.center_points
+)
 
 
 def _decorate(fig) -> None:
     """Centers on the center/offset/panoptic views; the clicked pixel's vote on every view."""
     if stage in ("Centers", "Offsets", "Panoptic") and len(fused.center_points):
         pts = fused.center_points
-        figures.add_points(fig, pts[:, 0], pts[:, 1], labels=[f"{s:.2f}" for s in fused.center_scores],
-                           name="center", hover="center %{text}<br>x=%{x} y=%{y}<extra></extra>")
+        figures.add_points(
+            fig,
+            pts[:, 0],
+            pts[:, 1],
+            labels=[f"{s:.2f}" for s in fused.center_scores],
+            name="center",
+            hover="center %{text}<br>x=%{x} y=%{y}<extra></extra>",
+        )
     if stage == "Offsets":
-        y0, x0, y1, x1 = figures.subsample_arrows(views.thing_mask(fused.semantic, spec), heads.offsets)
+        y0, x0, y1, x1 = figures.subsample_arrows(
+            views.thing_mask(fused.semantic, spec), heads.offsets
+        )
         figures.add_arrows(fig, y0, x0, y1, x1, name="offsets")
     if st.session_state.get("show_vote", True):
-        figures.add_points(fig, [vote.y], [vote.x], color="#ffea00", symbol="circle-open", size=12, name="pixel")
-        figures.add_arrows(fig, [vote.y], [vote.x], [vote.vote[0]], [vote.vote[1]], color="#ffea00", width=2.5,
-                           name="vote", head=10)
-        if vote.center is not None and spec.is_thing(int(fused.semantic[vote.y, vote.x])):  # stuff joins no center
-            figures.add_arrows(fig, [vote.vote[0]], [vote.vote[1]], [vote.center[0]], [vote.center[1]],
-                               color="#00ff6a", width=1.5, name="joined center", head=8)
+        figures.add_points(
+            fig, [vote.y], [vote.x], color="#ffea00", symbol="circle-open", size=12, name="pixel"
+        )
+        figures.add_arrows(
+            fig,
+            [vote.y],
+            [vote.x],
+            [vote.vote[0]],
+            [vote.vote[1]],
+            color="#ffea00",
+            width=2.5,
+            name="vote",
+            head=10,
+        )
+        if vote.center is not None and spec.is_thing(
+            int(fused.semantic[vote.y, vote.x])
+        ):  # stuff joins no center
+            figures.add_arrows(
+                fig,
+                [vote.vote[0]],
+                [vote.vote[1]],
+                [vote.center[0]],
+                [vote.center[1]],
+                color="#00ff6a",
+                width=1.5,
+                name="joined center",
+                head=8,
+            )
         if vote.runner_up_index is not None and spec.is_thing(int(fused.semantic[vote.y, vote.x])):
             ry, rx = fused.center_points[vote.runner_up_index]
-            figures.add_arrows(fig, [vote.vote[0]], [vote.vote[1]], [ry], [rx], color="#ff6e40", width=1,
-                               name="runner-up", head=6)
+            figures.add_arrows(
+                fig,
+                [vote.vote[0]],
+                [vote.vote[1]],
+                [ry],
+                [rx],
+                color="#ff6e40",
+                width=1,
+                name="runner-up",
+                head=6,
+            )
 
 
 main, side = st.columns([2.6, 1.2])
@@ -204,35 +305,60 @@ with main:
     if mode == "Overlay" or stage == "Input":
         fig = figures.image_figure(view.overlay, view.hover, title=stage)
         _decorate(fig)
-        st.plotly_chart(fig, key=f"chart_{stage}", on_select=lambda: _on_select(f"chart_{stage}"),
-                        selection_mode="points", config={"scrollZoom": True, "displaylogo": False})
+        st.plotly_chart(
+            fig,
+            key=f"chart_{stage}",
+            on_select=lambda: _on_select(f"chart_{stage}"),
+            selection_mode="points",
+            config={"scrollZoom": True, "displaylogo": False},
+        )
     else:
         left, right = st.columns(2)
         with left:
             fig_in = figures.image_figure(image, view.hover, title="Input", height=None)
-            st.plotly_chart(fig_in, key=f"chart_in_{stage}", on_select=lambda: _on_select(f"chart_in_{stage}"),
-                            selection_mode="points", config={"displaylogo": False})
+            st.plotly_chart(
+                fig_in,
+                key=f"chart_in_{stage}",
+                on_select=lambda: _on_select(f"chart_in_{stage}"),
+                selection_mode="points",
+                config={"displaylogo": False},
+            )
         with right:
             fig = figures.image_figure(view.alone, view.hover, title=stage)
             _decorate(fig)
-            st.plotly_chart(fig, key=f"chart_{stage}", on_select=lambda: _on_select(f"chart_{stage}"),
-                            selection_mode="points", config={"displaylogo": False})
+            st.plotly_chart(
+                fig,
+                key=f"chart_{stage}",
+                on_select=lambda: _on_select(f"chart_{stage}"),
+                selection_mode="points",
+                config={"displaylogo": False},
+            )
     if stage == "Semantic":
         st.html(views.legend_html(spec, fused.semantic))
     elif stage == "Centers":
-        st.caption(f"Colour: raw center heatmap (0 … {float(heads.center_heatmap.max()):.3f}). Markers: the "
-                   f"{len(fused.center_points)} centers kept after threshold {knobs.center_threshold:.2f}, "
-                   f"NMS {knobs.nms_kernel}×{knobs.nms_kernel} and top-{knobs.keep_k_centers}, with their scores.")
+        st.caption(
+            f"Colour: raw center heatmap (0 … {float(heads.center_heatmap.max()):.3f}). Markers: the "
+            f"{len(fused.center_points)} centers kept after threshold {knobs.center_threshold:.2f}, "
+            f"NMS {knobs.nms_kernel}×{knobs.nms_kernel} and top-{knobs.keep_k_centers}, with their scores."
+        )
     elif stage == "Offsets":
-        st.caption("Colour: direction and length of each thing pixel's offset (legend on the right); arrows: "
-                   "a sub-sampled set of offsets, from the pixel to where it votes for its center.")
+        st.caption(
+            "Colour: direction and length of each thing pixel's offset (legend on the right); arrows: "
+            "a sub-sampled set of offsets, from the pixel to where it votes for its center."
+        )
     elif stage == "Panoptic":
-        st.caption("Each thing instance has its own shade of its class colour; white lines are segment borders.")
+        st.caption(
+            "Each thing instance has its own shade of its class colour; white lines are segment borders."
+        )
 
 with side:
     if stage == "Offsets":
-        st.image(visualize.offset_color_wheel(129), caption="Offset colour wheel: hue = direction "
-                 "(→ red, ↓ yellow-green, ← cyan, ↑ violet), saturation = length, white = 0.", width=160)
+        st.image(
+            visualize.offset_color_wheel(129),
+            caption="Offset colour wheel: hue = direction "
+            "(→ red, ↓ yellow-green, ← cyan, ↑ violet), saturation = length, white = 0.",
+            width=160,
+        )
     st.markdown("**Pixel**")
     c1, c2 = st.columns(2)
     c1.number_input("x", 0, width - 1, step=1, key="pixel_x")
@@ -247,7 +373,9 @@ with side:
     rows = {
         "class": f"{views.class_name(spec, label)} ({'thing' if thing else 'stuff'})",
         "probability": views.number(prob[label], 3),
-        "runner-up classes": ", ".join(f"{views.class_name(spec, int(c))} {views.number(prob[c], 2)}" for c in best[1:]),
+        "runner-up classes": ", ".join(
+            f"{views.class_name(spec, int(c))} {views.number(prob[c], 2)}" for c in best[1:]
+        ),
         "offset (dy, dx)": f"({views.number(vote.offset[0], 2)}, {views.number(vote.offset[1], 2)})",
         "votes for (y, x)": f"({views.number(vote.vote[0], 1)}, {views.number(vote.vote[1], 1)})",
         "heatmap here": views.number(heads.center_heatmap[y, x], 3),
@@ -256,11 +384,17 @@ with side:
     if not thing:
         rows["grouping"] = "stuff pixel: not grouped (instance 0); its vote joins no center"
     elif vote.center is not None:
-        rows["joined center"] = (f"#{vote.center_index} at {vote.center}, score "
-                                 f"{views.number(fused.center_scores[vote.center_index], 2)}, "
-                                 f"distance {views.number(vote.distance, 1)}")
-        rows["runner-up center"] = (f"#{vote.runner_up_index} at distance {views.number(vote.runner_up_distance, 1)} "
-                                    f"(margin {views.number(vote.margin, 1)})" if vote.runner_up_index is not None else "none")
+        rows["joined center"] = (
+            f"#{vote.center_index} at {vote.center}, score "
+            f"{views.number(fused.center_scores[vote.center_index], 2)}, "
+            f"distance {views.number(vote.distance, 1)}"
+        )
+        rows["runner-up center"] = (
+            f"#{vote.runner_up_index} at distance {views.number(vote.runner_up_distance, 1)} "
+            f"(margin {views.number(vote.margin, 1)})"
+            if vote.runner_up_index is not None
+            else "none"
+        )
     else:
         rows["joined center"] = "no center detected: all thing pixels of a class form one instance"
     # A static table: long values wrap instead of being cut off at the column's edge.
@@ -284,13 +418,32 @@ def _png(rgb: np.ndarray) -> bytes:
 
 stem = safe_stem(loaded.name)  # an upload's name may carry a path ("../../x.png")
 png_bytes, annotation = downloads.panoptic_files(
-    loaded.name, stem, spec, model_name, prediction=model_io.predict(model_path, digest, image),
-    fused=fused, knobs=knobs, model_knobs=defaults)
+    loaded.name,
+    stem,
+    spec,
+    model_name,
+    prediction=model_io.predict(model_path, digest, image),
+    fused=fused,
+    knobs=knobs,
+    model_knobs=defaults,
+)
 d = st.columns(3)
-d[0].download_button("Panoptic PNG", png_bytes, annotation["annotations"][0]["file_name"], "image/png",
-                     help="COCO panoptic: segment ids 1..n (0 = void), id = R + 256 G + 256² B; the same file `pdl "
-                     "predict` writes (at the model's own post-processing settings).")
-d[1].download_button("Segments JSON", json.dumps(annotation, indent=1), f"{stem}_panoptic.json", "application/json",
-                     help="COCO-panoptic JSON (images, annotations with segments_info, categories), like `pdl "
-                     "predict`'s panoptic.json; `pdl pq` reads it.")
-d[2].download_button(f"{stage} overlay PNG", _png(view.overlay), f"{stem}_{stage.lower()}_overlay.png", "image/png")
+d[0].download_button(
+    "Panoptic PNG",
+    png_bytes,
+    annotation["annotations"][0]["file_name"],
+    "image/png",
+    help="COCO panoptic: segment ids 1..n (0 = void), id = R + 256 G + 256² B; the same file `pdl "
+    "predict` writes (at the model's own post-processing settings).",
+)
+d[1].download_button(
+    "Segments JSON",
+    json.dumps(annotation, indent=1),
+    f"{stem}_panoptic.json",
+    "application/json",
+    help="COCO-panoptic JSON (images, annotations with segments_info, categories), like `pdl "
+    "predict`'s panoptic.json; `pdl pq` reads it.",
+)
+d[2].download_button(
+    f"{stage} overlay PNG", _png(view.overlay), f"{stem}_{stage.lower()}_overlay.png", "image/png"
+)

@@ -5,6 +5,7 @@ Every job is a `pdl train` process started by panoptic_deeplab.jobs (no shell, v
 or, with "Run on: Slurm", a batch job on a Slurm cluster (panoptic_deeplab.jobs.slurm); its records live
 in SQLite under the work directory, so they survive an app restart.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,10 +28,13 @@ from panoptic_deeplab.errors import UserError
 LOSS_COLUMNS = ("loss", "semantic_loss", "center_loss", "offset_loss")
 EVAL_COLUMNS = ("pq", "sq", "rq", "miou")
 STATE_ICONS = {
-    joblib.QUEUED: ":material/schedule:", joblib.RUNNING: ":material/progress_activity:",
-    joblib.SUCCEEDED: ":material/check_circle:", joblib.FAILED: ":material/error:",
+    joblib.QUEUED: ":material/schedule:",
+    joblib.RUNNING: ":material/progress_activity:",
+    joblib.SUCCEEDED: ":material/check_circle:",
+    joblib.FAILED: ":material/error:",
     joblib.CANCELLED: ":material/cancel:",
 }
+
 
 def _shipped_models() -> list[Path]:
     return product_settings.shipped_models()
@@ -65,61 +69,96 @@ for path in sorted(exports.glob("*")) if exports.is_dir() else []:
     if (path / "annotations").is_dir():
         datasets.setdefault(f"{path.name}  (review export)", str(path))
 
+
 @st.cache_data(ttl=60, show_spinner=False)
 def _gpus() -> list:
     return joblib.detect_gpus()  # nvidia-smi takes a moment; GPUs rarely come and go
 
 
 gpus = _gpus()
-run_on = st.radio("Run on", [slurm_form.THIS_MACHINE, slurm_form.SLURM], horizontal=True, key="run_on",
-                  help="Slurm: a batch job on the cluster, one tf.distribute worker per task.")
+run_on = st.radio(
+    "Run on",
+    [slurm_form.THIS_MACHINE, slurm_form.SLURM],
+    horizontal=True,
+    key="run_on",
+    help="Slurm: a batch job on the cluster, one tf.distribute worker per task.",
+)
 
 with st.form("new_job"):
     st.subheader("New fine-tune")
     left, right = st.columns(2)
     with left:
-        base_label = st.selectbox("Base model", list(models) + [NO_BASE], key="base_model",
-                                  help="Its weights initialise the new model (`--init-from`).")
+        base_label = st.selectbox(
+            "Base model",
+            list(models) + [NO_BASE],
+            key="base_model",
+            help="Its weights initialise the new model (`--init-from`).",
+        )
         data_label = st.selectbox("Data set", list(datasets) + ["other…"], key="dataset_choice")
-        data_other = st.text_input("Data set folder (for 'other…')", key="dataset_other",
-                                   placeholder="/path/to/coco-panoptic-root")
+        data_other = st.text_input(
+            "Data set folder (for 'other…')",
+            key="dataset_other",
+            placeholder="/path/to/coco-panoptic-root",
+        )
         name = st.text_input("Job name", value="finetune", key="job_name")
     with right:
         base_path = models.get(base_label)
         bundle_config = str(Path(base_path) / "config.yaml") if base_path else None
         config_options = ([bundle_config] if bundle_config else []) + available_configs()
-        config = st.selectbox("Config", config_options, key="config",
-                              help="The base model's own config keeps the architecture its weights need.")
-        steps = st.number_input("Steps", min_value=1, max_value=1_000_000, value=200, step=50, key="steps")
-        overrides = st.text_area("Overrides (one `section.key=value` per line)", key="overrides",
-                                 placeholder="train.batch_size=4\ntrain.base_learning_rate=0.001")
+        config = st.selectbox(
+            "Config",
+            config_options,
+            key="config",
+            help="The base model's own config keeps the architecture its weights need.",
+        )
+        steps = st.number_input(
+            "Steps", min_value=1, max_value=1_000_000, value=200, step=50, key="steps"
+        )
+        overrides = st.text_area(
+            "Overrides (one `section.key=value` per line)",
+            key="overrides",
+            placeholder="train.batch_size=4\ntrain.base_learning_rate=0.001",
+        )
         if run_on == slurm_form.SLURM:
             slurm = slurm_form.settings(workdir / "runs")
             gpu_ids = []
         elif gpus:
-            chosen = st.multiselect("GPUs", [f"{g.index}: {g.name} ({g.memory_mib} MiB)" for g in gpus],
-                                    default=[f"{gpus[0].index}: {gpus[0].name} ({gpus[0].memory_mib} MiB)"],
-                                    key="gpus")
+            chosen = st.multiselect(
+                "GPUs",
+                [f"{g.index}: {g.name} ({g.memory_mib} MiB)" for g in gpus],
+                default=[f"{gpus[0].index}: {gpus[0].name} ({gpus[0].memory_mib} MiB)"],
+                key="gpus",
+            )
             gpu_ids = [int(c.split(":", 1)[0]) for c in chosen]
         else:
             st.info("No GPU detected: the job runs on the CPU.", icon=":material/memory:")
             gpu_ids = []
-    submitted = st.form_submit_button("Start fine-tune", type="primary", icon=":material/play_arrow:")
+    submitted = st.form_submit_button(
+        "Start fine-tune", type="primary", icon=":material/play_arrow:"
+    )
 
 if submitted:
     dataset = data_other.strip() if data_label == "other…" else datasets.get(data_label, "")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name.strip() or "finetune").strip("-.") or "finetune"
     on_slurm = run_on == slurm_form.SLURM
-    run_dir = (slurm.runs_dir if on_slurm and slurm else workdir / "runs") / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = (
+        slurm.runs_dir if on_slurm and slurm else workdir / "runs"
+    ) / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         if on_slurm and slurm is None:
-            raise UserError("Slurm cannot be reached from here (see above); run on this machine instead")
+            raise UserError(
+                "Slurm cannot be reached from here (see above); run on this machine instead"
+            )
         if not dataset:
             raise UserError("choose a data set (or type its folder under 'other…')")
         if not Path(dataset).expanduser().is_dir():
             raise UserError(f"{dataset}: data set folder not found")
         argv = joblib.train_command(
-            config, Path(dataset).expanduser(), run_dir, steps=int(steps), init_from=base_path,
+            config,
+            Path(dataset).expanduser(),
+            run_dir,
+            steps=int(steps),
+            init_from=base_path,
             overrides=[line.strip() for line in overrides.splitlines() if line.strip()],
         )
         if on_slurm:
@@ -146,12 +185,19 @@ def _loss_figure(df: pd.DataFrame) -> go.Figure | None:
         values.extend(float(v) for v in rows[col])
         fig.add_trace(go.Scatter(x=rows["step"], y=rows[col], mode="lines+markers", name=col))
     positive = [v for v in values if v > 0]
-    log_scale = bool(positive) and len(positive) == len(values) and max(positive) > 10 * min(positive)
+    log_scale = (
+        bool(positive) and len(positive) == len(values) and max(positive) > 10 * min(positive)
+    )
     steps = df["step"].dropna().astype(float)
     pad = max(0.5, 0.02 * (steps.max() - steps.min()))
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), title="Losses",
-                      xaxis=dict(title="step", range=[steps.min() - pad, steps.max() + pad]),
-                      yaxis_type="log" if log_scale else "linear", legend=dict(orientation="h"))
+    fig.update_layout(
+        height=300,
+        margin=dict(l=10, r=10, t=30, b=10),
+        title="Losses",
+        xaxis=dict(title="step", range=[steps.min() - pad, steps.max() + pad]),
+        yaxis_type="log" if log_scale else "linear",
+        legend=dict(orientation="h"),
+    )
     return fig
 
 
@@ -189,15 +235,26 @@ def _job_panel(job: joblib.Job, newest: bool = False) -> None:
         label += f" · step {progress.step}/{progress.total_steps}"
     with st.expander(label, icon=icon, expanded=newest or job.state == joblib.RUNNING):
         cols = st.columns([3, 1, 1, 1])
-        where = (slurm_form.slurm_backend.describe(store, job) if job.backend == joblib.SLURM
-                 else f"GPUs {job.gpus}" if job.gpus else "CPU")
+        where = (
+            slurm_form.slurm_backend.describe(store, job)
+            if job.backend == joblib.SLURM
+            else f"GPUs {job.gpus}"
+            if job.gpus
+            else "CPU"
+        )
         cols[0].caption(f"`pdl {' '.join(job.argv)}`  \nworkdir `{job.workdir}`  \n{where}")
         if job.is_active:
             if cols[1].button("Cancel", key=f"cancel-{job.id}", icon=":material/stop:"):
                 _act(store.cancel, job.id, grace_s=5)
-        elif job.kind == "train" and job.state != joblib.SUCCEEDED:  # a finished run has nothing to resume
-            if cols[1].button("Resume", key=f"resume-{job.id}", icon=":material/replay:",
-                              help="Start again in the same workdir; training continues from its last checkpoint."):
+        elif (
+            job.kind == "train" and job.state != joblib.SUCCEEDED
+        ):  # a finished run has nothing to resume
+            if cols[1].button(
+                "Resume",
+                key=f"resume-{job.id}",
+                icon=":material/replay:",
+                help="Start again in the same workdir; training continues from its last checkpoint.",
+            ):
                 _act(store.resume, job.id)
         show_log = cols[2].toggle("Log", key=f"log-{job.id}")
         if job.message:
@@ -211,8 +268,13 @@ def _job_panel(job: joblib.Job, newest: bool = False) -> None:
             fig = _loss_figure(df)
             if fig is not None:
                 st.plotly_chart(fig, key=f"loss-{job.id}")
-            evals = df[[c for c in ("step", *EVAL_COLUMNS) if c in df.columns]].dropna(subset=[
-                c for c in EVAL_COLUMNS if c in df.columns], how="all") if "step" in df.columns else pd.DataFrame()
+            evals = (
+                df[[c for c in ("step", *EVAL_COLUMNS) if c in df.columns]].dropna(
+                    subset=[c for c in EVAL_COLUMNS if c in df.columns], how="all"
+                )
+                if "step" in df.columns
+                else pd.DataFrame()
+            )
             if len(evals):
                 st.dataframe(evals.tail(10), hide_index=True, key=f"evals-{job.id}")
             last = df[df["loss"].notna()].tail(1) if "loss" in df.columns else pd.DataFrame()
@@ -220,21 +282,35 @@ def _job_panel(job: joblib.Job, newest: bool = False) -> None:
                 metric_cols = st.columns(3)
                 metric_cols[0].metric("loss", f"{float(last['loss'].iloc[0]):.4g}")
                 if "learning_rate" in last and pd.notna(last["learning_rate"].iloc[0]):
-                    metric_cols[1].metric("learning rate", f"{float(last['learning_rate'].iloc[0]):.3g}")
+                    metric_cols[1].metric(
+                        "learning rate", f"{float(last['learning_rate'].iloc[0]):.3g}"
+                    )
                 if "images_per_sec" in last and pd.notna(last["images_per_sec"].iloc[0]):
-                    metric_cols[2].metric("images / s", f"{float(last['images_per_sec'].iloc[0]):.3g}")
+                    metric_cols[2].metric(
+                        "images / s", f"{float(last['images_per_sec'].iloc[0]):.3g}"
+                    )
         if show_log:
             text, hidden = joblog.clean_log(store.read_log(job))
-            if hidden and st.toggle(f"Show {hidden} TensorFlow start-up line(s)", key=f"log-all-{job.id}",
-                                    help="CUDA/oneDNN notices TensorFlow prints at start-up; harmless on a CPU."):
+            if hidden and st.toggle(
+                f"Show {hidden} TensorFlow start-up line(s)",
+                key=f"log-all-{job.id}",
+                help="CUDA/oneDNN notices TensorFlow prints at start-up; harmless on a CPU.",
+            ):
                 text, hidden = store.read_log(job), 0
             elif hidden:
-                st.caption(f"{hidden} TensorFlow start-up line(s) hidden (CUDA/oneDNN notices, harmless on a CPU).")
+                st.caption(
+                    f"{hidden} TensorFlow start-up line(s) hidden (CUDA/oneDNN notices, harmless on a CPU)."
+                )
             st.code(text or "(empty log)", language=None, wrap_lines=True)
             log_path = Path(job.log_path)
             if log_path.is_file():
-                st.download_button("Download the whole log", log_path.read_bytes(), file_name=f"job-{job.id}.log",
-                                   mime="text/plain", key=f"download-log-{job.id}")
+                st.download_button(
+                    "Download the whole log",
+                    log_path.read_bytes(),
+                    file_name=f"job-{job.id}.log",
+                    mime="text/plain",
+                    key=f"download-log-{job.id}",
+                )
 
 
 jobs_list = store.list()
@@ -268,15 +344,24 @@ registered = store.models()
 if not registered:
     st.caption("A model appears here when a training job finishes.")
 else:
-    rows = [{"name": state.job_model_name(r.name, r.job_id), "job": r.job_id,
-             "base": state.model_label(r.base_model) if r.base_model else "",
-             "data set": r.dataset or "", "path": r.path,
-             "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at))} for r in registered]
+    rows = [
+        {
+            "name": state.job_model_name(r.name, r.job_id),
+            "job": r.job_id,
+            "base": state.model_label(r.base_model) if r.base_model else "",
+            "data set": r.dataset or "",
+            "path": r.path,
+            "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at)),
+        }
+        for r in registered
+    ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="models_table")
 
 
 def _eval_split(data: Path) -> str | None:
-    splits = sorted(p.stem[len("panoptic_"):] for p in (data / "annotations").glob("panoptic_*.json"))
+    splits = sorted(
+        p.stem[len("panoptic_") :] for p in (data / "annotations").glob("panoptic_*.json")
+    )
     return "val" if "val" in splits else (splits[0] if splits else None)
 
 
@@ -299,34 +384,58 @@ def _comparison(rec: joblib.ModelRecord, active_outs: set[str]) -> None:
             st.caption(f"No COCO-panoptic split found in `{data}` to compare on.")
             return
         results_dir = workdir / "results"
-        paths = {"base": er.result_path(results_dir, base, data, split, 0, label=base_name),
-                 "fine-tuned": er.result_path(results_dir, model, data, split, 0, label=name)}
+        paths = {
+            "base": er.result_path(results_dir, base, data, split, 0, label=base_name),
+            "fine-tuned": er.result_path(results_dir, model, data, split, 0, label=name),
+        }
         results = {k: _read_result(p) for k, p in paths.items()}
         if all(results.values()):
             delta = er.compare(results["base"], results["fine-tuned"])
-            delta = delta.rename(columns=lambda c: c.replace(" A", " base").replace(" B", " fine-tuned"))
-            st.caption(f"On `{data.name}/{split}`: {name} − {base_name} (points; positive = better after fine-tuning).")
-            fig = go.Figure(go.Bar(x=delta["class"], y=delta["Δ PQ"],
-                                   marker_color=["#2e7d32" if (v or 0) >= 0 else "#c62828" for v in delta["Δ PQ"]]))
-            fig.update_layout(height=280, margin=dict(l=10, r=10, t=30, b=10), title="Δ PQ per class",
-                              yaxis_title="points")
+            delta = delta.rename(
+                columns=lambda c: c.replace(" A", " base").replace(" B", " fine-tuned")
+            )
+            st.caption(
+                f"On `{data.name}/{split}`: {name} − {base_name} (points; positive = better after fine-tuning)."
+            )
+            fig = go.Figure(
+                go.Bar(
+                    x=delta["class"],
+                    y=delta["Δ PQ"],
+                    marker_color=["#2e7d32" if (v or 0) >= 0 else "#c62828" for v in delta["Δ PQ"]],
+                )
+            )
+            fig.update_layout(
+                height=280,
+                margin=dict(l=10, r=10, t=30, b=10),
+                title="Δ PQ per class",
+                yaxis_title="points",
+            )
             st.plotly_chart(fig, key=f"delta-{rec.id}")
             st.dataframe(delta, hide_index=True, key=f"delta-table-{rec.id}")
             return
         missing = [k for k, r in results.items() if r is None]
         running = [k for k in missing if str(paths[k]) in active_outs]
         if running:
-            st.caption(f"Evaluating {' and '.join(running)} on `{data.name}/{split}`… (see the job list)")
-        elif st.button(f"Evaluate {' and '.join(missing)} on {data.name}/{split}", key=f"evaluate-{rec.id}",
-                       icon=":material/analytics:"):
+            st.caption(
+                f"Evaluating {' and '.join(running)} on `{data.name}/{split}`… (see the job list)"
+            )
+        elif st.button(
+            f"Evaluate {' and '.join(missing)} on {data.name}/{split}",
+            key=f"evaluate-{rec.id}",
+            icon=":material/analytics:",
+        ):
             results_dir.mkdir(parents=True, exist_ok=True)
             for k in missing:
                 src, src_name = (base, base_name) if k == "base" else (model, name)
-                store.submit(er.evaluate_argv(src, data, split, 0, paths[k]), name=f"evaluate {src_name}")
+                store.submit(
+                    er.evaluate_argv(src, data, split, 0, paths[k]), name=f"evaluate {src_name}"
+                )
             st.rerun()
 
 
-active_outs = {joblib.option_value(j.argv, "--out") for j in store.list(kind="evaluate") if j.is_active}
+active_outs = {
+    joblib.option_value(j.argv, "--out") for j in store.list(kind="evaluate") if j.is_active
+}
 for rec in registered:
     if rec.base_model:
         _comparison(rec, active_outs)

@@ -9,6 +9,7 @@
 A bundle is written to a temporary sibling directory and renamed into place, so a reader never sees
 half a bundle. See docs/bundle-format.md.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,9 +52,17 @@ def is_bundle(path: str | Path) -> bool:
     return (Path(path) / "bundle.json").is_file()
 
 
-def save_bundle(directory: str | Path, model, config: Config, spec: DatasetSpec, metrics: dict | None = None,
-                steps: int | None = None, source: dict | None = None, domain: str | None = None,
-                precision: str | None = None) -> Path:
+def save_bundle(
+    directory: str | Path,
+    model,
+    config: Config,
+    spec: DatasetSpec,
+    metrics: dict | None = None,
+    steps: int | None = None,
+    source: dict | None = None,
+    domain: str | None = None,
+    precision: str | None = None,
+) -> Path:
     """Write ``model`` (built from ``config``) with its class metadata and metrics to ``directory``,
     replacing an existing bundle there atomically. ``source`` (e.g. where imported weights came
     from) goes into bundle.json, ``domain``: one line on the images it was trained on (shown
@@ -100,7 +109,9 @@ def read_bundle_metadata(directory: str | Path) -> tuple[Config, DatasetSpec, di
     """Config, spec, metrics and bundle.json of a bundle, without TensorFlow."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise CheckpointError(f"{directory}: no such bundle directory. Give the folder that holds bundle.json (e.g. WORKDIR/model).")
+        raise CheckpointError(
+            f"{directory}: no such bundle directory. Give the folder that holds bundle.json (e.g. WORKDIR/model)."
+        )
     for name in BUNDLE_FILES:
         if not (directory / name).is_file():
             raise CheckpointError(
@@ -117,19 +128,26 @@ def read_bundle_metadata(directory: str | Path) -> tuple[Config, DatasetSpec, di
     import yaml
 
     try:
-        config = from_dict(yaml.safe_load((directory / "config.yaml").read_text()) or {}, source=str(directory / "config.yaml"))
+        config = from_dict(
+            yaml.safe_load((directory / "config.yaml").read_text()) or {},
+            source=str(directory / "config.yaml"),
+        )
     except (ConfigError, yaml.YAMLError) as err:
         raise CheckpointError(f"{directory / 'config.yaml'}: not a valid config ({err}).") from None
     try:
         spec = DatasetSpec.from_dict(_read_json(directory / "dataset_spec.json"))
     except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{directory / 'dataset_spec.json'}: invalid class table ({err!r}).") from None
+        raise CheckpointError(
+            f"{directory / 'dataset_spec.json'}: invalid class table ({err!r})."
+        ) from None
     metrics_path = directory / "metrics.json"
     metrics = _read_json(metrics_path) if metrics_path.is_file() else {}
     return config, spec, metrics, info
 
 
-def load_bundle(directory: str | Path, input_shape: tuple[int, int] | None = None, precision: str | None = None) -> Bundle:
+def load_bundle(
+    directory: str | Path, input_shape: tuple[int, int] | None = None, precision: str | None = None
+) -> Bundle:
     """Read a bundle and build its model with the weights loaded, in ``precision`` (auto | fp32 |
     bf16 | fp16; None: ``$PDL_PRECISION``, else the bundle's default, see ``Bundle.default_precision``). The weights are
     float32 in every precision (mixed precision keeps float32 variables)."""
@@ -142,18 +160,34 @@ def load_bundle(directory: str | Path, input_shape: tuple[int, int] | None = Non
         precision = parse_precision(os.environ["PDL_PRECISION"], source="PDL_PRECISION")
     from_bundle = precision is None and bool(info.get("precision"))
     if precision is None:
-        precision = parse_precision(info.get("precision") or "auto", source=f"{directory / 'bundle.json'}: precision")
+        precision = parse_precision(
+            info.get("precision") or "auto", source=f"{directory / 'bundle.json'}: precision"
+        )
     choice = choose_precision(precision)
     if from_bundle and choice.requested != "auto":
-        choice = dataclasses.replace(choice, reason=f"the bundle's default, {directory / 'bundle.json'}")
+        choice = dataclasses.replace(
+            choice, reason=f"the bundle's default, {directory / 'bundle.json'}"
+        )
     # The config records the training precision; inference builds the network in the chosen one.
     config.model.dtype_policy = choice.policy
     # A bundle carries its weights; a pretrained-backbone path in the config is not needed (nor present
     # on another machine).
     config.model.pretrained_backbone = None
     model = build_model(config, num_classes=spec.num_classes, input_shape=input_shape)
-    load_weights_checked(model, directory / WEIGHTS_FILE, hint="the bundle's config.yaml does not describe these weights; re-save the bundle")
-    return Bundle(path=directory, config=config, spec=spec, model=model, metrics=metrics, info=info, precision=choice)
+    load_weights_checked(
+        model,
+        directory / WEIGHTS_FILE,
+        hint="the bundle's config.yaml does not describe these weights; re-save the bundle",
+    )
+    return Bundle(
+        path=directory,
+        config=config,
+        spec=spec,
+        model=model,
+        metrics=metrics,
+        info=info,
+        precision=choice,
+    )
 
 
 class WeightsMismatchError(CheckpointError):
@@ -182,7 +216,9 @@ def load_weights_checked(model, path: str | Path, hint: str, skip_mismatch: bool
     except (ValueError, KeyError, OSError) as err:
         summary, layers = _describe_mismatch(str(err))
         message = f"{path}: weights do not match the model ({summary}). Fix: {hint}."
-        raise (WeightsMismatchError(message, layers) if layers else CheckpointError(message)) from None
+        raise (
+            WeightsMismatchError(message, layers) if layers else CheckpointError(message)
+        ) from None
 
 
 def _describe_mismatch(text: str) -> tuple[str, list[str]]:
@@ -195,10 +231,14 @@ def _describe_mismatch(text: str) -> tuple[str, list[str]]:
     variable = re.search(r"Target variable: <Variable path=([^,>\s]+)", text)
     if not (layers and shapes and variable):
         return first, layers
-    summary = (f"{len(layers)} layer(s) differ, e.g. {variable.group(1)} is {shapes.group(1)} in the model "
-               f"but {shapes.group(2)} in the file")
+    summary = (
+        f"{len(layers)} layer(s) differ, e.g. {variable.group(1)} is {shapes.group(1)} in the model "
+        f"but {shapes.group(2)} in the file"
+    )
     if layers == [CLASS_LAYER]:
-        summary += "; only the class count differs (the weights were trained on another class table)"
+        summary += (
+            "; only the class count differs (the weights were trained on another class table)"
+        )
     return summary, layers
 
 
@@ -206,7 +246,9 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err}). The bundle is damaged; save it again.") from None
+        raise CheckpointError(
+            f"{path}: not valid JSON ({err}). The bundle is damaged; save it again."
+        ) from None
 
 
 def _plain(value):

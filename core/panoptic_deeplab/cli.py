@@ -9,6 +9,7 @@ TensorFlow's C++ start-up lines (oneDNN, CUDA drivers, cuInit) are hidden unless
 that use TensorFlow, stderr is silenced while it is imported (those lines are written before its
 log level is read).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,21 +25,47 @@ from .errors import UserError
 
 # sub-command -> (module, one-line help)
 COMMANDS = {
-    "model-summary": ("panoptic_deeplab.commands.model_summary", "build a model from a config and print its size"),
-    "make-dataset": ("panoptic_deeplab.commands.make_dataset", "generate the synthetic street data set"),
-    "check-dataset": ("panoptic_deeplab.commands.check_dataset", "validate a COCO-panoptic or Cityscapes data set"),
+    "model-summary": (
+        "panoptic_deeplab.commands.model_summary",
+        "build a model from a config and print its size",
+    ),
+    "make-dataset": (
+        "panoptic_deeplab.commands.make_dataset",
+        "generate the synthetic street data set",
+    ),
+    "check-dataset": (
+        "panoptic_deeplab.commands.check_dataset",
+        "validate a COCO-panoptic or Cityscapes data set",
+    ),
     "train": ("panoptic_deeplab.commands.train", "train or fine-tune a model"),
     "predict": ("panoptic_deeplab.commands.predict", "run a model bundle on images or a data set"),
-    "evaluate": ("panoptic_deeplab.commands.evaluate", "predict on a data set and compute PQ / mIoU / AP"),
-    "pq": ("panoptic_deeplab.commands.pq", "panoptic quality of COCO-panoptic predictions (no TensorFlow)"),
-    "export": ("panoptic_deeplab.commands.export", "export a bundle as SavedModel, TFLite, ONNX or OpenVINO"),
-    "import": ("panoptic_deeplab.commands.import_model", "import a deeplab2 checkpoint as a model bundle"),
+    "evaluate": (
+        "panoptic_deeplab.commands.evaluate",
+        "predict on a data set and compute PQ / mIoU / AP",
+    ),
+    "pq": (
+        "panoptic_deeplab.commands.pq",
+        "panoptic quality of COCO-panoptic predictions (no TensorFlow)",
+    ),
+    "export": (
+        "panoptic_deeplab.commands.export",
+        "export a bundle as SavedModel, TFLite, ONNX or OpenVINO",
+    ),
+    "import": (
+        "panoptic_deeplab.commands.import_model",
+        "import a deeplab2 checkpoint as a model bundle",
+    ),
     "app": ("panoptic_deeplab.commands.app", "start the browser app"),
-    "jobs": ("panoptic_deeplab.commands.jobs", "list, show, cancel, resume or submit background jobs"),
+    "jobs": (
+        "panoptic_deeplab.commands.jobs",
+        "list, show, cancel, resume or submit background jobs",
+    ),
 }
 
 TENSORFLOW_COMMANDS = {"model-summary", "train", "predict", "evaluate", "export", "import"}
-VERBOSE_HELP = "show TensorFlow's C++ log lines (oneDNN, CUDA; hidden unless TF_CPP_MIN_LOG_LEVEL is set)"
+VERBOSE_HELP = (
+    "show TensorFlow's C++ log lines (oneDNN, CUDA; hidden unless TF_CPP_MIN_LOG_LEVEL is set)"
+)
 
 
 def quiet_tensorflow(verbose: bool) -> bool:
@@ -72,7 +99,9 @@ def _stderr_silenced():
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pdl", description="Panoptic-DeepLab toolkit")
-    parser.add_argument("--version", action="version", version=f"pdl (panoptic-deeplab) {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"pdl (panoptic-deeplab) {__version__}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module_name, help_text) in COMMANDS.items():

@@ -4,6 +4,7 @@ A config is addressed by name (``cityscapes/resnet50_os32``, resolved inside the
 path to a YAML file. Unknown keys are errors that name the key and suggest the closest valid one,
 so a typo never silently falls back to a default.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,8 +22,6 @@ from .errors import ConfigError
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-
-
 
 
 @dataclass
@@ -51,7 +50,10 @@ class ModelConfig:
     semantic_decoder: DecoderConfig = field(default_factory=DecoderConfig)
     instance_decoder: DecoderConfig = field(
         default_factory=lambda: DecoderConfig(
-            aspp_channels=256, low_level_project_channels=(32, 16), decoder_channels=128, head_channels=32
+            aspp_channels=256,
+            low_level_project_channels=(32, 16),
+            decoder_channels=128,
+            head_channels=32,
         )
     )
     bn_momentum: float = 0.99
@@ -100,7 +102,9 @@ class TrainConfig:
     keep_checkpoints: int = 3  # rolling resume checkpoints (model + optimizer), the newest ones
     keep_history: int = 10  # model-only snapshots spread over the run (WORKDIR/history; 0 = none)
     eval_every: int = 0  # 0 = no periodic evaluation
-    log_every: int = 20  # at most; short runs log more often, so every run draws a curve (monitor.log_interval)
+    log_every: int = (
+        20  # at most; short runs log more often, so every run draws a curve (monitor.log_interval)
+    )
     xla: bool = False
     strategy: str = "auto"  # one of STRATEGIES
     seed: int = 0
@@ -141,14 +145,18 @@ class Config:
 
 def available_configs() -> list[str]:
     """Names of the presets shipped with the package, e.g. ``cityscapes/resnet50_os32``."""
-    return sorted(str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.glob("*/*.yaml"))
+    return sorted(
+        str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.glob("*/*.yaml")
+    )
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
-            raise ConfigError(f"{path}: config file not found. Give a path to a YAML file or a preset name.")
+            raise ConfigError(
+                f"{path}: config file not found. Give a path to a YAML file or a preset name."
+            )
         return path
     preset = CONFIG_DIR / f"{name_or_path}.yaml"
     if preset.is_file():
@@ -156,18 +164,26 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     names = available_configs()
     close = difflib.get_close_matches(str(name_or_path), names, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise ConfigError(f"unknown config '{name_or_path}'.{hint} Available presets: {', '.join(names)}")
+    raise ConfigError(
+        f"unknown config '{name_or_path}'.{hint} Available presets: {', '.join(names)}"
+    )
 
 
-def load_config(name_or_path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> Config:
+def load_config(
+    name_or_path: str | Path, overrides: dict[str, Any] | list[str] | None = None
+) -> Config:
     """Load a preset by name or a YAML file by path, then apply dotted-key overrides."""
     path = resolve_config_path(name_or_path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err}). Fix the syntax at the line shown.") from None
+        raise ConfigError(
+            f"{path}: not valid YAML ({err}). Fix the syntax at the line shown."
+        ) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections (model:, dataset:, ...), got {type(data).__name__}.")
+        raise ConfigError(
+            f"{path}: expected a mapping of sections (model:, dataset:, ...), got {type(data).__name__}."
+        )
     data.setdefault("name", _preset_name(path))
     config = from_dict(data, source=str(path))
     return config.replace(overrides) if overrides else config
@@ -186,7 +202,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"override '{item}' must look like section.key=value, e.g. train.steps=100")
+            raise ConfigError(
+                f"override '{item}' must look like section.key=value, e.g. train.steps=100"
+            )
         key, raw = item.split("=", 1)
         out[key.strip()] = yaml.safe_load(raw)
     return out
@@ -223,7 +241,9 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any, source: str) -> N
         if not isinstance(node.get(part), dict):
             valid = [k for k, v in node.items() if isinstance(v, dict)]
             where = ".".join(parts[:i]) or "top level"
-            raise ConfigError(f"{source}: unknown section '{part}' in '{dotted}' ({where}).{_suggest(part, valid)}")
+            raise ConfigError(
+                f"{source}: unknown section '{part}' in '{dotted}' ({where}).{_suggest(part, valid)}"
+            )
         node = node[part]
     if parts[-1] not in node:
         raise ConfigError(f"{source}: unknown key '{dotted}'.{_suggest(parts[-1], list(node))}")
@@ -268,6 +288,8 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
             return float(value)
         except ValueError:
             pass
-    if hint in (int, float, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+    if hint in (int, float, str, bool) and not (
+        isinstance(value, hint) and not (hint is int and isinstance(value, bool))
+    ):
         raise ConfigError(f"{source}: '{key}' must be {hint.__name__}, got {value!r}.")
     return value

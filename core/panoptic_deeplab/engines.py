@@ -11,6 +11,7 @@ Precisions per engine: TensorFlow fp32 / bf16 / fp16 (Keras mixed precision); Op
 / fp16 (its ``INFERENCE_PRECISION_HINT``; the file stays float32); ONNX Runtime fp32 only (its CPU
 provider has no bfloat16 convolution kernels).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,7 +30,11 @@ log = logging.getLogger(__name__)
 BACKENDS = ("tf", "onnx", "openvino")
 OUTPUTS = ("semantic_logits", "center_heatmap", "offsets")
 SUFFIX = {"onnx": ".onnx", "openvino": ".xml"}
-PRECISIONS = {"tf": ("fp32", "bf16", "fp16"), "onnx": ("fp32",), "openvino": ("fp32", "bf16", "fp16")}
+PRECISIONS = {
+    "tf": ("fp32", "bf16", "fp16"),
+    "onnx": ("fp32",),
+    "openvino": ("fp32", "bf16", "fp16"),
+}
 OPENVINO_HINT = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 
 
@@ -37,8 +42,10 @@ def check_backend(backend: str, precision: str) -> None:
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}.")
     if precision not in PRECISIONS[backend]:
-        raise UserError(f"--backend {backend} runs {' / '.join(PRECISIONS[backend])} only, not {precision}; "
-                        f"give --precision fp32 or another --backend.")
+        raise UserError(
+            f"--backend {backend} runs {' / '.join(PRECISIONS[backend])} only, not {precision}; "
+            f"give --precision fp32 or another --backend."
+        )
 
 
 def engine_cache_dir() -> Path:
@@ -54,9 +61,13 @@ def cached_export(bundle, backend: str) -> Path:
     digest = hashlib.sha256()
     for name in ("model.weights.h5", "config.yaml", "dataset_spec.json"):
         digest.update((Path(bundle.path) / name).read_bytes())
-    path = engine_cache_dir() / f"{Path(bundle.path).name}-{digest.hexdigest()[:16]}{SUFFIX[backend]}"
+    path = (
+        engine_cache_dir() / f"{Path(bundle.path).name}-{digest.hexdigest()[:16]}{SUFFIX[backend]}"
+    )
     if not path.is_file():
-        log.warning("converting %s for %s (first use; cached in %s)", bundle.path, backend, path.parent)
+        log.warning(
+            "converting %s for %s (first use; cached in %s)", bundle.path, backend, path.parent
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{os.getpid()}-{path.name}")
         (export_onnx if backend == "onnx" else export_openvino)(bundle, tmp, overwrite=True)
@@ -71,11 +82,24 @@ class ExportedNetwork:
 
     layers: list = []  # no Keras layers (InferencePipeline looks for ASPP pooling layers)
 
-    def __init__(self, path: str | Path, backend: str, precision: str = "fp32", num_classes: int | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        backend: str,
+        precision: str = "fp32",
+        num_classes: int | None = None,
+    ):
         check_backend(backend, precision)
-        self.path, self.backend, self.precision, self.num_classes = Path(path), backend, precision, num_classes
+        self.path, self.backend, self.precision, self.num_classes = (
+            Path(path),
+            backend,
+            precision,
+            num_classes,
+        )
         if not self.path.is_file():
-            raise UserError(f"{self.path}: no such {backend} model file. Export one with `pdl export --format {backend}`.")
+            raise UserError(
+                f"{self.path}: no such {backend} model file. Export one with `pdl export --format {backend}`."
+            )
         self._run = self._onnx_runner() if backend == "onnx" else self._openvino_runner()
 
     def _onnx_runner(self):
@@ -94,8 +118,14 @@ class ExportedNetwork:
         import openvino as ov
 
         core = ov.Core()
-        compiled = core.compile_model(str(self.path), "CPU", {"INFERENCE_PRECISION_HINT": OPENVINO_HINT[self.precision],
-                                                             "PERFORMANCE_HINT": "LATENCY"})
+        compiled = core.compile_model(
+            str(self.path),
+            "CPU",
+            {
+                "INFERENCE_PRECISION_HINT": OPENVINO_HINT[self.precision],
+                "PERFORMANCE_HINT": "LATENCY",
+            },
+        )
         request = compiled.create_infer_request()
         names = [o.get_any_name() for o in compiled.outputs]
         # TensorFlow may run two calls at once (the mirrored test-time run); one request serves one.
@@ -104,7 +134,9 @@ class ExportedNetwork:
         def run(images: np.ndarray) -> dict:
             with busy:
                 results = request.infer({0: images})
-                return {name: np.array(results[output]) for name, output in zip(names, compiled.outputs)}
+                return {
+                    name: np.array(results[output]) for name, output in zip(names, compiled.outputs)
+                }
 
         return run
 
@@ -118,7 +150,9 @@ class ExportedNetwork:
             out = self.run_numpy(x)
             return [out[k] for k in OUTPUTS]
 
-        results = tf.numpy_function(run, [tf.cast(images, tf.float32)], [tf.float32] * 3, stateful=False)
+        results = tf.numpy_function(
+            run, [tf.cast(images, tf.float32)], [tf.float32] * 3, stateful=False
+        )
         out = {}
         for key, value, channels in zip(OUTPUTS, results, (self.num_classes, 1, 2)):
             value.set_shape([*images.shape[:3], channels])

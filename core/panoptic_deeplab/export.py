@@ -34,6 +34,7 @@ where). ``Predictor(..., backend="onnx"|"openvino")`` runs these files and does 
 test-time flip and post-processing around them, exactly as for TensorFlow. The files are float32;
 OpenVINO runs them in bfloat16 when asked (``INFERENCE_PRECISION_HINT``).
 """
+
 from __future__ import annotations
 
 import json
@@ -72,17 +73,33 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
 
 
-def export_saved_model(bundle_or_path, out_dir: str | Path, *, scales=(1.0,), flip: bool = False,
-                       max_side: int | None = None, pad_to: str = "crop", overwrite: bool = False,
-                       **postprocess_overrides) -> Path:
+def export_saved_model(
+    bundle_or_path,
+    out_dir: str | Path,
+    *,
+    scales=(1.0,),
+    flip: bool = False,
+    max_side: int | None = None,
+    pad_to: str = "crop",
+    overwrite: bool = False,
+    **postprocess_overrides,
+) -> Path:
     """Write a SavedModel with the whole pipeline (see the module docstring); returns ``out_dir``."""
     from .inference import InferencePipeline
 
     bundle = _bundle(bundle_or_path)
     out = Path(out_dir)
     _prepare_out(out, overwrite)
-    pipeline = InferencePipeline(bundle.model, bundle.config, bundle.spec, scales=scales, flip=flip,
-                                 max_side=max_side, pad_to=pad_to, **postprocess_overrides)
+    pipeline = InferencePipeline(
+        bundle.model,
+        bundle.config,
+        bundle.spec,
+        scales=scales,
+        flip=flip,
+        max_side=max_side,
+        pad_to=pad_to,
+        **postprocess_overrides,
+    )
 
     # The pipeline is traced once, for batches; the single-image signature calls that function.
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
@@ -98,11 +115,18 @@ def export_saved_model(bundle_or_path, out_dir: str | Path, *, scales=(1.0,), fl
     module.model_variables = list(bundle.model.variables)  # tracked, so saved with the graph
     module.serve_batch, module.serve_image = serve_batch, serve_image
     # No custom gradients: the export is for inference, and saving them doubles the export time.
-    tf.saved_model.save(module, str(out), signatures={SIGNATURE_BATCH: serve_batch, SIGNATURE_IMAGE: serve_image},
-                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+    tf.saved_model.save(
+        module,
+        str(out),
+        signatures={SIGNATURE_BATCH: serve_batch, SIGNATURE_IMAGE: serve_image},
+        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
+    )
     meta = {
         "format": "saved_model",
-        "signatures": {SIGNATURE_BATCH: "images uint8 [B, H, W, 3]", SIGNATURE_IMAGE: "image uint8 [H, W, 3]"},
+        "signatures": {
+            SIGNATURE_BATCH: "images uint8 [B, H, W, 3]",
+            SIGNATURE_IMAGE: "image uint8 [H, W, 3]",
+        },
         "scales": list(pipeline.scales),
         "flip": pipeline.flip,
         "max_side": pipeline.max_side,
@@ -115,8 +139,13 @@ def export_saved_model(bundle_or_path, out_dir: str | Path, *, scales=(1.0,), fl
     return out
 
 
-def export_tflite(bundle_or_path, out_path: str | Path, *, input_size: tuple[int, int] | None = None,
-                  overwrite: bool = False) -> Path:
+def export_tflite(
+    bundle_or_path,
+    out_path: str | Path,
+    *,
+    input_size: tuple[int, int] | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write a TFLite file with the network at a fixed input size (see the module docstring)."""
     bundle = _bundle(bundle_or_path)
     out = Path(out_path)
@@ -129,7 +158,10 @@ def export_tflite(bundle_or_path, out_path: str | Path, *, input_size: tuple[int
     @tf.function(input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32, name="image")])
     def network(image):
         outputs = model(image, training=False)
-        return {k: tf.cast(outputs[k], tf.float32) for k in ("semantic_logits", "center_heatmap", "offsets")}
+        return {
+            k: tf.cast(outputs[k], tf.float32)
+            for k in ("semantic_logits", "center_heatmap", "offsets")
+        }
 
     # Through a SavedModel: the converter then freezes the weights into the file and keeps the
     # signature's output names (a bare concrete function keeps them as uninitialised variables).
@@ -146,14 +178,24 @@ def export_tflite(bundle_or_path, out_path: str | Path, *, input_size: tuple[int
         try:
             data = converter.convert()
         except Exception as err:  # noqa: BLE001 - the converter raises many types; report them plainly
-            raise UserError(f"TFLite conversion of {bundle.config.model.backbone} failed ({str(err).splitlines()[0]}). "
-                            "Export a SavedModel instead (--format saved_model).") from None
+            raise UserError(
+                f"TFLite conversion of {bundle.config.model.backbone} failed ({str(err).splitlines()[0]}). "
+                "Export a SavedModel instead (--format saved_model)."
+            ) from None
     out.write_bytes(data)
-    meta = {"format": "tflite", "input": {"name": "image", "shape": [1, height, width, 3], "dtype": "float32",
-                                          "range": "RGB 0..255, pad with 127.5"},
-            "outputs": ["semantic_logits", "center_heatmap", "offsets"], "postprocess_inside": False,
-            "postprocess": PostProcessOptions.from_config(bundle.config, bundle.spec).to_dict(),
-            "dataset_spec": bundle.spec.to_dict()}
+    meta = {
+        "format": "tflite",
+        "input": {
+            "name": "image",
+            "shape": [1, height, width, 3],
+            "dtype": "float32",
+            "range": "RGB 0..255, pad with 127.5",
+        },
+        "outputs": ["semantic_logits", "center_heatmap", "offsets"],
+        "postprocess_inside": False,
+        "postprocess": PostProcessOptions.from_config(bundle.config, bundle.spec).to_dict(),
+        "dataset_spec": bundle.spec.to_dict(),
+    }
     out.with_suffix(out.suffix + ".json").write_text(json.dumps(meta, indent=2))
     return out
 
@@ -171,13 +213,22 @@ def _network_function(model, input_shape=(None, None, None, 3)):
 
 def _network_meta(bundle, fmt: str) -> dict:
     """The sidecar JSON of the network-only formats: what goes in, what comes out, what to run after."""
-    return {"format": fmt, "input": {"name": "image", "shape": ["B", "H", "W", 3], "dtype": "float32",
-                                     "range": "RGB 0..255, pad with 127.5 to k*output_stride+1 (and to the crop)"},
-            "outputs": list(RAW_OUTPUTS), "postprocess_inside": False,
-            "output_stride": bundle.config.model.output_stride, "crop_size": list(bundle.config.dataset.crop_size),
-            "postprocess": PostProcessOptions.from_config(bundle.config, bundle.spec).to_dict(),
-            "dataset_spec": bundle.spec.to_dict(),
-            "config": bundle.config.to_dict()}
+    return {
+        "format": fmt,
+        "input": {
+            "name": "image",
+            "shape": ["B", "H", "W", 3],
+            "dtype": "float32",
+            "range": "RGB 0..255, pad with 127.5 to k*output_stride+1 (and to the crop)",
+        },
+        "outputs": list(RAW_OUTPUTS),
+        "postprocess_inside": False,
+        "output_stride": bundle.config.model.output_stride,
+        "crop_size": list(bundle.config.dataset.crop_size),
+        "postprocess": PostProcessOptions.from_config(bundle.config, bundle.spec).to_dict(),
+        "dataset_spec": bundle.spec.to_dict(),
+        "config": bundle.config.to_dict(),
+    }
 
 
 def _float32_bundle(bundle):
@@ -189,7 +240,9 @@ def _float32_bundle(bundle):
     return bundle
 
 
-def export_onnx(bundle_or_path, out_path: str | Path, *, overwrite: bool = False, opset: int = 17) -> Path:
+def export_onnx(
+    bundle_or_path, out_path: str | Path, *, overwrite: bool = False, opset: int = 17
+) -> Path:
     """Write the network as an ONNX file with tf2onnx (see the module docstring)."""
     import tf2onnx
 
@@ -198,13 +251,18 @@ def export_onnx(bundle_or_path, out_path: str | Path, *, overwrite: bool = False
     _prepare_out(out, overwrite)
     network = _network_function(bundle.model)
     try:
-        tf2onnx.convert.from_function(network, input_signature=network.input_signature, opset=opset,
-                                      output_path=str(out))
+        tf2onnx.convert.from_function(
+            network, input_signature=network.input_signature, opset=opset, output_path=str(out)
+        )
     except Exception as err:  # noqa: BLE001 - the converter raises many types; report them plainly
         out.unlink(missing_ok=True)
-        raise UserError(f"ONNX conversion of {bundle.config.model.backbone} failed ({str(err).splitlines()[0]}). "
-                        "Export a SavedModel instead (--format saved_model).") from None
-    out.with_suffix(out.suffix + ".json").write_text(json.dumps(_network_meta(bundle, "onnx"), indent=2))
+        raise UserError(
+            f"ONNX conversion of {bundle.config.model.backbone} failed ({str(err).splitlines()[0]}). "
+            "Export a SavedModel instead (--format saved_model)."
+        ) from None
+    out.with_suffix(out.suffix + ".json").write_text(
+        json.dumps(_network_meta(bundle, "onnx"), indent=2)
+    )
     return out
 
 
@@ -216,7 +274,9 @@ def export_openvino(bundle_or_path, out_path: str | Path, *, overwrite: bool = F
     bundle = _float32_bundle(_bundle(bundle_or_path))
     out = Path(out_path)
     if out.suffix != ".xml":
-        raise UserError(f"{out}: an OpenVINO model is NAME.xml (with NAME.bin beside it); give --out NAME.xml.")
+        raise UserError(
+            f"{out}: an OpenVINO model is NAME.xml (with NAME.bin beside it); give --out NAME.xml."
+        )
     for path in (out, out.with_suffix(".bin")):
         if path.exists():
             _prepare_out(path, overwrite)
@@ -229,8 +289,10 @@ def export_openvino(bundle_or_path, out_path: str | Path, *, overwrite: bool = F
         try:
             model = ov.convert_model(tmp)
         except Exception as err:  # noqa: BLE001
-            raise UserError(f"OpenVINO conversion of {bundle.config.model.backbone} failed "
-                            f"({str(err).splitlines()[0]}). Export a SavedModel instead.") from None
+            raise UserError(
+                f"OpenVINO conversion of {bundle.config.model.backbone} failed "
+                f"({str(err).splitlines()[0]}). Export a SavedModel instead."
+            ) from None
     # Keep float32 weights: OpenVINO's default would store them as float16.
     ov.save_model(model, str(out), compress_to_fp16=False)
     out.with_suffix(".json").write_text(json.dumps(_network_meta(bundle, "openvino"), indent=2))

@@ -2,6 +2,7 @@
 
 No effect (returns False) where glibc is absent.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -12,13 +13,17 @@ _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 
 
-def set_malloc_options(mmap_threshold: int, trim_threshold: int, arena_max: int | None = None) -> bool:
+def set_malloc_options(
+    mmap_threshold: int, trim_threshold: int, arena_max: int | None = None
+) -> bool:
     """Blocks of ``mmap_threshold`` bytes or more are mmapped (returned to the OS on free); free
     heap memory above ``trim_threshold`` is given back; at most ``arena_max`` arenas."""
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(None)  # the process's own symbols, libc's among them (find_library runs ldconfig)
+        libc = ctypes.CDLL(
+            None
+        )  # the process's own symbols, libc's among them (find_library runs ldconfig)
         ok = libc.mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold)) == 1
         ok &= libc.mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)) == 1
         if arena_max is not None:

@@ -16,6 +16,7 @@ Rules (applied in this order):
 
 NumPy/Pillow only, no TensorFlow.
 """
+
 from __future__ import annotations
 
 import io
@@ -57,9 +58,13 @@ def load_image(
         try:
             data = path.read_bytes()
         except OSError as err:
-            raise ImageError(f"{label}: cannot be read ({err.strerror or err}). Check the file's permissions.") from None
+            raise ImageError(
+                f"{label}: cannot be read ({err.strerror or err}). Check the file's permissions."
+            ) from None
     if not data:
-        raise ImageError(f"{label}: the file is empty (0 bytes). Re-export or re-download the image.")
+        raise ImageError(
+            f"{label}: the file is empty (0 bytes). Re-export or re-download the image."
+        )
 
     image = _open(data, label)
     _check_size(image.size, label, max_pixels)
@@ -122,7 +127,9 @@ def _open(data: bytes, label: str) -> Image.Image:
 def _check_size(size: tuple[int, int], label: str, max_pixels: int) -> None:
     width, height = size
     if width < 1 or height < 1:
-        raise ImageError(f"{label}: the header gives an empty image ({width}x{height}). Re-export the image.")
+        raise ImageError(
+            f"{label}: the header gives an empty image ({width}x{height}). Re-export the image."
+        )
     if width * height > max_pixels:
         raise ImageError(
             f"{label}: {width}x{height} = {width * height:,} pixels is over the limit of {max_pixels:,} pixels "
@@ -135,7 +142,9 @@ def _apply_exif_orientation(image: Image.Image, label: str) -> Image.Image:
     try:
         return ImageOps.exif_transpose(image)
     except Exception:  # noqa: BLE001 - a broken EXIF block must not lose an otherwise fine image
-        warnings.warn(f"{label}: unreadable EXIF orientation; the image is used as stored.", stacklevel=3)
+        warnings.warn(
+            f"{label}: unreadable EXIF orientation; the image is used as stored.", stacklevel=3
+        )
         return image
 
 
@@ -145,11 +154,15 @@ def _to_rgb_uint8(image: Image.Image, label: str) -> np.ndarray:
         # 16-bit grayscale (PNG, TIFF); Pillow also reports some as 32-bit "I".
         values = np.asarray(image).astype(np.int64)
         if values.max(initial=0) > 65535 or values.min(initial=0) < 0:
-            raise ImageError(f"{label}: 32-bit integer images are not supported. Convert the image to 8 or 16 bit.")
+            raise ImageError(
+                f"{label}: 32-bit integer images are not supported. Convert the image to 8 or 16 bit."
+            )
         gray = ((values * 255 + 32767) // 65535).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
     if mode == "F":
-        raise ImageError(f"{label}: floating-point images are not supported. Convert the image to 8 or 16 bit.")
+        raise ImageError(
+            f"{label}: floating-point images are not supported. Convert the image to 8 or 16 bit."
+        )
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

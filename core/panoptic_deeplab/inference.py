@@ -30,6 +30,7 @@ Input dtypes (``as_rgb_float``): uint8 as is; uint16 / 257; bool x 255; other in
 ``[H, W, 1]`` is replicated, an alpha channel dropped. Paths and encoded bytes go through
 ``image_io.load_image``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -69,8 +70,14 @@ class Segment:
     score: float  # AP confidence for things (0 for stuff and for an image without centers)
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "category": self.category, "instance": self.instance,
-                "isthing": self.isthing, "area": self.area, "score": self.score}
+        return {
+            "id": self.id,
+            "category": self.category,
+            "instance": self.instance,
+            "isthing": self.isthing,
+            "area": self.area,
+            "score": self.score,
+        }
 
 
 @dataclass
@@ -92,7 +99,11 @@ class Prediction:
 
     def raw(self) -> dict[str, np.ndarray]:
         """The raw outputs (for ``.npz`` files); empty when they were not kept."""
-        out = {"semantic_probs": self.semantic_probs, "center_heatmap": self.center_heatmap, "offsets": self.offsets}
+        out = {
+            "semantic_probs": self.semantic_probs,
+            "center_heatmap": self.center_heatmap,
+            "offsets": self.offsets,
+        }
         return {k: v for k, v in out.items() if v is not None}
 
 
@@ -108,7 +119,9 @@ def as_rgb_float(image: Any, name: str = "image") -> np.ndarray:
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise ImageError(f"{name}: expected an image of shape [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got {array.shape}.")
+        raise ImageError(
+            f"{name}: expected an image of shape [H, W], [H, W, 1], [H, W, 3] or [H, W, 4], got {array.shape}."
+        )
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ImageError(f"{name}: the image is empty ({array.shape}).")
     if array.shape[2] == 4:
@@ -121,7 +134,9 @@ def as_rgb_float(image: Any, name: str = "image") -> np.ndarray:
         array = array.astype(np.float32) / 257.0
     elif np.issubdtype(array.dtype, np.integer):
         if array.min() < 0 or array.max() > 255:
-            raise ImageError(f"{name}: {array.dtype} values {array.min()}..{array.max()} are outside 0..255. Convert to uint8.")
+            raise ImageError(
+                f"{name}: {array.dtype} values {array.min()}..{array.max()} are outside 0..255. Convert to uint8."
+            )
         array = array.astype(np.float32)
     elif np.issubdtype(array.dtype, np.floating):
         array = array.astype(np.float32)
@@ -151,8 +166,18 @@ class InferencePipeline:
     that run eagerly, inside ``tf.function`` and inside a SavedModel (see the module docstring).
     ``model`` may be None where only the size rules are needed (the training preview)."""
 
-    def __init__(self, model, config, spec, *, scales=(1.0,), flip: bool = False, max_side: int | None = None,
-                 pad_to: str = "crop", **postprocess_overrides):
+    def __init__(
+        self,
+        model,
+        config,
+        spec,
+        *,
+        scales=(1.0,),
+        flip: bool = False,
+        max_side: int | None = None,
+        pad_to: str = "crop",
+        **postprocess_overrides,
+    ):
         if pad_to not in ("crop", "minimal"):
             raise ValueError(f"pad_to must be 'crop' or 'minimal', got {pad_to!r}")
         scales = tuple(float(s) for s in scales)
@@ -233,8 +258,15 @@ class InferencePipeline:
         # Shrinking 2x or more: area averaging, not bilinear, which would sample only every other
         # pixel and alias (a 1024x2048 synthetic image shrunk for the demo: PQ 79.9 -> 80.8).
         shrink = tf.reduce_any(tf.shape(images)[1:3] >= 2 * size)
-        images = tf.cond(same, lambda: images, lambda: tf.cond(
-            shrink, lambda: tf.image.resize(images, size, method="area"), lambda: resize_align_corners(images, size)))
+        images = tf.cond(
+            same,
+            lambda: images,
+            lambda: tf.cond(
+                shrink,
+                lambda: tf.image.resize(images, size, method="area"),
+                lambda: resize_align_corners(images, size),
+            ),
+        )
         pad_h = padded_hw[0] - network_hw[0]
         pad_w = padded_hw[1] - network_hw[1]
         return tf.pad(images, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], constant_values=PAD_VALUE)
@@ -249,7 +281,9 @@ class InferencePipeline:
             if scale == 1.0:
                 scaled = padded_images
             elif static[0] is not None and static[1] is not None:
-                scaled = resize_align_corners(padded_images, (scaled_size(static[0], scale), scaled_size(static[1], scale)))
+                scaled = resize_align_corners(
+                    padded_images, (scaled_size(static[0], scale), scaled_size(static[1], scale))
+                )
             else:
                 target = tf.cast((tf.cast(size, tf.float32) - 1.0) * scale + 1.0, tf.int32)
                 scaled = resize_align_corners(padded_images, target)
@@ -289,7 +323,9 @@ class InferencePipeline:
 
         def labels(x):
             x = x[:, :nh, :nw, tf.newaxis]
-            return tf.cond(resized, lambda: resize_align_corners(x, target, "nearest"), lambda: x)[..., 0]
+            return tf.cond(resized, lambda: resize_align_corners(x, target, "nearest"), lambda: x)[
+                ..., 0
+            ]
 
         def floats(x, offsets=False):
             squeeze = x.shape.rank == 3
@@ -306,7 +342,9 @@ class InferencePipeline:
         if "offsets" in result:
             out["offsets"] = floats(result["offsets"], offsets=True)
         # Center points (y, x) from the network grid to image pixels (corner-aligned).
-        scale = (tf.cast(target, tf.float32) - 1.0) / tf.maximum(tf.cast(tf.stack([nh, nw]), tf.float32) - 1.0, 1.0)
+        scale = (tf.cast(target, tf.float32) - 1.0) / tf.maximum(
+            tf.cast(tf.stack([nh, nw]), tf.float32) - 1.0, 1.0
+        )
         points = tf.cast(result["center_points"], tf.float32)
         out["center_points"] = tf.where(points >= 0, points * scale, -1.0)
         return out
@@ -330,7 +368,9 @@ class InferencePipeline:
             if scale != 1.0:
                 for layer in self._pool_layers:
                     if layer.pool_size is not None:
-                        layer.pool_size = tuple(max(1, scaled_size(p, scale)) for p in layer.pool_size)
+                        layer.pool_size = tuple(
+                            max(1, scaled_size(p, scale)) for p in layer.pool_size
+                        )
             yield
         finally:
             for layer, size in zip(self._pool_layers, saved):
@@ -343,7 +383,9 @@ def resize_offsets(offsets, size):
     size = tf.cast(size, tf.int32)
     size_in = tf.cast(tf.shape(offsets)[1:3], tf.float32)
     size_out = tf.cast(size, tf.float32)
-    scale = tf.where(size_in > 1, (size_out - 1.0) / tf.maximum(size_in - 1.0, 1.0), tf.ones_like(size_in))
+    scale = tf.where(
+        size_in > 1, (size_out - 1.0) / tf.maximum(size_in - 1.0, 1.0), tf.ones_like(size_in)
+    )
     return resize_align_corners(offsets * tf.reshape(scale, [1, 1, 1, 2]), size)
 
 
@@ -382,16 +424,30 @@ class Predictor:
     ``keep_k_centers``, ``stuff_area_limit`` (default: the bundle config's ``postprocess``).
     """
 
-    def __init__(self, bundle_or_path, *, precision: str | None = None, backend: str | None = None,
-                 engine_file: str | Path | None = None, scales=(1.0,), flip: bool = False, batch_size: int = 1,
-                 max_side: int | None = None, pad_to: str = "crop", **postprocess_overrides):
+    def __init__(
+        self,
+        bundle_or_path,
+        *,
+        precision: str | None = None,
+        backend: str | None = None,
+        engine_file: str | Path | None = None,
+        scales=(1.0,),
+        flip: bool = False,
+        batch_size: int = 1,
+        max_side: int | None = None,
+        pad_to: str = "crop",
+        **postprocess_overrides,
+    ):
         from .bundle import load_bundle
         from .engines import ExportedNetwork, cached_export, choose_backend
 
         if isinstance(bundle_or_path, (str, Path)):
             bundle_or_path = load_bundle(bundle_or_path, precision=precision)
-        elif precision is not None and bundle_or_path.precision is not None \
-                and choose_precision_name(precision) != bundle_or_path.precision.name:
+        elif (
+            precision is not None
+            and bundle_or_path.precision is not None
+            and choose_precision_name(precision) != bundle_or_path.precision.name
+        ):
             bundle_or_path = load_bundle(bundle_or_path.path, precision=precision)
         self.bundle = bundle_or_path
         self.spec = bundle_or_path.spec
@@ -399,19 +455,32 @@ class Predictor:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
-        self.backend, self.precision = choose_backend(backend, bundle_or_path.precision,
-                                                      getattr(self.config.model, "dtype_policy", "float32"))
+        self.backend, self.precision = choose_backend(
+            backend, bundle_or_path.precision, getattr(self.config.model, "dtype_policy", "float32")
+        )
         network = bundle_or_path.model
         if self.backend != "tf":
             if tuple(scales) != (1.0,):
                 from .errors import UserError
 
-                raise UserError(f"--scales {' '.join(map(str, scales))}: multi-scale test-time augmentation needs "
-                                f"--backend tf (the {self.backend} export has a fixed ASPP pooling window).")
+                raise UserError(
+                    f"--scales {' '.join(map(str, scales))}: multi-scale test-time augmentation needs "
+                    f"--backend tf (the {self.backend} export has a fixed ASPP pooling window)."
+                )
             path = engine_file or cached_export(bundle_or_path, self.backend)
-            network = ExportedNetwork(path, self.backend, self.precision.name, num_classes=self.spec.num_classes)
-        self.pipeline = InferencePipeline(network, self.config, self.spec, scales=scales, flip=flip,
-                                          max_side=max_side, pad_to=pad_to, **postprocess_overrides)
+            network = ExportedNetwork(
+                path, self.backend, self.precision.name, num_classes=self.spec.num_classes
+            )
+        self.pipeline = InferencePipeline(
+            network,
+            self.config,
+            self.spec,
+            scales=scales,
+            flip=flip,
+            max_side=max_side,
+            pad_to=pad_to,
+            **postprocess_overrides,
+        )
         # One trace per (padded size, batch size, return_raw).
         self._forward = tf.function(self.pipeline.forward)
 
@@ -447,8 +516,10 @@ class Predictor:
         padded = self.pipeline.padded_size(*network)
         notes = []
         if network != self.pipeline.network_size(height, width, cap=False):
-            notes.append(f"{name}: {height}x{width} is larger than max_side={self.pipeline.max_side}; "
-                         f"downscaled to {network[0]}x{network[1]} and the prediction resized back.")
+            notes.append(
+                f"{name}: {height}x{width} is larger than max_side={self.pipeline.max_side}; "
+                f"downscaled to {network[0]}x{network[1]} and the prediction resized back."
+            )
             log.warning(notes[-1])
         batch = self.pipeline.resize_and_pad(rgb[None], network, padded)
         return batch, (height, width), padded, network, notes
@@ -458,12 +529,18 @@ class Predictor:
         result = self._forward(batch, return_raw=return_raw)
         for i, (_, image_hw, padded, network, notes) in enumerate(items):
             one = {k: v[i : i + 1] for k, v in result.items()}
-            one = {k: v[0].numpy() for k, v in InferencePipeline.undo(one, network, image_hw).items()}
+            one = {
+                k: v[0].numpy() for k, v in InferencePipeline.undo(one, network, image_hw).items()
+            }
             yield self._to_prediction(one, image_hw, network, padded, notes)
 
     def _to_prediction(self, r: dict, image_hw, network, padded, notes) -> Prediction:
         n = int(r["num_centers"])
-        scores = {int(i): float(s) for i, s in zip(r["instance_ids"][:n], r["instance_scores"][:n]) if i > 0}
+        scores = {
+            int(i): float(s)
+            for i, s in zip(r["instance_ids"][:n], r["instance_scores"][:n])
+            if i > 0
+        }
         panoptic = r["panoptic"].astype(np.int32)
         divisor, ignore = self.spec.label_divisor, self.spec.ignore_label
         segments = []
@@ -472,8 +549,16 @@ class Predictor:
             category, instance = divmod(value, divisor)
             if category == ignore:
                 continue
-            segments.append(Segment(id=value, category=category, instance=instance,
-                                    isthing=self.spec.is_thing(category), area=area, score=scores.get(value, 0.0)))
+            segments.append(
+                Segment(
+                    id=value,
+                    category=category,
+                    instance=instance,
+                    isthing=self.spec.is_thing(category),
+                    area=area,
+                    score=scores.get(value, 0.0),
+                )
+            )
         return Prediction(
             image_size=tuple(image_hw),
             panoptic=panoptic,
@@ -488,4 +573,3 @@ class Predictor:
             offsets=r.get("offsets"),
             notes=notes,
         )
-

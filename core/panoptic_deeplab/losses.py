@@ -13,6 +13,7 @@ total = semantic_weight * L_sem + center_weight * L_center + offset_weight * L_o
 Every function returns a float32 scalar; predictions in float16/bfloat16 (mixed precision) are cast
 to float32 first so the sums do not overflow.
 """
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -43,7 +44,9 @@ def normalized_mean(per_pixel_loss: tf.Tensor, top_k_percent: float = 1.0) -> tf
     return tf.reduce_mean(tf.math.divide_no_nan(total, count))
 
 
-def semantic_loss(labels, logits, weights, *, top_k_percent: float = 0.2, ignore_label: int = 255) -> tf.Tensor:
+def semantic_loss(
+    labels, logits, weights, *, top_k_percent: float = 0.2, ignore_label: int = 255
+) -> tf.Tensor:
     """Weighted bootstrapped softmax cross-entropy.
 
     labels [B, H, W] (or [B, H, W, 1]) integer train ids, ``ignore_label`` for void;
@@ -93,7 +96,9 @@ class PanopticLoss:
         self.top_k_percent = float(loss_config.top_k_percent)
         self.ignore_label = int(ignore_label)
 
-    def __call__(self, targets: Mapping[str, tf.Tensor], outputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    def __call__(
+        self, targets: Mapping[str, tf.Tensor], outputs: Mapping[str, tf.Tensor]
+    ) -> dict[str, tf.Tensor]:
         sem = semantic_loss(
             targets["semantic"],
             outputs["semantic_logits"],
@@ -101,7 +106,11 @@ class PanopticLoss:
             top_k_percent=self.top_k_percent,
             ignore_label=self.ignore_label,
         )
-        center = center_loss(targets["center_heatmap"], outputs["center_heatmap"], targets["center_weights"])
+        center = center_loss(
+            targets["center_heatmap"], outputs["center_heatmap"], targets["center_weights"]
+        )
         offset = offset_loss(targets["offsets"], outputs["offsets"], targets["offset_weights"])
-        total = self.semantic_weight * sem + self.center_weight * center + self.offset_weight * offset
+        total = (
+            self.semantic_weight * sem + self.center_weight * center + self.offset_weight * offset
+        )
         return {"loss": total, "semantic_loss": sem, "center_loss": center, "offset_loss": offset}

@@ -7,6 +7,7 @@ semantic probability. An image whose score falls below the low end of that distr
 percentile) is unlike what the model was validated on, and its output deserves suspicion. Bundles
 without these fields (older ones) fall back to the class table's name and give no verdict.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,15 @@ def reference_figure(scores, data: str) -> dict:
     scores = np.asarray(list(scores), np.float64)
     if scores.size == 0:
         raise ValueError("no scores: the validation set had no readable image")
-    return {"measure": "mean max semantic probability per image", "images": int(scores.size),
-            "mean": round(float(scores.mean()), 4), "low": round(float(np.percentile(scores, LOW_PERCENTILE)), 4),
-            "low_percentile": LOW_PERCENTILE, "min": round(float(scores.min()), 4), "data": data}
+    return {
+        "measure": "mean max semantic probability per image",
+        "images": int(scores.size),
+        "mean": round(float(scores.mean()), 4),
+        "low": round(float(np.percentile(scores, LOW_PERCENTILE)), 4),
+        "low_percentile": LOW_PERCENTILE,
+        "min": round(float(scores.min()), 4),
+        "data": data,
+    }
 
 
 def read_model_card(directory: str | Path) -> ModelCard:
@@ -52,8 +59,10 @@ def read_model_card(directory: str | Path) -> ModelCard:
         return ModelCard(domain.strip(), True, reference)
     spec = _json(directory / "dataset_spec.json")
     names = spec.get("class_names") or []
-    fallback = (f"no domain recorded in this bundle; it knows the {len(names)} classes of '{spec.get('name', '?')}'"
-                + (f" ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})" if names else ""))
+    fallback = (
+        f"no domain recorded in this bundle; it knows the {len(names)} classes of '{spec.get('name', '?')}'"
+        + (f" ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})" if names else "")
+    )
     return ModelCard(fallback, False, reference)
 
 
@@ -62,14 +71,17 @@ def domain_warning(score: float, card: ModelCard) -> str | None:
     ref = card.reference
     if ref is None or score >= float(ref["low"]):
         return None
-    return (f"This image looks unlike what the model was trained on: its scene confidence (mean max class "
-            f"probability) is {score:.2f}, below {float(ref['low']):.2f}, the {ref.get('low_percentile', LOW_PERCENTILE)}th "
-            f"percentile of the model's own validation images (mean {float(ref['mean']):.2f}, {ref.get('images', '?')} "
-            f"images). The model knows: {card.domain}. Treat its output as unreliable.")
+    return (
+        f"This image looks unlike what the model was trained on: its scene confidence (mean max class "
+        f"probability) is {score:.2f}, below {float(ref['low']):.2f}, the {ref.get('low_percentile', LOW_PERCENTILE)}th "
+        f"percentile of the model's own validation images (mean {float(ref['mean']):.2f}, {ref.get('images', '?')} "
+        f"images). The model knows: {card.domain}. Treat its output as unreliable."
+    )
 
 
-def measure_reference(bundle_dir: str | Path, dataset_root: str | Path, split: str = "val",
-                      limit: int | None = None) -> dict:
+def measure_reference(
+    bundle_dir: str | Path, dataset_root: str | Path, split: str = "val", limit: int | None = None
+) -> dict:
     """Scene confidences of a bundle on a data set split (the model's validation images)."""
     from .datasets.readers import open_dataset
     from .inference import Predictor
@@ -77,7 +89,10 @@ def measure_reference(bundle_dir: str | Path, dataset_root: str | Path, split: s
     predictor = Predictor(bundle_dir)
     reader = open_dataset(dataset_root, split)
     count = len(reader) if limit is None else min(limit, len(reader))
-    scores = [scene_confidence(predictor(reader.load_image(i), return_raw=True).semantic_probs) for i in range(count)]
+    scores = [
+        scene_confidence(predictor(reader.load_image(i), return_raw=True).semantic_probs)
+        for i in range(count)
+    ]
     return reference_figure(scores, f"{Path(dataset_root).name}/{split}")
 
 

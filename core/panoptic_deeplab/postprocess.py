@@ -28,6 +28,7 @@ Semantics (deeplab2's C++ ``MergeSemanticAndInstanceMaps`` op):
 Memory: distances are computed only for thing pixels, in chunks of at most
 ``_DISTANCE_BUDGET`` floats, so 1025x2049 with 400 centers never builds an N x H x W tensor.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,6 +39,7 @@ import tensorflow as tf
 
 # Largest number of (pixel, center) distances held at once (64 MiB of float32).
 _DISTANCE_BUDGET = 1 << 24
+
 
 @dataclass(frozen=True)
 class PostProcessOptions:
@@ -60,10 +62,15 @@ class PostProcessOptions:
     TUNABLE = ("center_threshold", "nms_kernel", "keep_k_centers", "stuff_area_limit")
 
     def __post_init__(self):
-        typed = dict(thing_class_ids=tuple(sorted({int(t) for t in self.thing_class_ids})),
-                     label_divisor=int(self.label_divisor), void_label=int(self.void_label),
-                     center_threshold=float(self.center_threshold), nms_kernel=int(self.nms_kernel),
-                     keep_k_centers=int(self.keep_k_centers), stuff_area_limit=int(self.stuff_area_limit))
+        typed = dict(
+            thing_class_ids=tuple(sorted({int(t) for t in self.thing_class_ids})),
+            label_divisor=int(self.label_divisor),
+            void_label=int(self.void_label),
+            center_threshold=float(self.center_threshold),
+            nms_kernel=int(self.nms_kernel),
+            keep_k_centers=int(self.keep_k_centers),
+            stuff_area_limit=int(self.stuff_area_limit),
+        )
         for name, value in typed.items():
             object.__setattr__(self, name, value)
         if self.nms_kernel < 1 or self.nms_kernel % 2 == 0:
@@ -75,7 +82,9 @@ class PostProcessOptions:
         if self.stuff_area_limit < 0:
             raise ValueError(f"stuff_area_limit must be >= 0, got {self.stuff_area_limit}")
         if self.void_label < 0:
-            raise ValueError(f"void_label must be a class id >= 0 (the spec's ignore_label), got {self.void_label}")
+            raise ValueError(
+                f"void_label must be a class id >= 0 (the spec's ignore_label), got {self.void_label}"
+            )
 
     @classmethod
     def from_config(cls, config, spec, **overrides) -> "PostProcessOptions":
@@ -83,11 +92,17 @@ class PostProcessOptions:
         ``TUNABLE``; None means "keep the config's value") win."""
         unknown = set(overrides) - set(cls.TUNABLE)
         if unknown:
-            raise TypeError(f"unknown post-processing options: {sorted(unknown)} (known: {', '.join(cls.TUNABLE)})")
+            raise TypeError(
+                f"unknown post-processing options: {sorted(unknown)} (known: {', '.join(cls.TUNABLE)})"
+            )
         values = {k: getattr(config.postprocess, k) for k in cls.TUNABLE}
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(thing_class_ids=tuple(spec.thing_class_ids), label_divisor=spec.label_divisor,
-                   void_label=spec.ignore_label, **values)
+        return cls(
+            thing_class_ids=tuple(spec.thing_class_ids),
+            label_divisor=spec.label_divisor,
+            void_label=spec.ignore_label,
+            **values,
+        )
 
     def replace(self, **changes) -> "PostProcessOptions":
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -105,7 +120,7 @@ def _window_max(x: tf.Tensor, kernel: int, axis: int) -> tf.Tensor:
     n = tf.shape(x)[axis]
     out = x
     for s in range(kernel):
-        out = tf.maximum(out, padded[s:s + n] if axis == 0 else padded[:, s:s + n])
+        out = tf.maximum(out, padded[s : s + n] if axis == 0 else padded[:, s : s + n])
     return out
 
 
@@ -131,8 +146,10 @@ def _dense_fn(nms_kernel: int, xla: bool):
     key = (nms_kernel, xla)
     if key not in _DENSE:
         _DENSE[key] = tf.function(
-            lambda s, h, t, threshold: _dense_maps(s, h, t, threshold, nms_kernel), jit_compile=xla,
-            reduce_retracing=True)
+            lambda s, h, t, threshold: _dense_maps(s, h, t, threshold, nms_kernel),
+            jit_compile=xla,
+            reduce_retracing=True,
+        )
     return _DENSE[key]
 
 
@@ -192,20 +209,29 @@ def _nearest_center(locations: tf.Tensor, centers: tf.Tensor, xla: bool) -> tf.T
     def block(loc):
         if xla:
             loc = tf.ensure_shape(loc, [_CHUNK, 2])
-            unrolled = [lambda k=k: _unrolled_nearest_fn(k)(loc, tf.ensure_shape(centers[:k], [k, 2]))
-                        for k in _UNROLLED_CENTERS]
+            unrolled = [
+                lambda k=k: _unrolled_nearest_fn(k)(loc, tf.ensure_shape(centers[:k], [k, 2]))
+                for k in _UNROLLED_CENTERS
+            ]
             branch = tf.reduce_sum(tf.cast(n_pad > tf.constant(_UNROLLED_CENTERS), tf.int32))
             return tf.switch_case(branch, [*unrolled, lambda: _argmin_block(loc, centers)])
         dy = loc[:, 0:1] - cy
         dx = loc[:, 1:2] - cx
         return tf.argmin(dy * dy + dx * dx, axis=1, output_type=tf.int32)
 
-    parts = tf.map_fn(block, tf.reshape(padded, [num_chunks, size, 2]), fn_output_signature=tf.int32,
-                      parallel_iterations=1)
+    parts = tf.map_fn(
+        block,
+        tf.reshape(padded, [num_chunks, size, 2]),
+        fn_output_signature=tf.int32,
+        parallel_iterations=1,
+    )
     return tf.reshape(parts, [-1])[:m]
 
 
-_UNROLLED_CENTERS = (16, 64)  # center counts (padded) that get the unrolled XLA kernel; compiles in 0.6 s, 1.9 s
+_UNROLLED_CENTERS = (
+    16,
+    64,
+)  # center counts (padded) that get the unrolled XLA kernel; compiles in 0.6 s, 1.9 s
 _UNROLLED: dict[int, Any] = {}
 
 
@@ -214,6 +240,7 @@ def _unrolled_nearest_fn(k: int):
     The loop over centers is unrolled: XLA keeps the running minimum in registers instead of
     building a ``_CHUNK x k`` distance matrix (about 3x faster). Compiled once per ``k``."""
     if k not in _UNROLLED:
+
         def kernel(locations, centers):
             best = tf.fill([_CHUNK], tf.float32.max)
             nearest = tf.zeros([_CHUNK], tf.int32)
@@ -225,14 +252,32 @@ def _unrolled_nearest_fn(k: int):
                 nearest = tf.where(closer, c, nearest)
             return nearest
 
-        _UNROLLED[k] = tf.function(kernel, jit_compile=True, input_signature=[
-            tf.TensorSpec([_CHUNK, 2], tf.float32), tf.TensorSpec([k, 2], tf.float32)])
+        _UNROLLED[k] = tf.function(
+            kernel,
+            jit_compile=True,
+            input_signature=[
+                tf.TensorSpec([_CHUNK, 2], tf.float32),
+                tf.TensorSpec([k, 2], tf.float32),
+            ],
+        )
     return _UNROLLED[k]
 
 
-def _post_process_single(semantic, heatmap, offsets, *, thing_class_ids, label_divisor, void_label,
-                         center_threshold, nms_kernel, keep_k_centers, stuff_area_limit,
-                         semantic_is_probability, xla):
+def _post_process_single(
+    semantic,
+    heatmap,
+    offsets,
+    *,
+    thing_class_ids,
+    label_divisor,
+    void_label,
+    center_threshold,
+    nms_kernel,
+    keep_k_centers,
+    stuff_area_limit,
+    semantic_is_probability,
+    xla,
+):
     """One image; per-center outputs are padded to ``keep_k_centers`` (see ``num_centers``)."""
     semantic = tf.cast(semantic, tf.float32)
     heatmap = tf.cast(heatmap, tf.float32)
@@ -242,37 +287,55 @@ def _post_process_single(semantic, heatmap, offsets, *, thing_class_ids, label_d
 
     thing_ids = tf.constant(list(thing_class_ids), tf.int32, shape=[len(thing_class_ids)])
     class_range = tf.range(num_classes, dtype=tf.int32)
-    is_thing_class = tf.reduce_any(tf.equal(class_range[:, tf.newaxis], thing_ids[tf.newaxis, :]), axis=1)
+    is_thing_class = tf.reduce_any(
+        tf.equal(class_range[:, tf.newaxis], thing_ids[tf.newaxis, :]), axis=1
+    )
 
     threshold = tf.cast(center_threshold, tf.float32)
-    labels, thing_mask, peaks = _dense_fn(nms_kernel, xla)(semantic, heatmap, is_thing_class, threshold)
+    labels, thing_mask, peaks = _dense_fn(nms_kernel, xla)(
+        semantic, heatmap, is_thing_class, threshold
+    )
     points, scores = _select_centers(peaks, keep_k_centers)
     n = tf.shape(points)[0]
 
     # Grouping. Flat indices: a 1-D where/gather/scatter costs about half of the 2-D forms.
     thing_index = tf.cast(tf.where(tf.reshape(thing_mask, [-1]))[:, 0], tf.int32)  # [M] row-major
     thing_coords = tf.stack([thing_index // width, thing_index % width], axis=1)
-    locations = tf.cast(thing_coords, tf.float32) + tf.gather(tf.reshape(offsets, [-1, 2]), thing_index)
-    raw_id = tf.cond(n > 0, lambda: _nearest_center(locations, tf.cast(points, tf.float32), xla) + 1,
-                     lambda: tf.zeros_like(thing_index))  # [M], 0 only when there is no center
+    locations = tf.cast(thing_coords, tf.float32) + tf.gather(
+        tf.reshape(offsets, [-1, 2]), thing_index
+    )
+    raw_id = tf.cond(
+        n > 0,
+        lambda: _nearest_center(locations, tf.cast(points, tf.float32), xla) + 1,
+        lambda: tf.zeros_like(thing_index),
+    )  # [M], 0 only when there is no center
     # Each pixel index occurs once, so a segment sum is a scatter; TF's CPU kernel for it is ~3x
     # faster than scatter_nd's.
-    instance_map = tf.reshape(tf.math.unsorted_segment_sum(raw_id, thing_index, height * width), [height, width])
+    instance_map = tf.reshape(
+        tf.math.unsorted_segment_sum(raw_id, thing_index, height * width), [height, width]
+    )
 
     # One count of (raw instance, label) over all pixels: rows 0..n are the instances (majority
     # vote, ties to the smaller label: argmax takes the first), row n + 1 the stuff pixels; the
     # column sums are the per-class areas.
     vote_key = tf.where(thing_mask, instance_map, n + 1) * num_classes + labels
-    counts = tf.math.bincount(tf.reshape(vote_key, [-1]), minlength=(n + 2) * num_classes,
-                              maxlength=(n + 2) * num_classes, dtype=tf.int32)
+    counts = tf.math.bincount(
+        tf.reshape(vote_key, [-1]),
+        minlength=(n + 2) * num_classes,
+        maxlength=(n + 2) * num_classes,
+        dtype=tf.int32,
+    )
     counts = tf.reshape(counts, [n + 2, num_classes])
     class_area = tf.reduce_sum(counts, axis=0)
-    counts = counts[:n + 1]
+    counts = counts[: n + 1]
     area = tf.reduce_sum(counts, axis=1)
     vote = tf.argmax(counts, axis=1, output_type=tf.int32)
     present = area > 0
     # Per-class renumbering from 1, in raw-id order.
-    seen = tf.cumsum(tf.one_hot(vote, num_classes, dtype=tf.int32) * tf.cast(present, tf.int32)[:, tf.newaxis], axis=0)
+    seen = tf.cumsum(
+        tf.one_hot(vote, num_classes, dtype=tf.int32) * tf.cast(present, tf.int32)[:, tf.newaxis],
+        axis=0,
+    )
     new_id = tf.where(present, tf.gather(seen, vote, batch_dims=1), 0)
     instance_panoptic = tf.where(present, vote * label_divisor + new_id, 0)
 
@@ -292,7 +355,9 @@ def _post_process_single(semantic, heatmap, offsets, *, thing_class_ids, label_d
     pixel_class = tf.gather(vote, raw_id)
     thing_rows = tf.gather(tf.reshape(semantic, [-1, num_classes]), thing_index)
     prob = tf.gather(thing_rows, pixel_class, batch_dims=1)
-    if not semantic_is_probability:  # softmax of one class, at thing pixels only: 1 / sum exp(l - l_class)
+    if (
+        not semantic_is_probability
+    ):  # softmax of one class, at thing pixels only: 1 / sum exp(l - l_class)
         prob = 1.0 / tf.reduce_sum(tf.exp(thing_rows - prob[:, tf.newaxis]), axis=1)
     prob_sum = tf.math.unsorted_segment_sum(prob, raw_id, n + 1)
     mean_prob = prob_sum / tf.cast(tf.maximum(area, 1), tf.float32)
@@ -322,8 +387,14 @@ def _run(semantic, heatmap, offsets, options: dict[str, Any], batched: bool):
     if not batched:
         out = _post_process_single(semantic, heatmap, offsets, **options)
         n = out["num_centers"]
-        for key in ("center_points", "center_scores", "instance_ids", "instance_classes",
-                    "instance_areas", "instance_scores"):
+        for key in (
+            "center_points",
+            "center_scores",
+            "instance_ids",
+            "instance_classes",
+            "instance_areas",
+            "instance_scores",
+        ):
             out[key] = out[key][:n]
         return out
     signature = {
@@ -338,9 +409,11 @@ def _run(semantic, heatmap, offsets, options: dict[str, Any], batched: bool):
         "instance_areas": tf.TensorSpec([options["keep_k_centers"]], tf.int32),
         "instance_scores": tf.TensorSpec([options["keep_k_centers"]], tf.float32),
     }
-    return tf.map_fn(lambda args: _post_process_single(*args, **options),
-                     (tf.cast(semantic, tf.float32), tf.cast(heatmap, tf.float32), tf.cast(offsets, tf.float32)),
-                     fn_output_signature=signature)
+    return tf.map_fn(
+        lambda args: _post_process_single(*args, **options),
+        (tf.cast(semantic, tf.float32), tf.cast(heatmap, tf.float32), tf.cast(offsets, tf.float32)),
+        fn_output_signature=signature,
+    )
 
 
 def _compose(table, thing_mask, instance_map, labels, num_classes):
@@ -359,8 +432,15 @@ def _compose_fn(xla: bool):
 _COMPILED: dict[tuple, Any] = {}
 
 
-def post_process(semantic_logits, center_heatmap, offsets, options: PostProcessOptions, *,
-                 semantic_is_probability: bool = False, xla: bool = True) -> dict[str, tf.Tensor]:
+def post_process(
+    semantic_logits,
+    center_heatmap,
+    offsets,
+    options: PostProcessOptions,
+    *,
+    semantic_is_probability: bool = False,
+    xla: bool = True,
+) -> dict[str, tf.Tensor]:
     """Fuse Panoptic-DeepLab outputs into a panoptic map (semantics in the module docstring), with
     the settings in ``options`` (a :class:`PostProcessOptions`).
 
@@ -380,33 +460,48 @@ def post_process(semantic_logits, center_heatmap, offsets, options: PostProcessO
     times faster on CPU; pass False where XLA is unavailable (e.g. a TFLite conversion).
     """
     if not isinstance(options, PostProcessOptions):
-        raise TypeError(f"options must be a PostProcessOptions (see PostProcessOptions.from_config), got {type(options).__name__}")
+        raise TypeError(
+            f"options must be a PostProcessOptions (see PostProcessOptions.from_config), got {type(options).__name__}"
+        )
     semantic_logits = tf.convert_to_tensor(semantic_logits)
     center_heatmap = tf.convert_to_tensor(center_heatmap)
     offsets = tf.convert_to_tensor(offsets)
     rank = semantic_logits.shape.rank
     if rank not in (3, 4):
-        raise ValueError(f"semantic_logits must be [H, W, C] or [B, H, W, C], got shape {semantic_logits.shape}")
+        raise ValueError(
+            f"semantic_logits must be [H, W, C] or [B, H, W, C], got shape {semantic_logits.shape}"
+        )
     if center_heatmap.shape.rank == rank:  # [..., H, W, 1]
         center_heatmap = center_heatmap[..., 0]
-    if center_heatmap.shape.rank != rank - 1 or offsets.shape.rank != rank or offsets.shape[-1] not in (2, None):
+    if (
+        center_heatmap.shape.rank != rank - 1
+        or offsets.shape.rank != rank
+        or offsets.shape[-1] not in (2, None)
+    ):
         raise ValueError(
             f"shapes do not fit: semantic {semantic_logits.shape}, center {center_heatmap.shape}, "
-            f"offsets {offsets.shape} (expected [..., H, W, C], [..., H, W(, 1)], [..., H, W, 2])")
-    options = dict(options.to_dict(), semantic_is_probability=bool(semantic_is_probability), xla=bool(xla))
+            f"offsets {offsets.shape} (expected [..., H, W, C], [..., H, W(, 1)], [..., H, W, 2])"
+        )
+    options = dict(
+        options.to_dict(), semantic_is_probability=bool(semantic_is_probability), xla=bool(xla)
+    )
     batched = rank == 4
     if not tf.executing_eagerly():  # already being traced: inline the ops
         return _run(semantic_logits, center_heatmap, offsets, options, batched)
     # The threshold and the area limit (and k for one image) are tensor arguments: tuning them, as
     # the app's knobs do, reuses the traced graph instead of tracing a new one (seconds).
-    dynamic = {"center_threshold": tf.constant(options.pop("center_threshold"), tf.float32),
-               "stuff_area_limit": tf.constant(options.pop("stuff_area_limit"), tf.int32)}
+    dynamic = {
+        "center_threshold": tf.constant(options.pop("center_threshold"), tf.float32),
+        "stuff_area_limit": tf.constant(options.pop("stuff_area_limit"), tf.int32),
+    }
     if not batched:  # batched outputs need k in their static shapes
         dynamic["keep_k_centers"] = tf.constant(options.pop("keep_k_centers"), tf.int32)
     key = (batched, tuple(sorted(options.items())))
     fn = _COMPILED.get(key)
     if fn is None:
         static = dict(options)
-        fn = tf.function(lambda s, c, o, d: _run(s, c, o, {**static, **d}, batched), reduce_retracing=True)
+        fn = tf.function(
+            lambda s, c, o, d: _run(s, c, o, {**static, **d}, batched), reduce_retracing=True
+        )
         _COMPILED[key] = fn
     return fn(semantic_logits, center_heatmap, offsets, dynamic)

@@ -13,6 +13,7 @@ convolutions and their activations run in the lower precision (see ``model/build
 Nothing here imports TensorFlow unless a GPU has to be asked about (``gpu_bf16``), so the CLI can
 decide and print the choice cheaply.
 """
+
 from __future__ import annotations
 
 import os
@@ -79,7 +80,10 @@ def gpu_bf16() -> bool | None:
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
         return None
-    capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") or (0, 0)
+    capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") or (
+        0,
+        0,
+    )
     return tuple(capability) >= (8, 0)
 
 
@@ -94,8 +98,13 @@ def parse_precision(value: str | None, source: str = "--precision") -> str:
     return value
 
 
-def choose_precision(requested: str | None = "auto", *, training: bool = False, flags: frozenset[str] | None = None,
-                     gpu: bool | None | str = "ask") -> Choice:
+def choose_precision(
+    requested: str | None = "auto",
+    *,
+    training: bool = False,
+    flags: frozenset[str] | None = None,
+    gpu: bool | None | str = "ask",
+) -> Choice:
     """Resolve ``requested`` for this machine. ``flags`` / ``gpu`` override the detection (tests)."""
     requested = parse_precision(requested)
     if requested != "auto":
@@ -104,13 +113,20 @@ def choose_precision(requested: str | None = "auto", *, training: bool = False, 
     if has_gpu_bf16 is not None:
         if has_gpu_bf16:
             return Choice("bf16", "auto", "auto: the GPU computes bfloat16 natively")
-        return Choice("fp32", "auto", "auto: the GPU has no native bfloat16 (compute capability < 8.0)")
+        return Choice(
+            "fp32", "auto", "auto: the GPU has no native bfloat16 (compute capability < 8.0)"
+        )
     native = cpu_bf16_flags(flags)
     if not native:
-        return Choice("fp32", "auto", "auto: this CPU has no native bfloat16 (no amx_bf16 / avx512_bf16 flag)")
+        return Choice(
+            "fp32", "auto", "auto: this CPU has no native bfloat16 (no amx_bf16 / avx512_bf16 flag)"
+        )
     if "amx_bf16" not in native:
-        return Choice("fp32", "auto", "auto: the CPU has avx512_bf16 but no AMX, where bfloat16 measured slower "
-                                      "than float32")
+        return Choice(
+            "fp32",
+            "auto",
+            "auto: the CPU has avx512_bf16 but no AMX, where bfloat16 measured slower than float32",
+        )
     if training and not AUTO_BF16_FOR_TRAINING:
         return Choice("fp32", "auto", "auto: training stays in float32")
     return Choice("bf16", "auto", f"auto: the CPU has {' and '.join(native)}")

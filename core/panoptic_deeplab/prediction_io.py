@@ -14,6 +14,7 @@ library's ``panoptic_id`` (``class * divisor + instance``), ``isthing`` and the 
 ``panoptic.json`` is written at the end through a temporary file, so an interrupted run never
 leaves a half-written JSON (PNGs already written stay).
 """
+
 from __future__ import annotations
 
 import json
@@ -52,12 +53,20 @@ def sources_from_paths(paths: Iterable[Path]) -> list[Source]:
 
 def sources_from_dataset(reader) -> list[Source]:
     """Sources for a data set reader: image ids from its annotations, names from the image files."""
-    return [Source(image_id=ex.image_id, path=Path(ex.image_path), name=Path(ex.image_path).stem) for ex in reader]
+    return [
+        Source(image_id=ex.image_id, path=Path(ex.image_path), name=Path(ex.image_path).stem)
+        for ex in reader
+    ]
 
 
-def iter_predictions(predictor, sources: Iterable[Source], *, return_raw: bool = False,
-                     on_skip: Callable[[Source, str], None] | None = None, max_pixels: int | None = None
-                     ) -> Iterator[tuple[Source, np.ndarray, object]]:
+def iter_predictions(
+    predictor,
+    sources: Iterable[Source],
+    *,
+    return_raw: bool = False,
+    on_skip: Callable[[Source, str], None] | None = None,
+    max_pixels: int | None = None,
+) -> Iterator[tuple[Source, np.ndarray, object]]:
     """``(source, image, prediction)`` per readable image, in order; unreadable images are passed
     to ``on_skip(source, reason)`` and left out."""
     pending: deque = deque()
@@ -82,7 +91,12 @@ def iter_predictions(predictor, sources: Iterable[Source], *, return_raw: bool =
 def categories_json(spec) -> list[dict]:
     """COCO-panoptic categories of a spec (the void class left out)."""
     return [
-        {"id": spec.category_id(t), "name": name, "isthing": int(spec.is_thing(t)), "color": list(spec.colors[t])}
+        {
+            "id": spec.category_id(t),
+            "name": name,
+            "isthing": int(spec.is_thing(t)),
+            "color": list(spec.colors[t]),
+        }
         for t, name in enumerate(spec.class_names)
         if t != spec.ignore_label
     ]
@@ -93,7 +107,9 @@ def segments_info(prediction, spec) -> tuple[np.ndarray, list[dict]]:
     return coco_segments(prediction.panoptic, spec, {s.id: s.score for s in prediction.segments})
 
 
-def coco_segments(panoptic: np.ndarray, spec, scores: dict[int, float] | None = None) -> tuple[np.ndarray, list[dict]]:
+def coco_segments(
+    panoptic: np.ndarray, spec, scores: dict[int, float] | None = None
+) -> tuple[np.ndarray, list[dict]]:
     """The one conversion of a panoptic map (``class * divisor + instance``) to COCO panoptic: segment
     ids 1..n in the order of the panoptic values (0 = void, so class 0 / instance 0 is not lost) and
     their ``segments_info``; ``scores`` gives the AP score per panoptic value (0 when absent). Used by
@@ -112,30 +128,51 @@ def coco_segments(panoptic: np.ndarray, spec, scores: dict[int, float] | None = 
         k = len(info) + 1
         ids[mask] = k
         rows, cols = np.nonzero(np.any(mask, axis=1))[0], np.nonzero(np.any(mask, axis=0))[0]
-        bbox = [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
-        info.append({
-            "id": k,
-            "category_id": spec.category_id(category),
-            "iscrowd": 0,
-            "area": int(area),
-            "bbox": bbox,
-            "isthing": int(spec.is_thing(category)),
-            "score": float(scores.get(value, 0.0)),
-            "panoptic_id": int(value),
-        })
+        bbox = [
+            int(cols[0]),
+            int(rows[0]),
+            int(cols[-1] - cols[0] + 1),
+            int(rows[-1] - rows[0] + 1),
+        ]
+        info.append(
+            {
+                "id": k,
+                "category_id": spec.category_id(category),
+                "iscrowd": 0,
+                "area": int(area),
+                "bbox": bbox,
+                "isthing": int(spec.is_thing(category)),
+                "score": float(scores.get(value, 0.0)),
+                "panoptic_id": int(value),
+            }
+        )
     return ids, info
 
 
-def panoptic_json(images: list[dict], annotations: list[dict], spec, info: dict | None = None) -> dict:
+def panoptic_json(
+    images: list[dict], annotations: list[dict], spec, info: dict | None = None
+) -> dict:
     """A COCO-panoptic prediction file: ``info``, ``images``, ``annotations`` and ``categories``."""
-    return {"info": info or {}, "images": images, "annotations": annotations, "categories": categories_json(spec)}
+    return {
+        "info": info or {},
+        "images": images,
+        "annotations": annotations,
+        "categories": categories_json(spec),
+    }
 
 
 class PanopticWriter:
     """Writes predictions in the layout of the module docstring."""
 
-    def __init__(self, out_dir: str | Path, spec, *, overlays: bool = False, save_raw: bool = False,
-                 info: dict | None = None):
+    def __init__(
+        self,
+        out_dir: str | Path,
+        spec,
+        *,
+        overlays: bool = False,
+        save_raw: bool = False,
+        info: dict | None = None,
+    ):
         self.out = Path(out_dir)
         self.spec = spec
         self.overlays = overlays
@@ -144,7 +181,9 @@ class PanopticWriter:
         self.images: list[dict] = []
         self.annotations: list[dict] = []
         self.skipped: list[dict] = []
-        for sub in ["panoptic"] + (["overlays"] if overlays else []) + (["raw"] if save_raw else []):
+        for sub in (
+            ["panoptic"] + (["overlays"] if overlays else []) + (["raw"] if save_raw else [])
+        ):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
 
     def add(self, source: Source, image: np.ndarray, prediction) -> dict:
@@ -154,7 +193,9 @@ class PanopticWriter:
         ids, info = segments_info(prediction, self.spec)
         write_panoptic_png(self.out / "panoptic" / file_name, ids)
         h, w = prediction.image_size
-        self.images.append({"id": source.image_id, "file_name": source.path.name, "height": h, "width": w})
+        self.images.append(
+            {"id": source.image_id, "file_name": source.path.name, "height": h, "width": w}
+        )
         annotation = {"image_id": source.image_id, "file_name": file_name, "segments_info": info}
         self.annotations.append(annotation)
         if self.overlays:
@@ -164,7 +205,9 @@ class PanopticWriter:
         return annotation
 
     def skip(self, source: Source, reason: str) -> None:
-        self.skipped.append({"image_id": source.image_id, "path": str(source.path), "reason": reason})
+        self.skipped.append(
+            {"image_id": source.image_id, "path": str(source.path), "reason": reason}
+        )
 
     def close(self) -> Path:
         data = panoptic_json(self.images, self.annotations, self.spec, self.info)
@@ -182,18 +225,31 @@ class PanopticWriter:
 
         from .visualize import draw_centers, panoptic_overlay
 
-        picture = panoptic_overlay(image, prediction.panoptic, self.spec.colors,
-                                   label_divisor=self.spec.label_divisor, ignore_label=self.spec.ignore_label)
+        picture = panoptic_overlay(
+            image,
+            prediction.panoptic,
+            self.spec.colors,
+            label_divisor=self.spec.label_divisor,
+            ignore_label=self.spec.ignore_label,
+        )
         picture = draw_centers(picture, np.round(prediction.center_points).astype(int))
-        cv2.imwrite(str(self.out / "overlays" / f"{source.name}.jpg"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(
+            str(self.out / "overlays" / f"{source.name}.jpg"),
+            cv2.cvtColor(picture, cv2.COLOR_RGB2BGR),
+        )
 
     def _write_raw(self, source: Source, prediction) -> None:
         raw = {k: v for k, v in prediction.raw().items()}
         if "semantic_probs" in raw:
             raw["semantic_probs"] = raw["semantic_probs"].astype(np.float16)  # halves the size
-        np.savez_compressed(self.out / "raw" / f"{source.name}.npz", panoptic=prediction.panoptic,
-                            semantic=prediction.semantic, center_points=prediction.center_points,
-                            center_scores=prediction.center_scores, **raw)
+        np.savez_compressed(
+            self.out / "raw" / f"{source.name}.npz",
+            panoptic=prediction.panoptic,
+            semantic=prediction.semantic,
+            center_points=prediction.center_points,
+            center_scores=prediction.center_scores,
+            **raw,
+        )
 
 
 def _write_json_atomic(path: Path, data) -> None:

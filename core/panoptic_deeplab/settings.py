@@ -6,6 +6,7 @@ package as ``panoptic_deeplab.app`` and ``panoptic_deeplab.assets`` (``setup.py`
 wheel and an editable checkout find them the same way: through the import system, never relative
 to a repository.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,9 @@ def user_cache() -> Path:
     """This user's cache folder of the product: ``$XDG_CACHE_HOME/panoptic_deeplab``, by default
     ``~/.cache/panoptic_deeplab`` (the XDG spec says a relative value is to be ignored)."""
     base = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return (Path(base) if base and os.path.isabs(base) else Path.home() / ".cache") / "panoptic_deeplab"
+    return (
+        Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
+    ) / "panoptic_deeplab"
 
 
 def workdir() -> Path:
@@ -46,8 +49,10 @@ def app_entry() -> Path:
     """The Streamlit script of the app (``app/main.py`` in the repository)."""
     app = _package_dir("panoptic_deeplab.app")
     if app is None or not (app / "main.py").is_file():
-        raise FileNotFoundError("the app is not installed with panoptic_deeplab (panoptic_deeplab.app is missing); "
-                                "install the package (pip install . or the wheel), not only its core/ folder")
+        raise FileNotFoundError(
+            "the app is not installed with panoptic_deeplab (panoptic_deeplab.app is missing); "
+            "install the package (pip install . or the wheel), not only its core/ folder"
+        )
     return app / "main.py"
 
 

@@ -1,4 +1,5 @@
 """The SQLite opener shared by the stores kept in one database file (jobs, review decisions)."""
+
 from __future__ import annotations
 
 import sqlite3

@@ -5,6 +5,7 @@ Conventions: images are uint8 RGB ``[H, W, 3]``; panoptic maps are ``class * lab
 instance`` with void as ``ignore_label * label_divisor``; offsets are ``(dy, dx)`` pointing from a
 pixel to its instance center.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -26,11 +27,15 @@ def color_lut(colors, ignore_label: int, ignore_color=VOID_COLOR) -> np.ndarray:
     return lut
 
 
-def semantic_to_color(semantic: np.ndarray, colors, ignore_label: int = 255, ignore_color=VOID_COLOR) -> np.ndarray:
+def semantic_to_color(
+    semantic: np.ndarray, colors, ignore_label: int = 255, ignore_color=VOID_COLOR
+) -> np.ndarray:
     """Colour a semantic label map ``[H, W]`` with the data set's class colours (``spec.colors``)."""
     lut = color_lut(colors, ignore_label, ignore_color)
     labels = np.asarray(semantic).astype(np.int64)
-    labels = np.where((labels >= 0) & (labels < len(lut)), labels, ignore_label if ignore_label < len(lut) else 0)
+    labels = np.where(
+        (labels >= 0) & (labels < len(lut)), labels, ignore_label if ignore_label < len(lut) else 0
+    )
     return lut[labels]
 
 
@@ -49,7 +54,10 @@ def instance_color(base_rgb, instance: int, max_shift: int = 60) -> tuple[int, i
 def distinct_colors(n: int, saturation: float = 0.75, value: float = 0.95) -> np.ndarray:
     """``n`` well separated colours (golden-ratio hue steps), uint8 ``[n, 3]``; for instance maps."""
     hues = (np.arange(n) * 0.618033988749895) % 1.0
-    return np.array([[round(c * 255) for c in colorsys.hsv_to_rgb(h, saturation, value)] for h in hues], dtype=np.uint8).reshape(n, 3)
+    return np.array(
+        [[round(c * 255) for c in colorsys.hsv_to_rgb(h, saturation, value)] for h in hues],
+        dtype=np.uint8,
+    ).reshape(n, 3)
 
 
 def instance_map_to_color(instance_map: np.ndarray, background=VOID_COLOR) -> np.ndarray:
@@ -101,7 +109,9 @@ def segment_boundaries(label_map: np.ndarray, thickness: int = 1) -> np.ndarray:
     return edge
 
 
-def blend(image: np.ndarray, overlay: np.ndarray, alpha: float = 0.5, mask: np.ndarray | None = None) -> np.ndarray:
+def blend(
+    image: np.ndarray, overlay: np.ndarray, alpha: float = 0.5, mask: np.ndarray | None = None
+) -> np.ndarray:
     """``(1 - alpha) * image + alpha * overlay`` (rounded), only where ``mask`` is true if given."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -115,18 +125,32 @@ def blend(image: np.ndarray, overlay: np.ndarray, alpha: float = 0.5, mask: np.n
     return np.where(np.asarray(mask, dtype=bool)[..., None], mixed, image)
 
 
-def panoptic_overlay(image: np.ndarray, panoptic: np.ndarray, colors, *, label_divisor: int, ignore_label: int = 255,
-                     alpha: float = 0.5, outline: bool = True) -> np.ndarray:
+def panoptic_overlay(
+    image: np.ndarray,
+    panoptic: np.ndarray,
+    colors,
+    *,
+    label_divisor: int,
+    ignore_label: int = 255,
+    alpha: float = 0.5,
+    outline: bool = True,
+) -> np.ndarray:
     """The image with the coloured panoptic map blended on top and white segment outlines."""
-    colored = panoptic_to_color(panoptic, colors, label_divisor=label_divisor, ignore_label=ignore_label)
+    colored = panoptic_to_color(
+        panoptic, colors, label_divisor=label_divisor, ignore_label=ignore_label
+    )
     out = blend(image, colored, alpha)
     if outline:
         out[segment_boundaries(panoptic)] = (255, 255, 255)
     return out
 
 
-def heatmap_to_color(heatmap: np.ndarray, vmin: float = 0.0, vmax: float | None = None,
-                     colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
+def heatmap_to_color(
+    heatmap: np.ndarray,
+    vmin: float = 0.0,
+    vmax: float | None = None,
+    colormap: int = cv2.COLORMAP_JET,
+) -> np.ndarray:
     """Colour a scalar map ``[H, W]`` (e.g. the center heatmap) with an OpenCV colormap, RGB out.
     Values are clipped to ``[vmin, vmax]``; ``vmax=None`` uses the map's maximum (1 if it is <= vmin)."""
     values = np.asarray(heatmap, dtype=np.float32)
@@ -140,13 +164,21 @@ def heatmap_to_color(heatmap: np.ndarray, vmin: float = 0.0, vmax: float | None 
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def heatmap_overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5, vmin: float = 0.0,
-                    vmax: float | None = 1.0, colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
+def heatmap_overlay(
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    alpha: float = 0.5,
+    vmin: float = 0.0,
+    vmax: float | None = 1.0,
+    colormap: int = cv2.COLORMAP_JET,
+) -> np.ndarray:
     """The image with a coloured heatmap blended on top."""
     return blend(image, heatmap_to_color(heatmap, vmin, vmax, colormap), alpha)
 
 
-def offsets_to_color(offsets: np.ndarray, max_magnitude: float | None = None, mask: np.ndarray | None = None) -> np.ndarray:
+def offsets_to_color(
+    offsets: np.ndarray, max_magnitude: float | None = None, mask: np.ndarray | None = None
+) -> np.ndarray:
     """Colour an offset map ``[H, W, 2]`` (dy, dx) like optical flow: the hue gives the direction
     (see ``offset_color_wheel``), the saturation the length relative to ``max_magnitude`` (default:
     the largest length in the map), white = no offset. Pixels outside ``mask`` are black."""
@@ -189,7 +221,9 @@ def draw_centers(image: np.ndarray, points, color=(255, 255, 255), radius: int =
     out = _as_rgb_uint8(image).copy()
     for y, x in np.asarray(points, dtype=np.int64).reshape(-1, 2):
         cv2.circle(out, (int(x), int(y)), radius + 1, (0, 0, 0), -1, lineType=cv2.LINE_AA)
-        cv2.circle(out, (int(x), int(y)), radius, tuple(int(v) for v in color), -1, lineType=cv2.LINE_AA)
+        cv2.circle(
+            out, (int(x), int(y)), radius, tuple(int(v) for v in color), -1, lineType=cv2.LINE_AA
+        )
     return out
 
 

@@ -1,5 +1,6 @@
 """Shared set-up for the app's AppTest suites: the installed app's files, an app environment in a
 temp dir, and small encoded test images."""
+
 from __future__ import annotations
 
 import io
@@ -10,14 +11,18 @@ from PIL import Image
 
 from panoptic_deeplab import settings
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout (test data; the app itself is found as installed)
+ROOT = (
+    Path(__file__).resolve().parents[2]
+)  # the checkout (test data; the app itself is found as installed)
 APP_DIR = settings.app_entry().parent  # app/ of the checkout, inside the package once installed
 ENTRY = str(APP_DIR / "main.py")
 
 TIMEOUT = 60
 
 
-def set_app_env(monkeypatch, tmp_path: Path, model: Path | None = None, data: Path | None = None) -> None:
+def set_app_env(
+    monkeypatch, tmp_path: Path, model: Path | None = None, data: Path | None = None
+) -> None:
     monkeypatch.setenv("PDL_APP_WORKDIR", str(tmp_path / "work"))
     for name, value in (("PDL_APP_MODEL", model), ("PDL_APP_DATA", data)):
         if value is None:

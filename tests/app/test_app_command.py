@@ -1,4 +1,5 @@
 """`pdl app`: argument checks, the streamlit command it runs, and the first-launch demo data set."""
+
 from __future__ import annotations
 
 import subprocess
@@ -14,8 +15,12 @@ from panoptic_deeplab.commands import app as app_command
 
 
 def run_pdl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "panoptic_deeplab", "app", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "panoptic_deeplab", "app", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_dry_run_prints_a_headless_local_streamlit_command(tmp_path):
@@ -23,22 +28,42 @@ def test_dry_run_prints_a_headless_local_streamlit_command(tmp_path):
     data.mkdir()
     model = tmp_path / "bundle"
     model.mkdir()
-    done = run_pdl("--dry-run", "--port", "8612", "--model", str(model), "--data", str(data),
-                   "--workdir", str(tmp_path / "w"))
+    done = run_pdl(
+        "--dry-run",
+        "--port",
+        "8612",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--workdir",
+        str(tmp_path / "w"),
+    )
     assert done.returncode == 0, done.stderr
     command, *env = done.stdout.strip().splitlines()
     assert command.split()[1:5] == ["-m", "streamlit", "run", str(settings.app_entry())]
-    for flag in ("--server.address 127.0.0.1", "--server.port 8612", "--server.headless true",
-                 "--browser.gatherUsageStats false"):
+    for flag in (
+        "--server.address 127.0.0.1",
+        "--server.port 8612",
+        "--server.headless true",
+        "--browser.gatherUsageStats false",
+    ):
         assert flag in command
-    assert env == [f"PDL_APP_MODEL={model}", f"PDL_APP_DATA={data}", f"PDL_APP_WORKDIR={tmp_path / 'w'}"]
+    assert env == [
+        f"PDL_APP_MODEL={model}",
+        f"PDL_APP_DATA={data}",
+        f"PDL_APP_WORKDIR={tmp_path / 'w'}",
+    ]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--model", "/nonexistent/bundle"], "no such model bundle"),
-    (["--data", "/nonexistent/data"], "no such data set directory"),
-    (["--port", "70000"], "between 1 and 65535"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--model", "/nonexistent/bundle"], "no such model bundle"),
+        (["--data", "/nonexistent/data"], "no such data set directory"),
+        (["--port", "70000"], "between 1 and 65535"),
+    ],
+)
 def test_bad_arguments_give_a_clear_error(tmp_path, capsys, args, words):
     assert main(["app", "--dry-run", "--workdir", str(tmp_path), *args]) == 2
     assert words in capsys.readouterr().err
@@ -55,7 +80,9 @@ def test_first_launch_makes_the_demo_data_set_once(tmp_path, monkeypatch):
     assert len(open_dataset(root, "val")) == 2 and len(open_dataset(root, "train")) == 1
     stamp = (root / "annotations" / "panoptic_val.json").stat().st_mtime_ns
     assert app_command.ensure_demo_data(tmp_path) == root
-    assert (root / "annotations" / "panoptic_val.json").stat().st_mtime_ns == stamp  # reused, not remade
+    assert (
+        root / "annotations" / "panoptic_val.json"
+    ).stat().st_mtime_ns == stamp  # reused, not remade
 
 
 def test_default_model_is_a_shipped_bundle_or_none():

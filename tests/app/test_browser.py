@@ -1,6 +1,7 @@
 """Real-browser tests: `pdl app` serves the app, Playwright drives Debian's Chromium (/usr/bin/chromium,
 headless; never a browser downloaded by Playwright). They upload an image, step through the four
 outputs, open every page, and save screenshots under $PDL_SCREENSHOTS (default /tmp/screens)."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,15 @@ import apptest_utils as u
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENS = Path(os.environ.get("PDL_SCREENSHOTS", "/tmp/screens"))
 PAGES = ("Inspect", "Evaluate", "Review", "Train")
 
@@ -50,19 +58,40 @@ def server(tmp_path_factory):
     from panoptic_deeplab.bundle import read_bundle_metadata
     from panoptic_deeplab.commands.app import default_model
 
-    shipped = default_model()  # the trained demo model makes telling screenshots; else random weights
+    shipped = (
+        default_model()
+    )  # the trained demo model makes telling screenshots; else random weights
     if shipped is not None and read_bundle_metadata(shipped)[1].name == "synthetic":
         bundle = shipped
     else:
         config = load_config("synthetic/tiny")
-        bundle = save_bundle(tmp / "demo-model", build_model(config, num_classes=spec.num_classes), config, spec)
-    data = make_synthetic_dataset(tmp / "data", num_train=1, num_val=2, height=129, width=257, workers=1)
+        bundle = save_bundle(
+            tmp / "demo-model", build_model(config, num_classes=spec.num_classes), config, spec
+        )
+    data = make_synthetic_dataset(
+        tmp / "data", num_train=1, num_val=2, height=129, width=257, workers=1
+    )
     port = free_port()
     log = open(tmp / "server.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "panoptic_deeplab", "app", "--port", str(port), "--model", str(bundle),
-         "--data", str(data), "--workdir", str(tmp / "work")],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=Path(__file__).resolve().parents[2],
+        [
+            sys.executable,
+            "-m",
+            "panoptic_deeplab",
+            "app",
+            "--port",
+            str(port),
+            "--model",
+            str(bundle),
+            "--data",
+            str(data),
+            "--workdir",
+            str(tmp / "work"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=Path(__file__).resolve().parents[2],
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -101,7 +130,9 @@ def browser():
 def wait_idle(page, timeout=120_000) -> None:
     """Wait until the script has finished its run (Streamlit marks the app element)."""
     page.wait_for_timeout(300)
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+    page.wait_for_selector(
+        '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout
+    )
     page.wait_for_timeout(300)
 
 
@@ -175,7 +206,9 @@ def test_evaluate_runs_a_job_and_shows_the_analysis(server, browser):
         page.get_by_role("tab", name=tab).click()
         page.wait_for_timeout(800)
         assert_no_exception(page)
-        page.screenshot(path=str(SCREENS / f"evaluate-{tab.split()[0].lower()}.png"), full_page=True)
+        page.screenshot(
+            path=str(SCREENS / f"evaluate-{tab.split()[0].lower()}.png"), full_page=True
+        )
     page.close()
 
 
@@ -187,8 +220,10 @@ def test_why_tab_oracles_and_a_clicked_error_bar(server, browser):
     page.goto(server["url"] + "/evaluate")
     wait_idle(page)
     # The result of test_evaluate_runs_a_job_and_shows_the_analysis, or none yet (this test alone).
-    page.wait_for_selector('[data-testid="stMetric"], [data-testid="stAlert"]:has-text("No evaluation yet")',
-                           timeout=120_000)
+    page.wait_for_selector(
+        '[data-testid="stMetric"], [data-testid="stAlert"]:has-text("No evaluation yet")',
+        timeout=120_000,
+    )
     if page.get_by_test_id("stMetric").count() == 0:
         page.get_by_role("button", name="Evaluate").click()
         page.get_by_test_id("stMetric").first.wait_for(timeout=240_000)
@@ -199,7 +234,11 @@ def test_why_tab_oracles_and_a_clicked_error_bar(server, browser):
     panel = page.get_by_role("tabpanel", name="Why (oracles, errors)")
     assert panel.get_by_text("Which head costs the PQ").count() == 1
     assert panel.get_by_text("without oracles").count() == 0  # the page asked pdl evaluate for them
-    chart = panel.get_by_test_id("stPlotlyChart").filter(has_text="Where the PQ of each class goes").first
+    chart = (
+        panel.get_by_test_id("stPlotlyChart")
+        .filter(has_text="Where the PQ of each class goes")
+        .first
+    )
     chart.scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENS / "evaluate-why.png"), full_page=True)
     # Click the top segment of the first bar that has an error (a bar's last path is its top segment).
@@ -208,7 +247,9 @@ def test_why_tab_oracles_and_a_clicked_error_bar(server, browser):
     bars.nth(bars.count() - 1).locator("path").first.click(force=True)
     wait_idle(page)
     assert_no_exception(page)
-    assert panel.get_by_text("Images where").count() == 1  # the clicked (class, error type) has images
+    assert (
+        panel.get_by_text("Images where").count() == 1
+    )  # the clicked (class, error type) has images
     page.screenshot(path=str(SCREENS / "evaluate-why-clicked.png"), full_page=True)
     highlighted = panel.get_by_test_id("stPlotlyChart").filter(has_text="Ground truth:").first
     highlighted.wait_for(timeout=60_000)
@@ -245,7 +286,9 @@ def test_inspect_over_training_slider(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(server["url"])
     wait_idle(page)
-    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(next((server["data"] / "val").iterdir())))
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
+        str(next((server["data"] / "val").iterdir()))
+    )
     page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=180_000)
     wait_idle(page)
     page.get_by_text("Over training: this image at any saved step of a run").click()
@@ -253,12 +296,18 @@ def test_inspect_over_training_slider(server, browser):
     box = page.get_by_label("Workdir")
     box.fill(str(run))
     box.press("Enter")
-    page.get_by_test_id("stPlotlyChart").filter(has_text="Semantic, step 200").first.wait_for(timeout=180_000)
+    page.get_by_test_id("stPlotlyChart").filter(has_text="Semantic, step 200").first.wait_for(
+        timeout=180_000
+    )
     wait_idle(page)
     assert_no_exception(page)
-    assert page.get_by_test_id("stPlotlyChart").filter(has_text="Panoptic, final model").count() == 1
+    assert (
+        page.get_by_test_id("stPlotlyChart").filter(has_text="Panoptic, final model").count() == 1
+    )
     assert page.get_by_test_id("stSlider").filter(has_text="Step").count() == 1
-    page.get_by_test_id("stPlotlyChart").filter(has_text="Semantic, step 200").first.scroll_into_view_if_needed()
+    page.get_by_test_id("stPlotlyChart").filter(
+        has_text="Semantic, step 200"
+    ).first.scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENS / "inspect-over-training.png"))
     page.close()
 
@@ -290,8 +339,13 @@ def test_evaluate_names_a_bad_root_and_mismatched_classes(server, browser):
     wait_idle(page)
     not_a_data_set = server["tmp"] / "holiday-photos"
     not_a_data_set.mkdir(exist_ok=True)
-    cases = [(not_a_data_set, "no data set layout found"),
-             (_shifted_copy(server["data"], server["tmp"] / "shifted"), "category ids only in the data set: 100 'road'")]
+    cases = [
+        (not_a_data_set, "no data set layout found"),
+        (
+            _shifted_copy(server["data"], server["tmp"] / "shifted"),
+            "category ids only in the data set: 100 'road'",
+        ),
+    ]
     for root, words in cases:
         box = page.get_by_label("Data set root")
         if not box.is_visible():  # an earlier result exists: the form is folded away
@@ -301,7 +355,9 @@ def test_evaluate_names_a_bad_root_and_mismatched_classes(server, browser):
         box.press("Enter")
         wait_idle(page)
         page.get_by_role("button", name="Evaluate").click()
-        page.get_by_test_id("stAlertContentError").filter(has_text=words).first.wait_for(timeout=60_000)
+        page.get_by_test_id("stAlertContentError").filter(has_text=words).first.wait_for(
+            timeout=60_000
+        )
         wait_idle(page)
         assert_no_exception(page)
         page.screenshot(path=str(SCREENS / f"evaluate-error-{root.name}.png"), full_page=True)
@@ -326,18 +382,56 @@ def test_inspect_downloads_are_what_pdl_predict_writes(server, browser, tmp_path
         download = info.value
         download.save_as(saved / download.suggested_filename)
     page.close()
-    assert sorted(p.name for p in saved.iterdir()) == [f"{image.stem}_panoptic.json", f"{image.stem}_panoptic.png"]
+    assert sorted(p.name for p in saved.iterdir()) == [
+        f"{image.stem}_panoptic.json",
+        f"{image.stem}_panoptic.png",
+    ]
 
     env = {**os.environ, "PYTHONPATH": str(u.ROOT / "core"), "TF_CPP_MIN_LOG_LEVEL": "2"}
     predicted = tmp_path / "predicted"
-    subprocess.run([sys.executable, "-m", "panoptic_deeplab", "predict", "--model", str(server["bundle"]),
-                    "--images", str(image), "--out", str(predicted)], check=True, env=env, cwd=u.ROOT,
-                   capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "panoptic_deeplab",
+            "predict",
+            "--model",
+            str(server["bundle"]),
+            "--images",
+            str(image),
+            "--out",
+            str(predicted),
+        ],
+        check=True,
+        env=env,
+        cwd=u.ROOT,
+        capture_output=True,
+    )
     scores = tmp_path / "pq.json"
-    subprocess.run([sys.executable, "-m", "panoptic_deeplab", "pq", "--gt-json", str(predicted / "panoptic.json"),
-                    "--gt-folder", str(predicted / "panoptic"), "--pred-json", str(saved / f"{image.stem}_panoptic.json"),
-                    "--pred-folder", str(saved), "--out", str(scores), "--workers", "1"],
-                   check=True, env=env, cwd=u.ROOT, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "panoptic_deeplab",
+            "pq",
+            "--gt-json",
+            str(predicted / "panoptic.json"),
+            "--gt-folder",
+            str(predicted / "panoptic"),
+            "--pred-json",
+            str(saved / f"{image.stem}_panoptic.json"),
+            "--pred-folder",
+            str(saved),
+            "--out",
+            str(scores),
+            "--workers",
+            "1",
+        ],
+        check=True,
+        env=env,
+        cwd=u.ROOT,
+        capture_output=True,
+    )
     result = json.loads(scores.read_text())
     assert result["All"]["pq"] == 1.0 and result["All"]["n"] >= 5
     assert result["per_class"]["0"]["tp"] == 1  # the road is there, matched

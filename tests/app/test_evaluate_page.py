@@ -5,6 +5,7 @@ The results file is made by the library's own evaluation (``evaluation.evaluate_
 the predictor; the page must show exactly those numbers. A slow test launches a real `pdl evaluate`
 job from the page with a tiny real bundle.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,14 @@ from fakes import FakePredictor
 def dataset(tmp_path_factory):
     from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
 
-    return make_synthetic_dataset(tmp_path_factory.mktemp("eval") / "data", num_train=1, num_val=3,
-                                  height=65, width=97, workers=1)
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp("eval") / "data",
+        num_train=1,
+        num_val=3,
+        height=65,
+        width=97,
+        workers=1,
+    )
 
 
 def evaluate_with_fake(data: Path, model_dir: Path) -> dict:
@@ -39,11 +46,25 @@ def evaluate_with_fake(data: Path, model_dir: Path) -> dict:
     evaluation = Evaluation(fake.spec, ap="coco")
     for i, example in enumerate(reader):
         out = fake(reader.load_image(i))
-        segments = [SimpleNamespace(id=int(v), score=0.8, isthing=fake.spec.is_thing(int(v) // 1000))
-                    for v in np.unique(out.panoptic)]
-        evaluation.add(example.image_id, Path(example.image_path).name, reader.load_panoptic(i), out_with(out, segments))
-    return to_json({"model": str(model_dir), "dataset": str(data), "split": "val",
-                    "num_images": len(reader), **evaluation.result()})
+        segments = [
+            SimpleNamespace(id=int(v), score=0.8, isthing=fake.spec.is_thing(int(v) // 1000))
+            for v in np.unique(out.panoptic)
+        ]
+        evaluation.add(
+            example.image_id,
+            Path(example.image_path).name,
+            reader.load_panoptic(i),
+            out_with(out, segments),
+        )
+    return to_json(
+        {
+            "model": str(model_dir),
+            "dataset": str(data),
+            "split": "val",
+            "num_images": len(reader),
+            **evaluation.result(),
+        }
+    )
 
 
 def out_with(out, segments):
@@ -91,8 +112,12 @@ def test_summary_and_per_class_table_show_the_results(app):
     car = table.set_index("class").loc["car"]
     assert (car["TP"], car["FP"], car["FN"]) == tuple(per_class["6"][k] for k in ("tp", "fp", "fn"))
     ious = result["semantic"]["per_class_iou"]
-    assert np.allclose(table["IoU"].astype(float), [np.nan if v is None else 100 * v for v in ious],
-                       atol=0.01, equal_nan=True)
+    assert np.allclose(
+        table["IoU"].astype(float),
+        [np.nan if v is None else 100 * v for v in ious],
+        atol=0.01,
+        equal_nan=True,
+    )
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert [c["data"][0]["type"] for c in charts[:3]] == ["bar", "bar", "heatmap"]
     confusion = u.plotly_array(charts[2]["data"][0]["customdata"])
@@ -108,7 +133,9 @@ def test_drill_down_lists_worst_images_and_segment_errors(app):
     expected = {}
     for image in result["per_image"]:
         fn = sum(s["status"] == "missed" for s in image["gt_segments"] if s["category_id"] == 6)
-        fp = sum(s["status"] == "false_positive" for s in image["pred_segments"] if s["category_id"] == 6)
+        fp = sum(
+            s["status"] == "false_positive" for s in image["pred_segments"] if s["category_id"] == 6
+        )
         if any(s["category_id"] == 6 for s in image["gt_segments"] + image["pred_segments"]):
             expected[image["file_name"]] = fn + fp
     assert dict(zip(worst["image"], worst["errors"])) == expected
@@ -117,7 +144,9 @@ def test_drill_down_lists_worst_images_and_segment_errors(app):
     titles = [f["layout"]["title"]["text"] for f in figs if f["layout"].get("title")]
     assert "Ground truth" in titles and "Prediction" in titles
     segments = next(d.value for d in at.dataframe if "error type" in d.value.columns)
-    first = result["per_image"][[i["file_name"] for i in result["per_image"]].index(worst["image"].iloc[0])]
+    first = result["per_image"][
+        [i["file_name"] for i in result["per_image"]].index(worst["image"].iloc[0])
+    ]
     cars = [s for s in first["gt_segments"] + first["pred_segments"] if s["category_id"] == 6]
     assert len(segments) == len(cars)
     assert set(segments["result"]) <= {"TP", "FN", "FP", "ignored (void/crowd)", "crowd"}
@@ -128,7 +157,9 @@ def test_compare_two_models_shows_per_class_deltas(app):
     better = json.loads(path.read_text())
     better["model"] = str(Path(better["model"]).with_name("finetuned"))
     Path(better["model"]).mkdir()
-    better["panoptic"]["per_class"]["6"]["pq"] = (result["panoptic"]["per_class"]["6"]["pq"] or 0) + 0.25
+    better["panoptic"]["per_class"]["6"]["pq"] = (
+        result["panoptic"]["per_class"]["6"]["pq"] or 0
+    ) + 0.25
     path.with_name("finetuned.json").write_text(json.dumps(better))
     at.run()
     at.selectbox(key="cmp_a").set_value(str(path)).run()
@@ -159,7 +190,9 @@ def test_evaluate_job_runs_pdl_evaluate_and_shows_results(monkeypatch, tmp_path,
     keras.utils.set_random_seed(0)
     spec = get_dataset_spec("synthetic")
     config = load_config("synthetic/tiny")
-    bundle = save_bundle(tmp_path / "tiny", build_model(config, num_classes=spec.num_classes), config, spec)
+    bundle = save_bundle(
+        tmp_path / "tiny", build_model(config, num_classes=spec.num_classes), config, spec
+    )
     u.set_app_env(monkeypatch, tmp_path, model=bundle, data=dataset)
     st.cache_data.clear()
     at = AppTest.from_file(u.ENTRY, default_timeout=240)
@@ -228,7 +261,10 @@ def test_mismatched_classes_are_named_before_anything_runs(app, dataset, tmp_pat
     data = _shifted(dataset, tmp_path / "shifted")
     _evaluate(at, "synthetic_demo", data)
     text = " ".join(e.value for e in at.error)
-    assert "category ids only in the data set: 100 'road'" in text and "trained on these classes" in text
+    assert (
+        "category ids only in the data set: 100 'road'" in text
+        and "trained on these classes" in text
+    )
     assert "is not in 'categories'" not in text and "eval_job" not in at.session_state
 
 
@@ -263,7 +299,11 @@ def test_a_failed_job_shows_its_own_message_on_the_page(app, dataset, tmp_path):
         time.sleep(1)
         at.run()
     text = " ".join(e.value for e in at.error)
-    assert "Evaluation failed" in text and "problem(s) in the data set" in text and "exited with status 2" in text
+    assert (
+        "Evaluation failed" in text
+        and "problem(s) in the data set" in text
+        and "exited with status 2" in text
+    )
     assert "failed: the result shown is an earlier one" in _warnings(at)
 
 
@@ -286,9 +326,11 @@ def _succeeded_job(workdir: Path, name: str) -> int:
 
     store = jobs.JobStore(workdir)
     with store._connect() as db:  # a finished `pdl evaluate` job, as the page would have started it
-        cur = db.execute("INSERT INTO jobs (kind, name, argv, workdir, log_path, state, exit_code, created_at)"
-                         " VALUES ('evaluate', ?, '[\"evaluate\"]', ?, ?, 'succeeded', 0, 0)",
-                         (name, str(workdir), str(workdir / "job.log")))
+        cur = db.execute(
+            "INSERT INTO jobs (kind, name, argv, workdir, log_path, state, exit_code, created_at)"
+            " VALUES ('evaluate', ?, '[\"evaluate\"]', ?, ?, 'succeeded', 0, 0)",
+            (name, str(workdir), str(workdir / "job.log")),
+        )
         return cur.lastrowid
 
 
@@ -298,19 +340,28 @@ def test_a_new_evaluation_selects_itself_and_compares_base_to_new(app, dataset, 
     at, _, base_path = app  # the fake model's result: shown now
     tuned = tmp_path / "work" / "runs" / "tune-1" / "model"
     tuned.mkdir(parents=True)
-    jobs.JobStore(tmp_path / "work").register_model(tuned, "tune", job_id=7, base_model=str(tmp_path / "fake-model"))
+    jobs.JobStore(tmp_path / "work").register_model(
+        tuned, "tune", job_id=7, base_model=str(tmp_path / "fake-model")
+    )
     tuned_path = _result_for(tmp_path, dataset, tuned, "tune (job 7)", time.time() + 10)
     assert tuned_path.name.startswith("tune-job-7__")  # named after the job, not "model"
     at.session_state["eval_job"] = _succeeded_job(tmp_path / "work", "evaluate tune")
     at.session_state["eval_out"] = str(tuned_path)
     at.run()
     assert not at.exception
-    assert at.selectbox(key="eval_result").value == str(tuned_path)  # the new result is the one shown
-    assert at.selectbox(key="cmp_a").value == str(base_path)  # A: the base the fine-tune started from
+    assert at.selectbox(key="eval_result").value == str(
+        tuned_path
+    )  # the new result is the one shown
+    assert at.selectbox(key="cmp_a").value == str(
+        base_path
+    )  # A: the base the fine-tune started from
     assert at.selectbox(key="cmp_b").value == str(tuned_path)  # B: its result
     captions = " ".join(c.value for c in at.caption)
     assert "B − A**: tune (job 7) minus fake-model" in captions
-    assert any(m.label == "PQ of B (tune (job 7))" and "vs A (fake-model)" in str(m.proto.delta) for m in at.metric)
+    assert any(
+        m.label == "PQ of B (tune (job 7))" and "vs A (fake-model)" in str(m.proto.delta)
+        for m in at.metric
+    )
 
 
 def test_results_of_two_fine_tunes_are_told_apart(app, dataset, tmp_path):
@@ -333,11 +384,15 @@ def test_results_of_two_fine_tunes_are_told_apart(app, dataset, tmp_path):
 
 def test_a_cached_result_for_new_settings_is_really_selected(app, dataset, tmp_path):
     at, _, base_path = app
-    other = _result_for(tmp_path, dataset, tmp_path / "other-model", "other-model", time.time() + 10)
+    other = _result_for(
+        tmp_path, dataset, tmp_path / "other-model", "other-model", time.time() + 10
+    )
     from panoptic_deeplab import jobs
 
     jobs.JobStore(tmp_path / "work").register_model(tmp_path / "other-model", "other-model")
-    at.checkbox(key="eval_oracles").set_value(False).run()  # the results here were made without oracles
+    at.checkbox(key="eval_oracles").set_value(
+        False
+    ).run()  # the results here were made without oracles
     for model, expected in (("other-model", other), ("fake-model", base_path)):
         at.selectbox(key="eval_model").set_value(model).run()
         assert any("it is selected below" in s.value for s in at.success)

@@ -1,6 +1,7 @@
 """AppTest for the Inspect page's "Over training" section: a workdir's saved steps on a slider, and
 the image's four views at the chosen step next to the final model. The steps are real snapshots of
 a tiny network (training/history.py); the page's model is the stand-in of fakes.py."""
+
 from __future__ import annotations
 
 import json
@@ -38,12 +39,18 @@ def workdir(tmp_path_factory):
 
 
 def titles(at) -> list[str]:
-    return [json.loads(c.proto.spec)["layout"].get("title", {}).get("text") for c in at.get("plotly_chart")]
+    return [
+        json.loads(c.proto.spec)["layout"].get("title", {}).get("text")
+        for c in at.get("plotly_chart")
+    ]
 
 
 def step_figure(at, title):
-    return next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
-                if json.loads(c.proto.spec)["layout"].get("title", {}).get("text") == title)
+    return next(
+        json.loads(c.proto.spec)
+        for c in at.get("plotly_chart")
+        if json.loads(c.proto.spec)["layout"].get("title", {}).get("text") == title
+    )
 
 
 @pytest.mark.slow  # builds and runs a real tiny network
@@ -57,7 +64,9 @@ def test_a_workdir_steps_are_on_a_slider_next_to_the_final_model(monkeypatch, tm
     st.cache_data.clear()
     at = AppTest.from_file(u.ENTRY, default_timeout=120)
     at.run()
-    at.file_uploader(key="image_upload_0").set_value(("street.png", u.encode(u.street_image()), "image/png")).run()
+    at.file_uploader(key="image_upload_0").set_value(
+        ("street.png", u.encode(u.street_image()), "image/png")
+    ).run()
     assert any("give the workdir" in i.value for i in at.info)
     at.text_input(key="steps_workdir").set_value(str(workdir)).run()
     assert not at.exception, at.exception
@@ -83,7 +92,9 @@ def test_an_empty_workdir_says_what_is_missing(monkeypatch, tmp_path):
     monkeypatch.setattr(model_io, "load_predictor", lambda path: FakePredictor())
     at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT)
     at.run()
-    at.file_uploader(key="image_upload_0").set_value(("street.png", u.encode(u.street_image()), "image/png")).run()
+    at.file_uploader(key="image_upload_0").set_value(
+        ("street.png", u.encode(u.street_image()), "image/png")
+    ).run()
     at.text_input(key="steps_workdir").set_value(str(tmp_path)).run()
     assert not at.exception
     assert any("no saved step yet" in i.value for i in at.info)

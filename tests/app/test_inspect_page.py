@@ -3,6 +3,7 @@
 The model is a stand-in with hand-made head outputs (tests/app/fakes.py); the real post-processing,
 visualisation and image loading run on them, so the numbers asserted here are computed by hand.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,7 +69,9 @@ def test_without_a_model_the_page_says_how_to_get_one(monkeypatch, tmp_path):
     from panoptic_deeplab import settings
 
     u.set_app_env(monkeypatch, tmp_path, model=None)
-    monkeypatch.setattr(settings, "shipped_models", lambda: [])  # an installation without the demo model
+    monkeypatch.setattr(
+        settings, "shipped_models", lambda: []
+    )  # an installation without the demo model
     at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT).run()
     assert not at.exception
     assert "No model yet" in at.warning[0].value and "pdl app --model" in at.warning[0].value
@@ -78,10 +81,15 @@ def test_upload_runs_the_model_once_and_shows_every_view(app):
     at, fake = app
     upload(at, u.encode(u.street_image()))
     assert metrics(at) == {**metrics(at), "Image": "97×65", "Centers": "2", "Instances": "2"}
-    assert "Network: tf, precision fp32 (as requested)" in [c.value for c in at.caption]  # what runs the model
+    assert "Network: tf, precision fp32 (as requested)" in [
+        c.value for c in at.caption
+    ]  # what runs the model
     expected_hover = {
-        "Input": "RGB", "Semantic": "probability", "Centers": "center heatmap",
-        "Offsets": "offset (dy, dx)", "Panoptic": "instance id",
+        "Input": "RGB",
+        "Semantic": "probability",
+        "Centers": "center heatmap",
+        "Offsets": "offset (dy, dx)",
+        "Panoptic": "instance id",
     }
     for stage, words in expected_hover.items():
         at.radio(key="stage").set_value(stage).run()
@@ -134,7 +142,9 @@ def test_knobs_rerun_only_the_post_processing(app):
     upload(at, u.encode(u.street_image()))
     at.slider(key="pp_threshold").set_value(0.7).run()  # only the 0.9 peak survives
     assert (metrics(at)["Centers"], metrics(at)["Instances"]) == ("1", "1")
-    at.slider(key="pp_threshold").set_value(0.95).run()  # no center: all thing pixels form one instance
+    at.slider(key="pp_threshold").set_value(
+        0.95
+    ).run()  # no center: all thing pixels form one instance
     assert (metrics(at)["Centers"], metrics(at)["Instances"]) == ("0", "1")
     at.slider(key="pp_threshold").set_value(0.1).run()
     at.number_input(key="pp_topk").set_value(1).run()
@@ -173,11 +183,14 @@ def test_side_by_side_shows_input_and_output(app):
     assert len(at.get("plotly_chart")) == 2
 
 
-@pytest.mark.parametrize("name, data, words", [
-    ("empty.png", b"", "empty"),
-    ("notes.txt", b"this is not an image at all", "not an image"),
-    ("broken.png", u.encode(u.street_image())[:200], "corrupt"),
-])
+@pytest.mark.parametrize(
+    "name, data, words",
+    [
+        ("empty.png", b"", "empty"),
+        ("notes.txt", b"this is not an image at all", "not an image"),
+        ("broken.png", u.encode(u.street_image())[:200], "corrupt"),
+    ],
+)
 def test_bad_uploads_give_a_message_and_the_app_keeps_working(app, name, data, words):
     at, _ = app
     upload(at, data, name=name)
@@ -233,7 +246,9 @@ def test_a_real_bundle_runs_end_to_end(monkeypatch, tmp_path):
     keras.utils.set_random_seed(0)
     spec = get_dataset_spec("synthetic")
     config = load_config("synthetic/tiny")
-    bundle = save_bundle(tmp_path / "model", build_model(config, num_classes=spec.num_classes), config, spec)
+    bundle = save_bundle(
+        tmp_path / "model", build_model(config, num_classes=spec.num_classes), config, spec
+    )
     u.set_app_env(monkeypatch, tmp_path, model=bundle)
     st.cache_data.clear()
     at = AppTest.from_file(u.ENTRY, default_timeout=240).run()
@@ -251,7 +266,9 @@ def test_a_sample_from_the_data_set_can_be_picked(monkeypatch, tmp_path):
     from panoptic_deeplab.app.components import model_io
     from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
 
-    data = make_synthetic_dataset(tmp_path / "data", num_train=1, num_val=2, height=33, width=65, workers=1)
+    data = make_synthetic_dataset(
+        tmp_path / "data", num_train=1, num_val=2, height=33, width=65, workers=1
+    )
     model_dir = tmp_path / "fake-model"
     model_dir.mkdir()
     u.set_app_env(monkeypatch, tmp_path, model=model_dir, data=data)
@@ -320,21 +337,31 @@ def test_the_pixel_panel_wraps_its_values_and_never_prints_minus_zero(monkeypatc
 def _card(model_dir, domain=None, reference=None):
     info = {"format_version": 1, **({"domain": domain} if domain else {})}
     (model_dir / "bundle.json").write_text(json.dumps(info))
-    (model_dir / "metrics.json").write_text(json.dumps({"scene_confidence": reference} if reference else {}))
-    (model_dir / "dataset_spec.json").write_text(json.dumps({"name": "synthetic", "class_names": ["road", "car"]}))
+    (model_dir / "metrics.json").write_text(
+        json.dumps({"scene_confidence": reference} if reference else {})
+    )
+    (model_dir / "dataset_spec.json").write_text(
+        json.dumps({"name": "synthetic", "class_names": ["road", "car"]})
+    )
 
 
 @pytest.mark.parametrize("low, warned", [(0.95, True), (0.5, False)])
 def test_the_model_card_domain_is_shown_and_a_far_input_warned_about(app, tmp_path, low, warned):
     at, _ = app
-    _card(tmp_path / "fake-model", "synthetic street scenes", {"mean": low + 0.02, "low": low, "images": 60})
+    _card(
+        tmp_path / "fake-model",
+        "synthetic street scenes",
+        {"mean": low + 0.02, "low": low, "images": 60},
+    )
     at.run()
     upload(at, u.encode(u.street_image()))
     assert "**Trained on:** synthetic street scenes" in [c.value for c in at.caption]
     # the fake's probabilities: road e^3/(e^3+7) on most pixels, car e^5/(e^5+e^3+6) in the boxes
     score = float(metrics(at)["Scene confidence"])
     assert 0.7 < score < 0.8
-    assert any("looks unlike what the model was trained on" in w.value for w in at.warning) == warned
+    assert (
+        any("looks unlike what the model was trained on" in w.value for w in at.warning) == warned
+    )
 
 
 def test_an_old_bundle_without_a_card_says_so(app, tmp_path):
@@ -350,7 +377,9 @@ def test_after_an_upload_the_sample_picker_says_the_upload_is_shown(monkeypatch,
     from panoptic_deeplab.app.components import model_io
     from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
 
-    data = make_synthetic_dataset(tmp_path / "data", num_train=1, num_val=1, height=33, width=65, workers=1)
+    data = make_synthetic_dataset(
+        tmp_path / "data", num_train=1, num_val=1, height=33, width=65, workers=1
+    )
     (tmp_path / "m").mkdir()
     u.set_app_env(monkeypatch, tmp_path, model=tmp_path / "m", data=data)
     monkeypatch.setattr(model_io, "load_predictor", lambda path: FakePredictor())
@@ -386,8 +415,14 @@ def test_every_download_has_its_own_file_name(app, served_files):
     at, _ = app
     upload(at, u.encode(u.street_image()), name="street.png")
     at.radio(key="stage").set_value("Panoptic").run()
-    assert [b.proto.label for b in at.get("download_button")] == ["Panoptic PNG", "Segments JSON", "Panoptic overlay PNG"]
-    assert {"street_panoptic.png", "street_panoptic.json", "street_panoptic_overlay.png"} <= set(served_files)
+    assert [b.proto.label for b in at.get("download_button")] == [
+        "Panoptic PNG",
+        "Segments JSON",
+        "Panoptic overlay PNG",
+    ]
+    assert {"street_panoptic.png", "street_panoptic.json", "street_panoptic_overlay.png"} <= set(
+        served_files
+    )
 
 
 def test_the_downloads_are_coco_panoptic_with_road_kept(app, served_files):
@@ -397,15 +432,22 @@ def test_the_downloads_are_coco_panoptic_with_road_kept(app, served_files):
 
     at, _ = app
     upload(at, u.encode(u.street_image()), name="street.png")
-    ids = np.asarray(Image.open(io.BytesIO(served_files["street_panoptic.png"])).convert("RGB"), np.int64)
+    ids = np.asarray(
+        Image.open(io.BytesIO(served_files["street_panoptic.png"])).convert("RGB"), np.int64
+    )
     ids = ids[..., 0] + 256 * ids[..., 1] + 65536 * ids[..., 2]
     coco = json.loads(served_files["street_panoptic.json"])
     (annotation,) = coco["annotations"]
-    assert annotation["file_name"] == "street_panoptic.png" and coco["images"][0]["id"] == annotation["image_id"]
+    assert (
+        annotation["file_name"] == "street_panoptic.png"
+        and coco["images"][0]["id"] == annotation["image_id"]
+    )
     by_id = {s["id"]: s for s in annotation["segments_info"]}
     assert ids[0, 0] != 0 and by_id[ids[0, 0]]["category_id"] == 0  # road
     assert sorted(np.unique(ids).tolist()) == sorted(by_id)
     assert [s["category_id"] for s in annotation["segments_info"]] == [0, CAR, CAR]
     y0, y1, x0, x1 = car_boxes(65, 97)[0]
     assert by_id[ids[y0, x0]]["area"] == (y1 - y0) * (x1 - x0)
-    assert {c["id"] for c in coco["categories"]} == set(range(8)) and coco["info"]["same_as_pdl_predict"] is True
+    assert {c["id"] for c in coco["categories"]} == set(range(8)) and coco["info"][
+        "same_as_pdl_predict"
+    ] is True

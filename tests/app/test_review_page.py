@@ -5,6 +5,7 @@ The model is the hand-made stand-in of tests/app/fakes.py (road everywhere, cars
 real post-processing on top). The data set annotates the second car box as a *person*: the model's
 confident "car" there must put that segment first, with "car" suggested.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,15 +39,25 @@ def data(tmp_path) -> Path:
     (y0, y1, x0, x1), (v0, v1, w0, w1) = car_boxes(H, W)
     ids[y0:y1, x0:x1] = 2  # correctly a car
     ids[v0:v1, w0:w1] = 3  # the model's second car, annotated as a person
-    segs = [{"id": 1, "category_id": ROAD}, {"id": 2, "category_id": CAR}, {"id": 3, "category_id": PERSON}]
+    segs = [
+        {"id": 1, "category_id": ROAD},
+        {"id": 2, "category_id": CAR},
+        {"id": 3, "category_id": PERSON},
+    ]
     for s in segs:
         ys, xs = np.nonzero(ids == s["id"])
-        s.update(iscrowd=0, area=int(len(ys)), bbox=[int(xs.min()), int(ys.min()), int(np.ptp(xs) + 1), int(np.ptp(ys) + 1)])
+        s.update(
+            iscrowd=0,
+            area=int(len(ys)),
+            bbox=[int(xs.min()), int(ys.min()), int(np.ptp(xs) + 1), int(np.ptp(ys) + 1)],
+        )
     cv2.imwrite(str(root / "annotations" / "panoptic_val" / "s.png"), id_to_rgb(ids)[..., ::-1])
     cv2.imwrite(str(root / "val" / "s.png"), u.street_image(H, W)[..., ::-1])
-    coco = {"images": [{"id": 1, "file_name": "s.png", "height": H, "width": W}],
-            "annotations": [{"image_id": 1, "file_name": "s.png", "segments_info": segs}],
-            "categories": coco_categories(get_dataset_spec("synthetic"))}
+    coco = {
+        "images": [{"id": 1, "file_name": "s.png", "height": H, "width": W}],
+        "annotations": [{"image_id": 1, "file_name": "s.png", "segments_info": segs}],
+        "categories": coco_categories(get_dataset_spec("synthetic")),
+    }
     (root / "annotations" / "panoptic_val.json").write_text(json.dumps(coco))
     return root
 
@@ -81,7 +92,11 @@ def _click(at, key: str) -> AppTest:
 
 
 def _digest(root: Path) -> dict:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_without_a_data_set_the_page_says_what_to_give(monkeypatch, tmp_path):
@@ -115,7 +130,9 @@ def test_decisions_persist_across_a_restart_and_undo(page, data, tmp_path):
     assert (store.decision(1, 3).action, store.decision(1, 3).category_id) == ("relabel", CAR)
     assert at.session_state["review_rank"] == 2  # moved on to the next segment
 
-    at = page()  # the app restarts: the decision is still there, and review resumes where it stopped
+    at = (
+        page()
+    )  # the app restarts: the decision is still there, and review resumes where it stopped
     assert "1 of 3 segments decided" in at.caption[-1].value
     assert at.session_state["review_rank"] == 2  # the first undecided segment
     _click(at, "prev")
@@ -144,9 +161,15 @@ def test_export_writes_a_corrected_copy_and_refuses_the_source(page, data, tmp_p
     assert "1 images changed" in at.success[0].value and "1 relabelled" in at.success[0].value
     assert _digest(data) == before
     coco = json.loads((out / "annotations" / "panoptic_val.json").read_text())
-    assert {s["id"]: s["category_id"] for s in coco["annotations"][0]["segments_info"]} == {1: ROAD, 2: CAR, 3: CAR}
-    assert np.array_equal(read_segment_ids(out / "annotations" / "panoptic_val" / "s.png"),
-                          read_segment_ids(data / "annotations" / "panoptic_val" / "s.png"))
+    assert {s["id"]: s["category_id"] for s in coco["annotations"][0]["segments_info"]} == {
+        1: ROAD,
+        2: CAR,
+        3: CAR,
+    }
+    assert np.array_equal(
+        read_segment_ids(out / "annotations" / "panoptic_val" / "s.png"),
+        read_segment_ids(data / "annotations" / "panoptic_val" / "s.png"),
+    )
     assert at.get("download_button")[0].proto.label.startswith("Download the review report")
 
 

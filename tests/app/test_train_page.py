@@ -1,6 +1,7 @@
 """AppTest suite for the Train page: start a real `pdl train` job from the form and cancel it, bad
 input reported without starting anything, progress / loss curves / log from the run's own files
 (written with the trainer's RunFiles), and registered models."""
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,9 @@ def test_the_empty_page_offers_the_form_and_the_detected_devices(env):
 
 def test_a_bad_override_is_reported_and_starts_nothing(env):
     workdir, _ = env
-    at = _start(_run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT)), overrides="train.batch_sise=2")
+    at = _start(
+        _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT)), overrides="train.batch_sise=2"
+    )
     assert "batch_sise" in at.error[0].value
     assert jobs.JobStore(workdir).list() == []
     at = _start(at, overrides="train.batch_size=2; rm -rf ~")
@@ -72,10 +75,19 @@ def test_a_bad_override_is_reported_and_starts_nothing(env):
 
 def test_start_a_fine_tune_then_cancel_it(env):
     workdir, data = env
-    at = _start(_run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT)), overrides="train.batch_size=2")
+    at = _start(
+        _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT)), overrides="train.batch_size=2"
+    )
     (job,) = jobs.JobStore(workdir).list()
     assert job.state == jobs.RUNNING and job.name == "my-tune"
-    assert job.argv[:6] == ["train", "--config", "synthetic/tiny", "--dataset", str(data), "--workdir"]
+    assert job.argv[:6] == [
+        "train",
+        "--config",
+        "synthetic/tiny",
+        "--dataset",
+        str(data),
+        "--workdir",
+    ]
     assert job.argv[7:] == ["--steps", "2", "--set", "train.batch_size=2"]
     assert Path(job.workdir).parent == (workdir / "runs").resolve()
     at.button(key=f"cancel-{job.id}").click()
@@ -88,13 +100,33 @@ def test_start_a_fine_tune_then_cancel_it(env):
 def test_progress_loss_curves_log_and_models(env):
     workdir, data = env
     store = jobs.JobStore(workdir)
-    job = store.cancel(store.submit(["train", "--config", "synthetic/tiny", "--dataset", str(data),
-                                     "--workdir", str(workdir / "runs" / "r1")], name="r1").id)
+    job = store.cancel(
+        store.submit(
+            [
+                "train",
+                "--config",
+                "synthetic/tiny",
+                "--dataset",
+                str(data),
+                "--workdir",
+                str(workdir / "runs" / "r1"),
+            ],
+            name="r1",
+        ).id
+    )
     files = RunFiles(job.workdir, total_steps=40)  # what `pdl train` writes while it runs
     files.start_metrics(0)
     for step, loss in ((10, 2.0), (20, 1.5)):
-        files.append_metrics({"step": step, "loss": loss, "semantic_loss": loss / 2, "center_loss": 0.1,
-                              "offset_loss": 0.3, "learning_rate": 0.003})
+        files.append_metrics(
+            {
+                "step": step,
+                "loss": loss,
+                "semantic_loss": loss / 2,
+                "center_loss": 0.1,
+                "offset_loss": 0.3,
+                "learning_rate": 0.003,
+            }
+        )
     files.append_metrics({"step": 20, "pq": 0.25, "miou": 0.5})
     files.status("running", 20)
     bundle = workdir / "runs" / "r1" / "model"
@@ -104,7 +136,12 @@ def test_progress_loss_curves_log_and_models(env):
     at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
     assert at.expander[0].label.endswith("step 20/40")
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert [t["name"] for t in fig["data"]] == ["loss", "semantic_loss", "center_loss", "offset_loss"]
+    assert [t["name"] for t in fig["data"]] == [
+        "loss",
+        "semantic_loss",
+        "center_loss",
+        "offset_loss",
+    ]
     assert list(u.plotly_array(fig["data"][0]["y"])) == [2.0, 1.5]
     assert at.get("progress")[0].proto.value == 50
     assert {m.label: m.value for m in at.metric}["loss"] == "1.5"
@@ -140,8 +177,10 @@ def test_a_fine_tuned_model_is_compared_with_its_base_per_class(env):
 
     def result(pred):
         sem = lambda m: m // spec.label_divisor  # noqa: E731
-        return {"panoptic": pq_from_label_maps([gt], [pred], spec),
-                "semantic": mean_iou([sem(gt)], [sem(pred)], spec.num_classes, spec.ignore_label)}
+        return {
+            "panoptic": pq_from_label_maps([gt], [pred], spec),
+            "semantic": mean_iou([sem(gt)], [sem(pred)], spec.num_classes, spec.ignore_label),
+        }
 
     base, tuned = workdir / "base-model", workdir / "tuned-model"
     base.mkdir(parents=True)
@@ -175,7 +214,9 @@ def test_a_fine_tuned_model_is_compared_with_its_base_per_class(env):
     at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
     table = at.dataframe[-1].value.set_index("class")
     assert table.loc["car", "Δ PQ"] == -100.0  # TP -> FN
-    assert table.loc["road", "Δ PQ"] == pytest.approx(100 * 375 / 400 - 100, abs=0.01)  # IoU 1 -> 375/400
+    assert table.loc["road", "Δ PQ"] == pytest.approx(
+        100 * 375 / 400 - 100, abs=0.01
+    )  # IoU 1 -> 375/400
     fig = json.loads(at.get("plotly_chart")[-1].proto.spec)
     assert fig["layout"]["title"]["text"] == "Δ PQ per class"
 
@@ -187,7 +228,12 @@ def test_an_imported_deeplab2_model_is_offered_as_a_base(env):
     workdir, _ = env
     fixtures = ROOT_DIR / "tests" / "fixtures" / "deeplab2"
     bundle = workdir / "imported" / "authors_mnv3s"
-    import_deeplab2(fixtures / "ckpt_mnv3s_os16", str(fixtures / "mnv3s_os16.textproto"), bundle, log=lambda _: None)
+    import_deeplab2(
+        fixtures / "ckpt_mnv3s_os16",
+        str(fixtures / "mnv3s_os16.textproto"),
+        bundle,
+        log=lambda _: None,
+    )
     at = _run(AppTest.from_file(PAGE, default_timeout=60))
     assert "authors_mnv3s" in at.selectbox(key="base_model").options
 
@@ -206,12 +252,25 @@ TF_STARTUP = (
 )
 
 
-def _record(store, name: str, kind: str, state: str, workdir: Path, pid=None, pid_start=None) -> int:
+def _record(
+    store, name: str, kind: str, state: str, workdir: Path, pid=None, pid_start=None
+) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     with store._connect() as db:
-        cur = db.execute("INSERT INTO jobs (kind, name, argv, workdir, log_path, state, pid, pid_start, created_at)"
-                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
-                         (kind, name, json.dumps([kind]), str(workdir), str(workdir / "job.log"), state, pid, pid_start))
+        cur = db.execute(
+            "INSERT INTO jobs (kind, name, argv, workdir, log_path, state, pid, pid_start, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            (
+                kind,
+                name,
+                json.dumps([kind]),
+                str(workdir),
+                str(workdir / "job.log"),
+                state,
+                pid,
+                pid_start,
+            ),
+        )
         return cur.lastrowid
 
 
@@ -237,11 +296,20 @@ def test_a_short_job_draws_a_curve_on_axes_from_its_data(env):
     files = RunFiles(job.workdir, total_steps=6)
     files.start_metrics(0)
     for step, loss in ((2, 1.30), (4, 1.10), (6, 1.05)):
-        files.append_metrics({"step": step, "loss": loss, "semantic_loss": loss - 0.5, "center_loss": 0.2,
-                              "offset_loss": 0.3})
+        files.append_metrics(
+            {
+                "step": step,
+                "loss": loss,
+                "semantic_loss": loss - 0.5,
+                "center_loss": 0.2,
+                "offset_loss": 0.3,
+            }
+        )
     at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert fig["layout"]["yaxis"]["type"] == "linear"  # 0.2 .. 1.3: no decade to spread on a log axis
+    assert (
+        fig["layout"]["yaxis"]["type"] == "linear"
+    )  # 0.2 .. 1.3: no decade to spread on a log axis
     lo, hi = fig["layout"]["xaxis"]["range"]
     assert 1 <= lo < 2 and 6 < hi <= 7
     assert len(u.plotly_array(fig["data"][0]["y"])) == 3
@@ -255,11 +323,23 @@ def test_a_running_job_shows_its_phase_before_the_first_step(env):
     sleeper = subprocess.Popen(["sleep", "60"])  # stands in for the job's live process
     try:
         run = workdir / "runs" / "warming"
-        job_id = _record(store, "warming", "train", jobs.RUNNING, run, sleeper.pid, process._process_start(sleeper.pid))
+        job_id = _record(
+            store,
+            "warming",
+            "train",
+            jobs.RUNNING,
+            run,
+            sleeper.pid,
+            process._process_start(sleeper.pid),
+        )
         at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
-        assert at.expander[0].label == f"#{job_id} warming · running · starting (loading TensorFlow)"
-        (run / "job.log").write_text(f"# job {job_id} attempt 1: pdl train\nphase: checking the data set\n"
-                                     "phase: building the model\n")  # what `pdl train` prints first
+        assert (
+            at.expander[0].label == f"#{job_id} warming · running · starting (loading TensorFlow)"
+        )
+        (run / "job.log").write_text(
+            f"# job {job_id} attempt 1: pdl train\nphase: checking the data set\n"
+            "phase: building the model\n"
+        )  # what `pdl train` prints first
         at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
         assert at.expander[0].label == f"#{job_id} warming · running · building the model"
         RunFiles(run, total_steps=60).status("starting", 0, phase="tracing the training step")
@@ -279,7 +359,9 @@ def test_the_log_hides_tensorflow_start_up_noise_and_wraps(env):
     store = jobs.JobStore(workdir)
     job = store.get(_record(store, "noisy", "train", jobs.FAILED, workdir / "runs" / "noisy"))
     long_line = "error: " + "x" * 400
-    Path(job.log_path).write_text(f"# job {job.id} attempt 1: pdl train\n{TF_STARTUP}step 1/2 loss 1.0\n{long_line}\n")
+    Path(job.log_path).write_text(
+        f"# job {job.id} attempt 1: pdl train\n{TF_STARTUP}step 1/2 loss 1.0\n{long_line}\n"
+    )
     at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
     at.toggle(key=f"log-{job.id}").set_value(True)
     at = _run(at)

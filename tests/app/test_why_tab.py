@@ -2,6 +2,7 @@
 gain marked), the stacked error breakdown, and the drill-down from (class, error type) to the images
 where it happens most with those segments highlighted. The results file is made by the library's
 own evaluation with oracles (``evaluation.evaluate_split``) on the fake model's head outputs."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,14 @@ CAR = 6
 def dataset(tmp_path_factory):
     from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
 
-    return make_synthetic_dataset(tmp_path_factory.mktemp("why") / "data", num_train=1, num_val=3,
-                                  height=65, width=97, workers=1)
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp("why") / "data",
+        num_train=1,
+        num_val=3,
+        height=65,
+        width=97,
+        workers=1,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +46,27 @@ def result_json(dataset):
     options = PostProcessOptions.from_config(fake.config, fake.spec)
     reader = open_dataset(dataset, "val")
     evaluation = Evaluation(fake.spec, ap="none")
-    oracles = OracleEvaluation(fake.spec, parse_oracles("semantic,center,offset,all"), options, sigma=2.0)
+    oracles = OracleEvaluation(
+        fake.spec, parse_oracles("semantic,center,offset,all"), options, sigma=2.0
+    )
     for i, example in enumerate(reader):
         out = fake(reader.load_image(i))
-        out.segments = [SimpleNamespace(id=int(v), score=0.8, isthing=fake.spec.is_thing(int(v) // 1000))
-                        for v in np.unique(out.panoptic)]
+        out.segments = [
+            SimpleNamespace(id=int(v), score=0.8, isthing=fake.spec.is_thing(int(v) // 1000))
+            for v in np.unique(out.panoptic)
+        ]
         gt = reader.load_panoptic(i)
         record = evaluation.add(example.image_id, Path(example.image_path).name, gt, out)
         oracles.add(record, gt, out)
-    return to_json({"dataset": str(dataset), "split": "val", "num_images": len(reader), **evaluation.result(),
-                    "oracles": oracles.result()})
+    return to_json(
+        {
+            "dataset": str(dataset),
+            "split": "val",
+            "num_images": len(reader),
+            **evaluation.result(),
+            "oracles": oracles.result(),
+        }
+    )
 
 
 def frame_with(at, column):
@@ -65,7 +83,9 @@ def open_page(monkeypatch, tmp_path, dataset, result):
     u.set_app_env(monkeypatch, tmp_path, model=model_dir, data=dataset)
     monkeypatch.setattr(model_io, "load_predictor", lambda path: FakePredictor())
     st.cache_data.clear()
-    path = er.result_path(tmp_path / "work" / "results", model_dir, dataset, "val", 0, "semantic,center,offset,all")
+    path = er.result_path(
+        tmp_path / "work" / "results", model_dir, dataset, "val", 0, "semantic,center,offset,all"
+    )
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"model": str(model_dir), **result}))
     at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT)
@@ -74,7 +94,9 @@ def open_page(monkeypatch, tmp_path, dataset, result):
     return at
 
 
-def test_oracle_table_shows_the_cli_numbers_and_marks_the_largest_gain(monkeypatch, tmp_path, dataset, result_json):
+def test_oracle_table_shows_the_cli_numbers_and_marks_the_largest_gain(
+    monkeypatch, tmp_path, dataset, result_json
+):
     from panoptic_deeplab.evaluation.report import oracle_class_table
 
     at = open_page(monkeypatch, tmp_path, dataset, result_json)
@@ -86,22 +108,33 @@ def test_oracle_table_shows_the_cli_numbers_and_marks_the_largest_gain(monkeypat
     best = expected["gain"].idxmax()
     assert expected.loc[best, "largest gain"].startswith("semantic +")
     sentences = [m.value for m in at.markdown if "PQ points" in m.value]
-    assert any(f"**{best}**" in s and f"{expected.loc[best, 'gain']:.1f} PQ points" in s for s in sentences)
+    assert any(
+        f"**{best}**" in s and f"{expected.loc[best, 'gain']:.1f} PQ points" in s for s in sentences
+    )
 
 
-def test_breakdown_bars_stack_to_100_and_a_type_lists_its_images(monkeypatch, tmp_path, dataset, result_json):
+def test_breakdown_bars_stack_to_100_and_a_type_lists_its_images(
+    monkeypatch, tmp_path, dataset, result_json
+):
     at = open_page(monkeypatch, tmp_path, dataset, result_json)
-    chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
-                 if json.loads(c.proto.spec)["layout"].get("barmode") == "stack")
+    chart = next(
+        json.loads(c.proto.spec)
+        for c in at.get("plotly_chart")
+        if json.loads(c.proto.spec)["layout"].get("barmode") == "stack"
+    )
     classes = list(u.plotly_array(chart["data"][0]["x"]))
     totals = np.sum([u.plotly_array(trace["y"]).astype(float) for trace in chart["data"]], axis=0)
-    assert np.allclose(totals, 100.0, atol=0.05) and len(classes) == len(result_json["errors"]["per_class"])
+    assert np.allclose(totals, 100.0, atol=0.05) and len(classes) == len(
+        result_json["errors"]["per_class"]
+    )
     # The numbers under the chart: points lost, then "PQ if fixed", as in the results file.
     points, fixed = [d.value.set_index("class") for d in at.dataframe if "split" in d.value.columns]
     car = result_json["errors"]["per_class"][str(CAR)]
     assert points.loc["car", "split"] == pytest.approx(car["points"]["split"], abs=0.01)
     assert fixed.loc["car", "split"] == pytest.approx(car["pq_if_fixed"]["split"], abs=0.01)
-    assert fixed.loc["car", "IoU of matches < 1"] == pytest.approx(car["pq_if_fixed"]["matched_iou"], abs=0.01)
+    assert fixed.loc["car", "IoU of matches < 1"] == pytest.approx(
+        car["pq_if_fixed"]["matched_iou"], abs=0.01
+    )
     # Car, and its most frequent error type in the results file.
     counts = result_json["errors"]["per_class"][str(CAR)]["counts"]
     error = max(counts, key=counts.get)
@@ -112,8 +145,10 @@ def test_breakdown_bars_stack_to_100_and_a_type_lists_its_images(monkeypatch, tm
     listed = frame_with(at, "predicted segments")
     expected = {}
     for image in result_json["per_image"]:
-        n = sum(s.get("error") == error and s["category_id"] == CAR
-                for s in image["gt_segments"] + image["pred_segments"])
+        n = sum(
+            s.get("error") == error and s["category_id"] == CAR
+            for s in image["gt_segments"] + image["pred_segments"]
+        )
         if n:
             expected[image["file_name"]] = n
     assert dict(zip(listed["image"], listed["count"])) == expected
@@ -121,9 +156,17 @@ def test_breakdown_bars_stack_to_100_and_a_type_lists_its_images(monkeypatch, tm
     # The drill-down highlights exactly those segments of the first listed image.
     first = next(i for i in result_json["per_image"] if i["file_name"] == listed["image"].iloc[0])
     n_gt = sum(s.get("error") == error and s["category_id"] == CAR for s in first["gt_segments"])
-    n_pred = sum(s.get("error") == error and s["category_id"] == CAR for s in first["pred_segments"])
-    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text") for c in at.get("plotly_chart")]
-    assert f"Ground truth: {n_gt} highlighted" in titles and f"Prediction: {n_pred} highlighted" in titles
+    n_pred = sum(
+        s.get("error") == error and s["category_id"] == CAR for s in first["pred_segments"]
+    )
+    titles = [
+        json.loads(c.proto.spec)["layout"].get("title", {}).get("text")
+        for c in at.get("plotly_chart")
+    ]
+    assert (
+        f"Ground truth: {n_gt} highlighted" in titles
+        and f"Prediction: {n_pred} highlighted" in titles
+    )
 
 
 def test_a_result_without_oracles_says_how_to_get_them(monkeypatch, tmp_path, dataset, result_json):

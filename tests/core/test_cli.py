@@ -1,4 +1,5 @@
 """The `pdl` command line: every command's --help answers at once, without TensorFlow."""
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,13 @@ sys.exit(cli.main(["fail"]))
 def test_an_unexpected_error_inside_tf_data_ends_the_process():
     """Left to interpreter exit, the failed iterator (numpy_function calls in flight) waits for the
     GIL forever: `pdl train` with a too small crop hung instead of exiting."""
-    proc = subprocess.run([sys.executable, "-c", _FAILS_INSIDE_TF_DATA], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = subprocess.run(
+        [sys.executable, "-c", _FAILS_INSIDE_TF_DATA],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "boom" in proc.stderr
 
@@ -67,8 +73,21 @@ def _model_summary_stderr(*extra, level=None):
     env["CUDA_VISIBLE_DEVICES"] = ""
     if level is not None:
         env["TF_CPP_MIN_LOG_LEVEL"] = level
-    proc = subprocess.run([sys.executable, "-m", "panoptic_deeplab", "model-summary", "--config", "synthetic/tiny",
-                           *extra], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "panoptic_deeplab",
+            "model-summary",
+            "--config",
+            "synthetic/tiny",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "params" in proc.stdout
     return proc.stderr
@@ -76,5 +95,7 @@ def _model_summary_stderr(*extra, level=None):
 
 def test_tensorflow_start_up_lines_are_hidden_unless_verbose():
     quiet = _model_summary_stderr()
-    assert "oneDNN" not in quiet and "cuda" not in quiet.lower() and "absl::InitializeLog" not in quiet, quiet
+    assert (
+        "oneDNN" not in quiet and "cuda" not in quiet.lower() and "absl::InitializeLog" not in quiet
+    ), quiet
     assert "oneDNN" in _model_summary_stderr("--verbose")  # what TensorFlow prints by itself

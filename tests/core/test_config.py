@@ -1,4 +1,5 @@
 """Config loading: presets, overrides and the errors a user sees for bad input."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,10 +28,18 @@ def test_required_presets_ship_and_load():
 
 def test_preset_values_follow_the_spec():
     mnv3 = load_config("cityscapes/mobilenet_v3_large_os16")
-    assert (mnv3.model.output_stride, mnv3.model.aspp_rates, mnv3.model.bn_epsilon) == (16, (6, 12, 18), 1e-5)
+    assert (mnv3.model.output_stride, mnv3.model.aspp_rates, mnv3.model.bn_epsilon) == (
+        16,
+        (6, 12, 18),
+        1e-5,
+    )
     assert mnv3.postprocess.nms_kernel == 7 and not mnv3.dataset.increase_small_instance_weights
     r50 = load_config("cityscapes/resnet50_os32")
-    assert (r50.model.aspp_rates, r50.model.bn_momentum, r50.dataset.crop_size) == ((3, 6, 9), 0.99, (1025, 2049))
+    assert (r50.model.aspp_rates, r50.model.bn_momentum, r50.dataset.crop_size) == (
+        (3, 6, 9),
+        0.99,
+        (1025, 2049),
+    )
     assert load_config("coco/xception71_os16").model.aspp_separable
     assert load_config("coco/resnet50_os16").postprocess.nms_kernel == 41
 
@@ -57,7 +66,9 @@ def test_unknown_override_key_suggests_the_closest():
 
 
 def test_unknown_preset_suggests_the_closest():
-    with pytest.raises(ConfigError, match=r"unknown config 'cityscapes/resnet50_os23'.*cityscapes/resnet50_os32"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config 'cityscapes/resnet50_os23'.*cityscapes/resnet50_os32"
+    ):
         load_config("cityscapes/resnet50_os23")
 
 
@@ -82,5 +93,7 @@ def test_bad_type_names_the_field(override, field):
 
 
 def test_overrides_apply_with_yaml_types():
-    config = load_config("cityscapes/resnet50_os32", ["model.output_stride=16", "dataset.crop_size=[513, 513]"])
+    config = load_config(
+        "cityscapes/resnet50_os32", ["model.output_stride=16", "dataset.crop_size=[513, 513]"]
+    )
     assert config.model.output_stride == 16 and config.dataset.crop_size == (513, 513)

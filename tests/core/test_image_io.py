@@ -1,4 +1,5 @@
 """load_image: every odd file a user may have becomes an RGB uint8 array or a clear ImageError."""
+
 from __future__ import annotations
 
 import io
@@ -150,10 +151,20 @@ def _png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height, with a tiny (invalid) data chunk."""
 
     def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        return (
+            struct.pack(">I", len(payload))
+            + kind
+            + payload
+            + struct.pack(">I", zlib.crc32(kind + payload))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("size", [(20000, 20000), (12000, 9000)])
@@ -167,11 +178,16 @@ def test_decompression_bomb_is_refused_from_the_header(tmp_path, size):
 
 def test_jpeg_bomb_header_reports_limit(tmp_path, rgb):
     data = bytearray(_encode(Image.fromarray(rgb), "JPEG"))
-    sof = data.index(b"\xff\xc0")  # baseline frame header: length(2) precision(1) height(2) width(2)
+    sof = data.index(
+        b"\xff\xc0"
+    )  # baseline frame header: length(2) precision(1) height(2) width(2)
     data[sof + 5 : sof + 9] = struct.pack(">HH", 10000, 10000)
     path = tmp_path / "huge.jpg"
     path.write_bytes(bytes(data))
-    with pytest.raises(ImageError, match=r"huge.jpg: 10000x10000 = 100,000,000 pixels is over the limit of 1,000,000"):
+    with pytest.raises(
+        ImageError,
+        match=r"huge.jpg: 10000x10000 = 100,000,000 pixels is over the limit of 1,000,000",
+    ):
         load_image(path, max_pixels=1_000_000)
 
 

@@ -4,6 +4,7 @@ Read as static tools read them: ``from . import sub`` imports the package itself
 (so a package whose ``__init__`` imports a module that does ``from . import sub`` is a cycle), and
 imports inside functions or under ``if TYPE_CHECKING:`` do not count (they run later, or never).
 """
+
 import ast
 from pathlib import Path
 
@@ -32,7 +33,12 @@ def _top_level_imports(tree: ast.Module):
             if "TYPE_CHECKING" not in ast.unparse(node.test):
                 pending.extend(node.body + node.orelse)
         elif isinstance(node, ast.Try):
-            pending.extend(node.body + node.orelse + node.finalbody + [h for x in node.handlers for h in x.body])
+            pending.extend(
+                node.body
+                + node.orelse
+                + node.finalbody
+                + [h for x in node.handlers for h in x.body]
+            )
         elif isinstance(node, ast.With):
             pending.extend(node.body)
 
@@ -57,8 +63,11 @@ def import_graph() -> dict[str, set[str]]:
         # importing a.b.c runs a and a.b first; a module inside a package needs no edge to it
         for target in list(edges):
             parts = target.split(".")
-            edges.update(p for p in (".".join(parts[:i]) for i in range(2, len(parts)))
-                         if p in modules and not name.startswith(p + "."))
+            edges.update(
+                p
+                for p in (".".join(parts[:i]) for i in range(2, len(parts)))
+                if p in modules and not name.startswith(p + ".")
+            )
         graph[name] = edges
     return graph
 
@@ -95,7 +104,12 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_the_checker_finds_a_cycle_through_a_package_init():
-    graph = {"p": {"p.trainer"}, "p.trainer": {"p.monitor"}, "p.monitor": {"p", "p.events"}, "p.events": set()}
+    graph = {
+        "p": {"p.trainer"},
+        "p.trainer": {"p.monitor"},
+        "p.monitor": {"p", "p.events"},
+        "p.events": set(),
+    }
     assert cycles(graph) == [["p", "p.monitor", "p.trainer"]]
 
 

@@ -1,5 +1,6 @@
 """Jobs: the allow-list, GPU detection, and real `pdl` processes (launch, finish, cancel, resume,
 restart detection of dead processes, model registration)."""
+
 from __future__ import annotations
 
 import os
@@ -23,37 +24,60 @@ TINY = "synthetic/tiny"
 
 
 def test_a_valid_train_command_passes_unchanged(tmp_path):
-    argv = jobs.train_command(TINY, tmp_path / "data", tmp_path / "run", steps=5, init_from=tmp_path / "base",
-                              overrides=["train.batch_size=2", "dataset.crop_size=[65, 97]"])
-    assert argv == ["train", "--config", TINY, "--dataset", str(tmp_path / "data"), "--workdir", str(tmp_path / "run"),
-                    "--steps", "5", "--init-from", str(tmp_path / "base"), "--set", "train.batch_size=2",
-                    "--set", "dataset.crop_size=[65, 97]"]
+    argv = jobs.train_command(
+        TINY,
+        tmp_path / "data",
+        tmp_path / "run",
+        steps=5,
+        init_from=tmp_path / "base",
+        overrides=["train.batch_size=2", "dataset.crop_size=[65, 97]"],
+    )
+    assert argv == [
+        "train",
+        "--config",
+        TINY,
+        "--dataset",
+        str(tmp_path / "data"),
+        "--workdir",
+        str(tmp_path / "run"),
+        "--steps",
+        "5",
+        "--init-from",
+        str(tmp_path / "base"),
+        "--set",
+        "train.batch_size=2",
+        "--set",
+        "dataset.crop_size=[65, 97]",
+    ]
     assert validate_command(argv) == argv
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["app", "--port", "80"], "cannot run as a job"),
-    (["rm", "-rf", "/"], "cannot run as a job"),
-    (["train", "--config", TINY, "--evil", "x"], "not allowed"),
-    (["train", "--config", TINY, "--steps"], "needs a value"),
-    (["train", "--steps", "ten"], "not a non-negative integer"),
-    (["train", "--steps", "-3"], "not a non-negative integer"),
-    (["train", "--workdir", "/tmp/x; rm -rf ~"], "shell metacharacters"),
-    (["train", "--dataset", "$(reboot)"], "shell metacharacters"),
-    (["train", "--dataset", "a`id`"], "shell metacharacters"),
-    (["train", "--dataset", "a|b"], "shell metacharacters"),
-    (["train", "--dataset", "a\nb"], "shell metacharacters"),
-    (["train", "--dataset", "--workdir"], "must not start with '-'"),
-    (["train", "--set", "no_equals_sign"], "section.key=value"),
-    (["train", "--set", "bad key=1"], "section.key=value"),
-    (["train", "--config", "a", "--config", "b"], "given twice"),
-    (["train", "stray"], "unexpected argument"),
-    (["train", "--split", "val/../../x"], "letters, digits"),
-    (["train", "--xla=yes"], "takes no value"),
-    (["check-dataset", "/data", "/other"], "unexpected argument"),
-    ([], "non-empty list"),
-    ("train --steps 3", "non-empty list"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["app", "--port", "80"], "cannot run as a job"),
+        (["rm", "-rf", "/"], "cannot run as a job"),
+        (["train", "--config", TINY, "--evil", "x"], "not allowed"),
+        (["train", "--config", TINY, "--steps"], "needs a value"),
+        (["train", "--steps", "ten"], "not a non-negative integer"),
+        (["train", "--steps", "-3"], "not a non-negative integer"),
+        (["train", "--workdir", "/tmp/x; rm -rf ~"], "shell metacharacters"),
+        (["train", "--dataset", "$(reboot)"], "shell metacharacters"),
+        (["train", "--dataset", "a`id`"], "shell metacharacters"),
+        (["train", "--dataset", "a|b"], "shell metacharacters"),
+        (["train", "--dataset", "a\nb"], "shell metacharacters"),
+        (["train", "--dataset", "--workdir"], "must not start with '-'"),
+        (["train", "--set", "no_equals_sign"], "section.key=value"),
+        (["train", "--set", "bad key=1"], "section.key=value"),
+        (["train", "--config", "a", "--config", "b"], "given twice"),
+        (["train", "stray"], "unexpected argument"),
+        (["train", "--split", "val/../../x"], "letters, digits"),
+        (["train", "--xla=yes"], "takes no value"),
+        (["check-dataset", "/data", "/other"], "unexpected argument"),
+        ([], "non-empty list"),
+        ("train --steps 3", "non-empty list"),
+    ],
+)
 def test_validation_rejects(argv, message):
     with pytest.raises(JobError, match=message):
         validate_command(argv)
@@ -79,15 +103,21 @@ def test_allowed_options_exist_in_the_real_commands():
         parser = argparse.ArgumentParser()
         module.configure_parser(parser)
         known = {s for a in parser._actions for s in a.option_strings}
-        assert set(options) <= known, f"pdl {command}: {set(options) - known} not accepted by its parser"
+        assert set(options) <= known, (
+            f"pdl {command}: {set(options) - known} not accepted by its parser"
+        )
 
 
 def test_the_allow_list_is_read_from_the_commands_own_parsers(monkeypatch):
     """Options the hand-kept copy lacked are allowed, with the right kinds, and so is any option
     a command adds later (no second list to keep)."""
-    assert validate_command(["train", "--config", TINY, "--low-memory", "--mlflow", "--skip-dataset-check"])
+    assert validate_command(
+        ["train", "--config", TINY, "--low-memory", "--mlflow", "--skip-dataset-check"]
+    )
     assert validate_command(["train", "--config", TINY, "--no-low-memory"])
-    assert validate_command(["evaluate", "--model", "m", "--dataset", "d", "--scales", "0.75", "1", "1.25", "--flip"])
+    assert validate_command(
+        ["evaluate", "--model", "m", "--dataset", "d", "--scales", "0.75", "1", "1.25", "--flip"]
+    )
     with pytest.raises(JobError, match="is not a number"):
         validate_command(["evaluate", "--model", "m", "--scales", "0.75", "big"])
     assert jobs.ALLOWED_COMMANDS["train"]["--set"] == "override*"
@@ -111,10 +141,15 @@ def test_the_allow_list_is_read_from_the_commands_own_parsers(monkeypatch):
 
 def test_detect_gpus_reads_nvidia_smi(tmp_path):
     fake = tmp_path / "nvidia-smi"
-    fake.write_text("#!/bin/sh\nprintf '0, NVIDIA H100 80GB HBM3, 81559\\n1, NVIDIA H100 80GB HBM3, 81559\\n'\n")
+    fake.write_text(
+        "#!/bin/sh\nprintf '0, NVIDIA H100 80GB HBM3, 81559\\n1, NVIDIA H100 80GB HBM3, 81559\\n'\n"
+    )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     gpus = jobs.detect_gpus(str(fake))
-    assert [(g.index, g.name, g.memory_mib) for g in gpus] == [(0, "NVIDIA H100 80GB HBM3", 81559), (1, "NVIDIA H100 80GB HBM3", 81559)]
+    assert [(g.index, g.name, g.memory_mib) for g in gpus] == [
+        (0, "NVIDIA H100 80GB HBM3", 81559),
+        (1, "NVIDIA H100 80GB HBM3", 81559),
+    ]
     broken = tmp_path / "broken-smi"
     broken.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
     broken.chmod(broken.stat().st_mode | stat.S_IEXEC)
@@ -137,7 +172,9 @@ def _wait(store: JobStore, job_id: int, timeout: float = 60) -> jobs.Job:
         if not job.is_active:
             return job
         time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still running after {timeout} s:\n{store.read_log(store.get(job_id))}")
+    raise AssertionError(
+        f"job {job_id} still running after {timeout} s:\n{store.read_log(store.get(job_id))}"
+    )
 
 
 def _gone(pid: int) -> bool:
@@ -147,15 +184,37 @@ def _gone(pid: int) -> bool:
 def test_jobs_that_succeed_make_and_check_a_data_set(tmp_path):
     store = JobStore(tmp_path / "jobs")
     data = tmp_path / "data"
-    make = store.submit(["make-dataset", "synthetic", "--out", str(data), "--num-train", "2", "--num-val", "1",
-                         "--height", "65", "--width", "97", "--workers", "1"], name="make")
+    make = store.submit(
+        [
+            "make-dataset",
+            "synthetic",
+            "--out",
+            str(data),
+            "--num-train",
+            "2",
+            "--num-val",
+            "1",
+            "--height",
+            "65",
+            "--width",
+            "97",
+            "--workers",
+            "1",
+        ],
+        name="make",
+    )
     make = _wait(store, make.id, timeout=120)
     assert make.state == jobs.SUCCEEDED and make.exit_code == 0, store.read_log(make)
     assert (data / "annotations" / "panoptic_val.json").is_file()
     assert Path(make.workdir) == (tmp_path / "jobs" / "jobs" / str(make.id)).resolve()
-    check = _wait(store, store.submit(["check-dataset", str(data), "--split", "val"]).id, timeout=120)
+    check = _wait(
+        store, store.submit(["check-dataset", str(data), "--split", "val"]).id, timeout=120
+    )
     assert check.state == jobs.SUCCEEDED, store.read_log(check)
-    assert [j.id for j in JobStore(tmp_path / "jobs").list()] == [check.id, make.id]  # newest first, reopened
+    assert [j.id for j in JobStore(tmp_path / "jobs").list()] == [
+        check.id,
+        make.id,
+    ]  # newest first, reopened
 
 
 def test_a_job_that_fails_is_recorded_with_its_status_and_log(tmp_path):
@@ -171,7 +230,15 @@ def test_a_job_that_fails_is_recorded_with_its_status_and_log(tmp_path):
 
 def test_cancel_kills_the_process_group_and_resume_restarts_it(tmp_path):
     store = JobStore(tmp_path / "jobs")
-    argv = ["train", "--config", TINY, "--dataset", str(tmp_path / "nowhere"), "--workdir", str(tmp_path / "run")]
+    argv = [
+        "train",
+        "--config",
+        TINY,
+        "--dataset",
+        str(tmp_path / "nowhere"),
+        "--workdir",
+        str(tmp_path / "run"),
+    ]
     job = store.submit(argv)
     time.sleep(0.5)  # it is importing TensorFlow: a long way from finishing
     cancelled = store.cancel(job.id, grace_s=10)
@@ -191,8 +258,20 @@ def test_cancel_kills_the_process_group_and_resume_restarts_it(tmp_path):
 
 def test_a_job_whose_process_died_shows_failed_after_an_app_restart(tmp_path):
     store = JobStore(tmp_path / "jobs")
-    job = store.submit(["train", "--config", TINY, "--dataset", str(tmp_path / "x"), "--workdir", str(tmp_path / "run")])
-    proc = job_store._CHILDREN.pop((str(store.db_path), job.id))  # a restarted app has no handle on it
+    job = store.submit(
+        [
+            "train",
+            "--config",
+            TINY,
+            "--dataset",
+            str(tmp_path / "x"),
+            "--workdir",
+            str(tmp_path / "run"),
+        ]
+    )
+    proc = job_store._CHILDREN.pop(
+        (str(store.db_path), job.id)
+    )  # a restarted app has no handle on it
     os.killpg(job.pid, signal.SIGKILL)  # the process dies without writing its exit status
     try:
         deadline = time.monotonic() + 10
@@ -207,10 +286,14 @@ def test_a_job_whose_process_died_shows_failed_after_an_app_restart(tmp_path):
 
 def test_a_reused_pid_is_not_taken_for_the_job(tmp_path):
     store = JobStore(tmp_path / "jobs")
-    with store._connect() as db:  # a record claiming that this test process is the job, started long ago
-        db.execute("INSERT INTO jobs (kind, name, argv, workdir, log_path, state, pid, pid_start, created_at)"
-                   " VALUES ('train', 'old', '[\"train\"]', ?, ?, 'running', ?, '1', 0)",
-                   (str(tmp_path), str(tmp_path / "job.log"), os.getpid()))
+    with (
+        store._connect() as db
+    ):  # a record claiming that this test process is the job, started long ago
+        db.execute(
+            "INSERT INTO jobs (kind, name, argv, workdir, log_path, state, pid, pid_start, created_at)"
+            " VALUES ('train', 'old', '[\"train\"]', ?, ?, 'running', ?, '1', 0)",
+            (str(tmp_path), str(tmp_path / "job.log"), os.getpid()),
+        )
     (job,) = JobStore(tmp_path / "jobs").list()
     assert job.state == jobs.FAILED
 
@@ -232,13 +315,26 @@ def test_a_finished_training_job_registers_its_model(tmp_path):
     data = tmp_path / "data"
     make_synthetic_dataset(data, 2, 1, height=65, width=97, workers=1)
     store = JobStore(tmp_path / "jobs")
-    argv = jobs.train_command(TINY, data, tmp_path / "run", steps=2,
-                              overrides=["train.batch_size=2", "dataset.crop_size=[65, 97]"])
+    argv = jobs.train_command(
+        TINY,
+        data,
+        tmp_path / "run",
+        steps=2,
+        overrides=["train.batch_size=2", "dataset.crop_size=[65, 97]"],
+    )
     job = _wait(store, store.submit(argv, name="tiny").id, timeout=300)
     assert job.state == jobs.SUCCEEDED, store.read_log(job)
     progress = store.progress(job)
-    assert (progress.state, progress.step, progress.total_steps, progress.fraction) == ("finished", 2, 2, 1.0)
-    assert list(store.metrics(job)["step"].dropna().astype(int)) == [1, 2]  # short runs log every step
+    assert (progress.state, progress.step, progress.total_steps, progress.fraction) == (
+        "finished",
+        2,
+        2,
+        1.0,
+    )
+    assert list(store.metrics(job)["step"].dropna().astype(int)) == [
+        1,
+        2,
+    ]  # short runs log every step
     assert progress.phase == "finished"
     (model,) = store.models()
     assert Path(model.path) == (tmp_path / "run" / "model").resolve() and model.job_id == job.id
@@ -249,9 +345,33 @@ def test_the_pdl_jobs_command_submits_lists_and_refuses(tmp_path, capsys):
     from panoptic_deeplab.cli import main
 
     root = str(tmp_path / "jobs")
-    assert main(["jobs", "--root", root, "--name", "mk", "submit", "make-dataset", "synthetic",
-                 "--out", str(tmp_path / "d"), "--num-train", "1", "--num-val", "1",
-                 "--height", "64", "--width", "64", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "jobs",
+                "--root",
+                root,
+                "--name",
+                "mk",
+                "submit",
+                "make-dataset",
+                "synthetic",
+                "--out",
+                str(tmp_path / "d"),
+                "--num-train",
+                "1",
+                "--num-val",
+                "1",
+                "--height",
+                "64",
+                "--width",
+                "64",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     job = _wait(JobStore(root), 1)
     assert job.state == jobs.SUCCEEDED, JobStore(root).read_log(job)
     capsys.readouterr()
@@ -265,8 +385,21 @@ def test_the_pdl_jobs_command_submits_lists_and_refuses(tmp_path, capsys):
 def test_a_failed_job_carries_its_own_error_message(tmp_path):
     """The page that started a job shows why it failed: pdl's own "error: ..." text, not only a status."""
     store = JobStore(tmp_path / "jobs")
-    job = _wait(store, store.submit(["evaluate", "--model", str(tmp_path / "m"), "--dataset",
-                                     str(tmp_path / "not-a-data-set"), "--split", "val"]).id, timeout=120)
+    job = _wait(
+        store,
+        store.submit(
+            [
+                "evaluate",
+                "--model",
+                str(tmp_path / "m"),
+                "--dataset",
+                str(tmp_path / "not-a-data-set"),
+                "--split",
+                "val",
+            ]
+        ).id,
+        timeout=120,
+    )
     assert job.state == jobs.FAILED and job.exit_code == 2
     assert "not-a-data-set" in job.message and "exited with status 2" in job.message
     assert not job.message.startswith("exited with status"), job.message
@@ -274,7 +407,10 @@ def test_a_failed_job_carries_its_own_error_message(tmp_path):
 
 def test_failure_message_reads_the_error_or_the_traceback():
     log = "# job 1\nI0000 00:00:17.1 1 port.cc:153] oneDNN\nerror: /x/annotations: not found\n  fix: give the root\n"
-    assert jobs.failure_message(log, 2) == "/x/annotations: not found\n  fix: give the root\n(exited with status 2)"
-    trace = "Traceback (most recent call last):\n  File \"a.py\", line 1\n    boom()\nValueError: bad shape\n"
+    assert (
+        jobs.failure_message(log, 2)
+        == "/x/annotations: not found\n  fix: give the root\n(exited with status 2)"
+    )
+    trace = 'Traceback (most recent call last):\n  File "a.py", line 1\n    boom()\nValueError: bad shape\n'
     assert jobs.failure_message(trace, 1).startswith("ValueError: bad shape")
     assert jobs.failure_message("", 3) == "exited with status 3; see the log"

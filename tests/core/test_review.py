@@ -1,5 +1,6 @@
 """Annotation review: ranking by confident disagreement, decisions that persist and undo, and the
 corrected export (checked with panopticapi's pq_compute, the trusted reader of the format)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -38,7 +39,10 @@ def _image_a() -> tuple[np.ndarray, list[dict]]:
 def _image_b() -> tuple[np.ndarray, list[dict]]:
     ids = np.full((H, W), 11, np.int64)
     ids[2:6, 2:6] = 21  # a car (16 px)
-    return ids, [{"id": 11, "category_id": ROAD, "iscrowd": 0}, {"id": 21, "category_id": CAR, "iscrowd": 0}]
+    return ids, [
+        {"id": 11, "category_id": ROAD, "iscrowd": 0},
+        {"id": 21, "category_id": CAR, "iscrowd": 0},
+    ]
 
 
 def _fill_area_bbox(ids: np.ndarray, segs: list[dict]) -> list[dict]:
@@ -56,10 +60,18 @@ def dataset(tmp_path) -> Path:
     (root / "val").mkdir()
     images, annotations = [], []
     for k, (name, (ids, segs)) in enumerate((("a", _image_a()), ("b", _image_b()))):
-        cv2.imwrite(str(root / "annotations" / "panoptic_val" / f"{name}.png"), id_to_rgb(ids)[..., ::-1])
+        cv2.imwrite(
+            str(root / "annotations" / "panoptic_val" / f"{name}.png"), id_to_rgb(ids)[..., ::-1]
+        )
         cv2.imwrite(str(root / "val" / f"{name}.png"), np.full((H, W, 3), 40 * k, np.uint8))
         images.append({"id": k + 1, "file_name": f"{name}.png", "height": H, "width": W})
-        annotations.append({"image_id": k + 1, "file_name": f"{name}.png", "segments_info": _fill_area_bbox(ids, segs)})
+        annotations.append(
+            {
+                "image_id": k + 1,
+                "file_name": f"{name}.png",
+                "segments_info": _fill_area_bbox(ids, segs),
+            }
+        )
     coco = {"images": images, "annotations": annotations, "categories": CATEGORIES}
     (root / "annotations" / "panoptic_val.json").write_text(json.dumps(coco))
     # A second split the review does not touch: it must be carried over unchanged.
@@ -157,7 +169,11 @@ def test_decisions_persist_across_reopen_and_undo(dataset, tmp_path):
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_export_writes_a_corrected_set_and_leaves_the_source_alone(dataset, tmp_path):
@@ -186,14 +202,18 @@ def test_export_writes_a_corrected_set_and_leaves_the_source_alone(dataset, tmp_
     assert {s["id"]: s["area"] for s in ann[1]["segments_info"]} == {10: 67, 20: 12}
     ids_b = read_segment_ids(out / "annotations" / "panoptic_val" / "b.png")
     assert (ids_b == 0).sum() == 16 and [s["id"] for s in ann[2]["segments_info"]] == [11]
-    assert (out / "val" / "a.png").is_file() and (out / "annotations" / "panoptic_train.json").is_file()
+    assert (out / "val" / "a.png").is_file() and (
+        out / "annotations" / "panoptic_train.json"
+    ).is_file()
 
     # panopticapi reads the export; source GT vs corrected set as "prediction", counted by hand:
     # image a: road TP (IoU 63/67: the 4 person pixels joined it), car FN and person FN (other
     # categories now), the relabelled person FP; image b: road TP (IoU 1), car FN (VOID now).
     res = pq_compute(
-        str(dataset / "annotations" / "panoptic_val.json"), str(out / "annotations" / "panoptic_val.json"),
-        str(dataset / "annotations" / "panoptic_val"), str(out / "annotations" / "panoptic_val"),
+        str(dataset / "annotations" / "panoptic_val.json"),
+        str(out / "annotations" / "panoptic_val.json"),
+        str(dataset / "annotations" / "panoptic_val"),
+        str(out / "annotations" / "panoptic_val"),
     )
     per = res["per_class"]
     assert per[ROAD]["sq"] == pytest.approx((63 / 67 + 1.0) / 2)
@@ -234,12 +254,16 @@ def test_model_outputs_map_to_the_data_sets_categories():
     mapping = category_mapping(spec, CATEGORIES)  # this data set: road 7, person 24, car 26, no bus
     assert mapping.tolist() == [7, -1, -1, -1, -1, 24, 26, -1]
     void = spec.ignore_label * spec.label_divisor
-    panoptic = np.array([[0, 0, 6001], [6001, 5001, void]])  # road (value 0!), a car, a person, void
+    panoptic = np.array(
+        [[0, 0, 6001], [6001, 5001, void]]
+    )  # road (value 0!), a car, a person, void
     semantic = np.array([[0, 0, 6], [6, 5, 7]])
     probs = np.zeros((2, 3, spec.num_classes))
     probs[..., 0] = 0.3
     probs[0, 0, 0] = 0.9
-    pred = prediction_from_model(SimpleNamespace(semantic=semantic, semantic_probs=probs, panoptic=panoptic), spec, mapping)
+    pred = prediction_from_model(
+        SimpleNamespace(semantic=semantic, semantic_probs=probs, panoptic=panoptic), spec, mapping
+    )
     assert pred.semantic.tolist() == [[7, 7, 26], [26, 24, -1]]  # bus is not a class here
     assert pred.confidence[0, 0] == 0.9 and pred.confidence[1, 1] == 0.3
     assert pred.panoptic.tolist() == [[1, 1, 6002], [6002, 5002, 0]]  # 0 is void only

@@ -1,4 +1,5 @@
 """Colour maps, the offset wheel and blending, checked on hand-made maps."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -77,12 +78,18 @@ def test_blend():
 
 
 def test_offset_colors_directions():
-    offsets = np.array([[[0.0, 5.0], [0.0, -5.0]], [[0.0, 0.0], [0.0, 2.5]]], np.float32)  # (dy, dx)
+    offsets = np.array(
+        [[[0.0, 5.0], [0.0, -5.0]], [[0.0, 0.0], [0.0, 2.5]]], np.float32
+    )  # (dy, dx)
     out = offsets_to_color(offsets, max_magnitude=5.0)
     assert tuple(out[0, 0]) == (255, 0, 0)  # pointing right: red
     assert tuple(out[0, 1]) == (0, 255, 255)  # pointing left: cyan
     assert tuple(out[1, 0]) == (255, 255, 255)  # no offset: white
-    assert tuple(out[1, 1]) == (255, 127, 127) or tuple(out[1, 1]) == (255, 128, 128)  # half length: pale red
+    assert tuple(out[1, 1]) == (255, 127, 127) or tuple(out[1, 1]) == (
+        255,
+        128,
+        128,
+    )  # half length: pale red
     down = offsets_to_color(np.array([[[5.0, 0.0]]]), max_magnitude=5.0)[0, 0]
     assert down[1] == 255 and down[2] == 0 and 120 <= down[0] <= 135  # 90 degrees: chartreuse
     masked = offsets_to_color(offsets, mask=np.array([[True, False], [True, True]]))

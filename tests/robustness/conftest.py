@@ -1,5 +1,6 @@
 """Shared fixtures for tests/robustness: a tiny model bundle, a tiny synthetic data set, and the app
 test helpers of tests/app (importable from here too)."""
+
 from __future__ import annotations
 
 import sys
@@ -27,8 +28,12 @@ def bundle_dir(tmp_path_factory) -> Path:
     keras.utils.set_random_seed(0)
     spec = get_dataset_spec("synthetic")
     config = load_config("synthetic/tiny", {"dataset.crop_size": list(CROP)})
-    return save_bundle(tmp_path_factory.mktemp("bundle") / "model", build_model(config, num_classes=spec.num_classes),
-                       config, spec)
+    return save_bundle(
+        tmp_path_factory.mktemp("bundle") / "model",
+        build_model(config, num_classes=spec.num_classes),
+        config,
+        spec,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -37,5 +42,6 @@ def clean_root(tmp_path_factory) -> Path:
     before changing it."""
     from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
 
-    return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), 2, 2, height=CROP[0], width=CROP[1],
-                                  seed=3, workers=1)
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp("synthetic"), 2, 2, height=CROP[0], width=CROP[1], seed=3, workers=1
+    )

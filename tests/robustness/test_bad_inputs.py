@@ -5,6 +5,7 @@ Every case must end in a message that names the file (or key) and the fix, with 
 must leave no file lost, overwritten, or written outside the folder it belongs in. docs/robustness.md
 lists the cases and what the user sees.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,8 +45,11 @@ def pdl(capsys, *argv) -> SimpleNamespace:
 
 def digest(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` with a hash of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def encode(array: np.ndarray, fmt: str = "PNG", mode: str | None = None, **save_kwargs) -> bytes:
@@ -57,14 +61,21 @@ def encode(array: np.ndarray, fmt: str = "PNG", mode: str | None = None, **save_
 
 def bomb_png(side: int = 20000) -> bytes:
     """A valid 1-bit PNG of side x side black pixels: ~50 kB on disk, 400 megapixels once decoded."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     row = b"\x00" * (1 + (side + 7) // 8)
     z = zlib.compressobj(9)
     pixels = b"".join(z.compress(row) for _ in range(side)) + z.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", pixels)
+        + chunk(b"IEND", b"")
+    )
 
 
 def street(h: int = H, w: int = W, seed: int = 0) -> np.ndarray:
@@ -81,11 +92,21 @@ def exif_rotated_jpeg() -> bytes:
 # file name -> (bytes, words of the problem, words of the fix)
 BAD_IMAGES = {
     "empty.png": (lambda: b"", "the file is empty (0 bytes)", "Re-export"),
-    "truncated_jpeg.jpg": (lambda: (lambda d: d[: len(d) // 2])(encode(street(), "JPEG")),
-                           "truncated or corrupt", "Re-export or re-download"),
-    "truncated_png.png": (lambda: (lambda d: d[: len(d) // 2])(encode(street())),
-                          "truncated or corrupt", "Re-export or re-download"),
-    "text.png": (lambda: b"these are notes, not pixels\n", "not an image", "Convert it to PNG or JPEG"),
+    "truncated_jpeg.jpg": (
+        lambda: (lambda d: d[: len(d) // 2])(encode(street(), "JPEG")),
+        "truncated or corrupt",
+        "Re-export or re-download",
+    ),
+    "truncated_png.png": (
+        lambda: (lambda d: d[: len(d) // 2])(encode(street())),
+        "truncated or corrupt",
+        "Re-export or re-download",
+    ),
+    "text.png": (
+        lambda: b"these are notes, not pixels\n",
+        "not an image",
+        "Convert it to PNG or JPEG",
+    ),
     "bomb.png": (bomb_png, "decompression bomb", "Downscale the image"),
 }
 # file name -> (bytes, (height, width) the prediction must have)
@@ -117,12 +138,27 @@ def predicted(bundle_dir, image_folder, tmp_path_factory) -> SimpleNamespace:
     out = tmp_path_factory.mktemp("predicted") / "out"
     stdout, stderr = io.StringIO(), io.StringIO()
     with redirect_stdout(stdout), redirect_stderr(stderr):
-        code = main(["predict", "--model", str(bundle_dir), "--images", str(image_folder), "--out", str(out)])
+        code = main(
+            [
+                "predict",
+                "--model",
+                str(bundle_dir),
+                "--images",
+                str(image_folder),
+                "--out",
+                str(out),
+            ]
+        )
     skipped = json.loads((out / "skipped.json").read_text())
     return SimpleNamespace(
-        code=code, out=out, stdout=stdout.getvalue(), stderr=stderr.getvalue(),
+        code=code,
+        out=out,
+        stdout=stdout.getvalue(),
+        stderr=stderr.getvalue(),
         skipped={Path(s["path"]).name: s["reason"] for s in skipped},
-        images={i["file_name"]: i for i in json.loads((out / "panoptic.json").read_text())["images"]},
+        images={
+            i["file_name"]: i for i in json.loads((out / "panoptic.json").read_text())["images"]
+        },
     )
 
 
@@ -132,8 +168,10 @@ def test_predict_finishes_the_folder_and_sums_up(predicted):
     assert "Traceback" not in predicted.stderr
     assert set(predicted.skipped) == set(BAD_IMAGES)
     assert set(predicted.images) == set(UNUSUAL_IMAGES)
-    assert (f"wrote {len(UNUSUAL_IMAGES)} predictions to {predicted.out / 'panoptic.json'}; skipped "
-            f"{len(BAD_IMAGES)} unreadable image(s), see {predicted.out / 'skipped.json'}") in predicted.stdout
+    assert (
+        f"wrote {len(UNUSUAL_IMAGES)} predictions to {predicted.out / 'panoptic.json'}; skipped "
+        f"{len(BAD_IMAGES)} unreadable image(s), see {predicted.out / 'skipped.json'}"
+    ) in predicted.stdout
 
 
 @pytest.mark.parametrize("name", sorted(BAD_IMAGES))
@@ -171,7 +209,11 @@ def test_predictor_raises_an_image_error_naming_the_file(predictor, image_folder
     _, problem, fix = BAD_IMAGES[name]
     with pytest.raises(ImageError) as err:
         predictor(image_folder / name)
-    assert str(image_folder / name) in str(err.value) and problem in str(err.value) and fix in str(err.value)
+    assert (
+        str(image_folder / name) in str(err.value)
+        and problem in str(err.value)
+        and fix in str(err.value)
+    )
 
 
 def test_a_decompression_bomb_is_refused_from_its_header(predictor, image_folder, monkeypatch):
@@ -180,7 +222,9 @@ def test_a_decompression_bomb_is_refused_from_its_header(predictor, image_folder
 
     decoded = []
     real_load = ImageFile.ImageFile.load
-    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self.size) or real_load(self))
+    monkeypatch.setattr(
+        ImageFile.ImageFile, "load", lambda self: decoded.append(self.size) or real_load(self)
+    )
     with pytest.raises(ImageError, match="decompression bomb"):
         predictor(image_folder / "bomb.png")
     assert decoded == []
@@ -224,7 +268,12 @@ def test_app_upload_of_a_bad_file_says_why_and_the_app_goes_on(inspect_page, nam
     make, problem, fix = BAD_IMAGES[name]
     at = upload(inspect_page, name, make())
     (error,) = at.error
-    assert "cannot be used" in error.value and name in error.value and problem in error.value and fix in error.value
+    assert (
+        "cannot be used" in error.value
+        and name in error.value
+        and problem in error.value
+        and fix in error.value
+    )
     at = upload(at, "plain.png", encode(street()))
     assert not at.error and {m.label: m.value for m in at.metric}["Image"] == f"{W}×{H}"
 
@@ -237,7 +286,9 @@ def test_app_upload_of_an_unusual_image_is_shown(inspect_page, name):
     assert {m.label: m.value for m in at.metric}["Image"] == f"{width}×{height}"
 
 
-def test_app_upload_named_with_dot_dot_offers_plain_download_names(inspect_page, monkeypatch, tmp_path):
+def test_app_upload_named_with_dot_dot_offers_plain_download_names(
+    inspect_page, monkeypatch, tmp_path
+):
     from streamlit.delta_generator import DeltaGenerator
 
     offered = []
@@ -267,6 +318,7 @@ def _json_edit(fn):
         data = json.loads(path.read_text())
         fn(data)
         path.write_text(json.dumps(data))
+
     return mutate
 
 
@@ -303,7 +355,9 @@ def _cityscapes(root: Path, label: np.ndarray | None) -> None:
         labels = root / "gtFine" / split / "aachen"
         images.mkdir(parents=True)
         labels.mkdir(parents=True)
-        cv2.imwrite(str(images / "aachen_000000_000019_leftImg8bit.png"), np.zeros((4, 6, 3), np.uint8))
+        cv2.imwrite(
+            str(images / "aachen_000000_000019_leftImg8bit.png"), np.zeros((4, 6, 3), np.uint8)
+        )
         if label is not None:
             cv2.imwrite(str(labels / "aachen_000000_000019_gtFine_instanceIds.png"), label)
 
@@ -311,17 +365,31 @@ def _cityscapes(root: Path, label: np.ndarray | None) -> None:
 COCO_CASES = {  # case -> (how to break each split, words of the message)
     "missing PNG": (_missing_png, "panoptic PNG missing"),
     "invalid JSON": (_invalid_json, "invalid JSON"),
-    "PNG id not in segments_info": (_png_id_not_in_segments_info, "PNG id 777 (4 px) is not in segments_info"),
-    "unknown category id": (_json_edit(lambda d: d["annotations"][0]["segments_info"][0].update(category_id=57)),
-                            "has unknown category_id 57"),
-    "duplicate segment id": (_json_edit(lambda d: d["annotations"][0]["segments_info"].append(
-        dict(d["annotations"][0]["segments_info"][1]))), "appears 2 times in segments_info"),
+    "PNG id not in segments_info": (
+        _png_id_not_in_segments_info,
+        "PNG id 777 (4 px) is not in segments_info",
+    ),
+    "unknown category id": (
+        _json_edit(lambda d: d["annotations"][0]["segments_info"][0].update(category_id=57)),
+        "has unknown category_id 57",
+    ),
+    "duplicate segment id": (
+        _json_edit(
+            lambda d: d["annotations"][0]["segments_info"].append(
+                dict(d["annotations"][0]["segments_info"][1])
+            )
+        ),
+        "appears 2 times in segments_info",
+    ),
     "duplicate image id": (_json_edit(_duplicate_image_id), "duplicate image id 0 in 'images'"),
     "file_name with ../": (_json_edit(_dot_dot_names), "points outside the data set folder"),
 }
 CITYSCAPES_CASES = {
     "cityscapes missing instanceIds PNG": (None, "instanceIds PNG missing"),
-    "cityscapes unknown label id": (np.full((4, 6), 250, np.uint16), "unknown Cityscapes label ids [250]"),
+    "cityscapes unknown label id": (
+        np.full((4, 6), 250, np.uint16),
+        "unknown Cityscapes label ids [250]",
+    ),
 }
 
 
@@ -340,7 +408,9 @@ def broken_data_set(case: str, clean_root: Path, tmp_path: Path) -> tuple[Path, 
 
 @pytest.mark.parametrize("command", ["check-dataset", "train", "evaluate"])
 @pytest.mark.parametrize("case", [*COCO_CASES, *CITYSCAPES_CASES])
-def test_a_broken_data_set_is_refused_before_any_work(case, command, clean_root, bundle_dir, tmp_path, capsys):
+def test_a_broken_data_set_is_refused_before_any_work(
+    case, command, clean_root, bundle_dir, tmp_path, capsys
+):
     root, words = broken_data_set(case, clean_root, tmp_path)
     split = "train" if command == "train" else "val"
     problems = check_dataset(root, split)
@@ -351,13 +421,34 @@ def test_a_broken_data_set_is_refused_before_any_work(case, command, clean_root,
         said = run.out
     elif command == "train":
         workdir = tmp_path / "run"
-        run = pdl(capsys, "train", "--config", "synthetic/tiny", "--dataset", root, "--workdir", workdir, "--steps", 1)
+        run = pdl(
+            capsys,
+            "train",
+            "--config",
+            "synthetic/tiny",
+            "--dataset",
+            root,
+            "--workdir",
+            workdir,
+            "--steps",
+            1,
+        )
         assert run.code == 2 and not workdir.exists()
         said = run.err
     else:
         report, saved = tmp_path / "report.json", tmp_path / "predictions"
-        run = pdl(capsys, "evaluate", "--model", bundle_dir, "--dataset", root, "--out", report,
-                  "--save-predictions", saved)
+        run = pdl(
+            capsys,
+            "evaluate",
+            "--model",
+            bundle_dir,
+            "--dataset",
+            root,
+            "--out",
+            report,
+            "--save-predictions",
+            saved,
+        )
         assert run.code == 2 and not report.exists() and not saved.exists()
         said = run.err
     assert all(str(p) in said for p in problems)  # each problem with its file and its "fix:" line
@@ -365,16 +456,22 @@ def test_a_broken_data_set_is_refused_before_any_work(case, command, clean_root,
         assert "nothing was done" in said and f"pdl check-dataset {root} --split {split}" in said
 
 
-def test_predict_on_a_data_set_with_dot_dot_names_writes_nothing_outside(clean_root, bundle_dir, tmp_path, capsys):
+def test_predict_on_a_data_set_with_dot_dot_names_writes_nothing_outside(
+    clean_root, bundle_dir, tmp_path, capsys
+):
     root, _ = broken_data_set("file_name with ../", clean_root, tmp_path)
     # the files those names point at exist, so only the name check stands in the way
     cv2.imwrite(str(tmp_path / "escape.jpg"), street())
     shutil.copy(root / "annotations" / "panoptic_val" / "val_000000.png", tmp_path / "escape.png")
     before = digest(tmp_path)
-    run = pdl(capsys, "predict", "--model", bundle_dir, "--dataset", root, "--out", tmp_path / "out")
+    run = pdl(
+        capsys, "predict", "--model", bundle_dir, "--dataset", root, "--out", tmp_path / "out"
+    )
     assert run.code == 2
-    assert f"{root / 'annotations' / 'panoptic_val.json'}: image id 0: file_name '../../../escape.png' points " \
-           "outside the data set folder" in run.err
+    assert (
+        f"{root / 'annotations' / 'panoptic_val.json'}: image id 0: file_name '../../../escape.png' points "
+        "outside the data set folder" in run.err
+    )
     assert digest(tmp_path) == before
 
 
@@ -384,8 +481,11 @@ def test_the_review_store_refuses_dot_dot_names_before_its_export(clean_root, tm
     root, _ = broken_data_set("file_name with ../", clean_root, tmp_path)
     shutil.copy(root / "annotations" / "panoptic_val" / "val_000000.png", tmp_path / "escape.png")
     before = digest(tmp_path)
-    with pytest.raises(DatasetError, match=r"panoptic_val\.json: image id 0: file_name '\.\./\.\./\.\./escape\.png' "
-                                           r"points outside the data set folder"):
+    with pytest.raises(
+        DatasetError,
+        match=r"panoptic_val\.json: image id 0: file_name '\.\./\.\./\.\./escape\.png' "
+        r"points outside the data set folder",
+    ):
         ReviewStore(root, "val", tmp_path / "review").export(tmp_path / "exports" / "corrected")
     assert digest(tmp_path) == before
 
@@ -436,8 +536,19 @@ def test_pq_names_the_bad_file(case, clean_root, tmp_path, capsys):
     gt_json = tmp_path / "gt.json"
     shutil.copy(clean_root / "annotations" / "panoptic_val.json", gt_json)
     pred_json, pred_dir = _pred_files(clean_root, tmp_path)
-    argv = ["pq", "--gt-json", gt_json, "--gt-folder", clean_root / "annotations" / "panoptic_val",
-            "--pred-json", pred_json, "--pred-folder", pred_dir, "--out", tmp_path / "pq.json"]
+    argv = [
+        "pq",
+        "--gt-json",
+        gt_json,
+        "--gt-folder",
+        clean_root / "annotations" / "panoptic_val",
+        "--pred-json",
+        pred_json,
+        "--pred-folder",
+        pred_dir,
+        "--out",
+        tmp_path / "pq.json",
+    ]
     assert pdl(capsys, *argv).code == 0  # the files as they are: fine
     (tmp_path / "pq.json").unlink()
     named = pred_json
@@ -452,7 +563,12 @@ def test_pq_names_the_bad_file(case, clean_root, tmp_path, capsys):
         _edit(gt_json, lambda d: d["annotations"][0]["segments_info"][0].update(category_id=57))
         named = gt_json
     elif case == "duplicate segment id":
-        _edit(pred_json, lambda d: d["annotations"][0]["segments_info"].append(d["annotations"][0]["segments_info"][0]))
+        _edit(
+            pred_json,
+            lambda d: d["annotations"][0]["segments_info"].append(
+                d["annotations"][0]["segments_info"][0]
+            ),
+        )
     else:
         _edit(pred_json, lambda d: d["annotations"].append(d["annotations"][0]))
     run = pdl(capsys, *argv)
@@ -465,11 +581,31 @@ def test_pq_names_the_bad_file(case, clean_root, tmp_path, capsys):
 
 
 CONFIG_CASES = {  # case -> (YAML file text or None for the preset, --set items, words)
-    "unknown key in a YAML file": ("train:\n  stepz: 3\n", [], ["unknown key 'train.stepz'", "Did you mean 'steps'?"]),
-    "--set with a misspelt key": (None, ["train.stpes=3"], ["override: unknown key 'train.stpes'", "Did you mean 'steps'?"]),
-    "--set with a misspelt section": (None, ["trian.steps=3"], ["unknown section 'trian'", "Did you mean 'train'?"]),
-    "--set with a wrong value type": (None, ["train.steps=abc"], ["'train.steps' must be int, got 'abc'"]),
-    "wrong value type in a YAML file": ("dataset:\n  crop_size: 65\n", [], ["'dataset.crop_size' must be a list, got 65"]),
+    "unknown key in a YAML file": (
+        "train:\n  stepz: 3\n",
+        [],
+        ["unknown key 'train.stepz'", "Did you mean 'steps'?"],
+    ),
+    "--set with a misspelt key": (
+        None,
+        ["train.stpes=3"],
+        ["override: unknown key 'train.stpes'", "Did you mean 'steps'?"],
+    ),
+    "--set with a misspelt section": (
+        None,
+        ["trian.steps=3"],
+        ["unknown section 'trian'", "Did you mean 'train'?"],
+    ),
+    "--set with a wrong value type": (
+        None,
+        ["train.steps=abc"],
+        ["'train.steps' must be int, got 'abc'"],
+    ),
+    "wrong value type in a YAML file": (
+        "dataset:\n  crop_size: 65\n",
+        [],
+        ["'dataset.crop_size' must be a list, got 65"],
+    ),
 }
 
 
@@ -481,16 +617,30 @@ def test_a_config_typo_stops_pdl_train_with_the_key(case, clean_root, tmp_path, 
         config = tmp_path / "my.yaml"
         config.write_text(text)
     workdir = tmp_path / "run"
-    run = pdl(capsys, "train", "--config", config, "--dataset", clean_root, "--workdir", workdir,
-              *[a for item in overrides for a in ("--set", item)])
+    run = pdl(
+        capsys,
+        "train",
+        "--config",
+        config,
+        "--dataset",
+        clean_root,
+        "--workdir",
+        workdir,
+        *[a for item in overrides for a in ("--set", item)],
+    )
     assert run.code == 2 and not workdir.exists()
     assert run.err.startswith(f"error: {config if text is not None else 'override'}: ")
     assert all(w in run.err for w in words)
 
 
 def test_a_config_typo_stops_model_summary(capsys):
-    run = pdl(capsys, "model-summary", "--config", "synthetic/tiny", "--set", "model.outptu_stride=8")
-    assert run.code == 2 and "unknown key 'model.outptu_stride'. Did you mean 'output_stride'?" in run.err
+    run = pdl(
+        capsys, "model-summary", "--config", "synthetic/tiny", "--set", "model.outptu_stride=8"
+    )
+    assert (
+        run.code == 2
+        and "unknown key 'model.outptu_stride'. Did you mean 'output_stride'?" in run.err
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,50 +661,106 @@ def other_bundles(tmp_path_factory) -> SimpleNamespace:
     wide = config.replace({"model.backbone_width": 0.75})
     synthetic = get_dataset_spec("synthetic")
     return SimpleNamespace(
-        classes=save_bundle(root / "classes19", build_model(config, num_classes=cityscapes.num_classes), config, cityscapes),
-        wide=save_bundle(root / "wide", build_model(wide, num_classes=synthetic.num_classes), wide, synthetic),
+        classes=save_bundle(
+            root / "classes19",
+            build_model(config, num_classes=cityscapes.num_classes),
+            config,
+            cityscapes,
+        ),
+        wide=save_bundle(
+            root / "wide", build_model(wide, num_classes=synthetic.num_classes), wide, synthetic
+        ),
     )
 
 
-@pytest.mark.parametrize("other, words", [
-    pytest.param("classes", "1 layer(s) differ, e.g. semantic_head_output/kernel is (1, 1, 32, 8) in the model but "
-                 "(1, 1, 32, 19) in the file; only the class count differs", id="19_classes"),
-    pytest.param("wide", "layer(s) differ, e.g. conv/kernel is (3, 3, 3, 8) in the model but (3, 3, 3, 16) in the file",
-                 id="wider_backbone", marks=pytest.mark.slow),  # the --init-from test below also covers this message
-])
-def test_predict_refuses_a_bundle_whose_weights_belong_to_another_config(other, words, bundle_dir, other_bundles,
-                                                                       tmp_path, capsys):
+@pytest.mark.parametrize(
+    "other, words",
+    [
+        pytest.param(
+            "classes",
+            "1 layer(s) differ, e.g. semantic_head_output/kernel is (1, 1, 32, 8) in the model but "
+            "(1, 1, 32, 19) in the file; only the class count differs",
+            id="19_classes",
+        ),
+        pytest.param(
+            "wide",
+            "layer(s) differ, e.g. conv/kernel is (3, 3, 3, 8) in the model but (3, 3, 3, 16) in the file",
+            id="wider_backbone",
+            marks=pytest.mark.slow,
+        ),  # the --init-from test below also covers this message
+    ],
+)
+def test_predict_refuses_a_bundle_whose_weights_belong_to_another_config(
+    other, words, bundle_dir, other_bundles, tmp_path, capsys
+):
     bundle = Path(shutil.copytree(bundle_dir, tmp_path / "bundle"))
     shutil.copy(getattr(other_bundles, other) / "model.weights.h5", bundle / "model.weights.h5")
     before = digest(bundle)
     run = pdl(capsys, "predict", "--model", bundle, "--images", tmp_path, "--out", tmp_path / "out")
     assert run.code == 2 and not (tmp_path / "out").exists() and digest(bundle) == before
-    assert run.err.startswith(f"error: {bundle / 'model.weights.h5'}: weights do not match the model (")
-    assert words in run.err and "Fix: the bundle's config.yaml does not describe these weights" in run.err
+    assert run.err.startswith(
+        f"error: {bundle / 'model.weights.h5'}: weights do not match the model ("
+    )
+    assert (
+        words in run.err
+        and "Fix: the bundle's config.yaml does not describe these weights" in run.err
+    )
     assert len(run.err.splitlines()) == 1  # no pages of Keras warnings
 
 
 TRAIN = ["--config", "synthetic/tiny", "--set", f"dataset.crop_size=[{H},{W}]", "--batch-size", 2]
 
 
-def test_init_from_a_bundle_of_another_width_is_refused(clean_root, other_bundles, tmp_path, capsys):
+def test_init_from_a_bundle_of_another_width_is_refused(
+    clean_root, other_bundles, tmp_path, capsys
+):
     workdir = tmp_path / "run"
-    run = pdl(capsys, "train", *TRAIN, "--dataset", clean_root, "--workdir", workdir, "--steps", 1,
-              "--init-from", other_bundles.wide)
+    run = pdl(
+        capsys,
+        "train",
+        *TRAIN,
+        "--dataset",
+        clean_root,
+        "--workdir",
+        workdir,
+        "--steps",
+        1,
+        "--init-from",
+        other_bundles.wide,
+    )
     assert run.code == 2
-    assert f"error: {other_bundles.wide / 'model.weights.h5'}: weights do not match the model (" in run.err
+    assert (
+        f"error: {other_bundles.wide / 'model.weights.h5'}: weights do not match the model ("
+        in run.err
+    )
     assert "conv/kernel is (3, 3, 3, 8) in the model but (3, 3, 3, 16) in the file" in run.err
     assert "Fix: give weights of the same backbone and decoder widths as this config" in run.err
     assert digest(workdir) == {}  # no config.yaml, status.json or metrics.csv claiming a run
 
 
 @pytest.mark.slow
-def test_init_from_a_bundle_of_another_class_count_fine_tunes(clean_root, other_bundles, tmp_path, capsys):
+def test_init_from_a_bundle_of_another_class_count_fine_tunes(
+    clean_root, other_bundles, tmp_path, capsys
+):
     """Fine-tuning to another class table is allowed: all but the class layer load, with a note."""
     workdir = tmp_path / "run"
-    run = pdl(capsys, "train", *TRAIN, "--dataset", clean_root, "--workdir", workdir, "--steps", 0,
-              "--init-from", other_bundles.classes)
-    assert run.code == 0 and f"initialised from {other_bundles.classes / 'model.weights.h5'}" in run.out
+    run = pdl(
+        capsys,
+        "train",
+        *TRAIN,
+        "--dataset",
+        clean_root,
+        "--workdir",
+        workdir,
+        "--steps",
+        0,
+        "--init-from",
+        other_bundles.classes,
+    )
+    assert (
+        run.code == 0
+        and f"initialised from {other_bundles.classes / 'model.weights.h5'}" in run.out
+    )
     assert "trained for another number of classes" in run.err and "warning" not in run.err.lower()
     assert (workdir / "model" / "bundle.json").is_file()
 
@@ -574,7 +780,9 @@ def foreign_workdir(tmp_path_factory) -> Path:
     workdir.mkdir()
     config = load_config("synthetic/tiny", {"dataset.crop_size": list(CROP), "train.steps": 7})
     network = build_model(config, num_classes=19)
-    optimizer = keras.optimizers.Adam(schedule_from_config(config.train))  # the trainer's, for one replica
+    optimizer = keras.optimizers.Adam(
+        schedule_from_config(config.train)
+    )  # the trainer's, for one replica
     optimizer.build(network.trainable_variables)
     CheckpointStore(workdir / "checkpoints", network, optimizer).save(5)
     save_config(config, workdir / "config.yaml")
@@ -586,31 +794,67 @@ def foreign_workdir(tmp_path_factory) -> Path:
 def test_resume_with_another_model_config_is_refused(foreign_workdir, clean_root, tmp_path, capsys):
     workdir = Path(shutil.copytree(foreign_workdir, tmp_path / "run"))
     before = digest(workdir)
-    run = pdl(capsys, "train", *TRAIN, "--set", "model.backbone_width=0.75", "--dataset", clean_root,
-              "--workdir", workdir, "--steps", 6)
+    run = pdl(
+        capsys,
+        "train",
+        *TRAIN,
+        "--set",
+        "model.backbone_width=0.75",
+        "--dataset",
+        clean_root,
+        "--workdir",
+        workdir,
+        "--steps",
+        6,
+    )
     assert run.code == 2 and digest(workdir) == before
-    assert f"error: {workdir / 'config.yaml'}: this workdir holds checkpoints of a different model config " \
-           "(model.backbone_width: 0.5 in the workdir, 0.75 now). Use a new --workdir" in run.err
+    assert (
+        f"error: {workdir / 'config.yaml'}: this workdir holds checkpoints of a different model config "
+        "(model.backbone_width: 0.5 in the workdir, 0.75 now). Use a new --workdir" in run.err
+    )
 
 
-def test_resume_from_a_checkpoint_of_another_class_count_is_refused(foreign_workdir, clean_root, tmp_path, capsys):
+def test_resume_from_a_checkpoint_of_another_class_count_is_refused(
+    foreign_workdir, clean_root, tmp_path, capsys
+):
     workdir = Path(shutil.copytree(foreign_workdir, tmp_path / "run"))
     before = digest(workdir)
     run = pdl(capsys, "train", *TRAIN, "--dataset", clean_root, "--workdir", workdir, "--steps", 6)
     assert run.code == 2
-    assert digest(workdir) == before  # config.yaml (train.steps 7), metrics, status: all as they were
+    assert (
+        digest(workdir) == before
+    )  # config.yaml (train.steps 7), metrics, status: all as they were
     assert f"error: none of the checkpoints in {workdir / 'checkpoints'} can be restored" in run.err
-    assert "semantic_head_output" in run.err and "the checkpoint was trained on another class table" in run.err
+    assert (
+        "semantic_head_output" in run.err
+        and "the checkpoint was trained on another class table" in run.err
+    )
     assert "Train into a new --workdir" in run.err
     assert len(run.err.splitlines()) <= 4  # the error alone, not TensorFlow's per-variable warnings
 
 
-def test_init_from_a_checkpoint_of_another_class_count_is_refused(foreign_workdir, clean_root, tmp_path, capsys):
+def test_init_from_a_checkpoint_of_another_class_count_is_refused(
+    foreign_workdir, clean_root, tmp_path, capsys
+):
     workdir = tmp_path / "run"
-    run = pdl(capsys, "train", *TRAIN, "--dataset", clean_root, "--workdir", workdir, "--steps", 1,
-              "--init-from", foreign_workdir)
+    run = pdl(
+        capsys,
+        "train",
+        *TRAIN,
+        "--dataset",
+        clean_root,
+        "--workdir",
+        workdir,
+        "--steps",
+        1,
+        "--init-from",
+        foreign_workdir,
+    )
     assert run.code == 2 and digest(workdir) == {}
-    assert f"error: {foreign_workdir / 'checkpoints' / 'ckpt-5'}: does not match the model of this config" in run.err
+    assert (
+        f"error: {foreign_workdir / 'checkpoints' / 'ckpt-5'}: does not match the model of this config"
+        in run.err
+    )
     assert "another class table" in run.err and len(run.err.splitlines()) == 1
 
 
@@ -625,7 +869,9 @@ def test_a_job_name_with_dot_dot_stays_a_label(clean_root, monkeypatch, tmp_path
     import apptest_utils as u
     from panoptic_deeplab import jobs
 
-    monkeypatch.setattr(jobs.JobStore, "_start", lambda self, job: job)  # record the job, start no process
+    monkeypatch.setattr(
+        jobs.JobStore, "_start", lambda self, job: job
+    )  # record the job, start no process
     u.set_app_env(monkeypatch, tmp_path, data=clean_root)
     at = AppTest.from_file(str(u.APP_DIR / "pages" / "train.py"), default_timeout=u.TIMEOUT).run()
     at.selectbox(key="base_model").set_value("none: train from scratch")
@@ -646,8 +892,20 @@ def test_pdl_jobs_submit_with_a_dot_dot_name(clean_root, monkeypatch, tmp_path, 
 
     monkeypatch.setattr(jobs.JobStore, "_start", lambda self, job: job)
     root = tmp_path / "jobs-root"
-    run = pdl(capsys, "jobs", "--root", root, "--name", "../../escape", "submit", "check-dataset", clean_root)
+    run = pdl(
+        capsys,
+        "jobs",
+        "--root",
+        root,
+        "--name",
+        "../../escape",
+        "submit",
+        "check-dataset",
+        clean_root,
+    )
     assert run.code == 0
     (job,) = jobs.JobStore(root).list()
-    assert job.name == "../../escape" and Path(job.workdir) == (root / "jobs" / str(job.id)).resolve()
+    assert (
+        job.name == "../../escape" and Path(job.workdir) == (root / "jobs" / str(job.id)).resolve()
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["jobs-root"]

@@ -10,6 +10,7 @@
 
 tests/core/training/test_cli_train.py covers a single SIGKILL after the first checkpoint.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,16 +28,27 @@ import pytest
 TESTS = Path(__file__).resolve().parents[1]
 for folder in (TESTS / "app", TESTS / "core" / "training"):
     if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))  # apptest_utils (which puts app/ on the path in turn), scenes
+        sys.path.insert(
+            0, str(folder)
+        )  # apptest_utils (which puts app/ on the path in turn), scenes
 import apptest_utils as u  # noqa: E402
 from scenes import ENV, PDL, make_tiny_dataset  # noqa: E402
 
 from panoptic_deeplab import jobs  # noqa: E402
 from panoptic_deeplab.jobs import store as job_store  # noqa: E402
 
-SETTINGS = ["--set", "dataset.crop_size=[65,97]", "--set", "train.log_every=1", "--set", "train.warmup_steps=0"]
+SETTINGS = [
+    "--set",
+    "dataset.crop_size=[65,97]",
+    "--set",
+    "train.log_every=1",
+    "--set",
+    "train.warmup_steps=0",
+]
 TINY = ["--config", "synthetic/tiny", *SETTINGS, "--batch-size", "2"]
-UNFINISHED = re.compile(r"ckpt-(\d+)_temp$|\.tempstate")  # what TensorFlow leaves of a save killed half-way
+UNFINISHED = re.compile(
+    r"ckpt-(\d+)_temp$|\.tempstate"
+)  # what TensorFlow leaves of a save killed half-way
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +61,22 @@ def data_root(tmp_path_factory):
 
 def _start(data_root, workdir, log: Path, *args) -> subprocess.Popen:
     with open(log, "w") as out:
-        return subprocess.Popen([*PDL, "train", *TINY, "--dataset", str(data_root), "--workdir", str(workdir), *args],
-                                stdout=out, stderr=subprocess.STDOUT, env=ENV)
+        return subprocess.Popen(
+            [*PDL, "train", *TINY, "--dataset", str(data_root), "--workdir", str(workdir), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=ENV,
+        )
 
 
 def _run(data_root, workdir, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([*PDL, "train", *TINY, "--dataset", str(data_root), "--workdir", str(workdir), *args],
-                          capture_output=True, text=True, env=ENV, timeout=300)
+    return subprocess.run(
+        [*PDL, "train", *TINY, "--dataset", str(data_root), "--workdir", str(workdir), *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
 
 
 def _wait_for(predicate, proc, timeout, log: Path, poll: float = 0.2):
@@ -64,7 +85,9 @@ def _wait_for(predicate, proc, timeout, log: Path, poll: float = 0.2):
         if predicate():
             return
         if proc.poll() is not None:
-            raise AssertionError(f"pdl train exited early ({proc.returncode}):\n{log.read_text()[-3000:]}")
+            raise AssertionError(
+                f"pdl train exited early ({proc.returncode}):\n{log.read_text()[-3000:]}"
+            )
         time.sleep(poll)
     proc.kill()
     raise AssertionError(f"timed out:\n{log.read_text()[-3000:]}")
@@ -73,7 +96,11 @@ def _wait_for(predicate, proc, timeout, log: Path, poll: float = 0.2):
 def _registered(checkpoints: Path) -> int:
     """The newest checkpoint step named by TensorFlow's ``checkpoint`` state file (0: none)."""
     state = checkpoints / "checkpoint"
-    found = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', state.read_text(), re.M) if state.is_file() else None
+    found = (
+        re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', state.read_text(), re.M)
+        if state.is_file()
+        else None
+    )
     return int(found.group(1)) if found else 0
 
 
@@ -83,7 +110,9 @@ def _saving(checkpoints: Path, at_least: int) -> bool:
         names = os.listdir(checkpoints)
     except FileNotFoundError:
         return False
-    return any((m := re.fullmatch(r"ckpt-(\d+)_temp", n)) and int(m.group(1)) >= at_least for n in names)
+    return any(
+        (m := re.fullmatch(r"ckpt-(\d+)_temp", n)) and int(m.group(1)) >= at_least for n in names
+    )
 
 
 def _leftovers(checkpoints: Path) -> list[str]:
@@ -133,12 +162,19 @@ def test_three_sigkills_during_checkpoint_writes_then_a_fourth_run_finishes(data
         text = log.read_text()
         if attempt:
             assert f"resumed from step {resumed_from} " in text, text[-3000:]
-            if left[-1]:  # what the previous kill left half-written was removed when this run opened the store
-                assert "removed the files of an unfinished checkpoint save" in text and "Traceback" not in text
+            if left[
+                -1
+            ]:  # what the previous kill left half-written was removed when this run opened the store
+                assert (
+                    "removed the files of an unfinished checkpoint save" in text
+                    and "Traceback" not in text
+                )
         left.append(_leftovers(checkpoints))
         newest = _registered(checkpoints)
         assert newest > resumed_from, (attempt, newest, resumed_from)  # each run got further
-        assert _status(workdir)["state"] == "running"  # a SIGKILL leaves no chance to write anything else
+        assert (
+            _status(workdir)["state"] == "running"
+        )  # a SIGKILL leaves no chance to write anything else
         resumed_from = newest
     # SIGKILL lands within milliseconds of the write starting: at least one kill caught TensorFlow's
     # temporary files on disk (a checkpoint being written, never registered).
@@ -147,14 +183,20 @@ def test_three_sigkills_during_checkpoint_writes_then_a_fourth_run_finishes(data
     # On top of that, the exact states a kill mid-write can leave for the next save (step n + 1), and a
     # torn newest checkpoint (a power cut or a full disk, not a SIGKILL): resume must skip all of it.
     n = resumed_from
-    for path in checkpoints.glob(f"ckpt-{n + 1}.*"):  # the last kill may have caught step n + 1 written but
-        path.unlink()                                 # not registered; plant from a clean slate
+    for path in checkpoints.glob(
+        f"ckpt-{n + 1}.*"
+    ):  # the last kill may have caught step n + 1 written but
+        path.unlink()  # not registered; plant from a clean slate
     data = next(checkpoints.glob(f"ckpt-{n}.data-*"))
     good = data.read_bytes()
     temp = checkpoints / f"ckpt-{n + 1}_temp"
     temp.mkdir(exist_ok=True)
-    (temp / "part-00000-of-00001.data-00000-of-00001.tempstate1234").write_bytes(good[: len(good) // 2])
-    (checkpoints / f"ckpt-{n + 1}.data-00000-of-00001").write_bytes(good[: len(good) // 3])  # shard, index never came
+    (temp / "part-00000-of-00001.data-00000-of-00001.tempstate1234").write_bytes(
+        good[: len(good) // 2]
+    )
+    (checkpoints / f"ckpt-{n + 1}.data-00000-of-00001").write_bytes(
+        good[: len(good) // 3]
+    )  # shard, index never came
     (checkpoints / f"ckpt-{n + 1}.tempstate5678.index").write_bytes(b"\x00" * 100)
     data.write_bytes(good[:1000])  # the registered newest checkpoint is torn: fall back to n - 1
 
@@ -165,35 +207,67 @@ def test_three_sigkills_during_checkpoint_writes_then_a_fourth_run_finishes(data
     assert f"resumed from step {n - 1} " in done.stdout
     assert f"the newest checkpoint(s) cannot be read, resuming from ckpt-{n - 1}" in done.stderr
     assert f"ckpt-{n}:" in done.stderr  # the warning names the torn checkpoint
-    removed = re.search(r"removed the files of an unfinished checkpoint save in .*: (.*)", done.stderr)
-    assert removed and {f"ckpt-{n + 1}_temp", f"ckpt-{n + 1}.data-00000-of-00001",
-                        f"ckpt-{n + 1}.tempstate5678.index"} <= set(removed.group(1).split(", ")), done.stderr
+    removed = re.search(
+        r"removed the files of an unfinished checkpoint save in .*: (.*)", done.stderr
+    )
+    assert removed and {
+        f"ckpt-{n + 1}_temp",
+        f"ckpt-{n + 1}.data-00000-of-00001",
+        f"ckpt-{n + 1}.tempstate5678.index",
+    } <= set(removed.group(1).split(", ")), done.stderr
     assert _leftovers(checkpoints) == []
     status = _status(workdir)
     assert status["state"] == "finished" and status["step"] == final
     assert _metric_steps(workdir) == list(range(1, final + 1))  # every step exactly once
     assert (workdir / "model" / "bundle.json").is_file()
-    assert _registered(checkpoints) == final and _load_checkpoint_weights(workdir).endswith(f"ckpt-{final}")
+    assert _registered(checkpoints) == final and _load_checkpoint_weights(workdir).endswith(
+        f"ckpt-{final}"
+    )
 
 
 # -- 4 + 3 + SIGTERM: a job across an app restart, cancelled; a NaN run; a sane resume, docker-stopped --
 
 
 @pytest.mark.slow
-def test_running_job_across_an_app_restart_then_nan_loss_then_sigterm(data_root, tmp_path, monkeypatch):
+def test_running_job_across_an_app_restart_then_nan_loss_then_sigterm(
+    data_root, tmp_path, monkeypatch
+):
     from streamlit.testing.v1 import AppTest
 
     root = tmp_path / "work"  # the app's work directory (PDL_APP_WORKDIR), holding jobs.sqlite
     workdir = root / "runs" / "tune"
     checkpoints = workdir / "checkpoints"
     store = jobs.JobStore(root)
-    job = store.submit(["train", *TINY, "--dataset", str(data_root), "--workdir", str(workdir),
-                        "--steps", "1000", "--checkpoint-every", "2"], name="tune")
-    proc = job_store._CHILDREN.pop((str(store.db_path), job.id))  # the app restarts: it has no handle on the process
+    job = store.submit(
+        [
+            "train",
+            *TINY,
+            "--dataset",
+            str(data_root),
+            "--workdir",
+            str(workdir),
+            "--steps",
+            "1000",
+            "--checkpoint-every",
+            "2",
+        ],
+        name="tune",
+    )
+    proc = job_store._CHILDREN.pop(
+        (str(store.db_path), job.id)
+    )  # the app restarts: it has no handle on the process
     log = Path(job.log_path)
     try:
-        _wait_for(lambda: (workdir / "status.json").is_file() and _status(workdir)["step"] >= 3
-                  and _registered(checkpoints) >= 2, proc, 300, log)
+        _wait_for(
+            lambda: (
+                (workdir / "status.json").is_file()
+                and _status(workdir)["step"] >= 3
+                and _registered(checkpoints) >= 2
+            ),
+            proc,
+            300,
+            log,
+        )
 
         # A new JobStore on the same SQLite file: still running, with progress that moves.
         fresh = jobs.JobStore(root)
@@ -217,7 +291,9 @@ def test_running_job_across_an_app_restart_then_nan_loss_then_sigterm(data_root,
         assert not at.exception, at.exception
         cancelled = jobs.JobStore(root).get(job.id)
         assert cancelled.state == jobs.CANCELLED
-        assert cancelled.exit_code == 128 + signal.SIGTERM, store.read_log(cancelled)[-3000:]  # not the SIGKILL fallback
+        assert cancelled.exit_code == 128 + signal.SIGTERM, store.read_log(cancelled)[
+            -3000:
+        ]  # not the SIGKILL fallback
         assert any(e.label.startswith(f"#{job.id} tune · cancelled") for e in at.expander)
     finally:
         if proc.poll() is None:
@@ -226,20 +302,42 @@ def test_running_job_across_an_app_restart_then_nan_loss_then_sigterm(data_root,
     status = _status(workdir)
     good = _registered(checkpoints)
     assert status["state"] == "stopped" and status["last_checkpoint"] == good >= 2, status
-    assert f"stopped (SIGTERM) at step {status['step']}; the last checkpoint is step {good}" in status["message"]
-    assert "Run the same command again to resume from it." in log.read_text() and "Traceback" not in log.read_text()
+    assert (
+        f"stopped (SIGTERM) at step {status['step']}; the last checkpoint is step {good}"
+        in status["message"]
+    )
+    assert (
+        "Run the same command again to resume from it." in log.read_text()
+        and "Traceback" not in log.read_text()
+    )
 
     # A learning rate so large that the loss becomes NaN: a clear error, the checkpoint is kept.
-    nan = _run(data_root, workdir, "--steps", str(good + 6), "--checkpoint-every", "100",
-               "--set", "train.base_learning_rate=1e30")
+    nan = _run(
+        data_root,
+        workdir,
+        "--steps",
+        str(good + 6),
+        "--checkpoint-every",
+        "100",
+        "--set",
+        "train.base_learning_rate=1e30",
+    )
     assert nan.returncode == 2, nan.stdout[-2000:] + nan.stderr[-3000:]
     assert f"resumed from step {good} " in nan.stdout  # the checkpoint SIGTERM left loads
-    stopped = re.search(r"error: training stopped: the loss is not finite at step (\d+) ", nan.stderr)
+    stopped = re.search(
+        r"error: training stopped: the loss is not finite at step (\d+) ", nan.stderr
+    )
     assert stopped and int(stopped.group(1)) > good, nan.stderr[-3000:]
-    assert (f"The last good checkpoint is step {good} in {checkpoints}; it is kept. Lower train.base_learning_rate"
-            in nan.stderr) and "Traceback" not in nan.stderr
+    assert (
+        f"The last good checkpoint is step {good} in {checkpoints}; it is kept. Lower train.base_learning_rate"
+        in nan.stderr
+    ) and "Traceback" not in nan.stderr
     status = _status(workdir)
-    assert status["state"] == "failed" and status["last_checkpoint"] == good and "not finite" in status["message"]
+    assert (
+        status["state"] == "failed"
+        and status["last_checkpoint"] == good
+        and "not finite" in status["message"]
+    )
     assert _registered(checkpoints) == good and not (workdir / "model").exists()
 
     # A sane learning rate continues from that checkpoint; then SIGTERM, as `docker stop` sends it.
@@ -253,8 +351,10 @@ def test_running_job_across_an_app_restart_then_nan_loss_then_sigterm(data_root,
     last = _registered(checkpoints)
     assert f"resumed from step {good} " in text and "Traceback" not in text
     assert status["state"] == "stopped" and status["last_checkpoint"] == last >= good + 2, status
-    assert (f"stopped (SIGTERM) at step {status['step']}; the last checkpoint is step {last} in {checkpoints}. "
-            "Run the same command again to resume from it.") in text
+    assert (
+        f"stopped (SIGTERM) at step {status['step']}; the last checkpoint is step {last} in {checkpoints}. "
+        "Run the same command again to resume from it."
+    ) in text
     # The NaN run's rows are gone: every step exactly once, up to where SIGTERM stopped it.
     assert _metric_steps(workdir) == list(range(1, status["step"] + 1))
     assert _load_checkpoint_weights(workdir).endswith(f"ckpt-{last}")

@@ -8,6 +8,7 @@ No cgroup plugins (proctrack/linuxproc, task/none): sandboxes and containers rar
 No accounting database (accounting_storage/none): the backend reads states from ``scontrol show job``
 while slurmctld remembers a job, which is what these tests look at.
 """
+
 from __future__ import annotations
 
 import os
@@ -84,13 +85,20 @@ class Cluster:
         self.procs: list[subprocess.Popen] = []
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted((self.root / "log").glob("*.log")))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text()[-2000:]}"
+            for p in sorted((self.root / "log").glob("*.log"))
+        )
 
     def scontrol_job(self, slurm_id: str) -> dict[str, str]:
         import re
 
-        out = subprocess.run(["scontrol", "show", "job", "--oneliner", slurm_id], capture_output=True, text=True,
-                             check=True).stdout
+        out = subprocess.run(
+            ["scontrol", "show", "job", "--oneliner", slurm_id],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return dict(re.findall(r"(\w+)=(\S*)", out))
 
     def start(self) -> None:
@@ -103,10 +111,22 @@ class Cluster:
         munge_socket = root / "munge-run" / "munge.socket"
         ctld_port, slurmd_port = _free_ports(2)
         self.conf.write_text(_slurm_conf(root, munge_socket, ctld_port, slurmd_port))
-        os.environ["SLURM_CONF"] = str(self.conf)  # every Slurm command (and each job's srun) reads it
-        self._spawn("munged", ["munged", "-F", "-f", f"--socket={munge_socket}", f"--key-file={key}",
-                               f"--log-file={root}/log/munged.log", f"--pid-file={root}/munge-run/munged.pid",
-                               f"--seed-file={root}/munge/seed"])
+        os.environ["SLURM_CONF"] = str(
+            self.conf
+        )  # every Slurm command (and each job's srun) reads it
+        self._spawn(
+            "munged",
+            [
+                "munged",
+                "-F",
+                "-f",
+                f"--socket={munge_socket}",
+                f"--key-file={key}",
+                f"--log-file={root}/log/munged.log",
+                f"--pid-file={root}/munge-run/munged.pid",
+                f"--seed-file={root}/munge/seed",
+            ],
+        )
         self._wait(munge_socket.exists, 15, "munged did not create its socket")
         self._spawn("slurmctld", ["slurmctld", "-D", "-c", "-i"])
         self._spawn("slurmd", ["slurmd", "-D", "-N", "localhost"])
@@ -114,14 +134,23 @@ class Cluster:
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         out = open(self.root / "log" / f"{name}.out", "wb")
-        self.procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                           start_new_session=True))
+        self.procs.append(
+            subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
 
     def _node_idle(self) -> bool:
         for proc in self.procs:
             if proc.poll() is not None:
                 raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}:\n{self.logs()}")
-        done = subprocess.run(["sinfo", "--noheader", "--format=%t"], capture_output=True, text=True)
+        done = subprocess.run(
+            ["sinfo", "--noheader", "--format=%t"], capture_output=True, text=True
+        )
         return done.returncode == 0 and "idle" in done.stdout.split()
 
     def _wait(self, predicate, timeout: float, what: str) -> None:
@@ -134,10 +163,14 @@ class Cluster:
 
     def stop(self) -> None:
         if any(p.poll() is None for p in self.procs[1:]):
-            subprocess.run(["scancel", "--user", "root"], capture_output=True, timeout=30)  # only this cluster's
+            subprocess.run(
+                ["scancel", "--user", "root"], capture_output=True, timeout=30
+            )  # only this cluster's
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                out = subprocess.run(["squeue", "--noheader"], capture_output=True, text=True).stdout
+                out = subprocess.run(
+                    ["squeue", "--noheader"], capture_output=True, text=True
+                ).stdout
                 if not out.strip():
                     break
                 time.sleep(0.5)
@@ -156,14 +189,21 @@ def slurm_cluster(tmp_path_factory):
     """A started cluster; skipped (with the reason) where it cannot be had."""
     missing = [d for d in DAEMONS if not Path(d).exists()]
     if missing and os.geteuid() != 0:
-        pytest.skip(f"{', '.join(missing)} missing and no root to install slurm-wlm and munge with apt-get")
+        pytest.skip(
+            f"{', '.join(missing)} missing and no root to install slurm-wlm and munge with apt-get"
+        )
     if missing:
         # As scripts/run-tests.sh does, for a plain `pytest tests/slurm` on a fresh machine.
         subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "slurm-wlm", "munge"],
-                       check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "slurm-wlm", "munge"],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
     if os.geteuid() != 0:
-        pytest.skip("slurmd must run as root (it starts each job's tasks as the job's user); no root here")
+        pytest.skip(
+            "slurmd must run as root (it starts each job's tasks as the job's user); no root here"
+        )
     # A short private folder: Unix socket paths are limited to 108 bytes.
     root = Path(os.path.realpath(tmp_path_factory.mktemp("slurm")))
     old_conf = os.environ.get("SLURM_CONF")

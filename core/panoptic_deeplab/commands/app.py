@@ -5,6 +5,7 @@ small synthetic data set under the work directory on first launch unless ``--dat
 replaces itself with ``python -m streamlit run <the installed app>/main.py`` (headless, no telemetry). The app reads
 its settings from the ``PDL_APP_*`` environment variables set here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,25 +27,44 @@ ENV_PRECISION, ENV_BACKEND = "PDL_PRECISION", "PDL_BACKEND"
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8501, help="port (default 8501)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1, this machine only; the Docker image "
-                             "uses 0.0.0.0 inside the container)")
-    parser.add_argument("--model", type=Path, help="model bundle directory (default: the shipped demo model)")
-    parser.add_argument("--data", type=Path, help="data set root (default: a synthetic set made on first launch)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this machine only; the Docker image "
+        "uses 0.0.0.0 inside the container)",
+    )
+    parser.add_argument(
+        "--model", type=Path, help="model bundle directory (default: the shipped demo model)"
+    )
+    parser.add_argument(
+        "--data", type=Path, help="data set root (default: a synthetic set made on first launch)"
+    )
     default_workdir = settings.workdir()
     parser.add_argument(
-        "--workdir", type=Path, default=default_workdir,
+        "--workdir",
+        type=Path,
+        default=default_workdir,
         help=f"where the app keeps its demo data, results and jobs (default {default_workdir}: "
-             "$PDL_WORKDIR, else the per-user cache)",
+        "$PDL_WORKDIR, else the per-user cache)",
     )
     from ..precision import PRECISIONS
 
-    parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="network arithmetic for the app's predictions (default: $PDL_PRECISION, else the "
-                             "bundle's default, auto = bf16 where the CPU/GPU has it natively); the Inspect page shows the choice")
-    parser.add_argument("--backend", choices=("tf", "onnx", "openvino"), default=None,
-                        help="engine for the network (default: $PDL_BACKEND or tf)")
-    parser.add_argument("--dry-run", action="store_true", help="print the streamlit command and exit")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="network arithmetic for the app's predictions (default: $PDL_PRECISION, else the "
+        "bundle's default, auto = bf16 where the CPU/GPU has it natively); the Inspect page shows the choice",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("tf", "onnx", "openvino"),
+        default=None,
+        help="engine for the network (default: $PDL_BACKEND or tf)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the streamlit command and exit"
+    )
 
 
 def default_model() -> Path | None:
@@ -69,21 +89,39 @@ def ensure_demo_data(workdir: Path) -> Path:
 
 def streamlit_command(port: int, host: str = "127.0.0.1") -> list[str]:
     return [
-        sys.executable, "-m", "streamlit", "run", str(settings.app_entry()),
-        "--server.address", host,
-        "--server.port", str(port),
-        "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
-        "--server.maxUploadSize", "64",
-        "--client.toolbarMode", "minimal",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(settings.app_entry()),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--server.maxUploadSize",
+        "64",
+        "--client.toolbarMode",
+        "minimal",
     ]
 
 
-def app_environment(model: Path | None, data: Path | None, workdir: Path, precision: str | None = None,
-                    backend: str | None = None) -> dict[str, str]:
+def app_environment(
+    model: Path | None,
+    data: Path | None,
+    workdir: Path,
+    precision: str | None = None,
+    backend: str | None = None,
+) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({ENV_WORKDIR: str(workdir), "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2")})
+    env.update(
+        {ENV_WORKDIR: str(workdir), "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    )
     for key, value in ((ENV_PRECISION, precision), (ENV_BACKEND, backend)):
         if value is not None:
             env[key] = value
@@ -101,21 +139,26 @@ def run(args: argparse.Namespace) -> int:
     model = args.model
     if model is not None:
         if not model.exists():
-            raise UserError(f"--model {model}: no such model bundle. Give the directory written by `pdl train`.")
+            raise UserError(
+                f"--model {model}: no such model bundle. Give the directory written by `pdl train`."
+            )
         model = model.resolve()
     else:
         model = default_model()
         if model is None:
             print(
                 "note: no demo model is installed with the package; the app opens without a model "
-                "(train one with `pdl train`, then pass --model BUNDLE)", file=sys.stderr,
+                "(train one with `pdl train`, then pass --model BUNDLE)",
+                file=sys.stderr,
             )
     workdir = args.workdir.expanduser().resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     if args.data is not None:
         if not args.data.is_dir():
-            raise UserError(f"--data {args.data}: no such data set directory. Give a data set root "
-                            "(see `pdl check-dataset`), or leave --data out for the synthetic demo set.")
+            raise UserError(
+                f"--data {args.data}: no such data set directory. Give a data set root "
+                "(see `pdl check-dataset`), or leave --data out for the synthetic demo set."
+            )
         data = args.data.resolve()
     elif args.dry_run:
         data = None
@@ -134,5 +177,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"starting the app on http://{args.host}:{args.port}", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, command, env)  # replaces this process; Ctrl-C stops streamlit directly
+    os.execve(
+        sys.executable, command, env
+    )  # replaces this process; Ctrl-C stops streamlit directly
     return 0  # not reached

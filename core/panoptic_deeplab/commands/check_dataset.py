@@ -1,10 +1,15 @@
 """`pdl check-dataset ROOT --split S`: list every problem of a data set; exit 1 if any, 0 if clean."""
+
 from __future__ import annotations
 
 
 def configure_parser(parser) -> None:
-    parser.add_argument("root", help="data set folder (COCO-panoptic, Cityscapes or Mapillary Vistas layout)")
-    parser.add_argument("--split", default="val", help="split name, e.g. train or val (default val)")
+    parser.add_argument(
+        "root", help="data set folder (COCO-panoptic, Cityscapes or Mapillary Vistas layout)"
+    )
+    parser.add_argument(
+        "--split", default="val", help="split name, e.g. train or val (default val)"
+    )
 
 
 def run(args) -> int:

@@ -6,6 +6,7 @@ per-image records with per-segment match details and error types for the app. ``
 the same PQ with ground truth in place of heads (docs/error-analysis.md). Tables are printed with
 pandas; ``--out R.json`` keeps everything. This module is the command line: options, printing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,20 +20,39 @@ from .predict import add_predictor_arguments, make_predictor, open_matching_data
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model bundle directory (holds bundle.json)")
-    parser.add_argument("--dataset", required=True, help="data set root (COCO-panoptic, Cityscapes or Mapillary Vistas layout)")
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="data set root (COCO-panoptic, Cityscapes or Mapillary Vistas layout)",
+    )
     parser.add_argument("--split", default="val", help="split to evaluate (default: val)")
     parser.add_argument("--out", default=None, help="write all results to this JSON file")
-    parser.add_argument("--save-predictions", default=None, metavar="DIR",
-                        help="also write the predictions as COCO-panoptic files (like pdl predict)")
-    parser.add_argument("--ap", choices=("both", "coco", "cityscapes", "none"), default="both",
-                        help="instance AP styles to compute (default: both)")
+    parser.add_argument(
+        "--save-predictions",
+        default=None,
+        metavar="DIR",
+        help="also write the predictions as COCO-panoptic files (like pdl predict)",
+    )
+    parser.add_argument(
+        "--ap",
+        choices=("both", "coco", "cityscapes", "none"),
+        default="both",
+        help="instance AP styles to compute (default: both)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="only the first N images")
-    parser.add_argument("--skip-dataset-check", action="store_true",
-                        help="start without the `pdl check-dataset` pass over the split (large data sets checked before)")
-    parser.add_argument("--oracle", default=None, metavar="LIST",
-                        help="also evaluate with ground truth in place of heads: comma-separated semantic, center, "
-                             "offset, all (the three), none (raw maps fused again), or combinations like "
-                             "semantic+center (docs/error-analysis.md)")
+    parser.add_argument(
+        "--skip-dataset-check",
+        action="store_true",
+        help="start without the `pdl check-dataset` pass over the split (large data sets checked before)",
+    )
+    parser.add_argument(
+        "--oracle",
+        default=None,
+        metavar="LIST",
+        help="also evaluate with ground truth in place of heads: comma-separated semantic, center, "
+        "offset, all (the three), none (raw maps fused again), or combinations like "
+        "semantic+center (docs/error-analysis.md)",
+    )
     add_predictor_arguments(parser)
 
 
@@ -41,21 +61,28 @@ def print_report(result: dict, spec, file=None) -> None:
 
     from ..evaluation.report import miou_table, percent, pq_class_table, pq_summary_table
 
-    file = file or sys.stdout  # looked up at call time: a default bound at import goes stale under capture
+    file = (
+        file or sys.stdout
+    )  # looked up at call time: a default bound at import goes stale under capture
     with pd.option_context("display.max_rows", 500, "display.width", 120):
         print("\nPanoptic quality (%)", file=file)
         print(pq_summary_table(result["panoptic"]).to_string(), file=file)
         print("\nPer class", file=file)
         print(pq_class_table(result["panoptic"]).to_string(), file=file)
         sem = result["semantic"]
-        print(f"\nmIoU: {percent(sem['miou'])} %  (pixel accuracy {percent(sem['pixel_accuracy'])} %)", file=file)
+        print(
+            f"\nmIoU: {percent(sem['miou'])} %  (pixel accuracy {percent(sem['pixel_accuracy'])} %)",
+            file=file,
+        )
         print(miou_table(sem, spec.class_names).to_string(), file=file)
         print_errors(result, file)
         if result.get("oracles"):
             print_oracles(result, file)
         rows = []
         for style, r in result["instance"].items():
-            rows.append({"style": style, "AP": percent(r.get("ap")), "AP50": percent(r.get("ap50"))})
+            rows.append(
+                {"style": style, "AP": percent(r.get("ap")), "AP50": percent(r.get("ap50"))}
+            )
         if rows:
             print("\nInstance AP (%)", file=file)
             print(pd.DataFrame(rows).set_index("style").to_string(), file=file)
@@ -64,14 +91,20 @@ def print_report(result: dict, spec, file=None) -> None:
 def print_errors(result: dict, file) -> None:
     from ..evaluation.report import error_table
 
-    print("\nPQ points lost per error type (with PQ they add up to 100; docs/error-analysis.md)", file=file)
+    print(
+        "\nPQ points lost per error type (with PQ they add up to 100; docs/error-analysis.md)",
+        file=file,
+    )
     print(error_table(result["errors"]).to_string(), file=file)
 
 
 def print_oracles(result: dict, file) -> None:
     from ..evaluation.report import oracle_class_table, oracle_summary_table
 
-    print("\nOracles: ground truth in place of heads, same post-processing (PQ / SQ / RQ, %)", file=file)
+    print(
+        "\nOracles: ground truth in place of heads, same post-processing (PQ / SQ / RQ, %)",
+        file=file,
+    )
     print(oracle_summary_table(result).to_string(), file=file)
     print("\nOracle PQ per class (largest gain: the head that costs the class most)", file=file)
     print(oracle_class_table(result).to_string(), file=file)
@@ -103,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
     from ..bundle import read_bundle_metadata
     from ..datasets.class_check import require_matching_classes
 
-    require_matching_classes(read_bundle_metadata(args.model)[1], args.dataset, args.split, args.model)
+    require_matching_classes(
+        read_bundle_metadata(args.model)[1], args.dataset, args.split, args.model
+    )
     bundle = load_bundle(args.model, precision=args.precision)
     reader = open_matching_dataset(args.dataset, args.split, bundle.spec, args.model)
     predictor = make_predictor(bundle, args)
@@ -123,19 +158,36 @@ def run(args: argparse.Namespace) -> int:
         progress.update(1)
 
     try:
-        result = evaluate_split(predictor, reader, limit=args.limit, ap=args.ap, oracles=oracle_names,
-                                where=str(args.dataset), on_skip=skip, on_prediction=predicted)
+        result = evaluate_split(
+            predictor,
+            reader,
+            limit=args.limit,
+            ap=args.ap,
+            oracles=oracle_names,
+            where=str(args.dataset),
+            on_skip=skip,
+            on_prediction=predicted,
+        )
     finally:
         progress.close()
         if writer:
             writer.close()
     result = {
-        "model": str(args.model), "dataset": str(args.dataset), "split": args.split,
-        "num_images": result["num_images"], "skipped": result["skipped"],
-        "settings": {"scales": list(args.scales), "flip": bool(args.flip), "pad_to": args.pad_to,
-                     "backend": predictor.backend, "precision": predictor.precision.name,
-                     "max_side": predictor.pipeline.max_side, "postprocess": predictor.pipeline.postprocess.to_dict(),
-                     "oracles": {name: list(heads) for name, heads in (oracle_names or {}).items()}},
+        "model": str(args.model),
+        "dataset": str(args.dataset),
+        "split": args.split,
+        "num_images": result["num_images"],
+        "skipped": result["skipped"],
+        "settings": {
+            "scales": list(args.scales),
+            "flip": bool(args.flip),
+            "pad_to": args.pad_to,
+            "backend": predictor.backend,
+            "precision": predictor.precision.name,
+            "max_side": predictor.pipeline.max_side,
+            "postprocess": predictor.pipeline.postprocess.to_dict(),
+            "oracles": {name: list(heads) for name, heads in (oracle_names or {}).items()},
+        },
         "seconds": round(time.time() - started, 1),
         **result,
     }

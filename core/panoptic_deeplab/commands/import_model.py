@@ -1,5 +1,6 @@
 """``pdl import deeplab2``: turn a checkpoint of the authors' deeplab2 Panoptic-DeepLab into a model
 bundle (see ``panoptic_deeplab.deeplab2``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,24 +8,44 @@ import argparse
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", choices=("deeplab2",), help="where the checkpoint comes from")
-    parser.add_argument("--checkpoint", required=True,
-                        help="checkpoint prefix (DIR/ckpt-60000), a folder with a 'checkpoint' file (latest), "
-                             "or a deeplab2 SavedModel folder")
-    parser.add_argument("--config", required=True,
-                        help="the deeplab2 experiment .textproto the model was trained with, or a preset name / YAML")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="checkpoint prefix (DIR/ckpt-60000), a folder with a 'checkpoint' file (latest), "
+        "or a deeplab2 SavedModel folder",
+    )
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="the deeplab2 experiment .textproto the model was trained with, or a preset name / YAML",
+    )
     parser.add_argument("--out", required=True, help="bundle folder to write")
-    parser.add_argument("--dataset-spec", default=None,
-                        help="class table (cityscapes, coco, synthetic); default: from the config's data set name")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
-    parser.add_argument("--root", default=None,
-                        help="the app's work directory, whose model list gets the bundle (default: as pdl jobs)")
+    parser.add_argument(
+        "--dataset-spec",
+        default=None,
+        help="class table (cityscapes, coco, synthetic); default: from the config's data set name",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing bundle at --out"
+    )
+    parser.add_argument(
+        "--root",
+        default=None,
+        help="the app's work directory, whose model list gets the bundle (default: as pdl jobs)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from ..deeplab2.importer import import_deeplab2
 
-    result = import_deeplab2(args.checkpoint, args.config, args.out, dataset_spec=args.dataset_spec,
-                             overwrite=args.overwrite, app_root=args.root)
+    result = import_deeplab2(
+        args.checkpoint,
+        args.config,
+        args.out,
+        dataset_spec=args.dataset_spec,
+        overwrite=args.overwrite,
+        app_root=args.root,
+    )
     m, p = result.config.model, result.config.postprocess
     lines = [
         f"imported {result.prefix} -> {result.bundle}",

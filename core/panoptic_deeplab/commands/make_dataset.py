@@ -1,4 +1,5 @@
 """`pdl make-dataset synthetic --out ROOT --num-train N --num-val M [--height H --width W --seed S]`."""
+
 from __future__ import annotations
 
 import time
@@ -25,9 +26,16 @@ def run(args) -> int:
         raise UserError("--height and --width must be at least 64 pixels")
     start = time.perf_counter()
     out = make_synthetic_dataset(
-        args.out, args.num_train, args.num_val, height=args.height, width=args.width,
-        seed=args.seed, workers=args.workers,
+        args.out,
+        args.num_train,
+        args.num_val,
+        height=args.height,
+        width=args.width,
+        seed=args.seed,
+        workers=args.workers,
     )
-    print(f"wrote {args.num_train} train + {args.num_val} val images ({args.height}x{args.width}) "
-          f"to {out} in {time.perf_counter() - start:.1f} s")
+    print(
+        f"wrote {args.num_train} train + {args.num_val} val images ({args.height}x{args.width}) "
+        f"to {out} in {time.perf_counter() - start:.1f} s"
+    )
     return 0

@@ -3,6 +3,7 @@
 Prints trainable / non-trainable / total parameters, the output shapes and the multiply-adds at
 the config's crop size (counted analytically from conv and dense layers, see ``model/flops.py``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,10 +11,20 @@ import json
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="preset name (cityscapes/resnet50_os32) or YAML path")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set model.output_stride=16 (repeatable)")
-    parser.add_argument("--num-classes", type=int, default=None, help="default: the config's data set")
+    parser.add_argument(
+        "--config", required=True, help="preset name (cityscapes/resnet50_os32) or YAML path"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set model.output_stride=16 (repeatable)",
+    )
+    parser.add_argument(
+        "--num-classes", type=int, default=None, help="default: the config's data set"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -37,7 +48,9 @@ def summarize(config, num_classes: int | None = None) -> dict:
         "trainable_params": trainable,
         "non_trainable_params": non_trainable,
         "total_params": trainable + non_trainable,
-        "backbone_trainable_params": int(sum(keras.ops.size(w) for w in backbone.trainable_weights)),
+        "backbone_trainable_params": int(
+            sum(keras.ops.size(w) for w in backbone.trainable_weights)
+        ),
         "output_shapes": {k: [1, *t.shape[1:]] for k, t in model.output.items()},
         "mult_adds": count_mult_adds(model),
         "mult_adds_by_part": mult_adds_by_part(model),
@@ -54,13 +67,19 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info))
         return 0
-    print(f"config            {info['config']}  ({info['backbone']}, output stride {info['output_stride']})")
+    print(
+        f"config            {info['config']}  ({info['backbone']}, output stride {info['output_stride']})"
+    )
     print(f"input             {info['input_shape']} float32 RGB 0..255")
-    print(f"trainable params  {info['trainable_params']:,}  (backbone {info['backbone_trainable_params']:,})")
+    print(
+        f"trainable params  {info['trainable_params']:,}  (backbone {info['backbone_trainable_params']:,})"
+    )
     print(f"non-trainable     {info['non_trainable_params']:,}")
     print(f"total params      {info['total_params']:,}")
     for name, shape in info["output_shapes"].items():
         print(f"output            {name:16s} {shape}")
     parts = ", ".join(f"{k} {v / 1e9:.1f} G" for k, v in info["mult_adds_by_part"].items())
-    print(f"multiply-adds     {info['mult_adds'] / 1e9:.1f} G at the crop size ({parts}; {info['mult_adds_method']})")
+    print(
+        f"multiply-adds     {info['mult_adds'] / 1e9:.1f} G at the crop size ({parts}; {info['mult_adds_method']})"
+    )
     return 0

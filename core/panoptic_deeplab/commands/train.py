@@ -2,6 +2,7 @@
 
 Running the same command again with the same --workdir resumes from its newest checkpoint.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,33 +13,74 @@ from ..config import STRATEGIES
 
 
 def configure_parser(parser) -> None:
-    parser.add_argument("--config", required=True, help="preset name (synthetic/tiny) or a YAML file")
-    parser.add_argument("--dataset", required=True, help="data set folder (COCO-panoptic, Cityscapes or Mapillary Vistas layout)")
+    parser.add_argument(
+        "--config", required=True, help="preset name (synthetic/tiny) or a YAML file"
+    )
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="data set folder (COCO-panoptic, Cityscapes or Mapillary Vistas layout)",
+    )
     parser.add_argument("--split", default="train", help="split to train on (default: train)")
-    parser.add_argument("--workdir", required=True, help="run folder: checkpoints, history (snapshots over the run), logs, metrics.csv, status.json, model/")
+    parser.add_argument(
+        "--workdir",
+        required=True,
+        help="run folder: checkpoints, history (snapshots over the run), logs, metrics.csv, status.json, model/",
+    )
     parser.add_argument("--steps", type=int, help="total optimizer steps (train.steps)")
     parser.add_argument("--batch-size", type=int, help="effective batch size (train.batch_size)")
-    parser.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (train.checkpoint_every)")
-    parser.add_argument("--init-from", help="bundle folder, .weights.h5 file, workdir or checkpoint prefix to start from")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. --set train.base_learning_rate=1e-3 (repeatable)")
-    parser.add_argument("--strategy", choices=STRATEGIES, help="tf.distribute strategy (train.strategy)")
-    parser.add_argument("--eval-split", help="split to evaluate every train.eval_every steps (e.g. val)")
-    parser.add_argument("--eval-every", type=int, help="steps between evaluations (train.eval_every)")
-    parser.add_argument("--eval-images", type=int, default=0, help="evaluate on the first N images only (0 = all)")
-    parser.add_argument("--xla", action="store_true", help="compile the train step with XLA (train.xla)")
+    parser.add_argument(
+        "--checkpoint-every", type=int, help="steps between checkpoints (train.checkpoint_every)"
+    )
+    parser.add_argument(
+        "--init-from",
+        help="bundle folder, .weights.h5 file, workdir or checkpoint prefix to start from",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. --set train.base_learning_rate=1e-3 (repeatable)",
+    )
+    parser.add_argument(
+        "--strategy", choices=STRATEGIES, help="tf.distribute strategy (train.strategy)"
+    )
+    parser.add_argument(
+        "--eval-split", help="split to evaluate every train.eval_every steps (e.g. val)"
+    )
+    parser.add_argument(
+        "--eval-every", type=int, help="steps between evaluations (train.eval_every)"
+    )
+    parser.add_argument(
+        "--eval-images", type=int, default=0, help="evaluate on the first N images only (0 = all)"
+    )
+    parser.add_argument(
+        "--xla", action="store_true", help="compile the train step with XLA (train.xla)"
+    )
     from .predict import add_precision_argument
 
     add_precision_argument(parser, training=True)
-    parser.add_argument("--mixed-precision", choices=["float32", "mixed_float16", "mixed_bfloat16"],
-                        help="Keras dtype policy (model.dtype_policy); --precision fp32|bf16|fp16 says the same")
+    parser.add_argument(
+        "--mixed-precision",
+        choices=["float32", "mixed_float16", "mixed_bfloat16"],
+        help="Keras dtype policy (model.dtype_policy); --precision fp32|bf16|fp16 says the same",
+    )
     parser.add_argument("--mlflow", action="store_true", help="also log to MLflow (if installed)")
-    parser.add_argument("--skip-dataset-check", action="store_true",
-                        help="start without the `pdl check-dataset` pass over the split(s) (large data sets checked before)")
-    parser.add_argument("--low-memory", action=argparse.BooleanOptionalAction, default=None,
-                        help="CPU: run one op at a time, keep the input pipeline small and take tensors from malloc "
-                             "(TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1), not TensorFlow's pool (lower peak RSS, slower; "
-                             "default: chosen from the device, the crop and the free memory, and printed)")
+    parser.add_argument(
+        "--skip-dataset-check",
+        action="store_true",
+        help="start without the `pdl check-dataset` pass over the split(s) (large data sets checked before)",
+    )
+    parser.add_argument(
+        "--low-memory",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="CPU: run one op at a time, keep the input pipeline small and take tensors from malloc "
+        "(TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1), not TensorFlow's pool (lower peak RSS, slower; "
+        "default: chosen from the device, the crop and the free memory, and printed)",
+    )
 
 
 def before_tensorflow() -> None:
@@ -57,9 +99,14 @@ def _run(args) -> int:
     from ..config import load_config
 
     overrides = list(args.overrides)
-    for flag, key in (("steps", "train.steps"), ("batch_size", "train.batch_size"),
-                      ("checkpoint_every", "train.checkpoint_every"), ("strategy", "train.strategy"),
-                      ("eval_every", "train.eval_every"), ("mixed_precision", "model.dtype_policy")):
+    for flag, key in (
+        ("steps", "train.steps"),
+        ("batch_size", "train.batch_size"),
+        ("checkpoint_every", "train.checkpoint_every"),
+        ("strategy", "train.strategy"),
+        ("eval_every", "train.eval_every"),
+        ("mixed_precision", "model.dtype_policy"),
+    ):
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
     if args.xla:
@@ -89,9 +136,13 @@ def _run(args) -> int:
 
     tc = config.train
     # Before the strategy: inter-op threads can be set only until TensorFlow starts its runtime.
-    memory = choose_low_memory(config, micro_batch=max(tc.batch_size // max(tc.gradient_accumulation, 1), 1),
-                               on_gpu=bool(tf.config.list_physical_devices("GPU")),
-                               available_bytes=available_memory_bytes(), requested=args.low_memory)
+    memory = choose_low_memory(
+        config,
+        micro_batch=max(tc.batch_size // max(tc.gradient_accumulation, 1), 1),
+        on_gpu=bool(tf.config.list_physical_devices("GPU")),
+        available_bytes=available_memory_bytes(),
+        requested=args.low_memory,
+    )
     print(memory.describe(), flush=True)
     if memory.low_memory:
         tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -104,11 +155,16 @@ def _run(args) -> int:
     reader = open_dataset(args.dataset, args.split)
     spec = reader.spec
     if config.dataset.name != spec.name:
-        print(f"note: config dataset '{config.dataset.name}', data set classes '{spec.name}': using the data set's "
-              f"{spec.num_classes} classes", file=sys.stderr)
+        print(
+            f"note: config dataset '{config.dataset.name}', data set classes '{spec.name}': using the data set's "
+            f"{spec.num_classes} classes",
+            file=sys.stderr,
+        )
 
     def dataset_fn(batch_size: int, seed: int):
-        ds = make_dataset(reader, args.split, config, training=True, batch_size=batch_size, spec=spec, seed=seed)
+        ds = make_dataset(
+            reader, args.split, config, training=True, batch_size=batch_size, spec=spec, seed=seed
+        )
         if memory.low_memory:
             options = tf.data.Options()
             options.autotune.ram_budget = 256 * 2**20
@@ -121,9 +177,18 @@ def _run(args) -> int:
         eval_reader = open_dataset(args.dataset, args.eval_split, spec)
         evaluate_fn = _make_evaluator(eval_reader, args.eval_split, config, spec, args.eval_images)
     preview = _preview_images(reader, config, spec)
-    result = train(config, args.workdir, dataset_fn=dataset_fn, spec=spec, strategy=strategy,
-                   init_from=args.init_from, evaluate_fn=evaluate_fn, preview_images=preview, use_mlflow=args.mlflow,
-                   domain=_domain(args, spec, len(reader)))
+    result = train(
+        config,
+        args.workdir,
+        dataset_fn=dataset_fn,
+        spec=spec,
+        strategy=strategy,
+        init_from=args.init_from,
+        evaluate_fn=evaluate_fn,
+        preview_images=preview,
+        use_mlflow=args.mlflow,
+        domain=_domain(args, spec, len(reader)),
+    )
     print(f"finished at step {result.step} in {result.wall_time_s:.0f} s")
     return 0
 
@@ -133,8 +198,10 @@ def _domain(args, spec, images: int) -> str:
     from pathlib import Path
 
     base = f"; fine-tuned from {Path(args.init_from).name}" if args.init_from else ""
-    return (f"images like the {images} of '{Path(args.dataset).resolve().name}' split '{args.split}' "
-            f"({spec.num_classes} classes of '{spec.name}'){base}")
+    return (
+        f"images like the {images} of '{Path(args.dataset).resolve().name}' split '{args.split}' "
+        f"({spec.num_classes} classes of '{spec.name}'){base}"
+    )
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 Images are float32 ``[H, W, 3]`` in 0..255, labels int32 ``[H, W]``. Random ops are stateless and
 take a ``seed`` (int32/int64 ``[2]`` tensor), so a pipeline is reproducible for a seed.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -15,16 +16,23 @@ def scale_values(min_scale: float, max_scale: float, step: float) -> list[float]
     if step <= 0 or max_scale <= min_scale:
         return [float(min_scale)]
     count = int(round((max_scale - min_scale) / step + 1))  # round: 1.5/0.1 is 14.999...
-    return [min_scale + (max_scale - min_scale) * k / (count - 1) for k in range(count)] if count > 1 else [min_scale]
+    return (
+        [min_scale + (max_scale - min_scale) * k / (count - 1) for k in range(count)]
+        if count > 1
+        else [min_scale]
+    )
 
 
 def resize_pair(image, label, size):
     """Image bilinear with ``align_corners=True``, label nearest neighbour (also corner-aligned)."""
     # The raw ops are what tf.compat.v1.image.resize_* call, without their deprecation warning.
     size = tf.cast(size, tf.int32)
-    image = tf.raw_ops.ResizeBilinear(images=image[None], size=size, align_corners=True, half_pixel_centers=False)[0]
-    label = tf.raw_ops.ResizeNearestNeighbor(images=label[None, ..., None], size=size, align_corners=True,
-                                             half_pixel_centers=False)[0, ..., 0]
+    image = tf.raw_ops.ResizeBilinear(
+        images=image[None], size=size, align_corners=True, half_pixel_centers=False
+    )[0]
+    label = tf.raw_ops.ResizeNearestNeighbor(
+        images=label[None, ..., None], size=size, align_corners=True, half_pixel_centers=False
+    )[0, ..., 0]
     return image, label
 
 
@@ -55,7 +63,10 @@ def resize_to_range(image, label, min_size: int, max_size: int):
 def pad_pair(image, label, target_hw, offset_yx, label_pad_value):
     """Pad to ``target_hw`` with the content at ``offset_yx``; image 127.5, label ``label_pad_value``."""
     h, w = tf.shape(image)[0], tf.shape(image)[1]
-    pads = [[offset_yx[0], target_hw[0] - h - offset_yx[0]], [offset_yx[1], target_hw[1] - w - offset_yx[1]]]
+    pads = [
+        [offset_yx[0], target_hw[0] - h - offset_yx[0]],
+        [offset_yx[1], target_hw[1] - w - offset_yx[1]],
+    ]
     image = tf.pad(image, pads + [[0, 0]], constant_values=IMAGE_PAD_VALUE)
     label = tf.pad(label, pads, constant_values=label_pad_value)
     return image, label
@@ -68,15 +79,21 @@ def random_pad_and_crop(image, label, crop_hw, label_pad_value, seed):
     target = tf.stack([tf.maximum(h, crop_hw[0]), tf.maximum(w, crop_hw[1])])
     pad_y = tf.random.stateless_uniform([], seeds[0], 0, target[0] - h + 1, dtype=tf.int32)
     pad_x = tf.random.stateless_uniform([], seeds[1], 0, target[1] - w + 1, dtype=tf.int32)
-    crop_y = tf.random.stateless_uniform([], seeds[2], 0, target[0] - crop_hw[0] + 1, dtype=tf.int32)
-    crop_x = tf.random.stateless_uniform([], seeds[3], 0, target[1] - crop_hw[1] + 1, dtype=tf.int32)
+    crop_y = tf.random.stateless_uniform(
+        [], seeds[2], 0, target[0] - crop_hw[0] + 1, dtype=tf.int32
+    )
+    crop_x = tf.random.stateless_uniform(
+        [], seeds[3], 0, target[1] - crop_hw[1] + 1, dtype=tf.int32
+    )
     # Same result as padding then cropping, without materialising the padded (possibly 2x scaled)
     # image: slice the part of the original inside the crop window, then pad only that.
     top, left = crop_y - pad_y, crop_x - pad_x  # crop window origin in original coordinates
     y0, x0 = tf.maximum(top, 0), tf.maximum(left, 0)
     y1, x1 = tf.minimum(top + crop_hw[0], h), tf.minimum(left + crop_hw[1], w)
     image, label = image[y0:y1, x0:x1], label[y0:y1, x0:x1]
-    return pad_pair(image, label, tf.constant(crop_hw, tf.int32), [y0 - top, x0 - left], label_pad_value)
+    return pad_pair(
+        image, label, tf.constant(crop_hw, tf.int32), [y0 - top, x0 - left], label_pad_value
+    )
 
 
 def random_flip(image, label, seed):
@@ -92,7 +109,8 @@ def eval_pad(image, label, crop_hw, label_pad_value):
     h, w = tf.shape(image)[0], tf.shape(image)[1]
     checks = [
         tf.debugging.assert_less_equal(
-            tf.stack([h, w]), tf.constant(crop_hw, tf.int32),
+            tf.stack([h, w]),
+            tf.constant(crop_hw, tf.int32),
             message="image larger than dataset.crop_size; raise crop_size or set min/max_resize_value",
         )
     ]

@@ -20,6 +20,7 @@ kept as instance 0 of its class). Decoding and augmentation run in parallel
 stateless, seeded from ``seed`` (default ``config.train.seed``) and the element's position, so the
 same seed gives the same batches.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,7 +58,11 @@ def make_dataset(
     ``spec`` defaults to the reader's. ``repeat`` defaults to ``training``. Shuffling happens only
     when training. Training batches drop the remainder so every batch has ``batch_size`` crops.
     """
-    reader = reader_or_root if isinstance(reader_or_root, Reader) else open_dataset(reader_or_root, split, spec)
+    reader = (
+        reader_or_root
+        if isinstance(reader_or_root, Reader)
+        else open_dataset(reader_or_root, split, spec)
+    )
     spec = spec or reader.spec
     data_cfg = config.dataset
     seed = int(config.train.seed if seed is None else seed)
@@ -65,7 +70,9 @@ def make_dataset(
     crop_hw = tuple(int(v) for v in data_cfg.crop_size)
     void = spec.ignore_label * spec.label_divisor
     scales = augment.scale_values(data_cfg.min_scale, data_cfg.max_scale, data_cfg.scale_step)
-    small_weight = data_cfg.small_instance_weight if data_cfg.increase_small_instance_weights else 1.0
+    small_weight = (
+        data_cfg.small_instance_weight if data_cfg.increase_small_instance_weights else 1.0
+    )
     if len(reader) == 0:
         from ..errors import DatasetError
 
@@ -80,14 +87,17 @@ def make_dataset(
         label = tf.ensure_shape(label, [None, None])
         checks = [
             tf.debugging.assert_equal(
-                tf.shape(image)[:2], tf.shape(label),
+                tf.shape(image)[:2],
+                tf.shape(label),
                 message="image and panoptic PNG sizes differ; run `pdl check-dataset`",
             )
         ]
         with tf.control_dependencies(checks):
             image = tf.identity(image)
         if data_cfg.min_resize_value or data_cfg.max_resize_value:
-            image, label = augment.resize_to_range(image, label, data_cfg.min_resize_value, data_cfg.max_resize_value)
+            image, label = augment.resize_to_range(
+                image, label, data_cfg.min_resize_value, data_cfg.max_resize_value
+            )
         if training:
             seeds = tf.random.experimental.stateless_split(element_seed, 3)
             image, label = augment.random_scale(image, label, scales, seeds[0])

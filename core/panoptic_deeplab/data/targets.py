@@ -16,6 +16,7 @@ Runs inside ``tf.data`` (pure TensorFlow) and eagerly on NumPy arrays. The Gauss
 with ``tensor_scatter_nd_max`` inside each instance's window only, so the cost does not grow with
 image size times instance count.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -93,7 +94,9 @@ def make_targets(
 
     # Offsets: center - pixel on instance pixels, 0 elsewhere (all values are integers).
     offset_weights = per_pixel[..., 4]
-    grid = tf.cast(tf.stack([tf.reshape(rows, shape), tf.reshape(cols, shape)], axis=-1), tf.float32)
+    grid = tf.cast(
+        tf.stack([tf.reshape(rows, shape), tf.reshape(cols, shape)], axis=-1), tf.float32
+    )
     offsets = per_pixel[..., 0:2] - grid * offset_weights[..., None]
 
     # Center heatmap: stamp each instance's window, clipped to the image, combined by max.
@@ -105,8 +108,12 @@ def make_targets(
     )  # [K, 2]
     delta = tf.range(size, dtype=tf.int32) - mid
     num_centers = tf.shape(centers)[0]
-    win_y = tf.broadcast_to(centers[:, 0, None, None] + delta[None, :, None], [num_centers, size, size])
-    win_x = tf.broadcast_to(centers[:, 1, None, None] + delta[None, None, :], [num_centers, size, size])
+    win_y = tf.broadcast_to(
+        centers[:, 0, None, None] + delta[None, :, None], [num_centers, size, size]
+    )
+    win_x = tf.broadcast_to(
+        centers[:, 1, None, None] + delta[None, None, :], [num_centers, size, size]
+    )
     values = tf.broadcast_to(stamp[None], [num_centers, size, size])
     inside = (win_y >= 0) & (win_y < height) & (win_x >= 0) & (win_x < width)
     indices = tf.stack([tf.boolean_mask(win_y, inside), tf.boolean_mask(win_x, inside)], -1)

@@ -8,6 +8,7 @@ edit, addition or removal changes it. File contents are never hashed: a stat is 
 cheap. Only passes are recorded. ``PDL_RECHECK_DATASET=1`` ignores the record (and a pass rewrites
 it); deleting the record does the same. A cache folder that cannot be written means no record.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,7 +50,9 @@ def fingerprint(root: str | Path, version: int, files: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
-def passed_before(root: str | Path, split: str, fingerprint: str, allow_image_problems: bool = False) -> Path | None:
+def passed_before(
+    root: str | Path, split: str, fingerprint: str, allow_image_problems: bool = False
+) -> Path | None:
     """The record saying this data set passed with this fingerprint, or None (also with
     ``PDL_RECHECK_DATASET`` set). A pass that let image problems through only counts for a caller
     that allows them too."""
@@ -67,11 +70,18 @@ def passed_before(root: str | Path, split: str, fingerprint: str, allow_image_pr
     return path
 
 
-def remember_pass(root: str | Path, split: str, fingerprint: str, image_problems: bool = False) -> None:
+def remember_pass(
+    root: str | Path, split: str, fingerprint: str, image_problems: bool = False
+) -> None:
     """Record a pass; silently nothing when the cache folder cannot be written."""
     path = record_path(root, split)
-    record = {"root": str(Path(root).resolve()), "split": split, "fingerprint": fingerprint,
-              "image_problems": image_problems, "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    record = {
+        "root": str(Path(root).resolve()),
+        "split": split,
+        "fingerprint": fingerprint,
+        "image_problems": image_problems,
+        "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename: a concurrent run reads the old record or the new one, never half of one.

@@ -5,6 +5,7 @@
 before any work, so a broken data set fails at once with the messages of ``pdl check-dataset``; a
 pass is remembered (:mod:`.check_cache`), so a re-run on the unchanged data set skips the decoding.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,9 @@ class Problem:
         return f"{self.file}: {self.message}\n    fix: {self.fix}"
 
 
-def require_valid_dataset(root: str | Path, split: str, *, allow_image_problems: bool = False, shown: int = 10) -> None:
+def require_valid_dataset(
+    root: str | Path, split: str, *, allow_image_problems: bool = False, shown: int = 10
+) -> None:
     """Raise a DatasetError listing what :func:`check_dataset` finds (the first ``shown`` problems).
     With ``allow_image_problems``, missing or unreadable images pass (``pdl evaluate`` skips and
     reports them). A pass is remembered; while no file the check reads has changed (size, mtime),
@@ -48,12 +51,18 @@ def require_valid_dataset(root: str | Path, split: str, *, allow_image_problems:
     # Fingerprint before checking: a file changed during the check then differs on the next run.
     files, annotations = _files_and_annotations(root, split)
     fingerprint = check_cache.fingerprint(root, CHECK_VERSION, files) if files is not None else None
-    record = fingerprint and check_cache.passed_before(root, split, fingerprint, allow_image_problems)
+    record = fingerprint and check_cache.passed_before(
+        root, split, fingerprint, allow_image_problems
+    )
     if record:
-        print(f"{root} split '{split}': unchanged since it passed the data set check, not checked again "
-              f"(set {check_cache.RECHECK_ENV}=1 to check it again; record: {record})")
+        print(
+            f"{root} split '{split}': unchanged since it passed the data set check, not checked again "
+            f"(set {check_cache.RECHECK_ENV}=1 to check it again; record: {record})"
+        )
         return
-    found = check_dataset(root, split, annotations=annotations)  # the JSON parsed once (COCO's: seconds)
+    found = check_dataset(
+        root, split, annotations=annotations
+    )  # the JSON parsed once (COCO's: seconds)
     problems = [p for p in found if not (allow_image_problems and p.kind == "image")]
     if not problems:
         if fingerprint:
@@ -67,7 +76,9 @@ def require_valid_dataset(root: str | Path, split: str, *, allow_image_problems:
     )
 
 
-def check_dataset(root: str | Path, split: str, *, annotations: dict | None = None) -> list[Problem]:
+def check_dataset(
+    root: str | Path, split: str, *, annotations: dict | None = None
+) -> list[Problem]:
     """Check the COCO-panoptic or Cityscapes data set at ``root`` (layout detected like
     :func:`~panoptic_deeplab.datasets.readers.open_dataset`). ``annotations``: the annotation
     JSON already parsed, if the caller has it."""
@@ -83,9 +94,15 @@ def check_dataset(root: str | Path, split: str, *, annotations: dict | None = No
             message, _, fix = str(err).removeprefix(f"{vistas.config_path}: ").partition("; ")
             return [Problem(str(vistas.config_path), message, fix or "restore the file")]
     if kind == "coco":
-        return check_coco_panoptic(root, split, json_path=json_path, image_path_fn=image_path_fn,
-                                   annotations=annotations, spec=_layout_spec(root, json_path),
-                                   label_dir=_label_dir(root, split, json_path))
+        return check_coco_panoptic(
+            root,
+            split,
+            json_path=json_path,
+            image_path_fn=image_path_fn,
+            annotations=annotations,
+            spec=_layout_spec(root, json_path),
+            label_dir=_label_dir(root, split, json_path),
+        )
     if kind == "cityscapes":
         return check_cityscapes(root, split)
     return [missing_layout_problem(root, split)]
@@ -94,7 +111,10 @@ def check_dataset(root: str | Path, split: str, *, annotations: dict | None = No
 def existing_splits(root: Path) -> list[str]:
     """The splits a data set folder has: ``annotations/panoptic_<split>.json`` (COCO panoptic),
     ``leftImg8bit/<split>/`` (Cityscapes) and Mapillary Vistas' ``<split>/<version>/panoptic/``."""
-    found = [p.name[len("panoptic_"):-len(".json")] for p in sorted((root / "annotations").glob("panoptic_*.json"))]
+    found = [
+        p.name[len("panoptic_") : -len(".json")]
+        for p in sorted((root / "annotations").glob("panoptic_*.json"))
+    ]
     found += [p.name for p in sorted((root / "leftImg8bit").glob("*")) if p.is_dir()]
     found += vistas_splits(root)
     return list(dict.fromkeys(found))
@@ -105,15 +125,25 @@ def missing_layout_problem(root: Path, split: str) -> Problem:
     is not there (naming those that are), or no known layout is found."""
     json_path = root / "annotations" / f"panoptic_{split}.json"
     if not root.is_dir():
-        return Problem(str(root), "data set folder not found", "check the path (it does not exist or is not a folder)")
+        return Problem(
+            str(root),
+            "data set folder not found",
+            "check the path (it does not exist or is not a folder)",
+        )
     splits = existing_splits(root)
     if splits:
-        return Problem(str(json_path), f"no split '{split}' in this data set; it has: {', '.join(splits)}",
-                       f"pass --split {splits[0]}" + (" (or another of those)" if len(splits) > 1 else ""))
-    return Problem(str(json_path), f"annotation file not found and no Cityscapes layout: no data set layout found "
-                   f"for split '{split}'",
-                   f"put the COCO-panoptic JSON at {json_path}, or point at a Cityscapes root "
-                   "with leftImg8bit/ and gtFine/")
+        return Problem(
+            str(json_path),
+            f"no split '{split}' in this data set; it has: {', '.join(splits)}",
+            f"pass --split {splits[0]}" + (" (or another of those)" if len(splits) > 1 else ""),
+        )
+    return Problem(
+        str(json_path),
+        f"annotation file not found and no Cityscapes layout: no data set layout found "
+        f"for split '{split}'",
+        f"put the COCO-panoptic JSON at {json_path}, or point at a Cityscapes root "
+        "with leftImg8bit/ and gtFine/",
+    )
 
 
 def _layout(root: Path, split: str):
@@ -124,8 +154,10 @@ def _layout(root: Path, split: str):
         return "coco", json_path, _coco_image_path_fn(root, split)
     vistas = find_vistas_layout(root, split)
     if vistas is not None:
+
         def vistas_image_path_fn(ann, image):
             return find_image(vistas.image_dir, image.get("file_name"), str(ann["file_name"]))
+
         return "coco", vistas.json_path, vistas_image_path_fn
     if (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir():
         from .cityscapes import panoptic_json_path
@@ -135,7 +167,12 @@ def _layout(root: Path, split: str):
             image_root = root / "leftImg8bit" / split
 
             def image_path_fn(ann, image):
-                return image_root / str(ann["image_id"]).split("_")[0] / f"{ann['image_id']}_leftImg8bit.png"
+                return (
+                    image_root
+                    / str(ann["image_id"]).split("_")[0]
+                    / f"{ann['image_id']}_leftImg8bit.png"
+                )
+
             return "coco", cs_json, image_path_fn
         return "cityscapes", None, None
     return "none", json_path, None
@@ -153,7 +190,11 @@ def _layout_spec(root: Path, json_path: Path):
 def _label_dir(root: Path, split: str, json_path: Path) -> Path:
     """Where the panoptic PNGs are: next to a Vistas JSON, else in the folder named like the JSON."""
     vistas = find_vistas_layout(root, split)
-    return json_path.parent if vistas is not None and vistas.json_path == json_path else json_path.with_suffix("")
+    return (
+        json_path.parent
+        if vistas is not None and vistas.json_path == json_path
+        else json_path.with_suffix("")
+    )
 
 
 def _coco_image_path_fn(root: Path, split: str):
@@ -161,6 +202,7 @@ def _coco_image_path_fn(root: Path, split: str):
 
     def image_path_fn(ann, image):
         return find_image(image_dir, image.get("file_name"), str(ann["file_name"]))
+
     return image_path_fn
 
 
@@ -214,8 +256,16 @@ def _files_and_annotations(root: str | Path, split: str) -> tuple[list[Path] | N
         return None, data
 
 
-def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_path_fn=None,
-                        annotations: dict | None = None, spec=None, label_dir=None) -> list[Problem]:
+def check_coco_panoptic(
+    root: str | Path,
+    split: str,
+    *,
+    json_path=None,
+    image_path_fn=None,
+    annotations: dict | None = None,
+    spec=None,
+    label_dir=None,
+) -> list[Problem]:
     """COCO-panoptic checks. ``json_path`` defaults to ``root/annotations/panoptic_<split>.json``
     (PNGs in the folder of the same name); ``image_path_fn(annotation, image_entry)`` locates an
     image (default ``root/<split>/<file_name>``); ``annotations``: that JSON already parsed.
@@ -244,7 +294,11 @@ def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_p
         report(json_path, f"invalid JSON: {err}", "repair or regenerate the annotation file")
         return problems
     if not isinstance(data, dict):
-        report(json_path, "top level is not a JSON object", "write {'images': [...], 'annotations': [...], 'categories': [...]}")
+        report(
+            json_path,
+            "top level is not a JSON object",
+            "write {'images': [...], 'annotations': [...], 'categories': [...]}",
+        )
         return problems
     required = ("annotations",) if spec is not None else ("annotations", "categories")
     for key in ("images", "annotations", "categories"):
@@ -255,14 +309,22 @@ def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_p
 
     categories: dict[int, dict] = {}
     if spec is not None and "categories" not in data:
-        categories = {spec.category_id(t): {"id": spec.category_id(t), "name": spec.class_names[t]}
-                      for t in range(spec.num_classes)}
+        categories = {
+            spec.category_id(t): {"id": spec.category_id(t), "name": spec.class_names[t]}
+            for t in range(spec.num_classes)
+        }
     for cat in data.get("categories", []):
         if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) or "name" not in cat:
-            report(json_path, f"category entry {cat!r} lacks an integer 'id' or a 'name'", "complete the entry")
+            report(
+                json_path,
+                f"category entry {cat!r} lacks an integer 'id' or a 'name'",
+                "complete the entry",
+            )
             continue
         if cat["id"] in categories:
-            report(json_path, f"duplicate category id {cat['id']}", "give each category a unique id")
+            report(
+                json_path, f"duplicate category id {cat['id']}", "give each category a unique id"
+            )
         categories[cat["id"]] = cat
 
     images: dict = {}
@@ -271,27 +333,53 @@ def check_coco_panoptic(root: str | Path, split: str, *, json_path=None, image_p
             report(json_path, f"image entry {img!r} lacks an 'id'", "add the image id")
             continue
         if img["id"] in images:
-            report(json_path, f"duplicate image id {img['id']!r} in 'images'", "give each image a unique id")
+            report(
+                json_path,
+                f"duplicate image id {img['id']!r} in 'images'",
+                "give each image a unique id",
+            )
         images[img["id"]] = img
 
     seen_images: set = set()
     for ann in data["annotations"]:
         if not isinstance(ann, dict) or "image_id" not in ann or "file_name" not in ann:
-            report(json_path, f"annotation {str(ann)[:80]} lacks 'image_id' or 'file_name'", "add both fields")
+            report(
+                json_path,
+                f"annotation {str(ann)[:80]} lacks 'image_id' or 'file_name'",
+                "add both fields",
+            )
             continue
         image_id = ann["image_id"]
         if image_id in seen_images:
-            report(json_path, f"image id {image_id!r} has more than one annotation", "merge or remove the duplicates")
+            report(
+                json_path,
+                f"image id {image_id!r} has more than one annotation",
+                "merge or remove the duplicates",
+            )
         seen_images.add(image_id)
         if "images" in data and image_id not in images:
-            report(json_path, f"annotation for image id {image_id!r} has no entry in 'images'",
-                   "add the image (id, file_name, height, width) to 'images'")
+            report(
+                json_path,
+                f"annotation for image id {image_id!r} has no entry in 'images'",
+                "add the image (id, file_name, height, width) to 'images'",
+            )
         image = images.get(image_id, {})
-        problems.extend(_check_annotation(ann, image, categories, json_path,
-                                          *_annotation_files(ann, image, label_dir, image_path_fn)))
+        problems.extend(
+            _check_annotation(
+                ann,
+                image,
+                categories,
+                json_path,
+                *_annotation_files(ann, image, label_dir, image_path_fn),
+            )
+        )
     for image_id in images:
         if image_id not in seen_images:
-            report(json_path, f"image id {image_id!r} has no annotation", "add its annotation or remove the image")
+            report(
+                json_path,
+                f"image id {image_id!r} has no annotation",
+                "add its annotation or remove the image",
+            )
     return problems
 
 
@@ -305,52 +393,94 @@ def _check_annotation(ann, image, categories, json_path, png_path, image_path) -
     outside = _outside_names(ann, image)
     if outside:
         for name in outside:
-            report(json_path, f"{where}: file_name {name!r} points outside the data set folder",
-                   "use a name relative to its folder (no '..', not absolute)")
+            report(
+                json_path,
+                f"{where}: file_name {name!r} points outside the data set folder",
+                "use a name relative to its folder (no '..', not absolute)",
+            )
         return problems  # never open files outside the data set
 
     segments = ann.get("segments_info")
     if not isinstance(segments, list):
-        report(json_path, f"{where}: 'segments_info' missing or not a list", "add the list of segments")
+        report(
+            json_path, f"{where}: 'segments_info' missing or not a list", "add the list of segments"
+        )
         segments = []
     ids = Counter()
     info: dict[int, dict] = {}
     for seg in segments:
-        if not isinstance(seg, dict) or not isinstance(seg.get("id"), int) or "category_id" not in seg:
-            report(json_path, f"{where}: segment {seg!r} lacks an integer 'id' or 'category_id'", "complete the segment")
+        if (
+            not isinstance(seg, dict)
+            or not isinstance(seg.get("id"), int)
+            or "category_id" not in seg
+        ):
+            report(
+                json_path,
+                f"{where}: segment {seg!r} lacks an integer 'id' or 'category_id'",
+                "complete the segment",
+            )
             continue
         ids[seg["id"]] += 1
         info[seg["id"]] = seg
         if seg["category_id"] not in categories:
-            report(json_path, f"{where}: segment {seg['id']} has unknown category_id {seg['category_id']}",
-                   "use a category id listed in 'categories' or add the category")
+            report(
+                json_path,
+                f"{where}: segment {seg['id']} has unknown category_id {seg['category_id']}",
+                "use a category id listed in 'categories' or add the category",
+            )
         if seg["id"] == 0:
-            report(json_path, f"{where}: segment id 0 is reserved for void", "renumber the segment (ids start at 1)")
+            report(
+                json_path,
+                f"{where}: segment id 0 is reserved for void",
+                "renumber the segment (ids start at 1)",
+            )
     for seg_id, count in ids.items():
         if count > 1:
-            report(json_path, f"{where}: segment id {seg_id} appears {count} times in segments_info",
-                   "give each segment of an image a unique id")
+            report(
+                json_path,
+                f"{where}: segment id {seg_id} appears {count} times in segments_info",
+                "give each segment of an image a unique id",
+            )
 
     image_size = None
     if not image_path.is_file():
-        report(image_path, f"{where}: image file missing", "restore the image or remove its annotation", "image")
+        report(
+            image_path,
+            f"{where}: image file missing",
+            "restore the image or remove its annotation",
+            "image",
+        )
     else:
         image_size = header_size(image_path)
         if image_size is None:
-            report(image_path, f"{where}: image cannot be decoded", "replace it with a valid JPEG or PNG", "image")
-    json_size = (image["height"], image["width"]) if image.get("height") and image.get("width") else None
+            report(
+                image_path,
+                f"{where}: image cannot be decoded",
+                "replace it with a valid JPEG or PNG",
+                "image",
+            )
+    json_size = (
+        (image["height"], image["width"]) if image.get("height") and image.get("width") else None
+    )
 
     def json_vs_image():
         if image_size is not None and json_size is not None and json_size != image_size:
-            report(json_path, f"{where}: 'images' says {_hw(json_size)} but the file is {_hw(image_size)}",
-                   "correct height/width in 'images'")
+            report(
+                json_path,
+                f"{where}: 'images' says {_hw(json_size)} but the file is {_hw(image_size)}",
+                "correct height/width in 'images'",
+            )
 
     if not png_path.is_file():
         json_vs_image()
-        report(png_path, f"{where}: panoptic PNG missing", "restore the PNG or remove the annotation")
+        report(
+            png_path, f"{where}: panoptic PNG missing", "restore the PNG or remove the annotation"
+        )
         return problems
     try:
-        seg_map = read_segment_ids(png_path)  # the readers' decoder: what passes here, training can read
+        seg_map = read_segment_ids(
+            png_path
+        )  # the readers' decoder: what passes here, training can read
     except ImageError:
         json_vs_image()
         report(png_path, f"{where}: panoptic PNG cannot be decoded", "regenerate the PNG")
@@ -358,27 +488,45 @@ def _check_annotation(ann, image, categories, json_path, png_path, image_path) -
     except DatasetError as err:
         json_vs_image()  # gone since the test above, unreadable, or not an 8-bit RGB (or grey) PNG
         if not png_path.is_file():
-            report(png_path, f"{where}: panoptic PNG missing", "restore the PNG or remove the annotation")
+            report(
+                png_path,
+                f"{where}: panoptic PNG missing",
+                "restore the PNG or remove the annotation",
+            )
         else:  # the decoder's "<path>: <what>; <fix>", as a Problem
             message, _, fix = str(err).removeprefix(f"{png_path}: ").partition("; ")
-            report(png_path, f"{where}: {message}", fix or "regenerate the PNG as 8-bit RGB (id = R + 256 G + 256^2 B)")
+            report(
+                png_path,
+                f"{where}: {message}",
+                fix or "regenerate the PNG as 8-bit RGB (id = R + 256 G + 256^2 B)",
+            )
         return problems
-    _report_size_disagreement(report, where, json_path, image_path, png_path, json_size, image_size,
-                              tuple(seg_map.shape))
+    _report_size_disagreement(
+        report, where, json_path, image_path, png_path, json_size, image_size, tuple(seg_map.shape)
+    )
     values, counts = np.unique(seg_map, return_counts=True)
     areas = dict(zip(values.tolist(), counts.tolist()))
     for seg_id in sorted(set(areas) - set(info) - {0}):
-        report(png_path, f"{where}: PNG id {seg_id} ({areas[seg_id]} px) is not in segments_info",
-               "add a segment with this id to segments_info or paint these pixels 0 (void)")
+        report(
+            png_path,
+            f"{where}: PNG id {seg_id} ({areas[seg_id]} px) is not in segments_info",
+            "add a segment with this id to segments_info or paint these pixels 0 (void)",
+        )
     for seg_id, seg in info.items():
         if seg_id == 0:
             continue
         if seg_id not in areas:
-            report(json_path, f"{where}: segment {seg_id} of segments_info does not occur in {png_path.name}",
-                   "remove the segment or fix the PNG")
+            report(
+                json_path,
+                f"{where}: segment {seg_id} of segments_info does not occur in {png_path.name}",
+                "remove the segment or fix the PNG",
+            )
         elif "area" in seg and seg["area"] != areas[seg_id]:
-            report(json_path, f"{where}: segment {seg_id} has area {seg['area']} but covers {areas[seg_id]} px",
-                   f"set its 'area' to {areas[seg_id]}")
+            report(
+                json_path,
+                f"{where}: segment {seg_id} has area {seg['area']} but covers {areas[seg_id]} px",
+                f"set its 'area' to {areas[seg_id]}",
+            )
     return problems
 
 
@@ -386,28 +534,50 @@ def _hw(size) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-def _report_size_disagreement(report, where, json_path, image_path, png_path, json_size, image_size, png_size):
+def _report_size_disagreement(
+    report, where, json_path, image_path, png_path, json_size, image_size, png_size
+):
     """Of the sizes in 'images', of the image file and of the PNG, blame the one that disagrees with
     the other two (all three when none agree; the PNG when 'images' gives none)."""
-    if image_size is None:  # unreadable image: reported already; 'images' and the PNG can still disagree
+    if (
+        image_size is None
+    ):  # unreadable image: reported already; 'images' and the PNG can still disagree
         if json_size is not None and json_size != png_size:
-            report(png_path, f"{where}: PNG is {_hw(png_size)} but 'images' says {_hw(json_size)}",
-                   "regenerate the PNG at the image's size, or correct height/width in 'images'")
+            report(
+                png_path,
+                f"{where}: PNG is {_hw(png_size)} but 'images' says {_hw(json_size)}",
+                "regenerate the PNG at the image's size, or correct height/width in 'images'",
+            )
         return
     if json_size is None or json_size == image_size:
         if png_size != image_size:
-            report(png_path, f"{where}: PNG is {_hw(png_size)} but the image is {_hw(image_size)}"
-                   + (" (as 'images' says)" if json_size else ""), "regenerate the PNG at the image's size")
+            report(
+                png_path,
+                f"{where}: PNG is {_hw(png_size)} but the image is {_hw(image_size)}"
+                + (" (as 'images' says)" if json_size else ""),
+                "regenerate the PNG at the image's size",
+            )
     elif json_size == png_size:
-        report(image_path, f"{where}: the image is {_hw(image_size)} but 'images' and the panoptic PNG say "
-               f"{_hw(json_size)}", "replace the image with the one that belongs to this annotation "
-               f"(or resize it to {_hw(json_size)})")
+        report(
+            image_path,
+            f"{where}: the image is {_hw(image_size)} but 'images' and the panoptic PNG say "
+            f"{_hw(json_size)}",
+            "replace the image with the one that belongs to this annotation "
+            f"(or resize it to {_hw(json_size)})",
+        )
     elif image_size == png_size:
-        report(json_path, f"{where}: 'images' says {_hw(json_size)} but the image and the PNG are {_hw(image_size)}",
-               "correct height/width in 'images'")
+        report(
+            json_path,
+            f"{where}: 'images' says {_hw(json_size)} but the image and the PNG are {_hw(image_size)}",
+            "correct height/width in 'images'",
+        )
     else:
-        report(json_path, f"{where}: three different sizes: 'images' {_hw(json_size)}, image {_hw(image_size)}, "
-               f"PNG {_hw(png_size)}", "make the image, the PNG and 'images' agree")
+        report(
+            json_path,
+            f"{where}: three different sizes: 'images' {_hw(json_size)}, image {_hw(image_size)}, "
+            f"PNG {_hw(png_size)}",
+            "make the image, the PNG and 'images' agree",
+        )
 
 
 def check_cityscapes(root: str | Path, split: str) -> list[Problem]:
@@ -419,28 +589,58 @@ def check_cityscapes(root: str | Path, split: str) -> list[Problem]:
     problems: list[Problem] = []
     pairs = _cityscapes_pairs(root, split)
     if not pairs:
-        return [Problem(str(root / "leftImg8bit" / split), "no *_leftImg8bit.png images for this split",
-                        "check the split name and the folder layout leftImg8bit/<split>/<city>/")]
+        return [
+            Problem(
+                str(root / "leftImg8bit" / split),
+                "no *_leftImg8bit.png images for this split",
+                "check the split name and the folder layout leftImg8bit/<split>/<city>/",
+            )
+        ]
     for image_path, label_path in pairs:
         if not label_path.is_file():
-            problems.append(Problem(str(label_path), "instanceIds PNG missing",
-                                    "restore it from gtFine or remove the image"))
+            problems.append(
+                Problem(
+                    str(label_path),
+                    "instanceIds PNG missing",
+                    "restore it from gtFine or remove the image",
+                )
+            )
             continue
         label = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
         if label is None or label.ndim != 2:
-            problems.append(Problem(str(label_path), "cannot decode as a single-channel 16-bit PNG",
-                                    "restore the original gtFine file"))
+            problems.append(
+                Problem(
+                    str(label_path),
+                    "cannot decode as a single-channel 16-bit PNG",
+                    "restore the original gtFine file",
+                )
+            )
             continue
         size = header_size(image_path)
         if size is None:
-            problems.append(Problem(str(image_path), "image cannot be decoded", "restore the original file", "image"))
+            problems.append(
+                Problem(
+                    str(image_path), "image cannot be decoded", "restore the original file", "image"
+                )
+            )
         elif size != label.shape:
-            problems.append(Problem(str(label_path), f"label is {label.shape[0]}x{label.shape[1]} but the image is "
-                                    f"{size[0]}x{size[1]}", "restore the matching gtFine file"))
+            problems.append(
+                Problem(
+                    str(label_path),
+                    f"label is {label.shape[0]}x{label.shape[1]} but the image is "
+                    f"{size[0]}x{size[1]}",
+                    "restore the matching gtFine file",
+                )
+            )
         values = np.unique(label)
         label_ids = np.where(values >= 1000, values // 1000, values)
         unknown = sorted(set(label_ids.tolist()) - set(id2label))
         if unknown:
-            problems.append(Problem(str(label_path), f"unknown Cityscapes label ids {unknown}",
-                                    "use label ids from cityscapesscripts.helpers.labels"))
+            problems.append(
+                Problem(
+                    str(label_path),
+                    f"unknown Cityscapes label ids {unknown}",
+                    "use label ids from cityscapesscripts.helpers.labels",
+                )
+            )
     return problems

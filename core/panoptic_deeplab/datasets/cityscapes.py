@@ -9,6 +9,7 @@ train ids with cityscapesscripts' table; ``ignoreInEval`` labels become void (25
 are renumbered 1, 2, ... per class (Cityscapes' own ``k`` starts at 0, which would read as crowd).
 Label divisor 1000.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -63,7 +64,9 @@ class CityscapesReader(Reader):
             raise DatasetError(f"{path}: instanceIds PNG not found; restore it from gtFine")
         raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         if raw is None or raw.ndim != 2:
-            raise ImageError(f"{path}: not a single-channel instanceIds PNG; restore the original file")
+            raise ImageError(
+                f"{path}: not a single-channel instanceIds PNG; restore the original file"
+            )
         values, inverse = np.unique(raw.astype(np.int64), return_inverse=True)
         label_ids = np.where(values >= 1000, values // 1000, values)
         train_ids = self._train_id[np.clip(label_ids, 0, 255)]
@@ -72,7 +75,8 @@ class CityscapesReader(Reader):
         crowd = values < 1000
         instance = number_instances(train_ids, thing, crowd)
         panoptic = np.where(
-            train_ids == spec.ignore_label, spec.ignore_label * spec.label_divisor,
+            train_ids == spec.ignore_label,
+            spec.ignore_label * spec.label_divisor,
             train_ids * spec.label_divisor + instance,
         )
         return panoptic[inverse.reshape(raw.shape)].astype(np.int32)
@@ -110,10 +114,17 @@ def cityscapes_panoptic_reader(root: str | Path, split: str, json_path: Path) ->
 
     from .coco_panoptic import CocoPanopticReader
 
-    reader = CocoPanopticReader(root, split, spec=cityscapes_panoptic_spec(json_path), json_path=json_path)
+    reader = CocoPanopticReader(
+        root, split, spec=cityscapes_panoptic_spec(json_path), json_path=json_path
+    )
     image_root = Path(root) / "leftImg8bit" / split
     reader.examples = [
-        replace(e, image_path=str(image_root / str(e.image_id).split("_")[0] / f"{e.image_id}_leftImg8bit.png"))
+        replace(
+            e,
+            image_path=str(
+                image_root / str(e.image_id).split("_")[0] / f"{e.image_id}_leftImg8bit.png"
+            ),
+        )
         for e in reader.examples
     ]
     return reader

@@ -5,6 +5,7 @@ A data set passes `pdl check-dataset` on its own; only against a model can its c
 wrong. ``pdl evaluate``, ``pdl predict --dataset`` and the app's Evaluate page call
 :func:`require_matching_classes`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,11 @@ class ClassMismatchError(DatasetError):
 
 def class_table(spec: DatasetSpec) -> dict[int, tuple[str, bool]]:
     """``{category id: (name, is thing)}`` of a spec (COCO's void class left out)."""
-    return {spec.category_id(t): (spec.class_names[t], spec.is_thing(t)) for t in range(spec.num_classes)
-            if not (spec.name == "coco" and t == spec.ignore_label)}
+    return {
+        spec.category_id(t): (spec.class_names[t], spec.is_thing(t))
+        for t in range(spec.num_classes)
+        if not (spec.name == "coco" and t == spec.ignore_label)
+    }
 
 
 def class_differences(model: DatasetSpec, data: DatasetSpec, shown: int = 6) -> list[str]:
@@ -34,7 +38,9 @@ def class_differences(model: DatasetSpec, data: DatasetSpec, shown: int = 6) -> 
 
     def listed(ids, table):
         items = [f"{i} {table[i][0]!r}" for i in sorted(ids)]
-        return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
+        return ", ".join(items[:shown]) + (
+            f" and {len(items) - shown} more" if len(items) > shown else ""
+        )
 
     out = []
     only_data = set(theirs) - set(ours)
@@ -45,16 +51,32 @@ def class_differences(model: DatasetSpec, data: DatasetSpec, shown: int = 6) -> 
         out.append(f"category ids only in the model: {listed(only_model, ours)}")
     renamed = [i for i in sorted(set(ours) & set(theirs)) if ours[i][0] != theirs[i][0]]
     if renamed:
-        pairs = [f"{i} is {ours[i][0]!r} in the model but {theirs[i][0]!r} in the data set" for i in renamed]
-        out.append("same id, other name: " + "; ".join(pairs[:shown]) + (" ..." if len(pairs) > shown else ""))
-    kind = [i for i in sorted(set(ours) & set(theirs)) if ours[i][0] == theirs[i][0] and ours[i][1] != theirs[i][1]]
+        pairs = [
+            f"{i} is {ours[i][0]!r} in the model but {theirs[i][0]!r} in the data set"
+            for i in renamed
+        ]
+        out.append(
+            "same id, other name: "
+            + "; ".join(pairs[:shown])
+            + (" ..." if len(pairs) > shown else "")
+        )
+    kind = [
+        i
+        for i in sorted(set(ours) & set(theirs))
+        if ours[i][0] == theirs[i][0] and ours[i][1] != theirs[i][1]
+    ]
     if kind:
-        words = [f"{ours[i][0]!r} is a {'thing' if ours[i][1] else 'stuff'} class in the model" for i in kind]
+        words = [
+            f"{ours[i][0]!r} is a {'thing' if ours[i][1] else 'stuff'} class in the model"
+            for i in kind
+        ]
         out.append("thing/stuff differs: " + "; ".join(words[:shown]))
     return out
 
 
-def require_matching_classes(model: DatasetSpec, root: str | Path, split: str, model_path: str | Path = "the model") -> DatasetSpec:
+def require_matching_classes(
+    model: DatasetSpec, root: str | Path, split: str, model_path: str | Path = "the model"
+) -> DatasetSpec:
     """Raise a ClassMismatchError (saying what differs and what to do) unless the data set at
     ``root`` uses the model's classes; return the data set's own spec."""
     from .readers import open_dataset

@@ -8,6 +8,7 @@ Category ids map to contiguous train ids through the data set's spec: COCO's own
 use the ``coco`` spec (void = 0), the synthetic set its spec, any other set a spec built from the
 JSON's ``categories`` (:func:`dataset_spec_from_coco_json`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
@@ -25,7 +26,9 @@ _PALETTE_SEED = 1234
 
 
 def _category_key(categories) -> list[tuple[int, str, int]]:
-    return sorted((int(c["id"]), str(c["name"]), int(bool(c.get("isthing", 0)))) for c in categories)
+    return sorted(
+        (int(c["id"]), str(c["name"]), int(bool(c.get("isthing", 0)))) for c in categories
+    )
 
 
 def _spec_key(spec: DatasetSpec) -> list[tuple[int, str, int]]:
@@ -42,7 +45,9 @@ def dataset_spec_from_categories(categories: list[dict], name: str = "custom") -
     try:
         key = _category_key(categories)
     except (KeyError, TypeError, ValueError):
-        raise DatasetError("'categories' entries need integer 'id', 'name' and 'isthing' fields") from None
+        raise DatasetError(
+            "'categories' entries need integer 'id', 'name' and 'isthing' fields"
+        ) from None
     if not key:
         raise DatasetError("the annotation file lists no categories; add its 'categories' table")
     for known in ("synthetic", "coco"):
@@ -128,11 +133,15 @@ class CocoPanopticReader(Reader):
     ):
         self.root = Path(root)
         self.split = split
-        self.json_path = Path(json_path) if json_path else self.root / "annotations" / f"panoptic_{split}.json"
+        self.json_path = (
+            Path(json_path) if json_path else self.root / "annotations" / f"panoptic_{split}.json"
+        )
         self.label_dir = Path(label_dir) if label_dir else self.json_path.with_suffix("")
         self.image_dir = Path(image_dir) if image_dir else self.root / split
         data = load_json(self.json_path)
-        self.spec = spec or dataset_spec_from_categories(data.get("categories", []), name=self.json_path.stem)
+        self.spec = spec or dataset_spec_from_categories(
+            data.get("categories", []), name=self.json_path.stem
+        )
         self._train_id = {self.spec.category_id(t): t for t in range(self.spec.num_classes)}
         # Categories read as void (e.g. Mapillary Vistas' labels that are not evaluated).
         self._train_id.update({int(c): self.spec.ignore_label for c in void_category_ids})
@@ -147,7 +156,9 @@ class CocoPanopticReader(Reader):
                 self.examples.append(
                     Example(
                         image_id=ann["image_id"],
-                        image_path=str(find_image(self.image_dir, image.get("file_name"), ann["file_name"])),
+                        image_path=str(
+                            find_image(self.image_dir, image.get("file_name"), ann["file_name"])
+                        ),
                         label_path=str(self.label_dir / ann["file_name"]),
                         segments_info=tuple(ann.get("segments_info", ())),
                     )

@@ -13,6 +13,7 @@ false (e.g. "Unlabeled") are void, as are PNG id 0 and ids missing from ``segmen
 Splits: ``training`` / ``validation`` (``train`` / ``val`` as aliases); ``SPLIT@v1.2`` picks a
 version when a root holds both (default: v2.0). Label divisor 1000, ignore label 255.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,9 +60,14 @@ def splits(root: str | Path) -> list[str]:
     root = Path(root)
     found = []
     for split_dir in sorted(p for p in root.glob("*") if p.is_dir()):
-        versions = [v for v, j in VERSIONS.items() if (split_dir / v / "panoptic" / j).is_file()
-                    and (root / f"config_{v}.json").is_file()]
-        found += [split_dir.name] + [f"{split_dir.name}@{v}" for v in versions[1:]] if versions else []
+        versions = [
+            v
+            for v, j in VERSIONS.items()
+            if (split_dir / v / "panoptic" / j).is_file() and (root / f"config_{v}.json").is_file()
+        ]
+        found += (
+            [split_dir.name] + [f"{split_dir.name}@{v}" for v in versions[1:]] if versions else []
+        )
     return found
 
 
@@ -70,14 +76,24 @@ def vistas_spec(config_path: str | Path, version: str) -> tuple[DatasetSpec, fro
     config_path = Path(config_path)
     try:
         labels = json.loads(config_path.read_text(encoding="utf-8"))["labels"]
-        rows = [(i + 1, str(lab.get("readable") or lab["name"]), tuple(int(c) for c in lab["color"]),
-                 bool(lab.get("instances", False)), bool(lab.get("evaluate", True))) for i, lab in enumerate(labels)]
+        rows = [
+            (
+                i + 1,
+                str(lab.get("readable") or lab["name"]),
+                tuple(int(c) for c in lab["color"]),
+                bool(lab.get("instances", False)),
+                bool(lab.get("evaluate", True)),
+            )
+            for i, lab in enumerate(labels)
+        ]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise DatasetError(f"{config_path}: not a Mapillary Vistas config ({type(err).__name__}: {err}); it needs a "
-                           "'labels' list of {name, readable, color, instances, evaluate}; restore the file") from None
+        raise DatasetError(
+            f"{config_path}: not a Mapillary Vistas config ({type(err).__name__}: {err}); it needs a "
+            "'labels' list of {name, readable, color, instances, evaluate}; restore the file"
+        ) from None
     kept = [r for r in rows if r[4]]
     if not kept:
-        raise DatasetError(f"{config_path}: no label has \"evaluate\": true; restore the file")
+        raise DatasetError(f'{config_path}: no label has "evaluate": true; restore the file')
     spec = DatasetSpec(
         name=f"mapillary_vistas_{version}",
         class_names=tuple(r[1] for r in kept),
@@ -90,7 +106,12 @@ def vistas_spec(config_path: str | Path, version: str) -> tuple[DatasetSpec, fro
     return spec, frozenset(r[0] for r in rows if not r[4])
 
 
-def vistas_reader(root: str | Path, split: str, layout: VistasLayout | None = None, spec: DatasetSpec | None = None):
+def vistas_reader(
+    root: str | Path,
+    split: str,
+    layout: VistasLayout | None = None,
+    spec: DatasetSpec | None = None,
+):
     """A COCO-panoptic reader over the Vistas layout (see the module docstring); ``spec`` (e.g. a
     bundle's) replaces the config JSON's class table."""
     from .coco_panoptic import CocoPanopticReader
@@ -99,5 +120,12 @@ def vistas_reader(root: str | Path, split: str, layout: VistasLayout | None = No
     if layout is None:
         raise DatasetError(f"{root}: no Mapillary Vistas split '{split}'")
     own, void = vistas_spec(layout.config_path, layout.version)
-    return CocoPanopticReader(root, split, spec=spec or own, json_path=layout.json_path, label_dir=layout.json_path.parent,
-                              image_dir=layout.image_dir, void_category_ids=void)
+    return CocoPanopticReader(
+        root,
+        split,
+        spec=spec or own,
+        json_path=layout.json_path,
+        label_dir=layout.json_path.parent,
+        image_dir=layout.image_dir,
+        void_category_ids=void,
+    )

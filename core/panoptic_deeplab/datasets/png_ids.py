@@ -12,6 +12,7 @@ palettes, 16 bits, interlacing) returns None and the caller decodes with OpenCV;
 stream that does not inflate to the expected size. The result is identical either way (tested
 against OpenCV).
 """
+
 from __future__ import annotations
 
 import os
@@ -43,6 +44,7 @@ class SegmentRuns:
     """A segment-id map as runs over its pixels in row-major order: run k has ``values[k]`` from
     pixel ``starts[k]`` up to the next start. A few thousand runs stand for a megapixel map, and
     PQ can count overlaps from the runs alone (:func:`..evaluation.panoptic_quality.match_image`)."""
+
     shape: tuple[int, int]
     starts: np.ndarray  # int64, increasing, starts[0] == 0
     values: np.ndarray  # uint32
@@ -72,12 +74,12 @@ def _chunks(data: bytes):
         return None
     pos, header, idat = 8, None, []
     while pos + 8 <= len(data):
-        length = int.from_bytes(data[pos:pos + 4], "big")
-        kind = data[pos + 4:pos + 8]
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
         if kind == b"IHDR":
-            header = data[pos + 8:pos + 8 + length]
+            header = data[pos + 8 : pos + 8 + length]
         elif kind == b"IDAT":
-            idat.append(data[pos + 8:pos + 8 + length])
+            idat.append(data[pos + 8 : pos + 8 + length])
         elif kind == b"IEND":
             break
         elif kind in (b"PLTE", b"tRNS"):  # palette or transparency key: leave to OpenCV
@@ -139,12 +141,17 @@ def _sub_rows(flat_raw, stride, width, bpp, sub_row) -> tuple[np.ndarray, np.nda
     # harmless: only differences are used), less the total reached before the row's first byte.
     packed = values.astype(np.int64) << (channel * _LANE)
     sums = np.cumsum(packed)
-    row_first = np.concatenate([[True], row[1:] != row[:-1]])[:len(row)]  # [:0]: no bytes at all
+    row_first = np.concatenate([[True], row[1:] != row[:-1]])[: len(row)]  # [:0]: no bytes at all
     row_first_at = np.maximum.accumulate(np.where(row_first, np.arange(len(row)), 0))
-    pixel_last = np.flatnonzero(np.concatenate([pixel[1:] != pixel[:-1], [True]])[:len(pixel)])
-    changes, at = pixel[pixel_last], row_first_at[pixel_last]  # a pixel's value: after its last byte
+    pixel_last = np.flatnonzero(np.concatenate([pixel[1:] != pixel[:-1], [True]])[: len(pixel)])
+    changes, at = (
+        pixel[pixel_last],
+        row_first_at[pixel_last],
+    )  # a pixel's value: after its last byte
     sums = sums[pixel_last] - (sums[at] - packed[at])
-    change_ids = ((sums & 0xFF) | (sums >> (_LANE - 8) & 0xFF00) | (sums >> (2 * _LANE - 16) & 0xFF0000))
+    change_ids = (
+        (sums & 0xFF) | (sums >> (_LANE - 8) & 0xFF00) | (sums >> (2 * _LANE - 16) & 0xFF0000)
+    )
 
     # Runs: each Sub row starts at 0 (the byte left of the row is 0); each change starts a new run.
     height = len(sub_row)
@@ -199,13 +206,17 @@ def decode_segment_runs(data: bytes) -> SegmentRuns | None:
             grid[r] = _pack([pixels[:, c] for c in range(min(bpp, 3))])
             continue
         above = grid[r - 1] if r else np.zeros(width, np.uint32)
-        changed = np.flatnonzero(pixels[:, :min(bpp, 3)].any(axis=1))
+        changed = np.flatnonzero(pixels[:, : min(bpp, 3)].any(axis=1))
         grid[r] = above
         if len(changed):
             old = above[changed]
             delta = pixels[changed]
-            grid[r, changed] = _pack([((old >> np.uint32(8 * c)) + delta[:, c]).astype(np.uint8)
-                                      for c in range(min(bpp, 3))])
+            grid[r, changed] = _pack(
+                [
+                    ((old >> np.uint32(8 * c)) + delta[:, c]).astype(np.uint8)
+                    for c in range(min(bpp, 3))
+                ]
+            )
     return SegmentRuns.from_map(grid)
 
 
@@ -242,9 +253,13 @@ def _png_bytes(path) -> bytes:
         with open(path, "rb") as f:
             return f.read()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        raise DatasetError(f"{path}: panoptic PNG not found; restore it or fix the file_name of its annotation") from None
+        raise DatasetError(
+            f"{path}: panoptic PNG not found; restore it or fix the file_name of its annotation"
+        ) from None
     except OSError as err:
-        raise DatasetError(f"{path}: cannot read the panoptic PNG ({err.strerror}); check its permissions") from None
+        raise DatasetError(
+            f"{path}: cannot read the panoptic PNG ({err.strerror}); check its permissions"
+        ) from None
 
 
 def _decode_with_opencv(path, data: bytes) -> np.ndarray:
@@ -256,10 +271,14 @@ def _decode_with_opencv(path, data: bytes) -> np.ndarray:
     if img.ndim == 2 and img.dtype == np.uint8:  # grey PNG: ids < 256
         return img.astype(np.uint32)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] < 3:
-        raise DatasetError(f"{path}: expected an 8-bit RGB COCO-panoptic PNG, got {img.dtype} with shape {img.shape}")
+        raise DatasetError(
+            f"{path}: expected an 8-bit RGB COCO-panoptic PNG, got {img.dtype} with shape {img.shape}"
+        )
     # OpenCV gives B, G, R; as R, G, B, 0 bytes a little-endian uint32 is R + 256 G + 256^2 B.
     ids = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGBA).view(np.uint32)[..., 0]
     if not np.little_endian:
         return ids.byteswap() >> np.uint32(8)
-    np.bitwise_and(ids, np.uint32(0xFFFFFF), out=ids)  # in place: a new array costs more than the decode's tail
+    np.bitwise_and(
+        ids, np.uint32(0xFFFFFF), out=ids
+    )  # in place: a new array costs more than the decode's tail
     return ids

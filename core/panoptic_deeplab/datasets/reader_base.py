@@ -7,6 +7,7 @@ an int32 ``[H, W]`` array ``train_id * label_divisor + instance`` where thing in
 numbered 1, 2, ... per class, instance 0 of a thing class is crowd, stuff uses instance 0 and void
 pixels are ``ignore_label * label_divisor``. ``read(i)`` returns everything at once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -64,13 +65,17 @@ class Reader:
     def read(self, index: int) -> Record:
         example = self.examples[index]
         panoptic = self.load_panoptic(index)
-        return Record(example.image_id, example.image_path, panoptic, segments_of(panoptic, self.spec))
+        return Record(
+            example.image_id, example.image_path, panoptic, segments_of(panoptic, self.spec)
+        )
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
     """Read an image file as RGB uint8; a clear error if it is missing or unreadable."""
     if not Path(path).is_file():
-        raise DatasetError(f"{path}: file not found; restore it or remove the entry from the annotations")
+        raise DatasetError(
+            f"{path}: file not found; restore it or remove the entry from the annotations"
+        )
     import cv2  # lazily: modules that only decode label PNGs (`pdl pq`) start faster without it
 
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -99,11 +104,15 @@ def segments_of(panoptic: np.ndarray, spec: DatasetSpec) -> list[dict]:
     return segments
 
 
-def number_instances(train_ids: np.ndarray, is_thing_segment: np.ndarray, is_crowd: np.ndarray) -> np.ndarray:
+def number_instances(
+    train_ids: np.ndarray, is_thing_segment: np.ndarray, is_crowd: np.ndarray
+) -> np.ndarray:
     """Instance number per segment: 1, 2, ... within each thing class, 0 for stuff and crowd."""
     instance = np.zeros(len(train_ids), np.int64)
     counters: dict[int, int] = {}
-    for k, (train_id, thing, crowd) in enumerate(zip(train_ids.tolist(), is_thing_segment, is_crowd)):
+    for k, (train_id, thing, crowd) in enumerate(
+        zip(train_ids.tolist(), is_thing_segment, is_crowd)
+    ):
         if thing and not crowd:
             counters[train_id] = counters.get(train_id, 0) + 1
             instance[k] = counters[train_id]

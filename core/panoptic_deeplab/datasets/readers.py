@@ -1,5 +1,6 @@
 """Open a data set folder with the reader of its layout (COCO panoptic, Cityscapes, Mapillary
 Vistas). The readers share the abstraction of :mod:`.reader_base`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,5 +38,7 @@ def open_dataset(root: str | Path, split: str, spec: DatasetSpec | None = None) 
         return vistas_reader(root, split, layout, spec=spec)
     from .checks import missing_layout_problem
 
-    problem = missing_layout_problem(root, split)  # the check's words: folder missing, or which splits exist
+    problem = missing_layout_problem(
+        root, split
+    )  # the check's words: folder missing, or which splits exist
     raise DatasetError(f"{problem.file}: {problem.message}; {problem.fix}")

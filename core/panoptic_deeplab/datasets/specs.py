@@ -3,6 +3,7 @@
 The panoptic label of a pixel is ``train_id * label_divisor + instance``; instance 0 of a thing
 class means crowd. ``ignore_label`` marks void pixels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -117,12 +118,19 @@ def _coco() -> DatasetSpec:
 def _mapillary_vistas() -> DatasetSpec:
     from ..errors import DatasetError
 
-    raise DatasetError("Mapillary Vistas' class table is the data set's own config_v2.0.json / config_v1.2.json: "
-                       "open the data set (pdl train --dataset ROOT reads it), or give the class count "
-                       "(pdl model-summary --num-classes N)")
+    raise DatasetError(
+        "Mapillary Vistas' class table is the data set's own config_v2.0.json / config_v1.2.json: "
+        "open the data set (pdl train --dataset ROOT reads it), or give the class count "
+        "(pdl model-summary --num-classes N)"
+    )
 
 
-_BUILDERS = {"cityscapes": _cityscapes, "synthetic": _synthetic, "coco": _coco, "mapillary_vistas": _mapillary_vistas}
+_BUILDERS = {
+    "cityscapes": _cityscapes,
+    "synthetic": _synthetic,
+    "coco": _coco,
+    "mapillary_vistas": _mapillary_vistas,
+}
 
 
 @lru_cache(maxsize=None)
@@ -130,4 +138,6 @@ def get_dataset_spec(name: str) -> DatasetSpec:
     try:
         return _BUILDERS[name]()
     except KeyError:
-        raise ValueError(f"unknown dataset '{name}'; known: {', '.join(sorted(_BUILDERS))}") from None
+        raise ValueError(
+            f"unknown dataset '{name}'; known: {', '.join(sorted(_BUILDERS))}"
+        ) from None

@@ -12,6 +12,7 @@ Category ids equal the synthetic spec's train ids (road = 0).
 Everything is deterministic for a seed: image ``k`` of a split draws from
 ``numpy.random.default_rng([seed, split_index, k])``.
 """
+
 from __future__ import annotations
 
 import json
@@ -91,23 +92,36 @@ def _draw_background(rng, canvas, ids):
             x += bw // 2
             continue
         x0, x1 = max(0, x), min(w, x + bw)
-        canvas.paint((slice(max(0, top), horizon + 2), slice(x0, x1)), _jitter(rng, rng.choice([(70, 70, 70), (120, 100, 90), (150, 140, 120), (90, 90, 110)]), 25),
-                     ids[BUILDING], base_tex)
+        canvas.paint(
+            (slice(max(0, top), horizon + 2), slice(x0, x1)),
+            _jitter(
+                rng, rng.choice([(70, 70, 70), (120, 100, 90), (150, 140, 120), (90, 90, 110)]), 25
+            ),
+            ids[BUILDING],
+            base_tex,
+        )
         win = _jitter(rng, (40, 50, 70), 20)
         step_y, step_x = rng.integers(14, 28), rng.integers(14, 30)
         for wy in range(max(0, top) + 6, horizon - 8, step_y):
             for wx in range(x0 + 5, x1 - 10, step_x):
-                canvas.image[wy:wy + step_y // 2, wx:wx + step_x // 2] = win
+                canvas.image[wy : wy + step_y // 2, wx : wx + step_x // 2] = win
         x += bw
 
     # Sidewalk band and road.
-    canvas.paint((slice(horizon, curb), slice(0, w)), _jitter(rng, (175, 160, 170), 20), ids[SIDEWALK], base_tex * 1.5)
-    canvas.paint((slice(curb, h), slice(0, w)), _jitter(rng, (95, 90, 100), 15), ids[ROAD], base_tex)
-    canvas.image[curb:curb + max(2, h // 200)] *= 0.7  # the curb edge
+    canvas.paint(
+        (slice(horizon, curb), slice(0, w)),
+        _jitter(rng, (175, 160, 170), 20),
+        ids[SIDEWALK],
+        base_tex * 1.5,
+    )
+    canvas.paint(
+        (slice(curb, h), slice(0, w)), _jitter(rng, (95, 90, 100), 15), ids[ROAD], base_tex
+    )
+    canvas.image[curb : curb + max(2, h // 200)] *= 0.7  # the curb edge
     lane_y = int(curb + (h - curb) * rng.uniform(0.35, 0.6))
     thickness = max(2, (lane_y - horizon) // 25)
     for lx in range(int(rng.uniform(0, 80)), w, 140):
-        canvas.image[lane_y:lane_y + thickness, lx:lx + 70] = (225, 225, 215)
+        canvas.image[lane_y : lane_y + thickness, lx : lx + 70] = (225, 225, 215)
 
     # Trees on the sidewalk: trunk + canopy, all vegetation; some hedges along the building line.
     for _ in range(rng.integers(1, 5)):
@@ -116,21 +130,41 @@ def _draw_background(rng, canvas, ids):
         r = int(h * rng.uniform(0.05, 0.11))
         mask = np.zeros((h, w), np.uint8)
         cv2.rectangle(mask, (tx - r // 6, base - 2 * r), (tx + r // 6, base), 1, -1)
-        canvas.paint(_bounds(mask), _jitter(rng, (90, 60, 40)), ids[VEGETATION], mask=mask.astype(bool))
+        canvas.paint(
+            _bounds(mask), _jitter(rng, (90, 60, 40)), ids[VEGETATION], mask=mask.astype(bool)
+        )
         mask[:] = 0
         for _ in range(4):
             cx, cy = tx + int(rng.uniform(-r, r) * 0.6), base - 2 * r - int(rng.uniform(0, r * 0.6))
             cv2.circle(mask, (cx, cy), int(r * rng.uniform(0.6, 1.0)), 1, -1)
         leaf = _smooth_noise(rng, h, w, 6, 30)
-        canvas.paint(_bounds(mask), _jitter(rng, (80, 130, 40), 20), ids[VEGETATION], leaf, mask=mask.astype(bool))
+        canvas.paint(
+            _bounds(mask),
+            _jitter(rng, (80, 130, 40), 20),
+            ids[VEGETATION],
+            leaf,
+            mask=mask.astype(bool),
+        )
     if rng.random() < 0.6:
         hx0 = int(rng.uniform(0, w * 0.6))
-        canvas.paint((slice(horizon - int(h * 0.03), horizon + 3), slice(hx0, hx0 + int(w * rng.uniform(0.1, 0.4)))), _jitter(rng, (70, 120, 45), 15), ids[VEGETATION], _smooth_noise(rng, h, w, 4, 25))
+        canvas.paint(
+            (
+                slice(horizon - int(h * 0.03), horizon + 3),
+                slice(hx0, hx0 + int(w * rng.uniform(0.1, 0.4))),
+            ),
+            _jitter(rng, (70, 120, 45), 15),
+            ids[VEGETATION],
+            _smooth_noise(rng, h, w, 4, 25),
+        )
 
     # Void: thin poles (ignored by the metrics and the losses).
     for _ in range(rng.integers(0, 3)):
         px = int(rng.uniform(0, w))
-        canvas.paint((slice(int(horizon - h * 0.2), int(curb + h * 0.02)), slice(px, px + max(3, w // 250))), _jitter(rng, (60, 60, 60), 10), 0)
+        canvas.paint(
+            (slice(int(horizon - h * 0.2), int(curb + h * 0.02)), slice(px, px + max(3, w // 250))),
+            _jitter(rng, (60, 60, 60), 10),
+            0,
+        )
     return horizon, curb
 
 
@@ -150,19 +184,40 @@ def _thing_mask(rng, cls, x, bottom, scale, w, h, color_part):
         cv2.rectangle(body, (x0, y1 - int(ch * 0.55)), (x1, y1 - int(ch * 0.12)), 1, -1)
         cabin = new()
         inset = int(cw * 0.18)
-        pts = np.array([[x0 + inset // 2, y1 - int(ch * 0.55)], [x0 + inset + cw // 10, y1 - ch],
-                        [x1 - inset - cw // 12, y1 - ch], [x1 - inset // 3, y1 - int(ch * 0.55)]], np.int32)
+        pts = np.array(
+            [
+                [x0 + inset // 2, y1 - int(ch * 0.55)],
+                [x0 + inset + cw // 10, y1 - ch],
+                [x1 - inset - cw // 12, y1 - ch],
+                [x1 - inset // 3, y1 - int(ch * 0.55)],
+            ],
+            np.int32,
+        )
         cv2.fillPoly(cabin, [pts], 1)
         windows = new()
-        cv2.fillPoly(windows, [(pts + np.array([[3, -2], [3, 3], [-3, 3], [-3, -2]]) * max(1, cw // 60)).astype(np.int32)], 1)
+        cv2.fillPoly(
+            windows,
+            [
+                (pts + np.array([[3, -2], [3, 3], [-3, 3], [-3, -2]]) * max(1, cw // 60)).astype(
+                    np.int32
+                )
+            ],
+            1,
+        )
         wheels = new()
         r = max(2, int(ch * 0.2))
         for wx in (x0 + int(cw * 0.2), x1 - int(cw * 0.2)):
             cv2.circle(wheels, (wx, y1 - r), r, 1, -1)
         lights = new()
-        cv2.rectangle(lights, (x0, y1 - int(ch * 0.5)), (x0 + max(2, cw // 20), y1 - int(ch * 0.38)), 1, -1)
-        parts = [(body | cabin, body_color), (windows & cabin, (60, 80, 100)), (wheels, (20, 20, 20)),
-                 (lights, (240, 220, 150))]
+        cv2.rectangle(
+            lights, (x0, y1 - int(ch * 0.5)), (x0 + max(2, cw // 20), y1 - int(ch * 0.38)), 1, -1
+        )
+        parts = [
+            (body | cabin, body_color),
+            (windows & cabin, (60, 80, 100)),
+            (wheels, (20, 20, 20)),
+            (lights, (240, 220, 150)),
+        ]
     elif cls == BUS:
         bw = int(480 * scale * rng.uniform(0.85, 1.15))
         bh = int(bw * rng.uniform(0.36, 0.44))
@@ -173,15 +228,25 @@ def _thing_mask(rng, cls, x, bottom, scale, w, h, color_part):
         n = int(rng.integers(5, 9))
         step = bw / n
         for k in range(n):
-            cv2.rectangle(windows, (int(x0 + k * step + step * 0.12), y1 - int(bh * 0.9)),
-                          (int(x0 + (k + 1) * step - step * 0.12), y1 - int(bh * 0.55)), 1, -1)
+            cv2.rectangle(
+                windows,
+                (int(x0 + k * step + step * 0.12), y1 - int(bh * 0.9)),
+                (int(x0 + (k + 1) * step - step * 0.12), y1 - int(bh * 0.55)),
+                1,
+                -1,
+            )
         stripe = new()
         cv2.rectangle(stripe, (x0, y1 - int(bh * 0.45)), (x1, y1 - int(bh * 0.38)), 1, -1)
         wheels = new()
         r = max(2, int(bh * 0.12))
         for wx in (x0 + int(bw * 0.15), x1 - int(bw * 0.15)):
             cv2.circle(wheels, (wx, y1 - r), r, 1, -1)
-        parts = [(body, body_color), (windows, (50, 70, 90)), (stripe, (230, 230, 230)), (wheels, (20, 20, 20))]
+        parts = [
+            (body, body_color),
+            (windows, (50, 70, 90)),
+            (stripe, (230, 230, 230)),
+            (wheels, (20, 20, 20)),
+        ]
     else:  # PERSON
         ph = int(170 * scale * rng.uniform(0.85, 1.15))
         pw = max(3, int(ph * 0.28))
@@ -190,7 +255,9 @@ def _thing_mask(rng, cls, x, bottom, scale, w, h, color_part):
         head = new()
         cv2.circle(head, (x, y1 - ph + head_r), head_r, 1, -1)
         torso = new()
-        cv2.rectangle(torso, (x - pw // 2, y1 - ph + 2 * head_r), (x + pw // 2, y1 - int(ph * 0.45)), 1, -1)
+        cv2.rectangle(
+            torso, (x - pw // 2, y1 - ph + 2 * head_r), (x + pw // 2, y1 - int(ph * 0.45)), 1, -1
+        )
         legs = new()
         lw = max(1, pw // 3)
         stride = int(rng.uniform(-0.15, 0.15) * ph)
@@ -198,8 +265,20 @@ def _thing_mask(rng, cls, x, bottom, scale, w, h, color_part):
         cv2.line(legs, (x + lw // 2, y1 - int(ph * 0.46)), (x + lw // 2 + stride // 2, y1), 1, lw)
         arms = new()
         aw = max(1, pw // 4)
-        cv2.line(arms, (x - pw // 2, y1 - ph + 2 * head_r), (x - pw // 2 - pw // 4, y1 - int(ph * 0.5)), 1, aw)
-        cv2.line(arms, (x + pw // 2, y1 - ph + 2 * head_r), (x + pw // 2 + pw // 4, y1 - int(ph * 0.5)), 1, aw)
+        cv2.line(
+            arms,
+            (x - pw // 2, y1 - ph + 2 * head_r),
+            (x - pw // 2 - pw // 4, y1 - int(ph * 0.5)),
+            1,
+            aw,
+        )
+        cv2.line(
+            arms,
+            (x + pw // 2, y1 - ph + 2 * head_r),
+            (x + pw // 2 + pw // 4, y1 - int(ph * 0.5)),
+            1,
+            aw,
+        )
         skin = _jitter(rng, (200, 160, 130), 40)
         parts = [(torso | arms, body_color), (legs, _jitter(rng, (50, 50, 80), 30)), (head, skin)]
     mask = np.zeros((h, w), bool)
@@ -210,9 +289,23 @@ def _thing_mask(rng, cls, x, bottom, scale, w, h, color_part):
 
 
 _PAINT = {
-    CAR: [(180, 20, 20), (20, 40, 150), (200, 200, 200), (30, 30, 30), (220, 180, 30), (40, 110, 60)],
+    CAR: [
+        (180, 20, 20),
+        (20, 40, 150),
+        (200, 200, 200),
+        (30, 30, 30),
+        (220, 180, 30),
+        (40, 110, 60),
+    ],
     BUS: [(230, 180, 20), (200, 40, 40), (30, 90, 160), (240, 240, 240)],
-    PERSON: [(200, 30, 60), (40, 40, 40), (30, 120, 200), (230, 230, 230), (120, 80, 160), (60, 140, 60)],
+    PERSON: [
+        (200, 30, 60),
+        (40, 40, 40),
+        (30, 120, 200),
+        (230, 230, 230),
+        (120, 80, 160),
+        (60, 140, 60),
+    ],
 }
 
 
@@ -262,7 +355,9 @@ def render_scene(rng: np.random.Generator, height: int = 512, width: int = 1024)
         covered = canvas.ids[window][mask]
         hidden = np.bincount(covered[covered >= first_thing_id], minlength=next_id)
         occluded = np.nonzero(hidden)[0]
-        if any(visible[i] - hidden[i] < (1 - _MAX_HIDDEN_FRACTION) * full_area[i] for i in occluded):
+        if any(
+            visible[i] - hidden[i] < (1 - _MAX_HIDDEN_FRACTION) * full_area[i] for i in occluded
+        ):
             continue
         for i in occluded:
             visible[i] -= int(hidden[i])
@@ -275,7 +370,9 @@ def render_scene(rng: np.random.Generator, height: int = 512, width: int = 1024)
             sx0, sx1 = max(0, cx - half - 1), min(width, cx + half + 2)
             if sy0 < sy1 and sx0 < sx1:
                 shadow = np.zeros((sy1 - sy0, sx1 - sx0), np.uint8)
-                cv2.ellipse(shadow, (cx - sx0, bottom - sy0), (half, max(2, half // 8)), 0, 0, 360, 1, -1)
+                cv2.ellipse(
+                    shadow, (cx - sx0, bottom - sy0), (half, max(2, half // 8)), 0, 0, 360, 1, -1
+                )
                 shaded = shadow.astype(bool) & np.isin(canvas.ids[sy0:sy1, sx0:sx1], ground_ids)
                 canvas.image[sy0:sy1, sx0:sx1][shaded] *= 0.6
         # The object, lit from above: a vertical shading ramp as texture.
@@ -307,7 +404,12 @@ def render_scene(rng: np.random.Generator, height: int = 512, width: int = 1024)
 
 def _bbox(mask: np.ndarray) -> list[int]:
     ys, xs = np.nonzero(mask)
-    return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+    return [
+        int(xs.min()),
+        int(ys.min()),
+        int(xs.max() - xs.min() + 1),
+        int(ys.max() - ys.min() + 1),
+    ]
 
 
 def _write_one(job):
@@ -316,10 +418,15 @@ def _write_one(job):
     rng = np.random.default_rng([seed, split_index, k])
     image, ids, segments = render_scene(rng, height, width)
     name = f"{split}_{k:06d}"
-    cv2.imwrite(str(Path(out) / split / f"{name}.jpg"), image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+    cv2.imwrite(
+        str(Path(out) / split / f"{name}.jpg"), image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92]
+    )
     from .coco_panoptic import id_to_rgb
 
-    cv2.imwrite(str(Path(out) / "annotations" / f"panoptic_{split}" / f"{name}.png"), id_to_rgb(ids)[..., ::-1])
+    cv2.imwrite(
+        str(Path(out) / "annotations" / f"panoptic_{split}" / f"{name}.png"),
+        id_to_rgb(ids)[..., ::-1],
+    )
     for s in segments:
         m = ids == s["id"]
         s["area"] = int(m.sum())
@@ -331,8 +438,13 @@ def _write_one(job):
 
 def coco_categories(spec) -> list[dict]:
     return [
-        {"id": spec.category_id(t), "name": spec.class_names[t], "isthing": int(spec.is_thing(t)),
-         "color": list(spec.colors[t]), "supercategory": "thing" if spec.is_thing(t) else "stuff"}
+        {
+            "id": spec.category_id(t),
+            "name": spec.class_names[t],
+            "isthing": int(spec.is_thing(t)),
+            "color": list(spec.colors[t]),
+            "supercategory": "thing" if spec.is_thing(t) else "stuff",
+        }
         for t in range(spec.num_classes)
     ]
 

@@ -10,6 +10,7 @@ The mapping must be a bijection: every weight of our model gets exactly one chec
 the same shape, and every model variable of the checkpoint is used (the optimizer's slots and
 counters are not model variables). Anything else is a ``CheckpointError`` listing what is left over.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,7 +23,9 @@ from ..errors import CheckpointError
 
 SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 # Not model weights: counters, the object graph, the optimizer and its slots.
-NON_MODEL = re.compile(r"^(_CHECKPOINTABLE_OBJECT_GRAPH|global_step|save_counter|optimizer)(/|$)|/\.OPTIMIZER_SLOT/")
+NON_MODEL = re.compile(
+    r"^(_CHECKPOINTABLE_OBJECT_GRAPH|global_step|save_counter|optimizer)(/|$)|/\.OPTIMIZER_SLOT/"
+)
 
 # Number of inverted bottlenecks: deeplab2 numbers the stem 0, the blocks 1..n and the last 1x1 conv n+1.
 MOBILENET_BLOCKS = {"mobilenet_v3_small": 11, "mobilenet_v3_large": 15}
@@ -65,7 +68,9 @@ def checkpoint_name(key: str, backbone: str) -> tuple[str, str] | None:
             break
     else:
         return _squeeze_excite_name(head, weight, backbone)
-    if (kind == "bn") != (weight in _BN_WEIGHTS) or (kind == "conv" and weight not in ("kernel", "depthwise_kernel")):
+    if (kind == "bn") != (weight in _BN_WEIGHTS) or (
+        kind == "conv" and weight not in ("kernel", "depthwise_kernel")
+    ):
         return None
     stem = _layer_stem(prefix, backbone)
     if stem is None:
@@ -98,7 +103,9 @@ def _resnet_stem(prefix: str) -> tuple[str, str] | None:
     m = re.fullmatch(r"encoder/_stem/_conv(\d)_bn(?:_act)?", prefix)
     if m:
         return f"stem{m.group(1)}_conv", f"stem{m.group(1)}_bn"
-    m = re.fullmatch(r"encoder/_stage(\d)/_block(\d+)/(_conv1_bn_act|_conv2_bn_act|_conv3_bn|_shortcut)", prefix)
+    m = re.fullmatch(
+        r"encoder/_stage(\d)/_block(\d+)/(_conv1_bn_act|_conv2_bn_act|_conv3_bn|_shortcut)", prefix
+    )
     if m:
         stem = f"conv{m.group(1)}_block{m.group(2)}_{_RESNET_CONVS[m.group(3)]}"
         return f"{stem}_conv", f"{stem}_bn"
@@ -161,7 +168,9 @@ def resolve_checkpoint(path: str | Path) -> str:
                     "Copy the ckpt-N.index and ckpt-N.data-* files next to it, or give a checkpoint prefix."
                 )
             return latest
-        numbered = sorted(path.glob("ckpt-*.index"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+        numbered = sorted(
+            path.glob("ckpt-*.index"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0)
+        )
         if numbered:  # an unpacked model-zoo archive may come without the 'checkpoint' state file
             return str(numbered[-1])[: -len(".index")]
         raise CheckpointError(
@@ -257,9 +266,13 @@ def map_variables(shapes: dict[str, tuple[int, ...]], model, backbone: str, sour
         if target is None or target not in ours:
             unknown.append(f"{key} {list(shapes[key])}")
         elif ours[target] != shapes[key]:
-            wrong_shape.append(f"{key} {list(shapes[key])} -> {'/'.join(target)} {list(ours[target])}")
+            wrong_shape.append(
+                f"{key} {list(shapes[key])} -> {'/'.join(target)} {list(ours[target])}"
+            )
         elif target in taken:  # two checkpoint variables for one weight: not a bijection
-            unknown.append(f"{key} {list(shapes[key])} (as {'/'.join(target)}, already given by {taken[target]})")
+            unknown.append(
+                f"{key} {list(shapes[key])} (as {'/'.join(target)}, already given by {taken[target]})"
+            )
         else:
             pairs[key] = target
             taken[target] = key
@@ -267,18 +280,26 @@ def map_variables(shapes: dict[str, tuple[int, ...]], model, backbone: str, sour
     missing = [f"{'/'.join(k)} {list(s)}" for k, s in sorted(ours.items()) if k not in used]
     if unknown or wrong_shape or missing:
         parts = []
-        for title, items in (("shapes differ", wrong_shape), ("checkpoint variables with no place in the model", unknown),
-                             ("model weights the checkpoint does not provide", missing)):
+        for title, items in (
+            ("shapes differ", wrong_shape),
+            ("checkpoint variables with no place in the model", unknown),
+            ("model weights the checkpoint does not provide", missing),
+        ):
             if items:
-                shown = "\n    ".join(items[:40]) + (f"\n    ... and {len(items) - 40} more" if len(items) > 40 else "")
+                shown = "\n    ".join(items[:40]) + (
+                    f"\n    ... and {len(items) - 40} more" if len(items) > 40 else ""
+                )
                 parts.append(f"  {title} ({len(items)}):\n    {shown}")
         family = _backbone_family(shapes)
         if family and not backbone.startswith(family[0]):
-            parts.insert(0, f"  the checkpoint holds a {family[1]} backbone, the config asks for {backbone}")
+            parts.insert(
+                0, f"  the checkpoint holds a {family[1]} backbone, the config asks for {backbone}"
+            )
         raise CheckpointError(
             f"{source}: the checkpoint does not match the model the config describes "
-            f"({len(pairs)} of {len(shapes)} variables match).\n" + "\n".join(parts) +
-            "\nFix: give the config the checkpoint was trained with (backbone, output stride, widths, channels, "
+            f"({len(pairs)} of {len(shapes)} variables match).\n"
+            + "\n".join(parts)
+            + "\nFix: give the config the checkpoint was trained with (backbone, output stride, widths, channels, "
             "class count), or the checkpoint that belongs to this config."
         )
     values = int(sum(np.prod(shapes[k], dtype=np.int64) for k in pairs))

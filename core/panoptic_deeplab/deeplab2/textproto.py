@@ -11,6 +11,7 @@ defaults. Two passes keep the model strict and the rest lenient:
 * everything else (trainer, data, evaluator options) is parsed with ``allow_unknown_field``: paths
   to TFRecords, checkpoint schedules and the like do not change the model and are ignored.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -63,7 +64,10 @@ _MESSAGES = {
         ("decoder_conv_type", 5, "string", _O, "depthwise_separable_conv"),
         ("aspp_use_only_1x1_proj_conv", 6, "bool", _O, "false"),
     ],
-    "LowLevelOptions": [("feature_key", 1, "string", _O, None), ("channels_project", 2, "int32", _O, None)],
+    "LowLevelOptions": [
+        ("feature_key", 1, "string", _O, None),
+        ("channels_project", 2, "int32", _O, None),
+    ],
     "HeadOptions": [
         ("output_channels", 1, "int32", _O, None),
         ("head_channels", 2, "int32", _O, None),
@@ -144,21 +148,34 @@ def _schema():
         from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
         F = descriptor_pb2.FieldDescriptorProto
-        types = {"string": F.TYPE_STRING, "int32": F.TYPE_INT32, "float": F.TYPE_FLOAT, "bool": F.TYPE_BOOL,
-                 "msg": F.TYPE_MESSAGE}
-        proto = descriptor_pb2.FileDescriptorProto(name="pdl_deeplab2_subset.proto", package=PACKAGE, syntax="proto2")
+        types = {
+            "string": F.TYPE_STRING,
+            "int32": F.TYPE_INT32,
+            "float": F.TYPE_FLOAT,
+            "bool": F.TYPE_BOOL,
+            "msg": F.TYPE_MESSAGE,
+        }
+        proto = descriptor_pb2.FileDescriptorProto(
+            name="pdl_deeplab2_subset.proto", package=PACKAGE, syntax="proto2"
+        )
         for name, fields in _MESSAGES.items():
             message = proto.message_type.add(name=name)
             for fname, number, ftype, label, extra in fields:
-                f = message.field.add(name=fname, number=number, type=types[ftype],
-                                      label=F.LABEL_REPEATED if label == _R else F.LABEL_OPTIONAL)
+                f = message.field.add(
+                    name=fname,
+                    number=number,
+                    type=types[ftype],
+                    label=F.LABEL_REPEATED if label == _R else F.LABEL_OPTIONAL,
+                )
                 if ftype == "msg":
                     f.type_name = f".{PACKAGE}.{extra}"
                 elif extra is not None:
                     f.default_value = extra
         pool = descriptor_pool.DescriptorPool()
         pool.Add(proto)
-        _EXPERIMENT = message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.ExperimentOptions"))
+        _EXPERIMENT = message_factory.GetMessageClass(
+            pool.FindMessageTypeByName(f"{PACKAGE}.ExperimentOptions")
+        )
     return _EXPERIMENT
 
 
@@ -188,8 +205,13 @@ def model_options_span(text: str) -> tuple[int, int] | None:
             depth -= 1
             if depth == 0 and start is not None:
                 return start, i + 1
-        elif depth == 0 and start is None and text.startswith("model_options", i) and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
-            rest = text[i + len("model_options"):].lstrip()
+        elif (
+            depth == 0
+            and start is None
+            and text.startswith("model_options", i)
+            and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_"))
+        ):
+            rest = text[i + len("model_options") :].lstrip()
             if rest[:1] in ("{", "<", ":"):
                 start = i
         i += 1
@@ -208,9 +230,11 @@ def parse_textproto(path: str | Path):
     experiment = _schema()
     span = model_options_span(text)
     if span is None:
-        raise ConfigError(f"{path}: no model_options block. Give the deeplab2 experiment textproto the model was trained with.")
+        raise ConfigError(
+            f"{path}: no model_options block. Give the deeplab2 experiment textproto the model was trained with."
+        )
     # Same line numbers as the file: everything but model_options blanked out.
-    masked = "".join(c if c == "\n" else " " for c in text[: span[0]]) + text[span[0]: span[1]]
+    masked = "".join(c if c == "\n" else " " for c in text[: span[0]]) + text[span[0] : span[1]]
     try:
         text_format.Parse(masked, experiment())
     except text_format.ParseError as err:
@@ -231,9 +255,11 @@ def _describe(error: str) -> str:
     """'Message type "deeplab2.X" has no field named "y".' -> a sentence naming the field."""
     import re
 
-    m = re.search(r'^(\d+):(\d+) : Message type "deeplab2\.(\w+)" has no field named "(\w+)"', error)
+    m = re.search(
+        r'^(\d+):(\d+) : Message type "deeplab2\.(\w+)" has no field named "(\w+)"', error
+    )
     if m:
-        return (f"line {m.group(1)}: model field '{m.group(4)}' (in {m.group(3)}) is not supported by the importer.")
+        return f"line {m.group(1)}: model field '{m.group(4)}' (in {m.group(3)}) is not supported by the importer."
     return f"model_options is not valid ({error})."
 
 
@@ -259,18 +285,30 @@ def to_config(message, source: str) -> Imported:
 
     backbone = mo.backbone
     if backbone.name not in BACKBONES:
-        fail("backbone.name", f"'{backbone.name}' is not supported; pdl import reads {', '.join(BACKBONES)}.")
+        fail(
+            "backbone.name",
+            f"'{backbone.name}' is not supported; pdl import reads {', '.join(BACKBONES)}.",
+        )
     if backbone.output_stride not in (16, 32):
         fail("backbone.output_stride", f"{backbone.output_stride} is not supported (16 or 32).")
     if backbone.backbone_layer_multiplier != 1.0:
-        fail("backbone.backbone_layer_multiplier", f"{backbone.backbone_layer_multiplier} is not supported (only 1).")
+        fail(
+            "backbone.backbone_layer_multiplier",
+            f"{backbone.backbone_layer_multiplier} is not supported (only 1).",
+        )
     if backbone.use_sac_beyond_stride not in (-1, 0):
-        fail("backbone.use_sac_beyond_stride", "switchable atrous convolution (SWideRNet) is not supported.")
+        fail(
+            "backbone.use_sac_beyond_stride",
+            "switchable atrous convolution (SWideRNet) is not supported.",
+        )
     mobilenet = backbone.name.startswith("mobilenet")
     if backbone.use_squeeze_and_excite != mobilenet:
-        fail("backbone.use_squeeze_and_excite",
-             "squeeze-and-excite ResNets are not supported" if not mobilenet else
-             "deeplab2 requires true for MobileNetV3 (its SE blocks are part of the architecture)")
+        fail(
+            "backbone.use_squeeze_and_excite",
+            "squeeze-and-excite ResNets are not supported"
+            if not mobilenet
+            else "deeplab2 requires true for MobileNetV3 (its SE blocks are part of the architecture)",
+        )
     if not mo.HasField("panoptic_deeplab"):
         fail("panoptic_deeplab", "missing: only Panoptic-DeepLab models can be imported.")
     pd = mo.panoptic_deeplab
@@ -279,44 +317,76 @@ def to_config(message, source: str) -> Imported:
         fail("panoptic_deeplab.instance.enable", "false (a semantic-only model) is not supported.")
 
     sem_dec = mo.decoder
-    inst_dec = inst.instance_decoder_override if inst.HasField("instance_decoder_override") else sem_dec
-    for where, dec in (("decoder", sem_dec), ("panoptic_deeplab.instance.instance_decoder_override", inst_dec)):
+    inst_dec = (
+        inst.instance_decoder_override if inst.HasField("instance_decoder_override") else sem_dec
+    )
+    for where, dec in (
+        ("decoder", sem_dec),
+        ("panoptic_deeplab.instance.instance_decoder_override", inst_dec),
+    ):
         if dec.feature_key not in ("", "res5"):
-            fail(f"{where}.feature_key", f"'{dec.feature_key}' is not supported (the decoders read res5).")
+            fail(
+                f"{where}.feature_key",
+                f"'{dec.feature_key}' is not supported (the decoders read res5).",
+            )
         if dec.decoder_conv_type != "depthwise_separable_conv":
-            fail(f"{where}.decoder_conv_type", f"'{dec.decoder_conv_type}' is not supported (depthwise_separable_conv).")
+            fail(
+                f"{where}.decoder_conv_type",
+                f"'{dec.decoder_conv_type}' is not supported (depthwise_separable_conv).",
+            )
         if dec.aspp_use_only_1x1_proj_conv:
-            fail(f"{where}.aspp_use_only_1x1_proj_conv", "true is not supported (the ASPP has five branches).")
+            fail(
+                f"{where}.aspp_use_only_1x1_proj_conv",
+                "true is not supported (the ASPP has five branches).",
+            )
         if len(dec.atrous_rates) != 3:
             fail(f"{where}.atrous_rates", f"needs three rates, got {list(dec.atrous_rates)}.")
     if list(inst_dec.atrous_rates) != list(sem_dec.atrous_rates):
-        fail("panoptic_deeplab.instance.instance_decoder_override.atrous_rates",
-             f"{list(inst_dec.atrous_rates)} differs from the semantic decoder's {list(sem_dec.atrous_rates)}; "
-             "one set of rates is supported.")
+        fail(
+            "panoptic_deeplab.instance.instance_decoder_override.atrous_rates",
+            f"{list(inst_dec.atrous_rates)} differs from the semantic decoder's {list(sem_dec.atrous_rates)}; "
+            "one set of rates is supported.",
+        )
 
     sem_low = [(lv.feature_key, lv.channels_project) for lv in pd.low_level]
     inst_low = [(lv.feature_key, lv.channels_project) for lv in inst.low_level_override] or sem_low
     if [k for k, _ in inst_low] != [k for k, _ in sem_low]:
-        fail("panoptic_deeplab.instance.low_level_override",
-             f"feature keys {[k for k, _ in inst_low]} differ from the semantic decoder's {[k for k, _ in sem_low]}.")
+        fail(
+            "panoptic_deeplab.instance.low_level_override",
+            f"feature keys {[k for k, _ in inst_low]} differ from the semantic decoder's {[k for k, _ in sem_low]}.",
+        )
     valid_keys = {"res2", "res3", "res4"}
     for key, _ in sem_low:
         if key not in valid_keys:
-            fail("panoptic_deeplab.low_level.feature_key", f"'{key}' is not supported (res2, res3 or res4).")
+            fail(
+                "panoptic_deeplab.low_level.feature_key",
+                f"'{key}' is not supported (res2, res3 or res4).",
+            )
 
-    heads = {"semantic_head": pd.semantic_head, "instance.center_head": inst.center_head,
-             "instance.regression_head": inst.regression_head}
+    heads = {
+        "semantic_head": pd.semantic_head,
+        "instance.center_head": inst.center_head,
+        "instance.regression_head": inst.regression_head,
+    }
     for where, head in heads.items():
         if head.head_conv_type != "depthwise_separable_conv":
-            fail(f"panoptic_deeplab.{where}.head_conv_type", f"'{head.head_conv_type}' is not supported.")
+            fail(
+                f"panoptic_deeplab.{where}.head_conv_type",
+                f"'{head.head_conv_type}' is not supported.",
+            )
         if head.max_value_after_activation or head.min_value_after_activation:
-            fail(f"panoptic_deeplab.{where}", "clipped head outputs (min/max_value_after_activation) are not supported.")
+            fail(
+                f"panoptic_deeplab.{where}",
+                "clipped head outputs (min/max_value_after_activation) are not supported.",
+            )
         if not head.head_channels:
             fail(f"panoptic_deeplab.{where}.head_channels", "missing.")
     if inst.center_head.head_channels != inst.regression_head.head_channels:
-        fail("panoptic_deeplab.instance.regression_head.head_channels",
-             f"{inst.regression_head.head_channels} differs from center_head's {inst.center_head.head_channels}; "
-             "the two instance heads share one width here.")
+        fail(
+            "panoptic_deeplab.instance.regression_head.head_channels",
+            f"{inst.regression_head.head_channels} differs from center_head's {inst.center_head.head_channels}; "
+            "the two instance heads share one width here.",
+        )
     for where, expected in (("instance.center_head", 1), ("instance.regression_head", 2)):
         got = heads[where].output_channels
         if got not in (0, expected):
@@ -327,7 +397,9 @@ def to_config(message, source: str) -> Imported:
     train_crop = tuple(train_data.crop_size) or tuple(eval_data.crop_size)
     eval_crop = tuple(eval_data.crop_size) or train_crop
     if len(train_crop) != 2:
-        raise ConfigError(f"{source}: train_dataset_options.crop_size must give height and width, got {list(train_crop)}.")
+        raise ConfigError(
+            f"{source}: train_dataset_options.crop_size must give height and width, got {list(train_crop)}."
+        )
     if eval_crop != train_crop:
         raise ConfigError(
             f"{source}: eval_dataset_options.crop_size {list(eval_crop)} differs from the train crop "
@@ -336,11 +408,17 @@ def to_config(message, source: str) -> Imported:
         )
     evaluator = message.evaluator_options
     notes = []
-    if (evaluator.eval_scales and list(evaluator.eval_scales) != [1.0]) or evaluator.add_flipped_images:
-        notes.append(f"evaluator_options asks for test-time augmentation (scales {list(evaluator.eval_scales) or [1.0]}, "
-                     f"flip {evaluator.add_flipped_images}); pass --scales / --flip to pdl predict or evaluate for that")
+    if (
+        evaluator.eval_scales and list(evaluator.eval_scales) != [1.0]
+    ) or evaluator.add_flipped_images:
+        notes.append(
+            f"evaluator_options asks for test-time augmentation (scales {list(evaluator.eval_scales) or [1.0]}, "
+            f"flip {evaluator.add_flipped_images}); pass --scales / --flip to pdl predict or evaluate for that"
+        )
     if mobilenet and backbone.stem_width_multiplier != 1.0:
-        notes.append("backbone.stem_width_multiplier is ignored for MobileNetV3, as deeplab2 ignores it")
+        notes.append(
+            "backbone.stem_width_multiplier is ignored for MobileNetV3, as deeplab2 ignores it"
+        )
 
     config = Config()
     config.name = message.experiment_name or Path(source).stem
@@ -348,18 +426,27 @@ def to_config(message, source: str) -> Imported:
     m.backbone = backbone.name
     m.output_stride = int(backbone.output_stride)
     m.backbone_width = float(backbone.backbone_width_multiplier)
-    m.stem_width = None if mobilenet or backbone.stem_width_multiplier == backbone.backbone_width_multiplier \
+    m.stem_width = (
+        None
+        if mobilenet or backbone.stem_width_multiplier == backbone.backbone_width_multiplier
         else float(backbone.stem_width_multiplier)
+    )
     m.low_level_endpoints = tuple(k for k, _ in sem_low)
     m.aspp_rates = tuple(int(r) for r in sem_dec.atrous_rates)
     m.aspp_separable = False
     m.aspp_dropout = 0.1
     m.semantic_decoder = DecoderConfig(
-        aspp_channels=int(sem_dec.aspp_channels), low_level_project_channels=tuple(int(c) for _, c in sem_low),
-        decoder_channels=int(sem_dec.decoder_channels), head_channels=int(pd.semantic_head.head_channels))
+        aspp_channels=int(sem_dec.aspp_channels),
+        low_level_project_channels=tuple(int(c) for _, c in sem_low),
+        decoder_channels=int(sem_dec.decoder_channels),
+        head_channels=int(pd.semantic_head.head_channels),
+    )
     m.instance_decoder = DecoderConfig(
-        aspp_channels=int(inst_dec.aspp_channels), low_level_project_channels=tuple(int(c) for _, c in inst_low),
-        decoder_channels=int(inst_dec.decoder_channels), head_channels=int(inst.center_head.head_channels))
+        aspp_channels=int(inst_dec.aspp_channels),
+        low_level_project_channels=tuple(int(c) for _, c in inst_low),
+        decoder_channels=int(inst_dec.decoder_channels),
+        head_channels=int(inst.center_head.head_channels),
+    )
     m.bn_momentum = _f32(solver.batchnorm_momentum)
     m.bn_epsilon = _f32(solver.batchnorm_epsilon)
     m.sync_batch_norm = bool(solver.use_sync_batchnorm)
@@ -371,7 +458,11 @@ def to_config(message, source: str) -> Imported:
     d.min_resize_value = int(eval_data.min_resize_value[0]) if eval_data.min_resize_value else 0
     d.max_resize_value = int(eval_data.max_resize_value[0]) if eval_data.max_resize_value else 0
     aug = train_data.augmentations
-    d.min_scale, d.max_scale, d.scale_step = _f32(aug.min_scale_factor), _f32(aug.max_scale_factor), _f32(aug.scale_factor_step_size)
+    d.min_scale, d.max_scale, d.scale_step = (
+        _f32(aug.min_scale_factor),
+        _f32(aug.max_scale_factor),
+        _f32(aug.scale_factor_step_size),
+    )
     d.sigma = _f32(train_data.sigma)
     d.increase_small_instance_weights = bool(train_data.increase_small_instance_weights)
     d.small_instance_area = int(train_data.small_instance_threshold)
@@ -395,8 +486,13 @@ def to_config(message, source: str) -> Imported:
     p.nms_kernel = int(evaluator.nms_kernel)
     p.keep_k_centers = int(evaluator.keep_k_centers)
     p.stuff_area_limit = int(evaluator.stuff_area_limit)
-    return Imported(config=config, dataset=DATASETS.get(deeplab2_dataset), deeplab2_dataset=deeplab2_dataset,
-                    semantic_outputs=int(pd.semantic_head.output_channels), notes=notes)
+    return Imported(
+        config=config,
+        dataset=DATASETS.get(deeplab2_dataset),
+        deeplab2_dataset=deeplab2_dataset,
+        semantic_outputs=int(pd.semantic_head.output_channels),
+        notes=notes,
+    )
 
 
 def _f32(value: float) -> float:

@@ -8,15 +8,22 @@ Public API:
 
 Names are imported on first use (``pdl pq`` loads only what it needs).
 """
+
 from importlib import import_module
 
 _WHERE = {
-    "pq_from_files": "coco_io", "pq_from_label_maps": "coco_io", "read_panoptic_png": "coco_io",
+    "pq_from_files": "coco_io",
+    "pq_from_label_maps": "coco_io",
+    "read_panoptic_png": "coco_io",
     "write_panoptic_png": "coco_io",
-    "cityscapes_instance_ap": "instance_ap", "coco_instance_ap": "instance_ap",
-    "PQStat": "panoptic_quality", "SegmentTable": "panoptic_quality", "match_image": "panoptic_quality",
+    "cityscapes_instance_ap": "instance_ap",
+    "coco_instance_ap": "instance_ap",
+    "PQStat": "panoptic_quality",
+    "SegmentTable": "panoptic_quality",
+    "match_image": "panoptic_quality",
     "segment_details": "panoptic_quality",
-    "ConfusionMatrix": "semantic", "mean_iou": "semantic",
+    "ConfusionMatrix": "semantic",
+    "mean_iou": "semantic",
 }
 __all__ = sorted(_WHERE)
 

@@ -12,6 +12,7 @@ the order of ``FN_TYPES`` / ``FP_TYPES``), so the points per type plus the IoU s
 
 No TensorFlow here.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,11 +24,18 @@ FN_TYPES = ("stuff_area_limit", "wrong_class", "merge", "split", "low_iou", "mis
 FP_TYPES = ("wrong_class", "merge", "split", "low_iou", "spurious")
 ERROR_TYPES = ("missed", "spurious", "wrong_class", "merge", "split", "low_iou", "stuff_area_limit")
 REMAINDER = "matched_iou"  # IoU shortfall of the true positives (1 - IoU each)
-LOW_IOU = 0.1  # a best same-class IoU in [LOW_IOU, 0.5] is a localisation error, below it a plain miss
+LOW_IOU = (
+    0.1  # a best same-class IoU in [LOW_IOU, 0.5] is a localisation error, below it a plain miss
+)
 
 LABELS = {
-    "missed": "missed (FN)", "spurious": "spurious (FP)", "wrong_class": "wrong class", "merge": "merge",
-    "split": "split", "low_iou": "low IoU (0.1-0.5)", "stuff_area_limit": "stuff voided by the area limit",
+    "missed": "missed (FN)",
+    "spurious": "spurious (FP)",
+    "wrong_class": "wrong class",
+    "merge": "merge",
+    "split": "split",
+    "low_iou": "low IoU (0.1-0.5)",
+    "stuff_area_limit": "stuff voided by the area limit",
     REMAINDER: "IoU of matches < 1",
 }
 
@@ -35,16 +43,19 @@ LABELS = {
 def _geometry(m: ImageMatch, gt: SegmentTable):
     n_g = len(gt.ids)
     inter = m.intersections
-    pair = inter[1:n_g + 1, 1:].astype(np.float64)
-    gt_area = (gt.areas if gt.areas is not None else inter.sum(axis=1)[1:n_g + 1]).astype(np.float64)
+    pair = inter[1 : n_g + 1, 1:].astype(np.float64)
+    gt_area = (gt.areas if gt.areas is not None else inter.sum(axis=1)[1 : n_g + 1]).astype(
+        np.float64
+    )
     pred_area = m.pred_areas.astype(np.float64)
     union = pred_area[None, :] + gt_area[:, None] - pair - inter[0, 1:][None, :]
     iou = np.where(pair > 0, pair / np.maximum(union, 1), 0.0)
     return pair, gt_area, pred_area, iou
 
 
-def classify_errors(m: ImageMatch, gt: SegmentTable, pred: SegmentTable,
-                    area_limited: np.ndarray | None = None) -> tuple[list, list]:
+def classify_errors(
+    m: ImageMatch, gt: SegmentTable, pred: SegmentTable, area_limited: np.ndarray | None = None
+) -> tuple[list, list]:
     """Error type of every GT segment and every prediction of one image (None: not an error, i.e.
     matched, crowd, or a prediction ignored on void/crowd). ``area_limited[g]``: GT stuff segment
     ``g`` was voided by the stuff area limit (see ``mark_stuff_dropped_by_area_limit``)."""
@@ -121,14 +132,25 @@ class ErrorStat:
             d = tp + 0.5 * row["fp"] + 0.5 * row["fn"]
             counts = {t: int(self.counts[i, k]) for k, t in enumerate(ERROR_TYPES)}
             if sum(counts.values()) != row["fp"] + row["fn"]:
-                raise ValueError(f"class {cat['id']}: {sum(counts.values())} typed errors for "
-                                 f"FP + FN = {row['fp'] + row['fn']}")
+                raise ValueError(
+                    f"class {cat['id']}: {sum(counts.values())} typed errors for "
+                    f"FP + FN = {row['fp'] + row['fn']}"
+                )
             points = {t: 100.0 * 0.5 * n / d for t, n in counts.items()}
             points[REMAINDER] = 100.0 * (tp - s) / d
-            fixed = {t: 100.0 * s / (d - 0.5 * n) if d - 0.5 * n > 0 else 100.0 for t, n in counts.items()}
+            fixed = {
+                t: 100.0 * s / (d - 0.5 * n) if d - 0.5 * n > 0 else 100.0
+                for t, n in counts.items()
+            }
             fixed[REMAINDER] = 100.0 * tp / d
-            per_class[int(cat["id"])] = {"name": row["name"], "isthing": row["isthing"], "pq": 100.0 * s / d,
-                                         "points": points, "pq_if_fixed": fixed, "counts": counts}
+            per_class[int(cat["id"])] = {
+                "name": row["name"],
+                "isthing": row["isthing"],
+                "pq": 100.0 * s / d,
+                "points": points,
+                "pq_if_fixed": fixed,
+                "counts": counts,
+            }
         out = {"per_class": per_class}
         for group, isthing in (("All", None), ("Things", True), ("Stuff", False)):
             rows = [r for r in per_class.values() if isthing is None or r["isthing"] == isthing]
@@ -136,8 +158,11 @@ class ErrorStat:
                 out[group] = None
                 continue
             mean = lambda key, t: sum(r[key][t] for r in rows) / len(rows)  # noqa: E731
-            out[group] = {"pq": sum(r["pq"] for r in rows) / len(rows), "n": len(rows),
-                          "points": {t: mean("points", t) for t in (*ERROR_TYPES, REMAINDER)},
-                          "pq_if_fixed": {t: mean("pq_if_fixed", t) for t in (*ERROR_TYPES, REMAINDER)},
-                          "counts": {t: sum(r["counts"][t] for r in rows) for t in ERROR_TYPES}}
+            out[group] = {
+                "pq": sum(r["pq"] for r in rows) / len(rows),
+                "n": len(rows),
+                "points": {t: mean("points", t) for t in (*ERROR_TYPES, REMAINDER)},
+                "pq_if_fixed": {t: mean("pq_if_fixed", t) for t in (*ERROR_TYPES, REMAINDER)},
+                "counts": {t: sum(r["counts"][t] for r in rows) for t in ERROR_TYPES},
+            }
         return out

@@ -12,6 +12,7 @@ records with per-segment match details and error types for the app, and optional
 Predictions stream through: label maps are kept for AP only, compressed (a few tens of kB per
 image), so a Cityscapes-sized split fits in memory. No TensorFlow is imported here.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,9 +22,17 @@ from typing import Callable
 import numpy as np
 
 
-def evaluate_split(predictor, reader, *, limit: int | None = None, ap: str = "both",
-                   oracles: dict[str, tuple[str, ...]] | None = None, where: str = "the split",
-                   on_skip: Callable | None = None, on_prediction: Callable | None = None) -> dict:
+def evaluate_split(
+    predictor,
+    reader,
+    *,
+    limit: int | None = None,
+    ap: str = "both",
+    oracles: dict[str, tuple[str, ...]] | None = None,
+    where: str = "the split",
+    on_skip: Callable | None = None,
+    on_prediction: Callable | None = None,
+) -> dict:
     """Every metric of ``predictor`` on the first ``limit`` images of ``reader`` (all when None):
     ``{num_images, skipped, panoptic, errors, semantic, instance, per_image[, oracles]}``.
 
@@ -41,7 +50,9 @@ def evaluate_split(predictor, reader, *, limit: int | None = None, ap: str = "bo
     spec = predictor.spec
     oracle_eval = None
     if oracles is not None:
-        oracle_eval = OracleEvaluation(spec, oracles, predictor.pipeline.postprocess, predictor.config.dataset.sigma)
+        oracle_eval = OracleEvaluation(
+            spec, oracles, predictor.pipeline.postprocess, predictor.config.dataset.sigma
+        )
     evaluation = Evaluation(spec, ap=ap)
     skipped: list[dict] = []
 
@@ -50,8 +61,9 @@ def evaluate_split(predictor, reader, *, limit: int | None = None, ap: str = "bo
         if on_skip:
             on_skip(source, reason)
 
-    for source, image, prediction in iter_predictions(predictor, sources, on_skip=skip,
-                                                      return_raw=oracle_eval is not None):
+    for source, image, prediction in iter_predictions(
+        predictor, sources, on_skip=skip, return_raw=oracle_eval is not None
+    ):
         gt = reader.load_panoptic(index_of[source.path])
         record = evaluation.add(source.image_id, source.path.name, gt, prediction)
         if oracle_eval is not None:
@@ -61,7 +73,9 @@ def evaluate_split(predictor, reader, *, limit: int | None = None, ap: str = "bo
     if not evaluation.per_image:
         from ..errors import DatasetError
 
-        raise DatasetError(f"{where}: none of the {len(sources)} images could be read; nothing to evaluate.")
+        raise DatasetError(
+            f"{where}: none of the {len(sources)} images could be read; nothing to evaluate."
+        )
     result = {"num_images": len(evaluation.per_image), "skipped": skipped, **evaluation.result()}
     if oracle_eval is not None:
         result["oracles"] = oracle_eval.result()
@@ -81,8 +95,15 @@ def summary(result: dict) -> dict:
     """The headline numbers of an :func:`evaluate_split` result (fractions; periodic evaluation's
     scalars): ``{pq, sq, rq, miou, pq_things, pq_stuff, images}``."""
     pq = result["panoptic"]
-    return {"pq": pq["All"]["pq"], "sq": pq["All"]["sq"], "rq": pq["All"]["rq"], "miou": result["semantic"]["miou"],
-            "pq_things": pq["Things"]["pq"], "pq_stuff": pq["Stuff"]["pq"], "images": result["num_images"]}
+    return {
+        "pq": pq["All"]["pq"],
+        "sq": pq["All"]["sq"],
+        "rq": pq["All"]["rq"],
+        "miou": result["semantic"]["miou"],
+        "pq_things": pq["Things"]["pq"],
+        "pq_stuff": pq["Stuff"]["pq"],
+        "images": result["num_images"],
+    }
 
 
 class _Packed:
@@ -127,11 +148,16 @@ class Evaluation:
 
         spec = self.spec
         if gt_panoptic.shape != prediction.panoptic.shape:
-            raise DatasetError(f"{file_name}: label size {gt_panoptic.shape} differs from the image size "
-                               f"{prediction.panoptic.shape}; the label does not belong to this image.")
-        gmap, gt = label_map_segments(gt_panoptic, spec.label_divisor, spec.ignore_label, spec.thing_class_ids, True)
-        pmap, pred = label_map_segments(prediction.panoptic, spec.label_divisor, spec.ignore_label,
-                                        spec.thing_class_ids, False)
+            raise DatasetError(
+                f"{file_name}: label size {gt_panoptic.shape} differs from the image size "
+                f"{prediction.panoptic.shape}; the label does not belong to this image."
+            )
+        gmap, gt = label_map_segments(
+            gt_panoptic, spec.label_divisor, spec.ignore_label, spec.thing_class_ids, True
+        )
+        pmap, pred = label_map_segments(
+            prediction.panoptic, spec.label_divisor, spec.ignore_label, spec.thing_class_ids, False
+        )
         match = match_image(gmap, gt, pmap, pred, self.index)
         self.pq.add(match)
         gt_sem = np.asarray(gt_panoptic) // spec.label_divisor
@@ -143,9 +169,13 @@ class Evaluation:
             self._scores.append(scores)
         # Segment ids back to panoptic values (label_map_segments shifts them by one).
         unshift = lambda t: SegmentTable(t.ids - 1, t.category_ids, t.iscrowd, t.areas)  # noqa: E731
-        record = {"image_id": image_id, "file_name": file_name, **image_pq(match, self.categories),
-                  **segment_details(match, unshift(gt), unshift(pred)),
-                  "scores": {str(k): v for k, v in scores.items()}}
+        record = {
+            "image_id": image_id,
+            "file_name": file_name,
+            **image_pq(match, self.categories),
+            **segment_details(match, unshift(gt), unshift(pred)),
+            "scores": {str(k): v for k, v in scores.items()},
+        }
         mark_stuff_dropped_by_area_limit(record["gt_segments"], gt_panoptic, prediction, spec)
         self._add_errors(record, match, gt, pred)
         self.per_image.append(record)
@@ -155,7 +185,9 @@ class Evaluation:
         """Error type (docs/error-analysis.md) of every FN and FP, on the records and in the sums."""
         from .error_breakdown import classify_errors
 
-        limited = np.array([s.get("reason") == "stuff_area_limit" for s in record["gt_segments"]], bool)
+        limited = np.array(
+            [s.get("reason") == "stuff_area_limit" for s in record["gt_segments"]], bool
+        )
         gt_errors, pred_errors = classify_errors(match, gt, pred, limited)
         for seg, error in zip(record["gt_segments"], gt_errors):
             seg["error"] = error
@@ -167,15 +199,25 @@ class Evaluation:
         from . import cityscapes_instance_ap, coco_instance_ap
 
         panoptic = self.pq.summary()
-        out = {"panoptic": panoptic, "errors": self.errors.breakdown(panoptic), "semantic": self.confusion.result(),
-               "instance": {}}
-        kwargs = dict(thing_class_ids=self.spec.thing_class_ids, label_divisor=self.spec.label_divisor,
-                      ignore_label=self.spec.ignore_label)
+        out = {
+            "panoptic": panoptic,
+            "errors": self.errors.breakdown(panoptic),
+            "semantic": self.confusion.result(),
+            "instance": {},
+        }
+        kwargs = dict(
+            thing_class_ids=self.spec.thing_class_ids,
+            label_divisor=self.spec.label_divisor,
+            ignore_label=self.spec.ignore_label,
+        )
         if self.ap in ("both", "coco"):
-            out["instance"]["coco"] = coco_instance_ap(self._maps(self._gt), self._maps(self._pred), self._scores, **kwargs)
+            out["instance"]["coco"] = coco_instance_ap(
+                self._maps(self._gt), self._maps(self._pred), self._scores, **kwargs
+            )
         if self.ap in ("both", "cityscapes"):
-            out["instance"]["cityscapes"] = cityscapes_instance_ap(self._maps(self._gt), self._maps(self._pred),
-                                                                   self._scores, **kwargs)
+            out["instance"]["cityscapes"] = cityscapes_instance_ap(
+                self._maps(self._gt), self._maps(self._pred), self._scores, **kwargs
+            )
         out["per_image"] = self.per_image
         return out
 
@@ -193,7 +235,9 @@ class OracleEvaluation:
         self.oracles = oracles
         self.runner = OracleRunner(spec, options, sigma)
         self.evaluations = {name: Evaluation(spec, ap="none") for name in oracles}
-        self.centers = {name: {"instances": 0, "shared_center": 0, "center_not_found": 0} for name in oracles}
+        self.centers = {
+            name: {"instances": 0, "shared_center": 0, "center_not_found": 0} for name in oracles
+        }
         self.crowd_segments = 0
         self.spec = spec
 
@@ -206,7 +250,9 @@ class OracleEvaluation:
         record["oracle_pq"] = {}
         for name, heads in self.oracles.items():
             out = self.runner.run(prediction, targets, heads)
-            one = self.evaluations[name].add(record["image_id"], record["file_name"], gt_panoptic, out)
+            one = self.evaluations[name].add(
+                record["image_id"], record["file_name"], gt_panoptic, out
+            )
             record["oracle_pq"][name] = one.get("pq")
             self.evaluations[name].per_image.clear()  # only the sums are reported per oracle
             for key, value in center_accounting(gt_panoptic, out.center_points, self.spec).items():
@@ -218,15 +264,24 @@ class OracleEvaluation:
         out = {}
         for name, evaluation in self.evaluations.items():
             panoptic = evaluation.pq.summary()
-            entry = {"heads": list(self.oracles[name]), **panoptic, "errors": evaluation.errors.breakdown(panoptic),
-                     "centers": self.centers[name]}
-            entry["why_below_100"] = shortfall(entry, self.centers[name] if "center" in self.oracles[name] else {},
-                                               self.crowd_segments)
+            entry = {
+                "heads": list(self.oracles[name]),
+                **panoptic,
+                "errors": evaluation.errors.breakdown(panoptic),
+                "centers": self.centers[name],
+            }
+            entry["why_below_100"] = shortfall(
+                entry,
+                self.centers[name] if "center" in self.oracles[name] else {},
+                self.crowd_segments,
+            )
             out[name] = entry
         return out
 
 
-def mark_stuff_dropped_by_area_limit(gt_segments: list[dict], gt_panoptic, prediction, spec) -> None:
+def mark_stuff_dropped_by_area_limit(
+    gt_segments: list[dict], gt_panoptic, prediction, spec
+) -> None:
     """Re-label missed stuff segments whose class the network did predict but post-processing
     voided (a stuff class with total area <= ``stuff_area_limit`` becomes void): reason
     ``stuff_area_limit``. Only that rule makes void out of a stuff label, so a GT segment that is

@@ -10,6 +10,7 @@ Measured against the standard library's ``ProcessPoolExecutor`` (fork context, o
 worker) with ``python benchmarks/bench_pq.py --with-process-pool``: the pool makes the 50-image
 ``pdl pq`` run 8-15 % slower (the README's performance table has the figures), so this stays.
 """
+
 from __future__ import annotations
 
 import os

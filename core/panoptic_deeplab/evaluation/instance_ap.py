@@ -17,6 +17,7 @@ are FPs; an unmatched prediction is a FP unless its share of void + group + smal
 class) is ``> t``; step-wise PR integration; a class with GT but no prediction scores 0, a class
 without GT is skipped (NaN). Labels are whatever the maps use (the official script uses label ids).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,9 @@ CITYSCAPES_OVERLAPS = np.arange(0.5, 1.0, 0.05)
 
 def _segments(label_map: np.ndarray):
     """``(ids, inverse, areas)`` of a label map, ids in raster order of their first pixel."""
-    ids, first, inverse, areas = np.unique(label_map.reshape(-1), return_index=True, return_inverse=True,
-                                           return_counts=True)
+    ids, first, inverse, areas = np.unique(
+        label_map.reshape(-1), return_index=True, return_inverse=True, return_counts=True
+    )
     order = np.argsort(first, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
@@ -56,9 +58,13 @@ def _pairs(gt_map, pred_map, label_divisor, ignore_label, thing_class_ids, score
     if missing:
         raise ValueError(f"no score for predicted thing segments {missing[:10]}")
     return {
-        "gt_ids": g_ids[g_thing], "gt_cls": g_cls[g_thing], "gt_area": g_area[g_thing],
+        "gt_ids": g_ids[g_thing],
+        "gt_cls": g_cls[g_thing],
+        "gt_area": g_area[g_thing],
         "gt_group": (g_ids[g_thing] % label_divisor) == 0,
-        "pred_ids": p_ids[p_thing], "pred_cls": p_cls[p_thing], "pred_area": p_area[p_thing],
+        "pred_ids": p_ids[p_thing],
+        "pred_cls": p_cls[p_thing],
+        "pred_area": p_area[p_thing],
         "pred_score": np.array([float(scores[int(i)]) for i in p_ids[p_thing]]),
         "pred_void": inter[g_void][:, p_thing].sum(axis=0),
         "inter": inter[g_thing][:, p_thing],
@@ -84,11 +90,21 @@ def _step_ap(y_true: np.ndarray, y_score: np.ndarray, hard_fns: int) -> float:
     return float(np.dot(precision, widths))
 
 
-def cityscapes_instance_ap(gt_maps, pred_maps, pred_scores, *, thing_class_ids, label_divisor: int,
-                           ignore_label: int, min_region_size: int = 100) -> dict:
+def cityscapes_instance_ap(
+    gt_maps,
+    pred_maps,
+    pred_scores,
+    *,
+    thing_class_ids,
+    label_divisor: int,
+    ignore_label: int,
+    min_region_size: int = 100,
+) -> dict:
     """Cityscapes-style AP and AP50 (see module docstring); per class too (NaN = no GT)."""
-    images = [_pairs(g, p, label_divisor, ignore_label, thing_class_ids, s)
-              for g, p, s in zip(gt_maps, pred_maps, pred_scores, strict=True)]
+    images = [
+        _pairs(g, p, label_divisor, ignore_label, thing_class_ids, s)
+        for g, p, s in zip(gt_maps, pred_maps, pred_scores, strict=True)
+    ]
     classes = sorted(thing_class_ids)
     ap = np.zeros((len(classes), len(CITYSCAPES_OVERLAPS)))
     for ci, c in enumerate(classes):
@@ -99,7 +115,11 @@ def cityscapes_instance_ap(gt_maps, pred_maps, pred_scores, *, thing_class_ids, 
                 psel = im["pred_cls"] == c
                 inter = im["inter"][gsel][:, psel]
                 g_area, g_group = im["gt_area"][gsel], im["gt_group"][gsel]
-                p_area, p_score, p_void = im["pred_area"][psel], im["pred_score"][psel], im["pred_void"][psel]
+                p_area, p_score, p_void = (
+                    im["pred_area"][psel],
+                    im["pred_score"][psel],
+                    im["pred_void"][psel],
+                )
                 target = ~g_group & (g_area >= min_region_size)
                 have_gt |= bool(target.any())
                 have_pred |= bool(psel.any())
@@ -118,7 +138,9 @@ def cityscapes_instance_ap(gt_maps, pred_maps, pred_scores, *, thing_class_ids, 
                 unmatched = ~above.any(axis=0)
                 # Ignore share: void + groups of this class + small GT of this class (a small group
                 # counts twice, as in the official script).
-                ignore = p_void + (inter * (g_group[:, None].astype(int) + (g_area < min_region_size)[:, None])).sum(0)
+                ignore = p_void + (
+                    inter * (g_group[:, None].astype(int) + (g_area < min_region_size)[:, None])
+                ).sum(0)
                 is_fp = unmatched & (ignore / np.maximum(p_area, 1) <= t)
                 y_true.extend([0.0] * int(is_fp.sum()))
                 y_score.extend(p_score[is_fp].tolist())
@@ -133,7 +155,10 @@ def cityscapes_instance_ap(gt_maps, pred_maps, pred_scores, *, thing_class_ids, 
         return {
             "ap": float(np.nanmean(ap)) if np.isfinite(ap).any() else None,
             "ap50": float(np.nanmean(ap[:, o50])) if np.isfinite(ap[:, o50]).any() else None,
-            "per_class": {c: {"ap": float(np.mean(ap[i])), "ap50": float(ap[i, o50][0])} for i, c in enumerate(classes)},
+            "per_class": {
+                c: {"ap": float(np.mean(ap[i])), "ap50": float(ap[i, o50][0])}
+                for i, c in enumerate(classes)
+            },
             "ap_table": ap,
         }
 
@@ -147,8 +172,9 @@ def _quiet_nan_warnings():
         yield
 
 
-def coco_instance_ap(gt_maps, pred_maps, pred_scores, *, thing_class_ids, label_divisor: int,
-                     ignore_label: int) -> dict:
+def coco_instance_ap(
+    gt_maps, pred_maps, pred_scores, *, thing_class_ids, label_divisor: int, ignore_label: int
+) -> dict:
     """COCO segm AP with pycocotools: GT thing instances (instance 0 = crowd, ``iscrowd=1``), one
     detection per predicted thing segment with its score. Returns the 12 COCO stats, AP, AP50 and
     per-class AP (area all, 100 detections; None for classes without GT)."""
@@ -166,9 +192,17 @@ def coco_instance_ap(gt_maps, pred_maps, pred_scores, *, thing_class_ids, label_
             if seg_id < 0 or cls == ignore_label or cls not in things:
                 continue
             rle = mask_utils.encode(np.asfortranarray(g == seg_id, dtype=np.uint8))
-            gt_anns.append({"id": len(gt_anns) + 1, "image_id": k + 1, "category_id": int(cls), "segmentation": rle,
-                            "area": float(mask_utils.area(rle)), "bbox": mask_utils.toBbox(rle).tolist(),
-                            "iscrowd": int(seg_id % label_divisor == 0)})
+            gt_anns.append(
+                {
+                    "id": len(gt_anns) + 1,
+                    "image_id": k + 1,
+                    "category_id": int(cls),
+                    "segmentation": rle,
+                    "area": float(mask_utils.area(rle)),
+                    "bbox": mask_utils.toBbox(rle).tolist(),
+                    "iscrowd": int(seg_id % label_divisor == 0),
+                }
+            )
         for seg_id in _segments(p)[0]:  # raster order: the rank of equal scores
             cls = seg_id // label_divisor
             if seg_id < 0 or cls == ignore_label or cls not in things:
@@ -176,18 +210,39 @@ def coco_instance_ap(gt_maps, pred_maps, pred_scores, *, thing_class_ids, label_
             if int(seg_id) not in s:
                 raise ValueError(f"image {k}: no score for predicted thing segment {int(seg_id)}")
             rle = mask_utils.encode(np.asfortranarray(p == seg_id, dtype=np.uint8))
-            dets.append({"image_id": k + 1, "category_id": int(cls), "segmentation": rle,
-                         "score": float(s[int(seg_id)]), "area": float(mask_utils.area(rle)),
-                         "bbox": mask_utils.toBbox(rle).tolist(), "id": len(dets) + 1, "iscrowd": 0})
+            dets.append(
+                {
+                    "image_id": k + 1,
+                    "category_id": int(cls),
+                    "segmentation": rle,
+                    "score": float(s[int(seg_id)]),
+                    "area": float(mask_utils.area(rle)),
+                    "bbox": mask_utils.toBbox(rle).tolist(),
+                    "id": len(dets) + 1,
+                    "iscrowd": 0,
+                }
+            )
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
-        coco_gt.dataset = {"images": images, "annotations": gt_anns,
-                           "categories": [{"id": int(c), "name": str(c)} for c in things]}
+        coco_gt.dataset = {
+            "images": images,
+            "annotations": gt_anns,
+            "categories": [{"id": int(c), "name": str(c)} for c in things],
+        }
         coco_gt.createIndex()
         if not dets:
-            return {"stats": [0.0] * 12, "ap": 0.0, "ap50": 0.0, "per_class": {c: None for c in things}}
+            return {
+                "stats": [0.0] * 12,
+                "ap": 0.0,
+                "ap50": 0.0,
+                "per_class": {c: None for c in things},
+            }
         coco_dt = COCO()
-        coco_dt.dataset = {"images": images, "annotations": dets, "categories": coco_gt.dataset["categories"]}
+        coco_dt.dataset = {
+            "images": images,
+            "annotations": dets,
+            "categories": coco_gt.dataset["categories"],
+        }
         coco_dt.createIndex()
         ev = COCOeval(coco_gt, coco_dt, "segm")
         ev.evaluate()
@@ -198,5 +253,9 @@ def coco_instance_ap(gt_maps, pred_maps, pred_scores, *, thing_class_ids, label_
     for ki, c in enumerate(ev.params.catIds):
         vals = precision[:, :, ki]
         per_class[int(c)] = float(vals[vals > -1].mean()) if (vals > -1).any() else None
-    return {"stats": [float(x) for x in ev.stats], "ap": float(ev.stats[0]), "ap50": float(ev.stats[1]),
-            "per_class": per_class}
+    return {
+        "stats": [float(x) for x in ev.stats],
+        "ap": float(ev.stats[0]),
+        "ap50": float(ev.stats[1]),
+        "per_class": per_class,
+    }

@@ -18,6 +18,7 @@ Post-processing runs on the maps at the image's own size (the raw outputs the Pr
 with the evaluated model's settings. Why ``all`` stays below 100 is counted by :func:`shortfall`.
 TensorFlow is imported on first use only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,18 +44,23 @@ def parse_oracles(text: str) -> dict[str, tuple[str, ...]]:
             parts = name.split("+")
             bad = [p for p in parts if p not in HEADS]
             if bad:
-                raise UserError(f"--oracle: unknown head {bad[0]!r} in {text!r}. Give a comma-separated list of "
-                                "semantic, center, offset, all (the three), none, or combinations such as semantic+center.")
+                raise UserError(
+                    f"--oracle: unknown head {bad[0]!r} in {text!r}. Give a comma-separated list of "
+                    "semantic, center, offset, all (the three), none, or combinations such as semantic+center."
+                )
             heads = tuple(h for h in HEADS if h in parts)
         out[name] = heads
     if not out:
-        raise UserError(f"--oracle {text!r}: no oracle named. Give for example --oracle semantic,center,offset,all.")
+        raise UserError(
+            f"--oracle {text!r}: no oracle named. Give for example --oracle semantic,center,offset,all."
+        )
     return out
 
 
 @dataclass
 class OracleOutput:
     """What the evaluator reads of a prediction (panoptic and semantic maps), plus the centers."""
+
     panoptic: np.ndarray
     semantic: np.ndarray
     center_points: np.ndarray
@@ -73,14 +79,25 @@ class OracleRunner:
         from ..data.targets import make_targets
 
         spec = self.spec
-        t = make_targets(np.asarray(gt_panoptic, np.int64), thing_class_ids=spec.thing_class_ids,
-                         label_divisor=spec.label_divisor, ignore_label=spec.ignore_label, sigma=self.sigma)
-        return {k: t[k].numpy() for k in ("semantic", "center_heatmap", "offsets", "offset_weights")}
+        t = make_targets(
+            np.asarray(gt_panoptic, np.int64),
+            thing_class_ids=spec.thing_class_ids,
+            label_divisor=spec.label_divisor,
+            ignore_label=spec.ignore_label,
+            sigma=self.sigma,
+        )
+        return {
+            k: t[k].numpy() for k in ("semantic", "center_heatmap", "offsets", "offset_weights")
+        }
 
     def run(self, prediction, targets: dict, heads: tuple[str, ...]) -> OracleOutput:
         from ..postprocess import post_process
 
-        probs, heat, offsets = prediction.semantic_probs, prediction.center_heatmap, prediction.offsets
+        probs, heat, offsets = (
+            prediction.semantic_probs,
+            prediction.center_heatmap,
+            prediction.offsets,
+        )
         if probs is None or heat is None or offsets is None:
             raise ValueError("oracles need the raw outputs: predict with return_raw=True")
         if "semantic" in heads:
@@ -91,18 +108,25 @@ class OracleRunner:
         if "center" in heads:
             heat = targets["center_heatmap"]
         if "offset" in heads:
-            offsets = np.where(targets["offset_weights"][..., None] > 0, targets["offsets"], offsets)
+            offsets = np.where(
+                targets["offset_weights"][..., None] > 0, targets["offsets"], offsets
+            )
         out = post_process(probs, heat, offsets, self.options, semantic_is_probability=True)
         n = int(out["num_centers"])
-        return OracleOutput(np.asarray(out["panoptic"]), np.asarray(out["semantic"]),
-                            np.asarray(out["center_points"])[:n])
+        return OracleOutput(
+            np.asarray(out["panoptic"]),
+            np.asarray(out["semantic"]),
+            np.asarray(out["center_points"])[:n],
+        )
 
 
 def instance_centers(gt_panoptic: np.ndarray, spec) -> dict[int, tuple[int, int]]:
     """Non-crowd GT instance id -> its center as ``make_targets`` places it (mass center, rounded
     half to even)."""
     label = np.asarray(gt_panoptic, np.int64)
-    things = np.isin(label // spec.label_divisor, list(spec.thing_class_ids)) & (label % spec.label_divisor > 0)
+    things = np.isin(label // spec.label_divisor, list(spec.thing_class_ids)) & (
+        label % spec.label_divisor > 0
+    )
     out = {}
     for value in np.unique(label[things]).tolist():
         ys, xs = np.nonzero(label == value)
@@ -130,7 +154,9 @@ def shortfall(result: dict, accounting: dict, crowd_segments: int) -> list[str]:
     if pq is None:
         return []
     if pq >= 100.0 - 1e-9:
-        return ["PQ 100.00: nothing lost (no shared centers, no stuff voided by the area limit, no crowd in the way)."]
+        return [
+            "PQ 100.00: nothing lost (no shared centers, no stuff voided by the area limit, no crowd in the way)."
+        ]
     lines = [f"PQ {pq:.2f}: {100 - pq:.2f} points short of 100."]
     points = overall.get("points", {})
     counts = overall.get("counts", {})
@@ -141,15 +167,23 @@ def shortfall(result: dict, accounting: dict, crowd_segments: int) -> list[str]:
             count = f" ({counts[key]} segments)" if key in counts else ""
             lines.append(f"  {value:.2f} points: {LABELS.get(key, key)}{count}")
     if accounting.get("shared_center"):
-        lines.append(f"  {accounting['shared_center']} GT instances have no center of their own: their mass center is "
-                     "another instance's pixel (one peak for both), so the grouping merges them.")
+        lines.append(
+            f"  {accounting['shared_center']} GT instances have no center of their own: their mass center is "
+            "another instance's pixel (one peak for both), so the grouping merges them."
+        )
     if accounting.get("center_not_found"):
-        lines.append(f"  {accounting['center_not_found']} GT centers were not returned by post-processing "
-                     "(more instances than keep_k_centers).")
+        lines.append(
+            f"  {accounting['center_not_found']} GT centers were not returned by post-processing "
+            "(more instances than keep_k_centers)."
+        )
     if counts.get("stuff_area_limit"):
-        lines.append(f"  {counts['stuff_area_limit']} GT stuff segments have a class area <= stuff_area_limit in their "
-                     "image and are voided by post-processing (a rule of the method, not of a head).")
+        lines.append(
+            f"  {counts['stuff_area_limit']} GT stuff segments have a class area <= stuff_area_limit in their "
+            "image and are voided by post-processing (a rule of the method, not of a head)."
+        )
     if crowd_segments:
-        lines.append(f"  {crowd_segments} crowd regions: their pixels have the class but no center; the grouping gives "
-                     "them to the nearest instance, which lowers that instance's IoU.")
+        lines.append(
+            f"  {crowd_segments} crowd regions: their pixels have the class but no center; the grouping gives "
+            "them to the nearest instance, which lowers that instance's IoU."
+        )
     return lines

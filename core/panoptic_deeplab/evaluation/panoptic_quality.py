@@ -9,6 +9,7 @@ averaged over the classes with TP + FP + FN > 0.
 
 No TensorFlow here: ``pdl pq`` imports this module.
 """
+
 from __future__ import annotations
 
 import threading
@@ -26,6 +27,7 @@ _NOT_LISTED = np.iinfo(np.int32).max
 @dataclass(frozen=True)
 class SegmentTable:
     """Segments of one image: ids (non-zero), category ids, crowd flags and (GT only) areas."""
+
     ids: np.ndarray
     category_ids: np.ndarray
     iscrowd: np.ndarray
@@ -74,13 +76,23 @@ def dense_index(id_map: np.ndarray, ids: np.ndarray) -> np.ndarray:
     unknown = len(ids) + 1
     flat = id_map.reshape(-1)
     few = flat.size < _LUT_SIZE // 64  # e.g. run values: hashing beats filling a table
-    if few and len(ids) < 1024 and np.issubdtype(flat.dtype, np.integer) and np.issubdtype(ids.dtype, np.integer):
+    if (
+        few
+        and len(ids) < 1024
+        and np.issubdtype(flat.dtype, np.integer)
+        and np.issubdtype(ids.dtype, np.integer)
+    ):
         out = _hashed_index(flat, ids)
         if out is not None:
             return out.reshape(id_map.shape)
-    small = flat.dtype == np.uint32 and len(ids) and ids.max() < _LUT_SIZE  # 24-bit PNG ids: no check needed
-    if flat.size and (few or not small and (flat.min() < 0 or flat.max() >= _LUT_SIZE or
-                                            (len(ids) and ids.max() >= _LUT_SIZE))):
+    small = (
+        flat.dtype == np.uint32 and len(ids) and ids.max() < _LUT_SIZE
+    )  # 24-bit PNG ids: no check needed
+    if flat.size and (
+        few
+        or not small
+        and (flat.min() < 0 or flat.max() >= _LUT_SIZE or (len(ids) and ids.max() >= _LUT_SIZE))
+    ):
         order = np.argsort(ids)
         pos = np.clip(np.searchsorted(ids[order], flat), 0, max(len(ids) - 1, 0))
         found = ids[order][pos] == flat if len(ids) else np.zeros(flat.shape, bool)
@@ -106,6 +118,7 @@ def dense_index(id_map: np.ndarray, ids: np.ndarray) -> np.ndarray:
 @dataclass
 class ImageMatch:
     """Result of one image: per-class counts (indexed like ``categories``) and the pairing."""
+
     tp: np.ndarray
     fp: np.ndarray
     fn: np.ndarray
@@ -124,7 +137,9 @@ def _pred_index(values: np.ndarray, pred: SegmentTable) -> np.ndarray:
     pi = dense_index(values, pred.ids)
     if pi.size and pi.max() > len(pred.ids):
         bad = np.unique(values.reshape(-1)[pi.reshape(-1) > len(pred.ids)])
-        raise ValueError(f"segment ids {bad[:10].tolist()} are in the prediction PNG but not in its segments_info")
+        raise ValueError(
+            f"segment ids {bad[:10].tolist()} are in the prediction PNG but not in its segments_info"
+        )
     return pi
 
 
@@ -137,7 +152,9 @@ def _overlaps(gt_map, gt: SegmentTable, pred_map, pred: SegmentTable) -> np.ndar
         if gt_map.shape != pred_map.shape:
             raise ValueError(f"GT shape {gt_map.shape} != prediction shape {pred_map.shape}")
         starts = np.concatenate([gt_map.starts, pred_map.starts])
-        order = np.argsort(starts, kind="stable")  # two sorted lists: a linear merge, GT first on ties
+        order = np.argsort(
+            starts, kind="stable"
+        )  # two sorted lists: a linear merge, GT first on ties
         from_gt = order < len(gt_map.starts)
         # The GT and the predicted run in force from each start on (a start both maps share makes a
         # piece of length 0; the first prediction run is taken as in force before it, also weight 0).
@@ -149,13 +166,20 @@ def _overlaps(gt_map, gt: SegmentTable, pred_map, pred: SegmentTable) -> np.ndar
     else:
         gt_map = gt_map.to_map() if isinstance(gt_map, SegmentRuns) else gt_map
         pred_map = pred_map.to_map() if isinstance(pred_map, SegmentRuns) else pred_map
-        gi, pi, weights = dense_index(gt_map, gt.ids).reshape(-1), _pred_index(pred_map, pred).reshape(-1), None
-    counts = np.bincount(gi.astype(np.int64) * (n_p + 1) + pi, weights=weights, minlength=(n_g + 2) * (n_p + 1))
+        gi, pi, weights = (
+            dense_index(gt_map, gt.ids).reshape(-1),
+            _pred_index(pred_map, pred).reshape(-1),
+            None,
+        )
+    counts = np.bincount(
+        gi.astype(np.int64) * (n_p + 1) + pi, weights=weights, minlength=(n_g + 2) * (n_p + 1)
+    )
     return counts.astype(np.int64).reshape(n_g + 2, n_p + 1)  # float weights are exact below 2**53
 
 
-def match_image(gt_map, gt: SegmentTable, pred_map, pred: SegmentTable,
-                category_index: dict[int, int]) -> ImageMatch:
+def match_image(
+    gt_map, gt: SegmentTable, pred_map, pred: SegmentTable, category_index: dict[int, int]
+) -> ImageMatch:
     """Match one image. ``category_index`` maps category id -> position in the per-class arrays.
     The maps are segment-id arrays or :class:`SegmentRuns` (both GT and prediction)."""
     n_g, n_p = len(gt.ids), len(pred.ids)
@@ -163,13 +187,15 @@ def match_image(gt_map, gt: SegmentTable, pred_map, pred: SegmentTable,
     pred_area = inter.sum(axis=0)[1:]
     if n_p and (pred_area == 0).any():
         missing = pred.ids[pred_area == 0]
-        raise ValueError(f"segment ids {missing[:10].tolist()} are in segments_info but not in the prediction PNG")
-    gt_area = gt.areas if gt.areas is not None else inter.sum(axis=1)[1:n_g + 1]
+        raise ValueError(
+            f"segment ids {missing[:10].tolist()} are in segments_info but not in the prediction PNG"
+        )
+    gt_area = gt.areas if gt.areas is not None else inter.sum(axis=1)[1 : n_g + 1]
     gc = np.array([category_index[c] for c in gt.category_ids.tolist()], np.int64)
     pc = np.array([category_index[c] for c in pred.category_ids.tolist()], np.int64)
     n_c = len(category_index)
 
-    pair = inter[1:n_g + 1, 1:]  # [n_g, n_p]
+    pair = inter[1 : n_g + 1, 1:]  # [n_g, n_p]
     void_p = inter[0, 1:]
     union = pred_area[None, :] + gt_area[:, None] - pair - void_p[None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -178,7 +204,11 @@ def match_image(gt_map, gt: SegmentTable, pred_map, pred: SegmentTable,
     matched = valid & (iou > 0.5)  # > 0.5 makes the match unique per row and column
     gt_match = np.where(matched.any(axis=1), matched.argmax(axis=1), -1)
     pred_match = np.where(matched.any(axis=0), matched.argmax(axis=0), -1)
-    match_iou = np.where(gt_match >= 0, iou[np.arange(n_g), np.maximum(gt_match, 0)], 0.0) if n_g else np.zeros(0)
+    match_iou = (
+        np.where(gt_match >= 0, iou[np.arange(n_g), np.maximum(gt_match, 0)], 0.0)
+        if n_g
+        else np.zeros(0)
+    )
 
     tp = np.bincount(gc[gt_match >= 0], minlength=n_c)
     iou_sum = np.bincount(gc[gt_match >= 0], weights=match_iou[gt_match >= 0], minlength=n_c)
@@ -189,12 +219,18 @@ def match_image(gt_map, gt: SegmentTable, pred_map, pred: SegmentTable,
     for g in np.flatnonzero(gt.iscrowd):
         crowd_of_cat[gc[g]] = g
     crowd_row = crowd_of_cat[pc] if n_p else np.zeros(0, np.int64)
-    crowd_overlap = np.where(crowd_row >= 0, inter[crowd_row + 1, np.arange(1, n_p + 1)], 0) if n_p else np.zeros(0)
+    crowd_overlap = (
+        np.where(crowd_row >= 0, inter[crowd_row + 1, np.arange(1, n_p + 1)], 0)
+        if n_p
+        else np.zeros(0)
+    )
     ignored = (void_p + crowd_overlap) / np.maximum(pred_area, 1) > 0.5
     unmatched = pred_match < 0
     fp = np.bincount(pc[unmatched & ~ignored], minlength=n_c)
     status = np.where(~unmatched, "matched", np.where(ignored, "ignored", "false_positive"))
-    return ImageMatch(tp, fp, fn, iou_sum, gt_match, pred_match, match_iou, status, inter, pred_area)
+    return ImageMatch(
+        tp, fp, fn, iou_sum, gt_match, pred_match, match_iou, status, inter, pred_area
+    )
 
 
 def segment_details(m: ImageMatch, gt: SegmentTable, pred: SegmentTable) -> dict:
@@ -209,19 +245,25 @@ def segment_details(m: ImageMatch, gt: SegmentTable, pred: SegmentTable) -> dict
     """
     n_g, n_p = len(gt.ids), len(pred.ids)
     inter = m.intersections
-    pair = inter[1:n_g + 1, 1:]
-    gt_area = gt.areas if gt.areas is not None else inter.sum(axis=1)[1:n_g + 1]
+    pair = inter[1 : n_g + 1, 1:]
+    gt_area = gt.areas if gt.areas is not None else inter.sum(axis=1)[1 : n_g + 1]
     void_p = inter[0, 1:]
     union = m.pred_areas[None, :] + gt_area[:, None] - pair - void_p[None, :]
     iou_any = np.where(pair > 0, pair / np.maximum(union, 1), 0.0)
     gts = []
     for g in range(n_g):
         best = int(iou_any[g].argmax()) if n_p and pair[g].max() > 0 else -1  # highest IoU
-        rec = {"id": int(gt.ids[g]), "category_id": int(gt.category_ids[g]), "iscrowd": bool(gt.iscrowd[g]),
-               "area": int(gt_area[g]), "matched_pred": int(pred.ids[m.gt_match[g]]) if m.gt_match[g] >= 0 else None,
-               "iou": float(m.match_iou[g]), "best_pred": int(pred.ids[best]) if best >= 0 else None,
-               "best_pred_category": int(pred.category_ids[best]) if best >= 0 else None,
-               "best_pred_iou": float(iou_any[g, best]) if best >= 0 else 0.0}
+        rec = {
+            "id": int(gt.ids[g]),
+            "category_id": int(gt.category_ids[g]),
+            "iscrowd": bool(gt.iscrowd[g]),
+            "area": int(gt_area[g]),
+            "matched_pred": int(pred.ids[m.gt_match[g]]) if m.gt_match[g] >= 0 else None,
+            "iou": float(m.match_iou[g]),
+            "best_pred": int(pred.ids[best]) if best >= 0 else None,
+            "best_pred_category": int(pred.category_ids[best]) if best >= 0 else None,
+            "best_pred_iou": float(iou_any[g, best]) if best >= 0 else 0.0,
+        }
         if gt.iscrowd[g]:
             rec["status"], rec["reason"] = "crowd", None
         elif m.gt_match[g] >= 0:
@@ -229,9 +271,15 @@ def segment_details(m: ImageMatch, gt: SegmentTable, pred: SegmentTable) -> dict
         else:
             rec["status"] = "missed"
             covered_by_pred = pair[g].sum()
-            if best >= 0 and pred.category_ids[best] != gt.category_ids[g] and iou_any[g, best] > 0.5:
+            if (
+                best >= 0
+                and pred.category_ids[best] != gt.category_ids[g]
+                and iou_any[g, best] > 0.5
+            ):
                 rec["reason"] = "wrong_class"
-            elif best >= 0 and (m.pred_match[best] >= 0 or (pair[:, best] >= 0.25 * gt_area.clip(1)).sum() > 1):
+            elif best >= 0 and (
+                m.pred_match[best] >= 0 or (pair[:, best] >= 0.25 * gt_area.clip(1)).sum() > 1
+            ):
                 rec["reason"] = "merged"
             elif covered_by_pred < 0.5 * gt_area[g]:
                 rec["reason"] = "not_predicted"
@@ -241,15 +289,28 @@ def segment_details(m: ImageMatch, gt: SegmentTable, pred: SegmentTable) -> dict
     preds = []
     for p in range(n_p):
         best = int(iou_any[:, p].argmax()) if n_g and pair[:, p].max() > 0 else -1
-        rec = {"id": int(pred.ids[p]), "category_id": int(pred.category_ids[p]), "area": int(m.pred_areas[p]),
-               "status": str(m.pred_status[p]),
-               "matched_gt": int(gt.ids[m.pred_match[p]]) if m.pred_match[p] >= 0 else None,
-               "iou": float(iou_any[m.pred_match[p], p]) if m.pred_match[p] >= 0 else 0.0,
-               "best_gt": int(gt.ids[best]) if best >= 0 else None, "reason": None}
+        rec = {
+            "id": int(pred.ids[p]),
+            "category_id": int(pred.category_ids[p]),
+            "area": int(m.pred_areas[p]),
+            "status": str(m.pred_status[p]),
+            "matched_gt": int(gt.ids[m.pred_match[p]]) if m.pred_match[p] >= 0 else None,
+            "iou": float(iou_any[m.pred_match[p], p]) if m.pred_match[p] >= 0 else 0.0,
+            "best_gt": int(gt.ids[best]) if best >= 0 else None,
+            "reason": None,
+        }
         if rec["status"] == "false_positive":
-            if best >= 0 and gt.category_ids[best] != pred.category_ids[p] and iou_any[best, p] > 0.5:
+            if (
+                best >= 0
+                and gt.category_ids[best] != pred.category_ids[p]
+                and iou_any[best, p] > 0.5
+            ):
                 rec["reason"] = "wrong_class"
-            elif best >= 0 and gt.category_ids[best] == pred.category_ids[p] and m.gt_match[best] >= 0:
+            elif (
+                best >= 0
+                and gt.category_ids[best] == pred.category_ids[p]
+                and m.gt_match[best] >= 0
+            ):
                 rec["reason"] = "split"
             elif best < 0 or gt.category_ids[best] != pred.category_ids[p]:
                 rec["reason"] = "background"
@@ -262,6 +323,7 @@ def segment_details(m: ImageMatch, gt: SegmentTable, pred: SegmentTable) -> dict
 @dataclass
 class PQStat:
     """Per-class sums over a data set; ``categories`` is the GT JSON's list (id, isthing, name)."""
+
     categories: list[dict]
     tp: np.ndarray = None
     fp: np.ndarray = None
@@ -290,17 +352,27 @@ class PQStat:
             evaluated = tp + fp + fn > 0
             denom = tp + 0.5 * fp + 0.5 * fn
             out[int(cat["id"])] = {
-                "pq": iou / denom if evaluated else None, "sq": iou / tp if tp else (0.0 if evaluated else None),
-                "rq": tp / denom if evaluated else None, "tp": tp, "fp": fp, "fn": fn, "iou_sum": iou,
-                "evaluated": evaluated, "isthing": bool(cat.get("isthing", 0)), "name": cat.get("name", str(cat["id"])),
+                "pq": iou / denom if evaluated else None,
+                "sq": iou / tp if tp else (0.0 if evaluated else None),
+                "rq": tp / denom if evaluated else None,
+                "tp": tp,
+                "fp": fp,
+                "fn": fn,
+                "iou_sum": iou,
+                "evaluated": evaluated,
+                "isthing": bool(cat.get("isthing", 0)),
+                "name": cat.get("name", str(cat["id"])),
             }
         return out
 
     def average(self, isthing: bool | None = None) -> dict:
         """Unweighted mean over evaluated classes; ``n`` = how many. Empty: values None (panopticapi
         raises ZeroDivisionError, hotcoco returns -1)."""
-        rows = [r for r in self.per_class().values()
-                if r["evaluated"] and (isthing is None or r["isthing"] == isthing)]
+        rows = [
+            r
+            for r in self.per_class().values()
+            if r["evaluated"] and (isthing is None or r["isthing"] == isthing)
+        ]
         n = len(rows)
         if n == 0:
             return {"pq": None, "sq": None, "rq": None, "n": 0}
@@ -308,12 +380,20 @@ class PQStat:
 
     def summary(self) -> dict:
         per_class = self.per_class()
-        return {"All": self.average(None), "Things": self.average(True), "Stuff": self.average(False),
-                "per_class": per_class}
+        return {
+            "All": self.average(None),
+            "Things": self.average(True),
+            "Stuff": self.average(False),
+            "per_class": per_class,
+        }
 
 
 def image_pq(m: ImageMatch, categories: list[dict]) -> dict:
     """PQ of one image alone (the app's per-image table)."""
     stat = PQStat(categories)
     stat.add(m)
-    return stat.average(None) | {"tp": int(m.tp.sum()), "fp": int(m.fp.sum()), "fn": int(m.fn.sum())}
+    return stat.average(None) | {
+        "tp": int(m.tp.sum()),
+        "fp": int(m.fp.sum()),
+        "fn": int(m.fn.sum()),
+    }

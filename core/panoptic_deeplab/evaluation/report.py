@@ -1,4 +1,5 @@
 """Tables of evaluation results (pandas), for the CLI and the app. No TensorFlow."""
+
 from __future__ import annotations
 
 import math
@@ -11,24 +12,45 @@ def pq_class_table(result: dict):
 
     rows = []
     for cid, r in result["per_class"].items():
-        rows.append({"id": cid, "name": r.get("name", str(cid)), "kind": "thing" if r.get("isthing") else "stuff",
-                     "PQ": percent(r["pq"]), "SQ": percent(r["sq"]), "RQ": percent(r["rq"]),
-                     "TP": r["tp"], "FP": r["fp"], "FN": r["fn"]})
+        rows.append(
+            {
+                "id": cid,
+                "name": r.get("name", str(cid)),
+                "kind": "thing" if r.get("isthing") else "stuff",
+                "PQ": percent(r["pq"]),
+                "SQ": percent(r["sq"]),
+                "RQ": percent(r["rq"]),
+                "TP": r["tp"],
+                "FP": r["fp"],
+                "FN": r["fn"],
+            }
+        )
     return pd.DataFrame(rows).set_index("id")
 
 
 def pq_summary_table(result: dict):
     import pandas as pd
 
-    return pd.DataFrame([{"split": k, "PQ": percent(result[k]["pq"]), "SQ": percent(result[k]["sq"]),
-                          "RQ": percent(result[k]["rq"]), "n": result[k]["n"]} for k in ("All", "Things", "Stuff")]
-                        ).set_index("split")
+    return pd.DataFrame(
+        [
+            {
+                "split": k,
+                "PQ": percent(result[k]["pq"]),
+                "SQ": percent(result[k]["sq"]),
+                "RQ": percent(result[k]["rq"]),
+                "n": result[k]["n"],
+            }
+            for k in ("All", "Things", "Stuff")
+        ]
+    ).set_index("split")
 
 
 def miou_table(result: dict, class_names):
     import pandas as pd
 
-    return pd.DataFrame({"name": list(class_names), "IoU": [percent(v) for v in result["per_class_iou"]]})
+    return pd.DataFrame(
+        {"name": list(class_names), "IoU": [percent(v) for v in result["per_class_iou"]]}
+    )
 
 
 def percent(x):
@@ -77,8 +99,15 @@ def oracle_summary_table(result: dict):
     rows = []
     for name, res in [("model", result["panoptic"]), *result["oracles"].items()]:
         for split in ("All", "Things", "Stuff"):
-            rows.append({"oracle": name, "split": split, "PQ": percent(res[split]["pq"]), "SQ": percent(res[split]["sq"]),
-                         "RQ": percent(res[split]["rq"])})
+            rows.append(
+                {
+                    "oracle": name,
+                    "split": split,
+                    "PQ": percent(res[split]["pq"]),
+                    "SQ": percent(res[split]["sq"]),
+                    "RQ": percent(res[split]["rq"]),
+                }
+            )
     return pd.DataFrame(rows).set_index(["oracle", "split"])
 
 
@@ -93,14 +122,23 @@ def oracle_class_table(result: dict):
     singles = single_head_oracles(oracles) or [n for n in oracles if oracles[n].get("heads")]
     rows = []
     for cid, r in sorted(model.items()):
-        if not r["evaluated"] and not any(per_oracle[n].get(cid, {}).get("evaluated") for n in oracles):
+        if not r["evaluated"] and not any(
+            per_oracle[n].get(cid, {}).get("evaluated") for n in oracles
+        ):
             continue
-        row = {"id": cid, "class": r["name"], "kind": "thing" if r["isthing"] else "stuff", "model": percent(r["pq"])}
+        row = {
+            "id": cid,
+            "class": r["name"],
+            "kind": "thing" if r["isthing"] else "stuff",
+            "model": percent(r["pq"]),
+        }
         for name in oracles:
             row[name] = percent(per_oracle[name].get(cid, {}).get("pq"))
         gains = {n: row[n] - (row["model"] or 0.0) for n in singles if row.get(n) is not None}
         best = max(gains, key=gains.get) if gains else None
-        row["largest gain"] = f"{best} +{gains[best]:.1f}" if best is not None and gains[best] > 0 else ""
+        row["largest gain"] = (
+            f"{best} +{gains[best]:.1f}" if best is not None and gains[best] > 0 else ""
+        )
         row["gain"] = round(gains[best], 2) if best is not None else None
         rows.append(row)
     return pd.DataFrame(rows).set_index("id")

@@ -4,6 +4,7 @@ Pixels whose GT is the ignore label are skipped. A predicted label outside ``[0,
 counts as a miss of the GT class (FN) and as no class's FP. ``IoU_c = TP / (TP + FP + FN)``; classes
 with ``TP + FP + FN = 0`` are left out of the mean. Crowd pixels count as their class. No TensorFlow.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ import numpy as np
 @dataclass
 class ConfusionMatrix:
     """Accumulates ``matrix[gt, pred]`` pixel counts; column ``C`` collects out-of-range predictions."""
+
     num_classes: int
     ignore_label: int = 255
     matrix: np.ndarray = field(default=None)
@@ -26,23 +28,29 @@ class ConfusionMatrix:
         gt = np.asarray(gt_semantic).reshape(-1).astype(np.int64)
         pred = np.asarray(pred_semantic).reshape(-1).astype(np.int64)
         if gt.shape != pred.shape:
-            raise ValueError(f"GT and prediction sizes differ: {np.shape(gt_semantic)} vs {np.shape(pred_semantic)}")
+            raise ValueError(
+                f"GT and prediction sizes differ: {np.shape(gt_semantic)} vs {np.shape(pred_semantic)}"
+            )
         keep = gt != self.ignore_label
         gt, pred = gt[keep], pred[keep]
         if gt.size and (gt.min() < 0 or gt.max() >= self.num_classes):
-            raise ValueError(f"GT labels must be in [0, {self.num_classes}) or the ignore label {self.ignore_label}; "
-                             f"found {sorted(set(np.unique(gt).tolist()) - set(range(self.num_classes)))[:10]}")
+            raise ValueError(
+                f"GT labels must be in [0, {self.num_classes}) or the ignore label {self.ignore_label}; "
+                f"found {sorted(set(np.unique(gt).tolist()) - set(range(self.num_classes)))[:10]}"
+            )
         pred = np.where((pred < 0) | (pred >= self.num_classes), self.num_classes, pred)
         c1 = self.num_classes + 1
-        self.matrix += np.bincount(gt * c1 + pred, minlength=self.num_classes * c1).reshape(self.num_classes, c1)
+        self.matrix += np.bincount(gt * c1 + pred, minlength=self.num_classes * c1).reshape(
+            self.num_classes, c1
+        )
 
     def merge(self, other: "ConfusionMatrix") -> None:
         self.matrix += other.matrix
 
     def result(self) -> dict:
-        tp = np.diag(self.matrix[:, :self.num_classes]).astype(np.float64)
+        tp = np.diag(self.matrix[:, : self.num_classes]).astype(np.float64)
         fn = self.matrix.sum(axis=1) - tp
-        fp = self.matrix[:, :self.num_classes].sum(axis=0) - tp
+        fp = self.matrix[:, : self.num_classes].sum(axis=0) - tp
         denom = tp + fp + fn
         present = denom > 0
         iou = np.where(present, tp / np.maximum(denom, 1), np.nan)
@@ -52,7 +60,7 @@ class ConfusionMatrix:
             "per_class_iou": [None if np.isnan(v) else float(v) for v in iou],
             "pixel_accuracy": float(tp.sum() / total) if total else None,
             "n": int(present.sum()),
-            "confusion": self.matrix[:, :self.num_classes].tolist(),
+            "confusion": self.matrix[:, : self.num_classes].tolist(),
             "pred_void": self.matrix[:, self.num_classes].tolist(),
         }
 

@@ -22,20 +22,57 @@ ModelRecord), ``process`` (process control, and the runner ``__main__`` starts),
 (JobStore: the SQLite records and local launching), ``slurm`` (the Slurm backend) and
 ``slurm_task`` (what each Slurm task runs). This module only re-exports the public names.
 """
+
 from .arguments import (
-    ALLOWED_COMMANDS, ALLOWED_POSITIONALS, JOB_COMMANDS, option_value, train_command, validate_command,
+    ALLOWED_COMMANDS,
+    ALLOWED_POSITIONALS,
+    JOB_COMMANDS,
+    option_value,
+    train_command,
+    validate_command,
 )
 from .errors import JobError
 from .gpus import GPU, detect_gpus, job_environment, parse_nvidia_smi
 from .process import failure_message
 from .records import (
-    CANCELLED, FAILED, FINAL_STATES, LOCAL, QUEUED, RUNNING, SLURM, SUCCEEDED, Job, ModelRecord, Progress,
+    CANCELLED,
+    FAILED,
+    FINAL_STATES,
+    LOCAL,
+    QUEUED,
+    RUNNING,
+    SLURM,
+    SUCCEEDED,
+    Job,
+    ModelRecord,
+    Progress,
 )
 from .store import JobStore, default_root
 
 __all__ = [
-    "ALLOWED_COMMANDS", "ALLOWED_POSITIONALS", "CANCELLED", "FAILED", "FINAL_STATES", "GPU", "JOB_COMMANDS", "LOCAL",
-    "QUEUED", "RUNNING", "SLURM", "SUCCEEDED", "Job", "JobError", "JobStore", "ModelRecord", "Progress",
-    "default_root", "detect_gpus", "failure_message", "job_environment", "option_value", "parse_nvidia_smi",
-    "train_command", "validate_command",
+    "ALLOWED_COMMANDS",
+    "ALLOWED_POSITIONALS",
+    "CANCELLED",
+    "FAILED",
+    "FINAL_STATES",
+    "GPU",
+    "JOB_COMMANDS",
+    "LOCAL",
+    "QUEUED",
+    "RUNNING",
+    "SLURM",
+    "SUCCEEDED",
+    "Job",
+    "JobError",
+    "JobStore",
+    "ModelRecord",
+    "Progress",
+    "default_root",
+    "detect_gpus",
+    "failure_message",
+    "job_environment",
+    "option_value",
+    "parse_nvidia_smi",
+    "train_command",
+    "validate_command",
 ]

@@ -1,6 +1,7 @@
 """The allow-list of job arguments: which ``pdl`` sub-commands may run as a job, with which options
 and values, read from each command's own argparse definition; ``train_command`` builds a checked
 ``pdl train`` argument list."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,9 @@ class _RecordingParser(argparse.ArgumentParser):
     (only public argparse API: ``add_argument`` and ``add_argument_group``)."""
 
     def __init__(self):
-        self.recorded: list[tuple[tuple, dict]] | None = None  # None while argparse builds its own groups
+        self.recorded: list[tuple[tuple, dict]] | None = (
+            None  # None while argparse builds its own groups
+        )
         super().__init__(add_help=False)
         self.recorded = []
 
@@ -61,7 +64,9 @@ def _value_kind(names: tuple, kwargs: dict) -> str:
         kind = _INT
     elif kwargs.get("type") is float:
         kind = _FLOAT
-    elif kwargs.get("choices") is not None or kwargs.get("dest", names[-1]).lstrip("-").replace("-", "_").endswith("split"):
+    elif kwargs.get("choices") is not None or kwargs.get("dest", names[-1]).lstrip("-").replace(
+        "-", "_"
+    ).endswith("split"):
         kind = _NAME  # a choice, a split name
     else:
         kind = _PATH
@@ -105,10 +110,14 @@ def validate_command(argv: list[str]) -> list[str]:
     ``argv`` starts with the sub-command, e.g. ``["train", "--config", "synthetic/tiny", ...]``.
     """
     if not isinstance(argv, (list, tuple)) or not argv or not all(isinstance(a, str) for a in argv):
-        raise JobError("a job command must be a non-empty list of strings, e.g. ['train', '--config', ...]")
+        raise JobError(
+            "a job command must be a non-empty list of strings, e.g. ['train', '--config', ...]"
+        )
     command, rest = argv[0], list(argv[1:])
     if command not in ALLOWED_COMMANDS:
-        raise JobError(f"'{command}' cannot run as a job; allowed: {', '.join(sorted(ALLOWED_COMMANDS))}")
+        raise JobError(
+            f"'{command}' cannot run as a job; allowed: {', '.join(sorted(ALLOWED_COMMANDS))}"
+        )
     options = ALLOWED_COMMANDS[command]
     positionals = list(ALLOWED_POSITIONALS.get(command, ()))
     seen: set[str] = set()
@@ -142,7 +151,9 @@ def validate_command(argv: list[str]) -> list[str]:
                     raise JobError(f"option '{name}' needs a value")
                 value, i = rest[i + 1], i + 2
             _check_value(kind, value, name)
-            while several and i < len(rest) and not rest[i].startswith("--"):  # e.g. --scales 0.75 1 1.25
+            while (
+                several and i < len(rest) and not rest[i].startswith("--")
+            ):  # e.g. --scales 0.75 1 1.25
                 _check_value(kind, rest[i], name)
                 i += 1
         else:
@@ -155,7 +166,9 @@ def validate_command(argv: list[str]) -> list[str]:
 
 def _check_value_text(value: str, where: str) -> None:
     if _SHELL_META.search(value):
-        raise JobError(f"{where}: '{value}' contains shell metacharacters (; & | ` $ < > \\ or a newline)")
+        raise JobError(
+            f"{where}: '{value}' contains shell metacharacters (; & | ` $ < > \\ or a newline)"
+        )
 
 
 def _check_value(kind: str, value: str, name: str) -> None:
@@ -175,14 +188,18 @@ def _check_value(kind: str, value: str, name: str) -> None:
             raise JobError(f"{name}: '{value}' must be letters, digits, '_', '.' or '-'")
     elif kind == _NAMES:
         if not re.fullmatch(r"[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*", value):
-            raise JobError(f"{name}: '{value}' must be names separated by commas (letters, digits, '_', '.', '+', '-')")
+            raise JobError(
+                f"{name}: '{value}' must be names separated by commas (letters, digits, '_', '.', '+', '-')"
+            )
     elif kind == _PATH:
         if not value.strip():
             raise JobError(f"{name}: empty path")
     elif kind == _OVERRIDE:
         key, eq, _ = value.partition("=")
         if not eq or not _OVERRIDE_KEY.match(key.strip()):
-            raise JobError(f"{name}: '{value}' must look like section.key=value, e.g. train.batch_size=2")
+            raise JobError(
+                f"{name}: '{value}' must look like section.key=value, e.g. train.batch_size=2"
+            )
 
 
 def train_command(

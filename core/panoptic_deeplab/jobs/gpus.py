@@ -1,4 +1,5 @@
 """GPUs for local jobs: what ``nvidia-smi`` lists, and a job's environment with only its GPUs visible."""
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,10 @@ def detect_gpus(nvidia_smi: str | None = None) -> list[GPU]:
     try:
         out = subprocess.run(
             [exe, "--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
@@ -39,7 +43,9 @@ def parse_nvidia_smi(text: str) -> list[GPU]:
     return gpus
 
 
-def job_environment(gpus: list[int] | tuple[int, ...] = (), base: dict | None = None) -> dict[str, str]:
+def job_environment(
+    gpus: list[int] | tuple[int, ...] = (), base: dict | None = None
+) -> dict[str, str]:
     """The environment of a job: only the chosen GPUs visible (none = CPU), memory growth on."""
     env = dict(os.environ if base is None else base)
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(int(g)) for g in gpus) if gpus else "-1"

@@ -1,6 +1,7 @@
 """Process control of local jobs (is a pid still our process, signal its group, read its exit file
 and its failure) and the recorded runner a job process runs (``python -m panoptic_deeplab.jobs``,
 see ``__main__``)."""
+
 from __future__ import annotations
 
 import json
@@ -59,11 +60,13 @@ def failure_message(log_tail: str, code: int) -> str:
     lines = log_tail.rstrip().splitlines()
     for i in range(len(lines) - 1, -1, -1):
         if lines[i].startswith("error: "):
-            text = "\n".join([lines[i][len("error: "):], *lines[i + 1:]]).strip()
+            text = "\n".join([lines[i][len("error: ") :], *lines[i + 1 :]]).strip()
             return f"{text}\n(exited with status {code})"
     for i in range(len(lines) - 1, -1, -1):
         if lines[i].startswith("Traceback (most recent call last)"):
-            last = next((line for line in reversed(lines[i:]) if line and not line.startswith(" ")), "")
+            last = next(
+                (line for line in reversed(lines[i:]) if line and not line.startswith(" ")), ""
+            )
             if last:
                 return f"{last.strip()}\n(exited with status {code}; the log has the traceback)"
     return f"exited with status {code}; see the log"

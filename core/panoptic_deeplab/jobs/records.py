@@ -1,5 +1,6 @@
 """What a job is: its states and backends, and the records the store keeps (jobs, their progress,
 registered models)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,7 +9,13 @@ from pathlib import Path
 from .arguments import option_value
 
 # States a job can be in. "running" is only ever a claim checked against the live process.
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
 FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
 LOCAL, SLURM = "local", "slurm"  # backends
 
@@ -56,7 +63,9 @@ class Progress:
     state: str | None  # the trainer's own state from status.json, if any
     step: int
     total_steps: int | None
-    phase: str | None = None  # what it does before the first step ("building the model", ...), then "training"
+    phase: str | None = (
+        None  # what it does before the first step ("building the model", ...), then "training"
+    )
     updated: float | None = None  # when status.json was written (epoch seconds)
 
     @property

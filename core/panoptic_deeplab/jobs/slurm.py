@@ -16,6 +16,7 @@ resume submits the same script again, and the trainer continues from the newest 
 Training jobs are submitted with ``--requeue``: a preempted or failed-node job is queued again and
 resumes the same way, so preemption costs at most one checkpoint interval.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,9 @@ SHARED_STORAGE_NOTE = (
     "The workdir (and the data set, the base model and this Python installation) must be on storage "
     "every node of the cluster sees, e.g. NFS, Lustre or GPFS."
 )
-TOKEN_FILE = ".pdl-slurm-token"  # written by the submitter; a task that cannot read it is on other storage
+TOKEN_FILE = (
+    ".pdl-slurm-token"  # written by the submitter; a task that cannot read it is on other storage
+)
 SCRIPT_FILE = "slurm-job.sh"
 KINDS = ("train", "evaluate")  # what can run on Slurm: training scales out, evaluation is one task
 # Workers listen on PORT_FIRST + (job id % PORT_SLOTS) * MAX_TASKS_PER_NODE + local task index, so two
@@ -51,12 +54,30 @@ PORT_FIRST, PORT_SLOTS, MAX_TASKS_PER_NODE = 12000, 1250, 16
 
 # Slurm's job states (scontrol's JobState, sacct's State) -> ours.
 _STATE_MAP = {
-    **dict.fromkeys(("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "CONFIGURING"), QUEUED),
-    **dict.fromkeys(("RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "SUSPENDED", "STOPPED", "RESIZING"), RUNNING),
+    **dict.fromkeys(
+        ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "CONFIGURING"),
+        QUEUED,
+    ),
+    **dict.fromkeys(
+        ("RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "SUSPENDED", "STOPPED", "RESIZING"),
+        RUNNING,
+    ),
     "COMPLETED": SUCCEEDED,
     "CANCELLED": CANCELLED,
-    **dict.fromkeys(("FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED",
-                     "SPECIAL_EXIT", "REVOKED"), FAILED),
+    **dict.fromkeys(
+        (
+            "FAILED",
+            "TIMEOUT",
+            "NODE_FAIL",
+            "OUT_OF_MEMORY",
+            "BOOT_FAIL",
+            "DEADLINE",
+            "PREEMPTED",
+            "SPECIAL_EXIT",
+            "REVOKED",
+        ),
+        FAILED,
+    ),
 }
 _WHY = {
     "TIMEOUT": "reached its time limit",
@@ -86,7 +107,9 @@ class SlurmOptions:
     nodes: int = 1
     tasks_per_node: int | None = None  # default: one per GPU, or one per node without GPUs
     gpus_per_node: int = 0
-    time: str | None = None  # Slurm's time format, e.g. 02:00:00 or 1-12:00:00; default: the partition's
+    time: str | None = (
+        None  # Slurm's time format, e.g. 02:00:00 or 1-12:00:00; default: the partition's
+    )
     cpus_per_task: int | None = None  # default: Slurm's (one CPU per task)
 
     @property
@@ -99,28 +122,41 @@ class SlurmOptions:
 
     def check(self, kind: str, argv: list[str]) -> None:
         if self.partition is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.partition):
-            raise JobError(f"--partition: '{self.partition}' must be letters, digits, '_', '.' or '-'")
-        for name, value, low in (("--nodes", self.nodes, 1), ("--gpus-per-node", self.gpus_per_node, 0),
-                                 ("--tasks-per-node", 1 if self.tasks_per_node is None else self.tasks_per_node, 1),
-                                 ("--cpus-per-task", 1 if self.cpus_per_task is None else self.cpus_per_task, 1)):
+            raise JobError(
+                f"--partition: '{self.partition}' must be letters, digits, '_', '.' or '-'"
+            )
+        for name, value, low in (
+            ("--nodes", self.nodes, 1),
+            ("--gpus-per-node", self.gpus_per_node, 0),
+            ("--tasks-per-node", 1 if self.tasks_per_node is None else self.tasks_per_node, 1),
+            ("--cpus-per-task", 1 if self.cpus_per_task is None else self.cpus_per_task, 1),
+        ):
             if not isinstance(value, int) or value < low:
                 raise JobError(f"{name}: {value!r} must be a whole number >= {low}")
         if self.ntasks_per_node > MAX_TASKS_PER_NODE:
             raise JobError(f"--tasks-per-node: at most {MAX_TASKS_PER_NODE} workers per node")
         if self.gpus_per_node and self.tasks_per_node and self.tasks_per_node != self.gpus_per_node:
-            raise JobError(f"--tasks-per-node {self.tasks_per_node} with --gpus-per-node {self.gpus_per_node}: "
-                           "each task trains on one GPU, so give as many tasks per node as GPUs (or leave it out)")
+            raise JobError(
+                f"--tasks-per-node {self.tasks_per_node} with --gpus-per-node {self.gpus_per_node}: "
+                "each task trains on one GPU, so give as many tasks per node as GPUs (or leave it out)"
+            )
         if self.time is not None and parse_time(self.time) is None:
-            raise JobError(f"--time: '{self.time}' is not a Slurm time limit (HH:MM:SS, MM, or D-HH:MM:SS)")
+            raise JobError(
+                f"--time: '{self.time}' is not a Slurm time limit (HH:MM:SS, MM, or D-HH:MM:SS)"
+            )
         if kind not in KINDS:
             raise JobError(f"'pdl {kind}' cannot run on Slurm; only {' and '.join(KINDS)} can")
         if kind == "evaluate" and self.tasks > 1:
-            raise JobError("pdl evaluate runs as one task: leave out --nodes and --tasks-per-node "
-                           f"(asked for {self.tasks} tasks)")
+            raise JobError(
+                "pdl evaluate runs as one task: leave out --nodes and --tasks-per-node "
+                f"(asked for {self.tasks} tasks)"
+            )
         strategy = option_value(argv, "--strategy")
         if kind == "train" and self.tasks > 1 and strategy not in (None, "multi_worker"):
-            raise JobError(f"--strategy {strategy} cannot train over {self.tasks} Slurm tasks; "
-                           "leave it out (multi_worker is used)")
+            raise JobError(
+                f"--strategy {strategy} cannot train over {self.tasks} Slurm tasks; "
+                "leave it out (multi_worker is used)"
+            )
 
 
 @dataclass(frozen=True)
@@ -134,8 +170,10 @@ class Partition:
 
     @property
     def label(self) -> str:
-        return (f"{self.name}{' (default)' if self.default else ''}: {self.nodes} node(s), {self.cpus} CPUs, "
-                f"max time {self.max_time}{'' if self.state == 'UP' else ', ' + self.state}")
+        return (
+            f"{self.name}{' (default)' if self.default else ''}: {self.nodes} node(s), {self.cpus} CPUs, "
+            f"max time {self.max_time}{'' if self.state == 'UP' else ', ' + self.state}"
+        )
 
 
 # -- talking to Slurm -----------------------------------------------------------------------------
@@ -145,15 +183,22 @@ def _slurm(tool: str, *args: str, timeout: float = 30) -> str:
     """Run a Slurm client command; its stdout, or SlurmError with Slurm's message on one line."""
     exe = shutil.which(tool)
     if exe is None:
-        raise SlurmError(f"Slurm is not available here: `{tool}` is not on PATH (run on a machine with "
-                         "Slurm's client commands, or use --backend local)")
+        raise SlurmError(
+            f"Slurm is not available here: `{tool}` is not on PATH (run on a machine with "
+            "Slurm's client commands, or use --backend local)"
+        )
     try:
-        done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [exe, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired:
-        raise SlurmError(f"`{tool}` did not answer within {timeout:.0f} s: is slurmctld reachable?") from None
+        raise SlurmError(
+            f"`{tool}` did not answer within {timeout:.0f} s: is slurmctld reachable?"
+        ) from None
     if done.returncode != 0:
-        raise SlurmError(f"{tool}: {_one_line(done.stderr or done.stdout) or f'exit status {done.returncode}'}")
+        raise SlurmError(
+            f"{tool}: {_one_line(done.stderr or done.stdout) or f'exit status {done.returncode}'}"
+        )
     return done.stdout
 
 
@@ -178,10 +223,16 @@ def partitions() -> list[Partition]:
     for line in _slurm("scontrol", "show", "partition", "--oneliner").splitlines():
         f = _fields(line)
         if "PartitionName" in f:
-            found.append(Partition(
-                name=f["PartitionName"], default=f.get("Default") == "YES", max_time=f.get("MaxTime", "UNLIMITED"),
-                state=f.get("State", "UP"), nodes=int(f.get("TotalNodes") or 0), cpus=int(f.get("TotalCPUs") or 0),
-            ))
+            found.append(
+                Partition(
+                    name=f["PartitionName"],
+                    default=f.get("Default") == "YES",
+                    max_time=f.get("MaxTime", "UNLIMITED"),
+                    state=f.get("State", "UP"),
+                    nodes=int(f.get("TotalNodes") or 0),
+                    cpus=int(f.get("TotalCPUs") or 0),
+                )
+            )
     return sorted(found, key=lambda p: not p.default)
 
 
@@ -206,14 +257,19 @@ def _check_time_limit(options: SlurmOptions) -> None:
     if options.time is None:
         return
     parts = partitions()
-    part = next((p for p in parts if p.name == options.partition), None) if options.partition else \
-        next((p for p in parts if p.default), None)
+    part = (
+        next((p for p in parts if p.name == options.partition), None)
+        if options.partition
+        else next((p for p in parts if p.default), None)
+    )
     if part is None:
         return  # unknown partition: sbatch says so in its own words
     limit = parse_time(part.max_time)
     if limit is not None and parse_time(options.time) > limit:
-        raise SlurmError(f"--time {options.time} is over partition {part.name}'s limit of {part.max_time}; "
-                         "ask for less (the trainer resumes from its checkpoint, so a long run can be resumed)")
+        raise SlurmError(
+            f"--time {options.time} is over partition {part.name}'s limit of {part.max_time}; "
+            "ask for less (the trainer resumes from its checkpoint, so a long run can be resumed)"
+        )
 
 
 # -- the batch script -------------------------------------------------------------------------------
@@ -255,25 +311,38 @@ def batch_script(job: Job, options: SlurmOptions, token: str) -> str:
         directives.append(cpus.strip())
     directives.append("--requeue" if job.kind == "train" else "--no-requeue")
     package_parent = Path(__file__).resolve().parents[2]  # the folder holding panoptic_deeplab
-    task = [sys.executable, "-m", "panoptic_deeplab.jobs.slurm_task", "--workdir", str(workdir), "--token", token,
-            "--gpus-per-node", str(options.gpus_per_node), "--", *job.argv]
+    task = [
+        sys.executable,
+        "-m",
+        "panoptic_deeplab.jobs.slurm_task",
+        "--workdir",
+        str(workdir),
+        "--token",
+        token,
+        "--gpus-per-node",
+        str(options.gpus_per_node),
+        "--",
+        *job.argv,
+    ]
     header = f"# job {job.id} attempt {job.attempts + 1}: pdl {' '.join(job.argv)}"
-    return "\n".join([
-        "#!/bin/bash",
-        f"# Written by `pdl jobs` for job {job.id}; submit again with: sbatch {workdir / SCRIPT_FILE}",
-        *(f"#SBATCH {d}" for d in directives),
-        "",
-        f"export PYTHONPATH={q(str(package_parent))}${{PYTHONPATH:+:$PYTHONPATH}}",
-        "export PYTHONUNBUFFERED=1 TF_FORCE_GPU_ALLOW_GROWTH=true TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}",
-        f"echo {q(header)}\" (Slurm job $SLURM_JOB_ID, restart ${{SLURM_RESTART_COUNT:-0}}, on $SLURM_JOB_NODELIST)\"",
-        f"rm -f {q(str(job.exit_file))}",
-        # --kill-on-bad-exit: a worker that fails stops the others, which would wait for it forever.
-        f"srun --kill-on-bad-exit=1 --distribution=block {cpus}{' '.join(q(a) for a in task)}",
-        "code=$?",
-        f"echo $code > {q(str(job.exit_file))}.tmp && mv -f {q(str(job.exit_file))}.tmp {q(str(job.exit_file))}",
-        "exit $code",
-        "",
-    ])
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            f"# Written by `pdl jobs` for job {job.id}; submit again with: sbatch {workdir / SCRIPT_FILE}",
+            *(f"#SBATCH {d}" for d in directives),
+            "",
+            f"export PYTHONPATH={q(str(package_parent))}${{PYTHONPATH:+:$PYTHONPATH}}",
+            "export PYTHONUNBUFFERED=1 TF_FORCE_GPU_ALLOW_GROWTH=true TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}",
+            f'echo {q(header)}" (Slurm job $SLURM_JOB_ID, restart ${{SLURM_RESTART_COUNT:-0}}, on $SLURM_JOB_NODELIST)"',
+            f"rm -f {q(str(job.exit_file))}",
+            # --kill-on-bad-exit: a worker that fails stops the others, which would wait for it forever.
+            f"srun --kill-on-bad-exit=1 --distribution=block {cpus}{' '.join(q(a) for a in task)}",
+            "code=$?",
+            f"echo $code > {q(str(job.exit_file))}.tmp && mv -f {q(str(job.exit_file))}.tmp {q(str(job.exit_file))}",
+            "exit $code",
+            "",
+        ]
+    )
 
 
 # -- the records ------------------------------------------------------------------------------------
@@ -294,7 +363,9 @@ def _slurm_row(store: JobStore, job_id: int) -> dict:
 
 
 def _options(row: dict) -> SlurmOptions:
-    known = {f.name for f in fields(SlurmOptions)}  # a record written by another version may have more
+    known = {
+        f.name for f in fields(SlurmOptions)
+    }  # a record written by another version may have more
     return SlurmOptions(**{k: v for k, v in json.loads(row["options"]).items() if k in known})
 
 
@@ -307,12 +378,17 @@ def slurm_info(store: JobStore, job: Job) -> tuple[str, SlurmOptions]:
 def describe(store: JobStore, job: Job) -> str:
     slurm_id, o = slurm_info(store, job)
     gpus = f", {o.gpus_per_node} GPU(s) per node" if o.gpus_per_node else ", CPU"
-    return (f"Slurm job {slurm_id} on partition {o.partition or '(default)'}: {o.nodes} node(s) x "
-            f"{o.ntasks_per_node} task(s){gpus}" + (f", {o.cpus_per_task} CPUs per task" if o.cpus_per_task else "")
-            + (f", time limit {o.time}" if o.time else ""))
+    return (
+        f"Slurm job {slurm_id} on partition {o.partition or '(default)'}: {o.nodes} node(s) x "
+        f"{o.ntasks_per_node} task(s){gpus}"
+        + (f", {o.cpus_per_task} CPUs per task" if o.cpus_per_task else "")
+        + (f", time limit {o.time}" if o.time else "")
+    )
 
 
-def submit(store: JobStore, argv: list[str], options: SlurmOptions, *, name: str | None = None) -> Job:
+def submit(
+    store: JobStore, argv: list[str], options: SlurmOptions, *, name: str | None = None
+) -> Job:
     """Validate, record and ``sbatch`` a job. When Slurm refuses it, the record is removed again and
     SlurmError carries Slurm's message."""
     validate_command(argv)
@@ -332,11 +408,18 @@ def submit(store: JobStore, argv: list[str], options: SlurmOptions, *, name: str
         job_id = cur.lastrowid
         wd = Path(given or store.root / "jobs" / str(job_id)).expanduser().absolute()
         if re.search(r"\s", str(wd)):
-            raise JobError(f"{wd}: a Slurm job's workdir cannot contain spaces (sbatch's --output does not take "
-                           "them); choose another folder")
-        db.execute("UPDATE jobs SET workdir=?, log_path=? WHERE id=?", (str(wd), str(wd / "job.log"), job_id))
-        db.execute("INSERT INTO slurm_jobs (job_id, slurm_id, options, token) VALUES (?, '', ?, ?)",
-                   (job_id, json.dumps(asdict(options)), secrets.token_hex(8)))
+            raise JobError(
+                f"{wd}: a Slurm job's workdir cannot contain spaces (sbatch's --output does not take "
+                "them); choose another folder"
+            )
+        db.execute(
+            "UPDATE jobs SET workdir=?, log_path=? WHERE id=?",
+            (str(wd), str(wd / "job.log"), job_id),
+        )
+        db.execute(
+            "INSERT INTO slurm_jobs (job_id, slurm_id, options, token) VALUES (?, '', ?, ?)",
+            (job_id, json.dumps(asdict(options)), secrets.token_hex(8)),
+        )
     created = not wd.exists()
     ours = [name for name in (TOKEN_FILE, SCRIPT_FILE) if not (wd / name).exists()]
     try:
@@ -367,8 +450,17 @@ def _sbatch(store: JobStore, job: Job) -> Job:
         raise SlurmError(f"sbatch: unexpected answer {out.strip()!r}")
     with store._connect() as db:
         db.execute("UPDATE slurm_jobs SET slurm_id=? WHERE job_id=?", (slurm_id, job.id))
-    store._update(job.id, state=QUEUED, started_at=time.time(), ended_at=None, exit_code=None, pid=None,
-                  message=f"submitted as Slurm job {slurm_id}", attempts=job.attempts + 1, cancel_requested=0)
+    store._update(
+        job.id,
+        state=QUEUED,
+        started_at=time.time(),
+        ended_at=None,
+        exit_code=None,
+        pid=None,
+        message=f"submitted as Slurm job {slurm_id}",
+        attempts=job.attempts + 1,
+        cancel_requested=0,
+    )
     return store.get(job.id)
 
 
@@ -383,14 +475,26 @@ def _slurm_state(slurm_id: str) -> dict[str, str] | None:
         if "Invalid job id" not in str(err):
             raise
     try:  # purged from slurmctld (MinJobAge): ask the accounting database, where there is one
-        out = _slurm("sacct", "--noheader", "--parsable2", "--allocations", "--jobs", slurm_id,
-                     "--format=State,ExitCode,Reason,NodeList")
+        out = _slurm(
+            "sacct",
+            "--noheader",
+            "--parsable2",
+            "--allocations",
+            "--jobs",
+            slurm_id,
+            "--format=State,ExitCode,Reason,NodeList",
+        )
     except SlurmError:
         return None  # no accounting storage
     for line in out.splitlines():
         state, exit_code, reason, nodes = (line.split("|") + ["", "", "", ""])[:4]
         if state:
-            return {"JobState": state.split()[0], "ExitCode": exit_code, "Reason": reason, "NodeList": nodes}
+            return {
+                "JobState": state.split()[0],
+                "ExitCode": exit_code,
+                "Reason": reason,
+                "NodeList": nodes,
+            }
     return None
 
 
@@ -401,7 +505,9 @@ def refresh(store: JobStore, job: Job) -> Job:
     slurm_id, _ = slurm_info(store, job)
     try:
         info = _slurm_state(slurm_id)
-    except SlurmError as err:  # Slurm unreachable for now: keep the state, say why it is not current
+    except (
+        SlurmError
+    ) as err:  # Slurm unreachable for now: keep the state, say why it is not current
         job.message = f"cannot ask Slurm about job {slurm_id}: {err}"
         return job
     if info is None:
@@ -413,8 +519,13 @@ def refresh(store: JobStore, job: Job) -> Job:
         elif code is not None:
             state, message = FAILED, f"Slurm job {slurm_id} exited with status {code}; see the log"
         else:
-            state, message = FAILED, (f"Slurm no longer knows job {slurm_id} (no accounting) and it left no exit "
-                                      "status: it was killed before the end")
+            state, message = (
+                FAILED,
+                (
+                    f"Slurm no longer knows job {slurm_id} (no accounting) and it left no exit "
+                    "status: it was killed before the end"
+                ),
+            )
         info = {}
     else:
         slurm_state = info["JobState"].split("+")[0]  # sacct: CANCELLED by 0 -> CANCELLED
@@ -423,7 +534,9 @@ def refresh(store: JobStore, job: Job) -> Job:
             state = CANCELLED
         reason = info.get("Reason", "None")
         if state == QUEUED:
-            message = f"waiting in Slurm's queue as job {slurm_id}" + (f" (reason: {reason})" if reason != "None" else "")
+            message = f"waiting in Slurm's queue as job {slurm_id}" + (
+                f" (reason: {reason})" if reason != "None" else ""
+            )
         elif state == RUNNING:
             message = f"running as Slurm job {slurm_id} on {info.get('NodeList', '?')}"
         elif state == SUCCEEDED:
@@ -431,9 +544,13 @@ def refresh(store: JobStore, job: Job) -> Job:
         elif state == CANCELLED:
             message = f"Slurm job {slurm_id} cancelled"
         else:
-            message = (f"Slurm job {slurm_id} {_WHY.get(slurm_state, slurm_state.lower())} (exit code "
-                       f"{info.get('ExitCode', '?')}, reason {reason}); see the log")
-    if state == FAILED:  # the task's own line says more than Slurm's status; no log at all, that it had none
+            message = (
+                f"Slurm job {slurm_id} {_WHY.get(slurm_state, slurm_state.lower())} (exit code "
+                f"{info.get('ExitCode', '?')}, reason {reason}); see the log"
+            )
+    if (
+        state == FAILED
+    ):  # the task's own line says more than Slurm's status; no log at all, that it had none
         no_log = info.get("JobState") == "FAILED" and not Path(job.log_path).is_file()
         message = _task_error(job) or (_missing_log(job) if no_log else "") or message
     if state == job.state and message == job.message:
@@ -441,8 +558,12 @@ def refresh(store: JobStore, job: Job) -> Job:
     values = dict(state=state, message=message)
     if state in FINAL_STATES:
         exit_code = info.get("ExitCode", "")
-        values.update(ended_at=time.time(), exit_code=_exit_code(exit_code) if exit_code[:1].isdigit()
-                      else _read_exit_file(job.exit_file))
+        values.update(
+            ended_at=time.time(),
+            exit_code=_exit_code(exit_code)
+            if exit_code[:1].isdigit()
+            else _read_exit_file(job.exit_file),
+        )
     store._update(job.id, **values)
     job = store.get(job.id)
     if job.state == SUCCEEDED and job.kind == "train":
@@ -457,8 +578,10 @@ def _exit_code(text: str) -> int:
 
 
 def _missing_log(job: Job) -> str:
-    return (f"Slurm could not write the log {job.log_path} on the job's node: the workdir must be on storage "
-            "every node sees")
+    return (
+        f"Slurm could not write the log {job.log_path} on the job's node: the workdir must be on storage "
+        "every node sees"
+    )
 
 
 def _task_error(job: Job) -> str:
@@ -471,9 +594,10 @@ def _task_error(job: Job) -> str:
         f.seek(max(0, path.stat().st_size - 20000))
         text = f.read().decode("utf-8", errors="replace")
     latest = text.rsplit(f"\n# job {job.id} attempt ", 1)[-1]
-    return next((line[len("error: "):] for line in latest.splitlines() if line.startswith("error: task ")), "")
-
-
+    return next(
+        (line[len("error: ") :] for line in latest.splitlines() if line.startswith("error: task ")),
+        "",
+    )
 
 
 def cancel(store: JobStore, job: Job, grace_s: float = 5.0) -> Job:
@@ -495,4 +619,3 @@ def cancel(store: JobStore, job: Job, grace_s: float = 5.0) -> Job:
 def resume(store: JobStore, job: Job) -> Job:
     """Submit the job again with the same arguments, options and workdir."""
     return _sbatch(store, job)
-

@@ -1,6 +1,7 @@
 """The task side of a Slurm job: ``python -m panoptic_deeplab.jobs.slurm_task``, one per worker,
 started by ``srun`` from the batch script ``.slurm`` writes. It checks that the task sees the job's
 workdir and data set, sets ``TF_CONFIG`` and the task's GPU, then becomes ``pdl``."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,14 @@ from pathlib import Path
 
 from .arguments import option_value, validate_command
 from .errors import JobError
-from .slurm import MAX_TASKS_PER_NODE, PORT_FIRST, PORT_SLOTS, SHARED_STORAGE_NOTE, TOKEN_FILE, _slurm
+from .slurm import (
+    MAX_TASKS_PER_NODE,
+    PORT_FIRST,
+    PORT_SLOTS,
+    SHARED_STORAGE_NOTE,
+    TOKEN_FILE,
+    _slurm,
+)
 
 
 def expand_hostnames(nodelist: str) -> list[str]:
@@ -37,11 +45,16 @@ def tf_config(env: dict[str, str], hostnames: list[str]) -> dict:
     if len(counts) != len(hostnames):
         raise JobError(f"{len(hostnames)} node(s) in the step but task counts for {len(counts)}")
     base = PORT_FIRST + (int(env["SLURM_JOB_ID"]) % PORT_SLOTS) * MAX_TASKS_PER_NODE
-    workers = [f"{host}:{base + local}" for host, count in zip(hostnames, counts) for local in range(count)]
+    workers = [
+        f"{host}:{base + local}" for host, count in zip(hostnames, counts) for local in range(count)
+    ]
     total = int(env.get("SLURM_STEP_NUM_TASKS") or env["SLURM_NTASKS"])
     if len(workers) != total:
         raise JobError(f"the step has {total} tasks but its node list gives {len(workers)}")
-    return {"cluster": {"worker": workers}, "task": {"type": "worker", "index": int(env["SLURM_PROCID"])}}
+    return {
+        "cluster": {"worker": workers},
+        "task": {"type": "worker", "index": int(env["SLURM_PROCID"])},
+    }
 
 
 def task_gpus(env: dict[str, str], gpus_per_node: int) -> str:
@@ -76,15 +89,23 @@ def _task_main(args: list[str]) -> int:
         except OSError:
             seen = None
         if seen != ns.token:
-            raise JobError(f"{where} cannot see the job's workdir {ns.workdir} (or sees another folder of that "
-                           f"name). {SHARED_STORAGE_NOTE}")
-        for name, kind in (("--dataset", "data set"), ("--init-from", "base model"), ("--model", "model bundle")):
+            raise JobError(
+                f"{where} cannot see the job's workdir {ns.workdir} (or sees another folder of that "
+                f"name). {SHARED_STORAGE_NOTE}"
+            )
+        for name, kind in (
+            ("--dataset", "data set"),
+            ("--init-from", "base model"),
+            ("--model", "model bundle"),
+        ):
             value = option_value(argv, name)
             if value and not Path(value).exists():
                 raise JobError(f"{where} cannot find the {kind} {value}. {SHARED_STORAGE_NOTE}")
         ntasks = int(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or 1)
         if argv[0] == "train" and ntasks > 1:
-            env["TF_CONFIG"] = json.dumps(tf_config(env, expand_hostnames(env["SLURM_STEP_NODELIST"])))
+            env["TF_CONFIG"] = json.dumps(
+                tf_config(env, expand_hostnames(env["SLURM_STEP_NODELIST"]))
+            )
             if option_value(argv, "--strategy") is None:
                 argv = [*argv, "--strategy", "multi_worker"]
         env["CUDA_VISIBLE_DEVICES"] = task_gpus(env, ns.gpus_per_node)

@@ -2,6 +2,7 @@
 
 A job whose ``backend`` is ``slurm`` is refreshed, cancelled and resumed by ``.slurm``.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,25 @@ from .slurm import cancel as slurm_cancel, refresh as slurm_refresh, resume as s
 from .arguments import option_value, validate_command
 from .errors import JobError
 from .gpus import job_environment
-from .process import _alive, _process_start, _read_exit_file, _read_json, _signal_group, failure_message
-from .records import CANCELLED, FAILED, QUEUED, RUNNING, SLURM, SUCCEEDED, Job, ModelRecord, Progress
+from .process import (
+    _alive,
+    _process_start,
+    _read_exit_file,
+    _read_json,
+    _signal_group,
+    failure_message,
+)
+from .records import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SLURM,
+    SUCCEEDED,
+    Job,
+    ModelRecord,
+    Progress,
+)
 
 
 def default_root() -> Path:
@@ -61,7 +79,9 @@ class JobStore(SqliteStore):
         with self._connect() as db:
             db.executescript(_SCHEMA)
             if "backend" not in {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}:
-                db.execute("ALTER TABLE jobs ADD COLUMN backend TEXT NOT NULL DEFAULT 'local'")  # older stores
+                db.execute(
+                    "ALTER TABLE jobs ADD COLUMN backend TEXT NOT NULL DEFAULT 'local'"
+                )  # older stores
 
     # -- launching --------------------------------------------------------------------------
 
@@ -92,29 +112,56 @@ class JobStore(SqliteStore):
             job_id = cur.lastrowid
             wd = Path(given or workdir or self.root / "jobs" / str(job_id)).expanduser().resolve()
             log = wd / "job.log"
-            db.execute("UPDATE jobs SET workdir=?, log_path=? WHERE id=?", (str(wd), str(log), job_id))
+            db.execute(
+                "UPDATE jobs SET workdir=?, log_path=? WHERE id=?", (str(wd), str(log), job_id)
+            )
         return self._start(self.get(job_id))
 
     def _start(self, job: Job) -> Job:
         workdir = Path(job.workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         job.exit_file.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "panoptic_deeplab.jobs", "--exit-file", str(job.exit_file), "--", *job.argv]
+        cmd = [
+            sys.executable,
+            "-m",
+            "panoptic_deeplab.jobs",
+            "--exit-file",
+            str(job.exit_file),
+            "--",
+            *job.argv,
+        ]
         with open(job.log_path, "ab") as log:
-            log.write(f"# job {job.id} attempt {job.attempts + 1}: pdl {' '.join(job.argv)}\n".encode())
+            log.write(
+                f"# job {job.id} attempt {job.attempts + 1}: pdl {' '.join(job.argv)}\n".encode()
+            )
             log.flush()
             try:
                 proc = subprocess.Popen(
-                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True, env=job_environment(job.gpus), cwd=workdir,
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env=job_environment(job.gpus),
+                    cwd=workdir,
                 )
             except OSError as err:
-                self._update(job.id, state=FAILED, message=f"could not start: {err}", ended_at=time.time())
+                self._update(
+                    job.id, state=FAILED, message=f"could not start: {err}", ended_at=time.time()
+                )
                 return self.get(job.id)
         _CHILDREN[(str(self.db_path), job.id)] = proc
         self._update(
-            job.id, state=RUNNING, pid=proc.pid, pid_start=_process_start(proc.pid), started_at=time.time(),
-            ended_at=None, exit_code=None, message="", attempts=job.attempts + 1, cancel_requested=0,
+            job.id,
+            state=RUNNING,
+            pid=proc.pid,
+            pid_start=_process_start(proc.pid),
+            started_at=time.time(),
+            ended_at=None,
+            exit_code=None,
+            message="",
+            attempts=job.attempts + 1,
+            cancel_requested=0,
         )
         return self.get(job.id)
 
@@ -131,7 +178,9 @@ class JobStore(SqliteStore):
         """All jobs, newest first, with their state reconciled against the live processes."""
         with self._connect() as db:
             if kind:
-                rows = db.execute("SELECT id FROM jobs WHERE kind=? ORDER BY id DESC", (kind,)).fetchall()
+                rows = db.execute(
+                    "SELECT id FROM jobs WHERE kind=? ORDER BY id DESC", (kind,)
+                ).fetchall()
             else:
                 rows = db.execute("SELECT id FROM jobs ORDER BY id DESC").fetchall()
         return [self.refresh(r["id"]) for r in rows]
@@ -155,7 +204,10 @@ class JobStore(SqliteStore):
         elif code == 0:
             state, message = SUCCEEDED, ""
         elif code is None:
-            state, message = FAILED, "the process ended without reporting (killed, or the machine restarted)"
+            state, message = (
+                FAILED,
+                "the process ended without reporting (killed, or the machine restarted)",
+            )
         else:
             state, message = FAILED, failure_message(self.read_log(job, 20000), code)
         self._update(job.id, state=state, exit_code=code, message=message, ended_at=time.time())
@@ -169,14 +221,29 @@ class JobStore(SqliteStore):
         a (re)started run writes it, the phase comes from the run's last ``phase: ...`` log line."""
         data = _read_json(Path(job.workdir) / "status.json") or {}
         progress = self._status_progress(data)
-        stale = progress.updated is not None and job.started_at is not None and progress.updated < job.started_at - 1
+        stale = (
+            progress.updated is not None
+            and job.started_at is not None
+            and progress.updated < job.started_at - 1
+        )
         if progress.state is None or (stale and job.state == RUNNING):
             from ..training.run_files import PHASE_PREFIX
 
-            attempt = self.read_log(job, 8000).rsplit(f"# job {job.id} attempt", 1)[-1]  # this attempt's lines
-            phases = [line[len(PHASE_PREFIX):].strip() for line in attempt.splitlines() if line.startswith(PHASE_PREFIX)]
-            return Progress(state="starting" if phases else None, step=0, total_steps=progress.total_steps,
-                            phase=phases[-1] if phases else None, updated=None)
+            attempt = self.read_log(job, 8000).rsplit(f"# job {job.id} attempt", 1)[
+                -1
+            ]  # this attempt's lines
+            phases = [
+                line[len(PHASE_PREFIX) :].strip()
+                for line in attempt.splitlines()
+                if line.startswith(PHASE_PREFIX)
+            ]
+            return Progress(
+                state="starting" if phases else None,
+                step=0,
+                total_steps=progress.total_steps,
+                phase=phases[-1] if phases else None,
+                updated=None,
+            )
         return progress
 
     @staticmethod
@@ -190,11 +257,18 @@ class JobStore(SqliteStore):
         try:
             import calendar
 
-            updated = float(calendar.timegm(time.strptime(str(data["updated"]), "%Y-%m-%dT%H:%M:%SZ")))
+            updated = float(
+                calendar.timegm(time.strptime(str(data["updated"]), "%Y-%m-%dT%H:%M:%SZ"))
+            )
         except (KeyError, ValueError):
             updated = None
-        return Progress(state=data.get("state"), step=step, total_steps=total, phase=data.get("phase"),
-                        updated=updated)
+        return Progress(
+            state=data.get("state"),
+            step=step,
+            total_steps=total,
+            phase=data.get("phase"),
+            updated=updated,
+        )
 
     def metrics(self, job: Job):
         """``<workdir>/metrics.csv`` as a DataFrame (empty when nothing was logged yet)."""
@@ -300,7 +374,9 @@ class JobStore(SqliteStore):
     def _register_job_model(self, job: Job) -> None:
         bundle = Path(job.workdir) / "model"
         if bundle.exists():
-            self.register_model(bundle, name=job.name, job_id=job.id, base_model=job.base_model, dataset=job.dataset)
+            self.register_model(
+                bundle, name=job.name, job_id=job.id, base_model=job.base_model, dataset=job.dataset
+            )
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:

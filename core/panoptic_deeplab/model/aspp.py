@@ -10,6 +10,7 @@ is resized back with corner alignment, so at larger inputs the pooling is tiled.
 map is smaller than the window along a side, the window shrinks to the feature map along that side
 (global pooling there), so every input size works.
 """
+
 from __future__ import annotations
 
 import keras
@@ -90,7 +91,9 @@ def aspp(
     branches = [conv_bn_act(x, channels, 1, norm=norm, name=f"{name}_conv1x1")]
     for i, rate in enumerate(rates, start=1):
         branch = separable_conv_bn_act if separable else conv_bn_act
-        branches.append(branch(x, channels, 3, dilation_rate=rate, norm=norm, name=f"{name}_atrous{i}"))
+        branches.append(
+            branch(x, channels, 3, dilation_rate=rate, norm=norm, name=f"{name}_atrous{i}")
+        )
     pooled = WindowAveragePooling(pool_size, name=f"{name}_pool")(x)
     pooled = conv_bn_act(pooled, channels, 1, norm=norm, name=f"{name}_pool_proj")
     branches.append(ResizeLike(name=f"{name}_pool_resize")([pooled, x]))

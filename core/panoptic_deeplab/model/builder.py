@@ -12,6 +12,7 @@ and every corner-aligned resize exact, and are what inference pads to. Any other
 (strided convs pad symmetrically, like deeplab2), with sub-pixel misalignment between strides.
 The ASPP pooling window comes from ``config.dataset.crop_size`` (see ``aspp.py`` for other sizes).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -44,7 +45,9 @@ def valid_input_size(h: int, w: int, output_stride: int) -> tuple[int, int]:
     return fit(h), fit(w)
 
 
-def build_model(config: Config, num_classes: int | None = None, input_shape: tuple[int, int] | None = None) -> keras.Model:
+def build_model(
+    config: Config, num_classes: int | None = None, input_shape: tuple[int, int] | None = None
+) -> keras.Model:
     """Build the model. ``num_classes`` defaults to the config's data set; ``input_shape`` (H, W)
     fixes the spatial size (``None``: any size)."""
     m = config.model
@@ -59,7 +62,9 @@ def build_model(config: Config, num_classes: int | None = None, input_shape: tup
     finally:
         keras.config.set_dtype_policy(previous_policy)
     if m.pretrained_backbone:
-        load_pretrained_backbone(model.get_layer("backbone"), m.pretrained_backbone, backbone_name=m.backbone)
+        load_pretrained_backbone(
+            model.get_layer("backbone"), m.pretrained_backbone, backbone_name=m.backbone
+        )
     return model
 
 
@@ -107,7 +112,11 @@ def _build(config: Config, num_classes: int, input_shape: tuple[int, int] | None
     # The backbone is a sub-model so that pretrained weights, freezing and summaries can address it.
     backbone_input = keras.Input(shape=(*spatial, 3), name="backbone_input")
     endpoints = build_backbone(
-        m.backbone, backbone_input, output_stride=m.output_stride, width=m.backbone_width, norm=norm,
+        m.backbone,
+        backbone_input,
+        output_stride=m.output_stride,
+        width=m.backbone_width,
+        norm=norm,
         stem_width=m.stem_width,
     )
     used = ("res5", *m.low_level_endpoints)
@@ -127,9 +136,11 @@ def _build(config: Config, num_classes: int, input_shape: tuple[int, int] | None
 
     sem_cfg, inst_cfg = m.semantic_decoder, m.instance_decoder
     heads = {}
-    for name, inputs, channels, outputs in (("semantic_head", branches["semantic"], sem_cfg.head_channels, num_classes),
-                                            ("center_head", branches["instance"], inst_cfg.head_channels, 1),
-                                            ("offset_head", branches["instance"], inst_cfg.head_channels, 2)):
+    for name, inputs, channels, outputs in (
+        ("semantic_head", branches["semantic"], sem_cfg.head_channels, num_classes),
+        ("center_head", branches["instance"], inst_cfg.head_channels, 1),
+        ("offset_head", branches["instance"], inst_cfg.head_channels, 2),
+    ):
         with _float32_if(name in FLOAT32_PARTS):
             heads[name] = head(inputs, channels=channels, outputs=outputs, norm=norm, name=name)
     semantic, center, offsets = heads["semantic_head"], heads["center_head"], heads["offset_head"]

@@ -4,6 +4,7 @@ Starting from the ASPP output, each low-level endpoint (res3 then res2) is fused
 project it with a 1x1 conv, upsample the running feature to its size with corner alignment,
 concatenate [upsampled, projected] and apply one 5x5 depthwise-separable conv.
 """
+
 from __future__ import annotations
 
 import keras

@@ -5,6 +5,7 @@ Counted: ``Conv2D`` (k_h * k_w * C_in / groups * C_out per output pixel), ``Dept
 activations, pooling, resizes and additions (element-wise work, a few percent at most). Nested
 models (the backbone) are walked recursively. The model must have a static input size.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,7 +16,9 @@ import keras
 def _spatial(shape) -> int:
     dims = shape[1:-1]
     if any(d is None for d in dims):
-        raise ValueError("multiply-adds need a model built with a static input size (input_shape=(H, W))")
+        raise ValueError(
+            "multiply-adds need a model built with a static input size (input_shape=(H, W))"
+        )
     return math.prod(dims)
 
 

@@ -7,6 +7,7 @@ normalisation passes over every feature map; the conv, bias and ReLU are adjacen
 TensorFlow's CPU graph optimiser fuses into one kernel. Inference only: the folded model has no
 batch norms to train.
 """
+
 from __future__ import annotations
 
 import keras
@@ -18,8 +19,17 @@ import tensorflow as tf
 class FoldedConv(keras.layers.Layer):
     """A Conv2D or DepthwiseConv2D with a folded batch norm: ``conv(x, kernel) + bias`` (frozen)."""
 
-    def __init__(self, kernel: np.ndarray, bias: np.ndarray, *, depthwise: bool, strides: int,
-                 dilation_rate: int, padding: str, **kwargs):
+    def __init__(
+        self,
+        kernel: np.ndarray,
+        bias: np.ndarray,
+        *,
+        depthwise: bool,
+        strides: int,
+        dilation_rate: int,
+        padding: str,
+        **kwargs,
+    ):
         super().__init__(trainable=False, **kwargs)
         self._kernel_value = np.asarray(kernel, np.float32)
         self._bias_value = np.asarray(bias, np.float32)
@@ -29,16 +39,29 @@ class FoldedConv(keras.layers.Layer):
         self.padding = padding.upper()
 
     def build(self, input_shape=None):
-        self.kernel = self.add_weight(name="kernel", shape=self._kernel_value.shape,
-                                      initializer=keras.initializers.Constant(self._kernel_value), trainable=False)
-        self.bias = self.add_weight(name="bias", shape=self._bias_value.shape,
-                                    initializer=keras.initializers.Constant(self._bias_value), trainable=False)
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=self._kernel_value.shape,
+            initializer=keras.initializers.Constant(self._kernel_value),
+            trainable=False,
+        )
+        self.bias = self.add_weight(
+            name="bias",
+            shape=self._bias_value.shape,
+            initializer=keras.initializers.Constant(self._bias_value),
+            trainable=False,
+        )
 
     def call(self, x):
         kernel = tf.cast(self.kernel, x.dtype)
         if self.depthwise:
-            y = tf.nn.depthwise_conv2d(x, kernel, [1, self.strides, self.strides, 1], self.padding,
-                                       dilations=[self.dilation_rate] * 2)
+            y = tf.nn.depthwise_conv2d(
+                x,
+                kernel,
+                [1, self.strides, self.strides, 1],
+                self.padding,
+                dilations=[self.dilation_rate] * 2,
+            )
         else:
             y = tf.nn.conv2d(x, kernel, self.strides, self.padding, dilations=self.dilation_rate)
         return tf.nn.bias_add(y, tf.cast(self.bias, x.dtype))
@@ -112,9 +135,16 @@ def _folded(conv, bn) -> FoldedConv:
     else:
         kernel = kernel * scale
     folded_bias = (bias - bn.moving_mean.numpy()) * scale + beta
-    return FoldedConv(kernel, np.broadcast_to(folded_bias, scale.shape), depthwise=depthwise,
-                      strides=conv.strides[0], dilation_rate=conv.dilation_rate[0], padding=conv.padding,
-                      name=conv.name, dtype=conv.dtype_policy)
+    return FoldedConv(
+        kernel,
+        np.broadcast_to(folded_bias, scale.shape),
+        depthwise=depthwise,
+        strides=conv.strides[0],
+        dilation_rate=conv.dilation_rate[0],
+        padding=conv.padding,
+        name=conv.name,
+        dtype=conv.dtype_policy,
+    )
 
 
 def fold_batch_norms(model: keras.Model) -> keras.Model:

@@ -4,6 +4,7 @@ A 5x5 depthwise-separable conv to ``channels`` (BN and ReLU after both convs), t
 bias and a TruncatedNormal(0.01) kernel. No final activation: semantic logits, the raw center
 heatmap (regressed with MSE) and offsets (dy, dx) at the decoder's stride.
 """
+
 from __future__ import annotations
 
 import keras

@@ -7,6 +7,7 @@ Conventions (deeplab2, docs/method.md §1):
   Keras default;
 * corner-aligned bilinear resizing (``align_corners=True``) everywhere.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -17,7 +18,9 @@ import tensorflow as tf
 NormFactory = Callable[[str], keras.layers.Layer]
 
 
-def make_norm(momentum: float = 0.99, epsilon: float = 1e-3, synchronized: bool = True) -> NormFactory:
+def make_norm(
+    momentum: float = 0.99, epsilon: float = 1e-3, synchronized: bool = True
+) -> NormFactory:
     """A factory of batch-norm layers: ``norm(name)`` gives a configured ``BatchNormalization``."""
 
     def norm(name: str) -> keras.layers.Layer:
@@ -34,7 +37,9 @@ def _pad_for_stride(x, kernel_size: int, strides: int, dilation_rate: int, name:
     pad_total = effective - 1
     pad_begin = pad_total // 2
     pad_end = pad_total - pad_begin
-    return keras.layers.ZeroPadding2D(((pad_begin, pad_end), (pad_begin, pad_end)), name=f"{name}_pad")(x)
+    return keras.layers.ZeroPadding2D(
+        ((pad_begin, pad_end), (pad_begin, pad_end)), name=f"{name}_pad"
+    )(x)
 
 
 def conv2d(
@@ -70,7 +75,12 @@ def depthwise_conv2d(x, kernel_size: int, *, name: str, strides: int = 1, dilati
         x = _pad_for_stride(x, kernel_size, strides, dilation_rate, name)
         padding = "valid"
     return keras.layers.DepthwiseConv2D(
-        kernel_size, strides=strides, dilation_rate=dilation_rate, padding=padding, use_bias=False, name=name
+        kernel_size,
+        strides=strides,
+        dilation_rate=dilation_rate,
+        padding=padding,
+        use_bias=False,
+        name=name,
     )(x)
 
 
@@ -93,7 +103,9 @@ def conv_bn_act(
     dilation_rate: int = 1,
     act: str | None = "relu",
 ):
-    x = conv2d(x, filters, kernel_size, strides=strides, dilation_rate=dilation_rate, name=f"{name}_conv")
+    x = conv2d(
+        x, filters, kernel_size, strides=strides, dilation_rate=dilation_rate, name=f"{name}_conv"
+    )
     x = norm(f"{name}_bn")(x)
     return activation(x, act, f"{name}_{act}")
 
@@ -110,7 +122,9 @@ def separable_conv_bn_act(
     act: str | None = "relu",
 ):
     """deeplab2's depthwise-separable conv: depthwise -> BN -> act -> pointwise -> BN -> act."""
-    x = depthwise_conv2d(x, kernel_size, strides=strides, dilation_rate=dilation_rate, name=f"{name}_depthwise")
+    x = depthwise_conv2d(
+        x, kernel_size, strides=strides, dilation_rate=dilation_rate, name=f"{name}_depthwise"
+    )
     x = norm(f"{name}_depthwise_bn")(x)
     x = activation(x, act, f"{name}_depthwise_{act}")
     x = conv2d(x, filters, 1, name=f"{name}_pointwise")
@@ -126,9 +140,13 @@ def resize_align_corners(images: tf.Tensor, size, method: str = "bilinear") -> t
     # The raw ops are what tf.compat.v1.image.resize_* call, without their deprecation warning.
     size = tf.cast(size, tf.int32)
     if method == "bilinear":
-        return tf.raw_ops.ResizeBilinear(images=images, size=size, align_corners=True, half_pixel_centers=False)
+        return tf.raw_ops.ResizeBilinear(
+            images=images, size=size, align_corners=True, half_pixel_centers=False
+        )
     if method == "nearest":
-        return tf.raw_ops.ResizeNearestNeighbor(images=images, size=size, align_corners=True, half_pixel_centers=False)
+        return tf.raw_ops.ResizeNearestNeighbor(
+            images=images, size=size, align_corners=True, half_pixel_centers=False
+        )
     raise ValueError(f"unknown resize method {method!r}")
 
 
@@ -157,7 +175,9 @@ class ResizeOffsetsLike(keras.layers.Layer):
         offsets = tf.cast(offsets, tf.float32)
         size_in = tf.cast(tf.shape(offsets)[1:3], tf.float32)
         size_out = tf.cast(tf.shape(reference)[1:3], tf.float32)
-        scale = tf.where(size_in > 1, (size_out - 1) / tf.maximum(size_in - 1, 1), tf.ones_like(size_in))
+        scale = tf.where(
+            size_in > 1, (size_out - 1) / tf.maximum(size_in - 1, 1), tf.ones_like(size_in)
+        )
         resized = resize_align_corners(offsets, tf.shape(reference)[1:3])
         return tf.cast(resized * tf.reshape(scale, [1, 1, 1, 2]), self.compute_dtype)
 
@@ -191,5 +211,7 @@ def atrous_schedule(strides, output_stride: int) -> list[tuple[int, int]]:
             schedule.append((stride, 1))
             current *= stride
     if current != output_stride:
-        raise ValueError(f"output stride {output_stride} cannot be reached with strides {list(strides)}")
+        raise ValueError(
+            f"output stride {output_stride} cannot be reached with strides {list(strides)}"
+        )
     return schedule

@@ -16,6 +16,7 @@
 
 Errors are ``CheckpointError`` with the file name and the fix.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,7 +32,9 @@ log = logging.getLogger(__name__)
 KERAS_APPLICATION_LAYOUTS = {"resnet50": "ResNet50", "resnet50_beta": "ResNet50"}
 
 
-def load_pretrained_backbone(backbone: keras.Model, path: str | Path, backbone_name: str) -> dict[str, list[str]]:
+def load_pretrained_backbone(
+    backbone: keras.Model, path: str | Path, backbone_name: str
+) -> dict[str, list[str]]:
     """Load ``path`` into ``backbone``; returns ``{"loaded": [...], "skipped": [...]}`` layer names."""
     path = Path(path)
     if not path.is_file():
@@ -39,7 +42,9 @@ def load_pretrained_backbone(backbone: keras.Model, path: str | Path, backbone_n
             f"model.pretrained_backbone: {path} not found. Give a local .h5/.weights.h5 file, or set it to null."
         )
     if not (path.name.endswith(".h5")):
-        raise CheckpointError(f"model.pretrained_backbone: {path} is not a Keras .h5 / .weights.h5 weights file.")
+        raise CheckpointError(
+            f"model.pretrained_backbone: {path} is not a Keras .h5 / .weights.h5 weights file."
+        )
     try:
         backbone.load_weights(str(path))
         names = [layer.name for layer in backbone.layers if layer.weights]
@@ -60,8 +65,12 @@ def _width_hint(backbone: keras.Model) -> str:
     return f"{backbone.count_params():,} backbone params"
 
 
-def _load_from_application(backbone: keras.Model, path: Path, application: str, backbone_name: str) -> dict:
-    reference = getattr(keras.applications, application)(include_top=False, weights=None, input_shape=(None, None, 3))
+def _load_from_application(
+    backbone: keras.Model, path: Path, application: str, backbone_name: str
+) -> dict:
+    reference = getattr(keras.applications, application)(
+        include_top=False, weights=None, input_shape=(None, None, 3)
+    )
     try:
         reference.load_weights(str(path))
     except Exception as err:  # noqa: BLE001 - any failure means the layout does not match
@@ -86,18 +95,29 @@ def _load_from_application(backbone: keras.Model, path: Path, application: str, 
         loaded.append(layer.name)
     for bn_name, bias in folded_bias.items():
         if bn_name not in ours:
-            raise CheckpointError(f"{path}: conv bias of '{bn_name}' has no batch norm to fold into.")
+            raise CheckpointError(
+                f"{path}: conv bias of '{bn_name}' has no batch norm to fold into."
+            )
         gamma, beta, mean, variance = ours[bn_name].get_weights()
         ours[bn_name].set_weights([gamma, beta, mean - bias, variance])
     skipped = [name for name, layer in ours.items() if layer.weights and name not in loaded]
     if not loaded:
-        raise CheckpointError(f"model.pretrained_backbone: no layer of {path} matches backbone '{backbone_name}'.")
+        raise CheckpointError(
+            f"model.pretrained_backbone: no layer of {path} matches backbone '{backbone_name}'."
+        )
     if skipped:
-        log.warning("%s: %d backbone layers not in the file keep their initialisation: %s", path, len(skipped), skipped)
+        log.warning(
+            "%s: %d backbone layers not in the file keep their initialisation: %s",
+            path,
+            len(skipped),
+            skipped,
+        )
     return {"loaded": loaded, "skipped": skipped}
 
 
-def _check_shapes(path: Path, name: str, own: list[np.ndarray], theirs: list[np.ndarray], application: str) -> None:
+def _check_shapes(
+    path: Path, name: str, own: list[np.ndarray], theirs: list[np.ndarray], application: str
+) -> None:
     own_shapes = [tuple(w.shape) for w in own]
     their_shapes = [tuple(w.shape) for w in theirs]
     if own_shapes != their_shapes:

@@ -9,6 +9,7 @@ One module per job:
 
 The names below are re-exported, so ``from panoptic_deeplab.review import ReviewStore`` works.
 """
+
 from __future__ import annotations
 
 from .errors import DecisionConflict, ReviewError

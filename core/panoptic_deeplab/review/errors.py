@@ -1,4 +1,5 @@
 """The errors of the annotation review (scoring, the store and the export raise them)."""
+
 from __future__ import annotations
 
 from ..errors import UserError

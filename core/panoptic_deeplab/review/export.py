@@ -3,6 +3,7 @@
 What a decision does to the exported segment is listed in :mod:`panoptic_deeplab.review.store`; the
 source data set is only ever read.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ class ExportResult:
     segments_relabelled: int
 
 
-def export_corrected(store, out_dir: str | os.PathLike, model_key: str | None = None,
-                     overwrite: bool = False) -> ExportResult:
+def export_corrected(
+    store, out_dir: str | os.PathLike, model_key: str | None = None, overwrite: bool = False
+) -> ExportResult:
     """Write the corrected data set of ``store`` (a :class:`~panoptic_deeplab.review.store.ReviewStore`) to ``out_dir`` (same layout, every split; only this split's
     annotations change) plus ``out_dir/review_report.csv``. The source is never written to.
 
@@ -50,13 +52,19 @@ def export_corrected(store, out_dir: str | os.PathLike, model_key: str | None = 
         if not (overwrite and (out / EXPORT_MARKER).is_file()):
             raise ReviewError(
                 f"{out}: folder exists and is not empty; choose a new folder"
-                + (" (it is not an earlier review export, so it is never overwritten)" if overwrite else "")
+                + (
+                    " (it is not an earlier review export, so it is never overwritten)"
+                    if overwrite
+                    else ""
+                )
             )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         result = _export_into(store, tmp, model_key)
-        (tmp / EXPORT_MARKER).write_text(json.dumps({"source": str(store.root), "split": store.split}) + "\n")
+        (tmp / EXPORT_MARKER).write_text(
+            json.dumps({"source": str(store.root), "split": store.split}) + "\n"
+        )
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -67,11 +75,12 @@ def export_corrected(store, out_dir: str | os.PathLike, model_key: str | None = 
     result.report_path = out / "review_report.csv"
     return result
 
+
 def _export_into(store, out: Path, model_key: str | None) -> ExportResult:
     # Other splits (and this split's images) are copied unchanged, so the export is a complete set.
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     for json_path in sorted((store.root / "annotations").glob("panoptic_*.json")):
-        split = json_path.stem[len("panoptic_"):]
+        split = json_path.stem[len("panoptic_") :]
         if (store.root / split).is_dir():
             shutil.copytree(store.root / split, out / split)
         if split != store.split:
@@ -87,7 +96,9 @@ def _export_into(store, out: Path, model_key: str | None) -> ExportResult:
     annotations = []
     for ann in store.coco["annotations"]:
         image_id = str(ann["image_id"])
-        mine = {k: v for k, v in decisions.get(image_id, {}).items() if v.action not in (None, "accept")}
+        mine = {
+            k: v for k, v in decisions.get(image_id, {}).items() if v.action not in (None, "accept")
+        }
         if not mine:
             shutil.copy2(store.png_path(image_id), png_dir / ann["file_name"])
             annotations.append(ann)
@@ -104,8 +115,14 @@ def _export_into(store, out: Path, model_key: str | None) -> ExportResult:
     coco["annotations"] = annotations
     (out / "annotations" / store.json_path.name).write_text(json.dumps(coco))
     store.report(model_key).to_csv(out / "review_report.csv", index=False)
-    return ExportResult(root=out, report_path=out / "review_report.csv", images_changed=changed,
-                        segments_dropped=dropped, segments_relabelled=relabelled)
+    return ExportResult(
+        root=out,
+        report_path=out / "review_report.csv",
+        images_changed=changed,
+        segments_dropped=dropped,
+        segments_relabelled=relabelled,
+    )
+
 
 def _corrected(store, ann: dict, decisions: dict) -> tuple[dict, tuple[int, int]]:
     """``ann`` with ``decisions`` ({segment id: Decision}) applied, its new id map under ``_ids``;
@@ -146,7 +163,16 @@ def _corrected(store, ann: dict, decisions: dict) -> tuple[dict, tuple[int, int]
     for seg in merged:  # exact areas and boxes, as the evaluators read the area from the JSON
         ys, xs = np.nonzero(ids == seg["id"])
         seg["area"] = int(len(ys))
-        seg["bbox"] = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)] if len(ys) else [0, 0, 0, 0]
+        seg["bbox"] = (
+            [
+                int(xs.min()),
+                int(ys.min()),
+                int(xs.max() - xs.min() + 1),
+                int(ys.max() - ys.min() + 1),
+            ]
+            if len(ys)
+            else [0, 0, 0, 0]
+        )
     new_ann = dict(ann)
     new_ann["segments_info"] = [s for s in merged if s["area"] > 0]
     new_ann["_ids"] = ids

@@ -12,6 +12,7 @@ disagreeing pixels. ``best_iou`` is the best IoU of S with a predicted segment o
 (low for merged or split instances and sloppy outlines); it breaks ties. Segments are shown highest
 disagreement first.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,7 +50,9 @@ class SegmentScore:
     best_iou: float | None
 
 
-def score_segments(image_id, gt_ids: np.ndarray, segments_info: list[dict], pred: Prediction) -> list[SegmentScore]:
+def score_segments(
+    image_id, gt_ids: np.ndarray, segments_info: list[dict], pred: Prediction
+) -> list[SegmentScore]:
     """Score every GT segment of one image (see the module docstring)."""
     gt_ids = np.asarray(gt_ids, dtype=np.int64)
     semantic = np.asarray(pred.semantic, dtype=np.int64)
@@ -58,7 +61,11 @@ def score_segments(image_id, gt_ids: np.ndarray, segments_info: list[dict], pred
             f"image {image_id}: prediction is {semantic.shape[1]}x{semantic.shape[0]} but the annotation is "
             f"{gt_ids.shape[1]}x{gt_ids.shape[0]}; predict at the annotation's size"
         )
-    conf = np.ones(gt_ids.shape, np.float64) if pred.confidence is None else np.asarray(pred.confidence, np.float64)
+    conf = (
+        np.ones(gt_ids.shape, np.float64)
+        if pred.confidence is None
+        else np.asarray(pred.confidence, np.float64)
+    )
     ious = _best_ious(gt_ids, segments_info, pred) if pred.panoptic is not None else {}
     out = []
     for seg in segments_info:
@@ -74,9 +81,14 @@ def score_segments(image_id, gt_ids: np.ndarray, segments_info: list[dict], pred
             suggested = int(values[np.argmax(np.bincount(inverse, weights=weights[other]))])
         out.append(
             SegmentScore(
-                image_id=str(image_id), segment_id=int(seg["id"]), category_id=cat,
-                iscrowd=int(seg.get("iscrowd", 0)), area=area, disagreement=disagreement,
-                suggested_category_id=suggested, best_iou=ious.get(int(seg["id"])) if ious else None,
+                image_id=str(image_id),
+                segment_id=int(seg["id"]),
+                category_id=cat,
+                iscrowd=int(seg.get("iscrowd", 0)),
+                area=area,
+                disagreement=disagreement,
+                suggested_category_id=suggested,
+                best_iou=ious.get(int(seg["id"])) if ious else None,
             )
         )
     return out
@@ -108,8 +120,13 @@ def category_mapping(spec, categories: list[dict]) -> np.ndarray:
     out = np.array([by_name.get(name.lower(), -1) for name in spec.class_names], np.int64)
     if (out < 0).all():
         ids = {int(c["id"]) for c in categories}
-        out = np.array([spec.category_id(t) if spec.category_id(t) in ids else -1 for t in range(spec.num_classes)],
-                       np.int64)
+        out = np.array(
+            [
+                spec.category_id(t) if spec.category_id(t) in ids else -1
+                for t in range(spec.num_classes)
+            ],
+            np.int64,
+        )
     return out
 
 

@@ -12,6 +12,7 @@ Every change is kept in a history table, so ``undo()`` reverts them one at a tim
 
 The review database is ``<workdir>/review.sqlite``; the source data set is only ever read.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -66,7 +67,9 @@ CREATE TABLE IF NOT EXISTS scores (
 """
 
 
-def default_review_dir(dataset_root: str | os.PathLike, split: str, workdir_root: str | os.PathLike) -> Path:
+def default_review_dir(
+    dataset_root: str | os.PathLike, split: str, workdir_root: str | os.PathLike
+) -> Path:
     """``<workdir_root>/review/<data set name>-<hash of its path>/<split>``: one per data set and split."""
     root = Path(dataset_root).expanduser().resolve()
     digest = hashlib.sha1(str(root).encode()).hexdigest()[:8]
@@ -92,13 +95,19 @@ class ReviewStore(SqliteStore):
         self.coco = load_json(self.json_path)
         for key in ("images", "annotations", "categories"):
             if key not in self.coco:
-                raise DatasetError(f"{self.json_path}: missing the '{key}' list of a COCO-panoptic file")
+                raise DatasetError(
+                    f"{self.json_path}: missing the '{key}' list of a COCO-panoptic file"
+                )
         self.categories = {int(c["id"]): c for c in self.coco["categories"]}
         self._images = {str(im["id"]): im for im in self.coco["images"]}
         self._annotations = {str(a["image_id"]): a for a in self.coco["annotations"]}
         for image_id, ann in self._annotations.items():  # the export writes files under these names
             check_file_name(ann["file_name"], self.json_path, f"image id {image_id}")
-            check_file_name(self._images.get(image_id, {}).get("file_name") or "", self.json_path, f"image id {image_id}")
+            check_file_name(
+                self._images.get(image_id, {}).get("file_name") or "",
+                self.json_path,
+                f"image id {image_id}",
+            )
         self.workdir = Path(workdir).expanduser()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.workdir / "review.sqlite"
@@ -124,7 +133,9 @@ class ReviewStore(SqliteStore):
 
     def image_path(self, image_id) -> Path:
         info = self._images.get(str(image_id), {})
-        return find_image(self.root / self.split, info.get("file_name"), self.annotation(image_id)["file_name"])
+        return find_image(
+            self.root / self.split, info.get("file_name"), self.annotation(image_id)["file_name"]
+        )
 
     def gt_ids(self, image_id) -> np.ndarray:
         """The annotation PNG of an image as an HxW segment-id map."""
@@ -167,8 +178,17 @@ class ReviewStore(SqliteStore):
 
     def save_scores(self, model_key: str, scores: Iterable[SegmentScore]) -> None:
         rows = [
-            (model_key, s.image_id, s.segment_id, s.category_id, s.iscrowd, s.area, s.disagreement,
-             s.suggested_category_id, s.best_iou)
+            (
+                model_key,
+                s.image_id,
+                s.segment_id,
+                s.category_id,
+                s.iscrowd,
+                s.area,
+                s.disagreement,
+                s.suggested_category_id,
+                s.best_iou,
+            )
             for s in scores
         ]
         with self._connect() as db:
@@ -176,7 +196,9 @@ class ReviewStore(SqliteStore):
 
     def scored_images(self, model_key: str) -> set[str]:
         with self._connect() as db:
-            rows = db.execute("SELECT DISTINCT image_id FROM scores WHERE model_key=?", (model_key,)).fetchall()
+            rows = db.execute(
+                "SELECT DISTINCT image_id FROM scores WHERE model_key=?", (model_key,)
+            ).fetchall()
         return {r["image_id"] for r in rows}
 
     def score_images(
@@ -193,7 +215,10 @@ class ReviewStore(SqliteStore):
         todo = [i for i in (image_ids or self.image_ids()) if str(i) not in done]
         for n, image_id in enumerate(todo):
             pred = predict(self.image(image_id), image_id)
-            self.save_scores(model_key, score_segments(image_id, self.gt_ids(image_id), self.segments(image_id), pred))
+            self.save_scores(
+                model_key,
+                score_segments(image_id, self.gt_ids(image_id), self.segments(image_id), pred),
+            )
             if progress:
                 progress(n + 1, len(todo))
         return len(todo)
@@ -216,30 +241,36 @@ class ReviewStore(SqliteStore):
                 key = (image_id, int(seg["id"]))
                 s = scores.get(key, {})
                 d = decisions.get(key)
-                rows.append({
-                    "image_id": image_id,
-                    "file_name": self._images.get(image_id, {}).get("file_name", ann["file_name"]),
-                    "segment_id": int(seg["id"]),
-                    "category_id": int(seg["category_id"]),
-                    "category": self.category_name(seg["category_id"]),
-                    "iscrowd": int(seg.get("iscrowd", 0)),
-                    "area": int(s["area"]) if s else int(seg.get("area", 0)),
-                    "disagreement": s.get("disagreement"),
-                    "suggested_category_id": s.get("suggested_category_id"),
-                    "suggested": self.category_name(s.get("suggested_category_id")),
-                    "best_iou": s.get("best_iou"),
-                    "action": d.action if d else None,
-                    "new_category_id": d.category_id if d else None,
-                    "new_category": self.category_name(d.category_id) if d else "",
-                    "comment": d.comment if d else "",
-                    "decided_at": d.updated_at if d else None,
-                })
+                rows.append(
+                    {
+                        "image_id": image_id,
+                        "file_name": self._images.get(image_id, {}).get(
+                            "file_name", ann["file_name"]
+                        ),
+                        "segment_id": int(seg["id"]),
+                        "category_id": int(seg["category_id"]),
+                        "category": self.category_name(seg["category_id"]),
+                        "iscrowd": int(seg.get("iscrowd", 0)),
+                        "area": int(s["area"]) if s else int(seg.get("area", 0)),
+                        "disagreement": s.get("disagreement"),
+                        "suggested_category_id": s.get("suggested_category_id"),
+                        "suggested": self.category_name(s.get("suggested_category_id")),
+                        "best_iou": s.get("best_iou"),
+                        "action": d.action if d else None,
+                        "new_category_id": d.category_id if d else None,
+                        "new_category": self.category_name(d.category_id) if d else "",
+                        "comment": d.comment if d else "",
+                        "decided_at": d.updated_at if d else None,
+                    }
+                )
         df = pd.DataFrame(rows)
         if df.empty:
             return df
         df["_iou"] = df["best_iou"].fillna(1.0).astype(float)
         df["_dis"] = df["disagreement"].fillna(-1.0).astype(float)
-        df = df.sort_values(["_dis", "_iou", "image_id", "segment_id"], ascending=[False, True, True, True])
+        df = df.sort_values(
+            ["_dis", "_iou", "image_id", "segment_id"], ascending=[False, True, True, True]
+        )
         return df.drop(columns=["_iou", "_dis"]).reset_index(drop=True)
 
     # -- decisions ---------------------------------------------------------------------------
@@ -247,7 +278,8 @@ class ReviewStore(SqliteStore):
     def decision(self, image_id, segment_id: int) -> Decision | None:
         with self._connect() as db:
             row = db.execute(
-                "SELECT * FROM decisions WHERE image_id=? AND segment_id=?", (str(image_id), int(segment_id))
+                "SELECT * FROM decisions WHERE image_id=? AND segment_id=?",
+                (str(image_id), int(segment_id)),
             ).fetchone()
         return Decision(**dict(row)) if row else None
 
@@ -256,8 +288,14 @@ class ReviewStore(SqliteStore):
             rows = db.execute("SELECT * FROM decisions ORDER BY image_id, segment_id").fetchall()
         return [Decision(**dict(r)) for r in rows]
 
-    def decide(self, image_id, segment_id: int, action: str, category_id: int | None = None,
-               replace: bool = True) -> Decision:
+    def decide(
+        self,
+        image_id,
+        segment_id: int,
+        action: str,
+        category_id: int | None = None,
+        replace: bool = True,
+    ) -> Decision:
         """Record ``action`` for a segment, keeping its comment. An earlier, different decision is
         replaced, or with ``replace=False`` kept: a DecisionConflict names it (the app asks first)."""
         seg = self._segment(image_id, segment_id)
@@ -266,7 +304,9 @@ class ReviewStore(SqliteStore):
         if action == "relabel":
             if category_id is None or int(category_id) not in self.categories:
                 known = ", ".join(f"{k} {v['name']}" for k, v in self.categories.items())
-                raise ReviewError(f"relabel needs a category of this data set; got {category_id!r} (known: {known})")
+                raise ReviewError(
+                    f"relabel needs a category of this data set; got {category_id!r} (known: {known})"
+                )
             category_id = int(category_id)
         else:
             category_id = None
@@ -276,11 +316,21 @@ class ReviewStore(SqliteStore):
                 "thing segments can be crowd regions (use 'ignore' to exclude it)"
             )
         old = self.decision(image_id, segment_id)
-        if not replace and old is not None and old.action and (old.action, old.category_id) != (action, category_id):
-            earlier = old.action + (f" → {self.category_name(old.category_id)}" if old.category_id is not None else "")
+        if (
+            not replace
+            and old is not None
+            and old.action
+            and (old.action, old.category_id) != (action, category_id)
+        ):
+            earlier = old.action + (
+                f" → {self.category_name(old.category_id)}" if old.category_id is not None else ""
+            )
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(old.updated_at))
-            raise DecisionConflict(f"Segment {segment_id} of image {image_id} was already decided: '{earlier}' "
-                                   f"(saved {when}).", old)
+            raise DecisionConflict(
+                f"Segment {segment_id} of image {image_id} was already decided: '{earlier}' "
+                f"(saved {when}).",
+                old,
+            )
         comment = old.comment if old else ""
         return self._write(image_id, segment_id, action, category_id, comment, old)
 
@@ -288,7 +338,12 @@ class ReviewStore(SqliteStore):
         self._segment(image_id, segment_id)
         old = self.decision(image_id, segment_id)
         return self._write(
-            image_id, segment_id, old.action if old else None, old.category_id if old else None, text.strip(), old
+            image_id,
+            segment_id,
+            old.action if old else None,
+            old.category_id if old else None,
+            text.strip(),
+            old,
         )
 
     def clear(self, image_id, segment_id: int) -> None:
@@ -307,12 +362,16 @@ class ReviewStore(SqliteStore):
             db.execute("DELETE FROM history WHERE seq=?", (row["seq"],))
             if row["before"] is None:
                 db.execute(
-                    "DELETE FROM decisions WHERE image_id=? AND segment_id=?", (row["image_id"], row["segment_id"])
+                    "DELETE FROM decisions WHERE image_id=? AND segment_id=?",
+                    (row["image_id"], row["segment_id"]),
                 )
                 return None
             before = json.loads(row["before"])
-            db.execute("INSERT OR REPLACE INTO decisions VALUES (:image_id, :segment_id, :action, :category_id,"
-                       " :comment, :updated_at)", before)
+            db.execute(
+                "INSERT OR REPLACE INTO decisions VALUES (:image_id, :segment_id, :action, :category_id,"
+                " :comment, :updated_at)",
+                before,
+            )
             return Decision(**before)
 
     def history_size(self) -> int:
@@ -325,16 +384,26 @@ class ReviewStore(SqliteStore):
                 return seg
         raise ReviewError(f"image {image_id} has no segment {segment_id} in {self.json_path}")
 
-    def _write(self, image_id, segment_id, action, category_id, comment, old: Decision | None, delete=False):
+    def _write(
+        self, image_id, segment_id, action, category_id, comment, old: Decision | None, delete=False
+    ):
         new = Decision(str(image_id), int(segment_id), action, category_id, comment, time.time())
         with self._connect() as db:
             db.execute(
                 "INSERT INTO history (image_id, segment_id, before, after, at) VALUES (?, ?, ?, ?, ?)",
-                (new.image_id, new.segment_id, json.dumps(asdict(old)) if old else None,
-                 None if delete else json.dumps(asdict(new)), new.updated_at),
+                (
+                    new.image_id,
+                    new.segment_id,
+                    json.dumps(asdict(old)) if old else None,
+                    None if delete else json.dumps(asdict(new)),
+                    new.updated_at,
+                ),
             )
             if delete:
-                db.execute("DELETE FROM decisions WHERE image_id=? AND segment_id=?", (new.image_id, new.segment_id))
+                db.execute(
+                    "DELETE FROM decisions WHERE image_id=? AND segment_id=?",
+                    (new.image_id, new.segment_id),
+                )
             else:
                 db.execute(
                     "INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?, ?, ?)",
@@ -348,7 +417,9 @@ class ReviewStore(SqliteStore):
         """The review report: every segment with its score and decision (a DataFrame)."""
         return self.ranked(model_key)
 
-    def export(self, out_dir: str | os.PathLike, model_key: str | None = None, overwrite: bool = False) -> ExportResult:
+    def export(
+        self, out_dir: str | os.PathLike, model_key: str | None = None, overwrite: bool = False
+    ) -> ExportResult:
         """Write the corrected data set to ``out_dir`` plus ``out_dir/review_report.csv``; see
         :func:`.export.export_corrected`. The source is never written to."""
         return export_corrected(self, out_dir, model_key, overwrite)

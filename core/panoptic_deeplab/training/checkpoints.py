@@ -7,6 +7,7 @@ What such a save leaves behind (TensorFlow's ``ckpt-N_temp/`` folder, ``*.tempst
 shard without its index) is removed when the store opens. Restoring falls back, with a warning, to
 an older checkpoint when the newest cannot be read.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,13 +31,27 @@ class CheckpointStore:
     deleted right away: every worker must take part in a save, only the chief keeps it.
     """
 
-    def __init__(self, directory: str | Path, network, optimizer, keep: int = 3, writer: bool = True, scratch: str | Path | None = None):
+    def __init__(
+        self,
+        directory: str | Path,
+        network,
+        optimizer,
+        keep: int = 3,
+        writer: bool = True,
+        scratch: str | Path | None = None,
+    ):
         self.directory = Path(directory)
         self._objects = {"model": network, "optimizer": optimizer}
         self.checkpoint = tf.train.Checkpoint(**self._objects)
         self.writer = writer
-        target = self.directory if writer else Path(scratch or self.directory.with_name("checkpoints_scratch"))
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(target), max_to_keep=max(int(keep), 1))
+        target = (
+            self.directory
+            if writer
+            else Path(scratch or self.directory.with_name("checkpoints_scratch"))
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, str(target), max_to_keep=max(int(keep), 1)
+        )
         self._target = target
         if writer:
             self._remove_unfinished_saves()
@@ -52,14 +67,19 @@ class CheckpointStore:
             data = re.fullmatch(r"(ckpt-\d+)\.data-\d+-of-\d+", name)
             if path.is_dir() and re.fullmatch(r"ckpt-\d+_temp", name):
                 shutil.rmtree(path, ignore_errors=True)
-            elif ".tempstate" in name or (data and not (self.directory / f"{data.group(1)}.index").exists()):
+            elif ".tempstate" in name or (
+                data and not (self.directory / f"{data.group(1)}.index").exists()
+            ):
                 path.unlink(missing_ok=True)
             else:
                 continue
             removed.append(name)
         if removed:
-            print(f"removed the files of an unfinished checkpoint save in {self.directory}: {', '.join(removed)}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"removed the files of an unfinished checkpoint save in {self.directory}: {', '.join(removed)}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     @property
     def latest(self) -> str | None:
@@ -89,10 +109,16 @@ class CheckpointStore:
             for path in candidates:
                 try:
                     # A fresh Checkpoint per attempt: a failed restore leaves pending state behind.
-                    tf.train.Checkpoint(**self._objects).restore(path).assert_existing_objects_matched()
+                    tf.train.Checkpoint(**self._objects).restore(
+                        path
+                    ).assert_existing_objects_matched()
                     if errors:
-                        print(f"warning: the newest checkpoint(s) cannot be read, resuming from {Path(path).name}:\n  "
-                              + "\n  ".join(errors), file=sys.stderr, flush=True)
+                        print(
+                            f"warning: the newest checkpoint(s) cannot be read, resuming from {Path(path).name}:\n  "
+                            + "\n  ".join(errors),
+                            file=sys.stderr,
+                            flush=True,
+                        )
                     return path
                 except Exception as err:  # noqa: BLE001 - a torn file raises anything from IndexError to OpError
                     errors.append(f"{path}: {_first_line(err)}")
@@ -128,12 +154,16 @@ def restore_model_weights(network, source: str | Path) -> str:
     problem = None
     with _quiet_restores():
         try:
-            tf.train.Checkpoint(model=network).restore(prefix).expect_partial().assert_existing_objects_matched()
+            tf.train.Checkpoint(model=network).restore(
+                prefix
+            ).expect_partial().assert_existing_objects_matched()
         except (tf.errors.OpError, ValueError, AssertionError) as err:
             problem = _first_line(err)
     if problem:
-        raise CheckpointError(f"{prefix}: does not match the model of this config ({problem}). "
-                              "Use the config it was trained with.")
+        raise CheckpointError(
+            f"{prefix}: does not match the model of this config ({problem}). "
+            "Use the config it was trained with."
+        )
     return prefix
 
 

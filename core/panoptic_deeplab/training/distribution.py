@@ -1,4 +1,5 @@
 """Choosing a ``tf.distribute`` strategy from a flag, and who writes files in a multi-worker run."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,9 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
         try:
             json.loads(os.environ["TF_CONFIG"])
         except json.JSONDecodeError as err:
-            raise ConfigError(f"TF_CONFIG is not valid JSON ({err}); see docs/distributed-training.md.") from None
+            raise ConfigError(
+                f"TF_CONFIG is not valid JSON ({err}); see docs/distributed-training.md."
+            ) from None
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):

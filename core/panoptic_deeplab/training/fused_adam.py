@@ -13,6 +13,7 @@ a variable's ``_value``), so :func:`make_adam` uses it only on the Keras version
 on (``VERIFIED_KERAS``, by tests/core/training/test_fused_adam.py) and falls back to stock Adam
 elsewhere: slower to trace, same update.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -37,10 +38,17 @@ class FusedAdam(keras.optimizers.Adam):
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         index = self._get_variable_index(variable)
         tf.raw_ops.ResourceApplyAdam(
-            var=_handle(variable), m=_handle(self._momentums[index]), v=_handle(self._velocities[index]),
-            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
-            lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
-            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
+            var=_handle(variable),
+            m=_handle(self._momentums[index]),
+            v=_handle(self._velocities[index]),
+            beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(learning_rate, dtype),
+            beta1=beta_1,
+            beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
+        )
 
 
 def fused_adam_supported(version: str | None = None) -> bool:
@@ -48,14 +56,19 @@ def fused_adam_supported(version: str | None = None) -> bool:
     (``_momentums`` and ``_velocities`` appear only when the optimizer is built)."""
     version = keras.__version__ if version is None else version
     minor = ".".join(version.split(".")[:2])
-    return minor in VERIFIED_KERAS and callable(getattr(keras.optimizers.Adam, "_get_variable_index", None))
+    return minor in VERIFIED_KERAS and callable(
+        getattr(keras.optimizers.Adam, "_get_variable_index", None)
+    )
 
 
 def make_adam(**kwargs) -> keras.optimizers.Adam:
     """FusedAdam where verified, else Keras' own Adam (with a warning saying why start-up is slower)."""
     if fused_adam_supported():
         return FusedAdam(**kwargs)
-    warnings.warn(f"Keras {keras.__version__} is not a version FusedAdam was verified on ({', '.join(VERIFIED_KERAS)}); "
-                  "training uses Keras' own Adam: the same update, a slower trace at start-up",
-                  RuntimeWarning, stacklevel=2)
+    warnings.warn(
+        f"Keras {keras.__version__} is not a version FusedAdam was verified on ({', '.join(VERIFIED_KERAS)}); "
+        "training uses Keras' own Adam: the same update, a slower trace at start-up",
+        RuntimeWarning,
+        stacklevel=2,
+    )
     return keras.optimizers.Adam(**kwargs)

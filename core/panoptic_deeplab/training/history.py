@@ -7,6 +7,7 @@ the interior snapshot whose removal leaves the smallest gap goes, so the kept st
 over the run (first and newest always kept). The Inspect page loads any of them with
 :func:`load_step_bundle`.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HISTORY_DIR = "history"
-SPEC_FILE = "dataset_spec.json"  # the run's class table, written at the start (a bundle has its own)
+SPEC_FILE = (
+    "dataset_spec.json"  # the run's class table, written at the start (a bundle has its own)
+)
 _PREFIX = re.compile(r"(?:step|ckpt)-(\d+)\.index")
 
 
@@ -38,7 +41,14 @@ class SnapshotHistory:
     """Writes ``history/step-N`` at each save and thins the folder to ``keep`` snapshots.
     ``writer=False`` (non-chief workers) writes to ``scratch`` and deletes it, as checkpoints do."""
 
-    def __init__(self, workdir: str | Path, network, keep: int, writer: bool = True, scratch: str | Path | None = None):
+    def __init__(
+        self,
+        workdir: str | Path,
+        network,
+        keep: int,
+        writer: bool = True,
+        scratch: str | Path | None = None,
+    ):
         import tensorflow as tf
 
         self.directory = Path(workdir) / HISTORY_DIR
@@ -116,8 +126,10 @@ def load_step_bundle(workdir: str | Path, step: int):
     if not spec_path.is_file() and (workdir / "model" / SPEC_FILE).is_file():
         spec_path = workdir / "model" / SPEC_FILE
     if not (workdir / "config.yaml").is_file() or not spec_path.is_file():
-        raise CheckpointError(f"{workdir}: config.yaml or {SPEC_FILE} is missing, so its steps cannot be loaded. "
-                              "It was written by an older pdl train; its final bundle (model/) still loads.")
+        raise CheckpointError(
+            f"{workdir}: config.yaml or {SPEC_FILE} is missing, so its steps cannot be loaded. "
+            "It was written by an older pdl train; its final bundle (model/) still loads."
+        )
     config = load_config(str(workdir / "config.yaml"))
     config.model.pretrained_backbone = None
     spec = DatasetSpec.from_dict(json.loads(spec_path.read_text()))

@@ -1,6 +1,7 @@
 """Memory of a training run: its peak resident size, the memory free for it, and the low-memory
 choice. (The malloc settings that keep CPU training's RSS near its tensors: ``glibc_malloc``.)
 """
+
 from __future__ import annotations
 
 import os
@@ -42,23 +43,38 @@ def available_memory_bytes() -> int | None:
     return None
 
 
-def choose_low_memory(config, *, micro_batch: int, on_gpu: bool, available_bytes: int | None,
-                      requested: bool | None = None) -> MemoryChoice:
+def choose_low_memory(
+    config,
+    *,
+    micro_batch: int,
+    on_gpu: bool,
+    available_bytes: int | None,
+    requested: bool | None = None,
+) -> MemoryChoice:
     """Low-memory mode (one op at a time, a small input pipeline, tensors from malloc rather than
     TensorFlow's pool: lower CPU peak RSS, slower) from the user's flag when given, else from the
     device, the crop and the memory available."""
     if requested is not None:
-        return MemoryChoice(bool(requested), f"{'--low-memory' if requested else '--no-low-memory'} given")
+        return MemoryChoice(
+            bool(requested), f"{'--low-memory' if requested else '--no-low-memory'} given"
+        )
     if on_gpu:
         return MemoryChoice(False, "auto: training on a GPU")
     crop_h, crop_w = (int(v) for v in config.dataset.crop_size)
     estimate = _PEAK_BYTES_PER_CROP_PIXEL * crop_h * crop_w * max(int(micro_batch), 1)
-    limit = LOW_MEMORY_ABOVE_BYTES if available_bytes is None else min(LOW_MEMORY_ABOVE_BYTES, available_bytes / 2)
+    limit = (
+        LOW_MEMORY_ABOVE_BYTES
+        if available_bytes is None
+        else min(LOW_MEMORY_ABOVE_BYTES, available_bytes / 2)
+    )
     free = "" if available_bytes is None else f", {available_bytes / 2**30:.1f} GiB available"
     low = estimate > limit
-    return MemoryChoice(low, f"auto: CPU, crop {crop_h}x{crop_w} x {micro_batch} per step, estimated peak "
-                             f"{estimate / 2**30:.1f} GiB without it{free}; "
-                             f"{'--no-low-memory' if low else '--low-memory'} to override")
+    return MemoryChoice(
+        low,
+        f"auto: CPU, crop {crop_h}x{crop_w} x {micro_batch} per step, estimated peak "
+        f"{estimate / 2**30:.1f} GiB without it{free}; "
+        f"{'--no-low-memory' if low else '--low-memory'} to override",
+    )
 
 
 # TensorFlow's oneDNN CPU allocator (MklCPUAllocator) serves large tensors from a BFC pool that

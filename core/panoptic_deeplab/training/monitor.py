@@ -1,5 +1,6 @@
 """The callback that watches a ``fit`` run: NaN stop, checkpoints, progress lines, metrics.csv,
 TensorBoard scalars and prediction images, periodic evaluation."""
+
 from __future__ import annotations
 
 import math
@@ -35,10 +36,27 @@ class TrainingMonitor(keras.callbacks.Callback):
     Every ``eval_every`` steps: ``evaluate(step) -> {pq, sq, rq, miou, ...}``.
     """
 
-    def __init__(self, *, network, store, files, history=None, total_steps: int, start_step: int, batch_size: int,
-                 accumulation: int = 1, log_every: int = 20, checkpoint_every: int = 1000, eval_every: int = 0,
-                 evaluate: Callable[[int], dict] | None = None, preview: Callable[[int], dict] | None = None,
-                 summary_writer=None, mlflow=None, chief: bool = True, out=None):
+    def __init__(
+        self,
+        *,
+        network,
+        store,
+        files,
+        history=None,
+        total_steps: int,
+        start_step: int,
+        batch_size: int,
+        accumulation: int = 1,
+        log_every: int = 20,
+        checkpoint_every: int = 1000,
+        eval_every: int = 0,
+        evaluate: Callable[[int], dict] | None = None,
+        preview: Callable[[int], dict] | None = None,
+        summary_writer=None,
+        mlflow=None,
+        chief: bool = True,
+        out=None,
+    ):
         super().__init__()
         self.network = network
         self.store = store
@@ -85,13 +103,20 @@ class TrainingMonitor(keras.callbacks.Callback):
         last = step >= self.total_steps
         if self._first_step:  # tracing is over: say so at once, not at the first logged step
             self._first_step = False
-            self.files.status("running", step, phase="training", last_checkpoint=self.state.last_checkpoint_step)
+            self.files.status(
+                "running", step, phase="training", last_checkpoint=self.state.last_checkpoint_step
+            )
         if step % self.log_every == 0 or last:
             self._log(step, float(logs.get("learning_rate", float("nan"))))
         if step % self.checkpoint_every == 0 or last:
             if not self._save(step):
                 return
-        if self.evaluate is not None and self.eval_every > 0 and (step % self.eval_every == 0 or last) and self.chief:
+        if (
+            self.evaluate is not None
+            and self.eval_every > 0
+            and (step % self.eval_every == 0 or last)
+            and self.chief
+        ):
             self._evaluate(step)
 
     # -- pieces -----------------------------------------------------------------------------
@@ -107,7 +132,9 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.model.stop_training = True
 
     def _save(self, step: int) -> bool:
-        finite = all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.network.trainable_variables)
+        finite = all(
+            bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.network.trainable_variables
+        )
         if not finite:
             self._diverge({"weights": float("nan")})
             return False
@@ -126,7 +153,12 @@ class TrainingMonitor(keras.callbacks.Callback):
         now = time.perf_counter()
         count = max(self._window_count, 1)
         means = {k: v / count for k, v in self._window_sums.items()}
-        images_per_sec = self._window_count * self.batch_size / self.accumulation / max(now - self._window_start, 1e-9)
+        images_per_sec = (
+            self._window_count
+            * self.batch_size
+            / self.accumulation
+            / max(now - self._window_start, 1e-9)
+        )
         elapsed = now - self._run_start
         self._window_sums = {k: 0.0 for k in LOG_KEYS}
         self._window_count = 0
@@ -138,9 +170,16 @@ class TrainingMonitor(keras.callbacks.Callback):
             f"step {step}/{self.total_steps} loss {means['loss']:.4f} (sem {means['semantic_loss']:.4f} "
             f"center {means['center_loss']:.5f} offset {means['offset_loss']:.3f}) lr {learning_rate:.3g} "
             f"{images_per_sec:.3g} img/s ({self.batch_size / max(images_per_sec, 1e-9):.3g} s/step) eta {_duration(remaining)}",
-            file=self.out, flush=True,
+            file=self.out,
+            flush=True,
         )
-        row = {"step": step, **means, "learning_rate": learning_rate, "images_per_sec": images_per_sec, "elapsed_s": elapsed}
+        row = {
+            "step": step,
+            **means,
+            "learning_rate": learning_rate,
+            "images_per_sec": images_per_sec,
+            "elapsed_s": elapsed,
+        }
         self.files.append_metrics(row)
         self.files.status("running", step, last_checkpoint=self.state.last_checkpoint_step)
         scalars = {**means, "learning_rate": learning_rate, "images_per_sec": images_per_sec}
@@ -157,8 +196,14 @@ class TrainingMonitor(keras.callbacks.Callback):
         results = self.evaluate(step) or {}
         self.state.last_eval = {"step": step, **results}
         shown = " ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, (int, float)))
-        print(f"step {step}: eval {shown} ({time.perf_counter() - started:.1f}s)", file=self.out, flush=True)
-        self.files.append_metrics({"step": step, **{k: results.get(k) for k in ("pq", "sq", "rq", "miou")}})
+        print(
+            f"step {step}: eval {shown} ({time.perf_counter() - started:.1f}s)",
+            file=self.out,
+            flush=True,
+        )
+        self.files.append_metrics(
+            {"step": step, **{k: results.get(k) for k in ("pq", "sq", "rq", "miou")}}
+        )
         numeric = {f"eval/{k}": float(v) for k, v in results.items() if isinstance(v, (int, float))}
         if self.writer is not None:
             with self.writer.as_default(step=step):

@@ -2,6 +2,7 @@
 function (``evaluation.evaluate_split``) with the network wrapped in the Predictor ``pdl evaluate``
 builds for a bundle (``network_predictor``), so any image size works and the numbers are those of a
 later ``pdl evaluate`` of that model by construction."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -13,14 +14,21 @@ def make_periodic_evaluator(reader, split: str, config, spec, limit: int | None 
     latest call (``evaluate_split``'s, what ``pdl evaluate --out`` writes less the run's settings)."""
     from ..evaluation.evaluate_split import evaluate_split, network_predictor, summary
 
-    predictors: dict[int, object] = {}  # one per network: its traced graphs read the current weights
+    predictors: dict[
+        int, object
+    ] = {}  # one per network: its traced graphs read the current weights
 
     def evaluate(network, step: int) -> dict:
         predictor = predictors.get(id(network))
         if predictor is None:
             predictor = predictors[id(network)] = network_predictor(network, config, spec)
-        result = evaluate_split(predictor, reader, limit=int(limit) if limit else None, ap="none",
-                                where=f"--eval-split {split}")
+        result = evaluate_split(
+            predictor,
+            reader,
+            limit=int(limit) if limit else None,
+            ap="none",
+            where=f"--eval-split {split}",
+        )
         evaluate.last_result = result
         return summary(result)
 

@@ -1,5 +1,6 @@
 """Files a training run writes for people and for the app: ``status.json``, ``metrics.csv``,
 TensorBoard event files, and optionally MLflow. Only the chief worker writes them."""
+
 from __future__ import annotations
 
 import csv
@@ -9,8 +10,18 @@ import time
 from pathlib import Path
 
 METRIC_COLUMNS = (
-    "step", "loss", "semantic_loss", "center_loss", "offset_loss", "learning_rate",
-    "images_per_sec", "elapsed_s", "pq", "sq", "rq", "miou",
+    "step",
+    "loss",
+    "semantic_loss",
+    "center_loss",
+    "offset_loss",
+    "learning_rate",
+    "images_per_sec",
+    "elapsed_s",
+    "pq",
+    "sq",
+    "rq",
+    "miou",
 )
 
 
@@ -23,8 +34,12 @@ def write_json_atomic(path: Path, data: dict) -> None:
 # What a run does before its first step, in order; the app shows it. Each is printed as a
 # "phase: ..." line; the last two also go to status.json ("phase"), which is only written once the
 # run is sure to start (a refused run leaves the workdir as it was).
-PHASES = ("checking the data set", "building the model", "preparing the input pipeline",
-          "tracing the training step")
+PHASES = (
+    "checking the data set",
+    "building the model",
+    "preparing the input pipeline",
+    "tracing the training step",
+)
 PHASE_PREFIX = "phase: "
 
 
@@ -47,7 +62,9 @@ class RunFiles:
         self.metrics_path = self.workdir / "metrics.csv"
         self.started = time.time()
 
-    def status(self, state: str, step: int, message: str = "", phase: str | None = None, **extra) -> None:
+    def status(
+        self, state: str, step: int, message: str = "", phase: str | None = None, **extra
+    ) -> None:
         """``phase`` says what a run does before its first step (PHASES), then "training"; it is kept
         from the previous call when not given."""
         if not self.enabled:
@@ -55,11 +72,19 @@ class RunFiles:
         if state not in ("starting", "running"):
             phase = state  # finished, failed, stopped
         self.phase = phase or getattr(self, "phase", None) or "training"
-        write_json_atomic(self.status_path, {
-            "state": state, "step": int(step), "total_steps": self.total_steps, "message": message,
-            "phase": self.phase, "pid": os.getpid(), "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **extra,
-        })
+        write_json_atomic(
+            self.status_path,
+            {
+                "state": state,
+                "step": int(step),
+                "total_steps": self.total_steps,
+                "message": message,
+                "phase": self.phase,
+                "pid": os.getpid(),
+                "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **extra,
+            },
+        )
 
     def start_metrics(self, resumed_step: int) -> None:
         """Create the CSV, or on resume drop the rows past the checkpoint we resumed from (those
@@ -69,7 +94,11 @@ class RunFiles:
         rows = []
         if self.metrics_path.is_file() and resumed_step > 0:
             with self.metrics_path.open(newline="") as f:
-                rows = [r for r in csv.DictReader(f) if r.get("step") and int(float(r["step"])) <= resumed_step]
+                rows = [
+                    r
+                    for r in csv.DictReader(f)
+                    if r.get("step") and int(float(r["step"])) <= resumed_step
+                ]
         # Through a temporary file: a kill at this moment must not lose the rows already logged.
         tmp = self.metrics_path.with_name(f".{self.metrics_path.name}.{os.getpid()}.tmp")
         with tmp.open("w", newline="") as f:
@@ -113,7 +142,9 @@ class MlflowLogger:
         mlflow.log_params(flat)
 
     def log(self, step: int, metrics: dict) -> None:
-        self.mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None}, step=int(step))
+        self.mlflow.log_metrics(
+            {k: float(v) for k, v in metrics.items() if v is not None}, step=int(step)
+        )
 
     def close(self, status: str = "FINISHED") -> None:
         self.mlflow.end_run(status=status)

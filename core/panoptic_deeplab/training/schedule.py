@@ -1,4 +1,5 @@
 """Learning-rate schedule: linear warmup, then polynomial decay (deeplab2, docs/method.md §5)."""
+
 from __future__ import annotations
 
 import keras
@@ -14,8 +15,15 @@ class WarmupPolyDecay(keras.optimizers.schedules.LearningRateSchedule):
     the schedule sees is divided by it; the schedule is always in optimizer updates.
     """
 
-    def __init__(self, base_learning_rate: float, total_steps: int, end_learning_rate: float = 0.0,
-                 power: float = 0.9, warmup_steps: int = 0, accumulation: int = 1):
+    def __init__(
+        self,
+        base_learning_rate: float,
+        total_steps: int,
+        end_learning_rate: float = 0.0,
+        power: float = 0.9,
+        warmup_steps: int = 0,
+        accumulation: int = 1,
+    ):
         self.base_learning_rate = float(base_learning_rate)
         self.total_steps = max(int(total_steps), 1)
         self.end_learning_rate = float(end_learning_rate)
@@ -26,7 +34,9 @@ class WarmupPolyDecay(keras.optimizers.schedules.LearningRateSchedule):
     def __call__(self, step):
         step = tf.cast(tf.math.floordiv(tf.cast(step, tf.int64), self.accumulation), tf.float32)
         progress = tf.minimum(step, float(self.total_steps)) / float(self.total_steps)
-        poly = (self.base_learning_rate - self.end_learning_rate) * tf.pow(1.0 - progress, self.power)
+        poly = (self.base_learning_rate - self.end_learning_rate) * tf.pow(
+            1.0 - progress, self.power
+        )
         poly = poly + self.end_learning_rate
         if self.warmup_steps <= 0:
             return poly

@@ -4,6 +4,7 @@ The network stays the plain functional model from ``build_model`` (what bundles 
 wrapper only adds a ``train_step``, so ``Model.fit`` drives the loop, callbacks, XLA
 (``jit_compile``) and tf.distribute.
 """
+
 from __future__ import annotations
 
 import keras
@@ -42,7 +43,9 @@ class PanopticTrainingModel(keras.Model):
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled = self.optimizer.scale_loss(terms["loss"] / float(replicas))
         logs = {key: terms[key] for key in ("loss", *LOSS_TERMS)}
-        logs["learning_rate"] = tf.identity(tf.cast(self.optimizer.learning_rate, tf.float32))  # this step's
+        logs["learning_rate"] = tf.identity(
+            tf.cast(self.optimizer.learning_rate, tf.float32)
+        )  # this step's
         variables = self.network.trainable_variables
         with tf.control_dependencies([logs["learning_rate"]]):
             gradients = tape.gradient(scaled, variables)

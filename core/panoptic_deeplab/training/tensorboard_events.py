@@ -6,6 +6,7 @@ expects ("scalars": a float scalar; "images": ``[width, height, png, ...]`` stri
 same event files, so runs can be viewed later with ``pip install tensorboard`` and
 ``tensorboard --logdir WORKDIR/tensorboard``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,7 +21,9 @@ def _metadata(plugin: str) -> bytes:
 
 
 def scalar(name: str, value: float, step: int) -> None:
-    tf.summary.write(name, tf.constant(float(value), tf.float32), step=step, metadata=_metadata("scalars"))
+    tf.summary.write(
+        name, tf.constant(float(value), tf.float32), step=step, metadata=_metadata("scalars")
+    )
 
 
 def images(name: str, batch, step: int, max_outputs: int = 2) -> None:

@@ -4,6 +4,7 @@ Step numbers count optimizer updates. With ``train.gradient_accumulation = A`` e
 the gradients of A micro-batches of ``batch_size / A`` images (Keras' own optimizer accumulation),
 so ``batch_size`` is always the effective batch.
 """
+
 from __future__ import annotations
 
 import sys
@@ -49,11 +50,20 @@ class TrainResult:
     metrics: dict = field(default_factory=dict)
 
 
-def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: DatasetSpec,
-          strategy: str | tf.distribute.Strategy | None = None, init_from: str | Path | None = None,
-          evaluate_fn: Callable[[keras.Model, int], dict] | None = None,
-          preview_images: np.ndarray | None = None, use_mlflow: bool = False, out=None,
-          domain: str | None = None) -> TrainResult:
+def train(
+    config: Config,
+    workdir: str | Path,
+    *,
+    dataset_fn: DatasetFn,
+    spec: DatasetSpec,
+    strategy: str | tf.distribute.Strategy | None = None,
+    init_from: str | Path | None = None,
+    evaluate_fn: Callable[[keras.Model, int], dict] | None = None,
+    preview_images: np.ndarray | None = None,
+    use_mlflow: bool = False,
+    out=None,
+    domain: str | None = None,
+) -> TrainResult:
     """Train ``config`` into ``workdir`` (steps, batch size, checkpointing from ``config.train``).
 
     A workdir that already holds checkpoints is resumed from the newest one. ``evaluate_fn(network,
@@ -75,7 +85,9 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
         _check_workdir_config(config, workdir)
     files = RunFiles(workdir, tc.steps, enabled=chief)
     if chief:
-        announce_phase("building the model", out)  # not in status.json yet: the run may still be refused
+        announce_phase(
+            "building the model", out
+        )  # not in status.json yet: the run may still be refused
 
     with strategy.scope():
         network = _build_network(config, spec)
@@ -85,19 +97,30 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
         optimizer.build(network.trainable_variables)
     task_type, task_id = task_info(strategy)
     store = CheckpointStore(
-        workdir / "checkpoints", network, optimizer, keep=tc.keep_checkpoints, writer=chief,
+        workdir / "checkpoints",
+        network,
+        optimizer,
+        keep=tc.keep_checkpoints,
+        writer=chief,
         scratch=workdir / "worker_scratch" / f"{task_type}-{task_id}",
     )
 
-    history = SnapshotHistory(workdir, network, tc.keep_history, writer=chief,
-                              scratch=workdir / "worker_scratch" / f"history-{task_type}-{task_id}")
+    history = SnapshotHistory(
+        workdir,
+        network,
+        tc.keep_history,
+        writer=chief,
+        scratch=workdir / "worker_scratch" / f"history-{task_type}-{task_id}",
+    )
     restored = store.restore_latest()
     start_step = checkpoint_step(restored) if restored else 0
     if restored:
         print(f"resumed from step {start_step} ({restored})", file=out, flush=True)
     elif init_from:
         print(f"initialised from {_init_weights(network, init_from)}", file=out, flush=True)
-    if chief:  # only now: a checkpoint or --init-from that does not fit leaves the workdir as it was
+    if (
+        chief
+    ):  # only now: a checkpoint or --init-from that does not fit leaves the workdir as it was
         save_config(config, workdir / "config.yaml")
         write_run_spec(workdir, spec)
 
@@ -108,12 +131,23 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
     mlflow = _maybe_mlflow(use_mlflow and chief, workdir, config, out)
     writer = tf.summary.create_file_writer(str(workdir / "tensorboard")) if chief else None
     monitor = TrainingMonitor(
-        network=network, store=store, history=history, files=files, total_steps=tc.steps, start_step=start_step,
-        batch_size=tc.batch_size, accumulation=accumulation, log_every=log_interval(tc.log_every, tc.steps),
-        checkpoint_every=tc.checkpoint_every, eval_every=tc.eval_every,
+        network=network,
+        store=store,
+        history=history,
+        files=files,
+        total_steps=tc.steps,
+        start_step=start_step,
+        batch_size=tc.batch_size,
+        accumulation=accumulation,
+        log_every=log_interval(tc.log_every, tc.steps),
+        checkpoint_every=tc.checkpoint_every,
+        eval_every=tc.eval_every,
         evaluate=(lambda step: evaluate_fn(network, step)) if evaluate_fn else None,
         preview=_preview_fn(network, spec, preview_images) if preview_images is not None else None,
-        summary_writer=writer, mlflow=mlflow, chief=chief, out=out,
+        summary_writer=writer,
+        mlflow=mlflow,
+        chief=chief,
+        out=out,
     )
 
     remaining = tc.steps - start_step
@@ -122,42 +156,71 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
             dataset = dataset_fn(micro_batch, tc.seed + start_step)
             if task_type is not None:
                 options = tf.data.Options()
-                options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+                options.experimental_distribute.auto_shard_policy = (
+                    tf.data.experimental.AutoShardPolicy.DATA
+                )
                 dataset = dataset.with_options(options)
             print(
                 f"training {config.name}: steps {start_step}->{tc.steps}, batch {tc.batch_size}"
                 f"{f' ({accumulation} x {micro_batch})' if accumulation > 1 else ''}, "
                 f"{strategy.num_replicas_in_sync} replica(s), {network.count_params():,} parameters",
-                file=out, flush=True,
+                file=out,
+                flush=True,
             )
             files.status("starting", start_step, phase="tracing the training step")
             if chief:
                 announce_phase("tracing the training step", out)
-            trainer.fit(dataset, epochs=1, steps_per_epoch=remaining * accumulation, verbose=0, shuffle=False,
-                        callbacks=[monitor])
+            trainer.fit(
+                dataset,
+                epochs=1,
+                steps_per_epoch=remaining * accumulation,
+                verbose=0,
+                shuffle=False,
+                callbacks=[monitor],
+            )
         else:
-            print(f"already at step {start_step} of {tc.steps}; nothing to train", file=out, flush=True)
-    except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C; SIGTERM (docker stop, the app's Cancel)
+            print(
+                f"already at step {start_step} of {tc.steps}; nothing to train",
+                file=out,
+                flush=True,
+            )
+    except (
+        KeyboardInterrupt,
+        SystemExit,
+    ) as err:  # Ctrl-C; SIGTERM (docker stop, the app's Cancel)
         last = _last_checkpoint(monitor, store, chief)
-        message = (f"{'interrupted (Ctrl-C)' if isinstance(err, KeyboardInterrupt) else 'stopped (SIGTERM)'} at "
-                   f"step {monitor.state.step}; "
-                   + (f"the last checkpoint is step {last} in {store.directory}. Run the same command again to resume from it."
-                      if last else "no checkpoint was written yet, so running the same command again starts over."))
+        message = (
+            f"{'interrupted (Ctrl-C)' if isinstance(err, KeyboardInterrupt) else 'stopped (SIGTERM)'} at "
+            f"step {monitor.state.step}; "
+            + (
+                f"the last checkpoint is step {last} in {store.directory}. Run the same command again to resume from it."
+                if last
+                else "no checkpoint was written yet, so running the same command again starts over."
+            )
+        )
         files.status("stopped", monitor.state.step, message=message, last_checkpoint=last)
         print(message, file=sys.stderr, flush=True)
         if mlflow:
             mlflow.close("KILLED")
         raise
     except BaseException as err:
-        files.status("failed", monitor.state.step, message=f"{type(err).__name__}: {err}"[:2000],
-                     last_checkpoint=_last_checkpoint(monitor, store, chief))
+        files.status(
+            "failed",
+            monitor.state.step,
+            message=f"{type(err).__name__}: {err}"[:2000],
+            last_checkpoint=_last_checkpoint(monitor, store, chief),
+        )
         if mlflow:
             mlflow.close("FAILED")
         raise
 
     if monitor.state.diverged:
-        files.status("failed", monitor.state.step, message=monitor.state.diverged,
-                     last_checkpoint=monitor.state.last_checkpoint_step)
+        files.status(
+            "failed",
+            monitor.state.step,
+            message=monitor.state.diverged,
+            last_checkpoint=monitor.state.last_checkpoint_step,
+        )
         if mlflow:
             mlflow.close("FAILED")
         raise TrainingDivergedError(monitor.state.diverged)
@@ -172,14 +235,28 @@ def train(config: Config, workdir: str | Path, *, dataset_fn: DatasetFn, spec: D
     }
     bundle = None
     if chief:
-        bundle = save_bundle(workdir / "model", network, config, spec, metrics=metrics, steps=monitor.state.step,
-                             domain=domain)
-        files.status("finished", monitor.state.step, message="done", bundle=str(bundle),
-                     last_checkpoint=monitor.state.last_checkpoint_step)
+        bundle = save_bundle(
+            workdir / "model",
+            network,
+            config,
+            spec,
+            metrics=metrics,
+            steps=monitor.state.step,
+            domain=domain,
+        )
+        files.status(
+            "finished",
+            monitor.state.step,
+            message="done",
+            bundle=str(bundle),
+            last_checkpoint=monitor.state.last_checkpoint_step,
+        )
         print(f"model bundle written to {bundle}", file=out, flush=True)
     if mlflow:
         mlflow.close()
-    return TrainResult(workdir, monitor.state.step, start_step if restored else None, bundle, wall, metrics)
+    return TrainResult(
+        workdir, monitor.state.step, start_step if restored else None, bundle, wall, metrics
+    )
 
 
 def _last_checkpoint(monitor: TrainingMonitor, store: CheckpointStore, chief: bool) -> int:
@@ -263,9 +340,11 @@ def _init_weights(network: keras.Model, source: str | Path) -> str:
             load_weights_checked(network, weights, hint=hint, skip_mismatch=True)
             layer = network.get_layer(CLASS_LAYER)
             shapes = ", ".join(f"{w.name} {tuple(w.shape)}" for w in layer.weights)
-            print(f"note: {weights}: trained for another number of classes; every layer but the last of the "
-                  f"semantic head is loaded, that one starts fresh (re-initialised: {CLASS_LAYER}: {shapes})",
-                  file=sys.stderr)
+            print(
+                f"note: {weights}: trained for another number of classes; every layer but the last of the "
+                f"semantic head is loaded, that one starts fresh (re-initialised: {CLASS_LAYER}: {shapes})",
+                file=sys.stderr,
+            )
         return str(weights)
     return restore_model_weights(network, source)
 
@@ -294,5 +373,9 @@ def _maybe_mlflow(enabled: bool, workdir: Path, config: Config, out):
     try:
         return MlflowLogger(workdir, config.to_dict(), run_name=f"{config.name}:{workdir.name}")
     except ImportError:
-        print("MLflow is not installed; logging to metrics.csv and TensorBoard only", file=out, flush=True)
+        print(
+            "MLflow is not installed; logging to metrics.csv and TensorBoard only",
+            file=out,
+            flush=True,
+        )
         return None

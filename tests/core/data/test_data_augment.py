@@ -1,4 +1,5 @@
 """Augmentation ops against direct (slow) formulations of the same deeplab2 steps."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,8 +17,10 @@ def naive_pad_then_crop(image, label, crop_hw, pad_value, seed):
     cy, cx = draw(seeds[2], th - crop_hw[0] + 1), draw(seeds[3], tw - crop_hw[1] + 1)
     img = np.full((th, tw, 3), 127.5, np.float32)
     lab = np.full((th, tw), pad_value, np.int32)
-    img[py:py + h, px:px + w], lab[py:py + h, px:px + w] = image, label
-    return img[cy:cy + crop_hw[0], cx:cx + crop_hw[1]], lab[cy:cy + crop_hw[0], cx:cx + crop_hw[1]]
+    img[py : py + h, px : px + w], lab[py : py + h, px : px + w] = image, label
+    return img[cy : cy + crop_hw[0], cx : cx + crop_hw[1]], lab[
+        cy : cy + crop_hw[0], cx : cx + crop_hw[1]
+    ]
 
 
 @pytest.mark.parametrize("size", [(20, 30), (9, 40), (40, 9), (5, 6)])
@@ -27,14 +30,18 @@ def test_random_pad_and_crop_equals_pad_then_crop(size):
     label = rng.integers(0, 5000, size).astype(np.int32)
     for k in range(5):
         seed = tf.constant([k, 11], tf.int64)
-        img, lab = augment.random_pad_and_crop(tf.constant(image), tf.constant(label), (12, 17), 255000, seed)
+        img, lab = augment.random_pad_and_crop(
+            tf.constant(image), tf.constant(label), (12, 17), 255000, seed
+        )
         ref_img, ref_lab = naive_pad_then_crop(image, label, (12, 17), 255000, seed)
         np.testing.assert_array_equal(img.numpy(), ref_img)
         np.testing.assert_array_equal(lab.numpy(), ref_lab)
 
 
 def test_resize_pair_align_corners_and_nearest():
-    image = tf.constant(np.arange(3, dtype=np.float32).reshape(1, 3, 1) * np.ones((1, 1, 3), np.float32))
+    image = tf.constant(
+        np.arange(3, dtype=np.float32).reshape(1, 3, 1) * np.ones((1, 1, 3), np.float32)
+    )
     label = tf.constant([[0, 1000, 2000]], tf.int32)
     img, lab = augment.resize_pair(image, label, [1, 5])
     # align_corners: output x maps to input x * (3 - 1) / (5 - 1) = 0, 0.5, 1, 1.5, 2.
@@ -47,14 +54,18 @@ def test_random_scale_draws_from_the_set():
     image, label = tf.zeros([10, 20, 3]), tf.zeros([10, 20], tf.int32)
     sizes = set()
     for k in range(40):
-        img, lab = augment.random_scale(image, label, [0.5, 1.0, 2.0], tf.constant([k, 0], tf.int64))
+        img, lab = augment.random_scale(
+            image, label, [0.5, 1.0, 2.0], tf.constant([k, 0], tf.int64)
+        )
         assert img.shape[:2] == lab.shape
         sizes.add(tuple(img.shape[:2]))
     assert sizes == {(5, 10), (10, 20), (20, 40)}
 
 
 def test_flip_moves_image_and_label_together():
-    image = tf.constant(np.arange(6, dtype=np.float32).reshape(1, 6, 1) * np.ones((1, 1, 3), np.float32))
+    image = tf.constant(
+        np.arange(6, dtype=np.float32).reshape(1, 6, 1) * np.ones((1, 1, 3), np.float32)
+    )
     label = tf.constant([[0, 1, 2, 3, 4, 5]], tf.int32)
     flips = 0
     for k in range(20):

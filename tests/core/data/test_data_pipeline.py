@@ -1,5 +1,6 @@
 """The tf.data pipeline: shapes, labels stay aligned with images through augmentation, eval
 padding, determinism for a seed."""
+
 import json
 
 import cv2
@@ -13,8 +14,11 @@ from panoptic_deeplab.datasets.coco_panoptic import id_to_rgb
 from panoptic_deeplab.datasets.readers import open_dataset
 
 H, W = 65, 97
-CATEGORIES = [{"id": 0, "name": "road", "isthing": 0}, {"id": 1, "name": "car", "isthing": 1},
-              {"id": 2, "name": "person", "isthing": 1}]
+CATEGORIES = [
+    {"id": 0, "name": "road", "isthing": 0},
+    {"id": 1, "name": "car", "isthing": 1},
+    {"id": 2, "name": "person", "isthing": 1},
+]
 
 
 def colour(panoptic):
@@ -36,18 +40,26 @@ def root(tmp_path_factory):
         segments = [{"id": 1, "category_id": 0, "iscrowd": 0}]
         for n in range(4):
             y, x = rng.integers(0, H - 20), rng.integers(0, W - 24)
-            ids[y:y + 20, x:x + 24] = n + 2
+            ids[y : y + 20, x : x + 24] = n + 2
             segments.append({"id": n + 2, "category_id": 1 + n % 2, "iscrowd": 0})
         present = set(np.unique(ids).tolist())
-        segments = [dict(s, area=int((ids == s["id"]).sum())) for s in segments if s["id"] in present]
-        cv2.imwrite(str(root / "annotations" / "panoptic_train" / f"{k}.png"), id_to_rgb(ids)[..., ::-1])
+        segments = [
+            dict(s, area=int((ids == s["id"]).sum())) for s in segments if s["id"] in present
+        ]
+        cv2.imwrite(
+            str(root / "annotations" / "panoptic_train" / f"{k}.png"), id_to_rgb(ids)[..., ::-1]
+        )
         images.append({"id": k, "file_name": f"{k}.png", "height": H, "width": W})
         annotations.append({"image_id": k, "file_name": f"{k}.png", "segments_info": segments})
     (root / "annotations" / "panoptic_train.json").write_text(
-        json.dumps({"images": images, "annotations": annotations, "categories": CATEGORIES}))
+        json.dumps({"images": images, "annotations": annotations, "categories": CATEGORIES})
+    )
     reader = open_dataset(root, "train")
     for k in range(3):  # paint each image from its own decoded label
-        cv2.imwrite(str(root / "train" / f"{k}.png"), colour(reader.load_panoptic(k)).astype(np.uint8)[..., ::-1])
+        cv2.imwrite(
+            str(root / "train" / f"{k}.png"),
+            colour(reader.load_panoptic(k)).astype(np.uint8)[..., ::-1],
+        )
     return root
 
 
@@ -70,7 +82,14 @@ def test_training_shapes_and_types(root):
     features, targets = next(iter(ds))
     assert features["image"].shape == (2, 49, 65, 3) and features["image"].dtype.name == "float32"
     assert targets["offsets"].shape == (2, 49, 65, 2)
-    for key in ("semantic", "center_heatmap", "semantic_weights", "center_weights", "offset_weights", "panoptic"):
+    for key in (
+        "semantic",
+        "center_heatmap",
+        "semantic_weights",
+        "center_weights",
+        "offset_weights",
+        "panoptic",
+    ):
         assert targets[key].shape == (2, 49, 65), key
     assert targets["panoptic"].dtype.name == "int32"
 
@@ -114,7 +133,10 @@ def test_eval_pads_bottom_right(root):
     reader = open_dataset(root, "train")
     ds = make_dataset(reader, "train", config(crop=(73, 105)), training=False, batch_size=2)
     batches = list(ds)
-    assert [b[0]["image"].shape[0] for b in batches] == [2, 1]  # eval keeps the remainder, no repeat
+    assert [b[0]["image"].shape[0] for b in batches] == [
+        2,
+        1,
+    ]  # eval keeps the remainder, no repeat
     image, label = batches[0][0]["image"].numpy()[0], batches[0][1]["panoptic"].numpy()[0]
     np.testing.assert_array_equal(label[:H, :W], reader.load_panoptic(0))
     np.testing.assert_array_equal(image[:H, :W], reader.load_image(0).astype(np.float32))

@@ -1,4 +1,5 @@
 """make_targets against hand-computed cases (docs/method.md §2)."""
+
 import math
 
 import numpy as np
@@ -123,7 +124,9 @@ def test_graph_mode_matches_eager():
     rng = np.random.default_rng(0)
     label = np.repeat(np.repeat(rng.integers(0, 4, (6, 9)), 7, 0), 7, 1) * DIV
     label += (label // DIV >= 1) * rng.integers(0, 3, label.shape) * 0 + (label // DIV >= 1)
-    fn = tf.function(lambda x: make_targets(x, thing_class_ids=(1, 2), label_divisor=DIV, ignore_label=IGNORE))
+    fn = tf.function(
+        lambda x: make_targets(x, thing_class_ids=(1, 2), label_divisor=DIV, ignore_label=IGNORE)
+    )
     graph = fn(tf.constant(label, tf.int32))
     eager = targets(label)
     for key, value in graph.items():

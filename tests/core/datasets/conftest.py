@@ -24,7 +24,9 @@ def write_cityscapes(root, split="val"):
     raw[2, 0:2] = 24  # person group (no instance) -> crowd, train 11
     raw[2, 4:6] = 1  # ego vehicle -> void
     raw[3, 0:3] = 24005  # a person instance
-    cv2.imwrite(str(img_dir / "aachen_000000_000019_leftImg8bit.png"), np.zeros((4, 6, 3), np.uint8))
+    cv2.imwrite(
+        str(img_dir / "aachen_000000_000019_leftImg8bit.png"), np.zeros((4, 6, 3), np.uint8)
+    )
     cv2.imwrite(str(gt_dir / "aachen_000000_000019_gtFine_instanceIds.png"), raw)
     return raw
 

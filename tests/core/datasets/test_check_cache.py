@@ -1,5 +1,6 @@
 """The gate of `pdl train` / `pdl evaluate` remembers a pass: an unchanged data set is not decoded
 again; any changed file, a failed check, PDL_RECHECK_DATASET or a new CHECK_VERSION means a full check."""
+
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ def decoded(monkeypatch):
     def spy(path):
         paths.append(path)
         return real(path)
+
     monkeypatch.setattr(checks, "read_segment_ids", spy)
     return paths
 
@@ -53,7 +55,9 @@ def touch(path):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
 
 
-def test_second_check_of_an_unchanged_set_decodes_nothing(root, decoded, cache_home, monkeypatch, capsys):
+def test_second_check_of_an_unchanged_set_decodes_nothing(
+    root, decoded, cache_home, monkeypatch, capsys
+):
     require_valid_dataset(root, "val")
     assert len(decoded) == 3
     records = list((cache_home / "panoptic_deeplab" / "dataset-checks").glob("*.json"))
@@ -61,20 +65,28 @@ def test_second_check_of_an_unchanged_set_decodes_nothing(root, decoded, cache_h
 
     def refuse(path):
         raise AssertionError(f"decoded {path} again")
+
     monkeypatch.setattr(checks, "read_segment_ids", refuse)
     monkeypatch.setattr(checks, "header_size", refuse)
     capsys.readouterr()
     require_valid_dataset(root, "val")
     out = capsys.readouterr().out
     assert "unchanged since it passed the data set check" in out and "PDL_RECHECK_DATASET=1" in out
-    require_valid_dataset(root, "val", allow_image_problems=True)  # a strict pass serves pdl evaluate too
+    require_valid_dataset(
+        root, "val", allow_image_problems=True
+    )  # a strict pass serves pdl evaluate too
 
 
 @pytest.mark.parametrize("changed", ["label png", "annotation json", "image"])
 def test_a_touched_file_means_a_full_check(root, decoded, changed):
     require_valid_dataset(root, "val")
-    touch({"label png": png(root, 1), "annotation json": json_file(root),
-           "image": root / "val" / "val_000002.jpg"}[changed])
+    touch(
+        {
+            "label png": png(root, 1),
+            "annotation json": json_file(root),
+            "image": root / "val" / "val_000002.jpg",
+        }[changed]
+    )
     decoded.clear()
     require_valid_dataset(root, "val")
     assert len(decoded) == 3
@@ -155,7 +167,9 @@ def _files_read(root, split, monkeypatch):
         def spy(path, *args):
             read.add(str(path))
             return fn(path, *args)
+
         return spy
+
     monkeypatch.setattr(checks, "read_segment_ids", spying(checks.read_segment_ids))
     monkeypatch.setattr(checks, "header_size", spying(checks.header_size))
     monkeypatch.setattr(cv2, "imread", spying(cv2.imread))
@@ -178,11 +192,15 @@ def test_cityscapes_fingerprints_cover_the_files_read(cityscapes_root, monkeypat
     convert2panoptic(str(gt), str(gt), False, ["val"])
     next((gt / "val").glob("*/*_instanceIds.png")).unlink()  # now read through the panoptic JSON
     files = {str(p) for p in files_checked(cityscapes_root, "val")}
-    assert files == _files_read(cityscapes_root, "val", monkeypatch) | {str(gt / "cityscapes_panoptic_val.json")}
+    assert files == _files_read(cityscapes_root, "val", monkeypatch) | {
+        str(gt / "cityscapes_panoptic_val.json")
+    }
 
 
 def test_malformed_annotations_give_no_fingerprint(root):
-    json_file(root).write_text('{"images": [], "annotations": [{"file_name": "../x.png", "image_id": 1}]}')
+    json_file(root).write_text(
+        '{"images": [], "annotations": [{"file_name": "../x.png", "image_id": 1}]}'
+    )
     assert files_checked(root, "val") is None
     json_file(root).write_text("{not json")
     assert files_checked(root, "val") is None
@@ -196,6 +214,7 @@ def test_a_first_check_parses_the_annotation_json_once(root, cache_home, monkeyp
     def spy(f, *args, **kwargs):
         parsed.append(getattr(f, "name", f))
         return real(f, *args, **kwargs)
+
     monkeypatch.setattr(checks.json, "load", spy)
     require_valid_dataset(root, "val")
     assert [p for p in parsed if str(p).endswith("panoptic_val.json")] == [str(json_file(root))]

@@ -1,4 +1,5 @@
 """check-dataset: each kind of problem is reported with its file and a fix; it never crashes."""
+
 import json
 import shutil
 
@@ -59,8 +60,12 @@ def test_png_id_not_in_segments_info(root):
 
 
 def test_segment_absent_from_png(root):
-    edit_json(root, lambda d: d["annotations"][0]["segments_info"].append(
-        {"id": 999, "category_id": 6, "iscrowd": 0, "area": 5}))
+    edit_json(
+        root,
+        lambda d: d["annotations"][0]["segments_info"].append(
+            {"id": 999, "category_id": 6, "iscrowd": 0, "area": 5}
+        ),
+    )
     assert "segment 999 of segments_info does not occur in val_000000.png" in problems_text(root)
 
 
@@ -68,6 +73,7 @@ def test_wrong_area(root):
     def change(d):
         seg = d["annotations"][1]["segments_info"][0]
         seg["area"] += 3
+
     edit_json(root, change)
     text = problems_text(root)
     assert "image id 1: segment" in text and "set its 'area' to" in text
@@ -84,6 +90,7 @@ def test_duplicate_ids(root):
         segs.append(dict(segs[0]))
         d["images"].append(dict(d["images"][0]))
         d["categories"].append(dict(d["categories"][0]))
+
     edit_json(root, dup)
     text = problems_text(root)
     assert "appears 2 times in segments_info" in text
@@ -93,7 +100,9 @@ def test_duplicate_ids(root):
 
 def test_png_size_mismatch(root):
     png = png_path(root)
-    cv2.imwrite(str(png), cv2.resize(cv2.imread(str(png)), (60, 50), interpolation=cv2.INTER_NEAREST))
+    cv2.imwrite(
+        str(png), cv2.resize(cv2.imread(str(png)), (60, 50), interpolation=cv2.INTER_NEAREST)
+    )
     text = problems_text(root)
     assert f"{png}: image id 0: PNG is 50x60 but the image is 97x161 (as 'images' says)" in text
 
@@ -137,7 +146,9 @@ def test_cityscapes_checks(cityscapes_root):
     assert check_dataset(tmp_path, "val") == []
     gt = next((tmp_path / "gtFine" / "val").glob("*/*instanceIds.png"))
     cv2.imwrite(str(gt), np.full((4, 6), 250, np.uint16))
-    assert "unknown Cityscapes label ids [250]" in "\n".join(map(str, check_dataset(tmp_path, "val")))
+    assert "unknown Cityscapes label ids [250]" in "\n".join(
+        map(str, check_dataset(tmp_path, "val"))
+    )
     gt.unlink()
     assert "instanceIds PNG missing" in str(check_dataset(tmp_path, "val")[0])
 
@@ -185,7 +196,9 @@ def test_a_missing_root_says_the_folder_is_missing(tmp_path):
     assert problem.file == str(tmp_path / "nope") and problem.message == "data set folder not found"
 
 
-def test_cityscapes_panoptic_json_without_images_and_categories_passes_as_the_reader_reads_it(cityscapes_root):
+def test_cityscapes_panoptic_json_without_images_and_categories_passes_as_the_reader_reads_it(
+    cityscapes_root,
+):
     from cityscapesscripts.preparation.createPanopticImgs import convert2panoptic
 
     gt = cityscapes_root / "gtFine"

@@ -1,4 +1,5 @@
 """Readers on fixtures made here: COCO-panoptic (any split name) and Cityscapes layouts."""
+
 import json
 
 import cv2
@@ -26,7 +27,9 @@ def write_coco(root, split="mysplit", categories=CATEGORIES):
     ids[5, 6:8] = 9
     (root / "annotations" / f"panoptic_{split}").mkdir(parents=True)
     (root / split).mkdir()
-    cv2.imwrite(str(root / "annotations" / f"panoptic_{split}" / "a.png"), id_to_rgb(ids)[..., ::-1])
+    cv2.imwrite(
+        str(root / "annotations" / f"panoptic_{split}" / "a.png"), id_to_rgb(ids)[..., ::-1]
+    )
     cv2.imwrite(str(root / split / "a.png"), np.full((6, 8, 3), 90, np.uint8))
     segments = [
         {"id": 1, "category_id": 3, "iscrowd": 0, "area": 24},
@@ -80,7 +83,9 @@ def test_coco_categories_use_coco_spec(tmp_path):
 
     cats = [{"id": i, "name": n, "isthing": 1} for i, n, _ in COCO_THINGS]
     cats += [{"id": i, "name": n, "isthing": 0} for i, n, _ in COCO_STUFF]
-    write_coco(tmp_path, "val2017", cats[:0] + cats)  # fixture's segments use ids 3 (car), 7 (train), 9 (boat)
+    write_coco(
+        tmp_path, "val2017", cats[:0] + cats
+    )  # fixture's segments use ids 3 (car), 7 (train), 9 (boat)
     reader = open_dataset(tmp_path, "val2017")
     assert reader.spec.name == "coco"
     pan = reader.load_panoptic(0)
@@ -102,12 +107,14 @@ def test_cityscapes_reader(cityscapes_root):
     assert reader.spec.name == "cityscapes" and len(reader) == 1
     assert reader[0].image_id == "aachen_000000_000019"
     pan = reader.load_panoptic(0)
-    expected = np.array([
-        [255000] * 6,
-        [13001, 13001, 13002, 13002, 0, 0],
-        [11000, 11000, 0, 0, 255000, 255000],
-        [11001, 11001, 11001, 0, 0, 0],
-    ])
+    expected = np.array(
+        [
+            [255000] * 6,
+            [13001, 13001, 13002, 13002, 0, 0],
+            [11000, 11000, 0, 0, 255000, 255000],
+            [11001, 11001, 11001, 0, 0, 0],
+        ]
+    )
     np.testing.assert_array_equal(pan, expected)
 
 
@@ -124,10 +131,14 @@ def test_cityscapes_panoptic_json_matches_instance_ids(cityscapes_root, use_trai
     from cityscapesscripts.preparation.createPanopticImgs import convert2panoptic
 
     expected = open_dataset(cityscapes_root, "val").load_panoptic(0)
-    convert2panoptic(str(cityscapes_root / "gtFine"), str(cityscapes_root / "gtFine"), use_train_id, ["val"])
+    convert2panoptic(
+        str(cityscapes_root / "gtFine"), str(cityscapes_root / "gtFine"), use_train_id, ["val"]
+    )
     next((cityscapes_root / "gtFine" / "val").glob("*/*_instanceIds.png")).unlink()
     reader = open_dataset(cityscapes_root, "val")
     assert reader.spec.class_names == get_dataset_spec("cityscapes").class_names
-    assert reader[0].image_path.endswith("leftImg8bit/val/aachen/aachen_000000_000019_leftImg8bit.png")
+    assert reader[0].image_path.endswith(
+        "leftImg8bit/val/aachen/aachen_000000_000019_leftImg8bit.png"
+    )
     np.testing.assert_array_equal(reader.load_panoptic(0), expected)
     assert reader.load_image(0).shape == (4, 6, 3)

@@ -1,5 +1,6 @@
 """The synthetic street data set: layout, determinism, content, and the acceptance bar
 (check-dataset clean, panopticapi scores the ground truth against itself as PQ 1.0)."""
+
 import json
 
 import numpy as np
@@ -18,7 +19,9 @@ def test_layout_and_categories(synthetic_root):
         data = json.loads((synthetic_root / "annotations" / f"panoptic_{split}.json").read_text())
         assert len(data["images"]) == len(data["annotations"]) == count
         assert len(list((synthetic_root / split).glob("*.jpg"))) == count
-        assert len(list((synthetic_root / "annotations" / f"panoptic_{split}").glob("*.png"))) == count
+        assert (
+            len(list((synthetic_root / "annotations" / f"panoptic_{split}").glob("*.png"))) == count
+        )
         cats = {c["id"]: c for c in data["categories"]}
         for t, name in enumerate(spec.class_names):
             assert cats[t]["name"] == name and cats[t]["isthing"] == int(spec.is_thing(t))
@@ -40,8 +43,12 @@ def test_deterministic_for_a_seed():
 def test_files_identical_for_same_seed(tmp_path):
     one = make_synthetic_dataset(tmp_path / "a", 2, 1, height=65, width=97, seed=1, workers=1)
     two = make_synthetic_dataset(tmp_path / "b", 2, 1, height=65, width=97, seed=1, workers=2)
-    for rel in ("annotations/panoptic_train.json", "annotations/panoptic_train/train_000001.png",
-                "train/train_000001.jpg", "annotations/panoptic_val.json"):
+    for rel in (
+        "annotations/panoptic_train.json",
+        "annotations/panoptic_train/train_000001.png",
+        "train/train_000001.jpg",
+        "annotations/panoptic_val.json",
+    ):
         assert (one / rel).read_bytes() == (two / rel).read_bytes(), rel
 
 
@@ -70,13 +77,34 @@ def test_panopticapi_scores_ground_truth_as_pq_one(synthetic_root, tmp_path):
     from panopticapi import evaluation
 
     gt_json = synthetic_root / "annotations" / "panoptic_val.json"
-    results = evaluation.pq_compute(str(gt_json), str(gt_json), str(gt_json.with_suffix("")), str(gt_json.with_suffix("")))
+    results = evaluation.pq_compute(
+        str(gt_json), str(gt_json), str(gt_json.with_suffix("")), str(gt_json.with_suffix(""))
+    )
     assert results["All"]["pq"] == pytest.approx(1.0)
     assert results["All"]["n"] == get_dataset_spec("synthetic").num_classes
 
 
 def test_make_dataset_cli(tmp_path, capsys):
-    assert main(["make-dataset", "synthetic", "--out", str(tmp_path), "--num-train", "1", "--num-val", "1",
-                 "--height", "65", "--width", "97", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "make-dataset",
+                "synthetic",
+                "--out",
+                str(tmp_path),
+                "--num-train",
+                "1",
+                "--num-val",
+                "1",
+                "--height",
+                "65",
+                "--width",
+                "97",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "annotations" / "panoptic_val.json").is_file()
     assert main(["make-dataset", "synthetic", "--out", str(tmp_path), "--height", "10"]) == 2

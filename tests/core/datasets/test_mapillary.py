@@ -1,5 +1,6 @@
 """Mapillary Vistas v1.2 / v2.0 panoptic layouts: reader, check-dataset and the preset, on a tiny
 data set in that layout made here (class table from its own config JSON)."""
+
 import json
 
 import cv2
@@ -14,17 +15,43 @@ from panoptic_deeplab.datasets.readers import open_dataset
 
 # config labels, in order: category id = index + 1
 LABELS = [
-    {"name": "construction--flat--road", "readable": "Road", "color": [128, 64, 128], "instances": False, "evaluate": True},
-    {"name": "human--person", "readable": "Person", "color": [220, 20, 60], "instances": True, "evaluate": True},
-    {"name": "object--vehicle--car", "readable": "Car", "color": [0, 0, 142], "instances": True, "evaluate": True},
-    {"name": "void--unlabeled", "readable": "Unlabeled", "color": [0, 0, 0], "instances": False, "evaluate": False},
+    {
+        "name": "construction--flat--road",
+        "readable": "Road",
+        "color": [128, 64, 128],
+        "instances": False,
+        "evaluate": True,
+    },
+    {
+        "name": "human--person",
+        "readable": "Person",
+        "color": [220, 20, 60],
+        "instances": True,
+        "evaluate": True,
+    },
+    {
+        "name": "object--vehicle--car",
+        "readable": "Car",
+        "color": [0, 0, 142],
+        "instances": True,
+        "evaluate": True,
+    },
+    {
+        "name": "void--unlabeled",
+        "readable": "Unlabeled",
+        "color": [0, 0, 0],
+        "instances": False,
+        "evaluate": False,
+    },
 ]
 JSON_NAME = {"v2.0": "panoptic_2020.json", "v1.2": "panoptic_2018.json"}
 
 
 def write_vistas(root, version="v2.0", split="validation"):
     """One 6x8 image: road, two cars, a person crowd, an unlabeled strip and a void (0) corner."""
-    (root / f"config_{version}.json").write_text(json.dumps({"labels": LABELS, "version": version[1:]}))
+    (root / f"config_{version}.json").write_text(
+        json.dumps({"labels": LABELS, "version": version[1:]})
+    )
     images, panoptic = root / split / "images", root / split / version / "panoptic"
     images.mkdir(parents=True)
     panoptic.mkdir(parents=True)
@@ -36,13 +63,27 @@ def write_vistas(root, version="v2.0", split="validation"):
     ids[0, 0] = 0
     cv2.imwrite(str(panoptic / "key1.png"), id_to_rgb(ids)[..., ::-1])
     cv2.imwrite(str(images / "key1.jpg"), np.full((6, 8, 3), 90, np.uint8))
-    segments = [{"id": 1, "category_id": 1, "iscrowd": 0, "area": int((ids == 1).sum())},
-                {"id": 2, "category_id": 3, "iscrowd": 0, "area": 6}, {"id": 3, "category_id": 3, "iscrowd": 0, "area": 6},
-                {"id": 4, "category_id": 2, "iscrowd": 1, "area": 4}, {"id": 5, "category_id": 4, "iscrowd": 0, "area": 8}]
-    data = {"images": [{"id": "key1", "file_name": "key1.jpg", "height": 6, "width": 8}],
-            "annotations": [{"image_id": "key1", "file_name": "key1.png", "segments_info": segments}],
-            "categories": [{"id": i + 1, "name": lab["readable"], "supercategory": lab["name"],
-                            "isthing": int(lab["instances"]), "color": lab["color"]} for i, lab in enumerate(LABELS)]}
+    segments = [
+        {"id": 1, "category_id": 1, "iscrowd": 0, "area": int((ids == 1).sum())},
+        {"id": 2, "category_id": 3, "iscrowd": 0, "area": 6},
+        {"id": 3, "category_id": 3, "iscrowd": 0, "area": 6},
+        {"id": 4, "category_id": 2, "iscrowd": 1, "area": 4},
+        {"id": 5, "category_id": 4, "iscrowd": 0, "area": 8},
+    ]
+    data = {
+        "images": [{"id": "key1", "file_name": "key1.jpg", "height": 6, "width": 8}],
+        "annotations": [{"image_id": "key1", "file_name": "key1.png", "segments_info": segments}],
+        "categories": [
+            {
+                "id": i + 1,
+                "name": lab["readable"],
+                "supercategory": lab["name"],
+                "isthing": int(lab["instances"]),
+                "color": lab["color"],
+            }
+            for i, lab in enumerate(LABELS)
+        ],
+    }
     (panoptic / JSON_NAME[version]).write_text(json.dumps(data))
     return ids
 
@@ -75,7 +116,10 @@ def test_check_dataset_passes_and_reports_problems(tmp_path, capsys):
     assert "it has: validation" in check_dataset(tmp_path, "training")[0].message
     (tmp_path / "config_v2.0.json").write_text("{}")
     problem = check_dataset(tmp_path, "validation")[0]
-    assert problem.file == str(tmp_path / "config_v2.0.json") and "not a Mapillary Vistas config" in problem.message
+    assert (
+        problem.file == str(tmp_path / "config_v2.0.json")
+        and "not a Mapillary Vistas config" in problem.message
+    )
 
 
 def test_a_root_with_both_versions_reads_v2_unless_asked(tmp_path):

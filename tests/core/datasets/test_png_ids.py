@@ -1,4 +1,5 @@
 """The fast segment-id PNG decoder equals OpenCV on every PNG it accepts, and declines the rest."""
+
 from __future__ import annotations
 
 import io
@@ -16,7 +17,12 @@ from panoptic_deeplab.errors import ImageError
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    return (
+        struct.pack(">I", len(payload))
+        + kind
+        + payload
+        + struct.pack(">I", zlib.crc32(kind + payload))
+    )
 
 
 def _paeth(a, b, c):
@@ -37,11 +43,17 @@ def encode_png(pixels: np.ndarray, filters: list[int]) -> bytes:
         up = rows[r - 1] if r else np.zeros_like(x)
         left = np.concatenate([np.zeros(bpp, np.int64), x[:-bpp]])
         upleft = np.concatenate([np.zeros(bpp, np.int64), up[:-bpp]])
-        predicted = {0: 0, 1: left, 2: up, 3: (left + up) // 2, 4: _paeth(left, up, upleft)}[filters[r]]
+        predicted = {0: 0, 1: left, 2: up, 3: (left + up) // 2, 4: _paeth(left, up, upleft)}[
+            filters[r]
+        ]
         out.append(bytes([filters[r]]) + ((x - predicted) % 256).astype(np.uint8).tobytes())
     header = struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"".join(out)))
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(b"".join(out)))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def segment_map(rng, h=37, w=53, segments=12) -> np.ndarray:
@@ -49,7 +61,7 @@ def segment_map(rng, h=37, w=53, segments=12) -> np.ndarray:
     ids = np.zeros((h, w), np.uint32)
     for _ in range(segments):
         y, x = rng.integers(0, h), rng.integers(0, w)
-        ids[y:y + rng.integers(1, h), x:x + rng.integers(1, w)] = rng.integers(1, 1 << 24)
+        ids[y : y + rng.integers(1, h), x : x + rng.integers(1, w)] = rng.integers(1, 1 << 24)
     return ids
 
 
@@ -74,7 +86,9 @@ def test_one_filter_on_every_row(only):
 def test_rgba_uses_rgb_and_grey_is_the_value():
     rng = np.random.default_rng(3)
     ids = segment_map(rng)
-    rgba = np.concatenate([to_rgb(ids), rng.integers(0, 256, ids.shape + (1,), dtype=np.uint8)], axis=-1)
+    rgba = np.concatenate(
+        [to_rgb(ids), rng.integers(0, 256, ids.shape + (1,), dtype=np.uint8)], axis=-1
+    )
     filters = rng.integers(0, 3, size=ids.shape[0]).tolist()
     assert np.array_equal(decode_segment_ids(encode_png(rgba, filters)), ids)
     grey = (ids % 256).astype(np.uint8)
@@ -128,7 +142,9 @@ def test_opencv_and_pil_written_files_read_the_same(tmp_path):
     ids = segment_map(rng, 120, 250, 30)
     cv2.imwrite(str(tmp_path / "cv.png"), to_rgb(ids)[..., ::-1])
     Image.fromarray(to_rgb(ids)).save(tmp_path / "pil.png")
-    assert decode_segment_ids((tmp_path / "cv.png").read_bytes()) is not None  # OpenCV writes Sub rows
+    assert (
+        decode_segment_ids((tmp_path / "cv.png").read_bytes()) is not None
+    )  # OpenCV writes Sub rows
     for name in ("cv.png", "pil.png"):
         assert np.array_equal(read_segment_ids(tmp_path / name), ids), name
 
@@ -152,7 +168,9 @@ def test_sixteen_bit_and_palette_pngs_are_left_to_opencv():
     Image.fromarray(np.arange(12, dtype=np.uint16).reshape(3, 4) * 1000).save(grey16, format="PNG")
     assert decode_segment_ids(grey16.getvalue()) is None
     palette = io.BytesIO()
-    Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4)).convert("P").save(palette, format="PNG")
+    Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4)).convert("P").save(
+        palette, format="PNG"
+    )
     assert decode_segment_ids(palette.getvalue()) is None
 
 
@@ -161,9 +179,16 @@ def test_a_stream_that_inflates_far_past_the_image_is_not_inflated():
     after the 61 bytes the image needs."""
     header = struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)
     bomb = zlib.compress(b"\0" * (200 << 20), 9)
-    data = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", bomb) + _chunk(b"IEND", b"")
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", bomb)
+        + _chunk(b"IEND", b"")
+    )
     import resource
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert decode_segment_ids(data) is None
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 << 10  # KiB: far below 200 MB
+    assert (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 << 10
+    )  # KiB: far below 200 MB

@@ -1,4 +1,5 @@
 """The ``textproto`` fixture: a variant of a fixture textproto with one edit."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """Data of the deeplab2 import tests: two small Panoptic-DeepLab checkpoints saved by deeplab2's
 own code with fixed random weights, their textprotos, an input image and deeplab2's outputs for it
 (tests/fixtures/deeplab2/README.md says how they were made)."""
+
 from __future__ import annotations
 
 from pathlib import Path

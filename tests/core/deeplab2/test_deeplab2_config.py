@@ -1,4 +1,5 @@
 """Reading deeplab2 experiment textprotos: the model part strictly, the rest leniently (no TensorFlow)."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,23 +18,47 @@ def test_mobilenet_textproto_becomes_our_config():
     imported = _config(fixture(MODELS["mnv3s_os16"][1]))
     c = imported.config
     m = c.model
-    assert (m.backbone, m.output_stride, m.backbone_width, m.stem_width) == ("mobilenet_v3_small", 16, 1.0, None)
-    assert m.bn_epsilon == 1e-5 and m.bn_momentum == 0.99  # solver_options.batchnorm_epsilon, momentum default
+    assert (m.backbone, m.output_stride, m.backbone_width, m.stem_width) == (
+        "mobilenet_v3_small",
+        16,
+        1.0,
+        None,
+    )
+    assert (
+        m.bn_epsilon == 1e-5 and m.bn_momentum == 0.99
+    )  # solver_options.batchnorm_epsilon, momentum default
     assert m.aspp_rates == (6, 12, 18) and m.low_level_endpoints == ("res3", "res2")
-    assert (m.semantic_decoder.aspp_channels, m.semantic_decoder.low_level_project_channels,
-            m.semantic_decoder.decoder_channels, m.semantic_decoder.head_channels) == (32, (32, 16), 64, 64)
-    assert (m.instance_decoder.aspp_channels, m.instance_decoder.low_level_project_channels,
-            m.instance_decoder.decoder_channels, m.instance_decoder.head_channels) == (16, (16, 8), 32, 16)
+    assert (
+        m.semantic_decoder.aspp_channels,
+        m.semantic_decoder.low_level_project_channels,
+        m.semantic_decoder.decoder_channels,
+        m.semantic_decoder.head_channels,
+    ) == (32, (32, 16), 64, 64)
+    assert (
+        m.instance_decoder.aspp_channels,
+        m.instance_decoder.low_level_project_channels,
+        m.instance_decoder.decoder_channels,
+        m.instance_decoder.head_channels,
+    ) == (16, (16, 8), 32, 16)
     assert c.dataset.crop_size == (257, 513) and imported.dataset == "cityscapes"
     p = c.postprocess
-    assert (p.center_threshold, p.nms_kernel, p.keep_k_centers, p.stuff_area_limit) == (0.1, 7, 400, 2048)
+    assert (p.center_threshold, p.nms_kernel, p.keep_k_centers, p.stuff_area_limit) == (
+        0.1,
+        7,
+        400,
+        2048,
+    )
     assert (c.train.batch_size, c.train.steps, c.train.base_learning_rate) == (64, 60000, 0.001)
     assert imported.semantic_outputs == 19
 
 
 def test_resnet_textproto_keeps_both_width_multipliers_and_the_default_epsilon():
     c = _config(fixture(MODELS["r50w025_os32"][1])).config
-    assert (c.model.backbone, c.model.output_stride, c.model.backbone_width) == ("resnet50", 32, 0.25)
+    assert (c.model.backbone, c.model.output_stride, c.model.backbone_width) == (
+        "resnet50",
+        32,
+        0.25,
+    )
     assert c.model.bn_epsilon == 1e-3  # the proto default: the file does not set it
     assert c.postprocess.nms_kernel == 13 and c.dataset.increase_small_instance_weights
 
@@ -43,40 +68,71 @@ def test_stem_width_differing_from_backbone_width_is_kept(textproto):
     assert _config(path).config.model.stem_width == 0.5
 
 
-@pytest.mark.parametrize("old, new, field", [
-    ('name: "resnet50"', 'name: "swidernet"', "backbone.name"),
-    ('name: "resnet50"', 'name: "max_deeplab_s"', "backbone.name"),
-    ("output_stride: 32", "output_stride: 8", "backbone.output_stride"),
-    ("backbone_width_multiplier: 0.25", "backbone_width_multiplier: 0.25\n    use_squeeze_and_excite: true",
-     "use_squeeze_and_excite"),
-    ("backbone_width_multiplier: 0.25", "backbone_width_multiplier: 0.25\n    use_sac_beyond_stride: 16",
-     "use_sac_beyond_stride"),
-    ('feature_key: "res5"\n    decoder_channels: 64', 'feature_key: "res5"\n    decoder_conv_type: "standard_conv"\n'
-     '    decoder_channels: 64', "decoder_conv_type"),
-    ("      head_channels: 64", '      head_channels: 64\n      head_conv_type: "standard_conv"', "head_conv_type"),
-    ("        head_channels: 16\n      }\n      regression_head {\n        output_channels: 2\n        head_channels: 16",
-     "        head_channels: 16\n      }\n      regression_head {\n        output_channels: 2\n        head_channels: 8",
-     "regression_head.head_channels"),
-])
+@pytest.mark.parametrize(
+    "old, new, field",
+    [
+        ('name: "resnet50"', 'name: "swidernet"', "backbone.name"),
+        ('name: "resnet50"', 'name: "max_deeplab_s"', "backbone.name"),
+        ("output_stride: 32", "output_stride: 8", "backbone.output_stride"),
+        (
+            "backbone_width_multiplier: 0.25",
+            "backbone_width_multiplier: 0.25\n    use_squeeze_and_excite: true",
+            "use_squeeze_and_excite",
+        ),
+        (
+            "backbone_width_multiplier: 0.25",
+            "backbone_width_multiplier: 0.25\n    use_sac_beyond_stride: 16",
+            "use_sac_beyond_stride",
+        ),
+        (
+            'feature_key: "res5"\n    decoder_channels: 64',
+            'feature_key: "res5"\n    decoder_conv_type: "standard_conv"\n    decoder_channels: 64',
+            "decoder_conv_type",
+        ),
+        (
+            "      head_channels: 64",
+            '      head_channels: 64\n      head_conv_type: "standard_conv"',
+            "head_conv_type",
+        ),
+        (
+            "        head_channels: 16\n      }\n      regression_head {\n        output_channels: 2\n        head_channels: 16",
+            "        head_channels: 16\n      }\n      regression_head {\n        output_channels: 2\n        head_channels: 8",
+            "regression_head.head_channels",
+        ),
+    ],
+)
 def test_model_settings_we_cannot_reproduce_are_errors_naming_the_field(textproto, old, new, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         _config(textproto("r50w025_os32", old, new))
 
 
-@pytest.mark.parametrize("old, new, field", [
-    ("    semantic_head {", "    depth_head {\n      output_channels: 1\n    }\n    semantic_head {", "depth_head"),
-    ("model_options {", "model_options {\n  max_deeplab {\n  }", "max_deeplab"),
-    ("    use_squeeze_and_excite: true", "    use_squeeze_and_excite: true\n    some_future_option: 3",
-     "some_future_option"),
-])
+@pytest.mark.parametrize(
+    "old, new, field",
+    [
+        (
+            "    semantic_head {",
+            "    depth_head {\n      output_channels: 1\n    }\n    semantic_head {",
+            "depth_head",
+        ),
+        ("model_options {", "model_options {\n  max_deeplab {\n  }", "max_deeplab"),
+        (
+            "    use_squeeze_and_excite: true",
+            "    use_squeeze_and_excite: true\n    some_future_option: 3",
+            "some_future_option",
+        ),
+    ],
+)
 def test_model_fields_outside_the_schema_are_errors_naming_them(textproto, old, new, field):
     with pytest.raises(ConfigError, match=f"line \\d+: model field '{field}'"):
         parse_textproto(textproto("mnv3s_os16", old, new))
 
 
 def test_trainer_and_data_fields_outside_the_schema_are_ignored(textproto):
-    path = textproto("mnv3s_os16", "  save_checkpoints_steps: 1000",
-                     '  save_checkpoints_steps: 1000\n  some_trainer_knob { deep: "x}" }')
+    path = textproto(
+        "mnv3s_os16",
+        "  save_checkpoints_steps: 1000",
+        '  save_checkpoints_steps: 1000\n  some_trainer_knob { deep: "x}" }',
+    )
     assert _config(path).config.model.backbone == "mobilenet_v3_small"
 
 
@@ -87,7 +143,9 @@ def test_model_options_span_skips_strings_and_comments():
 
 
 def test_eval_crop_differing_from_train_crop_is_an_error(textproto):
-    path = textproto("mnv3s_os16", "  batch_size: 1\n  crop_size: 257", "  batch_size: 1\n  crop_size: 513")
+    path = textproto(
+        "mnv3s_os16", "  batch_size: 1\n  crop_size: 257", "  batch_size: 1\n  crop_size: 513"
+    )
     with pytest.raises(ConfigError, match="eval_dataset_options.crop_size"):
         _config(path)
 
@@ -99,7 +157,9 @@ def test_dataset_spec_comes_from_the_data_set_name_or_the_option(textproto):
     unknown = textproto("mnv3s_os16", 'dataset: "cityscapes_panoptic"', 'dataset: "kitti_step"')
     with pytest.raises(ConfigError, match="--dataset-spec"):
         read_config(str(unknown), None)
-    with pytest.raises(ConfigError, match="output_channels is 19 but the 'synthetic' class table has 8"):
+    with pytest.raises(
+        ConfigError, match="output_channels is 19 but the 'synthetic' class table has 8"
+    ):
         read_config(str(fixture(MODELS["mnv3s_os16"][1])), "synthetic")
     coco = textproto("mnv3s_os16", "output_channels: 19", "output_channels: 134")
     _, spec, _, _ = read_config(str(coco), "coco")
@@ -108,4 +168,8 @@ def test_dataset_spec_comes_from_the_data_set_name_or_the_option(textproto):
 
 def test_our_presets_are_accepted_as_config():
     config, spec, outputs, _ = read_config("cityscapes/mobilenet_v3_large_os16", None)
-    assert config.model.backbone == "mobilenet_v3_large" and spec.name == "cityscapes" and outputs is None
+    assert (
+        config.model.backbone == "mobilenet_v3_large"
+        and spec.name == "cityscapes"
+        and outputs is None
+    )

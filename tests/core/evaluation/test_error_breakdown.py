@@ -1,5 +1,6 @@
 """Panoptic error breakdown (docs/error-analysis.md): each error type on a hand-made image, and PQ
 plus the points of every type plus the IoU shortfall of the matches adding up to 100."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,13 +8,22 @@ import pytest
 
 from panoptic_deeplab.evaluation import PQStat, match_image
 from panoptic_deeplab.evaluation.coco_io import label_map_segments
-from panoptic_deeplab.evaluation.error_breakdown import ERROR_TYPES, REMAINDER, ErrorStat, classify_errors
+from panoptic_deeplab.evaluation.error_breakdown import (
+    ERROR_TYPES,
+    REMAINDER,
+    ErrorStat,
+    classify_errors,
+)
 
 DIV, VOID = 1000, 255
 ROAD, SKY, CAR, PERSON = 0, 1, 2, 3
 THINGS = (CAR, PERSON)
-CATEGORIES = [{"id": 0, "name": "road", "isthing": 0}, {"id": 1, "name": "sky", "isthing": 0},
-              {"id": 2, "name": "car", "isthing": 1}, {"id": 3, "name": "person", "isthing": 1}]
+CATEGORIES = [
+    {"id": 0, "name": "road", "isthing": 0},
+    {"id": 1, "name": "sky", "isthing": 0},
+    {"id": 2, "name": "car", "isthing": 1},
+    {"id": 3, "name": "person", "isthing": 1},
+]
 INDEX = {c["id"]: i for i, c in enumerate(CATEGORIES)}
 
 
@@ -27,7 +37,10 @@ def analyse(gt_map, pred_map, area_limited=None):
 
 
 def errors_by_id(gt, pred, gt_errors, pred_errors):
-    return ({int(i) - 1: e for i, e in zip(gt.ids, gt_errors)}, {int(i) - 1: e for i, e in zip(pred.ids, pred_errors)})
+    return (
+        {int(i) - 1: e for i, e in zip(gt.ids, gt_errors)},
+        {int(i) - 1: e for i, e in zip(pred.ids, pred_errors)},
+    )
 
 
 def road(h=20, w=60):
@@ -68,7 +81,11 @@ def test_split_one_instance_over_several_predictions():
     pred[11:12, 2:6] = CAR * DIV + 2
     _, g, p, ge, pe = analyse(gt, pred)
     gts, preds = errors_by_id(g, p, ge, pe)
-    assert gts[CAR * DIV + 1] is None and preds == {ROAD * DIV: None, CAR * DIV + 1: None, CAR * DIV + 2: "split"}
+    assert gts[CAR * DIV + 1] is None and preds == {
+        ROAD * DIV: None,
+        CAR * DIV + 1: None,
+        CAR * DIV + 2: "split",
+    }
 
 
 def test_wrong_class_low_iou_missed_spurious_and_area_limit():
@@ -83,10 +100,19 @@ def test_wrong_class_low_iou_missed_spurious_and_area_limit():
     pred[12:17, 50:56] = PERSON * DIV + 9  # on road
     _, g, p, ge, pe = analyse(gt, pred, area_limited=[SKY * DIV])
     gts, preds = errors_by_id(g, p, ge, pe)
-    assert gts == {ROAD * DIV: None, SKY * DIV: "stuff_area_limit", PERSON * DIV + 1: "wrong_class",
-                   CAR * DIV + 2: "low_iou", CAR * DIV + 3: "missed"}
-    assert preds == {ROAD * DIV: None, CAR * DIV + 1: "wrong_class", CAR * DIV + 2: "low_iou",
-                     PERSON * DIV + 9: "spurious"}
+    assert gts == {
+        ROAD * DIV: None,
+        SKY * DIV: "stuff_area_limit",
+        PERSON * DIV + 1: "wrong_class",
+        CAR * DIV + 2: "low_iou",
+        CAR * DIV + 3: "missed",
+    }
+    assert preds == {
+        ROAD * DIV: None,
+        CAR * DIV + 1: "wrong_class",
+        CAR * DIV + 2: "low_iou",
+        PERSON * DIV + 9: "spurious",
+    }
     # Without the area-limit flag the voided sky is a plain miss.
     _, g, p, ge, pe = analyse(gt, pred)
     assert errors_by_id(g, p, ge, pe)[0][SKY * DIV] == "missed"
@@ -139,8 +165,15 @@ def test_points_and_remainder_add_up_to_100_per_class_and_overall():
     car = out["per_class"][CAR]
     # car: TP car 2 (IoU 81/119) and car 3 (the merging prediction, IoU 30/54); FP the wrong-class
     # car and the two halves of car 5; FN car 4 (merged into car 3's match) and car 5 (split).
-    assert car["counts"] == {"missed": 0, "spurious": 0, "wrong_class": 1, "merge": 1, "split": 3,
-                             "low_iou": 0, "stuff_area_limit": 0}
+    assert car["counts"] == {
+        "missed": 0,
+        "spurious": 0,
+        "wrong_class": 1,
+        "merge": 1,
+        "split": 3,
+        "low_iou": 0,
+        "stuff_area_limit": 0,
+    }
     tp, s = 2, 81 / 119 + 30 / 54
     d = tp + 0.5 * 3 + 0.5 * 2
     assert car["pq"] == pytest.approx(100 * s / d)
@@ -150,7 +183,10 @@ def test_points_and_remainder_add_up_to_100_per_class_and_overall():
     assert car["pq_if_fixed"]["split"] == pytest.approx(100 * s / (d - 1.5))
     assert car["pq_if_fixed"][REMAINDER] == pytest.approx(100 * tp / d)
     assert out["per_class"][SKY]["points"]["stuff_area_limit"] == pytest.approx(100.0)
-    assert out["per_class"][PERSON]["counts"]["spurious"] == 1 and out["per_class"][PERSON]["counts"]["wrong_class"] == 1
+    assert (
+        out["per_class"][PERSON]["counts"]["spurious"] == 1
+        and out["per_class"][PERSON]["counts"]["wrong_class"] == 1
+    )
 
 
 def test_breakdown_refuses_counts_that_do_not_match_the_pq_counts():

@@ -1,5 +1,6 @@
 """forked_map: same results and order as a list comprehension, errors raised in the parent, and
 no child left behind (running or as a zombie)."""
+
 from __future__ import annotations
 
 import os
@@ -42,7 +43,9 @@ def test_a_childs_exception_is_raised_here_and_every_child_is_reaped(tmp_path):
     with pytest.raises(DatasetError, match="bad item 4"):
         forked_map(work, list(range(6)), 3)
     children = {int(p.name) for p in tmp_path.iterdir()} - {os.getpid()}
-    assert children and all(_gone(pid) for pid in children)  # (the other child may be stopped unstarted)
+    assert children and all(
+        _gone(pid) for pid in children
+    )  # (the other child may be stopped unstarted)
 
 
 def test_an_exception_that_does_not_pickle_arrives_as_its_text():

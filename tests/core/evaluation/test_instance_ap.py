@@ -1,5 +1,6 @@
 """Instance AP: COCO style against hotcoco's COCOeval, Cityscapes style against cityscapesscripts'
 own ``evaluateMatches`` fed with the same matches."""
+
 import copy
 
 import numpy as np
@@ -55,21 +56,43 @@ def test_coco_ap_matches_hotcoco(seed):
     # Build the same GT / detections for hotcoco independently (polygons are not needed: RLE).
     images, anns, dets = [], [], []
     for k, (g, p, s) in enumerate(zip(gts, preds, scores)):
-        images.append({"id": k + 1, "height": g.shape[0], "width": g.shape[1], "file_name": f"{k}.png"})
+        images.append(
+            {"id": k + 1, "height": g.shape[0], "width": g.shape[1], "file_name": f"{k}.png"}
+        )
         for seg in np.unique(g):
             if seg // DIV in THINGS:
                 rle = mask_utils.encode(np.asfortranarray((g == seg).astype(np.uint8)))
                 rle["counts"] = rle["counts"].decode()
-                anns.append({"id": len(anns) + 1, "image_id": k + 1, "category_id": int(seg // DIV),
-                             "segmentation": rle, "area": float(mask_utils.area(rle)),
-                             "bbox": mask_utils.toBbox(rle).tolist(), "iscrowd": int(seg % DIV == 0)})
+                anns.append(
+                    {
+                        "id": len(anns) + 1,
+                        "image_id": k + 1,
+                        "category_id": int(seg // DIV),
+                        "segmentation": rle,
+                        "area": float(mask_utils.area(rle)),
+                        "bbox": mask_utils.toBbox(rle).tolist(),
+                        "iscrowd": int(seg % DIV == 0),
+                    }
+                )
         for seg in np.unique(p):
             if seg // DIV in THINGS:
                 rle = mask_utils.encode(np.asfortranarray((p == seg).astype(np.uint8)))
                 rle["counts"] = rle["counts"].decode()
-                dets.append({"image_id": k + 1, "category_id": int(seg // DIV), "segmentation": rle,
-                             "score": s[int(seg)]})
-    gt = HCOCO({"images": images, "annotations": anns, "categories": [{"id": c, "name": str(c)} for c in THINGS]})
+                dets.append(
+                    {
+                        "image_id": k + 1,
+                        "category_id": int(seg // DIV),
+                        "segmentation": rle,
+                        "score": s[int(seg)],
+                    }
+                )
+    gt = HCOCO(
+        {
+            "images": images,
+            "annotations": anns,
+            "categories": [{"id": c, "name": str(c)} for c in THINGS],
+        }
+    )
     ev = HEval(gt, gt.load_res(dets), "segm")
     ev.evaluate()
     ev.accumulate()
@@ -84,16 +107,30 @@ def _official_matches(gts, preds, scores, min_size=100):
         gt_inst, pred_inst = {}, {}
         for c in THINGS:
             name = str(c)
-            gt_list = [{"instID": int(i % DIV) + (1000 if i % DIV else 0), "labelID": c,
-                        "pixelCount": int((g == i).sum()), "medDist": -1, "distConf": 0.0, "matchedPred": [],
-                        "_id": int(i)} for i in np.unique(g) if i // DIV == c]
+            gt_list = [
+                {
+                    "instID": int(i % DIV) + (1000 if i % DIV else 0),
+                    "labelID": c,
+                    "pixelCount": int((g == i).sum()),
+                    "medDist": -1,
+                    "distConf": 0.0,
+                    "matchedPred": [],
+                    "_id": int(i),
+                }
+                for i in np.unique(g)
+                if i // DIV == c
+            ]
             pred_list = []
             for i in np.unique(p):
                 if i // DIV != c:
                     continue
                 mask = p == i
-                pred = {"pixelCount": int(mask.sum()), "confidence": s[int(i)],
-                        "voidIntersection": int((mask & (g // DIV == VOID)).sum()), "labelID": c}
+                pred = {
+                    "pixelCount": int(mask.sum()),
+                    "confidence": s[int(i)],
+                    "voidIntersection": int((mask & (g // DIV == VOID)).sum()),
+                    "labelID": c,
+                }
                 matched = []
                 for gi in gt_list:
                     inter = int((mask & (g == gi["_id"])).sum())
@@ -121,4 +158,6 @@ def test_cityscapes_ap_matches_official_evaluate_matches(seed):
     ref = cs.evaluateMatches(_official_matches(gts, preds, scores), args)[0]
     np.testing.assert_allclose(ours["ap_table"], ref, atol=1e-12, equal_nan=True)
     avg = cs.computeAverages(ref[None], args)
-    assert ours["ap"] == pytest.approx(avg["allAp"]) and ours["ap50"] == pytest.approx(avg["allAp50%"])
+    assert ours["ap"] == pytest.approx(avg["allAp"]) and ours["ap50"] == pytest.approx(
+        avg["allAp50%"]
+    )

@@ -1,6 +1,7 @@
 """deeplab2's own instance-AP test cases (``evaluation/coco_instance_ap_test.py``: inputs and expected
 numbers) through ``coco_instance_ap``; the team images are deeplab2's test PNGs (Apache 2.0, see
 deeplab2_testdata/README.md)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,9 @@ def deeplab2_scores(panoptic, semantic_probability, instance_score_map):
         if seg // DIV == 0:
             continue
         mask = panoptic == seg
-        scores[int(seg)] = float(semantic_probability[mask][:, seg // DIV].mean() * instance_score_map[mask].mean())
+        scores[int(seg)] = float(
+            semantic_probability[mask][:, seg // DIV].mean() * instance_score_map[mask].mean()
+        )
     return scores
 
 
@@ -38,12 +41,30 @@ def four_by_four_probability():
     return prob
 
 
-@pytest.mark.parametrize("scores, expected", [
-    ([[0.4, 0.4, 0.9, 0.9], [0.4, 0.4, 0.9, 0.9], [0.0, 0.0, 0.8, 0.8], [0.0, 0.0, 0.8, 0.8]],
-     [0.5025, 0.5025, 0.5025, 0.5025, -1, -1, 0.25, 0.75, 0.75, 0.75, -1, -1]),  # bad: wrong instance first
-    ([[0.9, 0.9, 0.4, 0.4], [0.9, 0.9, 0.4, 0.4], [0.0, 0.0, 0.8, 0.8], [0.0, 0.0, 0.8, 0.8]],
-     [0.75248, 0.75248, 0.75248, 0.75248, -1, -1, 0.75, 0.75, 0.75, 0.75, -1, -1]),  # good
-], ids=["bad", "good"])
+@pytest.mark.parametrize(
+    "scores, expected",
+    [
+        (
+            [
+                [0.4, 0.4, 0.9, 0.9],
+                [0.4, 0.4, 0.9, 0.9],
+                [0.0, 0.0, 0.8, 0.8],
+                [0.0, 0.0, 0.8, 0.8],
+            ],
+            [0.5025, 0.5025, 0.5025, 0.5025, -1, -1, 0.25, 0.75, 0.75, 0.75, -1, -1],
+        ),  # bad: wrong instance first
+        (
+            [
+                [0.9, 0.9, 0.4, 0.4],
+                [0.9, 0.9, 0.4, 0.4],
+                [0.0, 0.0, 0.8, 0.8],
+                [0.0, 0.0, 0.8, 0.8],
+            ],
+            [0.75248, 0.75248, 0.75248, 0.75248, -1, -1, 0.75, 0.75, 0.75, 0.75, -1, -1],
+        ),  # good
+    ],
+    ids=["bad", "good"],
+)
 def test_evaluates_with_scores(scores, expected):
     gt = GT_CLASSES * DIV + INSTANCES
     pred = PRED_CLASSES * DIV + INSTANCES
@@ -62,7 +83,9 @@ def test_ignores_crowds():
     # All scores tie (1.0): the class-1 false positive on the crowd ranks after the true positive
     # (raster order of first appearance), so precision is 1 up to full recall.
     result = coco_instance_ap([gt], [pred], [s], **KW)
-    np.testing.assert_almost_equal(result["stats"], [1, 1, 1, 1, -1, -1, 1, 1, 1, 1, -1, -1], decimal=4)
+    np.testing.assert_almost_equal(
+        result["stats"], [1, 1, 1, 1, -1, -1, 1, 1, 1, 1, -1, -1], decimal=4
+    )
 
 
 def _gray(name):
@@ -70,8 +93,15 @@ def _gray(name):
 
 
 def test_team_case_ties_break_by_raster_order():
-    colors = {(0, 0, 0): 0, (0, 0, 255): 1, (255, 0, 0): 2, (0, 255, 0): 3, (255, 0, 255): 4, (0, 255, 255): 5,
-              (255, 255, 0): 6}
+    colors = {
+        (0, 0, 0): 0,
+        (0, 0, 255): 1,
+        (255, 0, 0): 2,
+        (0, 255, 0): 3,
+        (255, 0, 255): 4,
+        (0, 255, 255): 5,
+        (255, 255, 0): 6,
+    }
     gt_instances = _gray("team_gt_instance.png")
     instance_class = {0: 0, 47: 1, 97: 1, 133: 1, 150: 1, 174: 1, 198: 2, 215: 1, 244: 1, 255: 1}
     assert set(np.unique(gt_instances)) == set(instance_class)
@@ -83,7 +113,24 @@ def test_team_case_ties_break_by_raster_order():
     assert (pred_classes >= 0).all()
     gt = gt_classes * DIV + gt_instances
     pred = pred_classes * DIV + _gray("team_pred_instance.png")
-    s = deeplab2_scores(pred, np.ones(pred.shape + (7,), np.float32), np.ones(pred.shape, np.float32))
-    result = coco_instance_ap([gt], [pred], [s], thing_class_ids=[1, 2], label_divisor=DIV, ignore_label=0)
-    expected = [0.2549, 0.9356, 0.1215, -1.0, 0.2399, 0.501, 0.0812, 0.2688, 0.2688, -1.0, 0.2583, 0.5]
+    s = deeplab2_scores(
+        pred, np.ones(pred.shape + (7,), np.float32), np.ones(pred.shape, np.float32)
+    )
+    result = coco_instance_ap(
+        [gt], [pred], [s], thing_class_ids=[1, 2], label_divisor=DIV, ignore_label=0
+    )
+    expected = [
+        0.2549,
+        0.9356,
+        0.1215,
+        -1.0,
+        0.2399,
+        0.501,
+        0.0812,
+        0.2688,
+        0.2688,
+        -1.0,
+        0.2583,
+        0.5,
+    ]
     np.testing.assert_almost_equal(result["stats"], expected, decimal=4)

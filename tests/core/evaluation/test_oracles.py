@@ -1,5 +1,6 @@
 """Oracle ablations: ground truth in place of the heads, the same post-processing, and the counted
 reasons why the full oracle can stay below 100 (shared centers, the stuff area limit, crowd)."""
+
 from __future__ import annotations
 
 import json
@@ -17,15 +18,28 @@ from panoptic_deeplab.postprocess import PostProcessOptions
 SPEC = get_dataset_spec("synthetic")  # road 0 ... sky 4 stuff; person 5, car 6, bus 7
 DIV = SPEC.label_divisor
 ROAD, SKY, PERSON, CAR = 0, 4, 5, 6
-OPTIONS = PostProcessOptions(thing_class_ids=tuple(SPEC.thing_class_ids), label_divisor=DIV,
-                             void_label=SPEC.ignore_label, center_threshold=0.1, nms_kernel=7, keep_k_centers=200,
-                             stuff_area_limit=64)
+OPTIONS = PostProcessOptions(
+    thing_class_ids=tuple(SPEC.thing_class_ids),
+    label_divisor=DIV,
+    void_label=SPEC.ignore_label,
+    center_threshold=0.1,
+    nms_kernel=7,
+    keep_k_centers=200,
+    stuff_area_limit=64,
+)
 
 
 def test_parse_oracles():
     assert parse_oracles("semantic,center,offset,all") == {
-        "semantic": ("semantic",), "center": ("center",), "offset": ("offset",), "all": HEADS}
-    assert parse_oracles(" offset+semantic , none") == {"offset+semantic": ("semantic", "offset"), "none": ()}
+        "semantic": ("semantic",),
+        "center": ("center",),
+        "offset": ("offset",),
+        "all": HEADS,
+    }
+    assert parse_oracles(" offset+semantic , none") == {
+        "offset+semantic": ("semantic", "offset"),
+        "none": (),
+    }
     with pytest.raises(UserError, match="unknown head 'centre'"):
         parse_oracles("semantic,centre")
     with pytest.raises(UserError, match="no oracle"):
@@ -36,8 +50,11 @@ def blind_prediction(h, w):
     """A model that sees only road and no center: every improvement comes from the oracles."""
     probs = np.zeros((h, w, SPEC.num_classes), np.float32)
     probs[..., ROAD] = 1.0
-    return SimpleNamespace(semantic_probs=probs, center_heatmap=np.zeros((h, w), np.float32),
-                           offsets=np.zeros((h, w, 2), np.float32))
+    return SimpleNamespace(
+        semantic_probs=probs,
+        center_heatmap=np.zeros((h, w), np.float32),
+        offsets=np.zeros((h, w, 2), np.float32),
+    )
 
 
 def evaluate(gt, names="semantic,center,offset,all"):
@@ -114,11 +131,24 @@ def test_a_misspelt_oracle_stops_pdl_evaluate_before_any_work(tmp_path, capsys):
     from panoptic_deeplab.cli import main
 
     out = tmp_path / "r.json"
-    code = main(["evaluate", "--model", str(tmp_path / "no-model"), "--dataset", str(tmp_path / "no-data"),
-                 "--oracle", "semantic,centre", "--out", str(out)])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(tmp_path / "no-model"),
+            "--dataset",
+            str(tmp_path / "no-data"),
+            "--oracle",
+            "semantic,centre",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--oracle: unknown head 'centre'" in err and "semantic+center" in err
-    assert "no-data" not in err and not out.exists()  # refused before the data set or model was looked at
+    assert (
+        "no-data" not in err and not out.exists()
+    )  # refused before the data set or model was looked at
 
 
 def test_app_jobs_may_pass_an_oracle_list_and_nothing_else():

@@ -1,4 +1,5 @@
 """PQ against panopticapi-lite and hotcoco on data made here, plus a hand-built five-rule set."""
+
 import json
 import subprocess
 import sys
@@ -11,8 +12,14 @@ from panoptic_deeplab.errors import DatasetError
 from panoptic_deeplab.evaluation.coco_io import pq_from_files, pq_from_label_maps
 from synth import CATEGORIES, DIV, VOID, random_pair, write_coco, write_pil_png
 
-SPEC = DatasetSpec(name="t", class_names=("road", "sky", "car", "person"), colors=((0, 0, 0),) * 4,
-                   thing_class_ids=(2, 3), label_divisor=DIV, ignore_label=VOID)
+SPEC = DatasetSpec(
+    name="t",
+    class_names=("road", "sky", "car", "person"),
+    colors=((0, 0, 0),) * 4,
+    thing_class_ids=(2, 3),
+    label_divisor=DIV,
+    ignore_label=VOID,
+)
 
 
 def panopticapi_counts(gt_json, gt_dir, pred_json, pred_dir):
@@ -22,8 +29,10 @@ def panopticapi_counts(gt_json, gt_dir, pred_json, pred_dir):
     cats = {c["id"]: c for c in gt["categories"]}
     pairs = list(zip(gt["annotations"], pred["annotations"]))
     stat = pq_compute_single_core(0, pairs, str(gt_dir), str(pred_dir), cats)
-    results = {name: stat.pq_average(cats, isthing=flag)[0] for name, flag in
-               (("All", None), ("Things", True), ("Stuff", False))}
+    results = {
+        name: stat.pq_average(cats, isthing=flag)[0]
+        for name, flag in (("All", None), ("Things", True), ("Stuff", False))
+    }
     return stat, results
 
 
@@ -38,7 +47,9 @@ def assert_same_as_oracles(paths, ours):
         assert row["iou_sum"] == pytest.approx(s.iou, abs=1e-12)
     from hotcoco.panoptic import PanopticEval
 
-    ev = PanopticEval(str(paths[0]), str(paths[2]), gt_folder=str(paths[1]), pred_folder=str(paths[3]))
+    ev = PanopticEval(
+        str(paths[0]), str(paths[2]), gt_folder=str(paths[1]), pred_folder=str(paths[3])
+    )
     ev.run() if hasattr(ev, "run") else None
     hot = ev.results()
     for name in ("All", "Things", "Stuff"):
@@ -57,9 +68,13 @@ def test_pil_written_gt_and_forked_workers_give_the_oracles_numbers(tmp_path):
     assert any(routes), "no GT PNG took the OpenCV route"
     ours = pq_from_files(paths[0], paths[2], paths[1], paths[3], workers=2, processes=True)
     assert_same_as_oracles(paths, ours)
-    forked = pq_from_files(paths[0], paths[2], paths[1], paths[3], workers=3, processes=True, per_image=True)
+    forked = pq_from_files(
+        paths[0], paths[2], paths[1], paths[3], workers=3, processes=True, per_image=True
+    )
     serial = pq_from_files(paths[0], paths[2], paths[1], paths[3], workers=1, per_image=True)
-    assert json.dumps(forked, sort_keys=True, default=str) == json.dumps(serial, sort_keys=True, default=str)
+    assert json.dumps(forked, sort_keys=True, default=str) == json.dumps(
+        serial, sort_keys=True, default=str
+    )
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -189,19 +204,54 @@ def test_pdl_pq_cli_writes_results_and_never_imports_tensorflow(tmp_path):
     rng = np.random.default_rng(5)
     paths = write_coco(tmp_path, *zip(*[random_pair(rng) for _ in range(3)]))
     out = tmp_path / "r.json"
-    code = ("import sys; from panoptic_deeplab.cli import main; rc = main(sys.argv[1:]); "
-            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'; sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, "pq", "--gt-json", str(paths[0]), "--gt-folder", str(paths[1]),
-                           "--pred-json", str(paths[2]), "--pred-folder", str(paths[3]), "--out", str(out),
-                           "--workers", "2"], capture_output=True, text=True)
+    code = (
+        "import sys; from panoptic_deeplab.cli import main; rc = main(sys.argv[1:]); "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'; sys.exit(rc)"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "pq",
+            "--gt-json",
+            str(paths[0]),
+            "--gt-folder",
+            str(paths[1]),
+            "--pred-json",
+            str(paths[2]),
+            "--pred-folder",
+            str(paths[3]),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     res = json.loads(out.read_text())
     ref = pq_from_files(paths[0], paths[2], paths[1], paths[3])
-    assert res["All"]["pq"] == pytest.approx(ref["All"]["pq"]) and res["All"]["n"] == ref["All"]["n"]
+    assert (
+        res["All"]["pq"] == pytest.approx(ref["All"]["pq"]) and res["All"]["n"] == ref["All"]["n"]
+    )
     assert set(res["per_class"]) == {"0", "1", "2", "3"}
     assert {"pq", "sq", "rq", "tp", "fp", "fn"} <= set(res["per_class"]["2"])
-    bad = subprocess.run([sys.executable, "-m", "panoptic_deeplab", "pq", "--gt-json", str(tmp_path / "nope.json"),
-                          "--pred-json", str(paths[2])], capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "panoptic_deeplab",
+            "pq",
+            "--gt-json",
+            str(tmp_path / "nope.json"),
+            "--pred-json",
+            str(paths[2]),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "nope" in bad.stderr
 
 
@@ -211,7 +261,11 @@ def test_report_tables_show_every_class():
     imgs = five_rule_set()
     res = pq_from_label_maps([g for g, _ in imgs], [p for _, p in imgs], SPEC)
     table = pq_class_table(res)
-    assert list(table.index) == [0, 1, 2, 3] and table.loc[2, "PQ"] == 40.0 and table.loc[1, "PQ"] != table.loc[1, "PQ"]  # NaN: not evaluated
+    assert (
+        list(table.index) == [0, 1, 2, 3]
+        and table.loc[2, "PQ"] == 40.0
+        and table.loc[1, "PQ"] != table.loc[1, "PQ"]
+    )  # NaN: not evaluated
     assert pq_summary_table(res).loc["Things", "n"] == 2
 
 
@@ -226,21 +280,37 @@ def test_overlaps_from_runs_equal_overlaps_from_pixels(seed):
     gt_map = rng.choice([0, 5, 7, 9, 300], size=(h, w)).astype(np.uint32)
     gt_map[: h // 2] = 7  # long runs, also across row ends
     pred_map = rng.choice([0, 1, 2, 3], size=(h, w)).astype(np.uint32)
-    gt = SegmentTable(np.array([5, 7, 300]), np.array([2, 2, 3]), np.array([False, False, True]),
-                      np.array([(gt_map == i).sum() for i in (5, 7, 300)]))
+    gt = SegmentTable(
+        np.array([5, 7, 300]),
+        np.array([2, 2, 3]),
+        np.array([False, False, True]),
+        np.array([(gt_map == i).sum() for i in (5, 7, 300)]),
+    )
     pred = SegmentTable(np.array([1, 2, 3]), np.array([2, 3, 2]), np.zeros(3, bool))
     index = {c["id"]: i for i, c in enumerate(CATEGORIES)}
     present = set(np.unique(pred_map).tolist()) - {0}
-    pred = SegmentTable(pred.ids[np.isin(pred.ids, list(present))], pred.category_ids[np.isin(pred.ids, list(present))],
-                        np.zeros(len(present), bool))
+    pred = SegmentTable(
+        pred.ids[np.isin(pred.ids, list(present))],
+        pred.category_ids[np.isin(pred.ids, list(present))],
+        np.zeros(len(present), bool),
+    )
     dense = match_image(gt_map, gt, pred_map, pred, index)
-    runs = match_image(SegmentRuns.from_map(gt_map), gt, SegmentRuns.from_map(pred_map), pred, index)
+    runs = match_image(
+        SegmentRuns.from_map(gt_map), gt, SegmentRuns.from_map(pred_map), pred, index
+    )
     assert np.array_equal(dense.intersections, runs.intersections)
     for key in ("tp", "fp", "fn", "iou", "gt_match", "pred_match"):
         assert np.array_equal(getattr(dense, key), getattr(runs, key)), key
-    with pytest.raises(ValueError, match=r"\[9\]"):  # an unlisted predicted id: same error both ways
-        match_image(SegmentRuns.from_map(gt_map), gt, SegmentRuns.from_map(np.where(pred_map == 1, 9, pred_map).astype(np.uint32)),
-                    pred, index)
+    with pytest.raises(
+        ValueError, match=r"\[9\]"
+    ):  # an unlisted predicted id: same error both ways
+        match_image(
+            SegmentRuns.from_map(gt_map),
+            gt,
+            SegmentRuns.from_map(np.where(pred_map == 1, 9, pred_map).astype(np.uint32)),
+            pred,
+            index,
+        )
 
 
 @pytest.mark.parametrize("route", ["hash", "second multiplier", "sort", "table"])

@@ -9,7 +9,9 @@ def test_hand_case():
     pred = np.array([[0, 1, 1, 1], [2, 255, 0, 2]])  # 255 predicted = void -> FN of class 2
     r = mean_iou([gt], [pred], num_classes=4)
     # class 0: TP1 FN1 -> 1/2; class 1: TP2 FP1 -> 2/3; class 2: TP1 FN1 -> 1/2; class 3 absent.
-    assert r["per_class_iou"][:3] == pytest.approx([0.5, 2 / 3, 0.5]) and r["per_class_iou"][3] is None
+    assert (
+        r["per_class_iou"][:3] == pytest.approx([0.5, 2 / 3, 0.5]) and r["per_class_iou"][3] is None
+    )
     assert r["miou"] == pytest.approx((0.5 + 2 / 3 + 0.5) / 3) and r["n"] == 3
 
 
@@ -21,7 +23,10 @@ def test_random_matches_hotcoco(seed):
     gts = [rng.integers(0, 6, (20, 30)) for _ in range(3)]
     for g in gts:
         g[rng.random(g.shape) < 0.1] = 255
-    preds = [np.where(rng.random(g.shape) < 0.6, np.where(g == 255, 0, g), rng.integers(0, 6, g.shape)) for g in gts]
+    preds = [
+        np.where(rng.random(g.shape) < 0.6, np.where(g == 255, 0, g), rng.integers(0, 6, g.shape))
+        for g in gts
+    ]
     ours = mean_iou(gts, preds, 6)
     ev = SemanticEval(6)
     for g, p in zip(gts, preds):

@@ -1,4 +1,5 @@
 """Fixtures for the inference tests: a tiny real bundle (synthetic/tiny, random weights)."""
+
 from __future__ import annotations
 
 import keras
@@ -17,6 +18,6 @@ def tiny_bundle_dir(tmp_path_factory):
     keras.utils.set_random_seed(0)
     config = load_config("synthetic/tiny", {"postprocess.center_threshold": 0.0})
     model = build_model(config, num_classes=get_dataset_spec("synthetic").num_classes)
-    return save_bundle(tmp_path_factory.mktemp("bundle") / "model", model, config, get_dataset_spec("synthetic"))
-
-
+    return save_bundle(
+        tmp_path_factory.mktemp("bundle") / "model", model, config, get_dataset_spec("synthetic")
+    )

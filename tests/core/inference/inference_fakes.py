@@ -1,5 +1,6 @@
 """Hand-made Keras models with the model's output contract, so that pad/crop/TTA results can be
 computed by hand."""
+
 from __future__ import annotations
 
 import keras
@@ -73,11 +74,14 @@ def fake_model(pool_size=None) -> keras.Model:
         # Adds 0 x the pooled map so the spy is traced without changing the outputs.
         pooled = PoolSpy(pool_size)(heat)
         heat = keras.layers.Lambda(lambda t: t[0] + 0.0 * tf.reduce_mean(t[1]))([heat, pooled])
-    return keras.Model(image, {
-        "semantic_logits": PaletteLogits()(image),
-        "center_heatmap": heat,
-        "offsets": ConstantOffsets()(image),
-    })
+    return keras.Model(
+        image,
+        {
+            "semantic_logits": PaletteLogits()(image),
+            "center_heatmap": heat,
+            "offsets": ConstantOffsets()(image),
+        },
+    )
 
 
 def fake_bundle(config=None, pool_size=None) -> Bundle:

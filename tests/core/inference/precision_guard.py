@@ -1,6 +1,7 @@
 """The bfloat16 accuracy guard as a reusable helper: run any bundle in fp32 and in a lower precision
 and report how far the raw outputs and the PQ move, on a labelled split (``precision_guard``) or,
 for a model without labelled data, against its own fp32 panoptic maps (``agreement_guard``)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,21 +43,37 @@ class _Differences:
         self.images += 1
 
     def report(self, precision: str, evaluations: dict) -> GuardReport:
-        pq = {name: 100.0 * ev.result()["panoptic"]["All"]["pq"] for name, ev in evaluations.items()}
-        return GuardReport(precision, self.max_abs, {k: v / self.images for k, v in self.sums.items()},
-                           pq["fp32"], pq[precision], self.agree / self.pixels)
+        pq = {
+            name: 100.0 * ev.result()["panoptic"]["All"]["pq"] for name, ev in evaluations.items()
+        }
+        return GuardReport(
+            precision,
+            self.max_abs,
+            {k: v / self.images for k, v in self.sums.items()},
+            pq["fp32"],
+            pq[precision],
+            self.agree / self.pixels,
+        )
 
 
 def _predictors(bundle_dir, precision: str, backend: str) -> dict:
     from panoptic_deeplab.bundle import load_bundle
     from panoptic_deeplab.inference import Predictor
 
-    return {"fp32": Predictor(load_bundle(bundle_dir, precision="fp32")),
-            precision: Predictor(load_bundle(bundle_dir, precision=precision), backend=backend)}
+    return {
+        "fp32": Predictor(load_bundle(bundle_dir, precision="fp32")),
+        precision: Predictor(load_bundle(bundle_dir, precision=precision), backend=backend),
+    }
 
 
-def precision_guard(bundle_dir, dataset_root, split: str = "val", precision: str = "bf16", limit: int | None = None,
-                    backend: str = "tf") -> GuardReport:
+def precision_guard(
+    bundle_dir,
+    dataset_root,
+    split: str = "val",
+    precision: str = "bf16",
+    limit: int | None = None,
+    backend: str = "tf",
+) -> GuardReport:
     """fp32 on TensorFlow against ``precision`` on ``backend``, image by image over the split."""
     from panoptic_deeplab.datasets.readers import open_dataset
     from panoptic_deeplab.evaluation.evaluate_split import Evaluation
@@ -75,7 +92,9 @@ def precision_guard(bundle_dir, dataset_root, split: str = "val", precision: str
     return differences.report(precision, evaluations)
 
 
-def agreement_guard(bundle_dir, images, precision: str = "bf16", backend: str = "tf") -> GuardReport:
+def agreement_guard(
+    bundle_dir, images, precision: str = "bf16", backend: str = "tf"
+) -> GuardReport:
     """For a model without labelled data (an imported checkpoint with random weights): the fp32
     panoptic map is the ground truth, so ``pq_fp32`` is 100 by construction and ``pq_low`` is the PQ
     of the ``precision`` maps against the fp32 ones."""

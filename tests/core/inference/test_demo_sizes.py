@@ -1,6 +1,7 @@
 """The shipped demo holds its quality at image sizes other than its training size: its bundle's
 size rule (dataset.min/max_resize_value) brings every image to the scale it was trained at, in the
 Predictor (so `pdl predict`, `pdl evaluate`, the app) and in the exported SavedModel alike."""
+
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,9 @@ def test_the_demo_runs_every_size_at_its_training_scale(demo):
 def test_the_demo_segments_large_images_as_well_as_its_training_size(demo, tmp_path, height, width):
     """A few held-out scenes (seed 2027, as the model card). Before the size rule: PQ 64-66 at
     512x1024 and 36.5 at 1024x2048 (things 22 and 2.8) on 60 images."""
-    root = make_synthetic_dataset(tmp_path / "d", num_train=0, num_val=4, height=height, width=width, seed=2027,
-                                  workers=1)
+    root = make_synthetic_dataset(
+        tmp_path / "d", num_train=0, num_val=4, height=height, width=width, seed=2027, workers=1
+    )
     reader = open_dataset(root, "val")
     gts = [reader.load_panoptic(i) for i in range(len(reader))]
     preds = [demo(reader.load_image(i), return_raw=False).panoptic for i in range(len(reader))]

@@ -1,5 +1,6 @@
 """ONNX and OpenVINO exports: the exported network's raw outputs equal the Keras model's, and the
 Predictor running them gives the TensorFlow Predictor's panoptic maps (tiny synthetic model)."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,10 @@ FILES = {"onnx": "tiny.onnx", "openvino": "tiny.xml"}
 def exported(request, tiny_bundle_dir, tmp_path_factory):
     backend = request.param
     out = tmp_path_factory.mktemp(backend) / FILES[backend]
-    assert main(["export", "--model", str(tiny_bundle_dir), "--format", backend, "--out", str(out)]) == 0
+    assert (
+        main(["export", "--model", str(tiny_bundle_dir), "--format", backend, "--out", str(out)])
+        == 0
+    )
     return backend, out
 
 
@@ -31,16 +35,24 @@ def test_exported_raw_outputs_equal_the_keras_model(exported, tiny_bundle_dir):
     backend, path = exported
     sidecar = path.with_suffix(".onnx.json") if backend == "onnx" else path.with_suffix(".json")
     meta = json.loads(sidecar.read_text())
-    assert meta["postprocess_inside"] is False and meta["outputs"] == ["semantic_logits", "center_heatmap", "offsets"]
+    assert meta["postprocess_inside"] is False and meta["outputs"] == [
+        "semantic_logits",
+        "center_heatmap",
+        "offsets",
+    ]
     model = load_bundle(tiny_bundle_dir).model
     network = ExportedNetwork(path, backend, num_classes=len(meta["dataset_spec"]["class_names"]))
     # A k*OS+1 size, another size and a batch of two: the export has dynamic shapes.
     for shape in ((1, 129, 257, 3), (2, 65, 97, 3)):
-        images = np.stack([random_image(*shape[1:3], seed=20 + i).astype(np.float32) for i in range(shape[0])])
+        images = np.stack(
+            [random_image(*shape[1:3], seed=20 + i).astype(np.float32) for i in range(shape[0])]
+        )
         got = network.run_numpy(images)
         expected = model(images, training=False)
         for key, atol in ATOL.items():
-            np.testing.assert_allclose(got[key], np.asarray(expected[key]), atol=atol, rtol=1e-4, err_msg=key)
+            np.testing.assert_allclose(
+                got[key], np.asarray(expected[key]), atol=atol, rtol=1e-4, err_msg=key
+            )
 
 
 @pytest.mark.slow
@@ -56,11 +68,15 @@ def test_predictor_on_an_export_gives_the_same_panoptic_maps(exported, tiny_bund
         np.testing.assert_allclose(got.semantic_probs, want.semantic_probs, atol=1e-5)
         np.testing.assert_allclose(got.offsets, want.offsets, atol=1e-3)
         assert [(s.id, s.area) for s in got.segments] == [(s.id, s.area) for s in want.segments]
-        np.testing.assert_allclose([s.score for s in got.segments], [s.score for s in want.segments], atol=1e-4)
+        np.testing.assert_allclose(
+            [s.score for s in got.segments], [s.score for s in want.segments], atol=1e-4
+        )
 
 
 @pytest.mark.slow
-def test_predictor_converts_the_bundle_on_first_use_and_reuses_it(exported, tiny_bundle_dir, monkeypatch, tmp_path):
+def test_predictor_converts_the_bundle_on_first_use_and_reuses_it(
+    exported, tiny_bundle_dir, monkeypatch, tmp_path
+):
     import shutil
 
     from panoptic_deeplab import export
@@ -68,7 +84,9 @@ def test_predictor_converts_the_bundle_on_first_use_and_reuses_it(exported, tiny
     backend, made = exported
     conversions = []
 
-    def convert(bundle, out, overwrite=False):  # the real conversion ran in the fixture; copy its result
+    def convert(
+        bundle, out, overwrite=False
+    ):  # the real conversion ran in the fixture; copy its result
         conversions.append(out)
         shutil.copy(made, out)
         if backend == "openvino":
@@ -89,6 +107,8 @@ def test_multi_scale_needs_tensorflow(tiny_bundle_dir, tmp_path):
     from panoptic_deeplab.errors import UserError
 
     with pytest.raises(UserError, match="needs --backend tf"):
-        Predictor(tiny_bundle_dir, backend="onnx", engine_file=tmp_path / "x.onnx", scales=(0.5, 1.0))
+        Predictor(
+            tiny_bundle_dir, backend="onnx", engine_file=tmp_path / "x.onnx", scales=(0.5, 1.0)
+        )
     with pytest.raises(UserError, match="no such onnx model file"):
         Predictor(tiny_bundle_dir, backend="onnx", engine_file=tmp_path / "x.onnx")

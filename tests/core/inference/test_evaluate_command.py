@@ -1,5 +1,6 @@
 """``pdl evaluate``: its numbers agree with `pdl pq` on the same predictions and with mIoU / AP
 computed directly from the Predictor's maps."""
+
 from __future__ import annotations
 
 import json
@@ -17,11 +18,31 @@ from panoptic_deeplab.inference import Predictor
 def test_evaluate_agrees_with_pq_on_its_saved_predictions(tiny_bundle_dir, tmp_path, capsys):
     from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
 
-    root = make_synthetic_dataset(tmp_path / "synth", num_train=0, num_val=3, height=65, width=97, workers=1)
-    (root / "val" / sorted(p.name for p in (root / "val").iterdir())[1]).write_bytes(b"")  # one broken image
+    root = make_synthetic_dataset(
+        tmp_path / "synth", num_train=0, num_val=3, height=65, width=97, workers=1
+    )
+    (root / "val" / sorted(p.name for p in (root / "val").iterdir())[1]).write_bytes(
+        b""
+    )  # one broken image
     report, saved = tmp_path / "r.json", tmp_path / "pred"
-    assert main(["evaluate", "--model", str(tiny_bundle_dir), "--dataset", str(root), "--split", "val",
-                 "--out", str(report), "--save-predictions", str(saved)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(tiny_bundle_dir),
+                "--dataset",
+                str(root),
+                "--split",
+                "val",
+                "--out",
+                str(report),
+                "--save-predictions",
+                str(saved),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "Panoptic quality" in printed and "mIoU" in printed and "Instance AP" in printed
     result = json.loads(report.read_text())
@@ -32,14 +53,30 @@ def test_evaluate_agrees_with_pq_on_its_saved_predictions(tiny_bundle_dir, tmp_p
     # PQ: the files route (`pdl pq`, panopticapi semantics) on the saved predictions.
     # (The GT JSON without the unreadable image, which has no prediction.)
     gt = json.loads((root / "annotations" / "panoptic_val.json").read_text())
-    predicted = {a["image_id"] for a in json.loads((saved / "panoptic.json").read_text())["annotations"]}
+    predicted = {
+        a["image_id"] for a in json.loads((saved / "panoptic.json").read_text())["annotations"]
+    }
     gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in predicted]
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     pq_out = tmp_path / "pq.json"
-    assert main(["pq", "--gt-json", str(tmp_path / "gt.json"),
-                 "--gt-folder", str(root / "annotations" / "panoptic_val"),
-                 "--pred-json", str(saved / "panoptic.json"), "--pred-folder", str(saved / "panoptic"),
-                 "--out", str(pq_out)]) == 0
+    assert (
+        main(
+            [
+                "pq",
+                "--gt-json",
+                str(tmp_path / "gt.json"),
+                "--gt-folder",
+                str(root / "annotations" / "panoptic_val"),
+                "--pred-json",
+                str(saved / "panoptic.json"),
+                "--pred-folder",
+                str(saved / "panoptic"),
+                "--out",
+                str(pq_out),
+            ]
+        )
+        == 0
+    )
     files = json.loads(pq_out.read_text())
     for key in ("All", "Things", "Stuff"):
         assert files[key]["n"] == result["panoptic"][key]["n"]
@@ -55,9 +92,17 @@ def test_evaluate_agrees_with_pq_on_its_saved_predictions(tiny_bundle_dir, tmp_p
     miou = mean_iou([g // 1000 for g in gts], [p.semantic for p in preds], num_classes=8)
     assert result["semantic"]["miou"] == pytest.approx(miou["miou"])
     scores = [{s.id: s.score for s in p.segments if s.isthing} for p in preds]
-    ap = cityscapes_instance_ap(gts, [p.panoptic for p in preds], scores, thing_class_ids=(5, 6, 7),
-                                label_divisor=1000, ignore_label=255)
-    assert result["instance"]["cityscapes"]["ap"] == (None if ap["ap"] is None else pytest.approx(ap["ap"]))
+    ap = cityscapes_instance_ap(
+        gts,
+        [p.panoptic for p in preds],
+        scores,
+        thing_class_ids=(5, 6, 7),
+        label_divisor=1000,
+        ignore_label=255,
+    )
+    assert result["instance"]["cityscapes"]["ap"] == (
+        None if ap["ap"] is None else pytest.approx(ap["ap"])
+    )
 
 
 def test_a_missed_stuff_segment_voided_by_the_area_limit_is_named_so():

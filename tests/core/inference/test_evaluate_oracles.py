@@ -1,6 +1,7 @@
 """`pdl evaluate --oracle` on the shipped demo model and a held-out synthetic set: the full oracle
 reaches PQ >= 95, no single oracle lowers PQ beyond noise, the JSON carries every oracle and the
 error breakdown adds up, and the printed table shows the same numbers."""
+
 from __future__ import annotations
 
 import json
@@ -19,11 +20,30 @@ NOISE = 1.0  # PQ points: one segment of a class in 6 images moves its PQ by mor
 def test_oracles_on_the_demo_model(tmp_path, capsys):
     from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
 
-    root = make_synthetic_dataset(tmp_path / "heldout", num_train=0, num_val=6, height=256, width=512,
-                                  seed=4242, workers=1)
+    root = make_synthetic_dataset(
+        tmp_path / "heldout", num_train=0, num_val=6, height=256, width=512, seed=4242, workers=1
+    )
     out = tmp_path / "r.json"
-    assert main(["evaluate", "--model", str(DEMO), "--dataset", str(root), "--split", "val", "--ap", "none",
-                 "--oracle", "semantic,center,offset,all", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(DEMO),
+                "--dataset",
+                str(root),
+                "--split",
+                "val",
+                "--ap",
+                "none",
+                "--oracle",
+                "semantic,center,offset,all",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     result = json.loads(out.read_text())
     oracles = result["oracles"]

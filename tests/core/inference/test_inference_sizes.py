@@ -1,4 +1,5 @@
 """Size rules (resize, cap, pad) and input conversion, without running a network."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,11 +56,14 @@ def test_max_side_cap():
     assert default.network_size(3000, 4000) == (1536, 2049)  # floor(3000 * 2049 / 4000)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(config=dict(crop=(641, 641), min_resize=641, max_resize=641)),
-    dict(config=dict(crop=(33, 49)), max_side=150),
-    dict(config=dict(crop=(1025, 2049), output_stride=32), pad_to="minimal"),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(config=dict(crop=(641, 641), min_resize=641, max_resize=641)),
+        dict(config=dict(crop=(33, 49)), max_side=150),
+        dict(config=dict(crop=(1025, 2049), output_stride=32), pad_to="minimal"),
+    ],
+)
 def test_graph_sizes_match_python_sizes(kwargs):
     p = pipeline(fake_config(**kwargs.pop("config")), **kwargs)
     for h, w in [(1, 1), (2, 3), (17, 200), (480, 640), (333, 1001), (1024, 2048), (641, 77)]:
@@ -80,7 +84,9 @@ def test_as_rgb_float_dtypes():
     np.testing.assert_array_equal(as_rgb_float(rgb), [[[0, 128, 255]]])
     np.testing.assert_allclose(as_rgb_float(rgb.astype(np.uint16) * 257), [[[0, 128, 255]]])
     np.testing.assert_allclose(as_rgb_float(np.array([[[0.0, 0.5, 1.0]]])), [[[0, 127.5, 255]]])
-    np.testing.assert_allclose(as_rgb_float(np.array([[[0.0, 100.0, 300.0]]], np.float32)), [[[0, 100, 255]]])
+    np.testing.assert_allclose(
+        as_rgb_float(np.array([[[0.0, 100.0, 300.0]]], np.float32)), [[[0, 100, 255]]]
+    )
     np.testing.assert_allclose(as_rgb_float(np.array([[[1, 2, 3]]], np.int64)), [[[1, 2, 3]]])
     gray = as_rgb_float(np.array([[7, 9]], np.uint8))
     assert gray.shape == (1, 2, 3) and gray[0, 1].tolist() == [9, 9, 9]
@@ -90,13 +96,16 @@ def test_as_rgb_float_dtypes():
     assert as_rgb_float(np.zeros((1, 1, 1), np.uint8)).shape == (1, 1, 3)
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((4, 4, 2), np.uint8), "shape"),
-    (np.zeros((0, 4, 3), np.uint8), "empty"),
-    (np.full((2, 2, 3), 300, np.int32), "outside 0..255"),
-    (np.full((2, 2, 3), np.nan, np.float32), "NaN"),
-    (np.zeros((2, 2, 3), np.complex64), "dtype"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((4, 4, 2), np.uint8), "shape"),
+        (np.zeros((0, 4, 3), np.uint8), "empty"),
+        (np.full((2, 2, 3), 300, np.int32), "outside 0..255"),
+        (np.full((2, 2, 3), np.nan, np.float32), "NaN"),
+        (np.zeros((2, 2, 3), np.complex64), "dtype"),
+    ],
+)
 def test_as_rgb_float_rejects(bad, message):
     with pytest.raises(ImageError, match=message):
         as_rgb_float(bad)

@@ -1,5 +1,6 @@
 """The bfloat16 accuracy guard on the shipped demo model: raw outputs near float32, PQ on a held-out
 synthetic set within 0.5 points. ``precision_guard`` takes any bundle (an imported one too)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,15 @@ def held_out(tmp_path_factory):
     """Synthetic scenes from a seed the demo model never saw (it was trained on seed 1)."""
     from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
 
-    return make_synthetic_dataset(tmp_path_factory.mktemp("held-out"), num_train=0, num_val=24, height=256, width=512,
-                                  seed=2027, workers=1)
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp("held-out"),
+        num_train=0,
+        num_val=24,
+        height=256,
+        width=512,
+        seed=2027,
+        workers=1,
+    )
 
 
 def assert_guard_holds(report):
@@ -54,15 +62,21 @@ def imported_deeplab2(request, tmp_path_factory):
     from panoptic_deeplab.deeplab2.importer import import_deeplab2
 
     out = tmp_path_factory.mktemp(request.param) / "bundle"
-    import_deeplab2(DEEPLAB2 / f"ckpt_{request.param}", str(DEEPLAB2 / f"{request.param}.textproto"), out,
-                    log=lambda _: None)
+    import_deeplab2(
+        DEEPLAB2 / f"ckpt_{request.param}",
+        str(DEEPLAB2 / f"{request.param}.textproto"),
+        out,
+        log=lambda _: None,
+    )
     return request.param, out
 
 
 def _deeplab2_test_images(held_out):
     from panoptic_deeplab.image_io import load_image
 
-    images = [load_image(DEEPLAB2 / "input_257x513.png")]  # the image the fixture's BN statistics came from
+    images = [
+        load_image(DEEPLAB2 / "input_257x513.png")
+    ]  # the image the fixture's BN statistics came from
     images += [load_image(path) for path in sorted((Path(held_out) / "val").glob("*.jpg"))[:5]]
     assert len(images) == 6
     return images
@@ -70,7 +84,8 @@ def _deeplab2_test_images(held_out):
 
 @pytest.mark.slow
 def test_an_imported_deeplab2_model_runs_fp32_unless_asked_because_bf16_fails_the_guard_on_it(
-        imported_deeplab2, held_out, monkeypatch):
+    imported_deeplab2, held_out, monkeypatch
+):
     """No labels fit a random-weight model, so its own fp32 maps are the reference. In bf16 the
     deeplab2 fixtures fail the guard by far, so an imported bundle defaults to fp32; and the cause is
     the random weights' sensitivity, not a broken bf16 layer: rounding only the weights to bf16
@@ -80,7 +95,9 @@ def test_an_imported_deeplab2_model_runs_fp32_unless_asked_because_bf16_fails_th
 
     name, bundle = imported_deeplab2
     monkeypatch.delenv("PDL_PRECISION")  # the suite's fp32 would hide the bundle's own default
-    assert load_bundle(bundle).precision.describe().startswith("precision fp32 (the bundle's default")
+    assert (
+        load_bundle(bundle).precision.describe().startswith("precision fp32 (the bundle's default")
+    )
     images = _deeplab2_test_images(held_out)
     report = agreement_guard(bundle, images, precision="bf16")
     print(name, report)
@@ -88,5 +105,11 @@ def test_an_imported_deeplab2_model_runs_fp32_unless_asked_because_bf16_fails_th
     assert report.semantic_agreement < 0.95 and report.pq_delta > 10 * MAX_PQ_DELTA, report
     imported = weight_rounding_agreement(bundle, images)
     demo = weight_rounding_agreement(default_model(), images[1:])
-    print(name, "weights rounded to bf16, pixels that keep their class:", imported, "demo model:", demo)
+    print(
+        name,
+        "weights rounded to bf16, pixels that keep their class:",
+        imported,
+        "demo model:",
+        demo,
+    )
     assert imported < 0.99 and demo > 0.998, (imported, demo)

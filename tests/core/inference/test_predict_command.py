@@ -1,4 +1,5 @@
 """``pdl predict`` on a folder with good and bad images, and on a data set split."""
+
 from __future__ import annotations
 
 import json
@@ -24,10 +25,25 @@ def image_dir(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_predict_folder_writes_coco_panoptic_and_skips_bad_images(tiny_bundle_dir, image_dir, tmp_path, capsys):
+def test_predict_folder_writes_coco_panoptic_and_skips_bad_images(
+    tiny_bundle_dir, image_dir, tmp_path, capsys
+):
     out = tmp_path / "pred"
-    code = main(["predict", "--model", str(tiny_bundle_dir), "--images", str(image_dir), "--out", str(out),
-                 "--overlays", "--save-raw", "--batch-size", "2"])
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(tiny_bundle_dir),
+            "--images",
+            str(image_dir),
+            "--out",
+            str(out),
+            "--overlays",
+            "--save-raw",
+            "--batch-size",
+            "2",
+        ]
+    )
     assert code == 0
     data = json.loads((out / "panoptic.json").read_text())
     assert [a["file_name"] for a in data["annotations"]] == ["a.png", "b.png"]
@@ -48,7 +64,12 @@ def test_predict_folder_writes_coco_panoptic_and_skips_bad_images(tiny_bundle_di
         mask = ids == segment["id"]
         assert mask.sum() == segment["area"] > 0
         ys, xs = np.nonzero(mask)
-        assert segment["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+        assert segment["bbox"] == [
+            xs.min(),
+            ys.min(),
+            xs.max() - xs.min() + 1,
+            ys.max() - ys.min() + 1,
+        ]
         assert segment["category_id"] == segment["panoptic_id"] // 1000
         rebuilt[mask] = segment["panoptic_id"]
     np.testing.assert_array_equal(rebuilt, expected)
@@ -64,24 +85,69 @@ def test_predict_folder_writes_coco_panoptic_and_skips_bad_images(tiny_bundle_di
 def test_predict_dataset_uses_the_annotation_image_ids(tiny_bundle_dir, tmp_path):
     from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
 
-    root = make_synthetic_dataset(tmp_path / "synth", num_train=0, num_val=2, height=65, width=97, workers=1)
+    root = make_synthetic_dataset(
+        tmp_path / "synth", num_train=0, num_val=2, height=65, width=97, workers=1
+    )
     out = tmp_path / "pred"
-    assert main(["predict", "--model", str(tiny_bundle_dir), "--dataset", str(root), "--split", "val",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(tiny_bundle_dir),
+                "--dataset",
+                str(root),
+                "--split",
+                "val",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     gt = json.loads((root / "annotations" / "panoptic_val.json").read_text())
     pred = json.loads((out / "panoptic.json").read_text())
-    assert [a["image_id"] for a in pred["annotations"]] == [a["image_id"] for a in gt["annotations"]]
+    assert [a["image_id"] for a in pred["annotations"]] == [
+        a["image_id"] for a in gt["annotations"]
+    ]
     assert not (out / "skipped.json").exists()
     # The files are valid input for `pdl pq`.
-    assert main(["pq", "--gt-json", str(root / "annotations" / "panoptic_val.json"),
-                 "--gt-folder", str(root / "annotations" / "panoptic_val"),
-                 "--pred-json", str(out / "panoptic.json"), "--pred-folder", str(out / "panoptic"),
-                 "--out", str(tmp_path / "pq.json")]) == 0
+    assert (
+        main(
+            [
+                "pq",
+                "--gt-json",
+                str(root / "annotations" / "panoptic_val.json"),
+                "--gt-folder",
+                str(root / "annotations" / "panoptic_val"),
+                "--pred-json",
+                str(out / "panoptic.json"),
+                "--pred-folder",
+                str(out / "panoptic"),
+                "--out",
+                str(tmp_path / "pq.json"),
+            ]
+        )
+        == 0
+    )
     assert "All" in json.loads((tmp_path / "pq.json").read_text())
 
 
 def test_predict_reports_a_missing_bundle(tmp_path, capsys):
-    assert main(["predict", "--model", str(tmp_path / "nope"), "--images", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(tmp_path / "nope"),
+                "--images",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "no such bundle directory" in capsys.readouterr().err
 
 
@@ -97,5 +163,8 @@ def test_coco_segments_give_class_zero_a_nonzero_segment_id():
     ids, info = coco_segments(panoptic, spec, {6001: 0.9})
     assert ids.tolist() == [[1, 1, 2], [0, 3, 2]]
     assert [(s["id"], s["category_id"], s["panoptic_id"], s["area"], s["score"]) for s in info] == [
-        (1, 0, 0, 2, 0.0), (2, 6, 6001, 2, 0.9), (3, 6, 6002, 1, 0.0)]
+        (1, 0, 0, 2, 0.0),
+        (2, 6, 6001, 2, 0.9),
+        (3, 6, 6002, 1, 0.0),
+    ]
     assert info[1]["bbox"] == [2, 0, 1, 2] and info[0]["isthing"] == 0 and info[1]["isthing"] == 1

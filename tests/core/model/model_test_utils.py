@@ -1,10 +1,13 @@
 """Shared helpers for the model tests: tiny configs that build and run in seconds on a CPU."""
+
 from __future__ import annotations
 
 from panoptic_deeplab.config import Config
 
 
-def tiny_config(backbone: str = "resnet50", output_stride: int = 32, crop=(65, 97), **extra) -> Config:
+def tiny_config(
+    backbone: str = "resnet50", output_stride: int = 32, crop=(65, 97), **extra
+) -> Config:
     """A narrow model with the full layout (backbone width 1/8, 16-32 channel decoders)."""
     overrides = {
         "model.backbone": backbone,

@@ -1,4 +1,5 @@
 """ASPP image pooling: window from the train crop, tiling, clamping, static == dynamic."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,9 @@ def test_window_pooling_static_and_dynamic(shape, pool, window):
     expected = numpy_box_mean(x, *window)
     layer = WindowAveragePooling(pool)
     np.testing.assert_allclose(np.asarray(layer(x)), expected, rtol=1e-5, atol=1e-5)
-    dynamic = tf.function(layer.call, input_signature=[tf.TensorSpec([None, None, None, shape[-1]], tf.float32)])
+    dynamic = tf.function(
+        layer.call, input_signature=[tf.TensorSpec([None, None, None, shape[-1]], tf.float32)]
+    )
     np.testing.assert_allclose(dynamic(x).numpy(), expected, rtol=1e-5, atol=1e-5)
     assert layer.compute_output_shape(shape) == expected.shape
 

@@ -1,4 +1,5 @@
 """MobileNetV3-Large/Small (deeplab2 layout) and Xception-71 (TF1 DeepLab) backbones."""
+
 from __future__ import annotations
 
 import math
@@ -73,16 +74,25 @@ def test_mobilenet_v3_parameter_count_and_endpoint_channels(name, params, channe
 
 @pytest.mark.parametrize(
     "variant, application",
-    [("large", keras.applications.MobileNetV3Large), ("small", keras.applications.MobileNetV3Small)],
+    [
+        ("large", keras.applications.MobileNetV3Large),
+        ("small", keras.applications.MobileNetV3Small),
+    ],
 )
 def test_mobilenet_v3_layers_match_keras_applications_one_to_one(variant, application):
     """Same layer names and weight shapes as Keras' MobileNetV3 (include_top=False), so ImageNet
     weights copy over by name."""
     model, _ = backbone_model(f"mobilenet_v3_{variant}")
-    reference = application(include_top=False, weights=None, minimalistic=False, input_shape=(None, None, 3))
+    reference = application(
+        include_top=False, weights=None, minimalistic=False, input_shape=(None, None, 3)
+    )
 
     def layout(m):
-        return {layer.name: [tuple(w.shape) for w in layer.weights] for layer in m.layers if layer.weights}
+        return {
+            layer.name: [tuple(w.shape) for w in layer.weights]
+            for layer in m.layers
+            if layer.weights
+        }
 
     assert layout(model) == layout(reference)
 
@@ -127,9 +137,13 @@ def test_mobilenet_v3_squeeze_excite_gates_with_sigmoid(name, se_blocks):
     assert len(gates) == se_blocks
     for gate in gates:
         # sigmoid(1) = 0.7311; hard-sigmoid(1) = relu6(4) / 6 = 0.6667.
-        value = float(keras.ops.convert_to_numpy(gate(np.ones((1, 1, 1, 1), "float32")))[0, 0, 0, 0])
+        value = float(
+            keras.ops.convert_to_numpy(gate(np.ones((1, 1, 1, 1), "float32")))[0, 0, 0, 0]
+        )
         assert value == pytest.approx(1 / (1 + math.exp(-1)), abs=1e-6)
-    assert not any("hard_sigmoid" in str(getattr(layer, "activation", "")) for layer in model.layers)
+    assert not any(
+        "hard_sigmoid" in str(getattr(layer, "activation", "")) for layer in model.layers
+    )
 
 
 def test_mobilenet_v3_se_reduction_is_a_quarter_rounded_to_8():
@@ -180,7 +194,12 @@ def test_xception71_parameter_count_matches_tf1_definition():
             cin = depths[-1]
     model, endpoints = backbone_model("xception71", output_stride=16)
     assert trainable_count(model) == expected == 40_289_736
-    assert tuple(endpoints[k].shape[-1] for k in ("res2", "res3", "res4", "res5")) == (256, 728, 1024, 2048)
+    assert tuple(endpoints[k].shape[-1] for k in ("res2", "res3", "res4", "res5")) == (
+        256,
+        728,
+        1024,
+        2048,
+    )
 
 
 def test_xception71_endpoints_and_separable_conv_layout():
@@ -194,8 +213,14 @@ def test_xception71_endpoints_and_separable_conv_layout():
     assert sum(n.startswith("middle_flow_block1_unit_") and n.endswith("_add") for n in names) == 16
     # BN sits between depthwise and pointwise; ReLU before the conv in the flows, after it at the end.
     unit = "middle_flow_block1_unit_7_separable_conv2"
-    assert model.get_layer(f"{unit}_pointwise").input.name == model.get_layer(f"{unit}_depthwise_bn").output.name
-    assert model.get_layer(f"{unit}_depthwise").input.name == model.get_layer(f"{unit}_preact_relu").output.name
+    assert (
+        model.get_layer(f"{unit}_pointwise").input.name
+        == model.get_layer(f"{unit}_depthwise_bn").output.name
+    )
+    assert (
+        model.get_layer(f"{unit}_depthwise").input.name
+        == model.get_layer(f"{unit}_preact_relu").output.name
+    )
     assert "exit_flow_block2_unit_1_separable_conv1_depthwise_relu" in names
     assert "exit_flow_block2_unit_1_separable_conv1_preact_relu" not in names
     assert "exit_flow_block2_unit_1_shortcut_conv" not in names  # no skip in the last unit
@@ -207,7 +232,9 @@ def test_xception71_endpoints_and_separable_conv_layout():
 def test_xception71_output_stride_by_atrous_exit_flow(output_stride, exit1_stride, exit2_rate):
     model, _ = backbone_model("xception71", output_stride=output_stride, width=0.125)
     strided = model.get_layer("exit_flow_block1_unit_1_separable_conv3_depthwise")
-    assert strided.strides[0] == exit1_stride and strided.dilation_rate[0] == (1 if output_stride > 8 else 2)
+    assert strided.strides[0] == exit1_stride and strided.dilation_rate[0] == (
+        1 if output_stride > 8 else 2
+    )
     assert model.get_layer("exit_flow_block1_unit_1_shortcut_conv").strides[0] == exit1_stride
     for i in (1, 2, 3):
         conv = model.get_layer(f"exit_flow_block2_unit_1_separable_conv{i}_depthwise")
@@ -267,14 +294,20 @@ def test_bad_output_stride_or_width_is_a_config_error(name):
         backbone_model(name, width=0.0)
 
 
-@pytest.mark.parametrize("output_stride, stage5", [(32, [(2, 1), (1, 1), (1, 1)]), (16, [(1, 1), (1, 2), (1, 2)])])
-def test_resnet_output_stride_16_keeps_dilation_1_in_the_first_block_of_stage_5(output_stride, stage5):
+@pytest.mark.parametrize(
+    "output_stride, stage5", [(32, [(2, 1), (1, 1), (1, 1)]), (16, [(1, 1), (1, 2), (1, 2)])]
+)
+def test_resnet_output_stride_16_keeps_dilation_1_in_the_first_block_of_stage_5(
+    output_stride, stage5
+):
     """deeplab2's BlockGroup: a block dilates by its nominal input stride over the output stride, so
     stage 5's first block (input stride 16) is not dilated at OS16 and the later ones are by 2."""
     from panoptic_deeplab.model.backbones import resnet
 
     inputs = keras.Input((65, 65, 3))
-    model = keras.Model(inputs, resnet.build(inputs, output_stride=output_stride, width=0.125, norm=NORM))
+    model = keras.Model(
+        inputs, resnet.build(inputs, output_stride=output_stride, width=0.125, norm=NORM)
+    )
     convs = [model.get_layer(f"conv5_block{b}_2_conv") for b in (1, 2, 3)]
     assert [(c.strides[0], c.dilation_rate[0]) for c in convs] == stage5
 
@@ -282,9 +315,16 @@ def test_resnet_output_stride_16_keeps_dilation_1_in_the_first_block_of_stage_5(
 def test_resnet_stem_width_scales_only_the_stem():
     from panoptic_deeplab.model.backbones import resnet
 
-    for variant, layer, channels in (("resnet50", "conv1_conv", 16), ("resnet50_beta", "stem3_conv", 32)):
+    for variant, layer, channels in (
+        ("resnet50", "conv1_conv", 16),
+        ("resnet50_beta", "stem3_conv", 32),
+    ):
         inputs = keras.Input((33, 33, 3))
-        model = keras.Model(inputs, resnet.build(inputs, output_stride=32, width=0.125, norm=NORM, variant=variant,
-                                                 stem_width=0.25))
+        model = keras.Model(
+            inputs,
+            resnet.build(
+                inputs, output_stride=32, width=0.125, norm=NORM, variant=variant, stem_width=0.25
+            ),
+        )
         assert model.get_layer(layer).filters == channels
         assert model.get_layer("conv2_block1_1_conv").filters == 8  # round(64 * 0.125)

@@ -1,4 +1,5 @@
 """Analytic multiply-add counting against hand-computed layers."""
+
 from __future__ import annotations
 
 import keras
@@ -24,6 +25,8 @@ def test_decoders_and_heads_of_r50_os32_match_the_spec():
     # Spec 1.5: ASPP + decoders + heads of R50 OS32 at 1025x2049 take 97.7 G multiply-adds.
     from panoptic_deeplab.model.flops import mult_adds_by_part
 
-    model = build_model(load_config("cityscapes/resnet50_os32"), num_classes=19, input_shape=(1025, 2049))
+    model = build_model(
+        load_config("cityscapes/resnet50_os32"), num_classes=19, input_shape=(1025, 2049)
+    )
     parts = mult_adds_by_part(model)
     assert (parts["semantic"] + parts["instance"]) / 1e9 == pytest.approx(97.7, abs=0.05)

@@ -1,4 +1,5 @@
 """Output shapes, dtypes and size handling of the built model (tiny widths, small inputs)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,7 +57,9 @@ def test_dynamic_model_runs_at_several_sizes_and_matches_the_static_one():
         out_static = static(image, training=False)
         for key in out_static:
             assert out_dynamic[key].shape == out_static[key].shape
-            np.testing.assert_allclose(np.asarray(out_dynamic[key]), np.asarray(out_static[key]), rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(
+                np.asarray(out_dynamic[key]), np.asarray(out_static[key]), rtol=1e-4, atol=1e-4
+            )
 
 
 def test_mixed_precision_keeps_float32_outputs():
@@ -74,9 +77,15 @@ def test_mixed_precision_keeps_float32_outputs():
 def test_sync_batch_norm_and_epsilon_follow_the_config():
     import keras
 
-    config = tiny_config(**{"model.sync_batch_norm": True, "model.bn_epsilon": 1e-5, "model.bn_momentum": 0.9})
+    config = tiny_config(
+        **{"model.sync_batch_norm": True, "model.bn_epsilon": 1e-5, "model.bn_momentum": 0.9}
+    )
     model = build_model(config, num_classes=3, input_shape=(65, 97))
-    bns = [l for l in model.get_layer("backbone").layers + model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    bns = [
+        l
+        for l in model.get_layer("backbone").layers + model.layers
+        if isinstance(l, keras.layers.BatchNormalization)
+    ]
     assert bns and all(bn.synchronized and bn.epsilon == 1e-5 and bn.momentum == 0.9 for bn in bns)
 
 
@@ -89,21 +98,33 @@ def test_normalisation_is_inside_the_model():
 
 @pytest.mark.parametrize(
     "h, w, os_, expected",
-    [(1024, 2048, 32, (1025, 2049)), (1025, 2049, 32, (1025, 2049)), (1026, 2050, 16, (1041, 2065)), (1, 2, 16, (17, 17))],
+    [
+        (1024, 2048, 32, (1025, 2049)),
+        (1025, 2049, 32, (1025, 2049)),
+        (1026, 2050, 16, (1041, 2065)),
+        (1, 2, 16, (17, 17)),
+    ],
 )
 def test_valid_input_size(h, w, os_, expected):
     assert valid_input_size(h, w, os_) == expected
 
 
-@pytest.mark.parametrize("backbone", ["resnet50_beta", "mobilenet_v3_large", "mobilenet_v3_small", "xception71"])
+@pytest.mark.parametrize(
+    "backbone", ["resnet50_beta", "mobilenet_v3_large", "mobilenet_v3_small", "xception71"]
+)
 @pytest.mark.parametrize("output_stride", [16, 32])
 def test_every_backbone_gives_full_size_outputs(backbone, output_stride):
-    config = tiny_config(backbone=backbone, output_stride=output_stride, **{"model.backbone_width": 0.25})
+    config = tiny_config(
+        backbone=backbone, output_stride=output_stride, **{"model.backbone_width": 0.25}
+    )
     model = build_model(config, num_classes=4, input_shape=(65, 97))
     out = model(random_image(65, 97), training=False)
     assert tuple(out["semantic_logits"].shape) == (1, 65, 97, 4)
     assert tuple(out["offsets"].shape) == (1, 65, 97, 2)
-    assert model.get_layer("backbone").output["res5"].shape[1:3] == ((65 - 1) // output_stride + 1, (97 - 1) // output_stride + 1)
+    assert model.get_layer("backbone").output["res5"].shape[1:3] == (
+        (65 - 1) // output_stride + 1,
+        (97 - 1) // output_stride + 1,
+    )
 
 
 def test_tiny_synthetic_preset_builds_small():

@@ -1,4 +1,5 @@
 """`pdl model-summary` on a tiny config: JSON fields agree with the built model."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,10 @@ def test_model_summary_json(tmp_path, capsys):
     config = tiny_config(output_stride=16)
     path = tmp_path / "tiny.yaml"
     save_config(config, path)
-    assert main(["model-summary", "--config", str(path), "--json", "--set", "model.output_stride=32"]) == 0
+    assert (
+        main(["model-summary", "--config", str(path), "--json", "--set", "model.output_stride=32"])
+        == 0
+    )
     info = json.loads(capsys.readouterr().out)
 
     model = build_model(config.replace({"model.output_stride": 32}), input_shape=(65, 97))

@@ -1,4 +1,5 @@
 """Trainable-parameter counts against the authors' (deeplab2 model/deeplab_test.py; docs/method.md §1)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -30,7 +31,9 @@ def test_trainable_params_match_deeplab2_for_19_classes(preset, expected):
 
 
 def test_resnet50_backbone_alone_matches_deeplab2():
-    model = build_model(load_config("cityscapes/resnet50_os32"), num_classes=19, input_shape=(65, 65))
+    model = build_model(
+        load_config("cityscapes/resnet50_os32"), num_classes=19, input_shape=(65, 65)
+    )
     assert trainable_params(model.get_layer("backbone")) == 23_508_032
 
 

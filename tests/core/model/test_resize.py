@@ -1,4 +1,5 @@
 """Corner-aligned bilinear resizing and offset rescaling against hand-computed cases."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,9 @@ def test_resize_like_takes_the_reference_size():
     ref = np.zeros((1, 3, 5, 7), "float32")
     out = np.asarray(ResizeLike()([x, ref]))
     assert out.shape == (1, 3, 5, 1)
-    np.testing.assert_allclose(out[0, :, :, 0], [[0, 0.5, 1, 1.5, 2], [1.5, 2, 2.5, 3, 3.5], [3, 3.5, 4, 4.5, 5]])
+    np.testing.assert_allclose(
+        out[0, :, :, 0], [[0, 0.5, 1, 1.5, 2], [1.5, 2, 2.5, 3, 3.5], [3, 3.5, 4, 4.5, 5]]
+    )
 
 
 def test_offsets_are_rescaled_per_axis():

@@ -1,5 +1,6 @@
 """A slow, straightforward NumPy version of the post-processing rules, written from docs/method.md §4
 and deeplab2's C++ merge op, used as the oracle for random-case tests."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,19 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def post_process_reference(logits, heatmap, offsets, *, thing_class_ids, label_divisor, void_label,
-                           center_threshold=0.1, nms_kernel=7, keep_k_centers=200, stuff_area_limit=2048):
+def post_process_reference(
+    logits,
+    heatmap,
+    offsets,
+    *,
+    thing_class_ids,
+    label_divisor,
+    void_label,
+    center_threshold=0.1,
+    nms_kernel=7,
+    keep_k_centers=200,
+    stuff_area_limit=2048,
+):
     logits = np.asarray(logits, np.float32)
     heatmap = np.asarray(heatmap, np.float32).reshape(logits.shape[:2])
     offsets = np.asarray(offsets, np.float32)
@@ -23,11 +35,14 @@ def post_process_reference(logits, heatmap, offsets, *, thing_class_ids, label_d
     heat = np.where(heatmap > center_threshold, heatmap, np.float32(0))
     r = nms_kernel // 2
     padded = np.zeros((h + 2 * r, w + 2 * r), np.float32)
-    padded[r:r + h, r:r + w] = heat
+    padded[r : r + h, r : r + w] = heat
     peaks = []
     for y in range(h):
         for x in range(w):
-            if heat[y, x] > 0 and heat[y, x] == padded[y:y + nms_kernel, x:x + nms_kernel].max():
+            if (
+                heat[y, x] > 0
+                and heat[y, x] == padded[y : y + nms_kernel, x : x + nms_kernel].max()
+            ):
                 peaks.append((y, x))
     # Keep the k highest; equal scores keep the earlier peak in row-major order.
     order = sorted(range(len(peaks)), key=lambda i: (-heat[peaks[i]], i))[:keep_k_centers]
@@ -95,7 +110,11 @@ def post_process_reference(logits, heatmap, offsets, *, thing_class_ids, label_d
         inst_ids.append(lab * label_divisor + i)
         inst_scores.append(float(probs[..., lab][mask].mean() * scores[k]))
     return {
-        "panoptic": panoptic, "semantic": labels, "instance_map": raw,
-        "center_points": np.array(centers, np.int64).reshape(-1, 2), "center_scores": np.array(scores),
-        "instance_ids": np.array(inst_ids), "instance_scores": np.array(inst_scores),
+        "panoptic": panoptic,
+        "semantic": labels,
+        "instance_map": raw,
+        "center_points": np.array(centers, np.int64).reshape(-1, 2),
+        "center_scores": np.array(scores),
+        "instance_ids": np.array(inst_ids),
+        "instance_scores": np.array(inst_scores),
     }

@@ -1,4 +1,5 @@
 """post_process: hand-made cases for each rule and random cases against the NumPy reference."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -18,8 +19,12 @@ def run(labels, heat, offsets=None, num_classes=4, things=(2, 3), **kw):
     if offsets is None:
         offsets = np.zeros(labels.shape + (2,), np.float32)
     kw.setdefault("stuff_area_limit", 0)
-    out = post_process(one_hot_logits(labels, num_classes), np.asarray(heat, np.float32), offsets,
-                       PostProcessOptions(thing_class_ids=things, label_divisor=DIV, void_label=VOID, **kw))
+    out = post_process(
+        one_hot_logits(labels, num_classes),
+        np.asarray(heat, np.float32),
+        offsets,
+        PostProcessOptions(thing_class_ids=things, label_divisor=DIV, void_label=VOID, **kw),
+    )
     return {k: v.numpy() for k, v in out.items()}
 
 
@@ -73,7 +78,10 @@ def test_majority_vote_ties_to_smaller_label_and_per_class_numbering():
     out = run(labels, heat, offsets, nms_kernel=3)
     # Instance 1: labels 2,2,3,3,3 at cols 0-2 -> 2 votes class 2 vs 3 votes class 3 -> class 3.
     # Instance 2: all class 2 -> class 2, id 1.  Stuff (class 0) keeps instance 0.
-    assert out["panoptic"].tolist() == [[3001, 3001, 3001, 2001, 2001, 0], [3001, 3001, 0, 2001, 2001, 0]]
+    assert out["panoptic"].tolist() == [
+        [3001, 3001, 3001, 2001, 2001, 0],
+        [3001, 3001, 0, 2001, 2001, 0],
+    ]
     labels_tie = np.array([[2, 3, 0, 2, 2, 0], [3, 2, 0, 2, 2, 0]])  # 2 vs 2 -> smaller label 2
     out = run(labels_tie, heat, offsets, nms_kernel=3)
     assert out["panoptic"][:, :2].tolist() == [[2001, 2001], [2001, 2001]]
@@ -106,7 +114,9 @@ def test_crowd_like_region_with_one_center_is_one_instance():
     heat[3, 4] = 0.6
     out = run(labels, heat, nms_kernel=7)
     assert set(np.unique(out["panoptic"])) == {2001}
-    np.testing.assert_allclose(out["instance_scores"], [0.6 * (np.exp(5) / (np.exp(5) + 3))], rtol=1e-5)
+    np.testing.assert_allclose(
+        out["instance_scores"], [0.6 * (np.exp(5) / (np.exp(5) + 3))], rtol=1e-5
+    )
 
 
 def test_scores_follow_deeplab2_combined_instance_scores():
@@ -116,9 +126,20 @@ def test_scores_follow_deeplab2_combined_instance_scores():
     rng = np.random.default_rng(3)
     logits = rng.normal(size=(5, 5, 4)).astype(np.float32)
     logits[..., 2] += 10
-    out = post_process(logits, heat[..., None], np.zeros((5, 5, 2), np.float32), PostProcessOptions(
-        thing_class_ids=[2], label_divisor=DIV, void_label=VOID, center_threshold=0.0, nms_kernel=3,
-        keep_k_centers=2, stuff_area_limit=0))
+    out = post_process(
+        logits,
+        heat[..., None],
+        np.zeros((5, 5, 2), np.float32),
+        PostProcessOptions(
+            thing_class_ids=[2],
+            label_divisor=DIV,
+            void_label=VOID,
+            center_threshold=0.0,
+            nms_kernel=3,
+            keep_k_centers=2,
+            stuff_area_limit=0,
+        ),
+    )
     inst = out["instance_map"].numpy()
     assert out["center_points"].numpy().tolist() == [[1, 1], [3, 3]]
     probs = tf.nn.softmax(logits).numpy()[..., 2]
@@ -137,10 +158,19 @@ def test_random_cases_match_numpy_reference(seed):
         offsets = rng.integers(-5, 6, size=(h, w, 2)).astype(np.float32)  # integer -> distance ties
     else:
         offsets = rng.normal(scale=4, size=(h, w, 2)).astype(np.float32)
-    kw = dict(thing_class_ids=[1, 3, 4], label_divisor=256, void_label=0, center_threshold=0.2,
-              nms_kernel=int(rng.choice([1, 3, 5])), keep_k_centers=int(rng.integers(1, 8)),
-              stuff_area_limit=int(rng.integers(0, 60)))
-    got = {k: v.numpy() for k, v in post_process(logits, heat, offsets, PostProcessOptions(**kw)).items()}
+    kw = dict(
+        thing_class_ids=[1, 3, 4],
+        label_divisor=256,
+        void_label=0,
+        center_threshold=0.2,
+        nms_kernel=int(rng.choice([1, 3, 5])),
+        keep_k_centers=int(rng.integers(1, 8)),
+        stuff_area_limit=int(rng.integers(0, 60)),
+    )
+    got = {
+        k: v.numpy()
+        for k, v in post_process(logits, heat, offsets, PostProcessOptions(**kw)).items()
+    }
     ref = post_process_reference(logits, heat, offsets, **kw)
     for key in ("panoptic", "semantic", "instance_map", "center_points", "instance_ids"):
         np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
@@ -156,9 +186,19 @@ def test_many_centers_match_numpy_reference_with_every_grouping_kernel(keep_k):
     logits = rng.normal(size=(h, w, c)).astype(np.float32)
     heat = rng.random((h, w)).astype(np.float32)
     offsets = rng.integers(-9, 10, size=(h, w, 2)).astype(np.float32)  # integer: distance ties
-    kw = dict(thing_class_ids=[1, 2, 3], label_divisor=256, void_label=0, center_threshold=0.05,
-              nms_kernel=1, keep_k_centers=keep_k, stuff_area_limit=5)
-    got = {k: v.numpy() for k, v in post_process(logits, heat, offsets, PostProcessOptions(**kw)).items()}
+    kw = dict(
+        thing_class_ids=[1, 2, 3],
+        label_divisor=256,
+        void_label=0,
+        center_threshold=0.05,
+        nms_kernel=1,
+        keep_k_centers=keep_k,
+        stuff_area_limit=5,
+    )
+    got = {
+        k: v.numpy()
+        for k, v in post_process(logits, heat, offsets, PostProcessOptions(**kw)).items()
+    }
     assert int(got["num_centers"]) == keep_k
     ref = post_process_reference(logits, heat, offsets, **kw)
     for key in ("panoptic", "instance_map", "center_points", "instance_ids"):
@@ -171,8 +211,14 @@ def test_batched_equals_single_and_without_xla():
     logits = rng.normal(size=(2, 11, 13, 5)).astype(np.float32)
     heat = rng.random((2, 11, 13, 1)).astype(np.float32)
     offsets = rng.normal(size=(2, 11, 13, 2)).astype(np.float32)
-    kw = dict(thing_class_ids=[2, 3], label_divisor=DIV, void_label=VOID, nms_kernel=3, keep_k_centers=5,
-              stuff_area_limit=10)
+    kw = dict(
+        thing_class_ids=[2, 3],
+        label_divisor=DIV,
+        void_label=VOID,
+        nms_kernel=3,
+        keep_k_centers=5,
+        stuff_area_limit=10,
+    )
     batch = post_process(logits, heat, offsets, PostProcessOptions(**kw))
     for b in range(2):
         single = post_process(logits[b], heat[b], offsets[b], PostProcessOptions(**kw))
@@ -180,20 +226,32 @@ def test_batched_equals_single_and_without_xla():
         n = int(batch["num_centers"][b])
         for key, value in single.items():
             got = batch[key][b]
-            if key in ("center_points", "center_scores", "instance_ids", "instance_classes",
-                       "instance_areas", "instance_scores"):
+            if key in (
+                "center_points",
+                "center_scores",
+                "instance_ids",
+                "instance_classes",
+                "instance_areas",
+                "instance_scores",
+            ):
                 got = got[:n]
             np.testing.assert_allclose(got.numpy(), value.numpy(), rtol=1e-6, err_msg=key)
             np.testing.assert_allclose(no_xla[key].numpy(), value.numpy(), rtol=1e-6, err_msg=key)
 
 
 def test_runs_inside_tf_function_and_saved_model(tmp_path):
-    options = PostProcessOptions(thing_class_ids=[2, 3], label_divisor=DIV, void_label=VOID, nms_kernel=3,
-                                 stuff_area_limit=4)
+    options = PostProcessOptions(
+        thing_class_ids=[2, 3], label_divisor=DIV, void_label=VOID, nms_kernel=3, stuff_area_limit=4
+    )
 
     class Fuse(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, None, 4]), tf.TensorSpec([None, None]),
-                                      tf.TensorSpec([None, None, 2])])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None, 4]),
+                tf.TensorSpec([None, None]),
+                tf.TensorSpec([None, None, 2]),
+            ]
+        )
         def __call__(self, s, c, o):
             return post_process(s, c, o, options)["panoptic"]
 
@@ -218,12 +276,23 @@ def test_tuning_threshold_area_limit_and_k_reuses_the_traced_graph():
     centers, traces = set(), None
     for thr, area, k in [(0.1, 0, 200), (0.5, 30, 200), (0.7, 100, 5), (0.3, 0, 1)]:
         out = run(labels, heat, center_threshold=thr, stuff_area_limit=area, keep_k_centers=k)
-        expected = post_process_reference(one_hot_logits(labels), heat, zeros, thing_class_ids=(2, 3),
-                                          label_divisor=DIV, void_label=VOID, center_threshold=thr,
-                                          nms_kernel=7, keep_k_centers=k, stuff_area_limit=area)
+        expected = post_process_reference(
+            one_hot_logits(labels),
+            heat,
+            zeros,
+            thing_class_ids=(2, 3),
+            label_divisor=DIV,
+            void_label=VOID,
+            center_threshold=thr,
+            nms_kernel=7,
+            keep_k_centers=k,
+            stuff_area_limit=area,
+        )
         np.testing.assert_array_equal(out["panoptic"], expected["panoptic"])
         centers.add(int(out["num_centers"]))
-        counts = {key: fn.experimental_get_tracing_count() for key, fn in postprocess._COMPILED.items()}
+        counts = {
+            key: fn.experimental_get_tracing_count() for key, fn in postprocess._COMPILED.items()
+        }
         assert traces is None or counts == traces  # no new function, no new trace
         traces = counts
     assert len(centers) > 1  # the values really changed the result
@@ -233,10 +302,16 @@ def test_bad_options_and_shapes_are_reported():
     with pytest.raises(ValueError, match="nms_kernel"):
         PostProcessOptions(thing_class_ids=[1], label_divisor=DIV, void_label=VOID, nms_kernel=4)
     with pytest.raises(ValueError, match="shapes"):
-        post_process(np.zeros((3, 3, 2)), np.zeros((3,)), np.zeros((3, 3, 2)),
-                     PostProcessOptions(thing_class_ids=[1], label_divisor=DIV, void_label=VOID))
+        post_process(
+            np.zeros((3, 3, 2)),
+            np.zeros((3,)),
+            np.zeros((3, 3, 2)),
+            PostProcessOptions(thing_class_ids=[1], label_divisor=DIV, void_label=VOID),
+        )
     with pytest.raises(TypeError, match="PostProcessOptions"):
-        post_process(np.zeros((3, 3, 2)), np.zeros((3, 3)), np.zeros((3, 3, 2)), {"thing_class_ids": [1]})
+        post_process(
+            np.zeros((3, 3, 2)), np.zeros((3, 3)), np.zeros((3, 3, 2)), {"thing_class_ids": [1]}
+        )
 
 
 @pytest.mark.slow
@@ -265,9 +340,21 @@ def test_options_come_from_the_config_and_spec_with_explicit_overrides():
 
     config, spec = load_config("cityscapes/mobilenet_v3_large_os16"), get_dataset_spec("cityscapes")
     options = PostProcessOptions.from_config(config, spec, keep_k_centers=50, center_threshold=None)
-    assert options.thing_class_ids == tuple(spec.thing_class_ids) and options.void_label == spec.ignore_label
-    assert options.label_divisor == spec.label_divisor and options.nms_kernel == config.postprocess.nms_kernel
-    assert options.keep_k_centers == 50 and options.center_threshold == config.postprocess.center_threshold
-    assert options.replace(nms_kernel=3).nms_kernel == 3 and options.nms_kernel == config.postprocess.nms_kernel
+    assert (
+        options.thing_class_ids == tuple(spec.thing_class_ids)
+        and options.void_label == spec.ignore_label
+    )
+    assert (
+        options.label_divisor == spec.label_divisor
+        and options.nms_kernel == config.postprocess.nms_kernel
+    )
+    assert (
+        options.keep_k_centers == 50
+        and options.center_threshold == config.postprocess.center_threshold
+    )
+    assert (
+        options.replace(nms_kernel=3).nms_kernel == 3
+        and options.nms_kernel == config.postprocess.nms_kernel
+    )
     with pytest.raises(TypeError, match="nms_kernal"):
         PostProcessOptions.from_config(config, spec, nms_kernal=3)

@@ -1,6 +1,7 @@
 """A tiny hand-made panoptic data set for trainer tests: sky above road, one or two 'car' boxes,
 images painted in the class colours plus noise, targets from data.targets.make_targets; and the tiny
 synthetic data set on disk that the `pdl train` process tests train on."""
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,12 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 
 def tiny_config(**overrides):
     """synthetic/tiny at 65x97 with short schedules; extra overrides as dotted keys."""
-    base = {"dataset.crop_size": [65, 97], "train.batch_size": 4, "train.log_every": 1, "train.warmup_steps": 0}
+    base = {
+        "dataset.crop_size": [65, 97],
+        "train.batch_size": 4,
+        "train.log_every": 1,
+        "train.warmup_steps": 0,
+    }
     base.update(overrides)
     return load_config("synthetic/tiny", base)
 
@@ -30,8 +36,29 @@ def tiny_config(**overrides):
 def make_tiny_dataset(parent: Path) -> Path:
     """`pdl make-dataset synthetic` into ``parent/synthetic``: 6 train + 2 val images of 65x97."""
     root = Path(parent) / "synthetic"
-    subprocess.run([*PDL, "make-dataset", "synthetic", "--out", str(root), "--num-train", "6", "--num-val", "2",
-                    "--height", "65", "--width", "97", "--seed", "5", "--workers", "1"], check=True, env=ENV)
+    subprocess.run(
+        [
+            *PDL,
+            "make-dataset",
+            "synthetic",
+            "--out",
+            str(root),
+            "--num-train",
+            "6",
+            "--num-val",
+            "2",
+            "--height",
+            "65",
+            "--width",
+            "97",
+            "--seed",
+            "5",
+            "--workers",
+            "1",
+        ],
+        check=True,
+        env=ENV,
+    )
     return root
 
 
@@ -56,8 +83,14 @@ def arrays(n: int, height: int, width: int, seed: int = 0):
     images, targets = [], []
     for _ in range(n):
         image, panoptic = scene(rng, height, width)
-        t = make_targets(panoptic, thing_class_ids=SPEC.thing_class_ids, label_divisor=SPEC.label_divisor,
-                         ignore_label=SPEC.ignore_label, sigma=4.0, small_instance_area=256)
+        t = make_targets(
+            panoptic,
+            thing_class_ids=SPEC.thing_class_ids,
+            label_divisor=SPEC.label_divisor,
+            ignore_label=SPEC.ignore_label,
+            sigma=4.0,
+            small_instance_area=256,
+        )
         t = {k: np.asarray(v) for k, v in t.items()}
         t["panoptic"] = panoptic
         images.append(image)
@@ -74,10 +107,16 @@ def dataset_fn(n: int = 16, height: int = 65, width: int = 97, nan_after: int | 
         ds = tf.data.Dataset.from_tensor_slices(({"image": images}, targets))
         ds = ds.shuffle(n, seed=seed).repeat().batch(batch_size, drop_remainder=True)
         if nan_after is not None:
+
             def poison(i, batch):
                 features, t = batch
                 image = features["image"]
-                return {"image": tf.where(i >= nan_after, tf.fill(tf.shape(image), np.float32("nan")), image)}, t
+                return {
+                    "image": tf.where(
+                        i >= nan_after, tf.fill(tf.shape(image), np.float32("nan")), image
+                    )
+                }, t
+
             ds = ds.enumerate().map(poison)
         return ds
 

@@ -1,4 +1,5 @@
 """Model bundles: round trip, and clear errors for incomplete or mismatched bundles."""
+
 import json
 
 import numpy as np
@@ -17,14 +18,21 @@ def saved(tmp_path_factory, request):
     config = tiny_config()
     spec = get_dataset_spec("synthetic")
     model = build_model(config, num_classes=spec.num_classes)
-    path = save_bundle(tmp_path_factory.mktemp("b") / "model", model, config, spec, metrics={"pq": 0.5}, steps=7)
+    path = save_bundle(
+        tmp_path_factory.mktemp("b") / "model", model, config, spec, metrics={"pq": 0.5}, steps=7
+    )
     return path, model, config, spec
 
 
 def test_round_trip_gives_the_same_predictions_and_metadata(saved):
     path, model, config, spec = saved
     assert sorted(p.name for p in path.iterdir()) == [
-        "bundle.json", "config.yaml", "dataset_spec.json", "metrics.json", "model.weights.h5"]
+        "bundle.json",
+        "config.yaml",
+        "dataset_spec.json",
+        "metrics.json",
+        "model.weights.h5",
+    ]
     bundle = load_bundle(path)
     assert bundle.spec == spec
     assert bundle.config.model == config.model

@@ -1,4 +1,5 @@
 """FusedAdam makes the same updates as Keras' Adam, with and without gradient accumulation."""
+
 import keras
 import numpy as np
 import pytest

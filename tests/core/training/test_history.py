@@ -1,5 +1,6 @@
 """Outputs over training: model snapshots kept across the run (thinned evenly), listed with the
 resume checkpoints, and loadable as a bundle for the Predictor."""
+
 import io
 
 import numpy as np
@@ -30,17 +31,34 @@ def test_thinning_keeps_the_first_and_newest_and_spreads_the_rest():
 def test_train_keeps_history_and_any_step_loads_for_prediction(tmp_path):
     from panoptic_deeplab.inference import Predictor
 
-    config = tiny_config(**{"train.steps": 6, "train.checkpoint_every": 1, "train.keep_checkpoints": 2,
-                            "train.keep_history": 3, "train.base_learning_rate": 3e-3})
+    config = tiny_config(
+        **{
+            "train.steps": 6,
+            "train.checkpoint_every": 1,
+            "train.keep_checkpoints": 2,
+            "train.keep_history": 3,
+            "train.base_learning_rate": 3e-3,
+        }
+    )
     train(config, tmp_path, dataset_fn=scenes.dataset_fn(), spec=scenes.SPEC, out=io.StringIO())
     assert sorted(p.name for p in (tmp_path / "history").glob("*.index")) == [
-        "step-1.index", "step-3.index", "step-6.index"]
+        "step-1.index",
+        "step-3.index",
+        "step-6.index",
+    ]
     snapshots = list_snapshots(tmp_path)
-    assert [(s.step, s.source) for s in snapshots] == [(1, "history"), (3, "history"), (5, "checkpoints"),
-                                                      (6, "history")]
+    assert [(s.step, s.source) for s in snapshots] == [
+        (1, "history"),
+        (3, "history"),
+        (5, "checkpoints"),
+        (6, "history"),
+    ]
     early, final = load_step_bundle(tmp_path, 1), load_step_bundle(tmp_path, 6)
     assert early.info["step"] == 1 and early.spec == scenes.SPEC
-    assert any(not np.array_equal(a, b) for a, b in zip(early.model.get_weights(), final.model.get_weights()))
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(early.model.get_weights(), final.model.get_weights())
+    )
     image = scenes.arrays(1, 65, 97)[0][0]
     assert Predictor(early)(image).panoptic.shape == (65, 97)
     with pytest.raises(CheckpointError, match=r"no saved step 2 \(saved steps: 1, 3, 5, 6\)"):

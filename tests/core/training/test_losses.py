@@ -1,10 +1,17 @@
 """Losses against hand-worked values (docs/method.md §3)."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from panoptic_deeplab.config import LossConfig
-from panoptic_deeplab.losses import PanopticLoss, center_loss, normalized_mean, offset_loss, semantic_loss
+from panoptic_deeplab.losses import (
+    PanopticLoss,
+    center_loss,
+    normalized_mean,
+    offset_loss,
+    semantic_loss,
+)
 
 
 def _np_ce(labels, logits):
@@ -74,7 +81,9 @@ def test_ignore_pixels_contribute_nothing():
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(1, 4, 4, 3)).astype(np.float32)
     labels = rng.integers(0, 3, size=(1, 4, 4))
-    labels[0, :2] = 255  # top half is void, with weight 1 on purpose: the label alone must exclude it
+    labels[0, :2] = (
+        255  # top half is void, with weight 1 on purpose: the label alone must exclude it
+    )
     weights = np.ones((1, 4, 4), np.float32)
     base = float(semantic_loss(labels, logits, weights, top_k_percent=1.0))
     wild = logits.copy()
@@ -96,9 +105,12 @@ def test_total_is_weighted_sum():
     labels = rng.integers(0, 3, size=(1, 4, 4))
     ones = np.ones((1, 4, 4), np.float32)
     targets = {
-        "semantic": labels, "semantic_weights": ones,
-        "center_heatmap": np.zeros((1, 4, 4, 1), np.float32), "center_weights": ones,
-        "offsets": np.zeros((1, 4, 4, 2), np.float32), "offset_weights": ones,
+        "semantic": labels,
+        "semantic_weights": ones,
+        "center_heatmap": np.zeros((1, 4, 4, 1), np.float32),
+        "center_weights": ones,
+        "offsets": np.zeros((1, 4, 4, 2), np.float32),
+        "offset_weights": ones,
     }
     outputs = {
         "semantic_logits": logits,

@@ -1,4 +1,5 @@
 """Low-memory mode is chosen from the device, the crop and the free memory (and printed)."""
+
 from panoptic_deeplab.config import load_config
 from panoptic_deeplab.training.memory import choose_low_memory
 
@@ -15,14 +16,22 @@ def test_the_default_cityscapes_run_on_a_cpu_turns_low_memory_on():
 
 def test_small_crops_gpus_and_the_users_flag():
     tiny = load_config("synthetic/demo")  # 257x513, batch 4
-    assert not choose_low_memory(tiny, micro_batch=4, on_gpu=False, available_bytes=20 * GIB).low_memory
+    assert not choose_low_memory(
+        tiny, micro_batch=4, on_gpu=False, available_bytes=20 * GIB
+    ).low_memory
     # The same run with little free memory left.
     assert choose_low_memory(tiny, micro_batch=4, on_gpu=False, available_bytes=3 * GIB).low_memory
     big = load_config("cityscapes/mobilenet_v3_large_os16")
-    assert not choose_low_memory(big, micro_batch=1, on_gpu=True, available_bytes=20 * GIB).low_memory
-    forced = choose_low_memory(tiny, micro_batch=4, on_gpu=False, available_bytes=20 * GIB, requested=True)
+    assert not choose_low_memory(
+        big, micro_batch=1, on_gpu=True, available_bytes=20 * GIB
+    ).low_memory
+    forced = choose_low_memory(
+        tiny, micro_batch=4, on_gpu=False, available_bytes=20 * GIB, requested=True
+    )
     assert forced.low_memory and "--low-memory given" in forced.describe()
-    assert not choose_low_memory(big, micro_batch=1, on_gpu=False, available_bytes=None, requested=False).low_memory
+    assert not choose_low_memory(
+        big, micro_batch=1, on_gpu=False, available_bytes=None, requested=False
+    ).low_memory
 
 
 _PROBE = """
@@ -53,8 +62,14 @@ def _freed_bytes(system_allocator: bool) -> int:
 
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", None)
-    done = subprocess.run([sys.executable, "-c", _PROBE, "1" if system_allocator else "0"], capture_output=True,
-                          text=True, env=env, timeout=300, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, "1" if system_allocator else "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
     return int(done.stdout.split()[-1])
 
 
@@ -116,7 +131,9 @@ def test_the_system_allocator_leaves_loss_and_gradients_unchanged(tmp_path):
     results = []
     for system in ("0", "1"):
         out = tmp_path / f"grads{system}.npz"
-        subprocess.run([sys.executable, "-c", _GRADIENTS, system, str(out)], env=env, timeout=300, check=True)
+        subprocess.run(
+            [sys.executable, "-c", _GRADIENTS, system, str(out)], env=env, timeout=300, check=True
+        )
         results.append(np.load(out))
     pool, system = results
     assert len(pool.files) > 10

@@ -1,4 +1,5 @@
 """Poly learning rate with linear warmup (docs/method.md §5)."""
+
 import pytest
 
 from panoptic_deeplab.training.schedule import WarmupPolyDecay

@@ -4,6 +4,7 @@ evaluation: the defaults work together, whatever the image size. The crop (small
 preview crops), the batch, the steps and a resize rule's sizes are made small; the MobileNet configs keep their own model, the ResNet / Xception ones run
 with a MobileNetV3-Small backbone in place of theirs (on 2 CPU cores each of those takes minutes
 to trace; the backbones themselves are tested in tests/core/model)."""
+
 import json
 import subprocess
 
@@ -18,14 +19,37 @@ from panoptic_deeplab.config import available_configs, load_config
 def default_synthetic(tmp_path_factory):
     """`pdl make-dataset synthetic` with its default settings, at a tiny size (64x128, as 512x1024)."""
     root = tmp_path_factory.mktemp("data") / "synthetic"
-    subprocess.run([*PDL, "make-dataset", "synthetic", "--out", str(root), "--num-train", "2", "--num-val", "1",
-                    "--height", "64", "--width", "128", "--workers", "1"], check=True, env=ENV)
+    subprocess.run(
+        [
+            *PDL,
+            "make-dataset",
+            "synthetic",
+            "--out",
+            str(root),
+            "--num-train",
+            "2",
+            "--num-val",
+            "1",
+            "--height",
+            "64",
+            "--width",
+            "128",
+            "--workers",
+            "1",
+        ],
+        check=True,
+        env=ENV,
+    )
     return root
 
 
 def test_every_shipped_config_is_walked():
-    assert {"synthetic/tiny", "synthetic/demo", "cityscapes/mobilenet_v3_large_os16", "coco/resnet50_os16"} <= set(
-        available_configs())
+    assert {
+        "synthetic/tiny",
+        "synthetic/demo",
+        "cityscapes/mobilenet_v3_large_os16",
+        "coco/resnet50_os16",
+    } <= set(available_configs())
 
 
 @pytest.mark.slow
@@ -33,14 +57,48 @@ def test_every_shipped_config_is_walked():
 def test_shipped_config_trains_previews_and_evaluates(name, default_synthetic, tmp_path, capsys):
     model = load_config(name).model
     crop = [model.output_stride + 1, 2 * model.output_stride + 1]  # smaller than the 64x128 images
-    light = [] if model.backbone.startswith("mobilenet") else ["--set", "model.backbone=mobilenet_v3_small"]
-    if load_config(name).dataset.max_resize_value:  # COCO 641, Vistas 2177: the same rule at the tiny scale
-        light += ["--set", f"dataset.min_resize_value={crop[0]}", "--set", f"dataset.max_resize_value={crop[1]}"]
+    light = (
+        []
+        if model.backbone.startswith("mobilenet")
+        else ["--set", "model.backbone=mobilenet_v3_small"]
+    )
+    if load_config(
+        name
+    ).dataset.max_resize_value:  # COCO 641, Vistas 2177: the same rule at the tiny scale
+        light += [
+            "--set",
+            f"dataset.min_resize_value={crop[0]}",
+            "--set",
+            f"dataset.max_resize_value={crop[1]}",
+        ]
     workdir = tmp_path / "run"
-    code = main(["train", "--config", name, "--dataset", str(default_synthetic), "--workdir", str(workdir),
-                 "--steps", "1", "--batch-size", "1", "--checkpoint-every", "1", "--set", f"dataset.crop_size={crop}",
-                 "--set", "train.warmup_steps=0", *light, "--eval-split", "val", "--eval-every", "1",
-                 "--skip-dataset-check"])
+    code = main(
+        [
+            "train",
+            "--config",
+            name,
+            "--dataset",
+            str(default_synthetic),
+            "--workdir",
+            str(workdir),
+            "--steps",
+            "1",
+            "--batch-size",
+            "1",
+            "--checkpoint-every",
+            "1",
+            "--set",
+            f"dataset.crop_size={crop}",
+            "--set",
+            "train.warmup_steps=0",
+            *light,
+            "--eval-split",
+            "val",
+            "--eval-every",
+            "1",
+            "--skip-dataset-check",
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0, out.out[-2000:] + out.err[-3000:]
     assert "step 1: eval pq" in out.out and "images 1" in out.out

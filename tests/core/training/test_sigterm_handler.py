@@ -1,5 +1,6 @@
 """`pdl train` turns SIGTERM into a clean stop while it trains, and gives the process its previous
 handler back afterwards (tests and the app's in-process runs outlive it)."""
+
 import signal
 
 import pytest

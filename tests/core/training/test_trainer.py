@@ -1,4 +1,5 @@
 """The fit loop on a tiny hand-made data set: the loss falls, NaN stops the run, resume, accumulation."""
+
 import csv
 import io
 import json
@@ -21,10 +22,18 @@ def read_metrics(workdir):
 
 @pytest.mark.slow  # about 2 minutes on a quiet 2-core CPU
 def test_tiny_model_loss_falls_and_run_files_are_written(tmp_path):
-    config = tiny_config(**{"train.steps": 30, "train.checkpoint_every": 15, "train.base_learning_rate": 3e-3})
+    config = tiny_config(
+        **{"train.steps": 30, "train.checkpoint_every": 15, "train.base_learning_rate": 3e-3}
+    )
     out = io.StringIO()
-    result = train(config, tmp_path, dataset_fn=scenes.dataset_fn(), spec=scenes.SPEC,
-                   preview_images=scenes.arrays(1, 65, 97)[0], out=out)
+    result = train(
+        config,
+        tmp_path,
+        dataset_fn=scenes.dataset_fn(),
+        spec=scenes.SPEC,
+        preview_images=scenes.arrays(1, 65, 97)[0],
+        out=out,
+    )
     rows = read_metrics(tmp_path)
     losses = [float(r["loss"]) for r in rows]
     assert [int(r["step"]) for r in rows] == list(range(1, 31))
@@ -34,30 +43,51 @@ def test_tiny_model_loss_falls_and_run_files_are_written(tmp_path):
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["state"] == "finished" and status["step"] == status["total_steps"] == 30
     assert "step 30/30 loss" in out.getvalue() and "img/s" in out.getvalue()
-    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.index")) == ["ckpt-15.index", "ckpt-30.index"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.index")) == [
+        "ckpt-15.index",
+        "ckpt-30.index",
+    ]
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     bundle = load_bundle(result.bundle)
-    assert bundle.info["steps"] == 30 and bundle.metrics["final_losses"]["loss"] == pytest.approx(losses[-1], rel=0.5)
+    assert bundle.info["steps"] == 30 and bundle.metrics["final_losses"]["loss"] == pytest.approx(
+        losses[-1], rel=0.5
+    )
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny_config(**{"train.steps": 10, "train.checkpoint_every": 2})
-    with pytest.raises(TrainingDivergedError, match=r"not finite at step 4 .*last good checkpoint is step 2"):
-        train(config, tmp_path, dataset_fn=scenes.dataset_fn(nan_after=3), spec=scenes.SPEC, out=io.StringIO())
+    with pytest.raises(
+        TrainingDivergedError, match=r"not finite at step 4 .*last good checkpoint is step 2"
+    ):
+        train(
+            config,
+            tmp_path,
+            dataset_fn=scenes.dataset_fn(nan_after=3),
+            spec=scenes.SPEC,
+            out=io.StringIO(),
+        )
     status = json.loads((tmp_path / "status.json").read_text())
-    assert status["state"] == "failed" and "not finite" in status["message"] and status["last_checkpoint"] == 2
+    assert (
+        status["state"] == "failed"
+        and "not finite" in status["message"]
+        and status["last_checkpoint"] == 2
+    )
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
     assert not (tmp_path / "model").exists()
     # the kept checkpoint holds finite weights
     from panoptic_deeplab.model.builder import build_model
 
     network = build_model(config, num_classes=scenes.SPEC.num_classes)
-    tf.train.Checkpoint(model=network).restore(str(tmp_path / "checkpoints" / "ckpt-2")).expect_partial()
+    tf.train.Checkpoint(model=network).restore(
+        str(tmp_path / "checkpoints" / "ckpt-2")
+    ).expect_partial()
     assert all(np.isfinite(v.numpy()).all() for v in network.trainable_variables)
 
 
 def test_gradient_accumulation_and_a_damaged_newest_checkpoint(tmp_path):
-    config = tiny_config(**{"train.steps": 4, "train.checkpoint_every": 2, "train.gradient_accumulation": 2})
+    config = tiny_config(
+        **{"train.steps": 4, "train.checkpoint_every": 2, "train.gradient_accumulation": 2}
+    )
     out = io.StringIO()
     result = train(config, tmp_path, dataset_fn=scenes.dataset_fn(), spec=scenes.SPEC, out=out)
     assert result.step == 4 and "(2 x 2)" in out.getvalue()
@@ -103,11 +133,17 @@ def test_a_short_run_reports_its_phases_and_logs_every_step(tmp_path, monkeypatc
     out = io.StringIO()
     train(config, tmp_path, dataset_fn=scenes.dataset_fn(), spec=scenes.SPEC, out=out)
     printed = [line for line in out.getvalue().splitlines() if line.startswith("phase: ")]
-    assert printed == ["phase: building the model", "phase: preparing the input pipeline",
-                       "phase: tracing the training step"]
+    assert printed == [
+        "phase: building the model",
+        "phase: preparing the input pipeline",
+        "phase: tracing the training step",
+    ]
     seen = list(dict.fromkeys(phases))  # status.json only once the run is sure to start
-    assert seen[:3] == [("starting", "preparing the input pipeline"), ("starting", "tracing the training step"),
-                        ("running", "training")]
+    assert seen[:3] == [
+        ("starting", "preparing the input pipeline"),
+        ("starting", "tracing the training step"),
+        ("running", "training"),
+    ]
     assert seen[-1] == ("finished", "finished")
     assert [int(r["step"]) for r in read_metrics(tmp_path)] == [1, 2, 3]
     assert (log_interval(20, 60), log_interval(20, 700), log_interval(20, 5)) == (3, 20, 1)

@@ -34,6 +34,7 @@ They are an initialisation, not an exact copy of the ImageNet network: Keras gat
 hard-sigmoid where deeplab2 (and this module) uses sigmoid. Other widths do not match Keras (its stem
 stays 16 channels and its last conv is scaled differently).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -41,7 +42,14 @@ from typing import NamedTuple
 import keras
 
 from ...errors import ConfigError
-from ..layers import NormFactory, activation, atrous_schedule, conv2d, depthwise_conv2d, make_divisible
+from ..layers import (
+    NormFactory,
+    activation,
+    atrous_schedule,
+    conv2d,
+    depthwise_conv2d,
+    make_divisible,
+)
 
 SE_RATIO = 0.25
 
@@ -113,15 +121,23 @@ SPECS = {"large": LARGE, "small": SMALL}
 def squeeze_excite(x, channels: int, prefix: str):
     """deeplab2 ``SqueezeAndExcite``: squeeze to make_divisible(channels/4), ReLU, expand, sigmoid gate."""
     reduced = make_divisible(max(1, int(channels * SE_RATIO)), 8)
-    s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{prefix}squeeze_excite_avg_pool")(x)
-    s = keras.layers.Conv2D(reduced, 1, kernel_initializer="he_normal", name=f"{prefix}squeeze_excite_conv")(s)
+    s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{prefix}squeeze_excite_avg_pool")(
+        x
+    )
+    s = keras.layers.Conv2D(
+        reduced, 1, kernel_initializer="he_normal", name=f"{prefix}squeeze_excite_conv"
+    )(s)
     s = keras.layers.ReLU(name=f"{prefix}squeeze_excite_relu")(s)
-    s = keras.layers.Conv2D(channels, 1, kernel_initializer="he_normal", name=f"{prefix}squeeze_excite_conv_1")(s)
+    s = keras.layers.Conv2D(
+        channels, 1, kernel_initializer="he_normal", name=f"{prefix}squeeze_excite_conv_1"
+    )(s)
     s = keras.layers.Activation("sigmoid", name=f"{prefix}squeeze_excite_sigmoid")(s)
     return keras.layers.Multiply(name=f"{prefix}squeeze_excite_mul")([x, s])
 
 
-def inverted_bottleneck(x, block: Block, filters: int, *, stride: int, dilation: int, norm: NormFactory, prefix: str):
+def inverted_bottleneck(
+    x, block: Block, filters: int, *, stride: int, dilation: int, norm: NormFactory, prefix: str
+):
     """Returns ``(block output, depthwise output)``; ``prefix`` follows Keras' ``expanded_conv_{i}_``."""
     in_filters = x.shape[-1]
     shortcut = x
@@ -131,7 +147,9 @@ def inverted_bottleneck(x, block: Block, filters: int, *, stride: int, dilation:
         x = conv2d(x, expanded, 1, name=f"{prefix}expand")
         x = norm(f"{prefix}expand_bn")(x)
         x = activation(x, block.act, f"{prefix}expand_{block.act}")
-    x = depthwise_conv2d(x, block.kernel, strides=stride, dilation_rate=dilation, name=f"{prefix}depthwise")
+    x = depthwise_conv2d(
+        x, block.kernel, strides=stride, dilation_rate=dilation, name=f"{prefix}depthwise"
+    )
     x = norm(f"{prefix}depthwise_bn")(x)
     x = activation(x, block.act, f"{prefix}depthwise_{block.act}")
     depthwise_output = x
@@ -146,7 +164,9 @@ def inverted_bottleneck(x, block: Block, filters: int, *, stride: int, dilation:
     return x, depthwise_output
 
 
-def build(inputs, *, output_stride: int, width: float, norm: NormFactory, variant: str = "large") -> dict:
+def build(
+    inputs, *, output_stride: int, width: float, norm: NormFactory, variant: str = "large"
+) -> dict:
     """MobileNetV3 ``variant`` ('large' | 'small') on normalised ``inputs`` [B, H, W, 3].
 
     Returns ``{'res2', 'res3', 'res4', 'res5'}`` at strides 4, 8, 16 and ``output_stride``
@@ -154,7 +174,9 @@ def build(inputs, *, output_stride: int, width: float, norm: NormFactory, varian
     if variant not in SPECS:
         raise ValueError(f"unknown MobileNetV3 variant {variant!r}; choose one of {sorted(SPECS)}")
     if output_stride not in (8, 16, 32):
-        raise ConfigError(f"model.output_stride must be 8, 16 or 32 for MobileNetV3, got {output_stride}.")
+        raise ConfigError(
+            f"model.output_stride must be 8, 16 or 32 for MobileNetV3, got {output_stride}."
+        )
     if not width > 0:
         raise ConfigError(f"model.backbone_width must be > 0, got {width}.")
     spec = SPECS[variant]
@@ -177,7 +199,13 @@ def build(inputs, *, output_stride: int, width: float, norm: NormFactory, varian
     for i, (block, (stride, dilation)) in enumerate(zip(spec.blocks, schedule[1:])):
         prefix = f"expanded_conv_{i}_" if i else "expanded_conv_"
         x, depthwise_output = inverted_bottleneck(
-            x, block, channels(block.filters), stride=stride, dilation=dilation, norm=norm, prefix=prefix
+            x,
+            block,
+            channels(block.filters),
+            stride=stride,
+            dilation=dilation,
+            norm=norm,
+            prefix=prefix,
         )
         if block.is_endpoint:
             endpoints[f"res{level}"] = depthwise_output

@@ -14,6 +14,7 @@
 Layer names follow ``keras.applications.ResNet50`` (``conv2_block1_1_conv``, ``conv2_block1_1_bn``,
 ...), so ImageNet weights saved from it load by name (see ``model/pretrained.py``).
 """
+
 from __future__ import annotations
 
 import keras
@@ -31,11 +32,15 @@ def scaled(channels: int, width: float) -> int:
 def bottleneck(x, filters: int, *, stride: int, dilation: int, norm: NormFactory, name: str):
     shortcut = x
     if x.shape[-1] != 4 * filters:
-        shortcut = conv_bn_act(x, 4 * filters, 1, strides=stride, norm=norm, act=None, name=f"{name}_0")
+        shortcut = conv_bn_act(
+            x, 4 * filters, 1, strides=stride, norm=norm, act=None, name=f"{name}_0"
+        )
     elif stride > 1:  # same width, stride 2: deeplab2 subsamples the identity
         shortcut = keras.layers.MaxPooling2D(1, strides=stride, name=f"{name}_0_subsample")(x)
     y = conv_bn_act(x, filters, 1, norm=norm, name=f"{name}_1")
-    y = conv_bn_act(y, filters, 3, strides=stride, dilation_rate=dilation, norm=norm, name=f"{name}_2")
+    y = conv_bn_act(
+        y, filters, 3, strides=stride, dilation_rate=dilation, norm=norm, name=f"{name}_2"
+    )
     y = conv_bn_act(y, 4 * filters, 1, norm=norm, act=None, name=f"{name}_3")
     y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
     return keras.layers.ReLU(name=f"{name}_out")(y)
@@ -52,8 +57,15 @@ def stem(x, variant: str, width: float, norm: NormFactory):
     raise ValueError(f"unknown ResNet variant {variant!r}")
 
 
-def build(inputs, *, output_stride: int, width: float, norm: NormFactory, variant: str = "resnet50",
-          stem_width: float | None = None) -> dict:
+def build(
+    inputs,
+    *,
+    output_stride: int,
+    width: float,
+    norm: NormFactory,
+    variant: str = "resnet50",
+    stem_width: float | None = None,
+) -> dict:
     x = stem(inputs, variant, width if stem_width is None else stem_width, norm)  # stride 2
     endpoints = {"res1": x}
     for stage, (blocks, filters) in enumerate(zip(BLOCKS, FILTERS), start=2):

@@ -30,6 +30,7 @@ Layer names follow TF1's variable scopes with ``/`` -> ``_`` and ``xception_modu
 stand for ``/BatchNorm`` and ``entry_flow_conv1_1_conv`` for ``entry_flow/conv1_1``. The kernel
 shapes are TF1's, so a TF1 checkpoint maps one to one through that name translation.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -37,7 +38,13 @@ from typing import NamedTuple
 import keras
 
 from ...errors import ConfigError
-from ..layers import NormFactory, atrous_schedule, conv_bn_act, make_divisible, separable_conv_bn_act
+from ..layers import (
+    NormFactory,
+    atrous_schedule,
+    conv_bn_act,
+    make_divisible,
+    separable_conv_bn_act,
+)
 
 
 class Block(NamedTuple):
@@ -89,7 +96,9 @@ def xception_unit(
         )
         features.append(x)
     if skip == "conv":
-        shortcut = conv_bn_act(inputs, depths[-1], 1, strides=stride, norm=norm, act=None, name=f"{name}_shortcut")
+        shortcut = conv_bn_act(
+            inputs, depths[-1], 1, strides=stride, norm=norm, act=None, name=f"{name}_shortcut"
+        )
         x = keras.layers.Add(name=f"{name}_add")([x, shortcut])
     elif skip == "sum":
         x = keras.layers.Add(name=f"{name}_add")([x, inputs])
@@ -102,7 +111,9 @@ def build(inputs, *, output_stride: int, width: float, norm: NormFactory) -> dic
     """Xception-71 on normalised ``inputs`` [B, H, W, 3]; returns ``{'res2', 'res3', 'res4', 'res5'}``
     at strides 4, 8, 16 and ``output_stride`` (8, 16 or 32; res4 is at stride 8 when it is 8)."""
     if output_stride not in (8, 16, 32):
-        raise ConfigError(f"model.output_stride must be 8, 16 or 32 for Xception-71, got {output_stride}.")
+        raise ConfigError(
+            f"model.output_stride must be 8, 16 or 32 for Xception-71, got {output_stride}."
+        )
     if not width > 0:
         raise ConfigError(f"model.backbone_width must be > 0, got {width}.")
 
@@ -113,7 +124,9 @@ def build(inputs, *, output_stride: int, width: float, norm: NormFactory) -> dic
     # The two root convs (strides 2 and 1) come first; each unit has its block's stride.
     schedule = atrous_schedule([2, 1] + [block.stride for block, _ in units], output_stride)
 
-    x = conv_bn_act(inputs, channels(32), 3, strides=schedule[0][0], norm=norm, name="entry_flow_conv1_1")
+    x = conv_bn_act(
+        inputs, channels(32), 3, strides=schedule[0][0], norm=norm, name="entry_flow_conv1_1"
+    )
     x = conv_bn_act(x, channels(64), 3, norm=norm, name="entry_flow_conv1_2")
     unit_outputs = {}
     for (block, u), (stride, rate) in zip(units, schedule[2:]):
