@@ -10,9 +10,9 @@ from pathlib import Path
 
 import streamlit as st
 
-APP_DIR = Path(__file__).resolve().parent
-
 from panoptic_deeplab.app import state
+
+APP_DIR = Path(__file__).resolve().parent
 
 st.set_page_config(page_title="Panoptic-DeepLab", page_icon=":material/layers:", layout="wide")
 

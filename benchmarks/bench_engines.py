@@ -33,17 +33,17 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from panoptic_deeplab.bundle import load_bundle, save_bundle  # noqa: E402
-from panoptic_deeplab.config import load_config  # noqa: E402
-from panoptic_deeplab.datasets.specs import get_dataset_spec  # noqa: E402
-from panoptic_deeplab.engines import PRECISIONS as ENGINE_PRECISIONS  # noqa: E402
-from panoptic_deeplab.inference import Predictor  # noqa: E402
-from panoptic_deeplab.model.builder import build_model  # noqa: E402
-from panoptic_deeplab.model.flops import count_mult_adds  # noqa: E402
-from panoptic_deeplab.precision import choose_precision, cpu_flags  # noqa: E402
+from panoptic_deeplab.bundle import load_bundle, save_bundle
+from panoptic_deeplab.config import load_config
+from panoptic_deeplab.datasets.specs import get_dataset_spec
+from panoptic_deeplab.engines import PRECISIONS as ENGINE_PRECISIONS
+from panoptic_deeplab.inference import Predictor
+from panoptic_deeplab.model.builder import build_model
+from panoptic_deeplab.model.flops import count_mult_adds
+from panoptic_deeplab.precision import choose_precision, cpu_flags
 
 MODELS = {"r50": "cityscapes/resnet50_os32", "mnv3l": "cityscapes/mobilenet_v3_large_os16"}
 GOALS_S = {"r50": 1.0, "mnv3l": 0.7}
@@ -116,7 +116,7 @@ def bench_model(name: str, bundle_dir: Path, size, engines, precisions, runs: in
             model = predictor.pipeline.model
             forward = tf.function(lambda x, m=model: m(x, training=False))
             pairs[(engine, precision)] = {
-                "model": lambda f=forward: {k: v.numpy() for k, v in f(padded).items()},
+                "model": lambda f=forward, x=padded: {k: v.numpy() for k, v in f(x).items()},
                 "end_to_end": lambda p=predictor: p(image, return_raw=False).panoptic,
                 "load_s": load_s,
                 "times": {"model": [], "end_to_end": []},

@@ -22,14 +22,13 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from panoptic_deeplab.config import load_config  # noqa: E402
-from panoptic_deeplab.datasets.specs import get_dataset_spec  # noqa: E402
-from panoptic_deeplab.model.builder import build_model  # noqa: E402
-from panoptic_deeplab.model.flops import count_mult_adds  # noqa: E402
-from panoptic_deeplab.model.fold import fold_batch_norms  # noqa: E402
+from panoptic_deeplab.config import load_config
+from panoptic_deeplab.datasets.specs import get_dataset_spec
+from panoptic_deeplab.model.builder import build_model
+from panoptic_deeplab.model.flops import count_mult_adds
+from panoptic_deeplab.model.fold import fold_batch_norms
 
 MODELS = {"mnv3l": "cityscapes/mobilenet_v3_large_os16", "r50": "cityscapes/resnet50_os32"}
 

@@ -8,7 +8,7 @@ images) that gives both the hover text and the clicked pixel.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import plotly.graph_objects as go

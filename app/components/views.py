@@ -3,8 +3,8 @@ each is a picture (via panoptic_deeplab.visualize) plus the per-pixel hover text
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

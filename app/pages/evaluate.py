@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from panoptic_deeplab.app import state
-from panoptic_deeplab.app.components import eval_results as er
-from panoptic_deeplab.app.components import error_analysis, figures, joblog, model_io, why_tab
 from panoptic_deeplab import jobs as joblib
+from panoptic_deeplab.app import state
+from panoptic_deeplab.app.components import error_analysis, figures, joblog, model_io, why_tab
+from panoptic_deeplab.app.components import eval_results as er
 from panoptic_deeplab.errors import UserError
 
 st.title("Evaluate")

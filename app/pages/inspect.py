@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from panoptic_deeplab import model_card, visualize
 from panoptic_deeplab.app import state
 from panoptic_deeplab.app.components import downloads, figures, model_io, training_steps, views
 from panoptic_deeplab.app.components.pixel_vote import explain_pixel
 from panoptic_deeplab.app.components.uploads import read_image, read_image_file, safe_stem
-from panoptic_deeplab import model_card, visualize
 from panoptic_deeplab.errors import UserError
 
 st.title("Inspect")

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from panoptic_deeplab.app.components import figures, model_io
-from panoptic_deeplab.app import state
-from panoptic_deeplab import visualize
 from panoptic_deeplab import settings as product_settings
+from panoptic_deeplab import visualize
+from panoptic_deeplab.app import state
+from panoptic_deeplab.app.components import figures, model_io
 from panoptic_deeplab.errors import UserError
 from panoptic_deeplab.review.errors import DecisionConflict
 from panoptic_deeplab.review.scoring import category_mapping, prediction_from_model
@@ -53,7 +53,6 @@ def _predict(model_path: str, image: np.ndarray) -> SimpleNamespace:
     """The model's semantic map, probabilities and panoptic map for an image, through the app's caches
     (shared with the Inspect page)."""
     predictor = model_io.load_predictor(model_path)
-    spec = model_io.model_spec(predictor)
     digest = model_io.image_digest(image)
     heads = model_io.run_heads(model_path, digest, image)
     fused = model_io.fuse(model_path, digest, model_io.default_options(predictor), heads)

@@ -17,12 +17,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from panoptic_deeplab import jobs as joblib
+from panoptic_deeplab import settings as product_settings
+from panoptic_deeplab.app import state
 from panoptic_deeplab.app.components import eval_results as er
 from panoptic_deeplab.app.components import joblog, slurm_form
-from panoptic_deeplab.app import state
-from panoptic_deeplab import jobs as joblib
 from panoptic_deeplab.config import available_configs
-from panoptic_deeplab import settings as product_settings
 from panoptic_deeplab.errors import UserError
 
 LOSS_COLUMNS = ("loss", "semantic_loss", "center_loss", "offset_loss")

@@ -130,7 +130,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(dataclasses.asdict(self))
 
-    def replace(self, overrides: dict[str, Any] | list[str]) -> "Config":
+    def replace(self, overrides: dict[str, Any] | list[str]) -> Config:
         """A copy with dotted-key overrides applied (``{"train.steps": 10}`` or ``["train.steps=10"]``)."""
         data = self.to_dict()
         items = parse_overrides(overrides) if isinstance(overrides, list) else overrides

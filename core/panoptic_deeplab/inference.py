@@ -36,9 +36,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import tensorflow as tf

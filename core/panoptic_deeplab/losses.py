@@ -16,7 +16,7 @@ to float32 first so the sums do not overflow.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import tensorflow as tf
 

@@ -87,7 +87,7 @@ class PostProcessOptions:
             )
 
     @classmethod
-    def from_config(cls, config, spec, **overrides) -> "PostProcessOptions":
+    def from_config(cls, config, spec, **overrides) -> PostProcessOptions:
         """The config's ``postprocess`` section and the spec's classes; ``overrides`` (any of
         ``TUNABLE``; None means "keep the config's value") win."""
         unknown = set(overrides) - set(cls.TUNABLE)
@@ -104,7 +104,7 @@ class PostProcessOptions:
             **values,
         )
 
-    def replace(self, **changes) -> "PostProcessOptions":
+    def replace(self, **changes) -> PostProcessOptions:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def to_dict(self) -> dict:

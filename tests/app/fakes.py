@@ -4,9 +4,9 @@ its center and a heatmap peak (score 0.9 and 0.6) there. The real post-processin
 
 from __future__ import annotations
 
-import numpy as np
-
 from types import SimpleNamespace
+
+import numpy as np
 
 from panoptic_deeplab.config import Config, PostProcessConfig
 from panoptic_deeplab.datasets.specs import get_dataset_spec

@@ -13,9 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 import apptest_utils as u
+import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import apptest_utils as u
 import numpy as np
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
-
-import apptest_utils as u
 from fakes import FakePredictor
+from streamlit.testing.v1 import AppTest
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +37,8 @@ def dataset(tmp_path_factory):
 
 def evaluate_with_fake(data: Path, model_dir: Path) -> dict:
     """What `pdl evaluate --out` writes, computed by the library for the fake model's predictions."""
-    from panoptic_deeplab.evaluation.evaluate_split import Evaluation, to_json
     from panoptic_deeplab.datasets.readers import open_dataset
+    from panoptic_deeplab.evaluation.evaluate_split import Evaluation, to_json
 
     fake = FakePredictor()
     reader = open_dataset(data, "val")

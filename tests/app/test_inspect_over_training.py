@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
+import apptest_utils as u
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
-
-import apptest_utils as u
 from fakes import FakePredictor
+from streamlit.testing.v1 import AppTest
 
 
 @pytest.fixture(scope="module")

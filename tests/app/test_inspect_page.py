@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import math
 
+import apptest_utils as u
 import numpy as np
 import pytest
 import streamlit as st
+from fakes import CAR, SCORES, FakePredictor, car_boxes, car_centers
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-
-import apptest_utils as u
-from fakes import CAR, SCORES, FakePredictor, car_boxes, car_centers
 
 
 @pytest.fixture

@@ -12,14 +12,14 @@ import hashlib
 import json
 from pathlib import Path
 
+import apptest_utils as u
 import cv2
 import numpy as np
 import pytest
 import streamlit as st
+from fakes import FakePredictor, car_boxes
 from streamlit.testing.v1 import AppTest
 
-import apptest_utils as u
-from fakes import FakePredictor, car_boxes
 from panoptic_deeplab.datasets.coco_panoptic import id_to_rgb, read_segment_ids
 from panoptic_deeplab.datasets.specs import get_dataset_spec
 from panoptic_deeplab.datasets.synthetic import coco_categories

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import apptest_utils as u
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import apptest_utils as u
 from panoptic_deeplab import jobs
 from panoptic_deeplab.jobs import process
 from panoptic_deeplab.training.run_files import RunFiles
@@ -170,7 +170,7 @@ def test_a_fine_tuned_model_is_compared_with_its_base_per_class(env):
     workdir, data = env
     (data / "annotations" / "panoptic_val.json").write_text("{}")
     spec = get_dataset_spec("synthetic")
-    road, car = 0, spec.class_names.index("car")
+    car = spec.class_names.index("car")
     gt = np.zeros((20, 20), np.int64)  # road ...
     gt[5:10, 5:10] = car * spec.label_divisor + 1  # ... and a 25-pixel car
     missed = np.zeros_like(gt)  # the fine-tuned model paints the car as road

@@ -9,13 +9,12 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import apptest_utils as u
 import numpy as np
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
-
-import apptest_utils as u
 from fakes import FakePredictor
+from streamlit.testing.v1 import AppTest
 
 CAR = 6
 
@@ -37,8 +36,8 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def result_json(dataset):
     """What `pdl evaluate --oracle semantic,center,offset,all --out` writes for the fake model."""
-    from panoptic_deeplab.evaluation.evaluate_split import Evaluation, OracleEvaluation, to_json
     from panoptic_deeplab.datasets.readers import open_dataset
+    from panoptic_deeplab.evaluation.evaluate_split import Evaluation, OracleEvaluation, to_json
     from panoptic_deeplab.evaluation.oracles import parse_oracles
     from panoptic_deeplab.postprocess import PostProcessOptions
 

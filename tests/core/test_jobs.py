@@ -13,8 +13,7 @@ import pytest
 
 from panoptic_deeplab import jobs
 from panoptic_deeplab.errors import ConfigError
-from panoptic_deeplab.jobs import JobError, JobStore, validate_command
-from panoptic_deeplab.jobs import arguments, process
+from panoptic_deeplab.jobs import JobError, JobStore, arguments, process, validate_command
 from panoptic_deeplab.jobs import store as job_store
 
 TINY = "synthetic/tiny"

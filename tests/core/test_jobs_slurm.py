@@ -10,8 +10,7 @@ import sys
 
 import pytest
 
-from panoptic_deeplab.jobs import slurm, slurm_task
-from panoptic_deeplab.jobs import JobError, JobStore
+from panoptic_deeplab.jobs import JobError, JobStore, slurm, slurm_task
 from panoptic_deeplab.jobs.slurm import SlurmError, SlurmOptions
 
 TRAIN = ["train", "--config", "synthetic/tiny", "--dataset", "/data/x", "--workdir", "/shared/run"]

@@ -156,7 +156,7 @@ def test_three_sigkills_during_checkpoint_writes_then_a_fourth_run_finishes(data
         proc = _start(data_root, workdir, log, "--steps", "1000", "--checkpoint-every", "1")
         # This run saves resumed_from + 1 first; a save of resumed_from + 2 under way means it has
         # written a checkpoint of its own and is writing the next one: kill it right there.
-        _wait_for(lambda: _saving(checkpoints, resumed_from + 2), proc, 300, log, poll=0.002)
+        _wait_for(lambda n=resumed_from + 2: _saving(checkpoints, n), proc, 300, log, poll=0.002)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         text = log.read_text()

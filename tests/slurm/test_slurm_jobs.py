@@ -11,14 +11,14 @@ import sys
 import time
 from pathlib import Path
 
+import apptest_utils as u
 import pytest
+from scenes import make_tiny_dataset
 from streamlit.testing.v1 import AppTest
 
-import apptest_utils as u
 from panoptic_deeplab import jobs
 from panoptic_deeplab.jobs import JobStore
 from panoptic_deeplab.jobs.slurm import SlurmError, SlurmOptions, slurm_info, submit
-from scenes import make_tiny_dataset
 
 PAGE = str(u.APP_DIR / "pages" / "train.py")
 TINY = [
@@ -315,7 +315,7 @@ def test_preemption_cancel_and_resume(slurm_cluster, data_root, tmp_path):
     assert (
         at_step - kept <= 5 and f"resumed from step {kept} " in log
     )  # lost at most one checkpoint interval
-    assert "(Slurm job %s, restart 1," % slurm_id in log
+    assert f"(Slurm job {slurm_id}, restart 1," in log
 
     job = store.cancel(job.id, grace_s=15)
     assert job.state == jobs.CANCELLED

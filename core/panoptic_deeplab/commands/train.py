@@ -128,10 +128,9 @@ def _run(args) -> int:
             require_valid_dataset(args.dataset, split)
 
     # MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
-    from ..training import make_strategy, train
-
     import tensorflow as tf
 
+    from ..training import make_strategy, train
     from ..training.memory import available_memory_bytes, choose_low_memory, use_system_allocator
 
     tc = config.train

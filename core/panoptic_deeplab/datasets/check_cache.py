@@ -16,8 +16,8 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 RECHECK_ENV = "PDL_RECHECK_DATASET"
 

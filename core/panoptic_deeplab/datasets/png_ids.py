@@ -50,7 +50,7 @@ class SegmentRuns:
     values: np.ndarray  # uint32
 
     @classmethod
-    def from_map(cls, ids: np.ndarray) -> "SegmentRuns":
+    def from_map(cls, ids: np.ndarray) -> SegmentRuns:
         flat = ids.reshape(-1)
         starts = np.flatnonzero(flat[1:] != flat[:-1]) + 1
         starts = np.concatenate([[0], starts]) if flat.size else starts

@@ -7,7 +7,7 @@ class means crowd. ``ignore_label`` marks void pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class DatasetSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DatasetSpec":
+    def from_dict(cls, data: dict) -> DatasetSpec:
         return cls(
             name=data["name"],
             class_names=tuple(data["class_names"]),
@@ -133,7 +133,7 @@ _BUILDERS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_dataset_spec(name: str) -> DatasetSpec:
     try:
         return _BUILDERS[name]()

@@ -62,7 +62,7 @@ def checkpoint_name(key: str, backbone: str) -> tuple[str, str] | None:
     if head in _LAST_LAYERS and weight in ("kernel", "bias"):
         return _LAST_LAYERS[head], weight
     # A conv ("<prefix>/_conv/kernel", "<prefix>/_depthwise_conv/depthwise_kernel") or its BN.
-    for part, kind in (("/_conv", "conv"), ("/_depthwise_conv", "conv"), ("/_batch_norm", "bn")):
+    for part, kind in (("/_conv", "conv"), ("/_depthwise_conv", "conv"), ("/_batch_norm", "bn")):  # noqa: B007 - kind is read after the loop
         if head.endswith(part):
             prefix = head[: -len(part)]
             break

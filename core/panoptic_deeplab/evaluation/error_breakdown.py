@@ -157,7 +157,10 @@ class ErrorStat:
             if not rows:
                 out[group] = None
                 continue
-            mean = lambda key, t: sum(r[key][t] for r in rows) / len(rows)  # noqa: E731
+
+            def mean(key, t, rows=rows):
+                return sum(r[key][t] for r in rows) / len(rows)
+
             out[group] = {
                 "pq": sum(r["pq"] for r in rows) / len(rows),
                 "n": len(rows),

@@ -34,7 +34,7 @@ class SegmentTable:
     areas: np.ndarray | None = None  # GT: from the JSON; None for predictions (counted from pixels)
 
     @classmethod
-    def from_segments_info(cls, segments_info: list[dict], with_area: bool) -> "SegmentTable":
+    def from_segments_info(cls, segments_info: list[dict], with_area: bool) -> SegmentTable:
         n = len(segments_info)
         ids = np.fromiter((s["id"] for s in segments_info), np.int64, n)
         cats = np.fromiter((s["category_id"] for s in segments_info), np.int64, n)

@@ -77,7 +77,7 @@ def error_table(errors: dict):
     for key in ("All", "Things", "Stuff"):
         if errors.get(key):
             rows.append({"class": key, **_points_row(errors[key])})
-    for cid, r in sorted(_rows_by_id(errors["per_class"]).items()):
+    for _, r in sorted(_rows_by_id(errors["per_class"]).items()):
         rows.append({"class": r["name"], **_points_row(r)})
     columns = ["class", "PQ", *ERROR_TYPES, REMAINDER]
     return pd.DataFrame(rows, columns=columns).set_index("class")

@@ -44,7 +44,7 @@ class ConfusionMatrix:
             self.num_classes, c1
         )
 
-    def merge(self, other: "ConfusionMatrix") -> None:
+    def merge(self, other: ConfusionMatrix) -> None:
         self.matrix += other.matrix
 
     def result(self) -> dict:

@@ -103,7 +103,7 @@ def _run_recorded(exit_file: str, argv: list[str]) -> int:
     except JobError as err:
         print(f"error: {err}", file=sys.stderr)
         code = 2
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - any failure of the job is printed to its log
         import traceback
 
         traceback.print_exc()

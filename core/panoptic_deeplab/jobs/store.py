@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from ..sqlite_store import SqliteStore
-from .slurm import cancel as slurm_cancel, refresh as slurm_refresh, resume as slurm_resume
 from .arguments import option_value, validate_command
 from .errors import JobError
 from .gpus import job_environment
@@ -38,6 +37,9 @@ from .records import (
     ModelRecord,
     Progress,
 )
+from .slurm import cancel as slurm_cancel
+from .slurm import refresh as slurm_refresh
+from .slurm import resume as slurm_resume
 
 
 def default_root() -> Path:

@@ -10,7 +10,7 @@ Conventions (deeplab2, docs/method.md §1):
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf

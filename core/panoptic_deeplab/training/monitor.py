@@ -6,14 +6,15 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import keras
 import tensorflow as tf
 
 from ..losses import LOSS_TERMS
-from .tensorboard_events import images as tb_images, scalar as tb_scalar
+from .tensorboard_events import images as tb_images
+from .tensorboard_events import scalar as tb_scalar
 
 LOG_KEYS = ("loss", *LOSS_TERMS)
 

@@ -5,7 +5,7 @@ later ``pdl evaluate`` of that model by construction."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
 def make_periodic_evaluator(reader, split: str, config, spec, limit: int | None = None) -> Callable:

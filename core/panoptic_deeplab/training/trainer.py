@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np
@@ -24,9 +24,9 @@ from ..datasets.specs import DatasetSpec
 from ..errors import CheckpointError, ConfigError, UserError
 from ..losses import PanopticLoss
 from .checkpoints import CheckpointStore, checkpoint_step, restore_model_weights
-from .history import SnapshotHistory, write_run_spec
 from .distribution import is_chief, make_strategy, task_info
 from .fused_adam import make_adam
+from .history import SnapshotHistory, write_run_spec
 from .monitor import TrainingMonitor, log_interval
 from .run_files import MlflowLogger, RunFiles, announce_phase
 from .schedule import schedule_from_config

@@ -9,9 +9,9 @@ import pytest
 
 from panoptic_deeplab.cli import main
 from panoptic_deeplab.datasets.checks import check_dataset
+from panoptic_deeplab.datasets.coco_panoptic import id_to_rgb, rgb_to_id
 from panoptic_deeplab.datasets.readers import open_dataset
 from panoptic_deeplab.errors import DatasetError
-from panoptic_deeplab.datasets.coco_panoptic import id_to_rgb, rgb_to_id
 
 
 @pytest.fixture

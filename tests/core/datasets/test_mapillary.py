@@ -90,13 +90,13 @@ def write_vistas(root, version="v2.0", split="validation"):
 
 @pytest.mark.parametrize("version", ["v2.0", "v1.2"])
 def test_reader_takes_the_class_table_from_the_config_json(tmp_path, version):
-    ids = write_vistas(tmp_path, version)
+    write_vistas(tmp_path, version)
     reader = open_dataset(tmp_path, "val")  # alias of "validation"
     spec = reader.spec
     assert spec.name == f"mapillary_vistas_{version}"
     assert spec.class_names == ("Road", "Person", "Car") and spec.thing_class_ids == (1, 2)
     assert spec.category_ids == (1, 2, 3) and spec.colors[2] == (0, 0, 142)
-    assert reader[0].image_path.endswith(f"validation/images/key1.jpg")
+    assert reader[0].image_path.endswith("validation/images/key1.jpg")
     label = reader.load_panoptic(0)
     div, void = spec.label_divisor, spec.ignore_label * spec.label_divisor
     assert label[3, 3] == 0 * div  # road

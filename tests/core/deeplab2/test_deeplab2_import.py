@@ -21,7 +21,7 @@ from panoptic_deeplab.bundle import load_bundle
 from panoptic_deeplab.cli import main
 from panoptic_deeplab.deeplab2 import checkpoint as ckpt
 from panoptic_deeplab.deeplab2.importer import import_deeplab2
-from panoptic_deeplab.errors import CheckpointError, ConfigError
+from panoptic_deeplab.errors import CheckpointError
 from panoptic_deeplab.image_io import load_image
 from panoptic_deeplab.inference import Predictor
 from panoptic_deeplab.model.layers import resize_align_corners

@@ -5,9 +5,9 @@ import copy
 
 import numpy as np
 import pytest
+from synth import DIV, THINGS, VOID, random_pair
 
 from panoptic_deeplab.evaluation.instance_ap import cityscapes_instance_ap, coco_instance_ap
-from synth import DIV, THINGS, VOID, random_pair
 
 KW = dict(thing_class_ids=THINGS, label_divisor=DIV, ignore_label=VOID)
 
@@ -48,7 +48,8 @@ def test_perfect_and_hand_cases():
 
 @pytest.mark.parametrize("seed", range(3))
 def test_coco_ap_matches_hotcoco(seed):
-    from hotcoco import COCO as HCOCO, COCOeval as HEval
+    from hotcoco import COCO as HCOCO
+    from hotcoco import COCOeval as HEval
     from pycocotools import mask as mask_utils
 
     gts, preds, scores = random_set(seed)

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from panoptic_deeplab.evaluation.evaluate_split import OracleEvaluation
 from panoptic_deeplab.datasets.specs import get_dataset_spec
 from panoptic_deeplab.errors import UserError
+from panoptic_deeplab.evaluation.evaluate_split import OracleEvaluation
 from panoptic_deeplab.evaluation.oracles import HEADS, instance_centers, parse_oracles
 from panoptic_deeplab.postprocess import PostProcessOptions
 

@@ -4,7 +4,6 @@ Predictor (so `pdl predict`, `pdl evaluate`, the app) and in the exported SavedM
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from panoptic_deeplab.datasets.readers import open_dataset

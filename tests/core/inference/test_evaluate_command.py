@@ -109,8 +109,8 @@ def test_a_missed_stuff_segment_voided_by_the_area_limit_is_named_so():
     """Hand-made: the network predicted the small stuff class, post-processing voided it."""
     from types import SimpleNamespace
 
-    from panoptic_deeplab.evaluation.evaluate_split import Evaluation
     from panoptic_deeplab.datasets.specs import get_dataset_spec
+    from panoptic_deeplab.evaluation.evaluate_split import Evaluation
 
     spec = get_dataset_spec("synthetic")
     road, sky = spec.class_names.index("road"), spec.class_names.index("sky")

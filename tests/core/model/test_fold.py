@@ -5,11 +5,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from model_test_utils import tiny_config
 
 from panoptic_deeplab.model.builder import build_model
 from panoptic_deeplab.model.fold import FoldedConv, _all_layers, fold_batch_norms
-
-from model_test_utils import tiny_config
 
 
 @pytest.mark.parametrize("backbone", ["resnet50", "mobilenet_v3_small", "xception71"])
@@ -31,8 +30,8 @@ def test_folded_model_matches_the_original(backbone):
             )
     folded = fold_batch_norms(model)
     layers = list(_all_layers(folded))
-    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in layers)
-    assert any(isinstance(l, FoldedConv) for l in layers)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in layers)
+    assert any(isinstance(layer, FoldedConv) for layer in layers)
     image = rng.uniform(0, 255, (1, 65, 97, 3)).astype("float32")
     expected, actual = model(image, training=False), folded(image, training=False)
     for key in expected:

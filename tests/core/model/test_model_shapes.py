@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from model_test_utils import tiny_config
 
 from panoptic_deeplab.model.builder import build_model, valid_input_size
-
-from model_test_utils import tiny_config
 
 
 def random_image(h, w, seed=0):
@@ -82,9 +81,9 @@ def test_sync_batch_norm_and_epsilon_follow_the_config():
     )
     model = build_model(config, num_classes=3, input_shape=(65, 97))
     bns = [
-        l
-        for l in model.get_layer("backbone").layers + model.layers
-        if isinstance(l, keras.layers.BatchNormalization)
+        layer
+        for layer in model.get_layer("backbone").layers + model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
     ]
     assert bns and all(bn.synchronized and bn.epsilon == 1e-5 and bn.momentum == 0.9 for bn in bns)
 

@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from scenes import tiny_config  # noqa: E402  (a uniquely named module: every test folder has a conftest)
+from scenes import tiny_config
 
 
 @pytest.fixture

@@ -182,7 +182,7 @@ def test_two_workers_on_localhost(data_root, tmp_path):
             )
         )
     try:
-        for proc, log in procs:
+        for proc, _ in procs:
             proc.wait(timeout=300)
     finally:
         for proc, log in procs:

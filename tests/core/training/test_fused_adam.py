@@ -21,7 +21,7 @@ def test_fused_adam_matches_keras_adam_step_by_step(accumulation):
         opt.build(weights)
 
         @tf.function
-        def step(g):
+        def step(g, opt=opt, weights=weights):
             opt.apply(g, weights)
 
         history = []
@@ -46,7 +46,7 @@ def test_fused_adam_under_xla_and_loss_scaling(loss_scale, jit):
         opt.build(weights)
 
         @tf.function(jit_compile=jit)
-        def step(g):
+        def step(g, opt=opt, weights=weights):
             opt.apply([g], weights)
 
         for k in range(3):

@@ -5,9 +5,9 @@ import io
 
 import numpy as np
 import pytest
-
 import scenes
 from scenes import tiny_config
+
 from panoptic_deeplab.errors import CheckpointError
 from panoptic_deeplab.training import train
 from panoptic_deeplab.training.history import list_snapshots, load_step_bundle, thin_steps

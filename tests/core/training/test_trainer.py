@@ -3,14 +3,13 @@
 import csv
 import io
 import json
-import shutil
 
 import numpy as np
 import pytest
-import tensorflow as tf
-
 import scenes
+import tensorflow as tf
 from scenes import tiny_config
+
 from panoptic_deeplab.bundle import load_bundle
 from panoptic_deeplab.training import CheckpointStore, TrainingDivergedError, train
 
