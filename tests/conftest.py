@@ -20,9 +20,9 @@ def _private_cache_dir(tmp_path_factory):
 
 @pytest.fixture(autouse=True, scope="session")
 def _float32_tensorflow_by_default():
-    """The suite's numbers do not depend on the machine: bundles load in float32 on TensorFlow unless
-    a test asks for a precision or backend (``--precision auto`` would pick bfloat16 on some CPUs).
-    tests/core/inference covers the automatic choice."""
+    """The suite's numbers do not depend on the machine: bundles load in float32 on TensorFlow
+    unless a test asks for a precision or backend (``--precision auto`` would pick bfloat16 on some
+    CPUs). tests/core/inference covers the automatic choice."""
     import os
 
     saved = {k: os.environ.get(k) for k in ("PDL_PRECISION", "PDL_BACKEND")}
@@ -33,3 +33,54 @@ def _float32_tensorflow_by_default():
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(size="4m")``: a new folder on a tmpfs of that size, for full-disk tests,
+    unmounted after the test. Mounting needs root, which the CI machine has."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("full-disk tests mount a small tmpfs, which needs root (CI runs as root)")
+    mounts = []
+
+    def make(size: str = "4m"):
+        folder = tmp_path / f"small-disk-{len(mounts)}"
+        folder.mkdir()
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True
+        )
+        mounts.append(folder)
+        return folder
+
+    yield make
+    for folder in mounts:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture
+def fill_disk():
+    """``fill_disk(folder, leave_bytes=0)`` fills the file system of ``folder`` (file ``filler``)
+    until at most ``leave_bytes`` are free, and returns the filler's path."""
+    return _fill_disk
+
+
+def _fill_disk(folder, leave_bytes: int = 0):
+    import errno
+    import os
+    import shutil
+
+    path = os.path.join(folder, "filler")
+    with open(path, "wb") as f:
+        chunk = b"\0" * (1 << 16)
+        while shutil.disk_usage(folder).free > leave_bytes + len(chunk):
+            try:
+                f.write(chunk)
+                f.flush()
+            except OSError as err:
+                if err.errno != errno.ENOSPC:
+                    raise
+                break
+    return path
