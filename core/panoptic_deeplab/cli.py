@@ -2,7 +2,8 @@
 run, so light commands (``pdl pq``, ``pdl check-dataset``) never import TensorFlow.
 
 A command module exposes ``configure_parser(parser)`` and ``run(args) -> int``, and optionally
-``before_tensorflow()`` (process set-up that must precede TensorFlow's import).
+``before_tensorflow()`` (process set-up that must precede TensorFlow's import) and
+``uses_tensorflow(args)`` (False when these arguments need no TensorFlow).
 
 TensorFlow's C++ start-up lines (oneDNN, CUDA drivers, cuInit) are hidden unless the user set
 ``TF_CPP_MIN_LOG_LEVEL`` or passed ``--verbose``: the level is raised to 3 and, for the commands
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if hasattr(module, "before_tensorflow"):
                 module.before_tensorflow()
-            if quiet and argv[0] in TENSORFLOW_COMMANDS:
+            uses_tf = getattr(module, "uses_tensorflow", lambda args: True)(args)
+            if quiet and argv[0] in TENSORFLOW_COMMANDS and uses_tf:
                 import_tensorflow_silently()
             return int(module.run(args) or 0)
         except KeyboardInterrupt:
@@ -137,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:  # noqa: BLE001 - a bug or a TensorFlow error: shown as Python would show it
             traceback.print_exc()
             code = 1
-        # The error, and the tf.data iterators its frames hold, are freed here and not at interpreter
-        # exit, where an iterator with tf.numpy_function calls in flight waits for the GIL forever.
+        # The error, and the tf.data iterators its frames hold, are freed here and not at
+        # interpreter exit, where an iterator with tf.numpy_function calls in flight waits for
+        # the GIL forever.
         gc.collect()
         return code
     build_parser().parse_args(argv)  # prints help / usage errors

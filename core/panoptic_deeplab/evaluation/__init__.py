@@ -5,6 +5,7 @@ Public API:
     pq_from_label_maps(gt_maps, pred_maps, spec, per_image=False)
     mean_iou(gt_semantics, pred_semantics, num_classes, ignore_label=255), ConfusionMatrix
     coco_instance_ap(...), cityscapes_instance_ap(...)
+    evaluate(model or prediction set, dataset, split) -> EvaluationResult (results.py)
 
 Names are imported on first use (``pdl pq`` loads only what it needs).
 """
@@ -12,6 +13,10 @@ Names are imported on first use (``pdl pq`` loads only what it needs).
 from importlib import import_module
 
 _WHERE = {
+    "evaluate": "evaluate_split",
+    "evaluate_predictions": "evaluate_split",
+    "evaluate_split": "evaluate_split",
+    "EvaluationResult": "results",
     "pq_from_files": "coco_io",
     "pq_from_label_maps": "coco_io",
     "read_panoptic_png": "coco_io",

@@ -7,7 +7,9 @@ with the Predictor's resize / pad / post-processing / undo rules and accumulates
 PQ / SQ / RQ (all, things, stuff, per class; panopticapi semantics), mIoU with the confusion
 matrix, instance AP (COCO and Cityscapes style), the PQ points lost per error type, per-image
 records with per-segment match details and error types for the app, and optionally the oracles
-(docs/error-analysis.md). :func:`to_json` makes the result plain JSON (``pdl evaluate --out``).
+(docs/error-analysis.md). :func:`evaluate_predictions` computes the same for a prediction set (any
+model's predictions read from files), and :func:`evaluate` is the library call for either. The
+result is an :class:`~.results.EvaluationResult` (its ``to_json`` is ``pdl evaluate --out``).
 
 Predictions stream through: label maps are kept for AP only, compressed (a few tens of kB per
 image), so a Cityscapes-sized split fits in memory. No TensorFlow is imported here.
@@ -15,11 +17,22 @@ image), so a Cityscapes-sized split fits in memory. No TensorFlow is imported he
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+
+from .results import (
+    ErrorBreakdown,
+    EvaluationResult,
+    ImageResult,
+    InstanceAP,
+    OracleResult,
+    PanopticScores,
+    SemanticScores,
+    SkippedImage,
+)
 
 
 def evaluate_split(
@@ -32,15 +45,16 @@ def evaluate_split(
     where: str = "the split",
     on_skip: Callable | None = None,
     on_prediction: Callable | None = None,
-) -> dict:
-    """Every metric of ``predictor`` on the first ``limit`` images of ``reader`` (all when None):
-    ``{num_images, skipped, panoptic, errors, semantic, instance, per_image[, oracles]}``.
+    on_phase: Callable | None = None,
+) -> EvaluationResult:
+    """Every metric of ``predictor`` on the first ``limit`` images of ``reader`` (all when None).
 
     ``ap``: both | coco | cityscapes | none. ``oracles``: ``evaluation.oracles.parse_oracles``'s
     result, evaluated with the Predictor's own post-processing options. ``on_skip(source, reason)``
     hears of every unreadable image (also listed under ``skipped``), ``on_prediction(source, image,
-    prediction)`` of every prediction (e.g. to save it). ``where`` names the split in the error
-    raised when no image could be read."""
+    prediction)`` of every prediction (e.g. to save it), ``on_phase(text)`` of the work after the
+    images (AP, oracles). ``where`` names the split in the error raised when no image could be
+    read."""
     from ..prediction_io import iter_predictions, sources_from_dataset
 
     sources = sources_from_dataset(reader)
@@ -54,10 +68,10 @@ def evaluate_split(
             spec, oracles, predictor.pipeline.postprocess, predictor.config.dataset.sigma
         )
     evaluation = Evaluation(spec, ap=ap)
-    skipped: list[dict] = []
+    skipped: list[SkippedImage] = []
 
     def skip(source, reason):
-        skipped.append({"image_id": source.image_id, "path": str(source.path), "reason": reason})
+        skipped.append(SkippedImage(source.image_id, str(source.path), reason))
         if on_skip:
             on_skip(source, reason)
 
@@ -76,10 +90,127 @@ def evaluate_split(
         raise DatasetError(
             f"{where}: none of the {len(sources)} images could be read; nothing to evaluate."
         )
-    result = {"num_images": len(evaluation.per_image), "skipped": skipped, **evaluation.result()}
+    if on_phase:
+        on_phase(_FINAL_PHASE)
+    result = evaluation.result()
+    result.skipped = skipped
     if oracle_eval is not None:
-        result["oracles"] = oracle_eval.result()
+        result.oracles = oracle_eval.result()
     return result
+
+
+def evaluate_predictions(
+    predictions,
+    reader,
+    *,
+    limit: int | None = None,
+    ap: str = "both",
+    where: str | None = None,
+    on_image: Callable | None = None,
+    on_phase: Callable | None = None,
+) -> EvaluationResult:
+    """Every metric of a :class:`~panoptic_deeplab.prediction_sets.PredictionSet` on the first
+    ``limit`` images of ``reader``, as :func:`evaluate_split` computes them for a model (the same
+    result type and JSON; no oracles, and AP only when every thing segment carries a ``score``).
+
+    The set is checked first (images without a prediction, predictions of images not in the
+    split, the JSON's structure); each image's own problems (its PNG, its segments) are gathered
+    while evaluating. Any problem raises a DatasetError listing them all, each with its file, the
+    segment and the fix. ``on_image(example, prediction)`` hears of every image evaluated,
+    ``on_phase(text)`` of the work after the images."""
+    from ..prediction_sets import require_valid
+
+    where = where or f"prediction set {predictions.name!r}"
+    pairs, problems = predictions.match(reader, limit)
+    require_valid(problems, where)
+    if not pairs:
+        from ..errors import DatasetError
+
+        raise DatasetError(f"{where}: split '{reader.split}' has no images; nothing to evaluate.")
+    if ap != "none" and not predictions.has_scores:
+        ap = "none"  # AP ranks segments by their score: without one there is no AP
+    evaluation = Evaluation(reader.spec, ap=ap)
+    for index, entry in pairs:
+        example = reader[index]
+        gt = reader.load_panoptic(index)
+        prediction, image_problems = predictions.read(entry, example.image_id, gt.shape)
+        if image_problems:
+            problems += image_problems
+            continue
+        if not problems:  # once one image is broken only the problems are gathered
+            evaluation.add(example.image_id, Path(example.image_path).name, gt, prediction)
+        if on_image:
+            on_image(example, prediction)
+    require_valid(problems, where)
+    if on_phase:
+        on_phase(_FINAL_PHASE)
+    result = evaluation.result()
+    result.predictions = predictions.source()
+    return result
+
+
+def evaluate(
+    source,
+    dataset,
+    split: str = "val",
+    *,
+    limit: int | None = None,
+    ap: str = "both",
+    oracles: str | None = None,
+    check_dataset: bool = True,
+) -> EvaluationResult:
+    """Evaluate a model or a prediction set on a data set split: the library call behind
+    ``pdl evaluate`` (which adds progress, saving and the predictor's command-line options).
+
+    ``source``: a bundle directory, a :class:`~panoptic_deeplab.bundle.Bundle` or a
+    :class:`~panoptic_deeplab.inference.Predictor` (a model), a
+    :class:`~panoptic_deeplab.prediction_sets.PredictionSet`, or the path of a COCO-panoptic
+    predictions JSON (its PNG folder beside it). ``dataset``: the data set root. ``oracles``:
+    e.g. ``"semantic,center,offset,all"`` (models only). ``check_dataset``: first run the checks
+    of ``pdl check-dataset`` on the split (a pass is remembered)."""
+    from ..datasets.readers import open_dataset
+    from ..errors import UserError
+    from ..prediction_sets import PredictionSet
+
+    if check_dataset:
+        from ..datasets.checks import require_valid_dataset
+
+        require_valid_dataset(dataset, split, allow_image_problems=True)
+    if isinstance(source, (str, Path)) and Path(source).suffix == ".json":
+        reader = open_dataset(dataset, split)
+        source = PredictionSet.open(reader.spec, predictions=source)
+    if isinstance(source, PredictionSet):
+        if oracles:
+            raise UserError(ORACLES_NEED_A_MODEL)
+        reader = open_dataset(dataset, split, spec=source.spec)
+        result = evaluate_predictions(source, reader, limit=limit, ap=ap)
+    else:
+        from ..datasets.class_check import require_matching_classes
+        from ..inference import Predictor
+
+        predictor = source if isinstance(source, Predictor) else Predictor(source)
+        model = str(predictor.bundle.path or "the model")
+        require_matching_classes(predictor.spec, dataset, split, model)
+        reader = open_dataset(dataset, split, spec=predictor.spec)
+        parsed = None
+        if oracles:
+            from .oracles import parse_oracles
+
+            parsed = parse_oracles(oracles)
+        result = evaluate_split(
+            predictor, reader, limit=limit, ap=ap, oracles=parsed, where=str(dataset)
+        )
+        result.model = model
+    result.dataset, result.split = str(dataset), split
+    return result
+
+
+_FINAL_PHASE = "computing AP and the error breakdown"
+ORACLES_NEED_A_MODEL = (
+    "--oracle replaces a model's heads (semantic, center, offset) by ground truth and fuses "
+    "again; a prediction set has only its panoptic maps, no heads. Drop --oracle, or evaluate "
+    "the model itself (--model BUNDLE)."
+)
 
 
 def network_predictor(network, config, spec):
@@ -89,21 +220,6 @@ def network_predictor(network, config, spec):
     from ..inference import Predictor
 
     return Predictor(Bundle(None, config, spec, network))
-
-
-def summary(result: dict) -> dict:
-    """The headline numbers of an :func:`evaluate_split` result (fractions; periodic evaluation's
-    scalars): ``{pq, sq, rq, miou, pq_things, pq_stuff, images}``."""
-    pq = result["panoptic"]
-    return {
-        "pq": pq["All"]["pq"],
-        "sq": pq["All"]["sq"],
-        "rq": pq["All"]["rq"],
-        "miou": result["semantic"]["miou"],
-        "pq_things": pq["Things"]["pq"],
-        "pq_stuff": pq["Stuff"]["pq"],
-        "images": result["num_images"],
-    }
 
 
 class _Packed:
@@ -162,7 +278,7 @@ class Evaluation:
         self.pq.add(match)
         gt_sem = np.asarray(gt_panoptic) // spec.label_divisor
         self.confusion.update(gt_sem, prediction.semantic)
-        scores = {s.id: s.score for s in prediction.segments if s.isthing}
+        scores = {s.id: s.score for s in prediction.segments if s.isthing and s.score is not None}
         if self.ap != "none":
             self._gt.append(_Packed(np.asarray(gt_panoptic, np.int64)))
             self._pred.append(_Packed(prediction.panoptic.astype(np.int64)))
@@ -182,7 +298,7 @@ class Evaluation:
         return record
 
     def _add_errors(self, record: dict, match, gt, pred) -> None:
-        """Error type (docs/error-analysis.md) of every FN and FP, on the records and in the sums."""
+        """Error type (docs/error-analysis.md) of every FN and FP, on the records and the sums."""
         from .error_breakdown import classify_errors
 
         limited = np.array(
@@ -195,31 +311,30 @@ class Evaluation:
             seg["error"] = error
         self.errors.add(gt, pred, gt_errors, pred_errors)
 
-    def result(self) -> dict:
+    def result(self) -> EvaluationResult:
+        """The metrics so far (``per_image`` included) as an :class:`EvaluationResult`."""
         from . import cityscapes_instance_ap, coco_instance_ap
 
         panoptic = self.pq.summary()
-        out = {
-            "panoptic": panoptic,
-            "errors": self.errors.breakdown(panoptic),
-            "semantic": self.confusion.result(),
-            "instance": {},
-        }
+        instance = {}
         kwargs = dict(
             thing_class_ids=self.spec.thing_class_ids,
             label_divisor=self.spec.label_divisor,
             ignore_label=self.spec.ignore_label,
         )
-        if self.ap in ("both", "coco"):
-            out["instance"]["coco"] = coco_instance_ap(
-                self._maps(self._gt), self._maps(self._pred), self._scores, **kwargs
-            )
-        if self.ap in ("both", "cityscapes"):
-            out["instance"]["cityscapes"] = cityscapes_instance_ap(
-                self._maps(self._gt), self._maps(self._pred), self._scores, **kwargs
-            )
-        out["per_image"] = self.per_image
-        return out
+        styles = {"coco": coco_instance_ap, "cityscapes": cityscapes_instance_ap}
+        for style, compute in styles.items():
+            if self.ap in ("both", style):
+                maps = self._maps(self._gt), self._maps(self._pred)
+                instance[style] = InstanceAP.from_library(compute(*maps, self._scores, **kwargs))
+        return EvaluationResult(
+            num_images=len(self.per_image),
+            panoptic=PanopticScores.from_json(panoptic),
+            errors=ErrorBreakdown.from_json(self.errors.breakdown(panoptic)),
+            semantic=SemanticScores.from_json(self.confusion.result()),
+            instance=instance,
+            per_image=[ImageResult.from_json(r) for r in self.per_image],
+        )
 
     @staticmethod
     def _maps(packed):
@@ -227,7 +342,7 @@ class Evaluation:
 
 
 class OracleEvaluation:
-    """One :class:`Evaluation` (PQ and error breakdown, no AP) per oracle (evaluation/oracles.py)."""
+    """One :class:`Evaluation` (PQ and error breakdown, no AP) per oracle (oracles.py)."""
 
     def __init__(self, spec, oracles: dict[str, tuple[str, ...]], options, sigma: float):
         from .oracles import OracleRunner
@@ -258,24 +373,26 @@ class OracleEvaluation:
             for key, value in center_accounting(gt_panoptic, out.center_points, self.spec).items():
                 self.centers[name][key] += value
 
-    def result(self) -> dict:
+    def result(self) -> dict[str, OracleResult]:
         from .oracles import shortfall
 
         out = {}
         for name, evaluation in self.evaluations.items():
             panoptic = evaluation.pq.summary()
-            entry = {
-                "heads": list(self.oracles[name]),
-                **panoptic,
-                "errors": evaluation.errors.breakdown(panoptic),
-                "centers": self.centers[name],
-            }
-            entry["why_below_100"] = shortfall(
-                entry,
-                self.centers[name] if "center" in self.oracles[name] else {},
+            errors = evaluation.errors.breakdown(panoptic)
+            centers = self.centers[name]
+            why = shortfall(
+                {"errors": errors},
+                centers if "center" in self.oracles[name] else {},
                 self.crowd_segments,
             )
-            out[name] = entry
+            out[name] = OracleResult(
+                heads=tuple(self.oracles[name]),
+                panoptic=PanopticScores.from_json(panoptic),
+                errors=ErrorBreakdown.from_json(errors),
+                centers=dict(centers),
+                why_below_100=why,
+            )
         return out
 
 
@@ -297,18 +414,3 @@ def mark_stuff_dropped_by_area_limit(
         dropped = np.count_nonzero(mask & voided & (semantic == seg["category_id"]))
         if dropped > 0.5 * max(seg["area"], 1):
             seg["reason"] = "stuff_area_limit"
-
-
-def to_json(value):
-    """Plain JSON: numpy -> lists/numbers, NaN -> null, keys -> strings."""
-    if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_json(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -4,52 +4,56 @@ from __future__ import annotations
 
 import math
 
+from .results import (
+    GROUPS,
+    ErrorBreakdown,
+    ErrorRow,
+    EvaluationResult,
+    OracleResult,
+    PanopticScores,
+    SemanticScores,
+)
 
-def pq_class_table(result: dict):
+
+def pq_class_table(panoptic: PanopticScores):
     """One row per GT category: name, thing/stuff, PQ/SQ/RQ (in %), TP/FP/FN; unevaluated rows kept
     with empty scores so absent classes are visible."""
     import pandas as pd
 
-    rows = []
-    for cid, r in result["per_class"].items():
-        rows.append(
-            {
-                "id": cid,
-                "name": r.get("name", str(cid)),
-                "kind": "thing" if r.get("isthing") else "stuff",
-                "PQ": percent(r["pq"]),
-                "SQ": percent(r["sq"]),
-                "RQ": percent(r["rq"]),
-                "TP": r["tp"],
-                "FP": r["fp"],
-                "FN": r["fn"],
-            }
-        )
+    rows = [
+        {
+            "id": cid,
+            "name": r.name,
+            "kind": "thing" if r.isthing else "stuff",
+            "PQ": percent(r.pq),
+            "SQ": percent(r.sq),
+            "RQ": percent(r.rq),
+            "TP": r.tp,
+            "FP": r.fp,
+            "FN": r.fn,
+        }
+        for cid, r in panoptic.per_class.items()
+    ]
     return pd.DataFrame(rows).set_index("id")
 
 
-def pq_summary_table(result: dict):
+def pq_summary_table(panoptic: PanopticScores):
+    import pandas as pd
+
+    rows = []
+    for name in GROUPS:
+        r = panoptic.group(name)
+        rows.append(
+            {"split": name, "PQ": percent(r.pq), "SQ": percent(r.sq), "RQ": percent(r.rq), "n": r.n}
+        )
+    return pd.DataFrame(rows).set_index("split")
+
+
+def miou_table(semantic: SemanticScores, class_names):
     import pandas as pd
 
     return pd.DataFrame(
-        [
-            {
-                "split": k,
-                "PQ": percent(result[k]["pq"]),
-                "SQ": percent(result[k]["sq"]),
-                "RQ": percent(result[k]["rq"]),
-                "n": result[k]["n"],
-            }
-            for k in ("All", "Things", "Stuff")
-        ]
-    ).set_index("split")
-
-
-def miou_table(result: dict, class_names):
-    import pandas as pd
-
-    return pd.DataFrame(
-        {"name": list(class_names), "IoU": [percent(v) for v in result["per_class_iou"]]}
+        {"name": list(class_names), "IoU": [percent(v) for v in semantic.per_class_iou]}
     )
 
 
@@ -61,12 +65,7 @@ def percent(x):
     return None if math.isnan(value) else round(100.0 * value, 2)
 
 
-def _rows_by_id(per_class: dict) -> dict:
-    """Per-class dict keyed by int id (JSON files have string keys)."""
-    return {int(k): v for k, v in per_class.items()}
-
-
-def error_table(errors: dict):
+def error_table(errors: ErrorBreakdown):
     """PQ and the PQ points lost per error type (error_breakdown), one row per evaluated class and
     for All / Things / Stuff; each row sums to 100."""
     import pandas as pd
@@ -74,66 +73,68 @@ def error_table(errors: dict):
     from .error_breakdown import ERROR_TYPES, REMAINDER
 
     rows = []
-    for key in ("All", "Things", "Stuff"):
-        if errors.get(key):
-            rows.append({"class": key, **_points_row(errors[key])})
-    for _, r in sorted(_rows_by_id(errors["per_class"]).items()):
-        rows.append({"class": r["name"], **_points_row(r)})
+    for key in GROUPS:
+        if errors.group(key):
+            rows.append({"class": key, **_points_row(errors.group(key))})
+    for _, r in sorted(errors.per_class.items()):
+        rows.append({"class": r.name, **_points_row(r)})
     columns = ["class", "PQ", *ERROR_TYPES, REMAINDER]
     return pd.DataFrame(rows, columns=columns).set_index("class")
 
 
-def _points_row(r: dict) -> dict:
-    return {"PQ": round(r["pq"], 2), **{k: round(v, 2) for k, v in r["points"].items()}}
+def _points_row(r: ErrorRow) -> dict:
+    return {"PQ": round(r.pq, 2), **{k: round(v, 2) for k, v in r.points.items()}}
 
 
-def single_head_oracles(oracles: dict) -> list[str]:
-    """Oracles that replace exactly one head: the candidates for "this head costs the class most"."""
-    return [name for name, o in oracles.items() if len(o.get("heads", ())) == 1]
+def single_head_oracles(oracles: dict[str, OracleResult]) -> list[str]:
+    """Oracles that replace exactly one head: candidates for "this head costs the class most"."""
+    return [name for name, o in oracles.items() if len(o.heads) == 1]
 
 
-def oracle_summary_table(result: dict):
+def oracle_summary_table(result: EvaluationResult):
     """PQ / SQ / RQ of the model and of each oracle for All / Things / Stuff (in %)."""
     import pandas as pd
 
     rows = []
-    for name, res in [("model", result["panoptic"]), *result["oracles"].items()]:
-        for split in ("All", "Things", "Stuff"):
+    sources = [("model", result.panoptic), *((n, o.panoptic) for n, o in result.oracles.items())]
+    for name, panoptic in sources:
+        for split in GROUPS:
+            r = panoptic.group(split)
             rows.append(
                 {
                     "oracle": name,
                     "split": split,
-                    "PQ": percent(res[split]["pq"]),
-                    "SQ": percent(res[split]["sq"]),
-                    "RQ": percent(res[split]["rq"]),
+                    "PQ": percent(r.pq),
+                    "SQ": percent(r.sq),
+                    "RQ": percent(r.rq),
                 }
             )
     return pd.DataFrame(rows).set_index(["oracle", "split"])
 
 
-def oracle_class_table(result: dict):
+def oracle_class_table(result: EvaluationResult):
     """Per class: the model's PQ, the PQ with each oracle, and the largest gain of a single-head
     oracle ("center +23.1": the centers cost the class 23.1 PQ points)."""
     import pandas as pd
 
-    oracles = result["oracles"]
-    model = _rows_by_id(result["panoptic"]["per_class"])
-    per_oracle = {name: _rows_by_id(o["per_class"]) for name, o in oracles.items()}
-    singles = single_head_oracles(oracles) or [n for n in oracles if oracles[n].get("heads")]
+    oracles = result.oracles
+    per_oracle = {name: o.panoptic.per_class for name, o in oracles.items()}
+    singles = single_head_oracles(oracles) or [n for n in oracles if oracles[n].heads]
     rows = []
-    for cid, r in sorted(model.items()):
-        if not r["evaluated"] and not any(
-            per_oracle[n].get(cid, {}).get("evaluated") for n in oracles
+    for cid, r in sorted(result.panoptic.per_class.items()):
+        if not r.evaluated and not any(
+            per_oracle[n].get(cid) and per_oracle[n][cid].evaluated for n in oracles
         ):
             continue
         row = {
             "id": cid,
-            "class": r["name"],
-            "kind": "thing" if r["isthing"] else "stuff",
-            "model": percent(r["pq"]),
+            "class": r.name,
+            "kind": "thing" if r.isthing else "stuff",
+            "model": percent(r.pq),
         }
         for name in oracles:
-            row[name] = percent(per_oracle[name].get(cid, {}).get("pq"))
+            other = per_oracle[name].get(cid)
+            row[name] = percent(other.pq if other else None)
         gains = {n: row[n] - (row["model"] or 0.0) for n in singles if row.get(n) is not None}
         best = max(gains, key=gains.get) if gains else None
         row["largest gain"] = (

@@ -11,8 +11,9 @@ from collections.abc import Callable
 def make_periodic_evaluator(reader, split: str, config, spec, limit: int | None = None) -> Callable:
     """``evaluate(network, step) -> {pq, sq, rq, miou, pq_things, pq_stuff, images}`` on the first
     ``limit`` images of ``split`` (all when None). ``evaluate.last_result``: the whole result of the
-    latest call (``evaluate_split``'s, what ``pdl evaluate --out`` writes less the run's settings)."""
-    from ..evaluation.evaluate_split import evaluate_split, network_predictor, summary
+    latest call (``evaluate_split``'s ``EvaluationResult``: ``pdl evaluate --out`` less the
+    settings)."""
+    from ..evaluation.evaluate_split import evaluate_split, network_predictor
 
     predictors: dict[
         int, object
@@ -30,7 +31,7 @@ def make_periodic_evaluator(reader, split: str, config, spec, limit: int | None 
             where=f"--eval-split {split}",
         )
         evaluate.last_result = result
-        return summary(result)
+        return result.summary()
 
     evaluate.last_result = None
     return evaluate

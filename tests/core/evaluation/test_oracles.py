@@ -81,15 +81,15 @@ def clean_scene():
 
 def test_full_oracle_is_perfect_on_a_clean_scene_and_single_oracles_fix_their_head():
     model, oracles, record = evaluate(clean_scene())
-    assert model["panoptic"]["All"]["pq"] < 0.5
-    assert oracles["all"]["All"]["pq"] == pytest.approx(1.0)
-    assert oracles["all"]["centers"] == {"instances": 4, "shared_center": 0, "center_not_found": 0}
-    assert oracles["all"]["why_below_100"][0].startswith("PQ 100.00: nothing lost")
+    assert model.panoptic.all.pq < 0.5
+    assert oracles["all"].panoptic.all.pq == pytest.approx(1.0)
+    assert oracles["all"].centers == {"instances": 4, "shared_center": 0, "center_not_found": 0}
+    assert oracles["all"].why_below_100[0].startswith("PQ 100.00: nothing lost")
     # The semantic oracle alone: stuff perfect; things without centers become one blob per class.
-    sem = oracles["semantic"]
-    assert sem["Stuff"]["pq"] == pytest.approx(1.0) and sem["Things"]["pq"] < 0.5
+    sem = oracles["semantic"].panoptic
+    assert sem.stuff.pq == pytest.approx(1.0) and sem.things.pq < 0.5
     # Centers or offsets alone cannot help a model that predicts no thing pixel.
-    assert oracles["center"]["All"]["pq"] == pytest.approx(model["panoptic"]["All"]["pq"])
+    assert oracles["center"].panoptic.all.pq == pytest.approx(model.panoptic.all.pq)
     assert set(record["oracle_pq"]) == {"semantic", "center", "offset", "all"}
 
 
@@ -115,16 +115,16 @@ def test_full_oracle_shortfall_is_counted_shared_center_area_limit_and_crowd():
     gt[34:42, 40:48] = PERSON * DIV + 1  # beside the crowd: its pixels join this person
     _, oracles, _ = evaluate(gt, "all")
     full = oracles["all"]
-    assert 0 < full["All"]["pq"] < 1.0
-    assert full["centers"] == {"instances": 3, "shared_center": 1, "center_not_found": 0}
-    counts = full["errors"]["All"]["counts"]
+    assert 0 < full.panoptic.all.pq < 1.0
+    assert full.centers == {"instances": 3, "shared_center": 1, "center_not_found": 0}
+    counts = full.errors.all.counts
     assert counts["stuff_area_limit"] == 1 and counts["merge"] >= 1
-    why = "\n".join(full["why_below_100"])
+    why = "\n".join(full.why_below_100)
     assert "no center of their own" in why and "stuff_area_limit" in why and "crowd" in why
     # The person next to the crowd absorbed crowd pixels: matched, with IoU < 1.
-    person = full["per_class"][PERSON]
-    assert person["tp"] == 1 and person["sq"] < 1.0
-    json.dumps(full)
+    person = full.panoptic.per_class[PERSON]
+    assert person.tp == 1 and person.sq < 1.0
+    json.dumps(full.to_json())
 
 
 def test_a_misspelt_oracle_stops_pdl_evaluate_before_any_work(tmp_path, capsys):

@@ -135,8 +135,9 @@ def five_rule_set():
 
 def test_five_rule_set_by_hand(tmp_path):
     imgs = five_rule_set()
-    # c) person box rows 28-37, cols 24-33: in the crowd rows 28-31, cols 24-31 = 32 px of 100 -> not
-    #    absorbed anyway since the crowd is a car crowd.  Road: GT 3072, pred 4096-256-100 = 3740,
+    # c) person box rows 28-37, cols 24-33: in the crowd rows 28-31, cols 24-31 = 32 px of 100
+    #    -> not absorbed anyway since the crowd is a car crowd.  Road: GT 3072,
+    #    pred 4096-256-100 = 3740,
     #    intersection = 3072 - (person pixels on GT road: 100 - 32 = 68) = 3004.
     road_ious = [1.0, 3840 / 3968, 3004 / (3740 + 3072 - 3004), 1938 / 2048, 1.0]
     expected_stuff = sum(road_ious) / 5
@@ -259,7 +260,11 @@ def test_report_tables_show_every_class():
     from panoptic_deeplab.evaluation.report import pq_class_table, pq_summary_table
 
     imgs = five_rule_set()
-    res = pq_from_label_maps([g for g, _ in imgs], [p for _, p in imgs], SPEC)
+    from panoptic_deeplab.evaluation.results import PanopticScores
+
+    res = PanopticScores.from_json(
+        pq_from_label_maps([g for g, _ in imgs], [p for _, p in imgs], SPEC)
+    )
     table = pq_class_table(res)
     assert (
         list(table.index) == [0, 1, 2, 3]
@@ -316,7 +321,8 @@ def test_overlaps_from_runs_equal_overlaps_from_pixels(seed):
 @pytest.mark.parametrize("route", ["hash", "second multiplier", "sort", "table"])
 def test_dense_index_routes_agree_with_a_dict(route, monkeypatch):
     """Every route of dense_index (hash table, its fallbacks, the 2**24 lookup table) maps 0 to 0,
-    a listed id to 1 + its position and anything else (unlisted, negative, >= 2**24) past the end."""
+    a listed id to 1 + its position and anything else (unlisted, negative, >= 2**24) past the
+    end."""
     from panoptic_deeplab.evaluation import panoptic_quality as pq
 
     rng = np.random.default_rng(3)
@@ -347,7 +353,8 @@ def test_dense_index_routes_agree_with_a_dict(route, monkeypatch):
 
 
 def test_dense_index_of_wide_and_unusual_id_types():
-    """uint64 ids past 2**53 and 2**63 stay exact (no float round trip); float ids take the sort route."""
+    """uint64 ids past 2**53 and 2**63 stay exact (no float round trip); float ids take the sort
+    route."""
     from panoptic_deeplab.evaluation.panoptic_quality import dense_index
 
     ids = np.array([2**60 + 1, 5, 2**63 + 7], np.uint64)

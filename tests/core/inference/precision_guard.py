@@ -26,7 +26,8 @@ class GuardReport:
 
 
 class _Differences:
-    """Raw-output differences of the low-precision predictions against the fp32 ones, image by image."""
+    """Raw-output differences of the low-precision predictions against the fp32 ones, image by
+    image."""
 
     def __init__(self):
         self.max_abs = dict.fromkeys(RAW_KEYS, 0.0)
@@ -43,9 +44,7 @@ class _Differences:
         self.images += 1
 
     def report(self, precision: str, evaluations: dict) -> GuardReport:
-        pq = {
-            name: 100.0 * ev.result()["panoptic"]["All"]["pq"] for name, ev in evaluations.items()
-        }
+        pq = {name: 100.0 * ev.result().panoptic.all.pq for name, ev in evaluations.items()}
         return GuardReport(
             precision,
             self.max_abs,

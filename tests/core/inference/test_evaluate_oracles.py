@@ -11,6 +11,7 @@ import pytest
 
 from panoptic_deeplab.cli import main
 from panoptic_deeplab.evaluation.report import oracle_class_table
+from panoptic_deeplab.evaluation.results import EvaluationResult
 
 DEMO = Path(__file__).resolve().parents[3] / "assets" / "models" / "synthetic_demo"
 NOISE = 1.0  # PQ points: one segment of a class in 6 images moves its PQ by more than this
@@ -62,7 +63,7 @@ def test_oracles_on_the_demo_model(tmp_path, capsys):
     assert all("oracle_pq" in image for image in result["per_image"])
     # The printed per-class table is the library's table of the same JSON.
     assert "Oracle PQ per class" in printed and "PQ points lost per error type" in printed
-    table = oracle_class_table(result)
+    table = oracle_class_table(EvaluationResult.from_json(result))
     for _, row in table.iterrows():
         assert f"{row['class']}" in printed
     bus = table.loc[table["class"] == "bus"].iloc[0]

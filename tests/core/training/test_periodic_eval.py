@@ -51,7 +51,6 @@ def test_periodic_evaluation_gives_pdl_evaluates_numbers_on_the_saved_bundle(tmp
 
     from panoptic_deeplab.bundle import load_bundle, save_bundle
     from panoptic_deeplab.cli import main
-    from panoptic_deeplab.evaluation.evaluate_split import to_json
     from panoptic_deeplab.settings import shipped_models_dir
 
     root = make_synthetic_dataset(
@@ -68,7 +67,8 @@ def test_periodic_evaluation_gives_pdl_evaluates_numbers_on_the_saved_bundle(tmp
     evaluate = make_periodic_evaluator(open_dataset(root, "val"), "val", config, spec)
     periodic = evaluate(network, step=1)
     out = tmp_path / "r.json"
-    # fp32 as the network in memory: keeps `--precision auto` from picking bf16 on a CPU or GPU that has it.
+    # fp32 as the network in memory: keeps `--precision auto` from picking bf16 on a CPU or GPU
+    # that has it.
     assert (
         main(
             [
@@ -106,7 +106,7 @@ def test_periodic_evaluation_gives_pdl_evaluates_numbers_on_the_saved_bundle(tmp
     }
     assert {k: periodic[k] for k in expected} == expected  # exactly, not approximately
     # The periodic evaluator's whole result, through the JSON `pdl evaluate --out` writes.
-    kept = json.loads(json.dumps(to_json(evaluate.last_result)))
+    kept = json.loads(json.dumps(evaluate.last_result.to_json()))
     assert kept["panoptic"]["per_class"] == panoptic["per_class"]
     assert kept["semantic"] == cli["semantic"]
     assert kept["errors"] == cli["errors"]
