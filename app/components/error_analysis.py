@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from panoptic_deeplab.evaluation.error_breakdown import ERROR_TYPES, LABELS, REMAINDER
 from panoptic_deeplab.evaluation.report import oracle_class_table, single_head_oracles
+from panoptic_deeplab.evaluation.results import EvaluationResult, ImageResult
 
 ORACLES = "semantic,center,offset,all"  # what the page asks `pdl evaluate --oracle` for
 HEAD_WORDS = {"semantic": "the semantic head", "center": "the centers", "offset": "the offsets"}
@@ -28,23 +29,25 @@ PQ_COLOR = "#43a047"
 HIGHLIGHT = (255, 23, 68)
 
 
-def has_oracles(result: dict) -> bool:
-    return bool(result.get("oracles"))
+def has_oracles(result: EvaluationResult) -> bool:
+    return bool(result.oracles)
 
 
-def oracle_table(result: dict) -> pd.DataFrame:
-    """Per class: model PQ, PQ with each oracle, and the largest single-head gain (as the CLI prints)."""
+def oracle_table(result: EvaluationResult) -> pd.DataFrame:
+    """Per class: model PQ, PQ with each oracle, and the largest single-head gain (as the CLI
+    prints)."""
     return oracle_class_table(result).reset_index()
 
 
-def gain_sentences(table: pd.DataFrame, result: dict, limit: int = 5) -> list[str]:
-    """ "The centers cost bus 23.0 PQ points." for the classes with the largest single-head gains."""
-    singles = set(single_head_oracles(result["oracles"]))
+def gain_sentences(table: pd.DataFrame, result: EvaluationResult, limit: int = 5) -> list[str]:
+    """ "The centers cost bus 23.0 PQ points." for the classes with the largest single-head
+    gains."""
+    singles = set(single_head_oracles(result.oracles))
     rows = []
     for _, row in table.iterrows():
         best = str(row["largest gain"]).split(" ")[0] if row["largest gain"] else None
         if best in singles and row["gain"] and row["gain"] > 0:
-            heads = result["oracles"][best]["heads"]
+            heads = result.oracles[best].heads
             rows.append(
                 (
                     row["gain"],
@@ -56,19 +59,18 @@ def gain_sentences(table: pd.DataFrame, result: dict, limit: int = 5) -> list[st
     return [text for _, text in sorted(rows, key=lambda r: -r[0])[:limit]]
 
 
-def breakdown_frame(result: dict, values: str = "points") -> pd.DataFrame:
+def breakdown_frame(result: EvaluationResult, values: str = "points") -> pd.DataFrame:
     """One row per evaluated class: its PQ and, per error type and for the IoU shortfall, the points
     lost (``values="points"``) or the PQ with that type fixed (``"pq_if_fixed"``)."""
-    errors = (result.get("errors") or {}).get("per_class") or {}
     rows = []
-    for cid, r in sorted(((int(k), v) for k, v in errors.items())):
+    for cid, r in sorted(result.errors.per_class.items()):
         rows.append(
             {
                 "id": cid,
-                "class": r["name"],
-                "kind": "thing" if r["isthing"] else "stuff",
-                "PQ": round(r["pq"], 2),
-                **{t: round(r[values][t], 2) for t in (*ERROR_TYPES, REMAINDER)},
+                "class": r.name,
+                "kind": "thing" if r.isthing else "stuff",
+                "PQ": round(r.pq, 2),
+                **{t: round(getattr(r, values)[t], 2) for t in (*ERROR_TYPES, REMAINDER)},
             }
         )
     return pd.DataFrame(rows, columns=["id", "class", "kind", "PQ", *ERROR_TYPES, REMAINDER])
@@ -129,37 +131,37 @@ def clicked_bar(event) -> tuple[str, str] | None:
     return None
 
 
-def images_with_error(result: dict, class_id: int, error: str) -> pd.DataFrame:
+def images_with_error(result: EvaluationResult, class_id: int, error: str) -> pd.DataFrame:
     """Images with the most segments of ``class_id`` whose error type is ``error`` (GT and predicted
     sides counted), most first. ``matched_iou``: matched GT segments ranked by IoU lost."""
     rows = []
-    for index, image in enumerate(result.get("per_image", [])):
-        gts = [s for s in image["gt_segments"] if s["category_id"] == class_id]
-        preds = [s for s in image["pred_segments"] if s["category_id"] == class_id]
+    for index, image in enumerate(result.per_image):
+        gts = [s for s in image.gt_segments if s.category_id == class_id]
+        preds = [s for s in image.pred_segments if s.category_id == class_id]
         if error == REMAINDER:
-            hit = [s for s in gts if s["status"] == "matched"]
-            lost = sum(1.0 - s["iou"] for s in hit)
+            hit = [s for s in gts if s.status == "matched"]
             if hit:
                 rows.append(
                     {
                         "index": index,
-                        "image": image["file_name"],
+                        "image": image.file_name,
                         "count": len(hit),
-                        "IoU lost": round(lost, 3),
-                        "image PQ": _pct(image.get("pq")),
+                        "IoU lost": round(sum(1.0 - s.iou for s in hit), 3),
+                        "image PQ": _pct(image.pq),
                     }
                 )
             continue
-        hit = [s for s in gts + preds if s.get("error") == error]
-        if hit:
+        gt_hits = sum(s.error == error for s in gts)
+        pred_hits = sum(s.error == error for s in preds)
+        if gt_hits + pred_hits:
             rows.append(
                 {
                     "index": index,
-                    "image": image["file_name"],
-                    "count": len(hit),
-                    "GT segments": sum(s in gts for s in hit),
-                    "predicted segments": sum(s in preds for s in hit),
-                    "image PQ": _pct(image.get("pq")),
+                    "image": image.file_name,
+                    "count": gt_hits + pred_hits,
+                    "GT segments": gt_hits,
+                    "predicted segments": pred_hits,
+                    "image PQ": _pct(image.pq),
                 }
             )
     frame = pd.DataFrame(rows)
@@ -169,27 +171,22 @@ def images_with_error(result: dict, class_id: int, error: str) -> pd.DataFrame:
     return frame.sort_values(by, ascending=False, kind="stable").reset_index(drop=True)
 
 
-def error_segments(record: dict, class_id: int, error: str) -> tuple[set[int], set[int]]:
+def error_segments(record: ImageResult, class_id: int, error: str) -> tuple[set[int], set[int]]:
     """Ids (panoptic values) of the GT and predicted segments of the class with that error type."""
 
     def pick(segments):
         if error == REMAINDER:
-            return {
-                s["id"]
-                for s in segments
-                if s["category_id"] == class_id and s["status"] == "matched"
-            }
-        return {
-            s["id"] for s in segments if s["category_id"] == class_id and s.get("error") == error
-        }
+            return {s.id for s in segments if s.category_id == class_id and s.status == "matched"}
+        return {s.id for s in segments if s.category_id == class_id and s.error == error}
 
-    return pick(record["gt_segments"]), pick(record["pred_segments"])
+    return pick(record.gt_segments), pick(record.pred_segments)
 
 
 def highlight_picture(
     image_rgb: np.ndarray, label_map: np.ndarray, ids: set[int], alpha: float = 0.6
 ) -> np.ndarray:
-    """The image, faded, with the segments ``ids`` tinted and outlined: the drill-down's highlight."""
+    """The image, faded, with the segments ``ids`` tinted and outlined: the drill-down's
+    highlight."""
     from panoptic_deeplab import visualize
 
     mask = np.isin(label_map, list(ids)) if ids else np.zeros(label_map.shape, bool)

@@ -1,6 +1,7 @@
-"""Evaluation results for the Evaluate page: where `pdl evaluate` writes them, how a run is launched
-as a job, and tables/pictures made from its results JSON (no metric is computed here: the JSON
-already holds PQ per class and image, mIoU with the confusion matrix, AP and per-segment matches)."""
+"""Evaluation results for the Evaluate page: where `pdl evaluate` writes them, how a run is
+launched as a job, and tables/pictures made from its results (no metric is computed here: the
+result already holds PQ per class and image, mIoU with the confusion matrix, AP and per-segment
+matches)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from panoptic_deeplab.evaluation.report import percent, pq_class_table
+from panoptic_deeplab.evaluation.results import EvaluationResult, ImageResult
 
-# Segment status -> highlight colour (RGB): true positives green, misses red, false positives orange.
+# Segment status -> highlight colour (RGB): true positives green, misses red, false positives
+# orange.
 STATUS_COLORS = {
     "matched": (0, 200, 83),
     "missed": (229, 57, 53),
@@ -126,16 +129,16 @@ def list_results(results_dir: Path) -> list[Path]:
     return sorted(Path(results_dir).glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
 
 
-def describe(result: dict, path: Path, model_name: str | None = None) -> str:
+def describe(result: EvaluationResult, path: Path, model_name: str | None = None) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
-    name = model_name or Path(result.get("model", "?")).name
+    name = model_name or Path(result.source or "?").name
     return (
-        f"{name} on {Path(result.get('dataset', '?')).name}/{result.get('split', '?')} "
-        f"({result.get('num_images', '?')} images, {when})"
+        f"{name} on {Path(result.dataset or '?').name}/{result.split or '?'} "
+        f"({result.num_images} images, {when})"
     )
 
 
-def default_pair(results: dict[str, dict], chosen: str, base_of) -> tuple[str, str]:
+def default_pair(results: dict[str, EvaluationResult], chosen: str, base_of) -> tuple[str, str]:
     """(A, B) for comparing: B the chosen result, A the result of the model B's model was fine-tuned
     from (``base_of(model path)``) on the same data set and split, newest first; without a known
     base, another result on the same data set and split (else any other)."""
@@ -143,82 +146,75 @@ def default_pair(results: dict[str, dict], chosen: str, base_of) -> tuple[str, s
     same = [
         k
         for k, r in results.items()
-        if k != chosen and (r.get("dataset"), r.get("split")) == (b.get("dataset"), b.get("split"))
+        if k != chosen and (r.dataset, r.split) == (b.dataset, b.split)
     ]
-    base = base_of(b.get("model", ""))
+    models = {k: r.model for k, r in results.items() if r.model}  # prediction sets have no base
+    base = base_of(b.model) if b.model else None
     if base:  # the chosen result is a fine-tune: its base is A
         resolved = str(Path(base).expanduser().resolve())
         for k in same:
-            if str(Path(results[k].get("model", "")).expanduser().resolve()) == resolved:
+            if k in models and str(Path(models[k]).expanduser().resolve()) == resolved:
                 return k, chosen
-    mine = str(Path(b.get("model", "")).expanduser().resolve())
+    mine = str(Path(b.model).expanduser().resolve()) if b.model else None
     for k in same:  # the chosen result is the base of another: that one is the new side
-        base = base_of(results[k].get("model", ""))
+        base = base_of(models[k]) if k in models and mine else None
         if base and str(Path(base).expanduser().resolve()) == mine:
             return chosen, k
     others = same or [k for k in results if k != chosen]
     return (others[0] if others else chosen), chosen
 
 
-def summary(result: dict) -> dict:
-    pan, sem, inst = result["panoptic"], result["semantic"], result.get("instance", {})
+def summary(result: EvaluationResult) -> dict:
+    pan = result.panoptic
     out = {
-        "PQ": percent(pan["All"]["pq"]),
-        "SQ": percent(pan["All"]["sq"]),
-        "RQ": percent(pan["All"]["rq"]),
-        "PQ things": percent(pan["Things"]["pq"]),
-        "PQ stuff": percent(pan["Stuff"]["pq"]),
-        "mIoU": percent(sem["miou"]),
+        "PQ": percent(pan.all.pq),
+        "SQ": percent(pan.all.sq),
+        "RQ": percent(pan.all.rq),
+        "PQ things": percent(pan.things.pq),
+        "PQ stuff": percent(pan.stuff.pq),
+        "mIoU": percent(result.semantic.miou),
     }
-    for style, r in inst.items():
-        out[f"AP ({style})"] = percent(r.get("ap"))
-        out[f"AP50 ({style})"] = percent(r.get("ap50"))
+    for style, r in result.instance.items():
+        out[f"AP ({style})"] = percent(r.ap)
+        out[f"AP50 ({style})"] = percent(r.ap50)
     return out
 
 
-def class_table(result: dict) -> pd.DataFrame:
+def class_table(result: EvaluationResult) -> pd.DataFrame:
     """Per class: kind, PQ/SQ/RQ, TP/FP/FN (from the library's report table), IoU and AP."""
-    table = pq_class_table(result["panoptic"]).reset_index()
+    table = pq_class_table(result.panoptic).reset_index()
     table["id"] = table["id"].astype(int)
-    ious = result["semantic"]["per_class_iou"]
+    ious = result.semantic.per_class_iou
     table["IoU"] = [percent(ious[i]) if i < len(ious) else None for i in table["id"]]
-    ap = (result.get("instance") or {}).get("coco", {}).get("per_class") or {}
-
-    def ap_of(cid):
-        value = ap.get(str(cid), ap.get(cid))
-        value = value.get("ap") if isinstance(value, dict) else value
-        return percent(value) if isinstance(value, (int, float)) else None
-
-    table["AP"] = [ap_of(c) for c in table["id"]]
+    coco = result.instance.get("coco")
+    ap = coco.per_class if coco else {}
+    table["AP"] = [percent(ap[c].ap) if c in ap else None for c in table["id"]]
     return table.rename(columns={"name": "class"})
 
 
-def worst_images(result: dict, class_id: int) -> pd.DataFrame:
-    """Images holding the class, worst first: most errors (FN + FP) of that class, then lowest IoU."""
+def worst_images(result: EvaluationResult, class_id: int) -> pd.DataFrame:
+    """Images holding the class, worst first: most errors (FN + FP) of that class, then lowest
+    IoU."""
     rows = []
-    for index, image in enumerate(result.get("per_image", [])):
-        gts = [
-            s
-            for s in image["gt_segments"]
-            if s["category_id"] == class_id and s["status"] != "crowd"
-        ]
-        preds = [s for s in image["pred_segments"] if s["category_id"] == class_id]
+    for index, image in enumerate(result.per_image):
+        gts = [s for s in image.gt_segments if s.category_id == class_id and s.status != "crowd"]
+        preds = [s for s in image.pred_segments if s.category_id == class_id]
         if not gts and not preds:
             continue
-        tp = [s for s in gts if s["status"] == "matched"]
-        fn = [s for s in gts if s["status"] == "missed"]
-        fp = [s for s in preds if s["status"] == "false_positive"]
-        reasons = pd.Series([s["reason"] for s in fn + fp if s.get("reason")]).value_counts()
+        tp = [s for s in gts if s.status == "matched"]
+        fn = [s for s in gts if s.status == "missed"]
+        fp = [s for s in preds if s.status == "false_positive"]
+        reasons = pd.Series([s.reason for s in fn + fp if s.reason]).value_counts()
         rows.append(
             {
                 "index": index,
-                "image": image["file_name"],
+                "image": image.file_name,
                 "errors": len(fn) + len(fp),
                 "TP": len(tp),
                 "FN": len(fn),
                 "FP": len(fp),
-                "mean IoU (TP)": round(float(np.mean([s["iou"] for s in tp])), 3) if tp else None,
-                "image PQ": percent(image.get("pq")),
+                "mean IoU (TP)": round(float(np.mean([s.iou for s in tp])), 3) if tp else None,
+                "image PQ": percent(image.pq),
                 "error types": ", ".join(
                     f"{SHORT_REASONS.get(k, k)} ×{v}" for k, v in reasons.items()
                 ),
@@ -248,30 +244,31 @@ def worst_images(result: dict, class_id: int) -> pd.DataFrame:
     )
 
 
-def segment_rows(image: dict, class_names, class_id: int | None = None) -> pd.DataFrame:
-    """Every GT and predicted segment of an image with its status and error type (class filter optional)."""
+def segment_rows(image: ImageResult, class_names, class_id: int | None = None) -> pd.DataFrame:
+    """Every GT and predicted segment of an image with its status and error type (class filter
+    optional)."""
 
     def name(cid):
         return class_names[cid] if 0 <= cid < len(class_names) else str(cid)
 
     rows = []
-    for side, key, other in (
-        ("ground truth", "gt_segments", "best_pred"),
-        ("prediction", "pred_segments", "best_gt"),
+    for side, segments, other in (
+        ("ground truth", image.gt_segments, "best_pred"),
+        ("prediction", image.pred_segments, "best_gt"),
     ):
-        for s in image[key]:
-            if class_id is not None and s["category_id"] != class_id:
+        for s in segments:
+            if class_id is not None and s.category_id != class_id:
                 continue
             rows.append(
                 {
                     "side": side,
-                    "segment": s["id"],
-                    "class": name(s["category_id"]),
-                    "area": s["area"],
-                    "result": STATUS_LABELS.get(s["status"], s["status"]),
-                    "error type": REASONS.get(s.get("reason"), s.get("reason") or ""),
-                    "IoU": round(s.get("iou") or 0.0, 3),
-                    "best overlap": s.get(other),
+                    "segment": s.id,
+                    "class": name(s.category_id),
+                    "area": s.area,
+                    "result": STATUS_LABELS.get(s.status, s.status),
+                    "error type": REASONS.get(s.reason, s.reason or ""),
+                    "IoU": round(s.iou or 0.0, 3),
+                    "best overlap": getattr(s, other),
                 }
             )
     return pd.DataFrame(rows)
@@ -280,7 +277,7 @@ def segment_rows(image: dict, class_names, class_id: int | None = None) -> pd.Da
 def status_picture(
     image_rgb: np.ndarray,
     label_map: np.ndarray,
-    segments: list[dict],
+    segments: list,
     class_id: int | None,
     alpha: float = 0.55,
 ) -> tuple[np.ndarray, dict]:
@@ -292,10 +289,10 @@ def status_picture(
     weight = np.zeros(label_map.shape, np.float32)
     by_id = {}
     for s in segments:
-        mask = label_map == s["id"]
-        by_id[s["id"]] = s
-        tint[mask] = STATUS_COLORS.get(s["status"], (158, 158, 158))
-        weight[mask] = alpha if class_id is None or s["category_id"] == class_id else 0.12
+        mask = label_map == s.id
+        by_id[s.id] = s
+        tint[mask] = STATUS_COLORS.get(s.status, (158, 158, 158))
+        weight[mask] = alpha if class_id is None or s.category_id == class_id else 0.12
     out = (
         image_rgb.astype(np.float32) * (1 - weight[..., None])
         + tint.astype(np.float32) * weight[..., None]
@@ -305,7 +302,7 @@ def status_picture(
     return out, by_id
 
 
-def compare(result_a: dict, result_b: dict) -> pd.DataFrame:
+def compare(result_a: EvaluationResult, result_b: EvaluationResult) -> pd.DataFrame:
     """Per-class PQ / SQ / RQ / IoU of two results side by side with B − A deltas (in points)."""
     a, b = class_table(result_a).set_index("id"), class_table(result_b).set_index("id")
     out = pd.DataFrame({"class": a["class"], "kind": a["kind"]})

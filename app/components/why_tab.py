@@ -1,47 +1,55 @@
-"""Rendering of the Evaluate page's "Why" tab (numbers and pictures from components.error_analysis)."""
+"""Rendering of the Evaluate page's "Why" tab (numbers and pictures from
+components.error_analysis)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from panoptic_deeplab.app.components import error_analysis as ea
-from panoptic_deeplab.app.components import figures, model_io
+from panoptic_deeplab.app.components import figures, result_views
 from panoptic_deeplab.errors import UserError
 from panoptic_deeplab.evaluation.error_breakdown import ERROR_TYPES, LABELS, REMAINDER
+from panoptic_deeplab.evaluation.results import EvaluationResult, ImageResult
 
 
-def render(result: dict, open_reader) -> None:
-    """``open_reader(root, split)``: the page's cached data-set reader."""
+def render(result: EvaluationResult, open_reader, open_predictions) -> None:
+    """``open_reader(root, split)``, ``open_predictions(result)``: the page's cached openers."""
     _oracles(result)
     st.divider()
     frame = ea.breakdown_frame(result)
     if frame.empty:
         st.info(
-            "These results have no error breakdown (written by an older `pdl evaluate`): evaluate again."
+            "These results have no error breakdown (written by an older `pdl evaluate`): "
+            "evaluate again."
         )
         return
-    _breakdown(result, frame, open_reader)
+    _breakdown(result, frame, (open_reader, open_predictions))
 
 
-def _oracles(result: dict) -> None:
+def _oracles(result: EvaluationResult) -> None:
     st.markdown(
         "**Which head costs the PQ** (PQ per class with ground truth in place of a head, same "
         "post-processing)"
     )
+    if result.kind == "predictions":
+        st.info(
+            "Oracles replace a model's heads by ground truth; a prediction set has only its "
+            "panoptic maps, so there are none for it. The error breakdown below is complete."
+        )
+        return
     if not ea.has_oracles(result):
         st.info(
-            "This result was computed without oracles. Tick **With oracles** under *Run an evaluation* and "
+            "This result was computed without oracles. Tick **With oracles** under "
+            "*Run an evaluation* and "
             "evaluate again (or run `pdl evaluate --oracle semantic,center,offset,all`)."
         )
         return
     table = ea.oracle_table(result)
     for sentence in ea.gain_sentences(table, result):
         st.markdown(f"- {sentence}")
-    oracle_names = list(result["oracles"])
+    oracle_names = list(result.oracles)
     st.dataframe(
         table.drop(columns=["id", "gain"]),
         hide_index=True,
@@ -57,17 +65,17 @@ def _oracles(result: dict) -> None:
             "largest gain": st.column_config.TextColumn("largest gain (one head)"),
         },
     )
-    full = next((o for o in result["oracles"].values() if len(o.get("heads", ())) == 3), None)
-    if full and full.get("why_below_100"):
-        st.caption("Full oracle: " + " ".join(line.strip() for line in full["why_below_100"]))
+    full = next((o for o in result.oracles.values() if len(o.heads) == 3), None)
+    if full and full.why_below_100:
+        st.caption("Full oracle: " + " ".join(line.strip() for line in full.why_below_100))
 
 
-def _breakdown(result: dict, frame: pd.DataFrame, open_reader) -> None:
-    overall = (result.get("errors") or {}).get("All") or {}
+def _breakdown(result: EvaluationResult, frame: pd.DataFrame, openers) -> None:
+    overall = result.errors.all
     if overall:
-        parts = sorted(((v, k) for k, v in overall["points"].items() if v >= 0.05), reverse=True)
+        parts = sorted(((v, k) for k, v in overall.points.items() if v >= 0.05), reverse=True)
         st.markdown(
-            f"**Where the PQ goes** — overall PQ {overall['pq']:.1f}; lost: "
+            f"**Where the PQ goes** — overall PQ {overall.pq:.1f}; lost: "
             + ", ".join(f"{LABELS[k]} {v:.1f}" for v, k in parts)
         )
     event = st.plotly_chart(
@@ -135,37 +143,28 @@ def _breakdown(result: dict, frame: pd.DataFrame, open_reader) -> None:
         ]  # a new class or error type starts at its worst image
     st.session_state["_why_for"] = (class_id, error)
     image_name = st.selectbox("Image", names, key="why_image")
-    record = result["per_image"][int(images.loc[images["image"] == image_name, "index"].iloc[0])]
-    _show_image(result, record, class_id, class_name, error, open_reader)
+    record = result.per_image[int(images.loc[images["image"] == image_name, "index"].iloc[0])]
+    _show_image(result, record, class_id, class_name, error, openers)
 
 
 def _show_image(
-    result: dict, record: dict, class_id: int, class_name: str, error: str, open_reader
+    result: EvaluationResult,
+    record: ImageResult,
+    class_id: int,
+    class_name: str,
+    error: str,
+    openers,
 ) -> None:
     try:
-        reader = open_reader(result["dataset"], result["split"])
-        index = next(
-            i for i, ex in enumerate(reader) if Path(ex.image_path).name == record["file_name"]
-        )
-        image, gt = reader.load_image(index), reader.load_panoptic(index)
-    except (UserError, StopIteration, OSError) as err:
-        st.error(
-            f"The image {record['file_name']} cannot be read from {result['dataset']} ({err or 'not found'})."
-        )
+        image, gt, pred = result_views.image_views(result, record, *openers)
+    except UserError as err:
+        st.error(str(err))
         return
-    if not Path(result["model"]).is_dir():
-        st.error(
-            f"{result['model']}: the evaluated model is gone, so its prediction cannot be shown."
-        )
-        return
-    pred = np.asarray(
-        model_io.predict(result["model"], model_io.image_digest(image), image).panoptic
-    )
     gt_ids, pred_ids = ea.error_segments(record, class_id, error)
     left, right = st.columns(2)
     left.plotly_chart(
         figures.image_figure(
-            ea.highlight_picture(image, np.asarray(gt), gt_ids),
+            ea.highlight_picture(image, gt, gt_ids),
             title=f"Ground truth: {len(gt_ids)} highlighted",
         ),
         key="why_gt",
@@ -177,11 +176,10 @@ def _show_image(
         ),
         key="why_pred",
     )
-    oracle_pq = record.get("oracle_pq") or {}
-    if oracle_pq:
+    if record.oracle_pq:
         st.caption(
-            f"This image: PQ {100 * (record.get('pq') or 0):.1f}; with oracles "
-            + ", ".join(f"{k} {100 * v:.1f}" for k, v in oracle_pq.items() if v is not None)
+            f"This image: PQ {100 * (record.pq or 0):.1f}; with oracles "
+            + ", ".join(f"{k} {100 * v:.1f}" for k, v in record.oracle_pq.items() if v is not None)
         )
     st.caption(
         f"Highlighted: the {class_name} segments with “{LABELS[error]}” (GT ids {sorted(gt_ids)}, "

@@ -3,7 +3,6 @@ to the worst images and their TP / FP / FN segments, and compare two models."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,17 @@ import streamlit as st
 
 from panoptic_deeplab import jobs as joblib
 from panoptic_deeplab.app import state
-from panoptic_deeplab.app.components import error_analysis, figures, joblog, model_io, why_tab
+from panoptic_deeplab.app.components import (
+    error_analysis,
+    figures,
+    joblog,
+    result_views,
+    why_tab,
+)
 from panoptic_deeplab.app.components import eval_results as er
 from panoptic_deeplab.errors import UserError
+from panoptic_deeplab.evaluation.results import EvaluationResult, PredictionSource
+from panoptic_deeplab.prediction_sets import PredictionSet
 
 st.title("Evaluate")
 st.caption(
@@ -36,16 +43,28 @@ def open_reader(root: str, split: str):
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def load_result(path: str, mtime: float) -> dict:
-    return json.loads(Path(path).read_text())
+def load_result(path: str, mtime: float) -> EvaluationResult:
+    return EvaluationResult.load(path)
 
 
-def _load(path: Path) -> dict | None:
+def _load(path: Path) -> EvaluationResult | None:
     try:
         return load_result(str(path), path.stat().st_mtime)
-    except (OSError, json.JSONDecodeError) as err:
+    except OSError as err:
         st.error(f"{path}: cannot read these results ({err}). Delete the file and evaluate again.")
-        return None
+    except UserError as err:
+        st.error(str(err))
+    return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=4, ttl=300)
+def _open_predictions(source: PredictionSource, root: str, split: str):
+    return PredictionSet.from_source(source, open_reader(root, split).spec)
+
+
+def open_predictions(result: EvaluationResult):
+    """The prediction set a result was computed from, opened once (its JSON is read on use)."""
+    return _open_predictions(result.predictions, result.dataset, result.split)
 
 
 # -- run an evaluation --------------------------------------------------------------------------
@@ -84,7 +103,8 @@ with st.expander(
 ):
     if not models:
         st.warning(
-            "No model yet: start the app with `pdl app --model PATH/TO/BUNDLE`, or train one on the Train page."
+            "No model yet: start the app with `pdl app --model PATH/TO/BUNDLE`, or train one on "
+            "the Train page."
         )
     else:
         c = st.columns([1.2, 2, 0.8, 0.8])
@@ -125,8 +145,8 @@ with st.expander(
             try:
                 if not data_root.is_dir():
                     raise UserError(
-                        f"{data_root}: no such data set folder. Give the root of a COCO-panoptic or "
-                        "Cityscapes set."
+                        f"{data_root}: no such data set folder. Give the root of a "
+                        "COCO-panoptic or Cityscapes set."
                     )
                 check_inputs(model_path, data_root, split)
                 results_dir.mkdir(parents=True, exist_ok=True)
@@ -214,7 +234,7 @@ for path in available:
     data = _load(path)
     if data is not None:
         loaded[str(path)] = data
-        labels[str(path)] = er.describe(data, path, state.model_label(data.get("model", "?")))
+        labels[str(path)] = er.describe(data, path, state.model_label(data.source or "?"))
 if not labels:
     st.stop()
 picked = st.session_state.pop("eval_pick", None)
@@ -234,14 +254,12 @@ elif last_job is not None and last_job.state in (joblib.RUNNING, joblib.FAILED, 
         last_job.state
     ]
     st.warning(
-        f"The evaluation you started ({last_job.name}) {doing}: the result shown is an earlier one, "
-        f"{labels[choice]}.",
+        f"The evaluation you started ({last_job.name}) {doing}: the result shown is an earlier "
+        f"one, {labels[choice]}.",
         icon=":material/history:",
     )
 result = _load(Path(choice))
-class_names = [
-    r["name"] for _, r in sorted(((int(k), v) for k, v in result["panoptic"]["per_class"].items()))
-]
+class_names = [r.name for _, r in sorted(result.panoptic.per_class.items())]
 
 tab_classes, tab_why, tab_drill, tab_compare = st.tabs(
     ["Per class", "Why (oracles, errors)", "Drill down", "Compare models"]
@@ -305,13 +323,13 @@ with tab_classes:
     st.markdown("**Semantic confusion matrix** (rows: ground truth, columns: prediction)")
     st.plotly_chart(
         figures.confusion_figure(
-            np.asarray(result["semantic"]["confusion"]), class_names, normalize=normalize
+            np.asarray(result.semantic.confusion), class_names, normalize=normalize
         ),
         key="confusion",
     )
     ap_rows = [
-        {"style": style, "AP": er.percent(r.get("ap")), "AP50": er.percent(r.get("ap50"))}
-        for style, r in (result.get("instance") or {}).items()
+        {"style": style, "AP": er.percent(r.ap), "AP50": er.percent(r.ap50)}
+        for style, r in result.instance.items()
     ]
     if ap_rows:
         st.markdown("**Instance AP** (things)")
@@ -320,7 +338,7 @@ with tab_classes:
 # -- which head costs the PQ, where the PQ goes ----------------------------------------------------
 
 with tab_why:
-    why_tab.render(result, open_reader)
+    why_tab.render(result, open_reader, open_predictions)
 
 # -- drill down ---------------------------------------------------------------------------------
 
@@ -338,7 +356,8 @@ with tab_drill:
         )
     else:
         st.markdown(
-            f"**Images with {class_label}, worst first** (errors = missed + false segments of this class)"
+            f"**Images with {class_label}, worst first** (errors = missed + false segments of "
+            "this class)"
         )
         pick = st.dataframe(
             worst.drop(columns="index"),
@@ -356,30 +375,17 @@ with tab_drill:
         if st.session_state["drill_image"] not in set(worst["image"]):
             st.session_state["drill_image"] = worst["image"].iloc[0]
         image_name = st.selectbox("Image", list(worst["image"]), key="drill_image")
-        record = result["per_image"][int(worst.loc[worst["image"] == image_name, "index"].iloc[0])]
+        record = result.per_image[int(worst.loc[worst["image"] == image_name, "index"].iloc[0])]
         only_class = st.toggle(f"Highlight only {class_label}", value=True, key="drill_only")
         focus = class_id if only_class else None
 
         try:
-            reader = open_reader(result["dataset"], result["split"])
-            index = next(
-                i for i, ex in enumerate(reader) if Path(ex.image_path).name == record["file_name"]
+            image, gt, pred = result_views.image_views(
+                result, record, open_reader, open_predictions
             )
-            image = reader.load_image(index)
-            gt = reader.load_panoptic(index)
-        except (UserError, StopIteration, OSError) as err:
-            st.error(
-                f"The image {record['file_name']} cannot be read from {result['dataset']} ({err or 'not found'})."
-            )
+        except UserError as err:
+            st.error(str(err))
             st.stop()
-        model_path = result["model"]
-        if not Path(model_path).is_dir():
-            st.error(
-                f"{model_path}: the evaluated model is gone, so its prediction cannot be shown."
-            )
-            st.stop()
-        prediction = model_io.predict(model_path, model_io.image_digest(image), image)
-        pred = np.asarray(prediction.panoptic)
 
         def hover_for(label_map, by_id):
             def hover(ys, xs):
@@ -390,14 +396,14 @@ with tab_drill:
                     if s is None:
                         rows.append(["void", "", "", "", ""])
                         continue
-                    cid = s["category_id"]
+                    cid = s.category_id
                     rows.append(
                         [
                             class_names[cid] if 0 <= cid < len(class_names) else cid,
                             v,
-                            er.STATUS_LABELS.get(s["status"], s["status"]),
-                            er.REASONS.get(s.get("reason"), ""),
-                            f"{s.get('iou') or 0:.2f}",
+                            er.STATUS_LABELS.get(s.status, s.status),
+                            er.REASONS.get(s.reason, ""),
+                            f"{s.iou or 0:.2f}",
                         ]
                     )
                 return np.asarray(rows, dtype=object), (
@@ -407,8 +413,8 @@ with tab_drill:
 
             return hover
 
-        gt_pic, gt_by_id = er.status_picture(image, gt, record["gt_segments"], focus)
-        pred_pic, pred_by_id = er.status_picture(image, pred, record["pred_segments"], focus)
+        gt_pic, gt_by_id = er.status_picture(image, gt, record.gt_segments, focus)
+        pred_pic, pred_by_id = er.status_picture(image, pred, record.pred_segments, focus)
         left, right = st.columns(2)
         left.plotly_chart(
             figures.image_figure(gt_pic, hover_for(gt, gt_by_id), title="Ground truth"),
@@ -420,7 +426,8 @@ with tab_drill:
         )
         st.html(
             " ".join(
-                f'<span style="margin-right:14px"><span style="display:inline-block;width:12px;height:12px;'
+                '<span style="margin-right:14px"><span style="display:inline-block;'
+                f"width:12px;height:12px;"
                 f'background:rgb{er.STATUS_COLORS[s]}"></span> {er.STATUS_LABELS[s]}</span>'
                 for s in ("matched", "missed", "false_positive", "ignored")
             )
@@ -449,13 +456,11 @@ with tab_compare:
         a = c1.selectbox("A (base)", keys, format_func=labels.get, key="cmp_a")
         b = c2.selectbox("B (new)", keys, format_func=labels.get, key="cmp_b")
         ra, rb = _load(Path(a)), _load(Path(b))
-        name_a, name_b = (
-            state.model_label(ra.get("model", "?")),
-            state.model_label(rb.get("model", "?")),
-        )
-        if (ra["dataset"], ra["split"]) != (rb["dataset"], rb["split"]):
+        name_a, name_b = state.model_label(ra.source or "?"), state.model_label(rb.source or "?")
+        if (ra.dataset, ra.split) != (rb.dataset, rb.split):
             st.warning(
-                "These results come from different data sets or splits; the deltas mix two test sets."
+                "These results come from different data sets or splits; the deltas mix two test "
+                "sets."
             )
         st.caption(
             f"Changes read **B − A**: {name_b} minus {name_a} (points; positive = B is better)."

@@ -8,7 +8,6 @@ in SQLite under the work directory, so they survive an app restart.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -365,10 +364,13 @@ def _eval_split(data: Path) -> str | None:
     return "val" if "val" in splits else (splits[0] if splits else None)
 
 
-def _read_result(path: Path) -> dict | None:
+def _read_result(path: Path):
+    from panoptic_deeplab.errors import UserError
+    from panoptic_deeplab.evaluation.results import EvaluationResult
+
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return EvaluationResult.load(path)
+    except UserError:
         return None
 
 

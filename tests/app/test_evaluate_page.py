@@ -1,9 +1,9 @@
 """AppTest suite for the Evaluate page.
 
-The results file is made by the library's own evaluation (``evaluation.evaluate_split.Evaluation``, what
-`pdl evaluate --out` writes) on a tiny synthetic data set, with the stand-in model of fakes.py as
-the predictor; the page must show exactly those numbers. A slow test launches a real `pdl evaluate`
-job from the page with a tiny real bundle.
+The results file is made by the library's own evaluation (``evaluation.evaluate_split.Evaluation``,
+what `pdl evaluate --out` writes) on a tiny synthetic data set, with the stand-in model of
+fakes.py as the predictor; the page must show exactly those numbers. A slow test launches a real
+`pdl evaluate` job from the page with a tiny real bundle.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ def dataset(tmp_path_factory):
 
 
 def evaluate_with_fake(data: Path, model_dir: Path) -> dict:
-    """What `pdl evaluate --out` writes, computed by the library for the fake model's predictions."""
+    """What `pdl evaluate --out` writes, computed by the library for the fake model's
+    predictions."""
     from panoptic_deeplab.datasets.readers import open_dataset
-    from panoptic_deeplab.evaluation.evaluate_split import Evaluation, to_json
+    from panoptic_deeplab.evaluation.evaluate_split import Evaluation
 
     fake = FakePredictor()
     reader = open_dataset(data, "val")
@@ -55,15 +56,9 @@ def evaluate_with_fake(data: Path, model_dir: Path) -> dict:
             reader.load_panoptic(i),
             out_with(out, segments),
         )
-    return to_json(
-        {
-            "model": str(model_dir),
-            "dataset": str(data),
-            "split": "val",
-            "num_images": len(reader),
-            **evaluation.result(),
-        }
-    )
+    result = evaluation.result()
+    result.model, result.dataset, result.split = str(model_dir), str(data), "val"
+    return result.to_json()
 
 
 def out_with(out, segments):
@@ -285,7 +280,8 @@ def _shifted(root: Path, out: Path) -> Path:
 
 @pytest.mark.slow
 def test_a_failed_job_shows_its_own_message_on_the_page(app, dataset, tmp_path):
-    """A problem only `pdl evaluate` finds (a missing label PNG): the job's own words, on this page."""
+    """A problem only `pdl evaluate` finds (a missing label PNG): the job's own words, on this
+    page."""
     import shutil
 
     at, _, _ = app

@@ -37,7 +37,7 @@ def dataset(tmp_path_factory):
 def result_json(dataset):
     """What `pdl evaluate --oracle semantic,center,offset,all --out` writes for the fake model."""
     from panoptic_deeplab.datasets.readers import open_dataset
-    from panoptic_deeplab.evaluation.evaluate_split import Evaluation, OracleEvaluation, to_json
+    from panoptic_deeplab.evaluation.evaluate_split import Evaluation, OracleEvaluation
     from panoptic_deeplab.evaluation.oracles import parse_oracles
     from panoptic_deeplab.postprocess import PostProcessOptions
 
@@ -57,15 +57,9 @@ def result_json(dataset):
         gt = reader.load_panoptic(i)
         record = evaluation.add(example.image_id, Path(example.image_path).name, gt, out)
         oracles.add(record, gt, out)
-    return to_json(
-        {
-            "dataset": str(dataset),
-            "split": "val",
-            "num_images": len(reader),
-            **evaluation.result(),
-            "oracles": oracles.result(),
-        }
-    )
+    result = evaluation.result()
+    result.dataset, result.split, result.oracles = str(dataset), "val", oracles.result()
+    return result.to_json()
 
 
 def frame_with(at, column):
@@ -97,10 +91,11 @@ def test_oracle_table_shows_the_cli_numbers_and_marks_the_largest_gain(
     monkeypatch, tmp_path, dataset, result_json
 ):
     from panoptic_deeplab.evaluation.report import oracle_class_table
+    from panoptic_deeplab.evaluation.results import EvaluationResult
 
     at = open_page(monkeypatch, tmp_path, dataset, result_json)
     shown = frame_with(at, "largest gain").set_index("class")
-    expected = oracle_class_table(result_json).set_index("class")
+    expected = oracle_class_table(EvaluationResult.from_json(result_json)).set_index("class")
     for column in ("model", "semantic", "center", "offset", "all", "largest gain"):
         assert list(shown[column].fillna(-1)) == list(expected[column].fillna(-1)), column
     # The fake predicts only road and two cars: the semantic head costs most, and the page says so.
