@@ -44,6 +44,7 @@ def sidebar(sess: state.Session) -> None:
 
 st.set_page_config(page_title="Panoptic-DeepLab", page_icon=":material/layers:", layout="wide")
 session = state.session()
+session.start_run()  # the model registry is read afresh in each run
 page = navigation()
 sidebar(session)
 page.run()

@@ -9,7 +9,6 @@ keeps lives in one ``Session`` (``session()``): widget values as typed attribute
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
 ENV_MODEL, ENV_DATA = "PDL_APP_MODEL", "PDL_APP_DATA"
 NO_SAMPLE = "—"  # the sample picker's "no sample" entry (an upload is shown)
 _SESSION_KEY = "_pdl_session"
-REGISTRY_FRESH_S = 1.0  # a rerun reads the model registry once, not once per table row
 
 
 @dataclass(frozen=True)
@@ -91,7 +89,9 @@ class Session:
     upload_generation: int = 0  # bumped to give Inspect a new, empty uploader
     sidebar: SidebarSlots | None = field(default=None, repr=False)  # set by main.py each run
     _jobs: JobStore | None = field(default=None, repr=False)
-    _registry: tuple[float, list] = field(default=(0.0, []), repr=False)
+    # The registry as read in this script run; None: read it on next use (``start_run``).
+    _registry: list | None = field(default=None, repr=False)
+    _runs_marked: bool = field(default=False, repr=False)  # main.py calls start_run
 
     # -- Inspect's widgets (the attribute name is the widget key) --------------------------------
     sample = Value[str](NO_SAMPLE)
@@ -149,21 +149,28 @@ class Session:
             self._jobs = JobStore(self.settings.workdir)
         return self._jobs
 
+    def start_run(self) -> None:
+        """Called by main.py at the top of every script run: the registry is read again, once, in
+        this run, so a model that a job (another process) registered since is listed at once.
+        A page run on its own (tests) never calls it and reads the registry on every use."""
+        self._runs_marked = True
+        self._registry = None
+
     def registered(self) -> list[ModelRecord]:
-        """The registry's model records, read at most once per ``REGISTRY_FRESH_S``; an unreadable
-        job database gives none (the pages that need the store say why)."""
-        read_at, records = self._registry
-        if time.monotonic() - read_at > REGISTRY_FRESH_S:
-            try:
-                records = self.jobs.models()
-            except Exception:  # noqa: BLE001 - a damaged job database must not break the other pages
-                records = []
-            self._registry = (time.monotonic(), records)
+        """The registry's model records, read once per script run (not once per table row); an
+        unreadable job database gives none (the pages that need the store say why)."""
+        if self._registry is not None and self._runs_marked:
+            return self._registry
+        try:
+            records = self.jobs.models()
+        except Exception:  # noqa: BLE001 - a damaged job database must not break the other pages
+            records = []
+        self._registry = records
         return records
 
     def forget_registry(self) -> None:
         """Read the registry again on the next call (after this session changed it)."""
-        self._registry = (0.0, [])
+        self._registry = None
 
     def _record(self, path: str | Path) -> ModelRecord | None:
         resolved = str(Path(path).expanduser().resolve())

@@ -59,3 +59,30 @@ def test_is_new_reports_each_change_once_and_values_are_typed_keys(monkeypatch, 
     assert not at.exception, at.exception
     assert at.session_state["picks"] == [True, False, True]
     assert at.markdown[-1].value == "pixel_x=7 same=True"  # the attribute is the widget key
+
+
+def _registry_probe():
+    import streamlit as st
+
+    from panoptic_deeplab.app import state
+
+    sess = state.session()
+    sess.start_run()  # as main.py does
+    names = list(sess.models())
+    names += list(sess.models())  # a second use in the run reads nothing new
+    st.write(" | ".join(names))
+
+
+def test_a_model_registered_by_another_process_is_listed_on_the_next_run(monkeypatch, tmp_path):
+    """The registry is read once per run, not kept for a time: a rerun right after another
+    process registered a model lists it (main's 1-s cache lost it in a quick rerun)."""
+    u.set_app_env(monkeypatch, tmp_path)
+    at = AppTest.from_function(_registry_probe, default_timeout=u.TIMEOUT)
+    at.run()
+    assert "late (job 7)" not in at.markdown[-1].value
+    bundle = tmp_path / "work" / "runs" / "late" / "model"
+    bundle.mkdir(parents=True)
+    jobs.JobStore(tmp_path / "work").register_model(bundle, "late", job_id=7)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.markdown[-1].value.count("late (job 7)") == 2
