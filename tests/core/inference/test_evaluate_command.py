@@ -104,6 +104,22 @@ def test_evaluate_agrees_with_pq_on_its_saved_predictions(tiny_bundle_dir, tmp_p
         None if ap["ap"] is None else pytest.approx(ap["ap"])
     )
 
+    # The saved predictions as a prediction set (`pdl predict`'s files; no model): the same PQ,
+    # per class and per error type, and the same AP from the scores in its JSON. The data set
+    # without the unreadable image, which has no prediction.
+    gt["images"] = [i for i in gt["images"] if i["id"] in predicted]
+    (root / "annotations" / "panoptic_val.json").write_text(json.dumps(gt))
+    again = tmp_path / "again.json"
+    argv = ["evaluate", "--predictions", str(saved / "panoptic.json"), "--dataset", str(root)]
+    assert main([*argv, "--split", "val", "--skip-dataset-check", "--out", str(again)]) == 0
+    from_files = json.loads(again.read_text())
+    assert from_files["panoptic"] == result["panoptic"]
+    assert from_files["errors"] == result["errors"]
+    assert from_files["predictions"]["folder"] == str((saved / "panoptic").resolve())
+    for style in ("coco", "cityscapes"):
+        ours, model = from_files["instance"][style]["ap"], result["instance"][style]["ap"]
+        assert ours == (None if model is None else pytest.approx(model)), style
+
 
 def test_a_missed_stuff_segment_voided_by_the_area_limit_is_named_so():
     """Hand-made: the network predicted the small stuff class, post-processing voided it."""
