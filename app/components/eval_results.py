@@ -66,13 +66,15 @@ def result_path(
     limit: int,
     oracles: str = "",
     label: str | None = None,
+    stamp: str | None = None,
 ) -> Path:
     """One cached results file per (model and its weights' time, data set, split, image limit,
     oracles asked for), named after the model's display ``label`` (a job's name and id) so two
-    fine-tunes' files differ."""
+    fine-tunes' files differ. A prediction set passes its folder as ``model`` and its
+    :func:`prediction_stamp` as ``stamp``."""
     parts = [
         str(Path(model).resolve()),
-        model_stamp(model),
+        model_stamp(model) if stamp is None else stamp,
         str(Path(data).resolve()),
         split,
         int(limit),
@@ -111,6 +113,57 @@ def evaluate_argv(
     return argv
 
 
+def prediction_stamp(json_path: Path | None, folder: Path) -> str:
+    """When a prediction set last changed (its JSON and its folder's listing)."""
+    times = [p.stat().st_mtime for p in (json_path, folder) if p is not None and p.exists()]
+    return str(int(max(times, default=0)))
+
+
+def predictions_argv(
+    json_path: Path | None, folder: Path, name: str, data: Path, split: str, limit: int, out: Path
+) -> list[str]:
+    """`pdl evaluate` of a prediction set (COCO panoptic: its JSON and PNG folder)."""
+    argv = ["evaluate", "--pred-folder", str(folder), "--name", name]
+    if json_path is not None:
+        argv += ["--predictions", str(json_path)]
+    argv += ["--dataset", str(data), "--split", split, "--out", str(out)]
+    return argv + (["--limit", str(int(limit))] if limit > 0 else [])
+
+
+PREDICTION_SETS_FILE = "prediction_sets.json"  # in the workdir: the sets the user added
+
+
+def known_prediction_sets(workdir: Path) -> dict[str, dict]:
+    """The prediction sets added on the Evaluate page, by name: ``{"json", "folder"}`` (newest
+    first); an unreadable list is empty (the sets can be added again)."""
+    try:
+        data = json.loads((Path(workdir) / PREDICTION_SETS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, dict) and v.get("folder")}
+
+
+def remember_prediction_set(workdir: Path, name: str, json_path: Path | None, folder: Path) -> None:
+    """Keep a prediction set under ``name`` (first in the list; an old entry of the same
+    files under another name is renamed)."""
+    from panoptic_deeplab.safe_files import write_json_atomic
+
+    entry = {"json": str(json_path) if json_path else None, "folder": str(folder)}
+    sets = {k: v for k, v in known_prediction_sets(workdir).items() if k != name and v != entry}
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(Path(workdir) / PREDICTION_SETS_FILE, {name: entry, **sets})
+
+
+def source_label(result: EvaluationResult, model_label) -> str:
+    """How a result's source is called in lists: a prediction set by its name, a model by
+    ``model_label(path)``."""
+    if result.predictions is not None:
+        return result.predictions.name
+    return model_label(result.model or "?")
+
+
 _PROGRESS = re.compile(r"(\d+)/(\d+) \[")
 
 
@@ -121,6 +174,39 @@ def parse_progress(log_tail: str) -> tuple[int, int] | None:
         return None
     done, total = found[-1]
     return int(done), int(total)
+
+
+# The phases `pdl evaluate` announces ("phase: ..." on stderr), in the order they come.
+EVALUATE_PHASES = (
+    "starting",
+    "checking the data set",
+    "loading TensorFlow and the model",
+    "predicting",
+    "reading the predictions",
+    "computing AP and the error breakdown",
+    "writing the results",
+)
+_IMAGE_PHASES = ("predicting", "reading the predictions")
+_PHASE = re.compile(r"^phase: (.+?)\s*$", re.M)
+
+
+def job_progress(log_tail: str, earlier: str | None = None) -> tuple[str, float, str]:
+    """``(phase, fraction, text)`` of a running `pdl evaluate` from its log tail: the latest
+    phase it announced, never one before ``earlier`` (the phase shown last: a log tail that no
+    longer holds the phase line must not send the bar back), with the image count while images
+    are read."""
+    found = [p for p in _PHASE.findall(log_tail) if p in EVALUATE_PHASES]
+    phase = found[-1] if found else "starting"
+    if earlier in EVALUATE_PHASES and EVALUATE_PHASES.index(earlier) > EVALUATE_PHASES.index(phase):
+        phase = earlier
+    rank = EVALUATE_PHASES.index(phase)
+    text = phase[0].upper() + phase[1:]
+    fraction = 0.0 if rank < EVALUATE_PHASES.index("predicting") else 1.0
+    if phase in _IMAGE_PHASES:
+        done, total = parse_progress(log_tail) or (0, 0)
+        fraction = done / total if total else 0.0
+        text += f": {done}/{total} images" if total else ""
+    return phase, fraction, text + "…"
 
 
 def list_results(results_dir: Path) -> list[Path]:

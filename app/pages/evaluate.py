@@ -25,8 +25,9 @@ from panoptic_deeplab.prediction_sets import PredictionSet
 
 st.title("Evaluate")
 st.caption(
-    "PQ / SQ / RQ per class, mIoU and AP of a model on a data set split, with a drill-down from a "
-    "class to its worst images and the error type of every segment."
+    "PQ / SQ / RQ per class, mIoU and AP of a model or of any model's prediction files on a data "
+    "set split, with a drill-down from a class to its worst images and the error type of every "
+    "segment."
 )
 
 settings = state.settings()
@@ -95,74 +96,162 @@ if st.session_state.get("eval_job") is not None:
         st.session_state.pop("eval_job", None)
 problem = st.session_state.get("eval_problem")
 
+
+def _submit(argv: list[str], name: str, out: Path) -> None:
+    """Start `pdl evaluate` as a job; the page follows it and selects its result when done."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    job = store.submit(argv, name=name)
+    st.session_state["eval_job"] = job.id
+    st.session_state["eval_out"] = str(out)
+    st.session_state["eval_seen"] = None
+
+
+def _select_cached(inputs: tuple, out: Path | None) -> None:
+    """New settings select their cached result (once), and say so while it exists."""
+    if st.session_state.get("_eval_inputs") != inputs:
+        st.session_state["_eval_inputs"] = inputs
+        if out is not None and out.is_file():
+            st.session_state["eval_pick"] = str(out)
+    if out is not None and out.is_file():
+        st.success(
+            f"A result for these settings exists ({out.name}); it is selected below. "
+            "Evaluate again to refresh it."
+        )
+
+
+def _data_inputs(columns) -> tuple[str, Path, str, int]:
+    data_text = columns[0].text_input(
+        "Data set root", value=str(settings.data or ""), key="eval_data"
+    )
+    split = columns[1].selectbox("Split", ["val", "train", "test"], key="eval_split")
+    limit = columns[2].number_input("Images (0 = all)", 0, 100_000, 0, key="eval_limit")
+    return data_text, Path(data_text).expanduser(), split, int(limit)
+
+
+def _require_folder(data_root: Path) -> None:
+    if not data_root.is_dir():
+        raise UserError(
+            f"{data_root}: no such data set folder. Give the root of a COCO-panoptic or "
+            "Cityscapes set."
+        )
+
+
+def model_form() -> None:
+    """A model bundle on a split, optionally with oracles."""
+    c = st.columns([1.2, 2, 0.8, 0.8])
+    model_name = c[0].selectbox("Model", list(models), key="eval_model")
+    data_text, data_root, split, limit = _data_inputs(c[1:])
+    with_oracles = st.checkbox(
+        "With oracles (which head costs the PQ: semantic, center, offset, all)",
+        value=True,
+        key="eval_oracles",
+    )
+    oracles = error_analysis.ORACLES if with_oracles else ""
+    model_path = models[model_name]
+    out = (
+        er.result_path(results_dir, model_path, data_root, split, limit, oracles, label=model_name)
+        if data_text
+        else None
+    )
+    _select_cached((model_name, data_text, split, limit, oracles), out)
+    if st.button("Evaluate", type="primary", key="eval_start", disabled=not data_text):
+        st.session_state.pop("eval_problem", None)
+        try:
+            _require_folder(data_root)
+            check_inputs(model_path, data_root, split)
+            argv = er.evaluate_argv(model_path, data_root, split, limit, out, oracles)
+            _submit(argv, f"{model_name} on {data_root.name}/{split}", out)
+        except UserError as err:
+            st.session_state["eval_problem"] = (f"{model_name} on {data_text} ({split})", str(err))
+        st.rerun()
+
+
+NEW_SET = "New prediction set…"
+
+
+def prediction_set_form() -> None:
+    """Any model's predictions from files (COCO panoptic: a JSON and its PNG folder), named and
+    remembered in the workdir."""
+    from panoptic_deeplab.prediction_sets import default_name
+
+    known = er.known_prediction_sets(settings.workdir)
+    if known:
+        pick = st.selectbox("Prediction set", [*known, NEW_SET], key="eval_pred_pick")
+        if state.session().is_new("eval_pred_pick", pick) and pick != NEW_SET:
+            st.session_state["eval_pred_json"] = known[pick].get("json") or ""
+            st.session_state["eval_pred_folder"] = known[pick]["folder"]
+            st.session_state["eval_pred_name"] = pick
+    c = st.columns([2, 2, 1.2])
+    json_text = (
+        c[0]
+        .text_input(
+            "Predictions JSON (COCO panoptic)",
+            key="eval_pred_json",
+            help="As panopticapi, detectron2's COCOPanopticEvaluator, mmdetection or `pdl predict` "
+            "write it: annotations with image_id, file_name and segments_info (optional 'score').",
+        )
+        .strip()
+    )
+    folder_text = (
+        c[1]
+        .text_input("PNG folder (empty: the JSON's path without .json)", key="eval_pred_folder")
+        .strip()
+    )
+    json_path = Path(json_text).expanduser() if json_text else None
+    folder = Path(folder_text).expanduser() if folder_text else None
+    folder = folder or (json_path.with_suffix("") if json_path else None)
+    default = default_name(folder, json_path) if folder else ""
+    name = c[2].text_input("Name", key="eval_pred_name", placeholder=default).strip() or default
+    c = st.columns([2, 0.8, 0.8])
+    data_text, data_root, split, limit = _data_inputs(c)
+    ready = bool(data_text and folder)
+    out = None
+    if ready:
+        stamp = er.prediction_stamp(json_path, folder)
+        out = er.result_path(results_dir, folder, data_root, split, limit, label=name, stamp=stamp)
+    _select_cached((json_text, folder_text, name, data_text, split, limit), out)
+    if st.button("Evaluate", type="primary", key="eval_start", disabled=not ready):
+        st.session_state.pop("eval_problem", None)
+        try:
+            from panoptic_deeplab.datasets.readers import open_dataset
+
+            _require_folder(data_root)
+            spec = open_dataset(data_root, split).spec
+            predictions = PredictionSet.open(spec, predictions=json_path, folder=folder, name=name)
+            json_path, folder = predictions.json_path, predictions.folder
+            er.remember_prediction_set(settings.workdir, predictions.name, json_path, folder)
+            argv = er.predictions_argv(
+                json_path, folder, predictions.name, data_root, split, limit, out
+            )
+            _submit(argv, f"{predictions.name} on {data_root.name}/{split}", out)
+        except UserError as err:
+            st.session_state["eval_problem"] = (f"{name} on {data_text} ({split})", str(err))
+        st.rerun()
+
+
 with st.expander(
     "Run an evaluation",
     expanded=not er.list_results(results_dir)
     or bool(problem)
     or (last_job is not None and last_job.state != joblib.SUCCEEDED),
 ):
-    if not models:
+    what = st.radio(
+        "Evaluate",
+        ["a model", "a prediction set"],
+        horizontal=True,
+        key="eval_what",
+        help="A prediction set: any panoptic model's predictions read from files (Mask2Former, "
+        "detectron2, mmdetection, `pdl predict` ...), analysed like a model's.",
+    )
+    if what == "a prediction set":
+        prediction_set_form()
+    elif not models:
         st.warning(
             "No model yet: start the app with `pdl app --model PATH/TO/BUNDLE`, or train one on "
             "the Train page."
         )
     else:
-        c = st.columns([1.2, 2, 0.8, 0.8])
-        model_name = c[0].selectbox("Model", list(models), key="eval_model")
-        data_text = c[1].text_input(
-            "Data set root", value=str(settings.data or ""), key="eval_data"
-        )
-        split = c[2].selectbox("Split", ["val", "train", "test"], key="eval_split")
-        limit = c[3].number_input("Images (0 = all)", 0, 100_000, 0, key="eval_limit")
-        with_oracles = st.checkbox(
-            "With oracles (which head costs the PQ: semantic, center, offset, all)",
-            value=True,
-            key="eval_oracles",
-        )
-        oracles = error_analysis.ORACLES if with_oracles else ""
-        model_path, data_root = models[model_name], Path(data_text).expanduser()
-        out = (
-            er.result_path(
-                results_dir, model_path, data_root, split, int(limit), oracles, label=model_name
-            )
-            if data_text
-            else None
-        )
-        inputs = (model_name, data_text, split, int(limit), oracles)
-        if (
-            st.session_state.get("_eval_inputs") != inputs
-        ):  # new settings: select their cached result
-            st.session_state["_eval_inputs"] = inputs
-            if out is not None and out.is_file():
-                st.session_state["eval_pick"] = str(out)
-        if out is not None and out.is_file():
-            st.success(
-                f"A result for these settings exists ({out.name}); it is selected below. "
-                "Evaluate again to refresh it."
-            )
-        if st.button("Evaluate", type="primary", key="eval_start", disabled=not data_text):
-            st.session_state.pop("eval_problem", None)
-            try:
-                if not data_root.is_dir():
-                    raise UserError(
-                        f"{data_root}: no such data set folder. Give the root of a "
-                        "COCO-panoptic or Cityscapes set."
-                    )
-                check_inputs(model_path, data_root, split)
-                results_dir.mkdir(parents=True, exist_ok=True)
-                job = store.submit(
-                    er.evaluate_argv(model_path, data_root, split, int(limit), out, oracles),
-                    name=f"evaluate {model_name} on {data_root.name}/{split}",
-                )
-                st.session_state["eval_job"] = job.id
-                st.session_state["eval_out"] = str(out)
-                st.session_state["eval_seen"] = None
-            except UserError as err:
-                st.session_state["eval_problem"] = (
-                    f"{model_name} on {data_text} ({split})",
-                    str(err),
-                )
-            st.rerun()
+        model_form()
 
 problem = st.session_state.get("eval_problem")
 if problem:
@@ -187,14 +276,12 @@ def job_panel() -> None:
         )  # the page below was drawn for the old state: redraw it all, not just this panel
     log = store.read_log(job, 4000)
     if job.state == joblib.RUNNING:
-        progress = er.parse_progress(log)
-        done, total = progress or (0, 0)
-        st.progress(
-            done / total if total else 0.0,
-            text=f"Evaluating {job.name}… {done}/{total} images"
-            if total
-            else f"Starting {job.name} (checking the data set, loading TensorFlow and the model)…",
+        earlier = st.session_state.get("eval_phase")
+        phase, fraction, text = er.job_progress(
+            log, earlier[1] if earlier and earlier[0] == job.id else None
         )
+        st.session_state["eval_phase"] = (job.id, phase)  # the bar only moves forward
+        st.progress(fraction, text=f"{job.name} — {text}")
         if st.button("Cancel", key="eval_cancel"):
             store.cancel(job.id)
             st.rerun()
@@ -234,7 +321,7 @@ for path in available:
     data = _load(path)
     if data is not None:
         loaded[str(path)] = data
-        labels[str(path)] = er.describe(data, path, state.model_label(data.source or "?"))
+        labels[str(path)] = er.describe(data, path, er.source_label(data, state.model_label))
 if not labels:
     st.stop()
 picked = st.session_state.pop("eval_pick", None)
@@ -456,7 +543,8 @@ with tab_compare:
         a = c1.selectbox("A (base)", keys, format_func=labels.get, key="cmp_a")
         b = c2.selectbox("B (new)", keys, format_func=labels.get, key="cmp_b")
         ra, rb = _load(Path(a)), _load(Path(b))
-        name_a, name_b = state.model_label(ra.source or "?"), state.model_label(rb.source or "?")
+        name_a = er.source_label(ra, state.model_label)
+        name_b = er.source_label(rb, state.model_label)
         if (ra.dataset, ra.split) != (rb.dataset, rb.split):
             st.warning(
                 "These results come from different data sets or splits; the deltas mix two test "

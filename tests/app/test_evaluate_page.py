@@ -392,3 +392,82 @@ def test_a_cached_result_for_new_settings_is_really_selected(app, dataset, tmp_p
         at.selectbox(key="eval_model").set_value(model).run()
         assert any("it is selected below" in s.value for s in at.success)
         assert at.selectbox(key="eval_result").value == str(expected)  # what the message says
+
+
+# -- prediction sets (issue 23) and the job's phases (issue 28, item 11) --------------------------
+
+
+def _ground_truth_as_predictions(dataset, folder: Path) -> Path:
+    """The split's ground truth written as another tool's predictions: PQ 100."""
+    import shutil
+
+    shutil.copytree(dataset / "annotations" / "panoptic_val", folder / "masks")
+    json_path = folder / "masks.json"
+    shutil.copy(dataset / "annotations" / "panoptic_val.json", json_path)
+    return json_path
+
+
+def test_a_prediction_set_is_evaluated_named_remembered_and_drilled_into(app, dataset, tmp_path):
+    from panoptic_deeplab.app.components import eval_results as er
+
+    at, _, model_result = app
+    json_path = _ground_truth_as_predictions(dataset, tmp_path / "mask2former-run")
+    at.radio(key="eval_what").set_value("a prediction set").run()
+    at.text_input(key="eval_pred_json").set_value(str(json_path))
+    at.text_input(key="eval_data").set_value(str(dataset)).run()
+    assert at.text_input(key="eval_pred_name").placeholder == "mask2former-run"
+    at.text_input(key="eval_pred_name").set_value("m2f").run()
+    at.button(key="eval_start").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    deadline = time.monotonic() + 120
+    while "m2f" not in str(at.selectbox(key="eval_result").value) and time.monotonic() < deadline:
+        time.sleep(1)
+        at.run()
+        assert not at.error, [e.value for e in at.error]
+    result_path = Path(at.selectbox(key="eval_result").value)
+    labels = at.selectbox(key="eval_result")
+    assert labels.format_func(str(result_path)).startswith("m2f on data/val (3 images")
+    assert {m.label: m.value for m in at.metric}["PQ"] == "100.0"
+    assert er.known_prediction_sets(tmp_path / "work") == {
+        "m2f": {"json": str(json_path), "folder": str(json_path.with_suffix(""))}
+    }
+    # The drill-down draws the set's own prediction; Compare names the set and the model.
+    assert not at.exception and not any("cannot" in e.value for e in at.error)
+    assert at.selectbox(key="cmp_b").value == str(result_path)
+    assert at.selectbox(key="cmp_a").value == str(model_result)
+    assert any("m2f minus fake-model" in c.value for c in at.caption)
+    # Remembered: a new session picks it by name and finds its cached result.
+    again = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT)
+    again.switch_page("pages/evaluate.py").run()
+    again.radio(key="eval_what").set_value("a prediction set").run()
+    assert again.selectbox(key="eval_pred_pick").value == "m2f"
+    assert again.text_input(key="eval_pred_json").value == str(json_path)
+    assert any("it is selected below" in s.value for s in again.success)
+
+
+def test_a_broken_prediction_set_is_named_before_a_job_starts(app, dataset, tmp_path):
+    at, _, _ = app
+    at.radio(key="eval_what").set_value("a prediction set").run()
+    at.text_input(key="eval_pred_json").set_value(str(tmp_path / "nowhere.json"))
+    at.text_input(key="eval_data").set_value(str(dataset)).run()
+    at.button(key="eval_start").click().run()
+    text = " ".join(e.value for e in at.error)
+    assert "nowhere.json: predictions JSON not found" in text
+    assert "eval_job" not in at.session_state and not at.exception
+
+
+def test_the_job_progress_shows_the_phase_forward_only():
+    from panoptic_deeplab.app.components import eval_results as er
+
+    log = "phase: checking the data set\nphase: predicting\nimages:  50%| 4/8 [00:01<00:01]"
+    assert er.job_progress(log) == ("predicting", 0.5, "Predicting: 4/8 images…")
+    later = log + "\nphase: computing AP and the error breakdown\n"
+    assert er.job_progress(later)[::2] == (
+        "computing AP and the error breakdown",
+        "Computing AP and the error breakdown…",
+    )
+    # A tail that no longer holds the phase line (oracles' output pushed it out) stays put.
+    earlier = er.job_progress(later)[0]
+    phase, fraction, _ = er.job_progress("images: 8/8 [00:02<00:00]", earlier=earlier)
+    assert (phase, fraction) == ("computing AP and the error breakdown", 1.0)
+    assert er.job_progress("")[0] == "starting"
