@@ -172,14 +172,21 @@ def images_with_error(result: EvaluationResult, class_id: int, error: str) -> pd
 
 
 def error_segments(record: ImageResult, class_id: int, error: str) -> tuple[set[int], set[int]]:
-    """Ids (panoptic values) of the GT and predicted segments of the class with that error type."""
+    """Ids (panoptic values) of the GT and predicted segments of the class with that error type.
+    A split's GT segment and a merge's predicted segment are shown too: they may be matched
+    (no error of their own) while the pieces split off or merged in are the errors."""
 
     def pick(segments):
         if error == REMAINDER:
             return {s.id for s in segments if s.category_id == class_id and s.status == "matched"}
         return {s.id for s in segments if s.category_id == class_id and s.error == error}
 
-    return pick(record.gt_segments), pick(record.pred_segments)
+    gt_ids, pred_ids = pick(record.gt_segments), pick(record.pred_segments)
+    if error == "split":
+        gt_ids |= {s.best_gt for s in record.pred_segments if s.id in pred_ids and s.best_gt}
+    if error == "merge":
+        pred_ids |= {s.best_pred for s in record.gt_segments if s.id in gt_ids and s.best_pred}
+    return gt_ids, pred_ids
 
 
 def highlight_picture(

@@ -177,3 +177,36 @@ def test_clicked_bar_names_the_class_and_error_type():
     assert clicked_bar(event) == ("bus", "split")
     assert clicked_bar({"selection": {"points": [{"x": "bus", "customdata": ["PQ"]}]}}) is None
     assert clicked_bar(None) is None
+
+
+def test_a_split_highlights_the_gt_segment_that_was_split_and_a_merge_its_prediction():
+    """Issue 28 item 7: the GT bus is matched (no error of its own); the piece split off it is the
+    FP "split". Both sides are highlighted; likewise a merge's matched prediction."""
+    from panoptic_deeplab.app.components import error_analysis as ea
+    from panoptic_deeplab.evaluation.results import GTSegment, ImageResult, PredSegment
+
+    bus, car = 7, 6
+    record = ImageResult(
+        image_id=1,
+        file_name="a.png",
+        pq=None,
+        sq=None,
+        rq=None,
+        n=2,
+        tp=2,
+        fp=1,
+        fn=1,
+        gt_segments=[
+            GTSegment(7001, bus, False, 90, "matched", matched_pred=7001, best_pred=7001),
+            GTSegment(6001, car, False, 40, "matched", matched_pred=6001, best_pred=6001),
+            GTSegment(6002, car, False, 30, "missed", "merged", "merge", best_pred=6001),
+        ],
+        pred_segments=[
+            PredSegment(7001, bus, 70, "matched", matched_gt=7001, best_gt=7001),
+            PredSegment(7002, bus, 20, "false_positive", "split", "split", best_gt=7001),
+            PredSegment(6001, car, 75, "matched", matched_gt=6001, best_gt=6001),
+        ],
+    )
+    assert ea.error_segments(record, bus, "split") == ({7001}, {7002})
+    assert ea.error_segments(record, car, "merge") == ({6002}, {6001})
+    assert ea.error_segments(record, bus, "missed") == (set(), set())
