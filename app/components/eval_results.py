@@ -261,9 +261,25 @@ def summary(result: EvaluationResult) -> dict:
         "mIoU": percent(result.semantic.miou),
     }
     for style, r in result.instance.items():
-        out[f"AP ({style})"] = percent(r.ap)
-        out[f"AP50 ({style})"] = percent(r.ap50)
+        short = AP_LABELS[style]  # short: eight metrics share a row, a long label is cut
+        out[f"AP{short}"] = percent(r.ap)
+        out[f"AP50{short}"] = percent(r.ap50)
     return out
+
+
+AP_LABELS = {"coco": "", "cityscapes": " (CS)"}
+METRIC_HELP = {
+    "AP": "Instance AP of things, COCO style (IoU 0.50:0.95)",
+    "AP50": "Instance AP of things at IoU 0.5, COCO style",
+    "AP (CS)": "Instance AP of things, Cityscapes style (IoU 0.50:0.95)",
+    "AP50 (CS)": "Instance AP of things at IoU 0.5, Cityscapes style",
+}
+NOT_APPLICABLE = "–"  # shown for a number that does not exist (AP of a stuff class), never "None"
+
+
+def shown(value: float | None) -> str:
+    """A percentage as a table shows it: one decimal, or a dash when there is none."""
+    return NOT_APPLICABLE if value is None or value != value else f"{value:.1f}"
 
 
 def class_table(result: EvaluationResult) -> pd.DataFrame:
@@ -274,7 +290,7 @@ def class_table(result: EvaluationResult) -> pd.DataFrame:
     table["IoU"] = [percent(ious[i]) if i < len(ious) else None for i in table["id"]]
     coco = result.instance.get("coco")
     ap = coco.per_class if coco else {}
-    table["AP"] = [percent(ap[c].ap) if c in ap else None for c in table["id"]]
+    table["AP"] = [shown(percent(ap[c].ap)) if c in ap else NOT_APPLICABLE for c in table["id"]]
     return table.rename(columns={"name": "class"})
 
 
@@ -330,6 +346,10 @@ def worst_images(result: EvaluationResult, class_id: int) -> pd.DataFrame:
     )
 
 
+def shown_id(value: int | None) -> str:
+    return NOT_APPLICABLE if value is None else str(value)
+
+
 def segment_rows(image: ImageResult, class_names, class_id: int | None = None) -> pd.DataFrame:
     """Every GT and predicted segment of an image with its status and error type (class filter
     optional)."""
@@ -354,7 +374,7 @@ def segment_rows(image: ImageResult, class_names, class_id: int | None = None) -
                     "result": STATUS_LABELS.get(s.status, s.status),
                     "error type": REASONS.get(s.reason, s.reason or ""),
                     "IoU": round(s.iou or 0.0, 3),
-                    "best overlap": getattr(s, other),
+                    "best overlap": shown_id(getattr(s, other)),
                 }
             )
     return pd.DataFrame(rows)

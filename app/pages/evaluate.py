@@ -358,7 +358,7 @@ with tab_classes:
     numbers = er.summary(result)
     cols = st.columns(len(numbers))
     for col, (name, value) in zip(cols, numbers.items()):
-        col.metric(name, "–" if value is None else f"{value:.1f}")
+        col.metric(name, er.shown(value), help=er.METRIC_HELP.get(name))
     table = er.class_table(result)
     st.markdown("**Per class** (click a row to drill down; click a header to sort)")
     event = st.dataframe(
@@ -375,7 +375,9 @@ with tab_classes:
             "SQ": st.column_config.NumberColumn("SQ", format="%.1f"),
             "RQ": st.column_config.NumberColumn("RQ", format="%.1f"),
             "IoU": st.column_config.NumberColumn("IoU", format="%.1f"),
-            "AP": st.column_config.NumberColumn("AP (COCO)", format="%.1f"),
+            "AP": st.column_config.TextColumn(
+                "AP (COCO)", help="Instance AP of the class, COCO style; – for stuff classes"
+            ),
         },
     )
     rows = event.selection.rows if event is not None and hasattr(event, "selection") else []
@@ -415,7 +417,7 @@ with tab_classes:
         key="confusion",
     )
     ap_rows = [
-        {"style": style, "AP": er.percent(r.ap), "AP50": er.percent(r.ap50)}
+        {"style": style, "AP": er.shown(er.percent(r.ap)), "AP50": er.shown(er.percent(r.ap50))}
         for style, r in result.instance.items()
     ]
     if ap_rows:

@@ -112,6 +112,10 @@ def test_summary_and_per_class_table_show_the_results(app):
         atol=0.01,
         equal_nan=True,
     )
+    # No "None" anywhere (issue 28 item 16): stuff classes have no AP, shown as a dash.
+    assert list(table["AP"].iloc[:5]) == ["–"] * 5
+    assert all(v == "–" or float(v) >= 0 for v in table["AP"])
+    assert all(len(m.label) <= 9 and m.value not in ("None", "nan") for m in at.metric)
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert [c["data"][0]["type"] for c in charts[:3]] == ["bar", "bar", "heatmap"]
     confusion = u.plotly_array(charts[2]["data"][0]["customdata"])
@@ -198,7 +202,7 @@ def test_evaluate_job_runs_pdl_evaluate_and_shows_results(monkeypatch, tmp_path,
         time.sleep(3)
         at.run()
         assert not at.error, [e.value for e in at.error]
-    assert {m.label for m in at.metric} >= {"PQ", "SQ", "RQ", "mIoU", "AP (coco)"}
+    assert {m.label for m in at.metric} >= {"PQ", "SQ", "RQ", "mIoU", "AP", "AP50 (CS)"}
     results = list((tmp_path / "work" / "results").glob("*.json"))
     assert len(results) == 1 and json.loads(results[0].read_text())["num_images"] == 3
 
