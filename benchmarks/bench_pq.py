@@ -3,7 +3,8 @@
     python benchmarks/bench_pq.py [--images 50] [--height 512 --width 1024] [--runs 3] [--workers 0]
                                   [--gt-writer opencv|pil]
 
-Each contender runs as a whole process (``python -c ...`` / the ``pdl`` command) so start-up and imports count;
+Each contender runs as a whole process (``python -c ...`` / the ``pdl`` command) so start-up and
+imports count;
 panopticapi runs ``pq_compute`` in a subprocess too (its own Pool over all cores). ``pdl pq`` and
 hotcoco take turns, run by run; prints the median wall time of ``--runs`` runs each (panopticapi:
 one run) and checks that the three PQ values agree. Our package is byte-compiled first, as an
@@ -115,23 +116,6 @@ def _time_interleaved(cmds: dict[str, list[str]], runs: int) -> dict[str, tuple[
     return {k: (statistics.median(walls[k]), statistics.median(cpus[k]), outs[k]) for k in cmds}
 
 
-# `pdl pq` with concurrent.futures' process pool (fork context, one chunk per worker) in place of
-# forked_map: the same work, items pickled to the workers instead of inherited.
-_POOL_CODE = """
-import multiprocessing, sys
-from concurrent.futures import ProcessPoolExecutor
-from panoptic_deeplab.evaluation import coco_io
-
-def pool_map(fn, items, workers):
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(fn, items, chunksize=max(1, len(items) // workers)))
-
-coco_io.forked_map = pool_map
-from panoptic_deeplab.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -153,12 +137,6 @@ def main() -> None:
         help="library that writes the GT PNGs (COCO's own are PIL-written)",
     )
     parser.add_argument("--skip-panopticapi", action="store_true")
-    parser.add_argument(
-        "--with-process-pool",
-        action="store_true",
-        help="also time pdl pq with the standard library's ProcessPoolExecutor (fork) in place "
-        "of its forked_map, to check that the hand-written pool still earns its place",
-    )
     args = parser.parse_args()
     py = sys.executable
     # Byte-compile our package as an installed package would be (an editable install under
@@ -175,7 +153,8 @@ def main() -> None:
         result = root / "r.json"
         hot_code = (
             "import sys, json; from hotcoco.panoptic import PanopticEval; "
-            "ev = PanopticEval(sys.argv[1], sys.argv[2]); ev.run(); print(json.dumps(ev.results()['All']['pq']))"
+            "ev = PanopticEval(sys.argv[1], sys.argv[2]); ev.run(); "
+            "print(json.dumps(ev.results()['All']['pq']))"
         )
         pdl = Path(py).with_name("pdl")  # the installed command, as users run it
         pdl_cmd = [str(pdl)] if pdl.exists() else [py, "-m", "panoptic_deeplab"]
@@ -194,13 +173,6 @@ def main() -> None:
             ],
             "hotcoco (Python API)": [py, "-c", hot_code, gt, pred],
         }
-        if args.with_process_pool:
-            cmds["pdl pq, ProcessPoolExecutor"] = [
-                py,
-                "-c",
-                _POOL_CODE,
-                *cmds["pdl pq"][len(pdl_cmd) :],
-            ]
         timed = _time_interleaved(cmds, args.runs)
         rows = [
             ("pdl pq", *timed["pdl pq"][:2], json.loads(result.read_text())["All"]["pq"]),
@@ -210,14 +182,6 @@ def main() -> None:
                 float(timed["hotcoco (Python API)"][2].strip().splitlines()[-1]),
             ),
         ]
-        if args.with_process_pool:
-            rows.append(
-                (
-                    "pdl pq, ProcessPoolExecutor",
-                    *timed["pdl pq, ProcessPoolExecutor"][:2],
-                    json.loads(result.read_text())["All"]["pq"],
-                )
-            )
         if not args.skip_panopticapi:
             pa_code = (
                 "import sys, json; from panopticapi.evaluation import pq_compute; "
@@ -226,12 +190,14 @@ def main() -> None:
             t, c, out = _run([py, "-c", pa_code, gt, pred])
             rows.append(("panopticapi pq_compute", t, c, float(out.strip().splitlines()[-1])))
     print(
-        f"{args.images} images {args.height}x{args.width} (GT written by {args.gt_writer}), median of {args.runs} runs (panopticapi: 1 run), "
+        f"{args.images} images {args.height}x{args.width} (GT written by {args.gt_writer}), "
+        f"median of {args.runs} runs (panopticapi: 1 run), "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
     for name, t, c, pq in rows:
         print(
-            f"{name:24s} wall {t:7.3f} s  CPU {c:7.3f} s   PQ {pq:.12f}   wall {rows[-1][1] / t:6.1f}x "
+            f"{name:24s} wall {t:7.3f} s  CPU {c:7.3f} s   PQ {pq:.12f}   "
+            f"wall {rows[-1][1] / t:6.1f}x "
             f"CPU {rows[-1][2] / max(c, 1e-9):6.1f}x vs last row"
         )
     assert max(abs(r[3] - rows[0][3]) for r in rows) < 1e-9, "PQ values disagree"

@@ -77,6 +77,22 @@ def test_pil_written_gt_and_forked_workers_give_the_oracles_numbers(tmp_path):
     )
 
 
+def test_a_workers_error_is_raised_here_with_its_file(tmp_path):
+    """A broken PNG read in a worker process: its UserError, naming the file, reaches the
+    caller (the pool's workers are gone afterwards)."""
+    import multiprocessing
+
+    from panoptic_deeplab.errors import UserError
+
+    rng = np.random.default_rng(3)
+    paths = write_coco(tmp_path, *zip(*[random_pair(rng) for _ in range(4)]))
+    broken = sorted(paths[3].glob("*.png"))[2]
+    broken.write_bytes(b"not a png")
+    with pytest.raises(UserError, match=f"{broken.name}: cannot decode"):
+        pq_from_files(paths[0], paths[2], paths[1], paths[3], workers=2, processes=True)
+    assert multiprocessing.active_children() == []
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_random_sets_match_panopticapi_and_hotcoco(tmp_path, seed):
     rng = np.random.default_rng(seed)
