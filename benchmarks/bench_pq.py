@@ -67,7 +67,15 @@ def _segments(lab, is_gt):
     return ids, infos
 
 
-def generate(root: Path, n: int, h: int, w: int, seed: int = 2, gt_writer: str = "opencv") -> None:
+def generate(
+    root: Path,
+    n: int,
+    h: int,
+    w: int,
+    seed: int = 2,
+    gt_writer: str = "opencv",
+    pred_writer: str = "opencv",
+) -> None:
     rng = np.random.default_rng(seed)
     for sub in ("gt", "pred"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -82,7 +90,7 @@ def generate(root: Path, n: int, h: int, w: int, seed: int = 2, gt_writer: str =
         images.append({"id": k, "file_name": name, "height": h, "width": w})
         for sub, lab in (("gt", gt), ("pred", pred)):
             ids, infos = _segments(lab, sub == "gt")
-            _write_png(root / sub / name, ids, gt_writer if sub == "gt" else "opencv")
+            _write_png(root / sub / name, ids, gt_writer if sub == "gt" else pred_writer)
             anns[sub].append({"image_id": k, "file_name": name, "segments_info": infos})
     for sub in ("gt", "pred"):
         (root / f"{sub}.json").write_text(
@@ -116,6 +124,17 @@ def _time_interleaved(cmds: dict[str, list[str]], runs: int) -> dict[str, tuple[
     return {k: (statistics.median(walls[k]), statistics.median(cpus[k]), outs[k]) for k in cmds}
 
 
+# `pdl pq` with png_ids' own decoder turned off: every PNG takes its OpenCV route.
+_OPENCV_ONLY = """
+import sys
+from panoptic_deeplab.datasets import png_ids
+
+png_ids.decode_segment_runs = lambda data: None
+from panoptic_deeplab.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -136,6 +155,18 @@ def main() -> None:
         default="opencv",
         help="library that writes the GT PNGs (COCO's own are PIL-written)",
     )
+    parser.add_argument(
+        "--pred-writer",
+        choices=("opencv", "pil"),
+        default="opencv",
+        help="library that writes the prediction PNGs (pdl predict: OpenCV; detectron2: PIL)",
+    )
+    parser.add_argument(
+        "--with-opencv-decoder",
+        action="store_true",
+        help="also time pdl pq with its own PNG decoder (datasets/png_ids.py) turned off, every "
+        "PNG decoded by OpenCV: does the hand-written decoder earn its place?",
+    )
     parser.add_argument("--skip-panopticapi", action="store_true")
     args = parser.parse_args()
     py = sys.executable
@@ -148,7 +179,14 @@ def main() -> None:
     compileall.compile_dir(Path(panoptic_deeplab.__file__).parent, quiet=1)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        generate(root, args.images, args.height, args.width, gt_writer=args.gt_writer)
+        generate(
+            root,
+            args.images,
+            args.height,
+            args.width,
+            gt_writer=args.gt_writer,
+            pred_writer=args.pred_writer,
+        )
         gt, pred = str(root / "gt.json"), str(root / "pred.json")
         result = root / "r.json"
         hot_code = (
@@ -173,6 +211,13 @@ def main() -> None:
             ],
             "hotcoco (Python API)": [py, "-c", hot_code, gt, pred],
         }
+        if args.with_opencv_decoder:
+            cmds["pdl pq, OpenCV decoder"] = [
+                py,
+                "-c",
+                _OPENCV_ONLY,
+                *cmds["pdl pq"][len(pdl_cmd) :],
+            ]
         timed = _time_interleaved(cmds, args.runs)
         rows = [
             ("pdl pq", *timed["pdl pq"][:2], json.loads(result.read_text())["All"]["pq"]),
@@ -182,6 +227,14 @@ def main() -> None:
                 float(timed["hotcoco (Python API)"][2].strip().splitlines()[-1]),
             ),
         ]
+        if args.with_opencv_decoder:
+            rows.append(
+                (
+                    "pdl pq, OpenCV decoder",
+                    *timed["pdl pq, OpenCV decoder"][:2],
+                    json.loads(result.read_text())["All"]["pq"],
+                )
+            )
         if not args.skip_panopticapi:
             pa_code = (
                 "import sys, json; from panopticapi.evaluation import pq_compute; "
@@ -190,7 +243,8 @@ def main() -> None:
             t, c, out = _run([py, "-c", pa_code, gt, pred])
             rows.append(("panopticapi pq_compute", t, c, float(out.strip().splitlines()[-1])))
     print(
-        f"{args.images} images {args.height}x{args.width} (GT written by {args.gt_writer}), "
+        f"{args.images} images {args.height}x{args.width} (GT written by {args.gt_writer}, "
+        f"predictions by {args.pred_writer}), "
         f"median of {args.runs} runs (panopticapi: 1 run), "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
