@@ -235,13 +235,13 @@ with st.expander(
     or bool(problem)
     or (last_job is not None and last_job.state != joblib.SUCCEEDED),
 ):
+    # No help icon here: its "Help for ..." button would share the Evaluate button's name.
     what = st.radio(
-        "Evaluate",
+        "What to evaluate",
         ["a model", "a prediction set"],
         horizontal=True,
         key="eval_what",
-        help="A prediction set: any panoptic model's predictions read from files (Mask2Former, "
-        "detectron2, mmdetection, `pdl predict` ...), analysed like a model's.",
+        captions=["a bundle", "any model's prediction files (detectron2, mmdetection, ...)"],
     )
     if what == "a prediction set":
         prediction_set_form()
