@@ -8,7 +8,6 @@ under the work directory.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,6 +20,7 @@ from panoptic_deeplab import visualize
 from panoptic_deeplab.app import state
 from panoptic_deeplab.app.components import figures, model_io
 from panoptic_deeplab.errors import UserError
+from panoptic_deeplab.review import finished_exports
 from panoptic_deeplab.review.errors import DecisionConflict
 from panoptic_deeplab.review.scoring import category_mapping, prediction_from_model
 from panoptic_deeplab.review.store import ReviewStore, default_review_dir
@@ -79,7 +79,7 @@ choices = list(
     dict.fromkeys(
         [
             *([default_data] if default_data else []),
-            *(str(p) for p in sorted(exports.glob("*")) if (p / "annotations").is_dir()),
+            *(str(p) for p in finished_exports(exports)),
         ]
     )
 )
@@ -166,6 +166,7 @@ else:
 # -- the segment list ---------------------------------------------------------------------------
 
 ranked = store.ranked(model_key)
+ranked = ranked[ranked["kind"] == "gt_segment"].reset_index(drop=True)  # missing objects: next page
 filters = st.columns([1, 2, 1])
 only_open = filters[0].toggle("Only undecided", key="only_open")
 category_names = sorted(ranked["category"].unique()) if len(ranked) else []
@@ -175,7 +176,7 @@ chosen_categories = filters[1].multiselect(
 advance = filters[2].toggle("Next after a decision", value=True, key="advance")
 view = ranked
 if only_open:
-    view = view[view["action"].isna()]
+    view = view[view["status"] == ""]
 if chosen_categories:
     view = view[view["category"].isin(chosen_categories)]
 view = view.reset_index(drop=True)
@@ -234,7 +235,7 @@ st.session_state["_review_last_rows"] = rows
 if st.session_state.get("_review_started_for") != (str(root), split):
     # A new session (or data set) starts where the reviewer left off: the first undecided segment.
     st.session_state["_review_started_for"] = (str(root), split)
-    undecided = np.flatnonzero(view["action"].isna().to_numpy())
+    undecided = np.flatnonzero((view["status"] == "").to_numpy())
     st.session_state["review_rank"] = int(undecided[0]) + 1 if len(undecided) else 1
 st.session_state["review_rank"] = int(
     min(max(1, st.session_state.get("review_rank", 1)), len(view))
@@ -357,7 +358,7 @@ if current and current.action:
     label = current.action + (
         f" → {store.category_name(current.category_id)}" if current.category_id is not None else ""
     )
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(current.updated_at))
+    when = current.updated_at.replace("T", " ")[:16]  # ISO 8601, to the minute
     st.caption(
         f"Current decision: **{label}** (saved {when}); a different one asks before replacing it."
     )
@@ -456,7 +457,7 @@ if conflict and tuple(conflict["args"][0:2]) == (image_id, segment_id):
 # -- export -----------------------------------------------------------------------------------
 
 st.subheader("Export")
-decided = int(ranked["action"].notna().sum())
+decided = int((ranked["status"] != "").sum())
 st.caption(
     f"{decided} of {len(ranked)} segments decided. The export is a complete COCO-panoptic data set (all "
     "splits, images copied) with this split's annotations corrected, plus `review_report.csv`."
