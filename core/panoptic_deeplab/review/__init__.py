@@ -6,7 +6,9 @@ One module per job:
   scoring       a prediction against the labels of one image: the ranking items
   sources       where predictions come from (a model, prediction files) and their stored arrays
   dataset       the split under review (read only)
-  store         :class:`ReviewStore`: decisions, edits, undo, scoring and the ranking in SQLite
+  store         :class:`ReviewStore`: decisions, changes, undo, the ranking, in SQLite; its
+                edit tools (``tools``) and scoring (``scorer``) are mixins; ``records`` are what
+                it hands out
   db            its schema and the migration from the first one
   edits, masks  what each edit does to the pixels; drawn shapes; pixel diffs
   smart_region  a region from a click or a box (GrabCut)
@@ -28,6 +30,15 @@ from .export import (
     leftover_exports,
 )
 from .masks import bbox_of, brush_mask, line_sides, polygon_mask
+from .records import (
+    Decision,
+    EditResult,
+    ImageState,
+    ScoringProgress,
+    Segment,
+    UndoResult,
+    default_reviewer,
+)
 from .scoring import (
     GT_SEGMENT,
     MISSING,
@@ -47,19 +58,7 @@ from .sources import (
     PredictionFilesSource,
     model_source_key,
 )
-from .store import (
-    ACTIONS,
-    EDIT_KINDS,
-    Decision,
-    EditResult,
-    ImageState,
-    ReviewStore,
-    ScoringProgress,
-    Segment,
-    UndoResult,
-    default_review_dir,
-    default_reviewer,
-)
+from .store import ACTIONS, EDIT_KINDS, ReviewStore, default_review_dir
 
 __all__ = [
     "ACTIONS",
