@@ -25,7 +25,8 @@ _OVERRIDE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$
 _INT, _FLOAT, _PATH, _NAME, _OVERRIDE, _FLAG = "int", "float", "path", "name", "override", "flag"
 _NAMES = "names"  # comma-separated names, '+' allowed inside one (pdl evaluate --oracle semantic+center,all)
 
-JOB_COMMANDS = ("train", "evaluate", "make-dataset", "check-dataset")  # what a job may run
+# What a job may run (`pdl review score` is how the app's Review page scores a split).
+JOB_COMMANDS = ("train", "evaluate", "make-dataset", "check-dataset", "review")
 
 
 class _RecordingParser(argparse.ArgumentParser):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..safe_files import pid_alive
+from ..safe_files import RunLock, pid_alive
 from . import cache
 from . import db as schema
 from .errors import ReviewError
@@ -60,26 +60,29 @@ class Scoring:
         per image, keep its prediction, and rank the image's GT segments and possible missing
         objects against the current labels. Saved image by image, so an interrupted run resumes
         where it stopped. ``progress(done, to_do)`` after each image. Returns how many were
-        scored."""
-        self.register_source(source)
+        scored. One scoring per source and store at a time (a second is refused, naming the
+        first)."""
         folder = self._source_folder(source.key)
-        folder.mkdir(parents=True, exist_ok=True)
-        done = self.scored_images(source)
-        wanted = [str(i) for i in (image_ids if image_ids is not None else self.image_ids())]
-        todo = [i for i in wanted if i not in done]
-        self._source_state(source.key, "running", pid=os.getpid(), started=True)
-        try:
-            for n, image_id in enumerate(todo, start=1):
-                self._score_one(source, folder, image_id)
-                if progress:
-                    progress(n, len(todo))
-        except (KeyboardInterrupt, SystemExit):
-            self._source_state(source.key, "stopped", message="stopped before the end")
-            raise
-        except Exception as err:
-            self._source_state(source.key, "failed", message=str(err))
-            raise
-        self._source_state(source.key, "finished")
+        lock = f".score-{folder.name}.lock"
+        with RunLock(self.workdir, f"scoring with {source.name}", name=lock):
+            self.register_source(source)
+            folder.mkdir(parents=True, exist_ok=True)
+            done = self.scored_images(source)
+            wanted = [str(i) for i in (image_ids if image_ids is not None else self.image_ids())]
+            todo = [i for i in wanted if i not in done]
+            self._source_state(source.key, "running", pid=os.getpid(), started=True)
+            try:
+                for n, image_id in enumerate(todo, start=1):
+                    self._score_one(source, folder, image_id)
+                    if progress:
+                        progress(n, len(todo))
+            except (KeyboardInterrupt, SystemExit):
+                self._source_state(source.key, "stopped", message="stopped before the end")
+                raise
+            except Exception as err:
+                self._source_state(source.key, "failed", message=str(err))
+                raise
+            self._source_state(source.key, "finished")
         return len(todo)
 
     def _score_one(self, source, folder: Path, image_id: str) -> None:
