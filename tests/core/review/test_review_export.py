@@ -229,6 +229,23 @@ def test_a_full_disk_gives_one_message_and_leaves_no_temporary(
     assert scored.export(disk / "out").root == disk / "out"
 
 
+def test_a_full_disk_while_replacing_an_export_keeps_the_earlier_one(
+    scored, tmp_path, small_disk, fill_disk
+):
+    disk = small_disk("2m")
+    first = scored.export(disk / "out")
+    before = _digest(first.root)
+    scored.decide(2, 21, "ignore")
+    fill_disk(disk)
+    fill_to_the_last_byte(disk)
+    with pytest.raises(DiskFullError, match="Free some space") as caught:
+        scored.export(disk / "out", overwrite=True)
+    assert str(disk) in str(caught.value)
+    assert _digest(disk / "out") == before  # the earlier export, complete and unchanged
+    assert finished_exports(disk) == [disk / "out"]
+    assert not [p for p in disk.iterdir() if ".tmp-" in p.name]
+
+
 def test_decisions_on_a_full_disk_keep_what_was_saved(dataset, tmp_path, small_disk, fill_disk):
     disk = small_disk("2m")
     store = ReviewStore(dataset, "val", disk / "review", reviewer="ann")

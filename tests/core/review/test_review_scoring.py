@@ -222,3 +222,23 @@ def test_model_outputs_map_to_the_data_sets_categories():
     )
     assert pred.panoptic.tolist() == [[1, 1, 6002], [6002, 5002, 0]]  # 0 is void only
     assert pred.segments == {1: 7, 5002: 24, 6002: 26}
+
+
+def test_a_second_scoring_with_the_same_source_is_refused_naming_the_first(dataset, tmp_path):
+    from panoptic_deeplab.safe_files import LockedError
+
+    store = ReviewStore(dataset, "val", tmp_path / "review")
+    preds = predictions()
+    refused = []
+
+    def predict(image, image_id):
+        if not refused:  # while the first scoring runs, a second one (the app, a job) starts
+            other = ReviewStore(dataset, "val", tmp_path / "review")
+            with pytest.raises(LockedError, match="scoring with m") as caught:
+                other.score_images("m", predict)
+            refused.append(str(caught.value))
+        return preds[str(image_id)]
+
+    assert store.score_images("m", predict) == 2
+    assert refused and "pid" in refused[0]
+    assert store.scoring_progress("m").state == "finished"
