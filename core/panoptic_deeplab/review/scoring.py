@@ -14,9 +14,11 @@ confident model means a wrong outline (a shifted mask, or two objects drawn as o
 
 (crowd regions and predictions without segments: the disagreement alone). A predicted segment P that
 matches no GT segment (IoU < 0.5 with every one, as in PQ) and lies mostly (>= 50 %) outside the GT
-segments of its class is a possible missing annotation ("missing"), scored
+segments of its class (for a thing: outside every GT thing segment, as a thing predicted inside
+an annotated thing of another class is that segment's wrong class, ranked as that segment) is a
+possible missing annotation ("missing"), scored
 
-    score(P) = confidence(P) * (share of P outside GT segments of its class)
+    score(P) = confidence(P) * (share of P outside those GT segments)
 
 where confidence(P) is the segment's score when the prediction gives one, else its mean q.
 Both kinds share one ranking, highest score first.
@@ -227,7 +229,8 @@ def score_image(
             )
         )
     if ious is not None:
-        items += _missing(image_id, pred, ious, gt_cat, crowd_of, seg_ids, conf)
+        things = {int(k) for k, c in (categories or {}).items() if c.get("isthing")}
+        items += _missing(image_id, pred, ious, gt_cat, seg_ids, conf, things)
     return items
 
 
@@ -241,7 +244,7 @@ def _overlaps(g_index: np.ndarray, n_gt: int, pan: np.ndarray):
     return p_ids, inter, inter.sum(axis=1), inter.sum(axis=0)
 
 
-def _missing(image_id, pred, ious, gt_cat, crowd_of, seg_ids, conf) -> list[ReviewItem]:
+def _missing(image_id, pred, ious, gt_cat, seg_ids, conf, things) -> list[ReviewItem]:
     p_ids, inter, gt_area, p_area = ious
     pan = np.asarray(pred.panoptic, np.int64)
     pred_cat = pred.segments or {}
@@ -259,10 +262,12 @@ def _missing(image_id, pred, ious, gt_cat, crowd_of, seg_ids, conf) -> list[Revi
         iou = np.where(union > 0, column / np.maximum(union, 1), 0.0)
         if n_seg and iou.max() >= MATCH_IOU:
             continue  # matches a GT segment (of this class or, relabelled, of another)
-        same = gt_cat[:n_seg] == cat
-        covered = float(column[same].sum()) / float(p_area[pi])
+        inside = gt_cat[:n_seg] == cat
+        if cat in things:  # a thing inside another class's thing: that segment's wrong class
+            inside |= np.isin(gt_cat[:n_seg], list(things))
+        covered = float(column[inside].sum()) / float(p_area[pi])
         if covered >= 0.5:
-            continue  # inside GT segments of its class: a shape issue of those, not a missing one
+            continue  # inside GT segments: their shape or class is the issue, not a missing one
         if pred.scores and int(pid) in pred.scores:
             confidence = float(pred.scores[int(pid)])
         else:

@@ -90,6 +90,24 @@ def test_missing_objects_and_merged_segments():
     assert car.score == pytest.approx((1 - 20 / 35) * 0.9)
 
 
+def test_a_thing_of_another_class_inside_an_annotated_thing_is_not_missing():
+    # Image b's GT car (35 px) partly seen as a person (16 px, IoU 0.46 with the car: no match),
+    # outside every GT person but inside the GT car, which is ranked for its class: the person is
+    # not a missing object.
+    ids_b, segs_b = image_b()
+    pan = np.ones((H, W), np.int64)
+    pan[3:7, 3:7] = 2
+    pred = Prediction(None, np.full((H, W), 0.9), pan, {1: ROAD, 2: PERSON})
+    categories = {c["id"]: c for c in CATEGORIES}
+    items = score_image(2, ids_b, segs_b, pred, categories)
+    assert [i.kind for i in items] == ["gt_segment", "gt_segment"]
+    car = next(i for i in items if i.segment_id == 21)
+    assert car.disagreement == pytest.approx(0.9) and car.suggested_category_id == ROAD
+    # Without the classes' thing flags only GT persons count as covering it: listed as missing.
+    missing = [i for i in score_image(2, ids_b, segs_b, pred) if i.kind == "missing"]
+    assert [(m.pred_segment_id, m.category_id, m.area) for m in missing] == [(2, PERSON, 16)]
+
+
 def test_scores_are_used_as_confidence_for_prediction_files():
     ids, segs = image_a()
     pan = pred_a().panoptic
