@@ -90,8 +90,10 @@ def _segment_status(seg) -> str:
 
 
 def build_ranking(store, key: str | None):
-    import pandas as pd
-
+    """The ranking table of ``key``'s items with the review's current state. The items part is
+    kept (``cache.RANKINGS``) until scoring changes it; a decision or an edit only re-applies the
+    touched segments and missing objects, so the page's redraw does not grow with the split."""
+    from . import cache
     from .store import Segment
 
     with store._read() as db:
@@ -99,20 +101,38 @@ def build_ranking(store, key: str | None):
             (r["image_id"], int(r["segment_id"])): Segment.from_row(r)
             for r in db.execute("SELECT * FROM segments")
         }
-        items, missing, scored = [], {}, set()
+        missing, stamp = {}, None
         if key is not None:
-            items = db.execute(
-                "SELECT * FROM items WHERE source = ? ORDER BY score DESC, image_index, kind,"
-                " ref_id",
-                (key,),
-            ).fetchall()
             missing = {
                 (r["image_id"], int(r["pred_segment_id"])): dict(r)
                 for r in db.execute("SELECT * FROM missing WHERE source = ?", (key,))
             }
-            scored = {
-                r[0] for r in db.execute("SELECT image_id FROM scored WHERE source = ?", (key,))
-            }
+            stamp = tuple(
+                db.execute(
+                    "SELECT (SELECT COUNT(*) FROM scored WHERE source = ?),"
+                    " COUNT(*), MAX(rowid) FROM items WHERE source = ?",
+                    (key, key),
+                ).fetchone()
+            )
+        cache_key = (store._store_id, key, "items")
+        base = cache.RANKINGS.get(cache_key, stamp)
+        if base is None:
+            base = _items_table(store, key, db)
+            cache.RANKINGS.put(cache_key, base, stamp)
+    return _with_review(store, *base, states, missing)
+
+
+def _items_table(store, key: str | None, db):
+    """The ranking's rows before any review, and {(image_id, kind, ref_id): row position}."""
+    import pandas as pd
+
+    items, scored = [], set()
+    if key is not None:
+        items = db.execute(
+            "SELECT * FROM items WHERE source = ? ORDER BY score DESC, image_index, kind, ref_id",
+            (key,),
+        ).fetchall()
+        scored = {r[0] for r in db.execute("SELECT image_id FROM scored WHERE source = ?", (key,))}
     name = store.category_name
     file_names: dict[str, str] = {}
 
@@ -122,75 +142,33 @@ def build_ranking(store, key: str | None):
         return file_names[image_id]
 
     rows = []
-
-    def gt_row(image_id, sid, cat, base: dict) -> dict:
-        seg = states.get((image_id, sid))
-        row = {
-            "kind": GT_SEGMENT,
-            "image_id": image_id,
-            "file_name": file_name(image_id),
-            "ref_id": sid,
-            "segment_id": sid,
-            "category_id": cat,
-            "category": name(cat),
-            **base,
-        }
-        if seg is not None:
-            row.update(
-                area=seg.area,
-                status=_segment_status(seg),
-                action=seg.action,
-                new_category_id=seg.category_id if seg.category_id != cat else None,
-                new_category=name(seg.category_id) if seg.category_id != cat else "",
-                comment=seg.comment,
-                reviewer=seg.decided_by,
-                decided_at=seg.decided_at,
-                version=seg.version,
-            )
-        return row
-
     for it in items:
-        base = {
-            "pred_segment_id": it["pred_segment_id"],
-            "model_category_id": it["model_category_id"],
-            "model_category": name(it["model_category_id"]),
-            "suggested_category_id": it["suggested_category_id"],
-            "suggested": name(it["suggested_category_id"]),
-            "score": it["score"],
-            "disagreement": it["disagreement"],
-            "best_iou": it["best_iou"],
-            "confidence": it["confidence"],
-            "area": it["area"],
-            "iscrowd": it["iscrowd"],
-            "x": it["x"],
-            "y": it["y"],
-            "w": it["w"],
-            "h": it["h"],
-        }
-        image_id = it["image_id"]
-        if it["kind"] == GT_SEGMENT:
-            rows.append(gt_row(image_id, int(it["segment_id"]), int(it["category_id"]), base))
-            continue
-        pid = int(it["pred_segment_id"])
-        m = missing.get((image_id, pid), {})
+        image_id, is_gt = it["image_id"], it["kind"] == GT_SEGMENT
+        ref = int(it["segment_id"]) if is_gt else int(it["pred_segment_id"])
         rows.append(
             {
-                "kind": MISSING,
+                "kind": it["kind"],
                 "image_id": image_id,
                 "file_name": file_name(image_id),
-                "ref_id": pid,
-                "segment_id": None,
+                "ref_id": ref,
+                "segment_id": ref if is_gt else None,
                 "category_id": int(it["category_id"]),
                 "category": name(it["category_id"]),
-                **base,
-                "status": m.get("status", ""),
-                "action": {"added": "add_missed", "dismissed": "dismiss"}.get(
-                    m.get("status", ""), ""
-                ),
-                "reviewer": m.get("changed_by", "") if m.get("status") else "",
-                "decided_at": m.get("changed_at", "") if m.get("status") else "",
-                "version": m.get("version", 0),
-                "added_segment_id": m.get("segment_id"),
+                "pred_segment_id": it["pred_segment_id"],
+                "model_category_id": it["model_category_id"],
+                "model_category": name(it["model_category_id"]),
+                "suggested_category_id": it["suggested_category_id"],
+                "suggested": name(it["suggested_category_id"]),
+                "score": it["score"],
+                "disagreement": it["disagreement"],
+                "best_iou": it["best_iou"],
+                "confidence": it["confidence"],
+                "area": it["area"],
+                "iscrowd": it["iscrowd"],
+                "x": it["x"],
+                "y": it["y"],
+                "w": it["w"],
+                "h": it["h"],
             }
         )
     for image_id in store.image_ids():
@@ -199,32 +177,117 @@ def build_ranking(store, key: str | None):
         for s in store.data.original_segments(image_id):
             bbox = list(s.get("bbox") or [None] * 4)
             rows.append(
-                gt_row(
-                    image_id,
-                    int(s["id"]),
-                    int(s["category_id"]),
-                    {
-                        "area": s.get("area"),
-                        "iscrowd": int(s.get("iscrowd", 0)),
-                        "x": bbox[0],
-                        "y": bbox[1],
-                        "w": bbox[2],
-                        "h": bbox[3],
-                    },
-                )
+                {
+                    "kind": GT_SEGMENT,
+                    "image_id": image_id,
+                    "file_name": file_name(image_id),
+                    "ref_id": int(s["id"]),
+                    "segment_id": int(s["id"]),
+                    "category_id": int(s["category_id"]),
+                    "category": name(int(s["category_id"])),
+                    "area": s.get("area"),
+                    "iscrowd": int(s.get("iscrowd", 0)),
+                    "x": bbox[0],
+                    "y": bbox[1],
+                    "w": bbox[2],
+                    "h": bbox[3],
+                }
             )
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["rank"] = np.arange(1, len(df) + 1)
+    df["version"] = 0
+    positions = {(r["image_id"], r["kind"], r["ref_id"]): k for k, r in enumerate(rows)}
+    return _typed(df), positions
+
+
+_REVIEW_COLUMNS = (
+    "area",
+    "status",
+    "action",
+    "new_category_id",
+    "new_category",
+    "comment",
+    "reviewer",
+    "decided_at",
+    "version",
+    "added_segment_id",
+)
+
+
+def _with_review(store, base, positions, states, missing):
+    """``base`` with the touched segments' and the decided missing objects' current state (only
+    their rows are written: the cost follows the review, not the split's size)."""
+    import pandas as pd
+
+    df = base.copy()
+    updates: dict[str, tuple[list[int], list]] = {c: ([], []) for c in _REVIEW_COLUMNS}
+
+    def put(pos: int, col: str, value) -> None:
+        updates[col][0].append(pos)
+        updates[col][1].append(value)
+
+    categories = df["category_id"].to_numpy()
+    for (image_id, sid), seg in states.items():
+        pos = positions.get((image_id, GT_SEGMENT, sid))
+        if pos is None:
+            continue
+        changed = seg.category_id != int(categories[pos])
+        put(pos, "area", seg.area)
+        put(pos, "status", _segment_status(seg))
+        put(pos, "action", seg.action)
+        put(pos, "new_category_id", seg.category_id if changed else None)
+        put(pos, "new_category", store.category_name(seg.category_id) if changed else "")
+        put(pos, "comment", seg.comment)
+        put(pos, "reviewer", seg.decided_by)
+        put(pos, "decided_at", seg.decided_at)
+        put(pos, "version", seg.version)
+    for (image_id, pid), m in missing.items():
+        pos = positions.get((image_id, MISSING, pid))
+        if pos is None:
+            continue
+        status = m.get("status", "")
+        put(pos, "status", status)
+        put(pos, "action", {"added": "add_missed", "dismissed": "dismiss"}.get(status, ""))
+        put(pos, "reviewer", m.get("changed_by", "") if status else "")
+        put(pos, "decided_at", m.get("changed_at", "") if status else "")
+        put(pos, "version", m.get("version", 0))
+        put(pos, "added_segment_id", m.get("segment_id"))
+    for col, (rows, values) in updates.items():
+        if not rows:
+            continue
+        array = df[col].array.copy()
+        if col in _TEXTS:
+            values = np.asarray(["" if v is None else str(v) for v in values], dtype=object)
+        elif col == "version":
+            values = np.asarray(values, np.int64)
+        else:  # nullable ints
+            values = pd.array(values, dtype="Int64")
+        array[np.asarray(rows)] = values
+        df[col] = array
+    return df
+
+
+def _typed(df, only=None):
+    """The columns' types: nullable ints, floats, texts ("" when empty, never "None")."""
+    import pandas as pd
+
+    def wanted(col):
+        return only is None or col in only
+
     for col in _NULLABLE_INTS + ("x", "y", "w", "h", "area"):
-        df[col] = pd.array(df[col].astype(object), dtype="Int64")
+        if wanted(col):
+            df[col] = pd.array(df[col].astype(object), dtype="Int64")
     for col in _FLOATS:
-        df[col] = df[col].astype(float)
+        if wanted(col):
+            df[col] = df[col].astype(float)
     for col in _TEXTS:
-        df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
-    df["iscrowd"] = df["iscrowd"].fillna(0).astype(int)
+        if wanted(col):
+            df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
+    if only is None:
+        df["iscrowd"] = df["iscrowd"].fillna(0).astype(int)
+        df["ref_id"] = df["ref_id"].astype(int)
+        df["category_id"] = df["category_id"].astype(int)
     df["version"] = df["version"].fillna(0).astype(int)
-    df["ref_id"] = df["ref_id"].astype(int)
-    df["category_id"] = df["category_id"].astype(int)
     return df
 
 

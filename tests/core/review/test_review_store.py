@@ -165,6 +165,30 @@ def test_ranking_table_has_no_none_and_a_cursor(scored):
     assert decided["reviewer"] == "ann"
 
 
+def test_a_decision_updates_the_ranking_without_rebuilding_its_items(scored, monkeypatch):
+    from panoptic_deeplab.review import cache, ranking
+
+    scored.ranked("m")  # the items part is built once, then kept
+    scored.decide(1, 20, "relabel", PERSON)
+    scored.dismiss_missing(1, 4, source="m")
+    scored.comment(2, 21, "two cars?")
+
+    def rebuilt(*args):
+        raise AssertionError("the items part was rebuilt for a decision")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ranking, "_items_table", rebuilt)
+        updated = scored.ranked("m")
+    cache.RANKINGS.clear()
+    fresh = scored.ranked("m")  # built from scratch
+    assert updated.equals(fresh)
+    rows = updated.set_index(["image_id", "kind", "ref_id"])
+    car = rows.loc[("1", "gt_segment", 20)]
+    assert (car.status, car.new_category, car.version) == ("fixed", "person", 1)
+    assert rows.loc[("1", "missing", 4)].status == "dismissed"
+    assert rows.loc[("2", "gt_segment", 21)].comment == "two cars?"
+
+
 def test_unscored_images_are_listed_in_file_order(dataset, tmp_path):
     store = ReviewStore(dataset, "val", tmp_path / "review")
     df = store.ranked()
