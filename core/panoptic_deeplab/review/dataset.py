@@ -17,7 +17,7 @@ import numpy as np
 from ..datasets.coco_panoptic import check_file_name, find_image
 from ..datasets.json_file import load_json
 from ..errors import DatasetError
-from . import cache
+from .cache import ANNOTATIONS
 from .errors import ReviewError
 
 
@@ -35,7 +35,7 @@ class SplitIndex:
 def _index(json_path: Path) -> SplitIndex:
     stat = json_path.stat()
     stamp = (stat.st_mtime_ns, stat.st_size)
-    hit = cache.ANNOTATIONS.get(str(json_path), stamp)
+    hit = ANNOTATIONS.get(str(json_path), stamp)
     if hit is not None:
         return hit
     coco = load_json(json_path)
@@ -56,7 +56,7 @@ def _index(json_path: Path) -> SplitIndex:
         order={image_id: k for k, image_id in enumerate(annotations)},
         categories={int(c["id"]): c for c in coco["categories"]},
     )
-    cache.ANNOTATIONS.put(str(json_path), index, stamp, nbytes=stat.st_size * 8)
+    ANNOTATIONS.put(str(json_path), index, stamp, nbytes=stat.st_size * 8)
     return index
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..safe_files import RunLock, pid_alive
-from . import cache
-from . import db as schema
+from .cache import PREDICTIONS
+from .db import now_iso
 from .errors import ReviewError
 from .records import ScoringProgress, _source_key
 from .scoring import GT_SEGMENT, Prediction, score_image
@@ -127,14 +127,12 @@ class Scoring:
                 ],
             )
             db.execute("INSERT OR REPLACE INTO scored VALUES (?, ?)", (source.key, image_id))
-            db.execute(
-                "UPDATE sources SET updated_at = ? WHERE key = ?", (schema.now_iso(), source.key)
-            )
+            db.execute("UPDATE sources SET updated_at = ? WHERE key = ?", (now_iso(), source.key))
 
     def _source_state(
         self, key: str, state: str, *, pid: int | None = None, message: str = "", started=False
     ) -> None:
-        now = schema.now_iso()
+        now = now_iso()
         with self._write(count=False) as db:
             db.execute(
                 "UPDATE sources SET state = ?, message = ?, updated_at = ?,"
@@ -212,8 +210,8 @@ class Scoring:
         except FileNotFoundError:
             return None
         stamp = (stat.st_mtime_ns, stat.st_size)
-        hit = cache.PREDICTIONS.get(str(path), stamp)
+        hit = PREDICTIONS.get(str(path), stamp)
         if hit is None:
             hit = load_prediction(path)
-            cache.PREDICTIONS.put(str(path), hit, stamp)
+            PREDICTIONS.put(str(path), hit, stamp)
         return hit

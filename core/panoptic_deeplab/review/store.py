@@ -34,9 +34,9 @@ import numpy as np
 
 from ..safe_files import disk_full_error, is_disk_full
 from ..sqlite_store import SqliteStore
-from . import cache
-from . import db as schema
+from .cache import LABELS, RANKINGS
 from .dataset import ReviewDataset
+from .db import iso_from_epoch, now_iso, prepare
 from .errors import DecisionConflict, ReviewError, StaleSegment
 from .masks import PixelDiff, areas_and_boxes
 from .records import (
@@ -98,7 +98,7 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
         self.reviewer = (reviewer or "").strip() or default_reviewer()
         import sys
 
-        self.notes = schema.prepare(
+        self.notes = prepare(
             self.db_path, self._connect, say or (lambda t: print(t, file=sys.stderr))
         )
         with self._read() as db:
@@ -238,7 +238,7 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
         ).fetchone()
         version = int(row[0]) if row else 0
         key = (self._store_id, image_id)
-        hit = cache.LABELS.get(key, version)
+        hit = LABELS.get(key, version)
         if hit is not None:
             return hit, version
         ids = self.data.original_ids(image_id)
@@ -250,7 +250,7 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
             ):
                 PixelDiff.decode(blob).apply(ids)
         ids.flags.writeable = False
-        cache.LABELS.put(key, ids, version)
+        LABELS.put(key, ids, version)
         return ids, version
 
     def image_state(self, image_id) -> ImageState:
@@ -374,11 +374,11 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
         if new_version is not None:
             new_ids = np.asarray(todo.new_ids, np.int32)
             new_ids.flags.writeable = False
-            cache.LABELS.put((self._store_id, image_id), new_ids, new_version)
+            LABELS.put((self._store_id, image_id), new_ids, new_version)
         return result
 
     def _commit(self, db, image_id, kind, reviewer, states, ids, todo: _Plan):
-        now = schema.now_iso()
+        now = now_iso()
         diff = None
         if todo.new_ids is not None:
             diff = PixelDiff.between(ids, np.asarray(todo.new_ids))
@@ -710,7 +710,7 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
                 new_ids = np.array(ids)
                 diff.apply(new_ids, backwards=True)
                 new_version = self._bump_pixels(db, image, ids)
-            now = schema.now_iso()
+            now = now_iso()
             versions = {}
             for sid, seg_after in after["segments"].items():
                 earlier = before["segments"].get(sid)
@@ -735,7 +735,7 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
             )
         if new_ids is not None:
             new_ids.flags.writeable = False
-            cache.LABELS.put((self._store_id, image), new_ids, new_version)
+            LABELS.put((self._store_id, image), new_ids, new_version)
         return UndoResult(
             seq=int(row["seq"]),
             kind=row["kind"],
@@ -790,10 +790,10 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
         key = None if source is None else _source_key(source)
         revision = self.revision()
         cache_key = (self._store_id, key)
-        hit = cache.RANKINGS.get(cache_key, revision)
+        hit = RANKINGS.get(cache_key, revision)
         if hit is None:
             hit = build_ranking(self, key)
-            cache.RANKINGS.put(cache_key, hit, revision)
+            RANKINGS.put(cache_key, hit, revision)
         return hit.copy()
 
     def ranking(self, source) -> list[dict]:
@@ -870,7 +870,7 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
                 seg.iscrowd = 1
             elif action in EXCLUDING:
                 seg.excluded = action
-            at = schema.iso_from_epoch(row["updated_at"]) if row["updated_at"] else ""
+            at = iso_from_epoch(row["updated_at"]) if row["updated_at"] else ""
             seg.action, seg.comment = action, row["comment"] or ""
             seg.decided_at = seg.changed_at = at
             seg.version = 1

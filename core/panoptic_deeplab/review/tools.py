@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import edits
+from .edits import add_segment as add_segment_pixels
+from .edits import merge as merge_pixels
+from .edits import model_fill, model_parts
+from .edits import paint as paint_pixels
+from .edits import split as split_pixels
+from .edits import take_model as take_model_pixels
 from .errors import ReviewError
 from .masks import line_sides
 from .records import EditResult, Segment, _MissingView, _Plan, _source_key
@@ -37,7 +42,7 @@ class EditTools:
             self._existing(states, str(image_id), segment_id)
             return _Plan(
                 main=segment_id,
-                new_ids=edits.paint(ids, segment_id, mask, mode),
+                new_ids=paint_pixels(ids, segment_id, mask, mode),
                 detail={"tool": tool, "mode": mode},
             )
 
@@ -74,8 +79,8 @@ class EditTools:
             if pid not in (pred.segments or {}):
                 raise ReviewError(f"the prediction of image {image_id} has no segment {pid}")
             live = {k: s.category_id for k, s in states.items() if not s.removed}
-            fill = edits.model_fill(ids, pred.panoptic, pred.segments, live, exclude=segment_id)
-            new_ids = edits.take_model(ids, segment_id, pred.panoptic == pid, fill)
+            fill = model_fill(ids, pred.panoptic, pred.segments, live, exclude=segment_id)
+            new_ids = take_model_pixels(ids, segment_id, pred.panoptic == pid, fill)
             updates, detail = {}, {"pred_segment_id": pid, "category_id": seg.category_id}
             if take_class:
                 cat = int(pred.segments[pid])
@@ -176,7 +181,7 @@ class EditTools:
                 if not seg.removed and seg.category_id == cat:
                     return _Plan(
                         main=sid,
-                        new_ids=edits.paint(ids, sid, mask, "add"),
+                        new_ids=paint_pixels(ids, sid, mask, "add"),
                         detail={"category_id": cat, "joined": sid},
                     )
         new_id = self._fresh_ids(db, image_id, ids, states, 1)[0]
@@ -184,7 +189,7 @@ class EditTools:
         created.origin = origin
         return _Plan(
             main=new_id,
-            new_ids=edits.add_segment(ids, new_id, mask),
+            new_ids=add_segment_pixels(ids, new_id, mask),
             created={new_id: created},
             detail={"category_id": cat},
         )
@@ -238,7 +243,7 @@ class EditTools:
             other = self._existing(states, str(image_id), other_id)
             return _Plan(
                 main=segment_id,
-                new_ids=edits.merge(ids, segment_id, other_id),
+                new_ids=merge_pixels(ids, segment_id, other_id),
                 detail={"other": other_id, "other_category_id": other.category_id},
             )
 
@@ -275,13 +280,11 @@ class EditTools:
                 parts = line_sides(ids.shape, line)
                 how = "line"
             else:
-                parts = edits.model_parts(
-                    ids, segment_id, pred.panoptic, pred.segments, seg.category_id
-                )
+                parts = model_parts(ids, segment_id, pred.panoptic, pred.segments, seg.category_id)
                 how = "model"
             n = len(np.unique(parts[ids == segment_id]))
             fresh = self._fresh_ids(db, str(image_id), ids, states, max(n - 1, 1))
-            new_ids, given = edits.split(ids, segment_id, parts, fresh)
+            new_ids, given = split_pixels(ids, segment_id, parts, fresh)
             created = {
                 g: Segment(id=g, category_id=seg.category_id, iscrowd=seg.iscrowd, origin="split")
                 for g in given
