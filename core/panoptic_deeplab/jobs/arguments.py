@@ -230,6 +230,32 @@ def train_command(
     return argv
 
 
+def review_score_command(
+    dataset: str | os.PathLike,
+    split: str,
+    model: str | os.PathLike | None = None,
+    predictions: str | os.PathLike | None = None,
+    store: str | os.PathLike | None = None,
+) -> list[str]:
+    """The ``pdl review score`` argument list for a job (what the Review page submits), validated:
+    absolute paths (a job runs in its own folder), one of ``model`` / ``predictions``, and
+    ``--status status.json`` so the job store shows the images scored."""
+    if (model is None) == (predictions is None):
+        raise JobError("a review scoring job needs a model or a predictions file (one of them)")
+
+    def absolute(path) -> str:
+        return str(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+    argv = ["review", "score", "--dataset", absolute(dataset), "--split", str(split)]
+    if model is not None:
+        argv += ["--model", absolute(model)]
+    else:
+        argv += ["--predictions", absolute(predictions)]
+    if store is not None:
+        argv += ["--store", absolute(store)]
+    return validate_command([*argv, "--status", "status.json"])
+
+
 def option_value(argv: list[str], name: str) -> str | None:
     """The value of ``name`` in an argument list (``--x v`` or ``--x=v``), or None."""
     for i, token in enumerate(argv):

@@ -126,23 +126,16 @@ def test_wrong_options_are_named(argv, words, capsys):
 
 
 def test_review_score_runs_as_a_job_with_progress(dataset, prediction_files, tmp_path, monkeypatch):
-    from panoptic_deeplab.jobs import JobStore, validate_command
+    from panoptic_deeplab.jobs import JobError, JobStore, review_score_command, validate_command
 
     monkeypatch.setenv("PDL_APP_WORKDIR", str(tmp_path / "work"))
-    argv = [
-        "review",
-        "score",
-        "--predictions",
-        str(prediction_files),
-        "--dataset",
-        str(dataset),
-        "--split",
-        "val",
-        "--out",
-        "ranking.json",
-        "--status",
-        "status.json",
-    ]
+    monkeypatch.chdir(dataset.parent)  # relative paths are made absolute: the job runs elsewhere
+    argv = review_score_command(dataset.name, "val", predictions=prediction_files)
+    assert argv[argv.index("--dataset") + 1] == str(dataset)
+    assert argv[-2:] == ["--status", "status.json"]
+    with pytest.raises(JobError, match="one of them"):
+        review_score_command(dataset, "val")
+    argv += ["--out", "ranking.json"]
     assert validate_command(argv) == argv
     jobs = JobStore(tmp_path / "work")
     job = jobs.submit(argv, name="review score")
