@@ -150,3 +150,34 @@ def test_review_score_runs_as_a_job_with_progress(dataset, prediction_files, tmp
 
     assert json.loads((Path(job.workdir) / "ranking.json").read_text())[0]["kind"] == "missing"
     assert ReviewStore.open(dataset, "val").sources()[0].scored == 2
+
+
+def test_an_interrupted_score_says_stopped_and_the_next_run_resumes(
+    dataset, prediction_files, tmp_path, monkeypatch, capsys
+):
+    from panoptic_deeplab.review import PredictionFilesSource
+
+    real = PredictionFilesSource.predict
+    calls = []
+
+    def stop_at_the_second(self, image_id, image):
+        calls.append(image_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C, or SIGTERM from a job's Cancel (SystemExit)
+        return real(self, image_id, image)
+
+    status = tmp_path / "status.json"
+    argv = ["review", "score", "--predictions", str(prediction_files), "--dataset", str(dataset)]
+    argv += ["--store", str(tmp_path / "store"), "--status", str(status)]
+    with monkeypatch.context() as patch:
+        patch.setattr(PredictionFilesSource, "predict", stop_at_the_second)
+        assert main(argv) == 130
+    assert "interrupted" in capsys.readouterr().err
+    saved = json.loads(status.read_text())
+    assert (saved["state"], saved["step"], saved["total_steps"]) == ("stopped", 1, 2)
+    store = ReviewStore(dataset, "val", tmp_path / "store")
+    assert (store.sources()[0].state, store.sources()[0].scored) == ("stopped", 1)
+    assert main(argv) == 0  # resumes: only the image not yet scored
+    assert "scoring 1 of 2 images" in capsys.readouterr().out
+    assert json.loads(status.read_text())["state"] == "finished"
+    assert store.sources()[0].scored == 2
