@@ -9,7 +9,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import CAR, PERSON, ROAD, image_a, pred_a, pred_b
+from review_fixtures import CAR, PERSON, ROAD, image_a, pred_a, pred_b
 
 from panoptic_deeplab.cli import main
 from panoptic_deeplab.datasets.coco_panoptic import id_to_rgb

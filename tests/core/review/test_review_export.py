@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import CAR, PERSON, brush_free_stroke, fill_to_the_last_byte
+from review_fixtures import CAR, PERSON, brush_free_stroke, fill_to_the_last_byte
 
 from panoptic_deeplab.datasets.checks import check_dataset
 from panoptic_deeplab.review import (

@@ -9,7 +9,18 @@ import json
 import cv2
 import numpy as np
 import pytest
-from conftest import CAR, CATEGORIES, PERSON, ROAD, H, W, image_a, image_b, pred_a, predictions
+from review_fixtures import (
+    CAR,
+    CATEGORIES,
+    PERSON,
+    ROAD,
+    H,
+    W,
+    image_a,
+    image_b,
+    pred_a,
+    predictions,
+)
 
 from panoptic_deeplab.datasets.coco_panoptic import id_to_rgb
 from panoptic_deeplab.errors import UserError

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from conftest import CAR, PERSON, ROAD, H, W, image_a, predictions
+from review_fixtures import CAR, PERSON, ROAD, H, W, image_a, predictions
 
 from panoptic_deeplab.errors import UserError
 from panoptic_deeplab.review import (
