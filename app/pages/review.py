@@ -143,6 +143,7 @@ try:
 except UserError as err:
     st.error(str(err), icon=":material/error:")
     st.stop()
+st.caption(f"Data set `{root}` · {len(store.image_ids())} images · review store `{store.db_path}`")
 has_model = bool(model_path) and Path(model_path).is_dir()
 source = model_source_key(model_path) if has_model else None
 spec = store.spec
@@ -230,6 +231,7 @@ def scoring_status() -> None:
         # Started just now (poll it) or ended (show its ranking): reload the whole page.
         if not running:
             ss.pop("review_scoring_job")
+            ss.pop("review_cursor", None)  # a new ranking: start at its top
         st.rerun()
 
 
@@ -252,8 +254,10 @@ class Done:
 def _change(cursor, do, *, advance: bool = False) -> None:
     """Run one store change; on success remember which item it was made on (Undo goes back to
     it) and move on if asked; a refusal becomes the message above the item."""
+    started = time.perf_counter()
     try:
         result = do()
+        ss["review_change_s"] = time.perf_counter() - started
     except StaleSegment as err:  # someone else changed it since it was shown: reload it
         _notice("warning", f"{err}")
         return
@@ -309,8 +313,10 @@ def _comment(cursor, key: str, version) -> None:
 
 
 def _undo() -> None:
+    started = time.perf_counter()
     try:
         result = store.undo()
+        ss["review_change_s"] = time.perf_counter() - started
     except StaleSegment as err:
         _notice("warning", str(err))
         return
