@@ -110,8 +110,13 @@ def drawn_shape(event, offset: tuple[int, int] = (0, 0)) -> dict | None:
         if len(xs) == 2 and len(ys) == 2:
             x0, x1 = sorted(float(v) for v in xs)
             y0, y1 = sorted(float(v) for v in ys)
-            x0, y0 = int(np.floor(x0 + 0.5)), int(np.floor(y0 + 0.5))
-            x1, y1 = int(np.ceil(x1 - 0.5)), int(np.ceil(y1 - 0.5))
+            # the pixels whose centres lie inside the dragged range
+            x0, y0, x1, y1 = (
+                int(np.ceil(x0)),
+                int(np.ceil(y0)),
+                int(np.floor(x1)),
+                int(np.floor(y1)),
+            )
             if x1 >= x0 and y1 >= y0:
                 return {"kind": "box", "box": [x0 + ox, y0 + oy, x1 - x0 + 1, y1 - y0 + 1]}
     points = [
