@@ -74,7 +74,8 @@ def _notice(level: str, text: str) -> None:
 
 # -- reviewer, data set, split -----------------------------------------------------------------
 
-app_settings = state.settings()
+sess = state.session()
+app_settings = sess.settings
 workdir = app_settings.workdir
 default_data = str(app_settings.data) if app_settings.data else None
 model_path = str(app_settings.model) if app_settings.model else _default_model()
@@ -145,6 +146,7 @@ except UserError as err:
     st.stop()
 st.caption(f"Data set `{root}` · {len(store.image_ids())} images · review store `{store.db_path}`")
 has_model = bool(model_path) and Path(model_path).is_dir()
+sess.uses(model=model_path if has_model else None, data=root)
 source = model_source_key(model_path) if has_model else None
 spec = store.spec
 train_of = category_mapping_inverse(spec)
@@ -161,10 +163,9 @@ def _color(category_id: int):
 def _scoring_job():
     """The newest `pdl review score` job of this store (None when there is none)."""
     from panoptic_deeplab.jobs.arguments import option_value
-    from panoptic_deeplab.jobs.store import JobStore
 
     try:
-        jobs = JobStore(workdir).list(kind="review")
+        jobs = sess.jobs.list(kind="review")
     except UserError:
         return None
     mine = [j for j in jobs if option_value(j.argv, "--store") == str(store.workdir)]
@@ -172,12 +173,10 @@ def _scoring_job():
 
 
 def _start_scoring() -> None:
-    from panoptic_deeplab.jobs.store import JobStore
-
     argv = ["review", "score", "--dataset", str(root), "--split", split, "--model", model_path]
     argv += ["--store", str(store.workdir)]
     try:
-        started = JobStore(workdir).submit(argv, name=f"review score {root.name}/{split}")
+        started = sess.jobs.submit(argv, name=f"review score {root.name}/{split}")
     except UserError as err:
         ss["review_scoring_error"] = f"Scoring could not start: {err}"
         return
@@ -203,7 +202,7 @@ def scoring_status() -> None:
     running = current is not None and current.is_active
     cols = st.columns([3, 1])
     cols[0].caption(
-        f"Model `{state.model_label(model_path)}`: {progress.scored} of {progress.total} images "
+        f"Model `{sess.model_label(model_path)}`: {progress.scored} of {progress.total} images "
         "scored."
     )
     if running:
