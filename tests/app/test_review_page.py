@@ -22,6 +22,7 @@ import streamlit as st
 from fakes import FakePredictor, car_boxes
 from streamlit.testing.v1 import AppTest
 
+from panoptic_deeplab import settings as product_settings
 from panoptic_deeplab.datasets.coco_panoptic import id_to_rgb, read_segment_ids
 from panoptic_deeplab.datasets.specs import get_dataset_spec
 from panoptic_deeplab.datasets.synthetic import coco_categories
@@ -365,3 +366,17 @@ def test_review_can_pick_another_data_set(monkeypatch, tmp_path, data):
     at.text_input(key="review_data_other").set_value(str(data)).run()
     assert not at.exception and not at.warning
     assert f"Data set `{data}`" in " ".join(c.value for c in at.caption)
+
+
+def test_without_a_model_segments_are_listed_in_file_order_and_decided(monkeypatch, tmp_path, data):
+    monkeypatch.setattr(product_settings, "shipped_models", lambda: [])
+    u.set_app_env(monkeypatch, tmp_path, model=None, data=data)
+    at = AppTest.from_file(PAGE, default_timeout=u.TIMEOUT)
+    at.session_state["review_reviewer"] = "carol"
+    at.run()
+    assert not at.exception and "No model" in at.info[0].value
+    assert list(at.dataframe[0].value["ref_id"]) == [1, 2, 3]
+    assert at.button(key="take_model").disabled
+    _click(at, "do_accept")
+    assert _store(data, tmp_path).segment(1, 1).decided_by == "carol"
+    assert _cursor(at) == ("1", "gt_segment", 2)
