@@ -197,6 +197,30 @@ def test_scoring_runs_as_a_job_and_the_caption_counts_at_once(page, monkeypatch,
     assert at.button(key="score").disabled  # all scored
 
 
+def test_a_running_scoring_job_shows_its_progress_and_then_its_ranking(
+    page, monkeypatch, data, tmp_path
+):
+    from panoptic_deeplab.jobs.records import FAILED, RUNNING, SUCCEEDED, Job
+    from panoptic_deeplab.jobs.store import JobStore
+
+    store = _store(data, tmp_path)
+    argv = ["review", "score", "--dataset", str(data), "--store", str(store.workdir)]
+    jobs = [Job(7, "review", "score", argv, "", "/w/job.log", RUNNING)]
+    monkeypatch.setattr(JobStore, "list", lambda self, kind=None: list(jobs))
+    at = page()
+    bar = at.get("progress")
+    assert len(bar) == 1 and "Scoring in job 7" in bar[0].proto.text
+    assert at.button(key="score").disabled  # one scoring at a time
+    _score(data, tmp_path)  # the job does its work and ends
+    jobs[0] = Job(7, "review", "score", argv, "", "/w/job.log", SUCCEEDED)
+    at.run()
+    assert not at.get("progress") and "1 of 1 images scored" in _texts(at)
+    assert at.dataframe[0].value.iloc[0]["model_category"] == "car"
+    jobs[0] = Job(7, "review", "score", argv, "", "/w/job.log", FAILED, message="out of memory")
+    at.run()
+    assert "Scoring job 7 failed: out of memory" in at.error[0].value
+
+
 def test_each_decision_is_saved_moves_on_and_undo_returns_to_it(page, data, tmp_path):
     _score(data, tmp_path)
     at = page("alice")
