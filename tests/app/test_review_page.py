@@ -322,6 +322,14 @@ def test_a_missed_object_is_added_with_the_models_mask_and_undone(page, data_mis
     assert kind == "missing" and "possible **missing object**" in _texts(at)
     proposal, _ = store.missing_proposal(1, pid, source=model_source_key(tmp_path / "fake-model"))
     assert at.selectbox(key=f"missing_class_1_{pid}").value == "car (6)"
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert chart["layout"]["xaxis"]["range"][1] < W - 1  # zoomed to the object
+    assert len(at.get("image")) == 1  # side by side: the model's view beside it
+    at.toggle(key="review_whole").set_value(True).run()
+    at.radio(key="review_mode").set_value("One overlay").run()
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert not at.exception and chart["layout"]["xaxis"]["range"][1] == W - 0.5
+    assert len(at.get("image")) == 0  # one overlay: no separate model image
     _click(at, "add_missed", "add missed")
     added = [s for s in store.image_state(1).active().values() if s.origin == "model"]
     assert len(added) == 1 and added[0].category_id == CAR
