@@ -34,7 +34,8 @@ def make_scene(
     heat = np.zeros((height, width), np.float32)
     offsets = np.zeros((height, width, 2), np.float32)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    area_each = things * height * width / max(centers, 1)
+    # Randomly placed boxes overlap: this total area covers about `things` of the image.
+    area_each = -np.log1p(-things) * height * width / max(centers, 1)
     for _ in range(centers):
         bh = int(np.sqrt(area_each * 1.5))
         bw = int(area_each / max(bh, 1))
