@@ -10,7 +10,7 @@ import streamlit as st
 
 from panoptic_deeplab import settings as product_settings
 
-ENV_MODEL, ENV_DATA = "PDL_APP_MODEL", "PDL_APP_DATA"
+ENV_MODEL, ENV_DATA = product_settings.ENV_APP_MODEL, product_settings.ENV_APP_DATA
 
 
 @dataclass(frozen=True)
