@@ -31,6 +31,10 @@ pages = [
 page = st.navigation(pages, position="sidebar")
 
 settings = state.settings()
+if settings.model:  # the first picture should not wait for TensorFlow and the model
+    from panoptic_deeplab.app.components import model_io
+
+    model_io.warm_up_in_background(str(settings.model))
 with st.sidebar:
     st.caption("Model")
     st.markdown(f"`{state.model_label(settings.model)}`" if settings.model else "_no model yet_")
