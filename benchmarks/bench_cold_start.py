@@ -5,8 +5,8 @@ a new process that only imports TensorFlow.
     python benchmarks/bench_cold_start.py --rounds 5 --image street.png --model BUNDLE
 
 Each round runs the floor (``python -c "import tensorflow"``) and then ``pdl predict`` (taking
-turns, so load from other users of the machine falls on both alike), each in a fresh process; wall time
-and CPU time (user + system of the child) per run. Printed: the machine, its CPU flags, the load
+turns, so load from other users of the machine falls on both alike), each in a fresh process; wall
+time and CPU time (user + system of the child) per run. Printed: the machine, its CPU flags, the load
 average, each run, the medians and the ratio predict / floor (goal: at most 1.5, issue 26).
 """
 

@@ -16,10 +16,8 @@ and OpenVINO's converter both fail on it (docs/deployment.md says where).
 padding, test-time flip and post-processing around them, exactly as for TensorFlow. The files are
 float32; OpenVINO runs them in bfloat16 when asked (``INFERENCE_PRECISION_HINT``).
 
-The ONNX file is converted by tf2onnx from the network's graph with the weights frozen in, and
-without TensorFlow's graph optimiser (Grappler) run over the frozen graph first: that pass folds
-every weight into new constants and held 13.4 GB for ResNet-50 (docs/deployment.md has the
-figures). The converters import their third-party packages only when called.
+The converters import their third-party packages only when called. tf2onnx holds about 13 GB for
+ResNet-50, most of it in its ONNX graph optimiser (docs/performance.md has the measurement).
 """
 
 from __future__ import annotations
@@ -118,22 +116,6 @@ def export_tflite(
     return out
 
 
-def frozen_network_graph(model):
-    """The network's graph with its weights as constants (no variables), without running TF's graph
-    optimiser over it: ``(GraphDef, input names, output names)`` for converters."""
-    from tensorflow.python.framework import convert_to_constants
-
-    concrete = network_function(model).get_concrete_function()
-    frozen = convert_to_constants.convert_variables_to_constants_v2(
-        concrete, lower_control_flow=False
-    )
-    inputs = [t.name for t in frozen.inputs]
-    outputs = [t.name for t in frozen.outputs]
-    # The outputs in OUTPUTS order (structured_outputs is a dict; the flat order is sorted keys).
-    by_key = dict(zip(sorted(concrete.structured_outputs), outputs))
-    return frozen.graph.as_graph_def(), inputs, [by_key[k] for k in OUTPUTS]
-
-
 def export_onnx(
     bundle_or_path, out_path: str | Path, *, overwrite: bool = False, opset: int = 17
 ) -> Path:
@@ -145,14 +127,11 @@ def export_onnx(
     refuse_existing([out, sidecar], overwrite)
     bundle = bundle_for_export(bundle_or_path)
     with replacing([out, sidecar], overwrite=overwrite, what="the ONNX export") as tmps:
+        network = network_function(bundle.model)
         try:
-            graph_def, inputs, outputs = frozen_network_graph(bundle.model)
-            tf2onnx.convert.from_graph_def(
-                graph_def,
-                input_names=inputs,
-                output_names=outputs,
-                # The ONNX graph's input and outputs named as the sidecar and the engines say.
-                tensors_to_rename={inputs[0]: INPUT_NAME, **dict(zip(outputs, OUTPUTS))},
+            tf2onnx.convert.from_function(
+                network,
+                input_signature=network.input_signature,
                 opset=opset,
                 output_path=str(tmps[0]),
             )
