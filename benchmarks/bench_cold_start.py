@@ -6,8 +6,8 @@ a new process that only imports TensorFlow.
 
 Each round runs the floor (``python -c "import tensorflow"``) and then ``pdl predict`` (taking
 turns, so load from other users of the machine falls on both alike), each in a fresh process; wall
-time and CPU time (user + system of the child) per run. Printed: the machine, its CPU flags, the load
-average, each run, the medians and the ratio predict / floor (goal: at most 1.5, issue 26).
+time and CPU time (user + system of the child) per run. Printed: the machine, its CPU flags, the
+load average, each run, the medians and the ratio predict / floor (goal: at most 1.5, issue 26).
 """
 
 from __future__ import annotations
