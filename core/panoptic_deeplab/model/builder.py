@@ -28,6 +28,9 @@ from .heads import head
 from .layers import ResizeLike, ResizeOffsetsLike, make_norm
 from .pretrained import load_pretrained_backbone
 
+# The network's outputs (module docstring), in the order every list of them uses (exports, engines).
+OUTPUTS = ("semantic_logits", "center_heatmap", "offsets")
+
 # Parts built in float32 under a mixed policy (names: "<branch>_decoder" or "<head>"). The accuracy
 # guard (tests/core/inference/test_precision_guard.py) found the center heatmap is what bfloat16
 # breaks: with the whole network in bfloat16 the demo model loses 1.4 PQ on 60 held-out images
@@ -145,9 +148,10 @@ def _build(config: Config, num_classes: int, input_shape: tuple[int, int] | None
             heads[name] = head(inputs, channels=channels, outputs=outputs, norm=norm, name=name)
     semantic, center, offsets = heads["semantic_head"], heads["center_head"], heads["offset_head"]
 
+    semantic_name, center_name, offsets_name = OUTPUTS
     outputs = {
-        "semantic_logits": ResizeLike(dtype="float32", name="semantic_logits")([semantic, image]),
-        "center_heatmap": ResizeLike(dtype="float32", name="center_heatmap")([center, image]),
-        "offsets": ResizeOffsetsLike(dtype="float32", name="offsets")([offsets, image]),
+        semantic_name: ResizeLike(dtype="float32", name=semantic_name)([semantic, image]),
+        center_name: ResizeLike(dtype="float32", name=center_name)([center, image]),
+        offsets_name: ResizeOffsetsLike(dtype="float32", name=offsets_name)([offsets, image]),
     }
     return keras.Model(image, outputs, name=f"panoptic_deeplab_{m.backbone}_os{m.output_stride}")
