@@ -27,6 +27,8 @@ ENV_BACKEND = "PDL_BACKEND"
 # Any value but "" or "0": check a data set again although it passed before
 # (datasets/check_cache.py).
 ENV_RECHECK_DATASET = "PDL_RECHECK_DATASET"
+# The reviewer name the Review page and `pdl review` record (review/records.py).
+ENV_REVIEWER = "PDL_REVIEWER"
 
 # The work directory's variables, in the order they win: `pdl app` passes its --workdir to the app
 # in the first.

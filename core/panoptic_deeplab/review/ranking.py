@@ -93,8 +93,8 @@ def build_ranking(store, key: str | None):
     """The ranking table of ``key``'s items with the review's current state. The items part is
     kept (``cache.RANKINGS``) until scoring changes it; a decision or an edit only re-applies the
     touched segments and missing objects, so the page's redraw does not grow with the split."""
-    from . import cache
-    from .store import Segment
+    from .cache import RANKINGS
+    from .records import Segment
 
     with store._read() as db:
         states = {
@@ -115,10 +115,10 @@ def build_ranking(store, key: str | None):
                 ).fetchone()
             )
         cache_key = (store._store_id, key, "items")
-        base = cache.RANKINGS.get(cache_key, stamp)
+        base = RANKINGS.get(cache_key, stamp)
         if base is None:
             base = _items_table(store, key, db)
-            cache.RANKINGS.put(cache_key, base, stamp)
+            RANKINGS.put(cache_key, base, stamp)
     return _with_review(store, *base, states, missing)
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-REVIEWER_ENV = "PDL_REVIEWER"
+from ..settings import ENV_REVIEWER as REVIEWER_ENV
 
 
 def default_reviewer() -> str:

@@ -41,7 +41,7 @@ UNDONE_COLUMNS = ["undone_by", "undone_at"]
 
 def change_rows(store, include_undone: bool = False) -> list[dict]:
     """Report rows with structured values (counts as dicts {segment id: pixels}, lists of ids)."""
-    from .store import describe_change
+    from .records import describe_change
 
     query = "SELECT * FROM changes" + ("" if include_undone else " WHERE undone_at IS NULL")
     with store._read() as db:
