@@ -5,3 +5,12 @@ and data-checking commands start fast.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # The library's entry points, imported on first use (they import TensorFlow).
+    if name == "train":
+        from .training.api import train
+
+        return train
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
