@@ -8,8 +8,6 @@ Each turn times, in this order:
 - ``pdl train``: what the app's Train page runs (``pdl train --config <demo>/config.yaml
   --init-from <demo> --dataset D --workdir W --steps 3``), from the process start to the line of
   its first step (``step 1/3 ...``); the run is then killed;
-- ``keras Adam`` (``--compare-adam``): the same with Keras' own Adam in place of FusedAdam, to
-  decide whether the fused one still earns its place.
 
 Prints each time, the medians, and the ratio of ``pdl train`` to the import (issue 26's goal: 3x),
 with the machine, its CPU flags and its load average.
@@ -33,17 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "assets" / "models" / "synthetic_demo"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 FIRST_STEP = re.compile(r"^step 1/\d+ ")
-# The trainer with Keras' Adam: FusedAdam's factory swapped before the CLI runs.
-KERAS_ADAM = (
-    "import sys, keras, panoptic_deeplab.training.trainer as t; "
-    "t.make_adam = lambda **kw: keras.optimizers.Adam(**kw); "
-    "from panoptic_deeplab.cli import main; sys.exit(main(sys.argv[1:]))"
-)
 
 
 def time_import() -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import tensorflow"], env=ENV, check=True)
+    subprocess.run(
+        [sys.executable, "-c", "import tensorflow"], env=ENV, check=True, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - started
 
 
@@ -93,14 +87,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--turns", type=int, default=3)
-    parser.add_argument("--compare-adam", action="store_true", help="also time Keras' own Adam")
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args()
 
     pdl = [sys.executable, "-m", "panoptic_deeplab"]
     variants = {"pdl train": pdl}
-    if args.compare_adam:
-        variants["keras Adam"] = [sys.executable, "-c", KERAS_ADAM]
     print(f"machine: {machine()}", flush=True)
     times: dict[str, list[float]] = {"import": [], **{name: [] for name in variants}}
     with tempfile.TemporaryDirectory() as tmp:

@@ -177,13 +177,13 @@ class ProgressLog(StepCallback):
         if not self.chief:
             return
         step_s = self.batch_size / max(images_per_sec, 1e-9)
-        eta = self.state.eta_seconds()
-        eta = (self.state.total_steps - step) * step_s if eta is None else eta
+        eta = self.state.eta_seconds()  # None until two steps are timed: the first one traces
         print(
             f"step {step}/{self.state.total_steps} loss {means['loss']:.4f} "
             f"(sem {means['semantic_loss']:.4f} center {means['center_loss']:.5f} "
             f"offset {means['offset_loss']:.3f}) lr {learning_rate:.3g} "
-            f"{images_per_sec:.3g} img/s ({step_s:.3g} s/step) eta {duration(eta)}",
+            f"{images_per_sec:.3g} img/s ({step_s:.3g} s/step) "
+            f"eta {'after the next step' if eta is None else duration(eta)}",
             file=self.out,
             flush=True,
         )

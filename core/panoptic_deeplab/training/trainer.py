@@ -45,7 +45,6 @@ from .callbacks import (
 )
 from .checkpoints import CheckpointStore, checkpoint_step, restore_model_weights
 from .distribution import is_chief, make_strategy, task_info
-from .fused_adam import make_adam
 from .history import SnapshotHistory, write_run_spec
 from .run_files import MlflowLogger, RunFiles, announce_phase
 from .schedule import schedule_from_config
@@ -417,8 +416,7 @@ def _build_network(config: Config, spec: DatasetSpec) -> keras.Model:
 
 def _make_optimizer(config: Config, accumulation: int) -> keras.optimizers.Optimizer:
     # Adam with Keras defaults (beta 0.9/0.999, epsilon 1e-7), no weight decay: deeplab2's trainer.
-    # FusedAdam where verified: the same update, one fused op per variable (traces faster).
-    optimizer = make_adam(
+    optimizer = keras.optimizers.Adam(
         learning_rate=schedule_from_config(config.train),
         gradient_accumulation_steps=accumulation if accumulation > 1 else None,
     )
