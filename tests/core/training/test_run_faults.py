@@ -132,3 +132,31 @@ def _network_and_optimizer(config):
     optimizer = _make_optimizer(config, accumulation=1)
     optimizer.build(network.trainable_variables)
     return network, optimizer
+
+
+def test_pdl_train_is_an_adapter_over_the_library_train(monkeypatch, tmp_path):
+    """The CLI turns its flags into one panoptic_deeplab.train call (what scripts call)."""
+    import argparse
+    from types import SimpleNamespace
+
+    import panoptic_deeplab
+    from panoptic_deeplab.commands import train as command
+    from panoptic_deeplab.training import api
+
+    assert panoptic_deeplab.train is api.train
+    calls = []
+
+    def record(config, dataset, workdir, **kwargs):
+        calls.append((config, dataset, workdir, kwargs))
+        return SimpleNamespace(step=3, wall_time_s=1.0)
+
+    monkeypatch.setattr(api, "train", record)
+    parser = argparse.ArgumentParser()
+    command.configure_parser(parser)
+    argv = ["--config", "synthetic/tiny", "--dataset", "D", "--workdir", str(tmp_path)]
+    argv += ["--steps", "3", "--eval-split", "val", "--init-from", "B", "--skip-dataset-check"]
+    assert command.run(parser.parse_args(argv)) == 0
+    ((config, dataset, workdir, kwargs),) = calls
+    assert config.train.steps == 3 and (dataset, workdir) == ("D", str(tmp_path))
+    assert kwargs["eval_split"] == "val" and kwargs["init_from"] == "B"
+    assert kwargs["check_dataset"] is False and kwargs["low_memory"] is None
