@@ -8,6 +8,7 @@ TensorFlow, so that the metric and data-checking commands start fast.
     predictor = pdl.Predictor("runs/demo/model")  # a bundle folder
     prediction = predictor("street.jpg")  # .panoptic, .semantic, .segments, ...
     pdl.export_saved_model("runs/demo/model", "exports/demo")
+    pdl.train("synthetic/demo", "data/synthetic", "runs/mine")  # returns a TrainResult
 """
 
 from importlib import import_module
@@ -25,6 +26,7 @@ _WHERE = {
     "PostProcessOptions": "postprocess",
     "post_process": "postprocess",
     "load_config": "config",
+    "train": "training.api",
     "evaluate_split": "evaluation.evaluate_split",
     "export_saved_model": "export",
     "export_tflite": "converters",

@@ -190,7 +190,9 @@ def load_config(
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    from .safe_files import write_atomic  # whole or not at all: a full disk leaves no empty file
+
+    write_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
