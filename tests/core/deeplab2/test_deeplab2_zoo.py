@@ -150,3 +150,40 @@ def test_full_size_zoo_variables_map_one_to_one_and_counts_match(row):
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert trainable == expected["trainable_params"]
     keras.backend.clear_session()
+
+
+PRESETS = {  # our preset -> the zoo row whose textproto it reproduces
+    "cityscapes/wide_resnet41_os16": "cs_wr41_os16",
+    "cityscapes/swidernet_sac_1_1_1_os16": "cs_swidernet_sac_111_os16",
+    "cityscapes/swidernet_sac_1_1_3_os16": "cs_swidernet_sac_113_os16",
+    "cityscapes/swidernet_sac_1_1_4.5_os16": "cs_swidernet_sac_1145_os16",
+    "cityscapes/axial_swidernet_1_1_1_os16": "cs_axial_swidernet_111_os16",
+    "cityscapes/axial_swidernet_1_1_3_os16": "cs_axial_swidernet_113_os16",
+    "cityscapes/axial_swidernet_1_1_4.5_os16": "cs_axial_swidernet_1145_os16",
+    "cityscapes/max_deeplab_s_backbone_os16": "cs_maxs_backbone_os16",
+    "cityscapes/max_deeplab_l_backbone_os16": "cs_maxl_backbone_os16",
+    "kitti_step/resnet50_os32": "kitti_r50_os32",
+}
+
+
+@pytest.mark.parametrize("preset, row", sorted(PRESETS.items()))
+def test_presets_are_the_zoo_models(preset, row):
+    """Same network, data set and evaluation settings as the authors' config (whose parameter
+    counts the slow test above checks)."""
+    from panoptic_deeplab.config import load_config
+
+    ours = load_config(preset)
+    theirs, spec, _, _ = read_config(str(ZOO / "zoo_variables" / f"{row}.textproto"), None)
+    assert ours.model == theirs.model and ours.postprocess == theirs.postprocess
+    assert ours.dataset.name == spec.name and ours.dataset.crop_size == theirs.dataset.crop_size
+
+
+def test_axial_swidernet_preset_has_deeplab2s_trainable_parameter_count():
+    from panoptic_deeplab.config import load_config
+    from panoptic_deeplab.model.builder import build_model
+
+    expected = next(r for r in _zoo_rows() if r["row"] == "cs_axial_swidernet_111_os16")
+    config = load_config("cityscapes/axial_swidernet_1_1_1_os16")
+    model = build_model(config, num_classes=19, input_shape=(65, 129))
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == expected["trainable_params"]
