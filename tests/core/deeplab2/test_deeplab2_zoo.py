@@ -187,3 +187,17 @@ def test_axial_swidernet_preset_has_deeplab2s_trainable_parameter_count():
     model = build_model(config, num_classes=19, input_shape=(65, 129))
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert trainable == expected["trainable_params"]
+
+
+def test_a_checkpoint_of_another_zoo_model_stops_naming_the_mismatch(tmp_path):
+    from panoptic_deeplab.errors import CheckpointError
+
+    out = tmp_path / "bundle"
+    with pytest.raises(CheckpointError, match="Fix: give the config the checkpoint was trained"):
+        import_deeplab2(
+            ZOO / "axial_swidernet_small" / "ckpt",
+            str(ZOO / "swidernet_sac_small" / "config.textproto"),
+            out,
+            log=lambda _: None,
+        )
+    assert not out.exists()
