@@ -8,7 +8,10 @@ SavedModel, which share :class:`InferencePipeline`):
    (COCO: 641 / 641), deeplab2's ``resize_to_range``: scale so the short side reaches the minimum,
    then down so the long side fits the maximum (sizes floored). Then, if the long side is still over
    ``max_side`` (default: the larger of 2049 and the crop's long side), scale it down to
-   ``max_side`` with a notice instead of running out of memory. Image resizing is corner-aligned
+   ``max_side`` with a notice instead of running out of memory. A network with axial attention
+   takes at most ``model.input_limits.max_input_side`` pixels per side (2049 for the zoo's
+   Axial-SWideRNet and MaX-DeepLab backbones): ``max_side`` is capped there, with the same notice
+   naming the reason, and test-time scales above 1 are refused. Image resizing is corner-aligned
    bilinear, as in deeplab2, except that an image shrunk by 2x or more (on either side) is
    area-averaged (antialiased) instead.
 2. **Pad** at the bottom/right with 127.5 (zero after the model's normalisation) to
@@ -271,8 +274,9 @@ class Predictor:
         padded = self.pipeline.padded_size(*network)
         notes = []
         if network != self.pipeline.network_size(height, width, cap=False):
+            why = self.pipeline.limit_reason or f"max_side={self.pipeline.max_side}"
             notes.append(
-                f"{name}: {height}x{width} is larger than max_side={self.pipeline.max_side}; "
+                f"{name}: {height}x{width} is larger than {why}; "
                 f"downscaled to {network[0]}x{network[1]} and the prediction resized back."
             )
             log.warning(notes[-1])

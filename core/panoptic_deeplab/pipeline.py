@@ -16,7 +16,9 @@ import math
 
 import tensorflow as tf
 
+from .errors import UserError
 from .model.builder import OUTPUTS
+from .model.input_limits import describe_limit, max_input_side
 from .model.layers import resize_align_corners
 from .postprocess import PostProcessOptions, post_process
 
@@ -74,6 +76,18 @@ class InferencePipeline:
         self.min_resize = int(config.dataset.min_resize_value)
         self.max_resize = int(config.dataset.max_resize_value)
         self.max_side = int(max_side) if max_side else max(DEFAULT_MAX_SIDE, *self.crop_size)
+        # Axial attention fixes the largest feature size: shrink larger images to fit (step 1).
+        self.size_limit = max_input_side(config.model)
+        self.limit_reason = ""
+        if self.size_limit is not None:
+            if max(scales) > 1.0:
+                raise UserError(
+                    f"--scales {' '.join(map(str, scales))}: {describe_limit(config.model)}; "
+                    "test-time scales above 1 would exceed it. Use scales <= 1."
+                )
+            if self.max_side >= self.size_limit:
+                self.max_side = self.size_limit
+                self.limit_reason = describe_limit(config.model)
         self.pad_to = pad_to
         self.xla = xla
         self.postprocess = PostProcessOptions.from_config(config, spec, **postprocess_overrides)
