@@ -45,6 +45,10 @@ def sidebar(sess: state.Session) -> None:
 st.set_page_config(page_title="Panoptic-DeepLab", page_icon=":material/layers:", layout="wide")
 session = state.session()
 session.start_run()  # the model registry is read afresh in each run
+if session.settings.model:  # the first picture should not wait for TensorFlow and the model
+    from panoptic_deeplab.app.components import model_io
+
+    model_io.warm_up_in_background(str(session.settings.model))
 page = navigation()
 sidebar(session)
 page.run()

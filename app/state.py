@@ -20,7 +20,7 @@ from panoptic_deeplab import settings as product_settings
 if TYPE_CHECKING:
     from panoptic_deeplab.jobs import JobStore, ModelRecord
 
-ENV_MODEL, ENV_DATA = "PDL_APP_MODEL", "PDL_APP_DATA"
+ENV_MODEL, ENV_DATA = product_settings.ENV_APP_MODEL, product_settings.ENV_APP_DATA
 NO_SAMPLE = "—"  # the sample picker's "no sample" entry (an upload is shown)
 _SESSION_KEY = "_pdl_session"
 

@@ -9,6 +9,8 @@ post-processing options as well, so moving a slider back is instant.
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +22,8 @@ from panoptic_deeplab.datasets.specs import DatasetSpec
 
 if TYPE_CHECKING:
     from panoptic_deeplab.postprocess import PostProcessOptions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,6 +62,25 @@ def load_predictor(path: str):
     from panoptic_deeplab.inference import Predictor
 
     return Predictor(path)
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_in_background(path: str) -> threading.Thread:
+    """Once per app process and model: on a daemon thread, import TensorFlow, load the model
+    (``load_predictor``'s cache) and trace its pipeline for the config's crop size (the size the
+    demo data set's images pad to), while the page draws, so that the first picture does not wait
+    for all of it. A page that needs the model meanwhile waits for this work (Streamlit computes a
+    cached value once; the Predictor traces each size once) rather than doing it twice."""
+
+    def work() -> None:
+        try:
+            load_predictor(path).warm_up()
+        except Exception:  # the page that uses the model shows the error
+            log.warning("warming up %s failed", path, exc_info=True)
+
+    thread = threading.Thread(target=work, name="pdl-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def model_spec(predictor) -> DatasetSpec:

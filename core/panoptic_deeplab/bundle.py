@@ -19,7 +19,6 @@ import re
 import shutil
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +31,44 @@ BUNDLE_FILES = ("bundle.json", "config.yaml", "dataset_spec.json", "model.weight
 WEIGHTS_FILE = "model.weights.h5"
 
 
-@dataclass
 class Bundle:
-    path: Path
-    config: Config
-    spec: DatasetSpec
-    model: Any  # keras.Model
-    metrics: dict = field(default_factory=dict)
-    info: dict = field(default_factory=dict)
-    precision: Any = None  # precision.Choice the model was built with
+    """A model bundle: its folder (None for a network built in memory), config, class table,
+    metrics, ``bundle.json`` (``info``), the precision its network runs in, and the network
+    (``model``, a ``keras.Model``), built from the folder's files on first use when not given, so
+    that a command can check its other arguments first."""
+
+    def __init__(
+        self,
+        path,
+        config: Config,
+        spec: DatasetSpec,
+        model: Any = None,
+        metrics: dict | None = None,
+        info: dict | None = None,
+        precision: Any = None,  # precision.Choice the network is built in
+        input_shape: tuple[int, int] | None = None,
+    ):
+        self.path = Path(path) if path is not None else None
+        self.config = config
+        self.spec = spec
+        self.metrics = metrics if metrics is not None else {}
+        self.info = info if info is not None else {}
+        self.precision = precision
+        self._input_shape = input_shape
+        self._model = model
 
     @property
-    def default_precision(self) -> str:
-        """What ``--precision`` means when left out: bundle.json's ``precision`` (default ``auto``)."""
-        return self.info.get("precision") or "auto"
+    def model(self):
+        """The Keras network (built and its weights loaded here on first use)."""
+        if self._model is None:
+            if self.path is None:
+                raise ValueError("a Bundle without a folder needs its model")
+            self._model = _build_network(self.path, self.config, self.spec, self._input_shape)
+        return self._model
+
+    @model.setter
+    def model(self, value) -> None:
+        self._model = value
 
 
 def is_bundle(path: str | Path) -> bool:
@@ -110,20 +133,22 @@ def read_bundle_metadata(directory: str | Path) -> tuple[Config, DatasetSpec, di
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(
-            f"{directory}: no such bundle directory. Give the folder that holds bundle.json (e.g. WORKDIR/model)."
+            f"{directory}: no such bundle directory. Give the folder that holds bundle.json "
+            "(e.g. WORKDIR/model)."
         )
     for name in BUNDLE_FILES:
         if not (directory / name).is_file():
             raise CheckpointError(
                 f"{directory / name}: missing, so {directory} is not a complete model bundle. "
-                "Point at the model/ folder a finished `pdl train` run wrote, or re-export the bundle."
+                "Point at the model/ folder a finished `pdl train` run wrote, or re-export the "
+                "bundle."
             )
     info = _read_json(directory / "bundle.json")
     version = info.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
-            f"{directory / 'bundle.json'}: bundle format version {version!r}; this version of the toolkit reads "
-            f"version {FORMAT_VERSION}. Re-save the bundle with this toolkit."
+            f"{directory / 'bundle.json'}: bundle format version {version!r}; this version of the "
+            f"toolkit reads version {FORMAT_VERSION}. Re-save the bundle with this toolkit."
         )
     import yaml
 
@@ -145,19 +170,20 @@ def read_bundle_metadata(directory: str | Path) -> tuple[Config, DatasetSpec, di
     return config, spec, metrics, info
 
 
-def load_bundle(
+def open_bundle(
     directory: str | Path, input_shape: tuple[int, int] | None = None, precision: str | None = None
 ) -> Bundle:
-    """Read a bundle and build its model with the weights loaded, in ``precision`` (auto | fp32 |
-    bf16 | fp16; None: ``$PDL_PRECISION``, else the bundle's default, see ``Bundle.default_precision``). The weights are
+    """Read a bundle's metadata and choose its precision; the network is built on first use
+    (``Bundle.model``), so a bad weights file is found then. ``precision``: auto | fp32 | bf16 |
+    fp16; None: ``$PDL_PRECISION``, else bundle.json's ``precision``, else auto. The weights are
     float32 in every precision (mixed precision keeps float32 variables)."""
-    from .model.builder import build_model
     from .precision import choose_precision, parse_precision
+    from .settings import ENV_PRECISION, env
 
     directory = Path(directory)
     config, spec, metrics, info = read_bundle_metadata(directory)
-    if precision is None and os.environ.get("PDL_PRECISION", "").strip():
-        precision = parse_precision(os.environ["PDL_PRECISION"], source="PDL_PRECISION")
+    if precision is None and env(ENV_PRECISION):
+        precision = parse_precision(env(ENV_PRECISION), source=ENV_PRECISION)
     from_bundle = precision is None and bool(info.get("precision"))
     if precision is None:
         precision = parse_precision(
@@ -170,24 +196,40 @@ def load_bundle(
         )
     # The config records the training precision; inference builds the network in the chosen one.
     config.model.dtype_policy = choice.policy
-    # A bundle carries its weights; a pretrained-backbone path in the config is not needed (nor present
-    # on another machine).
+    # A bundle carries its weights; a pretrained-backbone path in the config is not needed (nor
+    # present on another machine).
     config.model.pretrained_backbone = None
+    return Bundle(
+        path=directory,
+        config=config,
+        spec=spec,
+        metrics=metrics,
+        info=info,
+        precision=choice,
+        input_shape=input_shape,
+    )
+
+
+def load_bundle(
+    directory: str | Path, input_shape: tuple[int, int] | None = None, precision: str | None = None
+) -> Bundle:
+    """``open_bundle`` with the network built and its weights loaded now (a CheckpointError naming
+    the file when they do not fit)."""
+    bundle = open_bundle(directory, input_shape=input_shape, precision=precision)
+    bundle.model  # noqa: B018 - builds the network and loads its weights now
+    return bundle
+
+
+def _build_network(directory: Path, config: Config, spec: DatasetSpec, input_shape):
+    from .model.builder import build_model
+
     model = build_model(config, num_classes=spec.num_classes, input_shape=input_shape)
     load_weights_checked(
         model,
         directory / WEIGHTS_FILE,
         hint="the bundle's config.yaml does not describe these weights; re-save the bundle",
     )
-    return Bundle(
-        path=directory,
-        config=config,
-        spec=spec,
-        model=model,
-        metrics=metrics,
-        info=info,
-        precision=choice,
-    )
+    return model
 
 
 class WeightsMismatchError(CheckpointError):
@@ -210,7 +252,8 @@ def load_weights_checked(model, path: str | Path, hint: str, skip_mismatch: bool
         raise CheckpointError(f"{path}: weights file missing. {hint}.")
     try:
         with warnings.catch_warnings():
-            # Keras warns once per nested layer, with whole tensors; the error below says it in one line.
+            # Keras warns once per nested layer, with whole tensors; the error below says it in one
+            # line.
             warnings.simplefilter("ignore")
             model.load_weights(str(path), skip_mismatch=skip_mismatch)
     except (ValueError, KeyError, OSError) as err:
@@ -222,8 +265,8 @@ def load_weights_checked(model, path: str | Path, hint: str, skip_mismatch: bool
 
 
 def _describe_mismatch(text: str) -> tuple[str, list[str]]:
-    """One line for Keras' load error ("N layers differ, e.g. conv/kernel is (3, 3, 3, 8) in the model
-    but (3, 3, 3, 16) in the file") and the names of the layers it lists."""
+    """One line for Keras' load error ("N layers differ, e.g. conv/kernel is (3, 3, 3, 8) in the
+    model but (3, 3, 3, 16) in the file") and the names of the layers it lists."""
     first = text.strip().splitlines()[0] if text.strip() else "unreadable file"
     listed = text.split("List of objects that could not be loaded:", 1)
     layers = re.findall(r"name=([^,>\s]+)", listed[1]) if len(listed) == 2 else []
@@ -232,8 +275,8 @@ def _describe_mismatch(text: str) -> tuple[str, list[str]]:
     if not (layers and shapes and variable):
         return first, layers
     summary = (
-        f"{len(layers)} layer(s) differ, e.g. {variable.group(1)} is {shapes.group(1)} in the model "
-        f"but {shapes.group(2)} in the file"
+        f"{len(layers)} layer(s) differ, e.g. {variable.group(1)} is {shapes.group(1)} in the "
+        f"model but {shapes.group(2)} in the file"
     )
     if layers == [CLASS_LAYER]:
         summary += (

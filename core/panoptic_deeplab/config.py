@@ -26,23 +26,51 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 @dataclass
 class DecoderConfig:
-    """One Panoptic-DeepLab decoder (semantic or instance) and its heads."""
+    """One Panoptic-DeepLab decoder (semantic or instance) and its heads (deeplab2 DecoderOptions,
+    LowLevelOptions and HeadOptions)."""
 
     aspp_channels: int = 256
     # Projection widths of the low-level features, in the order they are consumed (res3, res2).
     low_level_project_channels: tuple[int, ...] = (64, 32)
     decoder_channels: int = 256
-    head_channels: int = 256
+    head_channels: int = 256  # the semantic head; in the instance decoder, the center head
+    feature_key: str = "res5"  # the backbone endpoint the ASPP reads
+    low_level_endpoints: tuple[str, ...] | None = None  # null: model.low_level_endpoints
+    aspp_rates: tuple[int, ...] | None = None  # null: model.aspp_rates
+    aspp_projection_only: bool = (
+        False  # the ASPP is one 1x1 conv (deeplab2 aspp_use_only_1x1_proj_conv)
+    )
+    fuse_conv: str = "separable"  # the decoder's 5x5 convs: separable | standard
+    head_conv: str = "separable"  # the 5x5 conv of the head(s) above: separable | standard
+    # Instance decoder only: the offset head, when it differs from the center head (null: the same).
+    offset_head_channels: int | None = None
+    offset_head_conv: str | None = None
 
 
 @dataclass
 class ModelConfig:
-    backbone: str = "resnet50"  # resnet50 | resnet50_beta | mobilenet_v3_large | mobilenet_v3_small | xception71
-    output_stride: int = 32  # 16 or 32 (atrous convolution in the last stage for 16)
+    # resnet50 | resnet50_beta | mobilenet_v3_large | mobilenet_v3_small | xception71, or one of
+    # deeplab2's Axial-ResNet family: wide_resnet41 | swidernet | axial_swidernet |
+    # max_deeplab_s_backbone | max_deeplab_l_backbone | axial_resnet_s | axial_resnet_l |
+    # axial_deeplab_s | axial_deeplab_l (model/backbones/__init__.py)
+    backbone: str = "resnet50"
+    output_stride: int = 32  # 8, 16 or 32 (atrous convolution in the later stages below 32)
     backbone_width: float = 1.0  # channel multiplier for the backbone (1.0 = the published network)
     # ResNet stem multiplier (deeplab2's stem_width_multiplier); null = backbone_width. MobileNetV3
     # scales its stem with backbone_width, as deeplab2 does.
     stem_width: float | None = None
+    # ResNet family only (deeplab2 BackboneOptions): block counts times this, truncated
+    # (backbone_layer_multiplier); switchable atrous convolution in the stages whose stride reaches
+    # sac_beyond_stride (0 = none); squeeze-and-excite in every block; drop path (stochastic depth,
+    # training only) with this keep probability for the last stage, constant or linear over stages.
+    backbone_layers: float = 1.0
+    sac_beyond_stride: int = 0
+    squeeze_excite: bool = False
+    drop_path_keep_prob: float = 1.0
+    drop_path_schedule: str = "constant"  # constant | linear
+    # Recompute axial attention in the backward pass instead of keeping its activations (training
+    # memory; deeplab2's default). No effect on results.
+    recompute_grad: bool = True
     low_level_endpoints: tuple[str, ...] = ("res3", "res2")
     aspp_rates: tuple[int, ...] = (3, 6, 9)
     aspp_separable: bool = False  # True: depthwise-separable atrous branches, as in the paper
@@ -190,7 +218,9 @@ def load_config(
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    from .safe_files import write_atomic  # whole or not at all: a full disk leaves no empty file
+
+    write_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:

@@ -1,11 +1,12 @@
 """Inference engines for the network: TensorFlow (the Keras model), ONNX Runtime or OpenVINO running
-an export of it (``export.export_onnx`` / ``export_openvino``).
+an export of it (``converters.export_onnx`` / ``export_openvino``).
 
-An exported engine stands in for the Keras model inside ``inference.InferencePipeline``: it is called
+An exported engine stands in for the Keras model inside ``pipeline.InferencePipeline``: it is called
 like the model (``engine(images, training=False)`` -> the three raw outputs) from a
 ``tf.numpy_function``, so the padding, test-time flip, softmax, averaging and post-processing around
 it are the Predictor's own, in TensorFlow. The export of a bundle is made on first use and cached
-under ``$XDG_CACHE_HOME/panoptic_deeplab/engines/`` (keyed by the bundle's weights and config).
+under ``$XDG_CACHE_HOME/panoptic_deeplab/engines/`` (``settings.user_cache``; keyed by the bundle's
+weights and config). ONNX Runtime and OpenVINO are imported only when their engine is used.
 
 Precisions per engine: TensorFlow fp32 / bf16 / fp16 (Keras mixed precision); OpenVINO fp32 / bf16
 / fp16 (its ``INFERENCE_PRECISION_HINT``; the file stays float32); ONNX Runtime fp32 only (its CPU
@@ -23,12 +24,14 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from . import settings
 from .errors import UserError
+from .model.builder import OUTPUTS
+from .safe_files import disk_full_as_user_error, remove_quietly
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("tf", "onnx", "openvino")
-OUTPUTS = ("semantic_logits", "center_heatmap", "offsets")
 SUFFIX = {"onnx": ".onnx", "openvino": ".xml"}
 PRECISIONS = {
     "tf": ("fp32", "bf16", "fp16"),
@@ -49,14 +52,13 @@ def check_backend(backend: str, precision: str) -> None:
 
 
 def engine_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
-    return Path(base) / "panoptic_deeplab" / "engines"
+    return settings.user_cache() / "engines"
 
 
 def cached_export(bundle, backend: str) -> Path:
     """The bundle's export for ``backend``, converted on first use (seconds for small models, about
     a minute for ResNet-50) and reused while the bundle's weights and config are unchanged."""
-    from .export import export_onnx, export_openvino
+    from .converters import export_onnx, export_openvino
 
     digest = hashlib.sha256()
     for name in ("model.weights.h5", "config.yaml", "dataset_spec.json"):
@@ -70,10 +72,16 @@ def cached_export(bundle, backend: str) -> Path:
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{os.getpid()}-{path.name}")
-        (export_onnx if backend == "onnx" else export_openvino)(bundle, tmp, overwrite=True)
+        made = [tmp, tmp.with_suffix(".json"), tmp.with_suffix(tmp.suffix + ".json")]
         if backend == "openvino":
-            os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
-        os.replace(tmp, path)
+            made.append(tmp.with_suffix(".bin"))
+        with disk_full_as_user_error(path.parent, f"the {backend} export", cleanup=made):
+            (export_onnx if backend == "onnx" else export_openvino)(bundle, tmp, overwrite=True)
+            if backend == "openvino":
+                os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
+            os.replace(tmp, path)
+        for leftover in made:  # the sidecar JSON: the bundle beside it says the same
+            remove_quietly(leftover)
     return path
 
 
@@ -98,7 +106,8 @@ class ExportedNetwork:
         )
         if not self.path.is_file():
             raise UserError(
-                f"{self.path}: no such {backend} model file. Export one with `pdl export --format {backend}`."
+                f"{self.path}: no such {backend} model file. Export one with "
+                f"`pdl export --format {backend}`."
             )
         self._run = self._onnx_runner() if backend == "onnx" else self._openvino_runner()
 
@@ -170,7 +179,7 @@ def choose_backend(backend: str | None, precision, model_policy: str = "float32"
         from .precision import NAMES
 
         precision = Choice(NAMES.get(model_policy, "fp32"), "fp32", "as built")
-    backend = (backend or os.environ.get("PDL_BACKEND", "").strip() or "tf").lower()
+    backend = (backend or settings.env(settings.ENV_BACKEND) or "tf").lower()
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}.")
     if precision.name not in PRECISIONS[backend] and precision.requested == "auto":

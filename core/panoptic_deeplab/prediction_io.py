@@ -11,14 +11,16 @@ Layout written under ``OUT`` (shared by ``pdl predict`` and ``pdl evaluate``):
 
 Segment ids in the PNGs are 1..n per image; each ``segments_info`` entry also carries the
 library's ``panoptic_id`` (``class * divisor + instance``), ``isthing`` and the AP ``score``.
-``panoptic.json`` is written at the end through a temporary file, so an interrupted run never
-leaves a half-written JSON (PNGs already written stay).
+Every file is written through a temporary beside it and a rename (``safe_files.write_atomic``),
+``panoptic.json`` at the end: an interrupted run, or one that fills the disk, never leaves a
+half-written file, and a file of an earlier run into the same folder is replaced only by a whole
+new one. A full disk ends in one ``DiskFullError`` naming the folder, the free space and the fix;
+the predictions made until then are listed in ``panoptic.json`` when there is room for it.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import io
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ import numpy as np
 
 from .errors import UserError
 from .image_io import load_image
+from .safe_files import DiskFullError, write_atomic, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ class Source:
 
 
 def sources_from_paths(paths: Iterable[Path]) -> list[Source]:
-    """Sources for loose image files: ids 1, 2, ... in order; names from the file stems (made unique)."""
+    """Sources for loose image files: ids 1, 2, ... in order; names from the file stems (made
+    unique)."""
     out, used = [], set()
     for i, path in enumerate(paths, start=1):
         name = Path(path).stem
@@ -110,10 +114,11 @@ def segments_info(prediction, spec) -> tuple[np.ndarray, list[dict]]:
 def coco_segments(
     panoptic: np.ndarray, spec, scores: dict[int, float] | None = None
 ) -> tuple[np.ndarray, list[dict]]:
-    """The one conversion of a panoptic map (``class * divisor + instance``) to COCO panoptic: segment
-    ids 1..n in the order of the panoptic values (0 = void, so class 0 / instance 0 is not lost) and
-    their ``segments_info``; ``scores`` gives the AP score per panoptic value (0 when absent). Used by
-    ``pdl predict``, ``pdl evaluate --save-predictions`` and the app's downloads."""
+    """The one conversion of a panoptic map (``class * divisor + instance``) to COCO panoptic:
+    segment ids 1..n in the order of the panoptic values (0 = void, so class 0 / instance 0 is not
+    lost) and their ``segments_info``; ``scores`` gives the AP score per panoptic value (0 when
+    absent). Used by ``pdl predict``, ``pdl evaluate --save-predictions`` and the app's
+    downloads."""
     scores = scores or {}
     panoptic = np.asarray(panoptic)
     ids = np.zeros(panoptic.shape, np.int32)
@@ -187,11 +192,11 @@ class PanopticWriter:
             (self.out / sub).mkdir(parents=True, exist_ok=True)
 
     def add(self, source: Source, image: np.ndarray, prediction) -> dict:
-        from .evaluation.coco_io import write_panoptic_png
+        from .evaluation.coco_io import encode_panoptic_png
 
         file_name = f"{source.name}.png"
         ids, info = segments_info(prediction, self.spec)
-        write_panoptic_png(self.out / "panoptic" / file_name, ids)
+        _write(self.out / "panoptic" / file_name, encode_panoptic_png(ids))
         h, w = prediction.image_size
         self.images.append(
             {"id": source.image_id, "file_name": source.path.name, "height": h, "width": w}
@@ -212,10 +217,10 @@ class PanopticWriter:
     def close(self) -> Path:
         data = panoptic_json(self.images, self.annotations, self.spec, self.info)
         path = self.out / "panoptic.json"
-        _write_json_atomic(path, data)
+        write_json_atomic(path, data, indent=None)
         skipped = self.out / "skipped.json"
         if self.skipped:
-            _write_json_atomic(skipped, self.skipped)
+            write_json_atomic(skipped, self.skipped, indent=None)
         elif skipped.exists():
             skipped.unlink()  # from an earlier run into the same folder
         return path
@@ -233,26 +238,35 @@ class PanopticWriter:
             ignore_label=self.spec.ignore_label,
         )
         picture = draw_centers(picture, np.round(prediction.center_points).astype(int))
-        cv2.imwrite(
-            str(self.out / "overlays" / f"{source.name}.jpg"),
-            cv2.cvtColor(picture, cv2.COLOR_RGB2BGR),
-        )
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise UserError(f"{source.path}: the overlay could not be encoded as JPEG.")
+        _write(self.out / "overlays" / f"{source.name}.jpg", jpeg.tobytes())
 
     def _write_raw(self, source: Source, prediction) -> None:
         raw = {k: v for k, v in prediction.raw().items()}
         if "semantic_probs" in raw:
             raw["semantic_probs"] = raw["semantic_probs"].astype(np.float16)  # halves the size
+        buffer = io.BytesIO()
         np.savez_compressed(
-            self.out / "raw" / f"{source.name}.npz",
+            buffer,
             panoptic=prediction.panoptic,
             semantic=prediction.semantic,
             center_points=prediction.center_points,
             center_scores=prediction.center_scores,
             **raw,
         )
+        _write(self.out / "raw" / f"{source.name}.npz", buffer.getvalue())
 
 
-def _write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+def _write(path: Path, data: bytes) -> None:
+    """``write_atomic``, with any failure to write as a UserError naming the file."""
+    try:
+        write_atomic(path, data)
+    except DiskFullError:
+        raise
+    except OSError as err:
+        raise UserError(
+            f"{path}: cannot write this file ({err.strerror or err}). Choose an --out folder you "
+            "can write to."
+        ) from None

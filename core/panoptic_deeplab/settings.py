@@ -13,9 +13,26 @@ import os
 from importlib import resources
 from pathlib import Path
 
-# Environment variables, in the order they win: `pdl app` passes its --workdir to the app in the
-# first; the Docker image sets the second to its mounted volume.
-WORKDIR_ENV = ("PDL_APP_WORKDIR", "PDL_WORKDIR")
+# Every environment variable the product reads, declared once here (tests/core/test_settings.py
+# checks that no other module spells one out).
+# The app's choices, passed by `pdl app` to the Streamlit process (app/state.py reads them).
+ENV_APP_MODEL = "PDL_APP_MODEL"
+ENV_APP_DATA = "PDL_APP_DATA"
+ENV_APP_WORKDIR = "PDL_APP_WORKDIR"
+# The work directory; the Docker image sets it to its mounted volume.
+ENV_WORKDIR = "PDL_WORKDIR"
+# Inference defaults when --precision / --backend are left out (precision.py, engines.py).
+ENV_PRECISION = "PDL_PRECISION"
+ENV_BACKEND = "PDL_BACKEND"
+# Any value but "" or "0": check a data set again although it passed before
+# (datasets/check_cache.py).
+ENV_RECHECK_DATASET = "PDL_RECHECK_DATASET"
+# The reviewer name the Review page and `pdl review` record (review/records.py).
+ENV_REVIEWER = "PDL_REVIEWER"
+
+# The work directory's variables, in the order they win: `pdl app` passes its --workdir to the app
+# in the first.
+WORKDIR_ENV = (ENV_APP_WORKDIR, ENV_WORKDIR)
 
 
 def user_cache() -> Path:
@@ -27,12 +44,17 @@ def user_cache() -> Path:
     ) / "panoptic_deeplab"
 
 
+def env(name: str) -> str:
+    """The value of one of the variables above, stripped ("" when unset)."""
+    return os.environ.get(name, "").strip()
+
+
 def workdir() -> Path:
-    """The work directory of the app and of ``pdl jobs``: results, job records, review stores and the
-    demo data set (``PDL_APP_WORKDIR`` or ``PDL_WORKDIR``, else :func:`user_cache`). Read each
+    """The work directory of the app and of ``pdl jobs``: results, job records, review stores and
+    the demo data set (``PDL_APP_WORKDIR`` or ``PDL_WORKDIR``, else :func:`user_cache`). Read each
     time: tests and `pdl app` change it."""
     for name in WORKDIR_ENV:
-        value = os.environ.get(name, "").strip()
+        value = env(name)
         if value:
             return Path(value).expanduser()
     return user_cache()

@@ -21,8 +21,12 @@ DEMO_DATA_NAME = "synthetic-demo"
 DEMO_DATA = dict(num_train=16, num_val=8, height=257, width=513, seed=0)
 
 # Environment variables the app reads (see app/state.py); the Predictor reads the last two itself.
-ENV_MODEL, ENV_DATA, ENV_WORKDIR = "PDL_APP_MODEL", "PDL_APP_DATA", "PDL_APP_WORKDIR"
-ENV_PRECISION, ENV_BACKEND = "PDL_PRECISION", "PDL_BACKEND"
+ENV_MODEL, ENV_DATA, ENV_WORKDIR = (
+    settings.ENV_APP_MODEL,
+    settings.ENV_APP_DATA,
+    settings.ENV_APP_WORKDIR,
+)
+ENV_PRECISION, ENV_BACKEND = settings.ENV_PRECISION, settings.ENV_BACKEND
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

@@ -49,11 +49,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bundle import load_bundle
-    from ..export import export_onnx, export_openvino, export_saved_model, export_tflite
+    from ..bundle import open_bundle
+    from ..converters import export_onnx, export_openvino, export_tflite
+    from ..export import export_saved_model
 
-    # Exports hold float32 arithmetic; the runtime that loads them picks its own precision.
-    bundle = load_bundle(args.model, precision="fp32")
+    # Exports hold float32 arithmetic; the runtime that loads them picks its own precision. The
+    # network is built by the export, after it checked --out.
+    bundle = open_bundle(args.model, precision="fp32")
     if args.format == "saved_model":
         path = export_saved_model(
             bundle,

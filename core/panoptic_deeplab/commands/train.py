@@ -96,8 +96,6 @@ def run(args) -> int:
 
 def _run(args) -> int:
     before_tensorflow()  # (again, harmless) for callers that run this without the CLI
-    from ..config import load_config
-
     overrides = list(args.overrides)
     for flag, key in (
         ("steps", "train.steps"),
@@ -117,90 +115,25 @@ def _run(args) -> int:
         choice = choose_precision(args.precision, training=True)
         overrides.append(f"model.dtype_policy={choice.policy}")
         print(f"training in {choice.describe()}", file=sys.stderr)
+    from ..config import load_config
+
     config = load_config(args.config, overrides)
-    if not args.skip_dataset_check:
-        # A broken data set fails now, with check-dataset's messages, not as a TF error mid-run.
-        from ..datasets.checks import require_valid_dataset
-        from ..training.run_files import announce_phase
+    from ..training.api import train
 
-        announce_phase("checking the data set")
-        for split in dict.fromkeys(s for s in (args.split, args.eval_split) if s):
-            require_valid_dataset(args.dataset, split)
-
-    # MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
-    import tensorflow as tf
-
-    from ..training import make_strategy, train
-    from ..training.memory import available_memory_bytes, choose_low_memory, use_system_allocator
-
-    tc = config.train
-    # Before the strategy: inter-op threads can be set only until TensorFlow starts its runtime.
-    memory = choose_low_memory(
-        config,
-        micro_batch=max(tc.batch_size // max(tc.gradient_accumulation, 1), 1),
-        on_gpu=bool(tf.config.list_physical_devices("GPU")),
-        available_bytes=available_memory_bytes(),
-        requested=args.low_memory,
-    )
-    print(memory.describe(), flush=True)
-    if memory.low_memory:
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-        use_system_allocator()  # before the first tensor: TensorFlow reads it when it makes its CPU allocator
-    strategy = make_strategy(config.train.strategy)
-
-    from ..data.pipeline import make_dataset
-    from ..datasets.readers import open_dataset
-
-    reader = open_dataset(args.dataset, args.split)
-    spec = reader.spec
-    if config.dataset.name != spec.name:
-        print(
-            f"note: config dataset '{config.dataset.name}', data set classes '{spec.name}': using the data set's "
-            f"{spec.num_classes} classes",
-            file=sys.stderr,
-        )
-
-    def dataset_fn(batch_size: int, seed: int):
-        ds = make_dataset(
-            reader, args.split, config, training=True, batch_size=batch_size, spec=spec, seed=seed
-        )
-        if memory.low_memory:
-            options = tf.data.Options()
-            options.autotune.ram_budget = 256 * 2**20
-            options.threading.private_threadpool_size = 1
-            ds = ds.with_options(options)
-        return ds
-
-    evaluate_fn = None
-    if args.eval_split:
-        eval_reader = open_dataset(args.dataset, args.eval_split, spec)
-        evaluate_fn = _make_evaluator(eval_reader, args.eval_split, config, spec, args.eval_images)
-    preview = _preview_images(reader, config, spec)
     result = train(
         config,
+        args.dataset,
         args.workdir,
-        dataset_fn=dataset_fn,
-        spec=spec,
-        strategy=strategy,
+        split=args.split,
         init_from=args.init_from,
-        evaluate_fn=evaluate_fn,
-        preview_images=preview,
+        eval_split=args.eval_split,
+        eval_images=args.eval_images,
+        low_memory=args.low_memory,
+        check_dataset=not args.skip_dataset_check,
         use_mlflow=args.mlflow,
-        domain=_domain(args, spec, len(reader)),
     )
     print(f"finished at step {result.step} in {result.wall_time_s:.0f} s")
     return 0
-
-
-def _domain(args, spec, images: int) -> str:
-    """The bundle's one-line domain: the training images and their classes."""
-    from pathlib import Path
-
-    base = f"; fine-tuned from {Path(args.init_from).name}" if args.init_from else ""
-    return (
-        f"images like the {images} of '{Path(args.dataset).resolve().name}' split '{args.split}' "
-        f"({spec.num_classes} classes of '{spec.name}'){base}"
-    )
 
 
 @contextlib.contextmanager
@@ -223,24 +156,3 @@ def _stop_cleanly_on_sigterm():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _preview_images(reader, config, spec):
-    """The TensorBoard preview: the first training image under ``pdl evaluate``'s resize and pad
-    rules, cropped to ``dataset.crop_size`` at the top left (a full-size image can be large); any
-    image size works, so a preview never stops a run."""
-    from ..inference import InferencePipeline
-
-    sizes = InferencePipeline(None, config, spec)  # the size rules only
-    image = reader.load_image(0)
-    network = sizes.network_size(*image.shape[:2])
-    padded = sizes.resize_and_pad(image[None], network, sizes.padded_size(*network))
-    crop_h, crop_w = sizes.crop_size
-    return padded[:, :crop_h, :crop_w].numpy()
-
-
-def _make_evaluator(reader, split, config, spec, limit: int):
-    """Periodic PQ / mIoU on ``split`` (training.periodic_eval)."""
-    from ..training.periodic_eval import make_periodic_evaluator
-
-    return make_periodic_evaluator(reader, split, config, spec, limit or None)

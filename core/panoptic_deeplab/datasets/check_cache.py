@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-RECHECK_ENV = "PDL_RECHECK_DATASET"
+from ..settings import ENV_RECHECK_DATASET as RECHECK_ENV
 
 
 def cache_dir() -> Path:

@@ -74,6 +74,20 @@ def _cityscapes() -> DatasetSpec:
     )
 
 
+def _kitti_step() -> DatasetSpec:
+    """KITTI-STEP as deeplab2 reads it (``data/dataset.py``): Cityscapes' 19 train ids, names and
+    colours; only person (11) and car (13) have instances; label divisor 1000, ignore 255."""
+    cityscapes = _cityscapes()
+    return DatasetSpec(
+        name="kitti_step",
+        class_names=cityscapes.class_names,
+        colors=cityscapes.colors,
+        thing_class_ids=(11, 13),
+        label_divisor=1000,
+        ignore_label=255,
+    )
+
+
 # The synthetic street scenes use a subset of Cityscapes' classes with Cityscapes' names and colours.
 SYNTHETIC_CLASSES = (
     ("road", (128, 64, 128), False),
@@ -127,6 +141,7 @@ def _mapillary_vistas() -> DatasetSpec:
 
 _BUILDERS = {
     "cityscapes": _cityscapes,
+    "kitti_step": _kitti_step,
     "synthetic": _synthetic,
     "coco": _coco,
     "mapillary_vistas": _mapillary_vistas,

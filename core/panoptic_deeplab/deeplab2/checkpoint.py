@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError
+from ..model.backbones.architectures import ARCHITECTURES, stem_name
 
 SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 # Not model weights: counters, the object graph, the optimizer and its slots.
@@ -27,6 +28,7 @@ NON_MODEL = re.compile(
     r"^(_CHECKPOINTABLE_OBJECT_GRAPH|global_step|save_counter|optimizer)(/|$)|/\.OPTIMIZER_SLOT/"
 )
 
+RESNET_FAMILY = frozenset(ARCHITECTURES)
 # Number of inverted bottlenecks: deeplab2 numbers the stem 0, the blocks 1..n and the last 1x1 conv n+1.
 MOBILENET_BLOCKS = {"mobilenet_v3_small": 11, "mobilenet_v3_large": 15}
 
@@ -39,7 +41,9 @@ _DECODER_RULES = [
     (r"(semantic|instance)_decoder/_aspp/_proj_conv_bn_act", r"\1_aspp_project"),
     (r"(semantic|instance)_decoder/_low_level_conv(\d)", r"\1_decoder_project\2"),
 ]
-_SEPARABLE_RULES = [  # SeparableConv2DSame: depthwise and pointwise parts, each with its BN
+# The 5x5 convs of decoders and heads: SeparableConv2DSame (".../_depthwise", ".../_pointwise",
+# each with its BN) or, with decoder_conv_type / head_conv_type standard_conv, a Conv2DSame.
+_FIVE_BY_FIVE_RULES = [
     (r"(semantic|instance)_decoder/_fusion_conv(\d)/_conv1_bn_act", r"\1_decoder_fuse\2"),
     (r"semantic_head_without_last_layer/_conv1_bn_act", "semantic_head_conv"),
     (r"instance_center_head_without_last_layer/_conv1_bn_act", "center_head_conv"),
@@ -51,7 +55,20 @@ _LAST_LAYERS = {
     "instance_regression_head_last_layer": "offset_head_output",
 }
 _BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
-_RESNET_CONVS = {"_conv1_bn_act": "1", "_conv2_bn_act": "2", "_conv3_bn": "3", "_shortcut": "0"}
+# deeplab2's Axial-ResNet family (model/backbones/resnet.py). A block's convs: "<block>_<k>".
+_RESNET_CONVS = {
+    "_conv1_bn_act": "1",
+    "_conv2_bn_act": "2",
+    "_conv2_bn": "2",  # the second conv of a basic block
+    "_conv3_bn": "3",
+    "_shortcut": "0",
+}
+_RESNET_BLOCK = re.compile(
+    r"encoder/_(stage|decoder_stage)(\d)/_block(\d+)/(_conv1_bn_act|_conv2_bn_act|_conv2_bn|"
+    r"_conv3_bn|_shortcut|_attention|_squeeze_and_excite)(/.*)?"
+)
+_AXIAL_NORMS = {"_batch_norm_qkv": "qkv", "_batch_norm_similarity": "similarity"}
+_AXIAL_NORMS["_batch_norm_retrieved_output"] = "retrieved_output"
 _MOBILENET_CONVS = {"_conv1_bn_act": "expand", "_conv2_bn_act": "depthwise", "_conv3_bn": "project"}
 
 
@@ -61,6 +78,8 @@ def checkpoint_name(key: str, backbone: str) -> tuple[str, str] | None:
     head, _, weight = path.rpartition("/")
     if head in _LAST_LAYERS and weight in ("kernel", "bias"):
         return _LAST_LAYERS[head], weight
+    if backbone in RESNET_FAMILY and path.startswith("encoder/"):
+        return _resnet_family_name(path, stem_name(backbone))
     # A conv ("<prefix>/_conv/kernel", "<prefix>/_depthwise_conv/depthwise_kernel") or its BN.
     for part, kind in (("/_conv", "conv"), ("/_depthwise_conv", "conv"), ("/_batch_norm", "bn")):  # noqa: B007 - kind is read after the loop
         if head.endswith(part):
@@ -85,30 +104,76 @@ def _layer_stem(prefix: str, backbone: str) -> tuple[str, str] | None:
         if re.fullmatch(pattern, prefix):
             stem = re.sub(pattern, repl, prefix)
             return f"{stem}_conv", f"{stem}_bn"
-    for pattern, repl in _SEPARABLE_RULES:
+    for pattern, repl in _FIVE_BY_FIVE_RULES:
+        if re.fullmatch(pattern, prefix):  # a standard conv
+            stem = re.sub(pattern, repl, prefix)
+            return f"{stem}_conv", f"{stem}_bn"
         base, _, part = prefix.rpartition("/_")
         if part in ("depthwise", "pointwise") and re.fullmatch(pattern, base):
             stem = f"{re.sub(pattern, repl, base)}_{part}"
             return stem, f"{stem}_bn"
-    if backbone.startswith("resnet"):
-        return _resnet_stem(prefix)
     if backbone in MOBILENET_BLOCKS:
         return _mobilenet_stem(prefix, MOBILENET_BLOCKS[backbone])
     return None
 
 
-def _resnet_stem(prefix: str) -> tuple[str, str] | None:
-    if prefix == "encoder/_stem":
-        return "conv1_conv", "conv1_bn"
-    m = re.fullmatch(r"encoder/_stem/_conv(\d)_bn(?:_act)?", prefix)
-    if m:
-        return f"stem{m.group(1)}_conv", f"stem{m.group(1)}_bn"
-    m = re.fullmatch(
-        r"encoder/_stage(\d)/_block(\d+)/(_conv1_bn_act|_conv2_bn_act|_conv3_bn|_shortcut)", prefix
+def _resnet_family_name(path: str, single_stem: str) -> tuple[str, str] | None:
+    """Our (layer, weight) for an encoder variable of deeplab2's Axial-ResNet family."""
+    head, _, weight = path.rpartition("/")
+    stems = {
+        "encoder/_stem": single_stem,  # the 7x7 stem (conv1) or the wide ResNets' 3x3 one (stem)
+        "encoder/_stem/_conv1_bn_act": "stem1",  # the inception stem
+        "encoder/_stem/_conv2_bn_act": "stem2",
+        "encoder/_stem/_conv3_bn": "stem3",
+    }
+    for prefix, name in stems.items():
+        if head in (f"{prefix}/_conv", f"{prefix}/_batch_norm"):
+            return _conv_or_norm(name, head, weight)
+    fuse = re.fullmatch(
+        r"encoder/_decoder_stage(\d+)_resized_fuse/_(strided|resized)_conv_bn(\d+)/(_conv|_batch_norm)",
+        head,
     )
-    if m:
-        stem = f"conv{m.group(1)}_block{m.group(2)}_{_RESNET_CONVS[m.group(3)]}"
-        return f"{stem}_conv", f"{stem}_bn"
+    if fuse:  # the stacked decoder's feature fusion (ResizedFuse)
+        stage, kind, index, _ = fuse.groups()
+        return _conv_or_norm(f"decoder{stage}_{kind}{index}", head, weight)
+    m = _RESNET_BLOCK.fullmatch(head)
+    if not m:
+        return None
+    kind, stage, block, part, rest = m.groups()
+    block_name = f"{'conv' if kind == 'stage' else 'decoder'}{stage}_block{block}"
+    rest = rest or ""
+    if part == "_squeeze_and_excite":
+        return (f"{block_name}_se", weight) if rest == "/_se_conv" else None
+    if part == "_attention":
+        a = re.fullmatch(r"/_(height|width)_axis(/_\w+)?", rest)
+        if not a:
+            return None
+        layer = f"{block_name}_attention_{a.group(1)}"
+        inner = (a.group(2) or "")[1:]
+        if not inner and weight == "qkv_kernel":
+            return layer, weight
+        if inner in ("_query_rpe", "_key_rpe", "_value_rpe") and weight == "embeddings":
+            return layer, inner[1:]
+        if inner in _AXIAL_NORMS and weight in _BN_WEIGHTS:
+            return layer, f"{_AXIAL_NORMS[inner]}_{weight}"
+        return None
+    conv = f"{block_name}_{_RESNET_CONVS[part]}"
+    if rest in ("/_conv", "/_batch_norm"):
+        return _conv_or_norm(conv, head, weight)
+    if rest == "/_conv/_switch" and weight in ("kernel", "bias"):
+        return f"{conv}_conv", f"switch_{weight}"
+    context = re.fullmatch(r"/_(pre|post)_global_context/convolution", rest)
+    if context and weight in ("kernel", "bias"):
+        return f"{conv}_{context.group(1)}_context", weight
+    return None
+
+
+def _conv_or_norm(stem: str, head: str, weight: str) -> tuple[str, str] | None:
+    """``<stem>_conv`` / kernel or ``<stem>_bn`` / a batch-norm weight."""
+    if head.endswith("/_conv") and weight == "kernel":
+        return f"{stem}_conv", weight
+    if head.endswith("/_batch_norm") and weight in _BN_WEIGHTS:
+        return f"{stem}_bn", weight
     return None
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..config import Config, load_config
 from ..errors import CheckpointError, ConfigError
 from . import checkpoint as ckpt
-from .textproto import parse_textproto, to_config
+from .textproto import DATASETS, parse_textproto, to_config
 
 TEXTPROTO_SUFFIXES = (".textproto", ".pbtxt", ".prototxt", ".txt")
 
@@ -54,8 +54,9 @@ def read_config(
         name = dataset_spec or imported.dataset
         if name is None:
             raise ConfigError(
-                f"{path}: data set '{imported.deeplab2_dataset}' has no class table here (known: cityscapes_panoptic, "
-                "coco_panoptic). Give one with --dataset-spec NAME (cityscapes, coco, synthetic)."
+                f"{path}: data set '{imported.deeplab2_dataset}' has no class table here (known: "
+                f"{', '.join(DATASETS)}). Give one with --dataset-spec NAME (cityscapes, coco, "
+                "kitti_step, synthetic)."
             )
     else:
         config = load_config(config_arg)

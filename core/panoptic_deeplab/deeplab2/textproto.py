@@ -19,11 +19,20 @@ from pathlib import Path
 
 from ..config import Config, DecoderConfig
 from ..errors import ConfigError
+from ..model.backbones.architectures import ARCHITECTURES
 
 PACKAGE = "deeplab2"
 # deeplab2's data set name -> our dataset spec name (datasets/specs.py).
-DATASETS = {"cityscapes_panoptic": "cityscapes", "coco_panoptic": "coco"}
-BACKBONES = ("resnet50", "resnet50_beta", "mobilenet_v3_large", "mobilenet_v3_small")
+DATASETS = {
+    "cityscapes_panoptic": "cityscapes",
+    "coco_panoptic": "coco",
+    "kitti_step": "kitti_step",
+}
+MOBILENETS = ("mobilenet_v3_large", "mobilenet_v3_small")
+# deeplab2's Axial-ResNet family as Panoptic-DeepLab encoders (model/backbones/resnet.py).
+RESNET_FAMILY = tuple(ARCHITECTURES)
+BACKBONES = (*RESNET_FAMILY, *MOBILENETS)
+CONV_TYPES = {"depthwise_separable_conv": "separable", "standard_conv": "standard"}
 
 # (message, [(field, number, type, label, default or type name)]); type "msg" takes a message name.
 _O, _R = "optional", "repeated"
@@ -81,11 +90,13 @@ _MESSAGES = {
         ("instance_decoder_override", 3, "msg", _O, "DecoderOptions"),
         ("center_head", 4, "msg", _O, "HeadOptions"),
         ("regression_head", 5, "msg", _O, "HeadOptions"),
+        ("next_regression_head", 6, "msg", _O, "HeadOptions"),  # not built by Panoptic-DeepLab
     ],
     "PanopticDeeplabOptions": [
         ("low_level", 1, "msg", _R, "LowLevelOptions"),
         ("instance", 2, "msg", _O, "InstanceOptions"),
         ("semantic_head", 3, "msg", _O, "HeadOptions"),
+        ("depth_head", 4, "msg", _O, "HeadOptions"),  # not built by Panoptic-DeepLab
     ],
     "TrainerOptions": [
         ("loss_options", 5, "msg", _O, "LossOptions"),
@@ -279,89 +290,100 @@ class Imported:
 def to_config(message, source: str) -> Imported:
     """Our Config for a parsed ExperimentOptions; unsupported model settings raise ConfigError."""
     mo = message.model_options
+    notes: list[str] = []
 
     def fail(where: str, what: str) -> None:
         raise ConfigError(f"{source}: model_options.{where}: {what}")
 
     backbone = mo.backbone
+    if backbone.name in ("max_deeplab_s", "max_deeplab_l"):
+        fail(
+            "backbone.name",
+            f"'{backbone.name}' is MaX-DeepLab's whole encoder (transformer and extra decoder), "
+            f"not a Panoptic-DeepLab backbone; its backbone alone is '{backbone.name}_backbone'.",
+        )
     if backbone.name not in BACKBONES:
         fail(
             "backbone.name",
             f"'{backbone.name}' is not supported; pdl import reads {', '.join(BACKBONES)}.",
         )
-    if backbone.output_stride not in (16, 32):
-        fail("backbone.output_stride", f"{backbone.output_stride} is not supported (16 or 32).")
-    if backbone.backbone_layer_multiplier != 1.0:
+    if backbone.output_stride not in (8, 16, 32):
+        fail("backbone.output_stride", f"{backbone.output_stride} is not supported (8, 16 or 32).")
+    if backbone.drop_path_schedule not in ("constant", "linear"):
+        fail(
+            "backbone.drop_path_schedule",
+            f"'{backbone.drop_path_schedule}' is not one of deeplab2's (constant, linear).",
+        )
+    if not 0.0 < backbone.drop_path_keep_prob <= 1.0:
+        fail("backbone.drop_path_keep_prob", f"{backbone.drop_path_keep_prob} is not in (0, 1].")
+    mobilenet = backbone.name in MOBILENETS
+    if mobilenet:  # deeplab2's create_mobilenet_encoder asserts these
+        for field_name, value, required in (
+            ("use_squeeze_and_excite", backbone.use_squeeze_and_excite, True),
+            ("drop_path_keep_prob", backbone.drop_path_keep_prob, 1.0),
+            ("use_sac_beyond_stride", backbone.use_sac_beyond_stride, -1),
+            ("backbone_layer_multiplier", backbone.backbone_layer_multiplier, 1.0),
+        ):
+            if value != required:
+                fail(
+                    f"backbone.{field_name}",
+                    f"{value} is not accepted by deeplab2 for MobileNetV3 (it must be {required}).",
+                )
+        if backbone.stem_width_multiplier != 1.0:
+            notes.append(
+                "backbone.stem_width_multiplier is ignored for MobileNetV3, as deeplab2 ignores it"
+            )
+    elif backbone.backbone_layer_multiplier <= 0:
         fail(
             "backbone.backbone_layer_multiplier",
-            f"{backbone.backbone_layer_multiplier} is not supported (only 1).",
-        )
-    if backbone.use_sac_beyond_stride not in (-1, 0):
-        fail(
-            "backbone.use_sac_beyond_stride",
-            "switchable atrous convolution (SWideRNet) is not supported.",
-        )
-    mobilenet = backbone.name.startswith("mobilenet")
-    if backbone.use_squeeze_and_excite != mobilenet:
-        fail(
-            "backbone.use_squeeze_and_excite",
-            "squeeze-and-excite ResNets are not supported"
-            if not mobilenet
-            else "deeplab2 requires true for MobileNetV3 (its SE blocks are part of the architecture)",
+            f"{backbone.backbone_layer_multiplier} must be > 0.",
         )
     if not mo.HasField("panoptic_deeplab"):
         fail("panoptic_deeplab", "missing: only Panoptic-DeepLab models can be imported.")
     pd = mo.panoptic_deeplab
     inst = pd.instance
     if not inst.enable:
-        fail("panoptic_deeplab.instance.enable", "false (a semantic-only model) is not supported.")
+        fail(
+            "panoptic_deeplab.instance.enable",
+            "false (a semantic-only model, no center or offset heads) is not a panoptic model; "
+            "a bundle needs all three heads.",
+        )
+    for where, present in (
+        ("panoptic_deeplab.depth_head", pd.HasField("depth_head")),
+        ("panoptic_deeplab.instance.next_regression_head", inst.HasField("next_regression_head")),
+    ):
+        if present:
+            notes.append(
+                f"model_options.{where} is ignored: deeplab2's Panoptic-DeepLab builds no such head"
+            )
 
     sem_dec = mo.decoder
     inst_dec = (
         inst.instance_decoder_override if inst.HasField("instance_decoder_override") else sem_dec
     )
-    for where, dec in (
-        ("decoder", sem_dec),
-        ("panoptic_deeplab.instance.instance_decoder_override", inst_dec),
+    decoders = {}
+    for branch, where, dec in (
+        ("semantic", "decoder", sem_dec),
+        ("instance", "panoptic_deeplab.instance.instance_decoder_override", inst_dec),
     ):
-        if dec.feature_key not in ("", "res5"):
-            fail(
-                f"{where}.feature_key",
-                f"'{dec.feature_key}' is not supported (the decoders read res5).",
-            )
-        if dec.decoder_conv_type != "depthwise_separable_conv":
+        if dec.decoder_conv_type not in CONV_TYPES:
             fail(
                 f"{where}.decoder_conv_type",
-                f"'{dec.decoder_conv_type}' is not supported (depthwise_separable_conv).",
+                f"'{dec.decoder_conv_type}' is not supported ({', '.join(CONV_TYPES)}).",
             )
-        if dec.aspp_use_only_1x1_proj_conv:
-            fail(
-                f"{where}.aspp_use_only_1x1_proj_conv",
-                "true is not supported (the ASPP has five branches).",
-            )
-        if len(dec.atrous_rates) != 3:
+        if not dec.aspp_use_only_1x1_proj_conv and len(dec.atrous_rates) != 3:
             fail(f"{where}.atrous_rates", f"needs three rates, got {list(dec.atrous_rates)}.")
-    if list(inst_dec.atrous_rates) != list(sem_dec.atrous_rates):
-        fail(
-            "panoptic_deeplab.instance.instance_decoder_override.atrous_rates",
-            f"{list(inst_dec.atrous_rates)} differs from the semantic decoder's {list(sem_dec.atrous_rates)}; "
-            "one set of rates is supported.",
-        )
+        decoders[branch] = dec
 
     sem_low = [(lv.feature_key, lv.channels_project) for lv in pd.low_level]
     inst_low = [(lv.feature_key, lv.channels_project) for lv in inst.low_level_override] or sem_low
-    if [k for k, _ in inst_low] != [k for k, _ in sem_low]:
-        fail(
-            "panoptic_deeplab.instance.low_level_override",
-            f"feature keys {[k for k, _ in inst_low]} differ from the semantic decoder's {[k for k, _ in sem_low]}.",
-        )
-    valid_keys = {"res2", "res3", "res4"}
-    for key, _ in sem_low:
-        if key not in valid_keys:
-            fail(
-                "panoptic_deeplab.low_level.feature_key",
-                f"'{key}' is not supported (res2, res3 or res4).",
-            )
+    for where, low in (
+        ("panoptic_deeplab.low_level", sem_low),
+        ("panoptic_deeplab.instance.low_level_override", inst_low),
+    ):
+        for key, channels in low:
+            if not key or not channels:
+                fail(where, f"every entry needs feature_key and channels_project, got {low}.")
 
     heads = {
         "semantic_head": pd.semantic_head,
@@ -369,24 +391,18 @@ def to_config(message, source: str) -> Imported:
         "instance.regression_head": inst.regression_head,
     }
     for where, head in heads.items():
-        if head.head_conv_type != "depthwise_separable_conv":
+        if head.head_conv_type not in CONV_TYPES:
             fail(
                 f"panoptic_deeplab.{where}.head_conv_type",
-                f"'{head.head_conv_type}' is not supported.",
+                f"'{head.head_conv_type}' is not supported ({', '.join(CONV_TYPES)}).",
             )
         if head.max_value_after_activation or head.min_value_after_activation:
-            fail(
-                f"panoptic_deeplab.{where}",
-                "clipped head outputs (min/max_value_after_activation) are not supported.",
+            notes.append(
+                f"model_options.panoptic_deeplab.{where}: min/max_value_after_activation is "
+                "ignored, as deeplab2's Panoptic-DeepLab heads ignore it"
             )
         if not head.head_channels:
             fail(f"panoptic_deeplab.{where}.head_channels", "missing.")
-    if inst.center_head.head_channels != inst.regression_head.head_channels:
-        fail(
-            "panoptic_deeplab.instance.regression_head.head_channels",
-            f"{inst.regression_head.head_channels} differs from center_head's {inst.center_head.head_channels}; "
-            "the two instance heads share one width here.",
-        )
     for where, expected in (("instance.center_head", 1), ("instance.regression_head", 2)):
         got = heads[where].output_channels
         if got not in (0, expected):
@@ -407,17 +423,12 @@ def to_config(message, source: str) -> Imported:
             "Set both to the same size."
         )
     evaluator = message.evaluator_options
-    notes = []
     if (
         evaluator.eval_scales and list(evaluator.eval_scales) != [1.0]
     ) or evaluator.add_flipped_images:
         notes.append(
             f"evaluator_options asks for test-time augmentation (scales {list(evaluator.eval_scales) or [1.0]}, "
             f"flip {evaluator.add_flipped_images}); pass --scales / --flip to pdl predict or evaluate for that"
-        )
-    if mobilenet and backbone.stem_width_multiplier != 1.0:
-        notes.append(
-            "backbone.stem_width_multiplier is ignored for MobileNetV3, as deeplab2 ignores it"
         )
 
     config = Config()
@@ -431,22 +442,42 @@ def to_config(message, source: str) -> Imported:
         if mobilenet or backbone.stem_width_multiplier == backbone.backbone_width_multiplier
         else float(backbone.stem_width_multiplier)
     )
+    if not mobilenet:
+        m.backbone_layers = _f32(backbone.backbone_layer_multiplier)
+        m.sac_beyond_stride = max(0, int(backbone.use_sac_beyond_stride))
+        m.squeeze_excite = bool(backbone.use_squeeze_and_excite)
+        m.drop_path_keep_prob = _f32(backbone.drop_path_keep_prob)
+        m.drop_path_schedule = str(backbone.drop_path_schedule)
     m.low_level_endpoints = tuple(k for k, _ in sem_low)
-    m.aspp_rates = tuple(int(r) for r in sem_dec.atrous_rates)
+    if len(sem_dec.atrous_rates) == 3:
+        m.aspp_rates = tuple(int(r) for r in sem_dec.atrous_rates)
     m.aspp_separable = False
     m.aspp_dropout = 0.1
-    m.semantic_decoder = DecoderConfig(
-        aspp_channels=int(sem_dec.aspp_channels),
-        low_level_project_channels=tuple(int(c) for _, c in sem_low),
-        decoder_channels=int(sem_dec.decoder_channels),
-        head_channels=int(pd.semantic_head.head_channels),
-    )
-    m.instance_decoder = DecoderConfig(
-        aspp_channels=int(inst_dec.aspp_channels),
-        low_level_project_channels=tuple(int(c) for _, c in inst_low),
-        decoder_channels=int(inst_dec.decoder_channels),
-        head_channels=int(inst.center_head.head_channels),
-    )
+    for branch, low, head_name in (
+        ("semantic", sem_low, "semantic_head"),
+        ("instance", inst_low, "instance.center_head"),
+    ):
+        dec = decoders[branch]
+        rates = tuple(int(r) for r in dec.atrous_rates)
+        keys = tuple(k for k, _ in low)
+        decoder_config = DecoderConfig(
+            aspp_channels=int(dec.aspp_channels),
+            low_level_project_channels=tuple(int(c) for _, c in low),
+            decoder_channels=int(dec.decoder_channels),
+            head_channels=int(heads[head_name].head_channels),
+            feature_key=dec.feature_key or "res5",
+            low_level_endpoints=None if keys == m.low_level_endpoints else keys,
+            aspp_rates=None if rates in (m.aspp_rates, ()) else rates,
+            aspp_projection_only=bool(dec.aspp_use_only_1x1_proj_conv),
+            fuse_conv=CONV_TYPES[dec.decoder_conv_type],
+            head_conv=CONV_TYPES[heads[head_name].head_conv_type],
+        )
+        setattr(m, f"{branch}_decoder", decoder_config)
+    center, regression = inst.center_head, inst.regression_head
+    if regression.head_channels != center.head_channels:
+        m.instance_decoder.offset_head_channels = int(regression.head_channels)
+    if regression.head_conv_type != center.head_conv_type:
+        m.instance_decoder.offset_head_conv = CONV_TYPES[regression.head_conv_type]
     m.bn_momentum = _f32(solver.batchnorm_momentum)
     m.bn_epsilon = _f32(solver.batchnorm_epsilon)
     m.sync_batch_norm = bool(solver.use_sync_batchnorm)

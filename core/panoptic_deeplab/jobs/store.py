@@ -22,7 +22,6 @@ from .process import (
     _alive,
     _process_start,
     _read_exit_file,
-    _read_json,
     _signal_group,
     failure_message,
 )
@@ -221,7 +220,9 @@ class JobStore(SqliteStore):
     def progress(self, job: Job) -> Progress:
         """Step and total from ``<workdir>/status.json`` (written by ``pdl train``), if present. Before
         a (re)started run writes it, the phase comes from the run's last ``phase: ...`` log line."""
-        data = _read_json(Path(job.workdir) / "status.json") or {}
+        from ..training.run_files import read_status  # a dead run's "running" reads as stopped
+
+        data = read_status(job.workdir) or {}
         progress = self._status_progress(data)
         stale = (
             progress.updated is not None

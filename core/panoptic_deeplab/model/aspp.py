@@ -87,7 +87,12 @@ def aspp(
     dropout: float,
     norm: NormFactory,
     name: str,
+    projection_only: bool = False,
 ):
+    """The ASPP; ``projection_only``: only its 1x1 projection to ``channels`` (no branches, no
+    pooling, no dropout: deeplab2's ``aspp_use_only_1x1_proj_conv``, for attention backbones)."""
+    if projection_only:
+        return conv_bn_act(x, channels, 1, norm=norm, name=f"{name}_project")
     branches = [conv_bn_act(x, channels, 1, norm=norm, name=f"{name}_conv1x1")]
     for i, rate in enumerate(rates, start=1):
         branch = separable_conv_bn_act if separable else conv_bn_act

@@ -21,13 +21,20 @@ NormFactory = Callable[[str], keras.layers.Layer]
 def make_norm(
     momentum: float = 0.99, epsilon: float = 1e-3, synchronized: bool = True
 ) -> NormFactory:
-    """A factory of batch-norm layers: ``norm(name)`` gives a configured ``BatchNormalization``."""
+    """A factory of batch-norm layers: ``norm(name)`` gives a configured ``BatchNormalization``
+    (``zero_gamma=True``: scale initialised to zero, deeplab2's last norm of a residual block).
+    The settings are also attributes of the factory, for layers with batch norms inside."""
 
-    def norm(name: str) -> keras.layers.Layer:
+    def norm(name: str, zero_gamma: bool = False) -> keras.layers.Layer:
         return keras.layers.BatchNormalization(
-            momentum=momentum, epsilon=epsilon, synchronized=synchronized, name=name
+            momentum=momentum,
+            epsilon=epsilon,
+            synchronized=synchronized,
+            gamma_initializer="zeros" if zero_gamma else "ones",
+            name=name,
         )
 
+    norm.momentum, norm.epsilon, norm.synchronized = momentum, epsilon, synchronized
     return norm
 
 
@@ -102,11 +109,12 @@ def conv_bn_act(
     strides: int = 1,
     dilation_rate: int = 1,
     act: str | None = "relu",
+    zero_gamma: bool = False,
 ):
     x = conv2d(
         x, filters, kernel_size, strides=strides, dilation_rate=dilation_rate, name=f"{name}_conv"
     )
-    x = norm(f"{name}_bn")(x)
+    x = norm(f"{name}_bn", zero_gamma=True)(x) if zero_gamma else norm(f"{name}_bn")(x)
     return activation(x, act, f"{name}_{act}")
 
 

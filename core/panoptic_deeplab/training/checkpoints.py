@@ -54,32 +54,11 @@ class CheckpointStore:
         )
         self._target = target
         if writer:
-            self._remove_unfinished_saves()
+            self.remove_unfinished_saves()
 
-    def _remove_unfinished_saves(self) -> None:
-        """Delete what a save killed half-way leaves: no reader can use it, and a model-sized partial
-        shard is left behind by every such kill."""
-        if not self.directory.is_dir():
-            return
-        removed = []
-        for path in sorted(self.directory.iterdir()):
-            name = path.name
-            data = re.fullmatch(r"(ckpt-\d+)\.data-\d+-of-\d+", name)
-            if path.is_dir() and re.fullmatch(r"ckpt-\d+_temp", name):
-                shutil.rmtree(path, ignore_errors=True)
-            elif ".tempstate" in name or (
-                data and not (self.directory / f"{data.group(1)}.index").exists()
-            ):
-                path.unlink(missing_ok=True)
-            else:
-                continue
-            removed.append(name)
-        if removed:
-            print(
-                f"removed the files of an unfinished checkpoint save in {self.directory}: {', '.join(removed)}",
-                file=sys.stderr,
-                flush=True,
-            )
+    def remove_unfinished_saves(self) -> None:
+        if self.writer:
+            remove_unfinished_saves(self.directory)
 
     @property
     def latest(self) -> str | None:
@@ -127,6 +106,32 @@ class CheckpointStore:
             + "\n  ".join(errors)
             + "\nTrain into a new --workdir, or use the config that wrote these checkpoints."
         )
+
+
+def remove_unfinished_saves(directory: Path, prefix: str = "ckpt") -> list[str]:
+    """Delete what a save killed half-way (or stopped by a full disk) leaves in ``directory``: no
+    reader can use it, and a model-sized partial shard is left behind by every such kill."""
+    if not directory.is_dir():
+        return []
+    removed = []
+    for path in sorted(directory.iterdir()):
+        name = path.name
+        data = re.fullmatch(rf"({prefix}-\d+)\.data-\d+-of-\d+", name)
+        if path.is_dir() and re.fullmatch(rf"{prefix}-\d+_temp", name):
+            shutil.rmtree(path, ignore_errors=True)
+        elif ".tempstate" in name or (data and not (directory / f"{data.group(1)}.index").exists()):
+            path.unlink(missing_ok=True)
+        else:
+            continue
+        removed.append(name)
+    if removed:
+        print(
+            f"removed the files of an unfinished checkpoint save in {directory}: "
+            + ", ".join(removed),
+            file=sys.stderr,
+            flush=True,
+        )
+    return removed
 
 
 def checkpoint_step(path: str) -> int:

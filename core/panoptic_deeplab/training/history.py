@@ -1,10 +1,11 @@
 """Outputs over training: model-only snapshots kept across the whole run (``WORKDIR/history``),
 beside the rolling resume checkpoints (``WORKDIR/checkpoints``, the last ``keep_checkpoints``).
 
-At each checkpoint save the network's weights (no optimizer state, a third of a checkpoint) are
-written as ``history/step-N``. At most ``train.keep_history`` snapshots stay; when one more comes,
-the interior snapshot whose removal leaves the smallest gap goes, so the kept steps stay spread
-over the run (first and newest always kept). The Inspect page loads any of them with
+``train.keep_history`` times over the run (evenly spaced, the last at the final step) the network's
+weights (no optimizer state, a third of a checkpoint) are written as ``history/step-N``. At most
+``train.keep_history`` snapshots stay; when one more comes (a resumed run with more steps), the
+interior snapshot whose removal leaves the smallest gap goes, so the kept steps stay spread over
+the run (first and newest always kept). The Inspect page loads any of them with
 :func:`load_step_bundle`.
 """
 
@@ -38,7 +39,7 @@ def thin_steps(steps: list[int], keep: int) -> list[int]:
 
 
 class SnapshotHistory:
-    """Writes ``history/step-N`` at each save and thins the folder to ``keep`` snapshots.
+    """Writes ``history/step-N`` (``save``) and thins the folder to ``keep`` snapshots.
     ``writer=False`` (non-chief workers) writes to ``scratch`` and deletes it, as checkpoints do."""
 
     def __init__(
@@ -71,6 +72,12 @@ class SnapshotHistory:
             for file in self.directory.glob(f"step-{old}.*"):
                 file.unlink(missing_ok=True)
         return path
+
+    def remove_unfinished_saves(self) -> None:
+        if self.writer:
+            from .checkpoints import remove_unfinished_saves
+
+            remove_unfinished_saves(self.directory, prefix="step")
 
 
 @dataclass(frozen=True)

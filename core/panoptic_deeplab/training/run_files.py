@@ -9,6 +9,8 @@ import os
 import time
 from pathlib import Path
 
+from ..safe_files import LOCK_NAME, lock_holder, pid_alive, temp_path, write_json_atomic
+
 METRIC_COLUMNS = (
     "step",
     "loss",
@@ -23,12 +25,6 @@ METRIC_COLUMNS = (
     "rq",
     "miou",
 )
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 # What a run does before its first step, in order; the app shows it. Each is printed as a
@@ -100,12 +96,15 @@ class RunFiles:
                     if r.get("step") and int(float(r["step"])) <= resumed_step
                 ]
         # Through a temporary file: a kill at this moment must not lose the rows already logged.
-        tmp = self.metrics_path.with_name(f".{self.metrics_path.name}.{os.getpid()}.tmp")
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, self.metrics_path)
+        tmp = temp_path(self.metrics_path)
+        try:
+            with tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)
+            os.replace(tmp, self.metrics_path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def append_metrics(self, row: dict) -> None:
         if not self.enabled:
@@ -114,6 +113,46 @@ class RunFiles:
             csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="ignore").writerow(
                 {k: _fmt(v) for k, v in row.items()}
             )
+
+
+def read_status(workdir: str | Path) -> dict | None:
+    """``status.json`` of a run as its reader should show it: a run that says "starting" or
+    "running" but whose process is gone (killed: SIGKILL, a crash, the machine restarted) is shown
+    as "stopped", with a message saying so. None when there is no readable status file."""
+    workdir = Path(workdir)
+    try:
+        data = json.loads((workdir / "status.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    if data.get("state") in ("starting", "running") and not _run_alive(workdir, data):
+        last = data.get("last_checkpoint") or 0
+        resume = (
+            f"its last checkpoint is step {last}: run the same command again to resume from it"
+            if last
+            else "it wrote no checkpoint: running the same command again starts over"
+        )
+        data.update(
+            state="stopped",
+            phase="stopped",
+            message=f"the training process (pid {data.get('pid', '?')}) ended without finishing "
+            f"(killed, or the machine restarted) at step {data.get('step', 0)}; {resume}.",
+            eta=None,
+            eta_s=None,
+        )
+    return data
+
+
+def _run_alive(workdir: Path, data: dict) -> bool:
+    """The workdir's lock says whether its run is alive (the operating system drops it with the
+    process); a run of a version without the lock is judged by its pid."""
+    holder = lock_holder(workdir)
+    if holder is not None:
+        return True
+    if (workdir / LOCK_NAME).exists():
+        return False
+    return pid_alive(int(data.get("pid") or 0))
 
 
 def _fmt(value):

@@ -7,6 +7,7 @@ so ``batch_size`` is always the effective batch.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -23,11 +24,28 @@ from ..config import Config, save_config
 from ..datasets.specs import DatasetSpec
 from ..errors import CheckpointError, ConfigError, UserError
 from ..losses import PanopticLoss
+from ..safe_files import (
+    RunLock,
+    disk_full_as_user_error,
+    disk_full_error,
+    is_disk_full,
+    remove_leftovers,
+)
+from .callbacks import (
+    Checkpointer,
+    HistorySnapshots,
+    PeriodicEval,
+    PredictionPreview,
+    ProgressLog,
+    RunState,
+    StatusFile,
+    StepCounter,
+    history_interval,
+    log_interval,
+)
 from .checkpoints import CheckpointStore, checkpoint_step, restore_model_weights
 from .distribution import is_chief, make_strategy, task_info
-from .fused_adam import make_adam
 from .history import SnapshotHistory, write_run_spec
-from .monitor import TrainingMonitor, log_interval
 from .run_files import MlflowLogger, RunFiles, announce_phase
 from .schedule import schedule_from_config
 from .step import PanopticTrainingModel
@@ -64,15 +82,17 @@ def train(
     out=None,
     domain: str | None = None,
 ) -> TrainResult:
-    """Train ``config`` into ``workdir`` (steps, batch size, checkpointing from ``config.train``).
+    """Train ``config`` into ``workdir`` (steps, batch size, checkpointing from ``config.train``) on
+    the batches of ``dataset_fn`` (the fit loop; :func:`panoptic_deeplab.train` builds those from a
+    data set folder).
 
     A workdir that already holds checkpoints is resumed from the newest one. ``evaluate_fn(network,
     step)`` returns metrics such as {pq, sq, rq, miou} (every ``train.eval_every`` steps);
     ``preview_images`` (a few RGB images) are predicted at each checkpoint for TensorBoard.
-    ``domain`` describes the training images in the bundle (model_card).
+    ``domain`` describes the training images in the bundle (model_card). One run at a time per
+    workdir: a second gets ``LockedError`` naming the first.
     """
     out = out or sys.stdout
-    started = time.time()
     tc = config.train
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = make_strategy(strategy or tc.strategy)
@@ -81,13 +101,56 @@ def train(
     workdir = Path(workdir)
     chief = is_chief(strategy)
     workdir.mkdir(parents=True, exist_ok=True)
+    # Only the chief writes the workdir's files, so only it holds the lock (workers may share it).
+    lock = RunLock(workdir, "pdl train").acquire() if chief else None
+    try:
+        if chief:
+            remove_leftovers(workdir)  # a bundle save or status write of a killed run
+        with disk_full_as_user_error(workdir, "the training run's files"):
+            return _train_locked(
+                config,
+                workdir,
+                strategy,
+                accumulation,
+                micro_batch,
+                chief,
+                out,
+                dataset_fn,
+                spec,
+                init_from,
+                evaluate_fn,
+                preview_images,
+                use_mlflow,
+                domain,
+            )
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(
+    config,
+    workdir,
+    strategy,
+    accumulation,
+    micro_batch,
+    chief,
+    out,
+    dataset_fn,
+    spec,
+    init_from,
+    evaluate_fn,
+    preview_images,
+    use_mlflow,
+    domain,
+) -> TrainResult:
+    started = time.time()
+    tc = config.train
     if chief:
         _check_workdir_config(config, workdir)
     files = RunFiles(workdir, tc.steps, enabled=chief)
-    if chief:
-        announce_phase(
-            "building the model", out
-        )  # not in status.json yet: the run may still be refused
+    if chief:  # not in status.json yet: the run may still be refused
+        announce_phase("building the model", out)
 
     with strategy.scope():
         network = _build_network(config, spec)
@@ -96,21 +159,21 @@ def train(
         trainer.compile(optimizer=optimizer, jit_compile=bool(tc.xla))
         optimizer.build(network.trainable_variables)
     task_type, task_id = task_info(strategy)
+    scratch = workdir / "worker_scratch"
     store = CheckpointStore(
         workdir / "checkpoints",
         network,
         optimizer,
         keep=tc.keep_checkpoints,
         writer=chief,
-        scratch=workdir / "worker_scratch" / f"{task_type}-{task_id}",
+        scratch=scratch / f"{task_type}-{task_id}",
     )
-
     history = SnapshotHistory(
         workdir,
         network,
         tc.keep_history,
         writer=chief,
-        scratch=workdir / "worker_scratch" / f"history-{task_type}-{task_id}",
+        scratch=scratch / f"history-{task_type}-{task_id}",
     )
     restored = store.restore_latest()
     start_step = checkpoint_step(restored) if restored else 0
@@ -130,25 +193,65 @@ def train(
         announce_phase("preparing the input pipeline", out)
     mlflow = _maybe_mlflow(use_mlflow and chief, workdir, config, out)
     writer = tf.summary.create_file_writer(str(workdir / "tensorboard")) if chief else None
-    monitor = TrainingMonitor(
-        network=network,
+    state = RunState(step=start_step, total_steps=tc.steps, last_checkpoint_step=start_step)
+    preview = None
+    if preview_images is not None and writer is not None:
+        preview = _preview_fn(network, spec, preview_images)
+    evaluate = None
+    if evaluate_fn is not None and chief:
+        evaluate = lambda step: evaluate_fn(network, step)  # noqa: E731 - one line, read in place
+    log_every = log_interval(tc.log_every, tc.steps)
+    status = StatusFile(
+        state, files=files, every_steps=log_every, checkpoint_every=tc.checkpoint_every
+    )
+    checkpointer = Checkpointer(
+        state,
         store=store,
-        history=history,
-        files=files,
-        total_steps=tc.steps,
-        start_step=start_step,
-        batch_size=tc.batch_size,
-        accumulation=accumulation,
-        log_every=log_interval(tc.log_every, tc.steps),
+        network=network,
         checkpoint_every=tc.checkpoint_every,
-        eval_every=tc.eval_every,
-        evaluate=(lambda step: evaluate_fn(network, step)) if evaluate_fn else None,
-        preview=_preview_fn(network, spec, preview_images) if preview_images is not None else None,
-        summary_writer=writer,
-        mlflow=mlflow,
         chief=chief,
         out=out,
     )
+    callbacks = [
+        StepCounter(state, accumulation, store.directory),
+        ProgressLog(
+            state,
+            files=files,
+            batch_size=tc.batch_size,
+            accumulation=accumulation,
+            log_every=log_every,
+            writer=writer,
+            mlflow=mlflow,
+            chief=chief,
+            out=out,
+        ),
+        checkpointer,
+        HistorySnapshots(
+            state,
+            history=history,
+            interval=history_interval(tc.steps, tc.keep_history),
+            checkpoint_every=tc.checkpoint_every,
+        ),
+        status,
+    ]
+    if preview is not None:
+        callbacks.append(
+            PredictionPreview(
+                state, preview=preview, writer=writer, checkpoint_every=tc.checkpoint_every
+            )
+        )
+    if evaluate is not None:
+        callbacks.append(
+            PeriodicEval(
+                state,
+                evaluate=evaluate,
+                eval_every=tc.eval_every,
+                files=files,
+                writer=writer,
+                mlflow=mlflow,
+                out=out,
+            )
+        )
 
     remaining = tc.steps - start_step
     try:
@@ -163,7 +266,8 @@ def train(
             print(
                 f"training {config.name}: steps {start_step}->{tc.steps}, batch {tc.batch_size}"
                 f"{f' ({accumulation} x {micro_batch})' if accumulation > 1 else ''}, "
-                f"{strategy.num_replicas_in_sync} replica(s), {network.count_params():,} parameters",
+                f"{strategy.num_replicas_in_sync} replica(s), "
+                f"{network.count_params():,} parameters",
                 file=out,
                 flush=True,
             )
@@ -176,7 +280,7 @@ def train(
                 steps_per_epoch=remaining * accumulation,
                 verbose=0,
                 shuffle=False,
-                callbacks=[monitor],
+                callbacks=callbacks,
             )
         else:
             print(
@@ -188,81 +292,105 @@ def train(
         KeyboardInterrupt,
         SystemExit,
     ) as err:  # Ctrl-C; SIGTERM (docker stop, the app's Cancel)
-        last = _last_checkpoint(monitor, store, chief)
-        message = (
-            f"{'interrupted (Ctrl-C)' if isinstance(err, KeyboardInterrupt) else 'stopped (SIGTERM)'} at "
-            f"step {monitor.state.step}; "
-            + (
-                f"the last checkpoint is step {last} in {store.directory}. Run the same command again to resume from it."
-                if last
-                else "no checkpoint was written yet, so running the same command again starts over."
-            )
+        if task_type is None:  # a multi-worker save needs every worker, and they are stopping too
+            _checkpoint_on_stop(checkpointer, optimizer, state, store.latest_step, files, out)
+        last = _last_checkpoint(state, store, chief)
+        how = "interrupted (Ctrl-C)" if isinstance(err, KeyboardInterrupt) else "stopped (SIGTERM)"
+        resume = (
+            f"the last checkpoint is step {last} in {store.directory}. Run the same command again "
+            "to resume from it."
+            if last
+            else "no checkpoint was written yet, so running the same command again starts over."
         )
-        files.status("stopped", monitor.state.step, message=message, last_checkpoint=last)
+        message = f"{how} at step {state.step}; {resume}"
+        status.write("stopped", message=message, last_checkpoint=last)
         print(message, file=sys.stderr, flush=True)
         if mlflow:
             mlflow.close("KILLED")
         raise
     except BaseException as err:
-        files.status(
-            "failed",
-            monitor.state.step,
-            message=f"{type(err).__name__}: {err}"[:2000],
-            last_checkpoint=_last_checkpoint(monitor, store, chief),
+        _record_failure(
+            err, workdir, status, (store, history), _last_checkpoint(state, store, chief)
         )
         if mlflow:
             mlflow.close("FAILED")
         raise
 
-    if monitor.state.diverged:
-        files.status(
-            "failed",
-            monitor.state.step,
-            message=monitor.state.diverged,
-            last_checkpoint=monitor.state.last_checkpoint_step,
-        )
+    if state.diverged:
+        status.write("failed", message=state.diverged)
         if mlflow:
             mlflow.close("FAILED")
-        raise TrainingDivergedError(monitor.state.diverged)
+        raise TrainingDivergedError(state.diverged)
 
     wall = time.time() - started
     metrics = {
-        "steps": monitor.state.step,
+        "steps": state.step,
         "batch_size": tc.batch_size,
-        "final_losses": monitor.state.last_losses,
-        "eval": monitor.state.last_eval,
+        "final_losses": state.last_losses,
+        "eval": state.last_eval,
         "wall_time_s": round(wall, 1),
     }
     bundle = None
     if chief:
-        bundle = save_bundle(
-            workdir / "model",
-            network,
-            config,
-            spec,
-            metrics=metrics,
-            steps=monitor.state.step,
-            domain=domain,
-        )
-        files.status(
-            "finished",
-            monitor.state.step,
-            message="done",
-            bundle=str(bundle),
-            last_checkpoint=monitor.state.last_checkpoint_step,
-        )
+        try:
+            bundle = save_bundle(
+                workdir / "model",
+                network,
+                config,
+                spec,
+                metrics=metrics,
+                steps=state.step,
+                domain=domain,
+            )
+        except BaseException as err:
+            _record_failure(err, workdir, status, (), state.last_checkpoint_step)
+            raise
+        status.write("finished", message="done", bundle=str(bundle))
         print(f"model bundle written to {bundle}", file=out, flush=True)
     if mlflow:
         mlflow.close()
-    return TrainResult(
-        workdir, monitor.state.step, start_step if restored else None, bundle, wall, metrics
-    )
+    return TrainResult(workdir, state.step, start_step if restored else None, bundle, wall, metrics)
 
 
-def _last_checkpoint(monitor: TrainingMonitor, store: CheckpointStore, chief: bool) -> int:
-    """The newest checkpoint a resume would load. The chief reads the state file, the truth: a stop
-    may land between a save and the monitor's note of it."""
-    return max(monitor.state.last_checkpoint_step, store.latest_step if chief else 0)
+def _checkpoint_on_stop(
+    checkpointer: Checkpointer, optimizer, state: RunState, saved_step: int, files, out
+) -> None:
+    """A stop (Ctrl-C, SIGTERM: the app's Cancel, ``docker stop``) saves the step it stopped at, so
+    that Resume continues from there. The optimizer's update count is the step the weights are
+    at: a signal is handled when TensorFlow's step returns, before the callbacks count that step,
+    whose losses are then unknown (its metrics.csv row has the step only, so a resume's rows follow
+    on)."""
+    step = int(optimizer.iterations)
+    if step <= max(state.last_checkpoint_step, saved_step) or state.diverged:
+        return
+    counted, state.step = state.step, step
+    try:
+        if checkpointer.save(step):
+            for uncounted in range(counted + 1, step + 1):
+                files.append_metrics({"step": uncounted})
+            print(f"stopping: saved step {step} to resume from", file=out, flush=True)
+    except Exception as err:  # noqa: BLE001 - the stop goes on; the message names the last checkpoint
+        print(f"stopping: could not save step {step} ({err})", file=sys.stderr, flush=True)
+
+
+def _record_failure(
+    err: BaseException, workdir: Path, status: StatusFile, stores, last: int
+) -> None:
+    """status.json "failed" with the error. On a full disk the message says which folder and what to
+    do, and the stores' half-written saves are removed first (which may free the space needed)."""
+    message = f"{type(err).__name__}: {err}"
+    if is_disk_full(err):
+        for store in stores:
+            store.remove_unfinished_saves()
+        message = str(disk_full_error(workdir, "the training run's files"))
+    with contextlib.suppress(OSError):  # the disk may still be full
+        status.write("failed", message=message[:2000], last_checkpoint=last)
+
+
+def _last_checkpoint(state: RunState, store: CheckpointStore, chief: bool) -> int:
+    """The step a resume would start from. The checkpoint state file is the truth: a stop may land
+    between a save and the callback's note of it."""
+    return max(state.last_checkpoint_step, store.latest_step if chief else 0)
 
 
 def _micro_batch(batch_size: int, accumulation: int, replicas: int) -> int:
@@ -288,8 +416,7 @@ def _build_network(config: Config, spec: DatasetSpec) -> keras.Model:
 
 def _make_optimizer(config: Config, accumulation: int) -> keras.optimizers.Optimizer:
     # Adam with Keras defaults (beta 0.9/0.999, epsilon 1e-7), no weight decay: deeplab2's trainer.
-    # FusedAdam where verified: the same update, one fused op per variable (traces in half the time).
-    optimizer = make_adam(
+    optimizer = keras.optimizers.Adam(
         learning_rate=schedule_from_config(config.train),
         gradient_accumulation_steps=accumulation if accumulation > 1 else None,
     )
@@ -299,7 +426,7 @@ def _make_optimizer(config: Config, accumulation: int) -> keras.optimizers.Optim
 
 
 def _check_workdir_config(config: Config, workdir: Path) -> None:
-    """A workdir belongs to one model: resuming with a different model section would fail to load."""
+    """A workdir belongs to one model: resuming with another model section would fail to load."""
     path = workdir / "config.yaml"
     if path.is_file() and any((workdir / "checkpoints").glob("ckpt-*.index")):
         previous = (yaml.safe_load(path.read_text()) or {}).get("model") or {}

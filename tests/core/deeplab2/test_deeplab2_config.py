@@ -71,33 +71,13 @@ def test_stem_width_differing_from_backbone_width_is_kept(textproto):
 @pytest.mark.parametrize(
     "old, new, field",
     [
-        ('name: "resnet50"', 'name: "swidernet"', "backbone.name"),
+        ('name: "resnet50"', 'name: "efficientnet_b0"', "backbone.name"),
         ('name: "resnet50"', 'name: "max_deeplab_s"', "backbone.name"),
-        ("output_stride: 32", "output_stride: 8", "backbone.output_stride"),
-        (
-            "backbone_width_multiplier: 0.25",
-            "backbone_width_multiplier: 0.25\n    use_squeeze_and_excite: true",
-            "use_squeeze_and_excite",
-        ),
-        (
-            "backbone_width_multiplier: 0.25",
-            "backbone_width_multiplier: 0.25\n    use_sac_beyond_stride: 16",
-            "use_sac_beyond_stride",
-        ),
+        ("output_stride: 32", "output_stride: 4", "backbone.output_stride"),
         (
             'feature_key: "res5"\n    decoder_channels: 64',
-            'feature_key: "res5"\n    decoder_conv_type: "standard_conv"\n    decoder_channels: 64',
+            'feature_key: "res5"\n    decoder_conv_type: "dilated_conv"\n    decoder_channels: 64',
             "decoder_conv_type",
-        ),
-        (
-            "      head_channels: 64",
-            '      head_channels: 64\n      head_conv_type: "standard_conv"',
-            "head_conv_type",
-        ),
-        (
-            "        head_channels: 16\n      }\n      regression_head {\n        output_channels: 2\n        head_channels: 16",
-            "        head_channels: 16\n      }\n      regression_head {\n        output_channels: 2\n        head_channels: 8",
-            "regression_head.head_channels",
         ),
     ],
 )
@@ -106,13 +86,43 @@ def test_model_settings_we_cannot_reproduce_are_errors_naming_the_field(textprot
         _config(textproto("r50w025_os32", old, new))
 
 
+def test_resnet_family_options_conv_types_and_head_widths_are_read(textproto):
+    path = textproto(
+        "r50w025_os32",
+        "backbone_width_multiplier: 0.25",
+        "backbone_width_multiplier: 0.25\n    use_squeeze_and_excite: true\n"
+        "    use_sac_beyond_stride: 16\n    backbone_layer_multiplier: 1.5",
+    )
+    m = _config(path).config.model
+    assert (m.squeeze_excite, m.sac_beyond_stride, m.backbone_layers) == (True, 16, 1.5)
+    path = textproto(
+        "r50w025_os32",
+        "        head_channels: 16\n      }\n      regression_head {\n        output_channels: 2\n"
+        "        head_channels: 16",
+        "        head_channels: 16\n      }\n      regression_head {\n        output_channels: 2\n"
+        '        head_channels: 8\n        head_conv_type: "standard_conv"',
+    )
+    inst = _config(path).config.model.instance_decoder
+    assert (inst.head_channels, inst.offset_head_channels) == (16, 8)
+    assert (inst.head_conv, inst.offset_head_conv) == ("separable", "standard")
+
+
+def test_depth_and_next_regression_heads_are_ignored_with_a_note(textproto):
+    path = textproto(
+        "mnv3s_os16",
+        "    semantic_head {",
+        "    depth_head {\n      output_channels: 1\n    }\n    semantic_head {",
+    )
+    assert any("depth_head" in note for note in _config(path).notes)
+
+
 @pytest.mark.parametrize(
     "old, new, field",
     [
         (
             "    semantic_head {",
-            "    depth_head {\n      output_channels: 1\n    }\n    semantic_head {",
-            "depth_head",
+            "    panorama_head {\n      output_channels: 1\n    }\n    semantic_head {",
+            "panorama_head",
         ),
         ("model_options {", "model_options {\n  max_deeplab {\n  }", "max_deeplab"),
         (
@@ -154,7 +164,13 @@ def test_dataset_spec_comes_from_the_data_set_name_or_the_option(textproto):
     config, spec, _, _ = read_config(str(fixture(MODELS["mnv3s_os16"][1])), None)
     assert (spec.name, spec.num_classes, spec.label_divisor) == ("cityscapes", 19, 1000)
     assert spec.thing_class_ids == tuple(range(11, 19))
-    unknown = textproto("mnv3s_os16", 'dataset: "cityscapes_panoptic"', 'dataset: "kitti_step"')
+    kitti = textproto("mnv3s_os16", 'dataset: "cityscapes_panoptic"', 'dataset: "kitti_step"')
+    _, spec, _, _ = read_config(str(kitti), None)
+    assert (spec.name, spec.num_classes, spec.label_divisor) == ("kitti_step", 19, 1000)
+    assert spec.thing_class_ids == (11, 13)  # person and car
+    unknown = textproto(
+        "mnv3s_os16", 'dataset: "cityscapes_panoptic"', 'dataset: "motchallenge_step"'
+    )
     with pytest.raises(ConfigError, match="--dataset-spec"):
         read_config(str(unknown), None)
     with pytest.raises(

@@ -312,7 +312,7 @@ def test_config_that_does_not_match_the_checkpoint_lists_the_unmatched_variables
 
 
 def test_unsupported_backbone_is_a_clear_error_and_writes_nothing(tmp_path, textproto, capsys):
-    config = textproto("r50w025_os32", 'name: "resnet50"', 'name: "swidernet"')
+    config = textproto("r50w025_os32", 'name: "resnet50"', 'name: "efficientnet_b0"')
     out = tmp_path / "bundle"
     code = main(
         [
@@ -327,7 +327,7 @@ def test_unsupported_backbone_is_a_clear_error_and_writes_nothing(tmp_path, text
         ]
     )
     err = capsys.readouterr().err
-    assert code == 2 and "model_options.backbone.name: 'swidernet' is not supported" in err
+    assert code == 2 and "model_options.backbone.name: 'efficientnet_b0' is not supported" in err
     assert "Traceback" not in err and not out.exists()
 
 

@@ -79,7 +79,7 @@ def test_predictor_converts_the_bundle_on_first_use_and_reuses_it(
 ):
     import shutil
 
-    from panoptic_deeplab import export
+    from panoptic_deeplab import converters
 
     backend, made = exported
     conversions = []
@@ -93,7 +93,7 @@ def test_predictor_converts_the_bundle_on_first_use_and_reuses_it(
             shutil.copy(made.with_suffix(".bin"), out.with_suffix(".bin"))
         return out
 
-    monkeypatch.setattr(export, f"export_{backend}", convert)
+    monkeypatch.setattr(converters, f"export_{backend}", convert)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     image = random_image(65, 97, seed=41)
     first = Predictor(tiny_bundle_dir, backend=backend)

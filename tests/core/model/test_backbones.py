@@ -328,3 +328,18 @@ def test_resnet_stem_width_scales_only_the_stem():
         )
         assert model.get_layer(layer).filters == channels
         assert model.get_layer("conv2_block1_1_conv").filters == 8  # round(64 * 0.125)
+
+
+def test_backbone_registry_and_zoo_tables_import_without_tensorflow():
+    """The registry, the architecture table and the size rules are plain Python (the importer and
+    the app read them before any model is built)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, panoptic_deeplab.model.backbones, panoptic_deeplab.model.input_limits, "
+        "panoptic_deeplab.deeplab2.textproto; "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

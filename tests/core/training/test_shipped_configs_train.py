@@ -13,6 +13,7 @@ from scenes import ENV, PDL
 
 from panoptic_deeplab.cli import main
 from panoptic_deeplab.config import available_configs, load_config
+from panoptic_deeplab.model.backbones.architectures import ARCHITECTURES
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +58,14 @@ def test_every_shipped_config_is_walked():
 def test_shipped_config_trains_previews_and_evaluates(name, default_synthetic, tmp_path, capsys):
     model = load_config(name).model
     crop = [model.output_stride + 1, 2 * model.output_stride + 1]  # smaller than the 64x128 images
-    light = (
-        []
-        if model.backbone.startswith("mobilenet")
-        else ["--set", "model.backbone=mobilenet_v3_small"]
-    )
+    if model.backbone.startswith("mobilenet"):
+        light = []
+    elif model.backbone in ARCHITECTURES and model.backbone not in ("resnet50", "resnet50_beta"):
+        # deeplab2's wide and axial ResNets keep their own backbone (drop path, switchable atrous
+        # convolution, axial attention with recomputed gradients), at 1/16 of its width.
+        light = ["--set", "model.backbone_width=0.0625", "--set", "model.stem_width=0.0625"]
+    else:
+        light = ["--set", "model.backbone=mobilenet_v3_small"]
     if load_config(
         name
     ).dataset.max_resize_value:  # COCO 641, Vistas 2177: the same rule at the tiny scale

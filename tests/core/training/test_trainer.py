@@ -117,7 +117,7 @@ def test_bad_batch_split_is_a_config_error(tmp_path):
 def test_a_short_run_reports_its_phases_and_logs_every_step(tmp_path, monkeypatch):
     """status.json says what happens before the first step (the app shows it), and a run shorter than
     log_every still logs enough rows to draw a curve."""
-    from panoptic_deeplab.training.monitor import log_interval
+    from panoptic_deeplab.training.callbacks import log_interval
     from panoptic_deeplab.training.run_files import RunFiles
 
     phases = []
