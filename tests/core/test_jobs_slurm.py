@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from panoptic_deeplab.jobs import JobError, JobStore, slurm, slurm_task
-from panoptic_deeplab.jobs.slurm import SlurmError, SlurmOptions
+from panoptic_deeplab.jobs import JobError, JobStore, slurm_task
+from panoptic_deeplab.jobs.backends import slurm
+from panoptic_deeplab.jobs.backends.slurm import SlurmError, SlurmOptions
 
 TRAIN = ["train", "--config", "synthetic/tiny", "--dataset", "/data/x", "--workdir", "/shared/run"]
 
@@ -292,12 +293,7 @@ def _fake_slurm(tmp_path, monkeypatch, sacct: str) -> None:
 def _forgotten_job(tmp_path) -> tuple[JobStore, int]:
     store = JobStore(tmp_path / "work")
     job_id = _record(store, tmp_path)
-    slurm._ensure_table(store)
-    with store._connect() as db:
-        db.execute(
-            "INSERT INTO slurm_jobs (job_id, slurm_id, options, token) VALUES (?, '77', '{}', 't')",
-            (job_id,),
-        )
+    store.update(job_id, backend_data={"slurm_id": "77", "options": {}, "token": "t"})
     (tmp_path / "run").mkdir(parents=True)
     return store, job_id
 
