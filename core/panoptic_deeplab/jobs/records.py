@@ -100,7 +100,13 @@ class Progress:
         """One line for people, without the job's name: "tracing the training step",
         "training: step 40/200, about 3m10s left", "evaluating: 8/8 images"."""
         words = self.phase or self.stage or "waiting"
-        if self.stage in ("training", "evaluating") and self.total_steps:
+        if self.stage == "done":
+            words = self.state if self.state in ("failed", "stopped", "finished") else "ended"
+            if self.total_steps:
+                words += (
+                    f" at {'step ' if self.unit == 'steps' else ''}{self.step}/{self.total_steps}"
+                )
+        elif self.stage in ("training", "evaluating") and self.total_steps:
             what = "step " if self.unit == "steps" else ""
             unit = "" if self.unit == "steps" else f" {self.unit}"
             words = f"{self.stage}: {what}{self.step}/{self.total_steps}{unit}"
@@ -140,12 +146,6 @@ class ModelRecord:
     @property
     def base_is_bundle(self) -> bool:
         """Whether the base it was fine-tuned from is a bundle here (so the two can be evaluated)."""
-        return bool(self.base_model) and is_bundle(self.base_model)
+        from ..bundle import is_bundle
 
-
-def is_bundle(path: str | Path) -> bool:
-    """Whether ``path`` is a model bundle folder (it holds every file a bundle has)."""
-    from ..bundle import BUNDLE_FILES
-
-    folder = Path(path).expanduser()
-    return all((folder / name).is_file() for name in BUNDLE_FILES)
+        return bool(self.base_model) and is_bundle(Path(self.base_model).expanduser())
