@@ -208,7 +208,11 @@ class JobStore(SqliteStore):
         progress = read_progress(job, log)
         if not job.is_active:
             return progress
-        key = [job.attempts, offset]  # a requeued Slurm job starts again within its attempt
+        # One start of the process: the attempt, and where its header is in the log (a requeued
+        # Slurm job starts again within its attempt). A header out of reach is the one seen before.
+        key = [job.attempts, offset]
+        if offset is None and job.progress.get("key", [None])[0] == job.attempts:
+            key = job.progress["key"]
         seen = job.progress if job.progress.get("key") == key else {}
         if seen and (
             STAGE_RANK.get(seen.get("stage"), -1) > STAGE_RANK.get(progress.stage, -1)
