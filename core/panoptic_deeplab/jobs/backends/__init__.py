@@ -12,7 +12,6 @@ resumes the job a record describes, and keeps what it needs in ``job.backend_dat
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 import re
 from dataclasses import dataclass
@@ -103,8 +102,6 @@ def get_backend(name: str) -> Backend:
 def backend_names() -> list[str]:
     """Every backend of this package, ``local`` first."""
     names = [
-        m.name
-        for m in pkgutil.iter_modules([os.path.dirname(__file__)])
-        if not m.name.startswith("_") and not m.ispkg
+        m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_") and not m.ispkg
     ]
     return sorted(names, key=lambda n: (n != "local", n))
