@@ -1,7 +1,7 @@
 """Entry point of the browser app: page setup, navigation and the sidebar's model / data summary.
 
 Started by `pdl app` (python -m streamlit run app/main.py). Pages are thin: they call the library's
-public API (panoptic_deeplab.*) and keep only UI state.
+public API (panoptic_deeplab.*) and keep only UI state, in ``state.session()``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from panoptic_deeplab.app import state
 
 APP_DIR = Path(__file__).resolve().parent
 
-st.set_page_config(page_title="Panoptic-DeepLab", page_icon=":material/layers:", layout="wide")
-
 PAGES = [
     ("pages/inspect.py", "Inspect", ":material/image_search:"),
     ("pages/evaluate.py", "Evaluate", ":material/analytics:"),
@@ -23,18 +21,29 @@ PAGES = [
     ("pages/train.py", "Train", ":material/model_training:"),
 ]
 
-pages = [
-    st.Page(path, title=title, icon=icon, default=(i == 0))
-    for i, (path, title, icon) in enumerate(PAGES)
-    if (APP_DIR / path).is_file()  # pages written by other work items appear once they exist
-]
-page = st.navigation(pages, position="sidebar")
 
-settings = state.settings()
-with st.sidebar:
-    st.caption("Model")
-    st.markdown(f"`{state.model_label(settings.model)}`" if settings.model else "_no model yet_")
-    st.caption("Data set")
-    st.markdown(f"`{settings.data}`" if settings.data else "_none_")
+def navigation():
+    pages = [
+        st.Page(path, title=title, icon=icon, default=(i == 0))
+        for i, (path, title, icon) in enumerate(PAGES)
+        if (APP_DIR / path).is_file()  # pages written by other work items appear once they exist
+    ]
+    return st.navigation(pages, position="sidebar")
 
+
+def sidebar(sess: state.Session) -> None:
+    """What the page uses: the start-up model and data set until the page names its own."""
+    with st.sidebar:
+        st.caption("Model")
+        model_slot = st.empty()
+        st.caption("Data set")
+        data_slot = st.empty()
+    sess.sidebar = state.SidebarSlots(model_slot, data_slot)
+    sess.uses(model=sess.settings.model, data=sess.settings.data)
+
+
+st.set_page_config(page_title="Panoptic-DeepLab", page_icon=":material/layers:", layout="wide")
+session = state.session()
+page = navigation()
+sidebar(session)
 page.run()

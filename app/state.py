@@ -1,16 +1,30 @@
-"""App-wide settings and session-state keys. `pdl app` passes its choices in PDL_APP_* variables."""
+"""The app's settings and its one typed session-state holder.
+
+`pdl app` passes its choices in PDL_APP_* variables (``settings()``). Everything a browser session
+keeps lives in one ``Session`` (``session()``): widget values as typed attributes over
+``st.session_state`` (an attribute's name is its widget's key), the "is this selection new?" check
+(``is_new``), and the session's one job store with the model registry read from it.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import streamlit as st
 
 from panoptic_deeplab import settings as product_settings
 
+if TYPE_CHECKING:
+    from panoptic_deeplab.jobs import JobStore, ModelRecord
+
 ENV_MODEL, ENV_DATA = "PDL_APP_MODEL", "PDL_APP_DATA"
+NO_SAMPLE = "—"  # the sample picker's "no sample" entry (an upload is shown)
+_SESSION_KEY = "_pdl_session"
+REGISTRY_FRESH_S = 1.0  # a rerun reads the model registry once, not once per table row
 
 
 @dataclass(frozen=True)
@@ -38,37 +52,165 @@ def settings() -> Settings:
     )
 
 
-def known_models() -> dict[str, Path]:
-    """Model bundles the user can pick, by display name: the app's default, the shipped ones, the
-    ones registered by finished training jobs, and any added in this session."""
-    models: dict[str, Path] = {}
+T = TypeVar("T")
 
-    def add(name: str, path: Path) -> None:
-        if path not in models.values():
-            models[name if name not in models else f"{name} ({path.parent.name})"] = path
 
-    current = settings()
-    if current.model is not None:
-        add(current.model.name, current.model)
-    for path in product_settings.shipped_models():
-        add(path.name, path)
-    try:
-        from panoptic_deeplab.jobs.store import JobStore
+class Value(Generic[T]):
+    """A typed entry of ``st.session_state`` under the attribute's name (a widget's key)."""
 
-        for record in JobStore(current.workdir).models():
+    def __init__(self, default: T):
+        self.default = default
+        self.key = ""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.key = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        return st.session_state.get(self.key, self.default)
+
+    def __set__(self, obj, value: T) -> None:
+        st.session_state[self.key] = value
+
+
+@dataclass
+class SidebarSlots:
+    """The sidebar's two lines, filled by ``Session.uses``."""
+
+    model: Any  # st.empty() placeholders
+    data: Any
+
+
+@dataclass(eq=False)
+class Session:
+    """One browser session's state. Get it with ``session()``; never store it elsewhere."""
+
+    settings: Settings
+    seen: dict[str, Any] = field(default_factory=dict)  # last value of each watched selection
+    upload_generation: int = 0  # bumped to give Inspect a new, empty uploader
+    sidebar: SidebarSlots | None = field(default=None, repr=False)  # set by main.py each run
+    _jobs: JobStore | None = field(default=None, repr=False)
+    _registry: tuple[float, list] = field(default=(0.0, []), repr=False)
+
+    # -- Inspect's widgets (the attribute name is the widget key) --------------------------------
+    sample = Value[str](NO_SAMPLE)
+    model = Value[str | None](None)
+    stage = Value[str]("Input")
+    pixel_x = Value[int](0)
+    pixel_y = Value[int](0)
+    show_vote = Value[bool](True)
+    pp_threshold = Value[float](0.0)
+    pp_nms = Value[int](1)
+    pp_topk = Value[int](1)
+    pp_stuff = Value[int](0)
+
+    # -- Train's widgets -------------------------------------------------------------------------
+    run_on = Value[str]("this machine")
+    base_model = Value[str | None](None)
+
+    def is_new(self, name: str, value: Any) -> bool:
+        """True the first time ``value`` is seen under ``name``, and each time it changes: the
+        one place a page asks "did the user just pick something else?"."""
+        if name in self.seen and self.seen[name] == value:
+            return False
+        self.seen[name] = value
+        return True
+
+    def set_default(self, name: str, value: Any) -> None:
+        """Give a widget its first value (before the widget is drawn)."""
+        st.session_state.setdefault(name, value)
+
+    def uses(self, *, model: str | Path | None = None, data: str | Path | None = None) -> None:
+        """Show in the sidebar the model and data set the page works with (each when given)."""
+        if self.sidebar is None:
+            return  # a page run on its own (tests)
+        if model is not None:
+            self.sidebar.model.markdown(f"`{self.model_label(model)}`")
+        elif self.settings.model is None:
+            self.sidebar.model.markdown("_no model yet_")
+        if data is not None:
+            self.sidebar.data.markdown(f"`{data}`")
+        elif self.settings.data is None:
+            self.sidebar.data.markdown("_none_")
+
+    @property
+    def upload_key(self) -> str:
+        return f"image_upload_{self.upload_generation}"
+
+    # -- the session's job store and the models it registers ------------------------------------
+
+    @property
+    def jobs(self) -> JobStore:
+        """This session's job store (opened once: opening creates the tables)."""
+        if self._jobs is None:
+            from panoptic_deeplab.jobs import JobStore
+
+            self._jobs = JobStore(self.settings.workdir)
+        return self._jobs
+
+    def registered(self) -> list[ModelRecord]:
+        """The registry's model records, read at most once per ``REGISTRY_FRESH_S``; an unreadable
+        job database gives none (the pages that need the store say why)."""
+        read_at, records = self._registry
+        if time.monotonic() - read_at > REGISTRY_FRESH_S:
+            try:
+                records = self.jobs.models()
+            except Exception:  # noqa: BLE001 - a damaged job database must not break the other pages
+                records = []
+            self._registry = (time.monotonic(), records)
+        return records
+
+    def forget_registry(self) -> None:
+        """Read the registry again on the next call (after this session changed it)."""
+        self._registry = (0.0, [])
+
+    def _record(self, path: str | Path) -> ModelRecord | None:
+        resolved = str(Path(path).expanduser().resolve())
+        return next((r for r in self.registered() if r.path == resolved), None)
+
+    def models(self) -> dict[str, Path]:
+        """Model bundles the user can pick, by display name: the app's default, the shipped ones,
+        and those registered by finished training jobs whose folders still exist."""
+        models: dict[str, Path] = {}
+
+        def add(name: str, path: Path) -> None:
+            if path not in models.values():
+                models[name if name not in models else f"{name} ({path.parent.name})"] = path
+
+        if self.settings.model is not None:
+            add(self.settings.model.name, self.settings.model)
+        for path in product_settings.shipped_models():
+            add(path.name, path)
+        for record in self.registered():
             if Path(record.path).is_dir():
                 add(job_model_name(record.name, record.job_id), Path(record.path))
-    except Exception:  # noqa: BLE001 - an unreadable job database must not hide the other models
-        pass
-    for path in st.session_state.get("extra_models", []):
-        add(Path(path).name, Path(path))
-    return models
+        return models
+
+    def model_label(self, path: str | Path) -> str:
+        """The display name of a model bundle path: a job's model by its job, a shipped or given one
+        by its folder (the run folder when the bundle folder is the generic "model")."""
+        record = self._record(path)
+        if record is not None:
+            return job_model_name(record.name, record.job_id)
+        path = Path(path)
+        return path.parent.name if path.name == "model" and path.parent.name else path.name
+
+    def base_of(self, path: str | Path) -> str | None:
+        """The bundle a job's model was fine-tuned from (its --init-from), if the registry knows
+        it."""
+        record = self._record(path)
+        return record.base_model if record is not None else None
 
 
-def add_model(path: Path) -> None:
-    extra = st.session_state.setdefault("extra_models", [])
-    if str(path) not in extra:
-        extra.append(str(path))
+def session() -> Session:
+    """This browser session's ``Session``; a fresh one when the app's settings changed."""
+    current = settings()
+    sess = st.session_state.get(_SESSION_KEY)
+    if not isinstance(sess, Session) or sess.settings != current:
+        sess = Session(current)
+        st.session_state[_SESSION_KEY] = sess
+    return sess
 
 
 def job_model_name(name: str, job_id: int | None) -> str:
@@ -77,31 +219,14 @@ def job_model_name(name: str, job_id: int | None) -> str:
     return f"{name} (job {job_id})" if job_id is not None else name
 
 
-def model_label(path: str | Path) -> str:
-    """The display name of a model bundle path: a job's model by its job, a shipped or given one by
-    its folder (the run folder when the bundle folder is the generic "model")."""
-    path = Path(path)
-    try:
-        from panoptic_deeplab.jobs.store import JobStore
+# The Evaluate and Review pages call these until they use ``session()`` themselves.
+def known_models() -> dict[str, Path]:
+    return session().models()
 
-        resolved = str(path.expanduser().resolve())
-        for record in JobStore(settings().workdir).models():
-            if record.path == resolved:
-                return job_model_name(record.name, record.job_id)
-    except Exception:  # noqa: BLE001 - an unreadable job database must not break a label
-        pass
-    return path.parent.name if path.name == "model" and path.parent.name else path.name
+
+def model_label(path: str | Path) -> str:
+    return session().model_label(path)
 
 
 def base_of(path: str | Path) -> str | None:
-    """The bundle a job's model was fine-tuned from (its --init-from), if the registry knows it."""
-    try:
-        from panoptic_deeplab.jobs.store import JobStore
-
-        resolved = str(Path(path).expanduser().resolve())
-        for record in JobStore(settings().workdir).models():
-            if record.path == resolved:
-                return record.base_model
-    except Exception:  # noqa: BLE001
-        pass
-    return None
+    return session().base_of(path)

@@ -16,13 +16,12 @@ from panoptic_deeplab.errors import UserError
 STAGES = ("Semantic", "Centers", "Offsets", "Panoptic")
 
 
-def training_runs(workdir: Path) -> dict[str, Path]:
-    """Workdirs of the app's training jobs, newest first, by display name."""
-    from panoptic_deeplab.jobs.store import JobStore
-
+def training_runs(store) -> dict[str, Path]:
+    """Workdirs of the app's training jobs (``store``: the session's JobStore), newest first, by
+    display name."""
     runs: dict[str, Path] = {}
     try:
-        jobs = JobStore(workdir).list("train")
+        jobs = store.list("train")
     except Exception:  # noqa: BLE001 - an unreadable job database must not break the page
         return runs
     for job in sorted(jobs, key=lambda j: j.created_at, reverse=True):
@@ -66,9 +65,7 @@ def step_heads(
     )
 
 
-def render(
-    settings, image: np.ndarray, digest: str, page_model: str, knobs, opacity: float
-) -> None:
+def render(sess, image: np.ndarray, digest: str, page_model: str, knobs, opacity: float) -> None:
     """The section, below the Inspect views. The final model is the run's own bundle
     (``WORKDIR/model``) once it exists, else the page's model; ``knobs``: the sidebar's
     PostProcessOptions."""
@@ -76,7 +73,10 @@ def render(
     from panoptic_deeplab.postprocess import PostProcessOptions
     from panoptic_deeplab.training.history import list_snapshots
 
-    runs = training_runs(settings.workdir)
+    try:
+        runs = training_runs(sess.jobs)
+    except Exception:  # noqa: BLE001 - an unreadable job database must not break the page
+        runs = {}
     c = st.columns([1.4, 1.6])
     options = [*runs, "a workdir path…"]
     choice = c[0].selectbox("Training run", options, key="steps_run")
@@ -93,14 +93,15 @@ def render(
         c[1].text_input("Workdir", value=str(workdir), disabled=True, key=f"steps_shown_{choice}")
     if workdir is None:
         st.info(
-            "Pick a training job, or give the workdir of a `pdl train` run, to step through its saved checkpoints."
+            "Pick a training job, or give the workdir of a `pdl train` run, to step through its "
+            "saved checkpoints."
         )
         return
     snapshots = list_snapshots(workdir)
     if not snapshots:
         st.info(
-            f"{workdir}: no saved step yet (a run saves every train.checkpoint_every steps and keeps "
-            "train.keep_history of them)."
+            f"{workdir}: no saved step yet (a run saves every train.checkpoint_every steps and "
+            "keeps train.keep_history of them)."
         )
         return
     steps = [s.step for s in snapshots]

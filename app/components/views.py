@@ -74,7 +74,6 @@ def build_view(
     fused: Fused,
     spec: DatasetSpec,
     opacity: float,
-    knobs_threshold: float = 0.0,
 ) -> View:
     names = _names(spec)
     semantic = fused.semantic
@@ -154,7 +153,8 @@ def build_view(
                 [names[_name_index(spec, cls)], inst, area_map[ys, xs], score_text, v], axis=1
             ).astype(object)
             return data, (
-                "class: %{customdata[0]}<br>instance id: %{customdata[1]} (segment %{customdata[4]})"
+                "class: %{customdata[0]}<br>instance id: %{customdata[1]} "
+                "(segment %{customdata[4]})"
                 "<br>area: %{customdata[2]} px<br>score: %{customdata[3]}"
             )
 
@@ -180,8 +180,9 @@ def legend_html(spec: DatasetSpec, semantic: np.ndarray) -> str:
         weight = "600" if counts[cls] else "400; opacity:0.45"
         kind = "thing" if spec.is_thing(cls) else "stuff"
         chips.append(
-            f'<span title="{kind}" style="display:inline-block;margin:2px 10px 2px 0;font-weight:{weight}">'
-            f'<span style="display:inline-block;width:12px;height:12px;border:1px solid #555;vertical-align:middle;'
+            f'<span title="{kind}" style="display:inline-block;margin:2px 10px 2px 0;'
+            f'font-weight:{weight}"><span style="display:inline-block;width:12px;height:12px;'
+            f"border:1px solid #555;vertical-align:middle;"
             f'background:rgb{tuple(color)}"></span> {name}{" ●" if kind == "thing" else ""} '
             f"<small>{share:.1f}%</small></span>"
         )

@@ -1,9 +1,9 @@
-"""Train: fine-tune a model bundle on a data set as a background job, watch its loss curves, cancel or
-resume it, read its log, and compare the bundles it produced with their base.
+"""Train: fine-tune a model bundle on a data set as a background job, watch its loss curves, cancel
+or resume it, read its log, and compare the bundles it produced with their base.
 
-Every job is a `pdl train` process started by panoptic_deeplab.jobs (no shell, validated arguments),
-or, with "Run on: Slurm", a batch job on a Slurm cluster (panoptic_deeplab.jobs.slurm); its records live
-in SQLite under the work directory, so they survive an app restart.
+Every job is a `pdl train` process started by panoptic_deeplab.jobs (no shell, validated
+arguments), or, with "Run on: Slurm", a batch job on a Slurm cluster (panoptic_deeplab.jobs.slurm);
+its records live in SQLite under the work directory, so they survive an app restart.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -34,40 +35,58 @@ STATE_ICONS = {
     joblib.FAILED: ":material/error:",
     joblib.CANCELLED: ":material/cancel:",
 }
-
-
-def _shipped_models() -> list[Path]:
-    return product_settings.shipped_models()
-
-
-app_settings = state.settings()
-workdir = app_settings.workdir
-default_model = str(app_settings.model) if app_settings.model else None
-default_data = str(app_settings.data) if app_settings.data else None
-store = joblib.JobStore(workdir)
-
-st.title("Train")
-st.caption(
-    "Fine-tune a model on a data set (for example a corrected export from the Review page). Each job runs "
-    "`pdl train` as its own process; close the browser and it keeps going."
-)
-
-# -- new job ------------------------------------------------------------------------------------
-
-models: dict[str, str] = {}
-for path in ([default_model] if default_model else []) + [str(p) for p in _shipped_models()]:
-    models.setdefault(f"{Path(path).name}  ({path})", path)
-for rec in store.models():
-    models.setdefault(state.job_model_name(rec.name, rec.job_id), rec.path)
 NO_BASE = "none: train from scratch"
+OTHER_DATA = "other…"
 
-datasets: dict[str, str] = {}
-if default_data:
-    datasets[f"{Path(default_data).name}  ({default_data})"] = default_data
-exports = workdir / "exports"
-for path in sorted(exports.glob("*")) if exports.is_dir() else []:
-    if (path / "annotations").is_dir():
-        datasets.setdefault(f"{path.name}  (review export)", str(path))
+
+@dataclass
+class Form:
+    """What the "New fine-tune" form returned."""
+
+    submitted: bool
+    base_path: str | None
+    config: str
+    data_label: str
+    data_other: str
+    name: str
+    steps: int
+    overrides: str
+    gpu_ids: list[int]
+    slurm: slurm_form.SlurmChoice | None
+
+
+def header() -> None:
+    st.title("Train")
+    st.caption(
+        "Fine-tune a model on a data set (for example a corrected export from the Review page). "
+        "Each job runs `pdl train` as its own process; close the browser and it keeps going."
+    )
+
+
+def base_models(sess: state.Session) -> dict[str, str]:
+    """Bases a fine-tune can start from, by label: the app's model, the shipped ones and the
+    registered ones whose folders still exist."""
+    models: dict[str, str] = {}
+    default = [str(sess.settings.model)] if sess.settings.model else []
+    for path in default + [str(p) for p in product_settings.shipped_models()]:
+        models.setdefault(f"{Path(path).name}  ({path})", path)
+    for rec in sess.registered():
+        if Path(rec.path).is_dir():
+            models.setdefault(state.job_model_name(rec.name, rec.job_id), rec.path)
+    return models
+
+
+def data_sets(sess: state.Session) -> dict[str, str]:
+    """The app's data set and the Review page's exports, by label."""
+    found: dict[str, str] = {}
+    if sess.settings.data:
+        data = str(sess.settings.data)
+        found[f"{Path(data).name}  ({data})"] = data
+    exports = sess.settings.workdir / "exports"
+    for path in sorted(exports.glob("*")) if exports.is_dir() else []:
+        if (path / "annotations").is_dir():
+            found.setdefault(f"{path.name}  (review export)", str(path))
+    return found
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -75,104 +94,119 @@ def _gpus() -> list:
     return joblib.detect_gpus()  # nvidia-smi takes a moment; GPUs rarely come and go
 
 
-gpus = _gpus()
-run_on = st.radio(
-    "Run on",
-    [slurm_form.THIS_MACHINE, slurm_form.SLURM],
-    horizontal=True,
-    key="run_on",
-    help="Slurm: a batch job on the cluster, one tf.distribute worker per task.",
-)
-
-with st.form("new_job"):
-    st.subheader("New fine-tune")
-    left, right = st.columns(2)
-    with left:
-        base_label = st.selectbox(
-            "Base model",
-            list(models) + [NO_BASE],
-            key="base_model",
-            help="Its weights initialise the new model (`--init-from`).",
-        )
-        data_label = st.selectbox("Data set", list(datasets) + ["other…"], key="dataset_choice")
-        data_other = st.text_input(
-            "Data set folder (for 'other…')",
-            key="dataset_other",
-            placeholder="/path/to/coco-panoptic-root",
-        )
-        name = st.text_input("Job name", value="finetune", key="job_name")
-    with right:
-        base_path = models.get(base_label)
-        bundle_config = str(Path(base_path) / "config.yaml") if base_path else None
-        config_options = ([bundle_config] if bundle_config else []) + available_configs()
-        config = st.selectbox(
-            "Config",
-            config_options,
-            key="config",
-            help="The base model's own config keeps the architecture its weights need.",
-        )
-        steps = st.number_input(
-            "Steps", min_value=1, max_value=1_000_000, value=200, step=50, key="steps"
-        )
-        overrides = st.text_area(
-            "Overrides (one `section.key=value` per line)",
-            key="overrides",
-            placeholder="train.batch_size=4\ntrain.base_learning_rate=0.001",
-        )
-        if run_on == slurm_form.SLURM:
-            slurm = slurm_form.settings(workdir / "runs")
-            gpu_ids = []
-        elif gpus:
-            chosen = st.multiselect(
-                "GPUs",
-                [f"{g.index}: {g.name} ({g.memory_mib} MiB)" for g in gpus],
-                default=[f"{gpus[0].index}: {gpus[0].name} ({gpus[0].memory_mib} MiB)"],
-                key="gpus",
+def new_job_form(sess: state.Session, models: dict, datasets: dict) -> Form:
+    gpus = _gpus()
+    run_on = st.radio(
+        "Run on",
+        [slurm_form.THIS_MACHINE, slurm_form.SLURM],
+        horizontal=True,
+        key="run_on",
+        help="Slurm: a batch job on the cluster, one tf.distribute worker per task.",
+    )
+    slurm = None
+    with st.form("new_job"):
+        st.subheader("New fine-tune")
+        left, right = st.columns(2)
+        with left:
+            base_label = st.selectbox(
+                "Base model",
+                list(models) + [NO_BASE],
+                key="base_model",
+                help="Its weights initialise the new model (`--init-from`).",
             )
-            gpu_ids = [int(c.split(":", 1)[0]) for c in chosen]
-        else:
-            st.info("No GPU detected: the job runs on the CPU.", icon=":material/memory:")
-            gpu_ids = []
-    submitted = st.form_submit_button(
-        "Start fine-tune", type="primary", icon=":material/play_arrow:"
+            data_label = st.selectbox(
+                "Data set", list(datasets) + [OTHER_DATA], key="dataset_choice"
+            )
+            data_other = st.text_input(
+                f"Data set folder (for '{OTHER_DATA}')",
+                key="dataset_other",
+                placeholder="/path/to/coco-panoptic-root",
+            )
+            name = st.text_input("Job name", value="finetune", key="job_name")
+        with right:
+            base_path = models.get(base_label)
+            bundle_config = str(Path(base_path) / "config.yaml") if base_path else None
+            config_options = ([bundle_config] if bundle_config else []) + available_configs()
+            config = st.selectbox(
+                "Config",
+                config_options,
+                key="config",
+                help="The base model's own config keeps the architecture its weights need.",
+            )
+            steps = st.number_input(
+                "Steps", min_value=1, max_value=1_000_000, value=200, step=50, key="steps"
+            )
+            overrides = st.text_area(
+                "Overrides (one `section.key=value` per line)",
+                key="overrides",
+                placeholder="train.batch_size=4\ntrain.base_learning_rate=0.001",
+            )
+            gpu_ids: list[int] = []
+            if run_on == slurm_form.SLURM:
+                slurm = slurm_form.settings(sess.settings.workdir / "runs")
+            elif gpus:
+                labels = [f"{g.index}: {g.name} ({g.memory_mib} MiB)" for g in gpus]
+                chosen = st.multiselect("GPUs", labels, default=labels[:1], key="gpus")
+                gpu_ids = [int(c.split(":", 1)[0]) for c in chosen]
+            else:
+                st.info("No GPU detected: the job runs on the CPU.", icon=":material/memory:")
+        submitted = st.form_submit_button(
+            "Start fine-tune", type="primary", icon=":material/play_arrow:"
+        )
+    return Form(
+        submitted,
+        base_path,
+        config,
+        data_label,
+        data_other,
+        name,
+        int(steps),
+        overrides,
+        gpu_ids,
+        slurm if run_on == slurm_form.SLURM else None,
     )
 
-if submitted:
-    dataset = data_other.strip() if data_label == "other…" else datasets.get(data_label, "")
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name.strip() or "finetune").strip("-.") or "finetune"
-    on_slurm = run_on == slurm_form.SLURM
-    run_dir = (
-        slurm.runs_dir if on_slurm and slurm else workdir / "runs"
-    ) / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+def submit(sess: state.Session, form: Form, datasets: dict) -> None:
+    """Start the form's job; a refused input is shown and starts nothing."""
+    on_slurm = sess.run_on == slurm_form.SLURM
+    dataset = (
+        form.data_other.strip() if form.data_label == OTHER_DATA else datasets.get(form.data_label)
+    ) or ""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", form.name.strip() or "finetune").strip("-.")
+    slug = slug or "finetune"
+    runs = form.slurm.runs_dir if on_slurm and form.slurm else sess.settings.workdir / "runs"
+    run_dir = runs / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        if on_slurm and slurm is None:
+        if on_slurm and form.slurm is None:
             raise UserError(
                 "Slurm cannot be reached from here (see above); run on this machine instead"
             )
         if not dataset:
-            raise UserError("choose a data set (or type its folder under 'other…')")
+            raise UserError(f"choose a data set (or type its folder under '{OTHER_DATA}')")
         if not Path(dataset).expanduser().is_dir():
             raise UserError(f"{dataset}: data set folder not found")
         argv = joblib.train_command(
-            config,
+            form.config,
             Path(dataset).expanduser(),
             run_dir,
-            steps=int(steps),
-            init_from=base_path,
-            overrides=[line.strip() for line in overrides.splitlines() if line.strip()],
+            steps=form.steps,
+            init_from=form.base_path,
+            overrides=[line.strip() for line in form.overrides.splitlines() if line.strip()],
         )
         if on_slurm:
-            job = slurm_form.slurm_backend.submit(store, argv, slurm.options, name=slug)
+            job = slurm_form.slurm_backend.submit(sess.jobs, argv, form.slurm.options, name=slug)
         else:
-            job = store.submit(argv, name=slug, gpus=gpu_ids)
+            job = sess.jobs.submit(argv, name=slug, gpus=form.gpu_ids)
         st.toast(f"Started job {job.id}: {job.name}", icon=":material/rocket_launch:")
     except UserError as err:
         st.error(str(err), icon=":material/error:")
 
+
 # -- jobs -------------------------------------------------------------------------------------
 
 
-def _loss_figure(df: pd.DataFrame) -> go.Figure | None:
+def loss_figure(df: pd.DataFrame) -> go.Figure | None:
     """Loss curves with axes from the data: a log scale only when the losses span more than a
     decade, the step axis from the first to the last logged step."""
     cols = [c for c in LOSS_COLUMNS if c in df.columns and df[c].notna().any()]
@@ -211,7 +245,7 @@ def _act(action, job_id: int, **kwargs) -> None:
     st.rerun()
 
 
-def _phase_text(job: joblib.Job, progress: joblib.Progress) -> str | None:
+def phase_text(job: joblib.Job, progress: joblib.Progress) -> str | None:
     """What a running job does before its first step (the trainer's status.json phase)."""
     if job.state != joblib.RUNNING or progress.step > 0 and progress.state == "running":
         return None
@@ -224,38 +258,82 @@ def _phase_text(job: joblib.Job, progress: joblib.Progress) -> str | None:
     return progress.phase or progress.state
 
 
-def _job_panel(job: joblib.Job, newest: bool = False) -> None:
+def job_buttons(store, job: joblib.Job, column) -> None:
+    if job.is_active:
+        if column.button("Cancel", key=f"cancel-{job.id}", icon=":material/stop:"):
+            _act(store.cancel, job.id, grace_s=5)
+    elif job.kind == "train" and job.state != joblib.SUCCEEDED:  # nothing to resume when done
+        if column.button(
+            "Resume",
+            key=f"resume-{job.id}",
+            icon=":material/replay:",
+            help="Start again in the same workdir; training continues from its last checkpoint.",
+        ):
+            _act(store.resume, job.id)
+
+
+def job_metrics(job: joblib.Job, df: pd.DataFrame) -> None:
+    """Loss curves, periodic evaluations and the last step's numbers from metrics.csv."""
+    fig = loss_figure(df)
+    if fig is not None:
+        st.plotly_chart(fig, key=f"loss-{job.id}")
+    if "step" in df.columns:
+        score_cols = [c for c in EVAL_COLUMNS if c in df.columns]
+        evals = df[["step", *score_cols]].dropna(subset=score_cols, how="all")
+        if len(evals):
+            st.dataframe(evals.tail(10), hide_index=True, key=f"evals-{job.id}")
+    last = df[df["loss"].notna()].tail(1) if "loss" in df.columns else pd.DataFrame()
+    if not len(last):
+        return
+    cols = st.columns(3)
+    cols[0].metric("loss", f"{float(last['loss'].iloc[0]):.4g}")
+    if "learning_rate" in last and pd.notna(last["learning_rate"].iloc[0]):
+        cols[1].metric("learning rate", f"{float(last['learning_rate'].iloc[0]):.3g}")
+    if "images_per_sec" in last and pd.notna(last["images_per_sec"].iloc[0]):
+        cols[2].metric("images / s", f"{float(last['images_per_sec'].iloc[0]):.3g}")
+
+
+def job_log(store, job: joblib.Job) -> None:
+    text, hidden = joblog.clean_log(store.read_log(job))
+    if hidden and st.toggle(
+        f"Show {hidden} TensorFlow start-up line(s)",
+        key=f"log-all-{job.id}",
+        help="CUDA/oneDNN notices TensorFlow prints at start-up; harmless on a CPU.",
+    ):
+        text, hidden = store.read_log(job), 0
+    elif hidden:
+        st.caption(
+            f"{hidden} TensorFlow start-up line(s) hidden (CUDA/oneDNN notices, harmless on a CPU)."
+        )
+    st.code(text or "(empty log)", language=None, wrap_lines=True)
+    log_path = Path(job.log_path)
+    if log_path.is_file():
+        st.download_button(
+            "Download the whole log",
+            log_path.read_bytes(),
+            file_name=f"job-{job.id}.log",
+            mime="text/plain",
+            key=f"download-log-{job.id}",
+        )
+
+
+def job_card(store, job: joblib.Job, newest: bool = False) -> None:
     progress = store.progress(job)
-    icon = STATE_ICONS.get(job.state, "")
     label = f"#{job.id} {job.name} · {job.state}"
-    phase = _phase_text(job, progress)
+    phase = phase_text(job, progress)
     if phase:
         label += f" · {phase}"
     elif progress.total_steps:
         label += f" · step {progress.step}/{progress.total_steps}"
+    icon = STATE_ICONS.get(job.state, "")
     with st.expander(label, icon=icon, expanded=newest or job.state == joblib.RUNNING):
         cols = st.columns([3, 1, 1, 1])
-        where = (
-            slurm_form.slurm_backend.describe(store, job)
-            if job.backend == joblib.SLURM
-            else f"GPUs {job.gpus}"
-            if job.gpus
-            else "CPU"
-        )
+        if job.backend == joblib.SLURM:
+            where = slurm_form.slurm_backend.describe(store, job)
+        else:
+            where = f"GPUs {job.gpus}" if job.gpus else "CPU"
         cols[0].caption(f"`pdl {' '.join(job.argv)}`  \nworkdir `{job.workdir}`  \n{where}")
-        if job.is_active:
-            if cols[1].button("Cancel", key=f"cancel-{job.id}", icon=":material/stop:"):
-                _act(store.cancel, job.id, grace_s=5)
-        elif (
-            job.kind == "train" and job.state != joblib.SUCCEEDED
-        ):  # a finished run has nothing to resume
-            if cols[1].button(
-                "Resume",
-                key=f"resume-{job.id}",
-                icon=":material/replay:",
-                help="Start again in the same workdir; training continues from its last checkpoint.",
-            ):
-                _act(store.resume, job.id)
+        job_buttons(store, job, cols[1])
         show_log = cols[2].toggle("Log", key=f"log-{job.id}")
         if job.message:
             (st.error if job.state == joblib.FAILED else st.caption)(job.message)
@@ -265,90 +343,51 @@ def _job_panel(job: joblib.Job, newest: bool = False) -> None:
             st.progress(progress.fraction, text=f"{progress.step} / {progress.total_steps} steps")
         df = store.metrics(job)
         if not df.empty:
-            fig = _loss_figure(df)
-            if fig is not None:
-                st.plotly_chart(fig, key=f"loss-{job.id}")
-            evals = (
-                df[[c for c in ("step", *EVAL_COLUMNS) if c in df.columns]].dropna(
-                    subset=[c for c in EVAL_COLUMNS if c in df.columns], how="all"
-                )
-                if "step" in df.columns
-                else pd.DataFrame()
-            )
-            if len(evals):
-                st.dataframe(evals.tail(10), hide_index=True, key=f"evals-{job.id}")
-            last = df[df["loss"].notna()].tail(1) if "loss" in df.columns else pd.DataFrame()
-            if len(last):
-                metric_cols = st.columns(3)
-                metric_cols[0].metric("loss", f"{float(last['loss'].iloc[0]):.4g}")
-                if "learning_rate" in last and pd.notna(last["learning_rate"].iloc[0]):
-                    metric_cols[1].metric(
-                        "learning rate", f"{float(last['learning_rate'].iloc[0]):.3g}"
-                    )
-                if "images_per_sec" in last and pd.notna(last["images_per_sec"].iloc[0]):
-                    metric_cols[2].metric(
-                        "images / s", f"{float(last['images_per_sec'].iloc[0]):.3g}"
-                    )
+            job_metrics(job, df)
         if show_log:
-            text, hidden = joblog.clean_log(store.read_log(job))
-            if hidden and st.toggle(
-                f"Show {hidden} TensorFlow start-up line(s)",
-                key=f"log-all-{job.id}",
-                help="CUDA/oneDNN notices TensorFlow prints at start-up; harmless on a CPU.",
-            ):
-                text, hidden = store.read_log(job), 0
-            elif hidden:
-                st.caption(
-                    f"{hidden} TensorFlow start-up line(s) hidden (CUDA/oneDNN notices, harmless on a CPU)."
-                )
-            st.code(text or "(empty log)", language=None, wrap_lines=True)
-            log_path = Path(job.log_path)
-            if log_path.is_file():
-                st.download_button(
-                    "Download the whole log",
-                    log_path.read_bytes(),
-                    file_name=f"job-{job.id}.log",
-                    mime="text/plain",
-                    key=f"download-log-{job.id}",
-                )
+            job_log(store, job)
 
 
-jobs_list = store.list()
-any_running = any(j.is_active for j in jobs_list)  # queued (Slurm) or running
+def jobs_section(sess: state.Session) -> None:
+    """The job cards, refreshed every 2 s while a job is queued or running."""
+    store = sess.jobs
+    any_running = any(j.is_active for j in store.list())
 
+    @st.fragment(run_every=2 if any_running else None)
+    def jobs_panel() -> None:
+        current = store.list()
+        trainings = [j for j in current if j.kind == "train"]
+        others = [j for j in current if j.kind != "train"]
+        st.subheader("Fine-tunes")
+        if not trainings:
+            st.caption("No fine-tune yet. Start one above.")
+        for k, job in enumerate(trainings):
+            job_card(store, job, newest=k == 0)
+        if others:
+            st.subheader("Evaluations and other jobs")
+            for job in others:
+                job_card(store, job)
+        if any_running and not any(j.is_active for j in current):
+            sess.forget_registry()  # the finished job registered its model
+            st.rerun()  # the last running job ended: refresh the whole page (models, run_every)
 
-@st.fragment(run_every=2 if any_running else None)
-def jobs_panel() -> None:
-    current = store.list()
-    trainings = [j for j in current if j.kind == "train"]
-    others = [j for j in current if j.kind != "train"]
-    st.subheader("Fine-tunes")
-    if not trainings:
-        st.caption("No fine-tune yet. Start one above.")
-    for k, job in enumerate(trainings):
-        _job_panel(job, newest=k == 0)
-    if others:
-        st.subheader("Evaluations and other jobs")
-        for job in others:
-            _job_panel(job)
-    if any_running and not any(j.is_active for j in current):
-        st.rerun()  # the last running job ended: refresh the whole page (models, run_every)
+    jobs_panel()
 
-
-jobs_panel()
 
 # -- models -----------------------------------------------------------------------------------
 
-st.subheader("Registered models")
-registered = store.models()
-if not registered:
-    st.caption("A model appears here when a training job finishes.")
-else:
+
+def registered_models(sess: state.Session) -> None:
+    st.subheader("Registered models")
+    registered = sess.registered()
+    if not registered:
+        st.caption("A model appears here when a training job finishes.")
+        return
     rows = [
         {
             "name": state.job_model_name(r.name, r.job_id),
             "job": r.job_id,
-            "base": state.model_label(r.base_model) if r.base_model else "",
+            "base": sess.model_label(r.base_model) if r.base_model else "",
             "data set": r.dataset or "",
             "path": r.path,
             "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created_at)),
@@ -372,46 +411,49 @@ def _read_result(path: Path) -> dict | None:
         return None
 
 
-def _comparison(rec: joblib.ModelRecord, active_outs: set[str]) -> None:
-    """Per-class deltas of a fine-tuned model against its base, on its data set's val split, from the
-    same cached `pdl evaluate` results the Evaluate page uses (launched here if missing)."""
+def delta_chart(rec, name: str, base_name: str, data: Path, split: str, results: dict) -> None:
+    delta = er.compare(results["base"], results["fine-tuned"])
+    delta = delta.rename(columns=lambda c: c.replace(" A", " base").replace(" B", " fine-tuned"))
+    st.caption(
+        f"On `{data.name}/{split}`: {name} − {base_name} (points; positive = better after "
+        "fine-tuning)."
+    )
+    fig = go.Figure(
+        go.Bar(
+            x=delta["class"],
+            y=delta["Δ PQ"],
+            marker_color=["#2e7d32" if (v or 0) >= 0 else "#c62828" for v in delta["Δ PQ"]],
+        )
+    )
+    fig.update_layout(
+        height=280,
+        margin=dict(l=10, r=10, t=30, b=10),
+        title="Δ PQ per class",
+        yaxis_title="points",
+    )
+    st.plotly_chart(fig, key=f"delta-{rec.id}")
+    st.dataframe(delta, hide_index=True, key=f"delta-table-{rec.id}")
+
+
+def comparison(sess: state.Session, rec: joblib.ModelRecord, active_outs: set[str]) -> None:
+    """Per-class deltas of a fine-tuned model against its base, on its data set's val split, from
+    the same cached `pdl evaluate` results the Evaluate page uses (launched here if missing)."""
     model, base = Path(rec.path), Path(rec.base_model)
-    data = Path(rec.dataset or default_data or "")
+    data = Path(rec.dataset or sess.settings.data or "")
     split = _eval_split(data) if data.is_dir() else None
-    name, base_name = state.job_model_name(rec.name, rec.job_id), state.model_label(base)
+    name, base_name = state.job_model_name(rec.name, rec.job_id), sess.model_label(base)
     with st.expander(f"{name} vs its base {base_name}", icon=":material/compare_arrows:"):
         if split is None:
             st.caption(f"No COCO-panoptic split found in `{data}` to compare on.")
             return
-        results_dir = workdir / "results"
+        results_dir = sess.settings.results_dir
         paths = {
             "base": er.result_path(results_dir, base, data, split, 0, label=base_name),
             "fine-tuned": er.result_path(results_dir, model, data, split, 0, label=name),
         }
         results = {k: _read_result(p) for k, p in paths.items()}
         if all(results.values()):
-            delta = er.compare(results["base"], results["fine-tuned"])
-            delta = delta.rename(
-                columns=lambda c: c.replace(" A", " base").replace(" B", " fine-tuned")
-            )
-            st.caption(
-                f"On `{data.name}/{split}`: {name} − {base_name} (points; positive = better after fine-tuning)."
-            )
-            fig = go.Figure(
-                go.Bar(
-                    x=delta["class"],
-                    y=delta["Δ PQ"],
-                    marker_color=["#2e7d32" if (v or 0) >= 0 else "#c62828" for v in delta["Δ PQ"]],
-                )
-            )
-            fig.update_layout(
-                height=280,
-                margin=dict(l=10, r=10, t=30, b=10),
-                title="Δ PQ per class",
-                yaxis_title="points",
-            )
-            st.plotly_chart(fig, key=f"delta-{rec.id}")
-            st.dataframe(delta, hide_index=True, key=f"delta-table-{rec.id}")
+            delta_chart(rec, name, base_name, data, split, results)
             return
         missing = [k for k, r in results.items() if r is None]
         running = [k for k in missing if str(paths[k]) in active_outs]
@@ -427,15 +469,36 @@ def _comparison(rec: joblib.ModelRecord, active_outs: set[str]) -> None:
             results_dir.mkdir(parents=True, exist_ok=True)
             for k in missing:
                 src, src_name = (base, base_name) if k == "base" else (model, name)
-                store.submit(
+                sess.jobs.submit(
                     er.evaluate_argv(src, data, split, 0, paths[k]), name=f"evaluate {src_name}"
                 )
             st.rerun()
 
 
-active_outs = {
-    joblib.option_value(j.argv, "--out") for j in store.list(kind="evaluate") if j.is_active
-}
-for rec in registered:
-    if rec.base_model:
-        _comparison(rec, active_outs)
+def comparisons(sess: state.Session) -> None:
+    active_outs = {
+        joblib.option_value(j.argv, "--out") for j in sess.jobs.list(kind="evaluate") if j.is_active
+    }
+    for rec in sess.registered():
+        if rec.base_model:
+            comparison(sess, rec, active_outs)
+
+
+def page() -> None:
+    sess = state.session()
+    header()
+    models = base_models(sess)
+    datasets = data_sets(sess)
+    form = new_job_form(sess, models, datasets)
+    sess.uses(
+        model=form.base_path,
+        data=datasets.get(form.data_label) or form.data_other.strip() or None,
+    )
+    if form.submitted:
+        submit(sess, form, datasets)
+    jobs_section(sess)
+    registered_models(sess)
+    comparisons(sess)
+
+
+page()

@@ -17,8 +17,8 @@ VOID_COLOR = (0, 0, 0)
 
 
 def color_lut(colors, ignore_label: int, ignore_color=VOID_COLOR) -> np.ndarray:
-    """A 256+ entry lookup table: ``lut[class] = colors[class]``, ``lut[ignore_label] = ignore_color``,
-    any other id black."""
+    """A 256+ entry lookup table: ``lut[class] = colors[class]``,
+    ``lut[ignore_label] = ignore_color``, any other id black."""
     size = max(256, len(colors), ignore_label + 1)
     lut = np.zeros((size, 3), dtype=np.uint8)
     lut[: len(colors)] = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
@@ -30,7 +30,8 @@ def color_lut(colors, ignore_label: int, ignore_color=VOID_COLOR) -> np.ndarray:
 def semantic_to_color(
     semantic: np.ndarray, colors, ignore_label: int = 255, ignore_color=VOID_COLOR
 ) -> np.ndarray:
-    """Colour a semantic label map ``[H, W]`` with the data set's class colours (``spec.colors``)."""
+    """Colour a semantic label map ``[H, W]`` with the data set's class colours
+    (``spec.colors``)."""
     lut = color_lut(colors, ignore_label, ignore_color)
     labels = np.asarray(semantic).astype(np.int64)
     labels = np.where(
@@ -42,7 +43,8 @@ def semantic_to_color(
 def instance_color(base_rgb, instance: int, max_shift: int = 60) -> tuple[int, int, int]:
     """A stable colour for instance ``instance`` of a class: the class colour shifted by a
     pseudo-random amount derived from the instance number (the same instance always gets the
-    same colour, neighbouring instances differ). Instance 0 (stuff, crowd) keeps the class colour."""
+    same colour, neighbouring instances differ). Instance 0 (stuff, crowd) keeps the class
+    colour."""
     if instance == 0:
         return tuple(int(c) for c in base_rgb)
     # Knuth's multiplicative hash spreads consecutive ids over the shift cube.
@@ -52,7 +54,8 @@ def instance_color(base_rgb, instance: int, max_shift: int = 60) -> tuple[int, i
 
 
 def distinct_colors(n: int, saturation: float = 0.75, value: float = 0.95) -> np.ndarray:
-    """``n`` well separated colours (golden-ratio hue steps), uint8 ``[n, 3]``; for instance maps."""
+    """``n`` well separated colours (golden-ratio hue steps), uint8 ``[n, 3]``; for instance
+    maps."""
     hues = (np.arange(n) * 0.618033988749895) % 1.0
     return np.array(
         [[round(c * 255) for c in colorsys.hsv_to_rgb(h, saturation, value)] for h in hues],
@@ -152,7 +155,8 @@ def heatmap_to_color(
     colormap: int = cv2.COLORMAP_JET,
 ) -> np.ndarray:
     """Colour a scalar map ``[H, W]`` (e.g. the center heatmap) with an OpenCV colormap, RGB out.
-    Values are clipped to ``[vmin, vmax]``; ``vmax=None`` uses the map's maximum (1 if it is <= vmin)."""
+    Values are clipped to ``[vmin, vmax]``; ``vmax=None`` uses the map's maximum (1 if it is
+    <= vmin)."""
     values = np.asarray(heatmap, dtype=np.float32)
     if values.ndim == 3:
         values = values[..., 0]
@@ -162,18 +166,6 @@ def heatmap_to_color(
     scaled = np.clip((values - vmin) / (top - vmin), 0.0, 1.0)
     bgr = cv2.applyColorMap(np.round(scaled * 255).astype(np.uint8), colormap)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def heatmap_overlay(
-    image: np.ndarray,
-    heatmap: np.ndarray,
-    alpha: float = 0.5,
-    vmin: float = 0.0,
-    vmax: float | None = 1.0,
-    colormap: int = cv2.COLORMAP_JET,
-) -> np.ndarray:
-    """The image with a coloured heatmap blended on top."""
-    return blend(image, heatmap_to_color(heatmap, vmin, vmax, colormap), alpha)
 
 
 def offsets_to_color(
@@ -189,7 +181,8 @@ def offsets_to_color(
         valid = magnitude if mask is None else magnitude[np.asarray(mask, dtype=bool)]
         max_magnitude = float(valid.max(initial=0.0))
     max_magnitude = max(float(max_magnitude), 1e-6)
-    # Hue: angle of (dx, dy) in image coordinates (x right, y down), 0 = pointing right, OpenCV hue 0..180.
+    # Hue: angle of (dx, dy) in image coordinates (x right, y down), 0 = pointing right,
+    # OpenCV hue 0..180.
     angle = (np.degrees(np.arctan2(dy, dx)) + 360.0) % 360.0
     hsv = np.empty((*dy.shape, 3), dtype=np.uint8)
     hsv[..., 0] = np.round(angle / 2.0).astype(np.int32) % 180

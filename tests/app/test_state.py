@@ -1,0 +1,61 @@
+"""The app's session-state holder: one job store per session, typed widget values, the
+"is this selection new?" check."""
+
+from __future__ import annotations
+
+import apptest_utils as u
+from streamlit.testing.v1 import AppTest
+
+from panoptic_deeplab import jobs
+
+TRAIN = str(u.APP_DIR / "pages" / "train.py")
+
+
+def test_a_session_opens_its_job_store_once(monkeypatch, tmp_path):
+    """Three registered models in the table, three reruns: one JobStore (each opening creates
+    the tables), not one per row and rerun."""
+    u.set_app_env(monkeypatch, tmp_path)
+    store = jobs.JobStore(tmp_path / "work")
+    for k in range(3):
+        bundle = tmp_path / "work" / "runs" / f"r{k}" / "model"
+        bundle.mkdir(parents=True)
+        store.register_model(bundle, f"r{k}", job_id=k + 1, base_model=str(tmp_path / "base"))
+    opened = []
+    original = jobs.JobStore.__init__
+
+    def counting(self, root):
+        opened.append(root)
+        original(self, root)
+
+    monkeypatch.setattr(jobs.JobStore, "__init__", counting)
+    at = AppTest.from_file(TRAIN, default_timeout=u.TIMEOUT)
+    for _ in range(3):
+        at.run()
+        assert not at.exception, at.exception
+    assert list(at.dataframe[-1].value["name"]) == ["r2 (job 3)", "r1 (job 2)", "r0 (job 1)"]
+    assert len(opened) == 1
+
+
+def _probe():
+    import streamlit as st
+
+    from panoptic_deeplab.app import state
+
+    sess = state.session()
+    st.session_state.setdefault("picks", [])
+    st.session_state["picks"].append(sess.is_new("model", st.session_state.get("choice")))
+    sess.pixel_x = 7
+    st.write(f"pixel_x={st.session_state['pixel_x']} same={state.session() is sess}")
+
+
+def test_is_new_reports_each_change_once_and_values_are_typed_keys(monkeypatch, tmp_path):
+    u.set_app_env(monkeypatch, tmp_path)
+    at = AppTest.from_function(_probe, default_timeout=u.TIMEOUT)
+    at.session_state["choice"] = "a"
+    at.run()
+    at.run()
+    at.session_state["choice"] = "b"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["picks"] == [True, False, True]
+    assert at.markdown[-1].value == "pixel_x=7 same=True"  # the attribute is the widget key
