@@ -18,6 +18,7 @@ import gc
 import importlib
 import os
 import sys
+import threading
 import traceback
 
 from . import __version__
@@ -84,6 +85,28 @@ def import_tensorflow_silently() -> None:
             import tensorflow  # noqa: F401
 
 
+_warm_up_lock = threading.Lock()
+_warm_up: threading.Thread | None = None
+
+
+def warm_up_tensorflow_quietly() -> threading.Thread | None:
+    """For the app's server: import TensorFlow once per process in a background thread, its C++
+    start-up lines hidden when ``TF_CPP_MIN_LOG_LEVEL`` is quiet (2 or 3, as ``pdl app`` and
+    scripts/run-app.sh set it). Returns that thread (join it before code that imports TensorFlow:
+    two threads importing it at once can see it half-initialised), or None when there is none:
+    TensorFlow imported already, or its lines asked for. Other threads' stderr is lost while it
+    runs (seconds, at start-up)."""
+    global _warm_up
+    quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip() in ("2", "3")
+    with _warm_up_lock:
+        if _warm_up is None and quiet and "tensorflow" not in sys.modules:
+            _warm_up = threading.Thread(
+                target=import_tensorflow_silently, name="tensorflow-warm-up", daemon=True
+            )
+            _warm_up.start()
+        return _warm_up
+
+
 @contextlib.contextmanager
 def _stderr_silenced():
     sys.stderr.flush()
@@ -137,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:  # noqa: BLE001 - a bug or a TensorFlow error: shown as Python would show it
             traceback.print_exc()
             code = 1
-        # The error, and the tf.data iterators its frames hold, are freed here and not at interpreter
-        # exit, where an iterator with tf.numpy_function calls in flight waits for the GIL forever.
+        # The error, and the tf.data iterators its frames hold, are freed here and not at
+        # interpreter exit, where an iterator with tf.numpy_function calls in flight waits for the
+        # GIL forever.
         gc.collect()
         return code
     build_parser().parse_args(argv)  # prints help / usage errors
