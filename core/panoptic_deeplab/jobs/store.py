@@ -38,7 +38,8 @@ from .records import (
 
 
 def default_root() -> Path:
-    """Where the app and ``pdl jobs`` keep job records: the work directory (``settings.workdir``)."""
+    """Where the app and ``pdl jobs`` keep job records: the work directory
+    (``settings.workdir``)."""
     from ..settings import workdir
 
     return workdir()
@@ -70,12 +71,14 @@ _ADDED_COLUMNS = {
 _JSON_COLUMNS = ("argv", "gpus", "backend_data", "progress")
 REPAIR_HINT = (
     "To keep it aside (renamed with the time) and start an empty job list, run `pdl jobs --repair` "
-    "(or use the app's button). Job folders, logs and models on disk are not touched."
+    "(or `JobStore(root, repair=True)` from Python). Job folders, logs and models on disk are not "
+    "touched."
 )
 
 
 class JobStore(SqliteStore):
-    """Job and model records in ``<root>/jobs.sqlite``; job workdirs default to ``<root>/jobs/<id>``.
+    """Job and model records in ``<root>/jobs.sqlite``; job workdirs default to
+    ``<root>/jobs/<id>``.
 
     A damaged ``jobs.sqlite`` raises ``DamagedStoreError`` (a UserError naming the file and the
     fix); ``JobStore(root, repair=True)`` then renames it aside (``set_aside_as``) and starts empty.
