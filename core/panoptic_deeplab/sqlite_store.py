@@ -1,5 +1,5 @@
-"""The SQLite opener shared by the stores kept in one database file (jobs, review decisions), and what
-they do when that file is damaged.
+"""The SQLite opener shared by the stores kept in one database file (jobs, review decisions), and
+what they do when that file is damaged.
 
 A damaged file (cut short, its header overwritten, or emptied to 0 bytes after it held records) is
 never read as an empty store and never overwritten: every operation raises ``DamagedStoreError``,
@@ -42,7 +42,7 @@ class DamagedStoreError(UserError):
 
 
 def marker_path(db_path: str | os.PathLike) -> Path:
-    """The sidecar that says the store at ``db_path`` was created (so 0 bytes there means damage)."""
+    """The sidecar that says the store at ``db_path`` was created (0 bytes there means damage)."""
     db_path = Path(db_path)
     return db_path.with_name(f".{db_path.name}.created")
 
@@ -90,16 +90,9 @@ class SqliteStore:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        # One short-lived connection per operation: Streamlit runs each session in its own thread,
-        # and a connection may not cross threads. The 30 s timeout waits out another process's
-        # write instead of failing with "locked".
-        self._refuse_emptied()
-        db = sqlite3.connect(self.db_path, timeout=30)
-        db.row_factory = sqlite3.Row  # rows by column name
+        db = self._open()
         try:
             try:
-                if self._checked != self.db_path:
-                    self._check_integrity(db)
                 with db:
                     yield db
             except sqlite3.DatabaseError as err:
@@ -108,11 +101,32 @@ class SqliteStore:
                 raise
         finally:
             db.close()
-        if self._checked != self.db_path:  # the first operation went through: the schema exists
+
+    def _open(self) -> sqlite3.Connection:
+        """A connection, the caller's to commit and close (``_connect`` does both); the file's
+        damage is checked first, once per instance."""
+        # One short-lived connection per operation: Streamlit runs each session in its own thread,
+        # and a connection may not cross threads. The 30 s timeout waits out another process's
+        # write instead of failing with "locked".
+        self._refuse_emptied()
+        db = sqlite3.connect(self.db_path, timeout=30)
+        db.row_factory = sqlite3.Row  # rows by column name
+        if self._checked != self.db_path:
+            try:
+                self._check_integrity(db)
+            except sqlite3.DatabaseError as err:
+                db.close()
+                if is_damage(err):
+                    raise self._damaged(f"SQLite reports '{err}'") from err
+                raise
+            except BaseException:
+                db.close()
+                raise
             self._checked = self.db_path
-            marker = marker_path(self.db_path)
-            if not marker.exists() and self.db_path.stat().st_size > 0:
-                marker.write_text("this store held a schema; 0 bytes here means it was emptied\n")
+        marker = marker_path(self.db_path)
+        if not marker.exists() and self.db_path.stat().st_size > 0:  # an earlier one wrote a schema
+            marker.write_text("this store held a schema; 0 bytes here means it was emptied\n")
+        return db
 
     def _refuse_emptied(self) -> None:
         try:
