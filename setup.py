@@ -5,14 +5,22 @@ top level; the wheel carries all three inside one package, the app as ``panoptic
 the assets as ``panoptic_deeplab.assets`` (``panoptic_deeplab.settings`` finds them there).
 """
 
-from setuptools import find_namespace_packages, find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 _SKIP = ["*__pycache__*"]
+# Namespace packages throughout: folders holding only data (configs/<dataset>, assets/models/<name>)
+# are listed too, as newer setuptools asks (else ~40 lines of "Package would be ignored" each).
 packages = (
-    find_packages("core")
+    find_namespace_packages(
+        "core", include=["panoptic_deeplab", "panoptic_deeplab.*"], exclude=_SKIP
+    )
     + ["panoptic_deeplab.app"]
     + [f"panoptic_deeplab.app.{name}" for name in find_namespace_packages("app", exclude=_SKIP)]
     + ["panoptic_deeplab.assets"]
+    + [
+        f"panoptic_deeplab.assets.{name}"
+        for name in find_namespace_packages("assets", exclude=_SKIP)
+    ]
 )
 
 setup(

@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from panoptic_deeplab.app import state
+from panoptic_deeplab.cli import warm_up_tensorflow_quietly
 
 APP_DIR = Path(__file__).resolve().parent
 
@@ -42,6 +43,15 @@ def sidebar(sess: state.Session) -> None:
     sess.uses(model=sess.settings.model, data=sess.settings.data)
 
 
+def wait_for_tensorflow() -> None:
+    """TensorFlow is imported once per server, in the background and without its start-up lines in
+    the app's log; the page's code waits for it (after the sidebar is drawn)."""
+    warm_up = warm_up_tensorflow_quietly()
+    if warm_up is not None and warm_up.is_alive():
+        with st.spinner("Loading TensorFlow (once per start of the app) ..."):
+            warm_up.join()
+
+
 st.set_page_config(page_title="Panoptic-DeepLab", page_icon=":material/layers:", layout="wide")
 session = state.session()
 session.start_run()  # the model registry is read afresh in each run
@@ -51,4 +61,5 @@ if session.settings.model:  # the first picture should not wait for TensorFlow a
     model_io.warm_up_in_background(str(session.settings.model))
 page = navigation()
 sidebar(session)
+wait_for_tensorflow()
 page.run()

@@ -58,14 +58,23 @@ def test_the_pinned_requirements_satisfy_the_declared_dependencies():
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(out), str(ROOT)],
         check=True,
         capture_output=True,
         text=True,
     )
+    (out / "build.log").write_text(build.stdout + build.stderr)  # -v: the build backend's output
     (path,) = out.glob("panoptic_deeplab-*.whl")
     return path
+
+
+def test_the_build_prints_no_setuptools_warnings(wheel):
+    """Folders of data only (configs/<dataset>, assets/models/<name>) are listed as packages:
+    setuptools prints ~40 lines of "Package would be ignored" for each one that is not."""
+    log = (wheel.parent / "build.log").read_text()
+    assert "Building wheel for panoptic-deeplab" in log  # the backend's output is in the log
+    assert "would be ignored" not in log and "is absent from the `packages`" not in log
 
 
 def test_the_wheel_carries_the_app_the_demo_model_and_the_configs(wheel):

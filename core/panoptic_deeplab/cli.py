@@ -19,6 +19,7 @@ import gc
 import importlib
 import os
 import sys
+import threading
 import traceback
 
 from . import __version__
@@ -87,6 +88,28 @@ def import_tensorflow_silently() -> None:
     if "tensorflow" not in sys.modules:
         with _stderr_silenced():
             import tensorflow  # noqa: F401
+
+
+_warm_up_lock = threading.Lock()
+_warm_up: threading.Thread | None = None
+
+
+def warm_up_tensorflow_quietly() -> threading.Thread | None:
+    """For the app's server: import TensorFlow once per process in a background thread, its C++
+    start-up lines hidden when ``TF_CPP_MIN_LOG_LEVEL`` is quiet (2 or 3, as ``pdl app`` and
+    scripts/run-app.sh set it). Returns that thread (join it before code that imports TensorFlow:
+    two threads importing it at once can see it half-initialised), or None when there is none:
+    TensorFlow imported already, or its lines asked for. Other threads' stderr is lost while it
+    runs (seconds, at start-up)."""
+    global _warm_up
+    quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip() in ("2", "3")
+    with _warm_up_lock:
+        if _warm_up is None and quiet and "tensorflow" not in sys.modules:
+            _warm_up = threading.Thread(
+                target=import_tensorflow_silently, name="tensorflow-warm-up", daemon=True
+            )
+            _warm_up.start()
+        return _warm_up
 
 
 @contextlib.contextmanager

@@ -245,6 +245,7 @@ def test_an_imported_deeplab2_model_is_offered_as_a_base(env):
         fixtures / "ckpt_mnv3s_os16",
         str(fixtures / "mnv3s_os16.textproto"),
         bundle,
+        app_root=workdir,  # registered in this work directory only when it is named
         log=lambda _: None,
     )
     at = _run(AppTest.from_file(PAGE, default_timeout=60))

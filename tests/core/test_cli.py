@@ -40,7 +40,8 @@ def run(args):
 
     def load(i):
         x = tf.numpy_function(slow, [i], tf.int32, stateful=False)
-        with tf.control_dependencies([tf.debugging.assert_less(i, tf.constant(0, tf.int64), message="boom")]):
+        check = tf.debugging.assert_less(i, tf.constant(0, tf.int64), message="boom")
+        with tf.control_dependencies([check]):
             return tf.identity(x)
     ds = tf.data.Dataset.range(100).map(load, num_parallel_calls=4).batch(1).prefetch(2)
     return next(iter(ds.take(1)))
@@ -99,3 +100,32 @@ def test_tensorflow_start_up_lines_are_hidden_unless_verbose():
         "oneDNN" not in quiet and "cuda" not in quiet.lower() and "absl::InitializeLog" not in quiet
     ), quiet
     assert "oneDNN" in _model_summary_stderr("--verbose")  # what TensorFlow prints by itself
+
+
+_WARM_UP = """
+import sys
+from panoptic_deeplab.cli import warm_up_tensorflow_quietly
+warm_up = warm_up_tensorflow_quietly()
+print("started" if warm_up else "none")  # stdout: stderr is silenced while the thread runs
+if warm_up:
+    assert warm_up_tensorflow_quietly() is warm_up  # once per process
+    warm_up.join()
+    assert "tensorflow" in sys.modules
+print("after", file=sys.stderr)
+"""
+
+
+def test_the_apps_tensorflow_warm_up_keeps_its_log_quiet():
+    """The app's server imports TensorFlow in the background without the start-up lines (absl,
+    oneDNN, CUDA) in its log, whose other lines still appear; level 0 or 1 means none."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    run = dict(capture_output=True, text=True, timeout=300)
+    quiet = subprocess.run(
+        [sys.executable, "-c", _WARM_UP], env={**env, "TF_CPP_MIN_LOG_LEVEL": "2"}, **run
+    )
+    assert quiet.returncode == 0 and quiet.stdout == "started\n", quiet.stderr
+    assert quiet.stderr == "after\n", quiet.stderr
+    asked = subprocess.run(
+        [sys.executable, "-c", _WARM_UP], env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"}, **run
+    )
+    assert asked.returncode == 0 and (asked.stdout, asked.stderr) == ("none\n", "after\n")

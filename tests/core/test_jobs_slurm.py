@@ -1,6 +1,6 @@
-"""The Slurm backend without a cluster: TF_CONFIG from Slurm's environment, GPU per task, time limits,
-the options' checks, the batch script, the task's checks of the workdir and data set, and no Slurm on
-PATH. The real cluster runs are in tests/slurm/."""
+"""The Slurm backend without a cluster: TF_CONFIG from Slurm's environment, GPU per task, time
+limits, the options' checks, the batch script, the task's checks of the workdir and data set, and no
+Slurm on PATH. The real cluster runs are in tests/slurm/."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from panoptic_deeplab.jobs import JobError, JobStore, slurm, slurm_task
-from panoptic_deeplab.jobs.slurm import SlurmError, SlurmOptions
+from panoptic_deeplab.jobs import JobError, JobStore, slurm_task
+from panoptic_deeplab.jobs.backends import slurm
+from panoptic_deeplab.jobs.backends.slurm import SlurmError, SlurmOptions
 
 TRAIN = ["train", "--config", "synthetic/tiny", "--dataset", "/data/x", "--workdir", "/shared/run"]
 
@@ -126,8 +127,8 @@ def test_gpus_per_node_become_gres_and_as_many_tasks(tmp_path):
 def _record(store: JobStore, tmp_path, name: str = "r", workdir: str = "run") -> int:
     with store._connect() as db:
         return db.execute(
-            "INSERT INTO jobs (kind, name, argv, workdir, log_path, state, created_at, backend) VALUES"
-            " ('train', ?, ?, ?, ?, 'queued', 0, 'slurm')",
+            "INSERT INTO jobs (kind, name, argv, workdir, log_path, state, created_at, backend)"
+            " VALUES ('train', ?, ?, ?, ?, 'queued', 0, 'slurm')",
             (name, json.dumps(TRAIN), str(tmp_path / workdir), str(tmp_path / workdir / "job.log")),
         ).lastrowid
 
@@ -256,10 +257,12 @@ def test_a_store_from_before_the_slurm_backend_opens_with_its_jobs_local(tmp_pat
 
     db = sqlite3.connect(tmp_path / "jobs.sqlite")
     db.execute(
-        "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, name TEXT NOT NULL,"
-        " argv TEXT NOT NULL, workdir TEXT NOT NULL, log_path TEXT NOT NULL, state TEXT NOT NULL,"
+        "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,"
+        " name TEXT NOT NULL, argv TEXT NOT NULL, workdir TEXT NOT NULL, log_path TEXT NOT NULL,"
+        " state TEXT NOT NULL,"
         " gpus TEXT NOT NULL DEFAULT '[]', pid INTEGER, pid_start TEXT, exit_code INTEGER,"
-        " message TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL, started_at REAL, ended_at REAL,"
+        " message TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL, started_at REAL,"
+        " ended_at REAL,"
         " attempts INTEGER NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0)"
     )
     db.execute(
@@ -292,12 +295,7 @@ def _fake_slurm(tmp_path, monkeypatch, sacct: str) -> None:
 def _forgotten_job(tmp_path) -> tuple[JobStore, int]:
     store = JobStore(tmp_path / "work")
     job_id = _record(store, tmp_path)
-    slurm._ensure_table(store)
-    with store._connect() as db:
-        db.execute(
-            "INSERT INTO slurm_jobs (job_id, slurm_id, options, token) VALUES (?, '77', '{}', 't')",
-            (job_id,),
-        )
+    store.update(job_id, backend_data={"slurm_id": "77", "options": {}, "token": "t"})
     (tmp_path / "run").mkdir(parents=True)
     return store, job_id
 
@@ -327,7 +325,8 @@ def test_a_failed_job_without_its_log_says_the_workdir_is_not_shared(tmp_path, m
     _fake_slurm(tmp_path, monkeypatch, "exit 1")
     (tmp_path / "bin" / "scontrol").write_text(
         # What slurmctld reports when slurmd cannot open the job's --output (seen on Slurm 22.05).
-        "#!/bin/sh\necho 'JobId=77 JobState=FAILED Reason=JobLaunchFailure ExitCode=0:53 NodeList=node3'\n"
+        "#!/bin/sh\necho 'JobId=77 JobState=FAILED Reason=JobLaunchFailure ExitCode=0:53"
+        " NodeList=node3'\n"
     )
     store, job_id = _forgotten_job(tmp_path)
     job = store.refresh(job_id)
@@ -335,3 +334,21 @@ def test_a_failed_job_without_its_log_says_the_workdir_is_not_shared(tmp_path, m
     assert job.message.startswith(
         f"Slurm could not write the log {tmp_path / 'run' / 'job.log'} on the job's node"
     )
+
+
+def test_slurm_records_of_a_store_from_before_backend_data_are_adopted(tmp_path):
+    """Stores written before jobs.backend_data kept Slurm's fields in a table slurm_jobs."""
+    store = JobStore(tmp_path)
+    job_id = _record(store, tmp_path)
+    options = json.dumps({"partition": "gpu", "nodes": 2, "no_longer_an_option": 1})
+    with store._connect() as db:
+        db.execute("UPDATE jobs SET backend_data='{}' WHERE id=?", (job_id,))
+        db.execute(
+            "CREATE TABLE slurm_jobs (job_id INTEGER PRIMARY KEY, slurm_id TEXT NOT NULL,"
+            " options TEXT NOT NULL, token TEXT NOT NULL)"
+        )
+        db.execute("INSERT INTO slurm_jobs VALUES (?, '41', ?, 'tok')", (job_id, options))
+    reopened = JobStore(tmp_path)
+    slurm_id, adopted = slurm.slurm_info(reopened, reopened.get(job_id))
+    assert slurm_id == "41" and adopted == SlurmOptions(partition="gpu", nodes=2)
+    assert reopened.get(job_id).backend_data["token"] == "tok"

@@ -31,7 +31,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--root",
         default=None,
-        help="the app's work directory, whose model list gets the bundle (default: as pdl jobs)",
+        help="a work directory (the app's, as pdl jobs --root) whose model list gets the bundle; "
+        "without it the bundle is registered nowhere",
     )
 
 

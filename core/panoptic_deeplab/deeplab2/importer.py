@@ -162,15 +162,19 @@ def _global_step(contents: ckpt.CheckpointContents) -> int | None:
 
 
 def _register(bundle: Path, root: str | Path | None, log) -> Path | None:
-    """List the bundle among the app's models (the job store's model table of its work directory)."""
-    from ..jobs.store import JobStore, default_root
+    """List the bundle among the models of the work directory ``root`` (its job store's registry);
+    without one, nothing is registered (a throwaway import stays out of every list)."""
+    if root is None:
+        return None
+    from ..jobs.store import JobStore
 
-    root = Path(root).expanduser() if root else default_root()
+    root = Path(root).expanduser()
     try:
         JobStore(root).register_model(bundle, name=bundle.name, base_model="deeplab2 checkpoint")
         return root
     except Exception as err:  # noqa: BLE001 - the bundle is fine; only the app's list misses it
         log(
-            f"note: could not add the bundle to the app's model list ({err}); open it with pdl app --model {bundle}"
+            f"note: could not add the bundle to the model list of {root} ({err}); open it with "
+            f"pdl app --model {bundle}"
         )
         return None

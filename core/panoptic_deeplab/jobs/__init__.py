@@ -1,26 +1,25 @@
-"""Background jobs: records in SQLite and a launcher for ``pdl`` commands, used by the app and the CLI.
+"""Background jobs: records in SQLite and launchers for ``pdl`` commands, used by the app and the CLI.
 
-Each job is its own OS process in its own session (so a crash never takes the app down, and cancel
-can signal the whole process group), with stdout and stderr going to a log file. Only ``pdl``
-sub-commands on an allow-list, with allow-listed options and checked values, are launched, always as
-an argument list, never through a shell.
-
-The process runs ``python -m panoptic_deeplab.jobs --exit-file F -- <pdl argv>``: the same ``pdl``
-entry point, wrapped only so that the exit status is written to ``F`` and survives an app restart.
-Records live in SQLite, so a restarted app finds its jobs again; a job recorded as running whose
+Only ``pdl`` sub-commands on an allow-list, with allow-listed options and checked values, are
+launched, always as an argument list, never through a shell. Records live in SQLite
+(``<workdir>/jobs.sqlite``), so a restarted app finds its jobs again; a job recorded as running whose
 process is gone (or whose pid now belongs to another process) is shown as failed.
 
-When a training job succeeds, its model bundle (``<workdir>/model``) is registered in the ``models``
-table so the app can inspect it and compare it with its base.
+A job's ``backend`` says where it runs, by name: ``local`` (a process on this machine, the default)
+or ``slurm`` (a batch job on a Slurm cluster); each is one module of ``.backends``, and a new one is
+a new module there. The store (``JobStore``) records, reconciles and reports; submit, refresh,
+cancel and resume go to the job's backend.
 
-A job's ``backend`` says where it runs: ``local`` (this machine, as above, the default) or ``slurm``
-(a batch job on a Slurm cluster, see ``.slurm``); refresh, cancel and resume go to its backend.
+When a training job succeeds, its model bundle (``<workdir>/model``) is registered in the work
+directory's model registry (the ``models`` table), so the app can inspect it and compare it with its
+base; a registered model whose folder is gone is reported as missing and never offered for a job.
 
 One module each: ``errors`` (JobError), ``arguments`` (the allow-list, read from each command's
-argparse), ``gpus`` (nvidia-smi, a job's environment), ``records`` (states, Job, Progress,
-ModelRecord), ``process`` (process control, and the runner ``__main__`` starts), ``store``
-(JobStore: the SQLite records and local launching), ``slurm`` (the Slurm backend) and
-``slurm_task`` (what each Slurm task runs). This module only re-exports the public names.
+argparse), ``gpus`` (nvidia-smi, a job's environment), ``records`` (states, stages, Job, Progress,
+ModelRecord), ``progress`` (how far a job is, from what its run writes), ``process`` (process
+control, and the runner ``__main__`` starts), ``store`` (JobStore), ``backends`` (the registry, and
+``local`` and ``slurm``) and ``slurm_task`` (what each Slurm task runs). Listing, showing and
+cancelling jobs import no TensorFlow. This module only re-exports the public names.
 """
 
 from .arguments import (
@@ -32,6 +31,7 @@ from .arguments import (
     train_command,
     validate_command,
 )
+from .backends import Backend, backend_names, get_backend
 from .errors import JobError
 from .gpus import GPU, detect_gpus, job_environment, parse_nvidia_smi
 from .process import failure_message
@@ -43,15 +43,21 @@ from .records import (
     QUEUED,
     RUNNING,
     SLURM,
+    STAGES,
     SUCCEEDED,
     Job,
     ModelRecord,
     Progress,
 )
-from .store import JobStore, default_root
+from .store import REPAIR_HINT, JobStore, default_root
 
 __all__ = [
     "ALLOWED_COMMANDS",
+    "REPAIR_HINT",
+    "STAGES",
+    "Backend",
+    "backend_names",
+    "get_backend",
     "ALLOWED_POSITIONALS",
     "CANCELLED",
     "FAILED",

@@ -1,4 +1,5 @@
-"""GPUs for local jobs: what ``nvidia-smi`` lists, and a job's environment with only its GPUs visible."""
+"""GPUs for local jobs: what ``nvidia-smi`` lists, and a job's environment with only its GPUs
+visible and TensorFlow's start-up lines left for ``pdl`` to hide."""
 
 from __future__ import annotations
 
@@ -47,9 +48,18 @@ def job_environment(
     gpus: list[int] | tuple[int, ...] = (), base: dict | None = None
 ) -> dict[str, str]:
     """The environment of a job: only the chosen GPUs visible (none = CPU), memory growth on."""
-    env = dict(os.environ if base is None else base)
+    env = quiet_start_up(dict(os.environ if base is None else base))
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(int(g)) for g in gpus) if gpus else "-1"
     env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONUNBUFFERED"] = "1"  # the log file shows progress as it happens
+    return env
+
+
+def quiet_start_up(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a ``pdl`` process whose TensorFlow start-up lines (CUDA, oneDNN, absl) should be
+    hidden: without a quiet ``TF_CPP_MIN_LOG_LEVEL`` (2 or 3, as ``pdl`` and the app set it), so that
+    ``pdl`` silences TensorFlow's import itself (those lines come before the level is read). A
+    level of 0 or 1, the user's wish to see them, is kept."""
+    if env.get("TF_CPP_MIN_LOG_LEVEL", "").strip() in ("2", "3"):
+        del env["TF_CPP_MIN_LOG_LEVEL"]
     return env

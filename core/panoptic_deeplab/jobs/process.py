@@ -4,7 +4,6 @@ see ``__main__``)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -14,27 +13,47 @@ from .arguments import validate_command
 from .errors import JobError
 
 
-def _process_start(pid: int) -> str | None:
+def process_start(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (Linux), to tell our process from a later one reusing its id."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields else None  # field 22: starttime
+
+
+def _stat_fields(pid: int) -> list[str] | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22: starttime
+    return stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
 
 
-def _alive(pid: int | None, start: str | None) -> bool:
+def _started_at(ticks: str) -> float | None:
+    """Epoch seconds of a kernel start time (clock ticks since boot)."""
+    try:
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return boot + int(ticks) / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def alive(pid: int | None, start: str | None, started_by: float | None = None) -> bool:
+    """Whether ``pid`` is still the job's process: it exists, has not exited (a zombie has), and is
+    the process that was started (kernel start time ``start``; without one, a process that began
+    after ``started_by``, epoch seconds, is a later one that reuses the id)."""
     if not pid:
         return False
     if Path("/proc").is_dir():
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
+        fields = _stat_fields(pid)
+        if fields is None or fields[0] in ("Z", "X"):
             return False
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] in ("Z", "X"):  # zombie: it has exited, only its exit status remains
-            return False
-        return start is None or fields[19] == start
+        if start is not None:
+            return fields[19] == start
+        began = _started_at(fields[19]) if started_by is not None else None
+        return began is None or began <= started_by + 2
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -44,13 +63,17 @@ def _alive(pid: int | None, start: str | None) -> bool:
     return True
 
 
-def _signal_group(pid: int | None, sig: int) -> None:
+def signal_group(pid: int | None, sig: int) -> None:
     if not pid:
         return
     try:
         os.killpg(pid, sig)  # start_new_session made the job the leader of its own group
     except (ProcessLookupError, PermissionError):
         pass
+
+
+# The names the tests of the app use.
+_alive, _process_start = alive, process_start
 
 
 def failure_message(log_tail: str, code: int) -> str:
@@ -72,16 +95,9 @@ def failure_message(log_tail: str, code: int) -> str:
     return f"exited with status {code}; see the log"
 
 
-def _read_exit_file(path: Path) -> int | None:
+def read_exit_file(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 

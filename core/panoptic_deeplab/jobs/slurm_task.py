@@ -1,5 +1,5 @@
 """The task side of a Slurm job: ``python -m panoptic_deeplab.jobs.slurm_task``, one per worker,
-started by ``srun`` from the batch script ``.slurm`` writes. It checks that the task sees the job's
+started by ``srun`` from the batch script ``.backends.slurm`` writes. It checks that the task sees the job's
 workdir and data set, sets ``TF_CONFIG`` and the task's GPU, then becomes ``pdl``."""
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 from .arguments import option_value, validate_command
-from .errors import JobError
-from .slurm import (
+from .backends.slurm import (
     MAX_TASKS_PER_NODE,
     PORT_FIRST,
     PORT_SLOTS,
@@ -20,6 +19,8 @@ from .slurm import (
     TOKEN_FILE,
     _slurm,
 )
+from .errors import JobError
+from .gpus import quiet_start_up
 
 
 def expand_hostnames(nodelist: str) -> list[str]:
@@ -79,7 +80,7 @@ def _task_main(args: list[str]) -> int:
     parser.add_argument("argv", nargs=argparse.REMAINDER)
     ns = parser.parse_args(args)
     argv = ns.argv[1:] if ns.argv[:1] == ["--"] else ns.argv
-    env = dict(os.environ)
+    env = quiet_start_up(dict(os.environ))
     where = f"task {env.get('SLURM_PROCID', '?')} on {env.get('SLURMD_NODENAME') or os.uname().nodename}"
     try:
         validate_command(argv)

@@ -98,9 +98,7 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
         self.reviewer = (reviewer or "").strip() or default_reviewer()
         import sys
 
-        self.notes = prepare(
-            self.db_path, self._connect, say or (lambda t: print(t, file=sys.stderr))
-        )
+        self.notes = prepare(self.db_path, self._open, say or (lambda t: print(t, file=sys.stderr)))
         with self._read() as db:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             needs_import = bool(
@@ -141,7 +139,7 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
 
     @contextlib.contextmanager
     def _read(self):
-        db = self._connect()
+        db = self._open()
         try:
             yield db
         finally:
@@ -151,7 +149,7 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
     def _write(self, count: bool = True):
         """One write transaction, taken at once (BEGIN IMMEDIATE): two reviewers' changes are
         serialised, and the versions checked inside it cannot change before the write."""
-        db = self._connect()
+        db = self._open()
         try:
             db.execute("BEGIN IMMEDIATE")
             yield db

@@ -163,6 +163,8 @@ def test_import_and_predict_commands_write_the_raw_outputs(tmp_path, capsys):
             str(fixture(config)),
             "--out",
             str(bundle),
+            "--root",
+            str(tmp_path / "work"),
         ]
     )
     out, err = capsys.readouterr()
@@ -176,12 +178,10 @@ def test_import_and_predict_commands_write_the_raw_outputs(tmp_path, capsys):
     ):
         assert expected in out, out
     assert "read 362/362 variables" in err
-    from panoptic_deeplab.jobs import (
-        JobStore,
-        default_root,
-    )  # the app's model pickers read this list
+    from panoptic_deeplab.jobs import JobStore  # the app's model pickers read this list
 
-    assert bundle.resolve() in [Path(m.path) for m in JobStore(default_root()).models()]
+    assert bundle.resolve() in [Path(m.path) for m in JobStore(tmp_path / "work").models()]
+    assert f"listed among the models of {tmp_path / 'work'}" in out
     code = main(
         [
             "predict",

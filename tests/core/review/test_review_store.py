@@ -280,10 +280,6 @@ def test_a_store_from_a_newer_version_is_refused(dataset, tmp_path):
         ReviewStore(dataset, "val", folder)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs the damage detection of sqlite_store.SqliteStore from the jobs branch",
-)
 @pytest.mark.parametrize("damage", ["random header", "cut in half"])
 def test_a_damaged_review_database_gets_a_clear_message(dataset, tmp_path, damage):
     folder = tmp_path / "review"
