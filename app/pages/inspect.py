@@ -285,6 +285,16 @@ def pixel_chart(sess: state.Session, fig, key: str, shape, zoom: bool) -> None:
     )
 
 
+def heatmap_range(heatmap: np.ndarray) -> str:
+    """What the centers view's colours span. The head is a regression, so a raw value may be
+    below 0; the colours start at 0, and the caption says so rather than hide such values."""
+    low, high = float(heatmap.min(initial=0.0)), float(heatmap.max(initial=0.0))
+    text = f"raw center heatmap, 0 … {views.number(high, 3)}"
+    if views.number(low, 3).startswith("-"):
+        text += f" (its values go down to {views.number(low, 3)}; below 0 is drawn as 0)"
+    return text
+
+
 def main_view(sess, inputs: Inputs, stage, mode, opacity, heads, fused, spec, knobs, vote):
     image = inputs.loaded.array
     shape = image.shape[:2]
@@ -306,7 +316,7 @@ def main_view(sess, inputs: Inputs, stage, mode, opacity, heads, fused, spec, kn
         st.html(views.legend_html(spec, fused.semantic))
     elif stage == "Centers":
         st.caption(
-            f"Colour: raw center heatmap (0 … {float(heads.center_heatmap.max()):.3f}). Markers: "
+            f"Colour: {heatmap_range(heads.center_heatmap)}. Markers: "
             f"the {len(fused.center_points)} centers kept after threshold "
             f"{knobs.center_threshold:.2f}, NMS {knobs.nms_kernel}×{knobs.nms_kernel} and "
             f"top-{knobs.keep_k_centers}, with their scores."
@@ -373,7 +383,11 @@ def pixel_panel(sess: state.Session, stage, shape, heads, fused, spec, vote: Pix
             else "none"
         )
     else:
-        rows["joined center"] = "no center detected: all thing pixels of a class form one instance"
+        merged = views.class_name(spec, int(fused.panoptic[y, x]) // spec.label_divisor)
+        rows["joined center"] = (
+            "no center detected: all thing pixels of the image form one instance, which takes "
+            f"the majority class ({merged})"
+        )
     # A static table: long values wrap instead of being cut off at the column's edge.
     st.table(pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows)))
 

@@ -22,7 +22,7 @@ from panoptic_deeplab import jobs as joblib
 from panoptic_deeplab import settings as product_settings
 from panoptic_deeplab.app import state
 from panoptic_deeplab.app.components import eval_results as er
-from panoptic_deeplab.app.components import joblog, slurm_form
+from panoptic_deeplab.app.components import joblog, slurm_form, views
 from panoptic_deeplab.config import available_configs
 from panoptic_deeplab.errors import UserError
 
@@ -206,8 +206,29 @@ def submit(sess: state.Session, form: Form, datasets: dict) -> None:
 # -- jobs -------------------------------------------------------------------------------------
 
 
-def loss_figure(df: pd.DataFrame) -> go.Figure | None:
-    """Loss curves with axes from the data: a log scale only when the losses span more than a
+def loss_weights(workdir: str | Path) -> tuple[dict[str, float], bool]:
+    """The loss weights of a run (its config.yaml), and whether they were read from it (else the
+    defaults)."""
+    from panoptic_deeplab.config import Config, load_config
+
+    try:
+        loss = load_config(Path(workdir) / "config.yaml").loss
+        found = True
+    except (UserError, OSError, ValueError):
+        loss, found = Config().loss, False
+    weights = {
+        "semantic_loss": loss.semantic_weight,
+        "center_loss": loss.center_weight,
+        "offset_loss": loss.offset_weight,
+    }
+    return weights, found
+
+
+def loss_figure(
+    df: pd.DataFrame, weights: dict[str, float], exact: bool = True
+) -> go.Figure | None:
+    """The total loss and its terms as they enter it (each times its weight, so the terms add up
+    to the total), on axes from the data: a log scale only when the values span more than a
     decade, the step axis from the first to the last logged step."""
     cols = [c for c in LOSS_COLUMNS if c in df.columns and df[c].notna().any()]
     if "step" not in df.columns or not cols:
@@ -216,8 +237,11 @@ def loss_figure(df: pd.DataFrame) -> go.Figure | None:
     values = []
     for col in cols:
         rows = df[df[col].notna()]
-        values.extend(float(v) for v in rows[col])
-        fig.add_trace(go.Scatter(x=rows["step"], y=rows[col], mode="lines+markers", name=col))
+        weight = 1.0 if col == "loss" else weights.get(col, 1.0)
+        ys = rows[col].astype(float) * weight
+        values.extend(float(v) for v in ys)
+        name = "total" if col == "loss" else f"{col.removesuffix('_loss')} × {weight:g}"
+        fig.add_trace(go.Scatter(x=rows["step"], y=ys, mode="lines+markers", name=name))
     positive = [v for v in values if v > 0]
     log_scale = (
         bool(positive) and len(positive) == len(values) and max(positive) > 10 * min(positive)
@@ -227,7 +251,8 @@ def loss_figure(df: pd.DataFrame) -> go.Figure | None:
     fig.update_layout(
         height=300,
         margin=dict(l=10, r=10, t=30, b=10),
-        title="Losses",
+        title="Losses: the total is the sum of the weighted terms"
+        + ("" if exact else " (default weights: the run's config.yaml is unreadable)"),
         xaxis=dict(title="step", range=[steps.min() - pad, steps.max() + pad]),
         yaxis_type="log" if log_scale else "linear",
         legend=dict(orientation="h"),
@@ -274,14 +299,15 @@ def job_buttons(store, job: joblib.Job, column) -> None:
 
 def job_metrics(job: joblib.Job, df: pd.DataFrame) -> None:
     """Loss curves, periodic evaluations and the last step's numbers from metrics.csv."""
-    fig = loss_figure(df)
+    fig = loss_figure(df, *loss_weights(job.workdir))
     if fig is not None:
         st.plotly_chart(fig, key=f"loss-{job.id}")
     if "step" in df.columns:
         score_cols = [c for c in EVAL_COLUMNS if c in df.columns]
         evals = df[["step", *score_cols]].dropna(subset=score_cols, how="all")
         if len(evals):
-            st.dataframe(evals.tail(10), hide_index=True, key=f"evals-{job.id}")
+            shown = views.text_cells(evals.tail(10).astype({"step": int}))
+            st.dataframe(shown, hide_index=True, key=f"evals-{job.id}")
     last = df[df["loss"].notna()].tail(1) if "loss" in df.columns else pd.DataFrame()
     if not len(last):
         return
@@ -386,7 +412,7 @@ def registered_models(sess: state.Session) -> None:
     rows = [
         {
             "name": state.job_model_name(r.name, r.job_id),
-            "job": r.job_id,
+            "job": str(r.job_id) if r.job_id is not None else views.MISSING,
             "base": sess.model_label(r.base_model) if r.base_model else "",
             "data set": r.dataset or "",
             "path": r.path,

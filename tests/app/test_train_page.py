@@ -137,16 +137,16 @@ def test_progress_loss_curves_log_and_models(env):
     assert at.expander[0].label.endswith("step 20/40")
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert [t["name"] for t in fig["data"]] == [
-        "loss",
-        "semantic_loss",
-        "center_loss",
-        "offset_loss",
+        "total",
+        "semantic × 1",
+        "center × 200",
+        "offset × 0.01",
     ]
     assert list(u.plotly_array(fig["data"][0]["y"])) == [2.0, 1.5]
     assert at.get("progress")[0].proto.value == 50
     assert {m.label: m.value for m in at.metric}["loss"] == "1.5"
     evals = at.dataframe[0].value
-    assert list(evals["pq"]) == [0.25]
+    assert list(evals["pq"]) == ["0.250"] and list(evals["sq"]) == ["–"]  # never "None"
     models = at.dataframe[-1].value
     assert list(models["name"]) == ["r1 (job 1)"] and list(models["base"]) == ["base"]
     assert "r1 (job 1)" in at.selectbox(key="base_model").options  # ready to fine-tune further
@@ -301,15 +301,15 @@ def test_a_short_job_draws_a_curve_on_axes_from_its_data(env):
                 "step": step,
                 "loss": loss,
                 "semantic_loss": loss - 0.5,
-                "center_loss": 0.2,
-                "offset_loss": 0.3,
+                "center_loss": 0.002,  # x 200 = 0.4
+                "offset_loss": 30.0,  # x 0.01 = 0.3
             }
         )
     at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert (
         fig["layout"]["yaxis"]["type"] == "linear"
-    )  # 0.2 .. 1.3: no decade to spread on a log axis
+    )  # 0.3 .. 1.3: no decade to spread on a log axis
     lo, hi = fig["layout"]["xaxis"]["range"]
     assert 1 <= lo < 2 and 6 < hi <= 7
     assert len(u.plotly_array(fig["data"][0]["y"])) == 3
@@ -373,3 +373,47 @@ def test_the_log_hides_tensorflow_start_up_noise_and_wraps(env):
     at.toggle(key=f"log-all-{job.id}").set_value(True)
     at = _run(at)
     assert "cuInit" in at.code[0].value  # all of it, on request
+
+
+# -- issue 28: charts and tables that say what they show ------------------------------------------
+
+
+def test_the_loss_chart_plots_the_weighted_terms_that_add_up_to_the_total(env):
+    from panoptic_deeplab.config import load_config, save_config
+
+    workdir, _ = env
+    store = jobs.JobStore(workdir)
+    job = store.get(_record(store, "w", "train", jobs.SUCCEEDED, workdir / "runs" / "w"))
+    config = load_config("synthetic/tiny", ["loss.center_weight=100"])
+    save_config(config, Path(job.workdir) / "config.yaml")
+    files = RunFiles(job.workdir, total_steps=4)
+    files.start_metrics(0)
+    for step, (sem, center, offset) in ((2, (1.0, 0.01, 20.0)), (4, (0.5, 0.004, 10.0))):
+        total = sem + 100 * center + 0.01 * offset
+        files.append_metrics(
+            {
+                "step": step,
+                "loss": total,
+                "semantic_loss": sem,
+                "center_loss": center,
+                "offset_loss": offset,
+            }
+        )
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert fig["layout"]["title"]["text"] == "Losses: the total is the sum of the weighted terms"
+    traces = {t["name"]: u.plotly_array(t["y"]).astype(float) for t in fig["data"]}
+    assert set(traces) == {"total", "semantic × 1", "center × 100", "offset × 0.01"}
+    parts = traces["semantic × 1"] + traces["center × 100"] + traces["offset × 0.01"]
+    assert parts == pytest.approx(traces["total"])
+
+
+def test_a_model_without_a_job_shows_no_none_in_the_table(env):
+    workdir, _ = env
+    bundle = workdir / "imported" / "m"
+    bundle.mkdir(parents=True)
+    jobs.JobStore(workdir).register_model(bundle, "m")
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    table = at.dataframe[-1].value
+    assert list(table["job"]) == ["–"]
+    assert not table.isna().any().any() and "None" not in table.astype(str).values
