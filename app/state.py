@@ -149,17 +149,18 @@ class Session:
             self._jobs = JobStore(self.settings.workdir)
         return self._jobs
 
-    def registered(self) -> list[ModelRecord]:
-        """The registry's model records, read at most once per ``REGISTRY_FRESH_S``; an unreadable
-        job database gives none (the pages that need the store say why)."""
+    def registered(self, include_missing: bool = False) -> list[ModelRecord]:
+        """The registry's model records (with ``include_missing``, also those whose folder is
+        gone), read at most once per ``REGISTRY_FRESH_S``; an unreadable job database gives none
+        (the pages that need the store say why)."""
         read_at, records = self._registry
         if time.monotonic() - read_at > REGISTRY_FRESH_S:
             try:
-                records = self.jobs.models()
+                records = self.jobs.models(include_missing=True)
             except Exception:  # noqa: BLE001 - a damaged job database must not break the other pages
                 records = []
             self._registry = (time.monotonic(), records)
-        return records
+        return records if include_missing else [r for r in records if not r.missing]
 
     def forget_registry(self) -> None:
         """Read the registry again on the next call (after this session changed it)."""
@@ -167,7 +168,7 @@ class Session:
 
     def _record(self, path: str | Path) -> ModelRecord | None:
         resolved = str(Path(path).expanduser().resolve())
-        return next((r for r in self.registered() if r.path == resolved), None)
+        return next((r for r in self.registered(True) if r.path == resolved), None)
 
     def models(self) -> dict[str, Path]:
         """Model bundles the user can pick, by display name: the app's default, the shipped ones,
@@ -183,8 +184,7 @@ class Session:
         for path in product_settings.shipped_models():
             add(path.name, path)
         for record in self.registered():
-            if Path(record.path).is_dir():
-                add(job_model_name(record.name, record.job_id), Path(record.path))
+            add(job_model_name(record.name, record.job_id), Path(record.path))
         return models
 
     def model_label(self, path: str | Path) -> str:

@@ -59,3 +59,25 @@ def test_is_new_reports_each_change_once_and_values_are_typed_keys(monkeypatch, 
     assert not at.exception, at.exception
     assert at.session_state["picks"] == [True, False, True]
     assert at.markdown[-1].value == "pixel_x=7 same=True"  # the attribute is the widget key
+
+
+def test_the_sidebar_names_the_model_the_page_uses(monkeypatch, tmp_path):
+    import streamlit as st
+    from fakes import FakePredictor
+
+    from panoptic_deeplab.app.components import model_io
+
+    start = tmp_path / "start-model"
+    start.mkdir()
+    tuned = tmp_path / "work" / "runs" / "t" / "model"
+    tuned.mkdir(parents=True)
+    u.set_app_env(monkeypatch, tmp_path, model=start)
+    jobs.JobStore(tmp_path / "work").register_model(tuned, "tune", job_id=4)
+    monkeypatch.setattr(model_io, "load_predictor", lambda path: FakePredictor())
+    st.cache_data.clear()
+    at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT).run()
+    assert "`start-model`" in [m.value for m in at.sidebar.markdown]
+    at.selectbox(key="model").set_value("tune (job 4)").run()
+    assert not at.exception, at.exception
+    shown = [m.value for m in at.sidebar.markdown]
+    assert "`tune (job 4)`" in shown and "`start-model`" not in shown

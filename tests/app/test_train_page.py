@@ -182,9 +182,7 @@ def test_a_fine_tuned_model_is_compared_with_its_base_per_class(env):
             "semantic": mean_iou([sem(gt)], [sem(pred)], spec.num_classes, spec.ignore_label),
         }
 
-    base, tuned = workdir / "base-model", workdir / "tuned-model"
-    base.mkdir(parents=True)
-    tuned.mkdir()
+    base, tuned = _bundle(workdir / "base-model"), _bundle(workdir / "tuned-model")
     store = jobs.JobStore(workdir)
     store.register_model(tuned, "tuned", base_model=str(base), dataset=str(data))
 
@@ -348,7 +346,7 @@ def test_a_running_job_shows_its_phase_before_the_first_step(env):
         assert "Tracing the training step… (step 0 / 60)" in at.get("progress")[0].proto.text
         RunFiles(run, total_steps=60).status("running", 1, phase="training")
         at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
-        assert at.expander[0].label == f"#{job_id} warming · running · step 1/60"
+        assert at.expander[0].label == f"#{job_id} warming · running · training: step 1/60"
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -417,3 +415,135 @@ def test_a_model_without_a_job_shows_no_none_in_the_table(env):
     table = at.dataframe[-1].value
     assert list(table["job"]) == ["–"]
     assert not table.isna().any().any() and "None" not in table.astype(str).values
+
+
+# -- issue 28: a registry, a resume, a progress and a warning a user can trust -------------------
+
+
+def _bundle(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "bundle.json").write_text("{}")
+    return path
+
+
+def test_a_model_whose_folder_is_gone_is_shown_missing_offered_for_nothing_and_forgotten(env):
+    import shutil
+
+    workdir, data = env
+    store = jobs.JobStore(workdir)
+    gone = _bundle(workdir / "imported" / "gone")
+    store.register_model(gone, "gone", base_model=str(_bundle(workdir / "base")), dataset=str(data))
+    shutil.rmtree(gone)
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    table = at.dataframe[-1].value
+    assert list(table["folder"]) == ["missing"]
+    assert not any("gone" in o for o in at.selectbox(key="base_model").options)
+    assert not [b for b in at.button if b.key and b.key.startswith("evaluate-")]
+    assert any("gone** is missing" in w.value for w in at.warning)
+    at.button(key="forget-1").click()
+    at = _run(at)
+    assert store.models(include_missing=True) == []
+    assert "A model appears here" in " ".join(c.value for c in at.caption)
+
+
+def test_a_base_that_is_not_a_bundle_is_not_offered_for_evaluation(env):
+    workdir, data = env
+    (data / "annotations" / "panoptic_val.json").write_text("{}")
+    checkpoint = workdir / "deeplab2-ckpt"
+    checkpoint.mkdir(parents=True)
+    store = jobs.JobStore(workdir)
+    store.register_model(_bundle(workdir / "tuned"), "tuned", base_model=str(checkpoint))
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    assert not [b for b in at.button if b.key and b.key.startswith("evaluate-")]
+    assert any("is not a model bundle here" in c.value for c in at.caption)
+
+
+def test_the_card_says_what_resume_will_do(env):
+    workdir, _ = env
+    store = jobs.JobStore(workdir)
+    early = _record(store, "early", "train", jobs.CANCELLED, workdir / "runs" / "early")
+    RunFiles(workdir / "runs" / "early", total_steps=30).status("stopped", 3)
+    late = _record(store, "late", "train", jobs.FAILED, workdir / "runs" / "late")
+    RunFiles(workdir / "runs" / "late", total_steps=30).status("failed", 14)
+    ckpt = workdir / "runs" / "late" / "checkpoints"
+    ckpt.mkdir()
+    (ckpt / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-12"\nall_model_checkpoint_paths: "ckpt-6"\n'
+        'all_model_checkpoint_paths: "ckpt-12"\n'
+    )
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    captions = [c.value for c in at.caption]
+    assert at.button(key=f"resume-{early}") and at.button(key=f"resume-{late}")
+    assert (
+        "Resume starts over at step 1: this run wrote no checkpoint (it stopped at step 3 of 30)."
+        in captions
+    )
+    assert "Resume continues from step 12 of 30, the run's last checkpoint." in captions
+
+
+def test_a_training_job_shows_an_eta_from_the_steps_actually_timed(env):
+    import subprocess
+
+    workdir, _ = env
+    store = jobs.JobStore(workdir)
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        run = workdir / "runs" / "timed"
+        job_id = _record(
+            store, "timed", "train", jobs.RUNNING, run, sleeper.pid,
+            process._process_start(sleeper.pid),
+        )  # fmt: skip
+        files = RunFiles(run, total_steps=60)
+        files.start_metrics(0)
+        # The first logged step took 150 s (tracing); then 10 steps in 20 s: 2 s a step.
+        for step, elapsed in ((10, 150.0), (20, 170.0)):
+            files.append_metrics({"step": step, "loss": 1.0, "elapsed_s": elapsed})
+        files.status("running", 20, phase="training")
+        at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+        label = f"#{job_id} timed · running · training: step 20/60, about 1m20s left"
+        assert at.expander[0].label == label
+        assert at.get("progress")[0].proto.text == "training: step 20/60, about 1m20s left"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_base_result_made_on_the_evaluate_page_is_reused(env):
+    from panoptic_deeplab.app.components import eval_results as er
+    from panoptic_deeplab.app.components.error_analysis import ORACLES
+
+    workdir, data = env
+    (data / "annotations" / "panoptic_val.json").write_text("{}")
+    base, tuned = _bundle(workdir / "base-model"), _bundle(workdir / "tuned-model")
+    store = jobs.JobStore(workdir)
+    store.register_model(tuned, "tuned", base_model=str(base), dataset=str(data))
+    results = workdir / "results"
+    results.mkdir()
+    # The Evaluate page evaluated the base with oracles: the same scores, under another name.
+    er.result_path(results, base, data, "val", 0, ORACLES).write_text("{}")
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    assert at.button(key="evaluate-1").label == "Evaluate fine-tuned on data/val"
+
+
+def test_a_fine_tune_on_two_images_is_warned_about_before_it_starts(env, tmp_path):
+    from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
+
+    workdir, _ = env
+    small = make_synthetic_dataset(
+        tmp_path / "tiny-set", num_train=2, num_val=3, height=33, width=65, workers=1
+    )
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    at.selectbox(key="dataset_choice").set_value("other…")
+    at.text_input(key="dataset_other").set_value(str(small))
+    at = _start(at)
+    warning = next(w.value for w in at.warning if "training image" in w.value)
+    assert "**tiny-set has only 2 training images** (3 val)" in warning
+    assert "fewer than 20 images" in warning
+    assert jobs.JobStore(workdir).list() == []  # nothing started yet
+    at.button(key="start_anyway").click()
+    at = _run(at)
+    (job,) = jobs.JobStore(workdir).list()
+    try:
+        assert job.dataset == str(small)
+    finally:
+        jobs.JobStore(workdir).cancel(job.id, grace_s=5)

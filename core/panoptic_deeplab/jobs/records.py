@@ -77,6 +77,10 @@ class Progress:
 
 @dataclass
 class ModelRecord:
+    """A model bundle in a work directory's registry. ``missing``: its folder is gone; such a record
+    is listed only to be shown as missing (``JobStore.models(include_missing=True)``) and forgotten
+    on request, never offered for a job."""
+
     id: int
     name: str
     path: str
@@ -84,3 +88,15 @@ class ModelRecord:
     base_model: str | None
     dataset: str | None
     created_at: float
+
+    @property
+    def missing(self) -> bool:
+        return not Path(self.path).is_dir()
+
+    @property
+    def base_is_bundle(self) -> bool:
+        """Whether the base it was fine-tuned from is a bundle here (so the two can be
+        evaluated)."""
+        from ..bundle import is_bundle
+
+        return bool(self.base_model) and is_bundle(Path(self.base_model).expanduser())

@@ -368,10 +368,26 @@ class JobStore(SqliteStore):
             row = db.execute("SELECT * FROM models WHERE path=?", (str(p),)).fetchone()
         return _row_to_model(row)
 
-    def models(self) -> list[ModelRecord]:
+    def models(self, *, include_missing: bool = False) -> list[ModelRecord]:
+        """The registered models, newest first: those whose folder is there, which may be offered
+        for a job; with ``include_missing``, also those whose folder is gone (``record.missing``),
+        to be shown as missing and forgotten (``forget_model``)."""
         with self._connect() as db:
             rows = db.execute("SELECT * FROM models ORDER BY id DESC").fetchall()
-        return [_row_to_model(r) for r in rows]
+        records = [_row_to_model(r) for r in rows]
+        return records if include_missing else [r for r in records if not r.missing]
+
+    def forget_model(self, model: ModelRecord | int | str | os.PathLike) -> bool:
+        """Remove a model from the registry (its folder, if any, is not touched); by record, id or
+        path. True when there was such a record."""
+        with self._connect() as db:
+            if isinstance(model, ModelRecord) or isinstance(model, int):
+                model_id = model.id if isinstance(model, ModelRecord) else model
+                cur = db.execute("DELETE FROM models WHERE id=?", (int(model_id),))
+            else:
+                resolved = str(Path(model).expanduser().resolve())
+                cur = db.execute("DELETE FROM models WHERE path=?", (resolved,))
+        return cur.rowcount > 0
 
     def _register_job_model(self, job: Job) -> None:
         bundle = Path(job.workdir) / "model"
