@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from panoptic_deeplab.app import state
+from panoptic_deeplab.app.components import model_io
 
 APP_DIR = Path(__file__).resolve().parent
 
@@ -46,4 +47,6 @@ st.set_page_config(page_title="Panoptic-DeepLab", page_icon=":material/layers:",
 session = state.session()
 page = navigation()
 sidebar(session)
+if session.settings.model is not None:
+    model_io.warm_up(str(session.settings.model))  # TensorFlow and the model load meanwhile
 page.run()

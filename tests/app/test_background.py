@@ -1,0 +1,66 @@
+"""Long work off the script thread: one run per key for all askers, a failure tried again, and the
+start-up warm-up that the first page then finds done (issues 26 and 28 item 8)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from panoptic_deeplab.app.components import background, model_io
+
+
+def test_askers_of_one_key_share_one_run():
+    calls, gate = [], threading.Event()
+
+    def make():
+        calls.append(1)
+        gate.wait(5)
+        return "result"
+
+    results = []
+    askers = [
+        threading.Thread(target=lambda: results.append(background.wait("k1", make, "work")))
+        for _ in range(3)
+    ]
+    for t in askers:
+        t.start()
+    time.sleep(0.3)
+    gate.set()
+    for t in askers:
+        t.join(5)
+    assert results == ["result"] * 3 and calls == [1]
+    assert not background.running("k1")
+
+
+def test_a_failed_run_is_raised_and_tried_again_by_the_next_asker():
+    attempts = []
+
+    def make():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OSError("disk gone")
+        return 42
+
+    with pytest.raises(OSError, match="disk gone"):
+        background.wait("k2", make, "work")
+    assert background.wait("k2", make, "work") == 42 and len(attempts) == 2
+
+
+def test_the_warm_up_loads_the_model_once_before_a_page_asks(monkeypatch):
+    monkeypatch.undo()  # the suite's fixture turns the warm-up off; this test is about it
+    loads = []
+
+    def slow_load(path):
+        loads.append(path)
+        time.sleep(0.5)
+        return object()
+
+    monkeypatch.setattr(model_io, "_load", slow_load)
+    model_io.warm_up("bundle-a")
+    time.sleep(0.1)
+    assert background.running(("model", "bundle-a"))  # the script thread is free meanwhile
+    first = model_io.load_predictor("bundle-a")  # waits for the same load
+    model_io.warm_up("bundle-a")  # loaded: nothing starts
+    assert model_io.load_predictor("bundle-a") is first and loads == ["bundle-a"]
