@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 ENV_MODEL, ENV_DATA = "PDL_APP_MODEL", "PDL_APP_DATA"
 NO_SAMPLE = "—"  # the sample picker's "no sample" entry (an upload is shown)
 _SESSION_KEY = "_pdl_session"
-REGISTRY_FRESH_S = 1.0  # a rerun reads the model registry once, not once per table row
+REGISTRY_FRESH_S = 1.0  # the registry is read again at least this often (folders may vanish)
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class Session:
     upload_generation: int = 0  # bumped to give Inspect a new, empty uploader
     sidebar: SidebarSlots | None = field(default=None, repr=False)  # set by main.py each run
     _jobs: JobStore | None = field(default=None, repr=False)
-    _registry: tuple[float, list] = field(default=(0.0, []), repr=False)
+    _registry: tuple[tuple, float, list] | None = field(default=None, repr=False)
 
     # -- Inspect's widgets (the attribute name is the widget key) --------------------------------
     sample = Value[str](NO_SAMPLE)
@@ -151,20 +151,35 @@ class Session:
 
     def registered(self, include_missing: bool = False) -> list[ModelRecord]:
         """The registry's model records (with ``include_missing``, also those whose folder is
-        gone), read at most once per ``REGISTRY_FRESH_S``; an unreadable job database gives none
-        (the pages that need the store say why)."""
-        read_at, records = self._registry
-        if time.monotonic() - read_at > REGISTRY_FRESH_S:
+        gone). Read again when the job database changed (a model registered by a job or another
+        session shows at once) or ``REGISTRY_FRESH_S`` passed (a folder deleted since shows as
+        missing), else kept: a table row asking for its label costs a ``stat``. An unreadable job
+        database gives none (the pages that need the store say why)."""
+        stamp = self._database_stamp()
+        if (
+            self._registry is None
+            or self._registry[0] != stamp
+            or time.monotonic() - self._registry[1] > REGISTRY_FRESH_S
+        ):
             try:
                 records = self.jobs.models(include_missing=True)
             except Exception:  # noqa: BLE001 - a damaged job database must not break the other pages
                 records = []
-            self._registry = (time.monotonic(), records)
+            self._registry = (stamp, time.monotonic(), records)
+        records = self._registry[2]
         return records if include_missing else [r for r in records if not r.missing]
+
+    def _database_stamp(self) -> tuple:
+        """What changes when the job database is written: its size and modification time."""
+        try:
+            info = os.stat(self.jobs.db_path)
+        except OSError:
+            return ()
+        return (info.st_ino, info.st_size, info.st_mtime_ns)
 
     def forget_registry(self) -> None:
         """Read the registry again on the next call (after this session changed it)."""
-        self._registry = (0.0, [])
+        self._registry = None
 
     def _record(self, path: str | Path) -> ModelRecord | None:
         resolved = str(Path(path).expanduser().resolve())
