@@ -334,8 +334,11 @@ def main_view(sess, inputs: Inputs, stage, mode, opacity, heads, fused, spec, kn
     return view
 
 
-def pixel_panel(sess: state.Session, stage, shape, heads, fused, spec, vote: PixelVote) -> None:
-    """The inspected pixel: its class, probabilities, offset, vote and the center it joined."""
+def pixel_panel(
+    sess: state.Session, stage, shape, heads, fused, spec, vote: PixelVote, view
+) -> None:
+    """The inspected pixel: its class, probabilities, offset, vote and the center it joined, and a
+    close-up around it where every pixel can be clicked."""
     height, width = shape
     if stage == "Offsets":
         st.image(
@@ -348,6 +351,10 @@ def pixel_panel(sess: state.Session, stage, shape, heads, fused, spec, vote: Pix
     c1, c2 = st.columns(2)
     c1.number_input("x", 0, width - 1, step=1, key="pixel_x")
     c2.number_input("y", 0, height - 1, step=1, key="pixel_y")
+    if figures.grid_step(height, width) > 1:  # the big view's grid skips pixels: pick exactly here
+        st.caption("Close-up: click any pixel")
+        close = figures.close_up(view.overlay, sess.pixel_y, sess.pixel_x, view.hover)
+        pixel_chart(sess, close, f"chart_close_{stage}", shape, zoom=False)
     sess.set_default("show_vote", True)
     st.checkbox("Draw its vote", key="show_vote")
     y, x = sess.pixel_y, sess.pixel_x
@@ -483,7 +490,7 @@ def page() -> None:
     with left:
         view = main_view(sess, inputs, stage, mode, opacity, heads, fused, spec, knobs, vote)
     with right:
-        pixel_panel(sess, stage, image.shape[:2], heads, fused, spec, vote)
+        pixel_panel(sess, stage, image.shape[:2], heads, fused, spec, vote, view)
 
     with st.expander("Over training: this image at any saved step of a run", expanded=False):
         training_steps.render(sess, image, digest, inputs.model_path, knobs, opacity)

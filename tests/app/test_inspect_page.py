@@ -1,4 +1,5 @@
-"""AppTest suite for the Inspect page: uploads, the five views, knobs, the pixel inspector, bad files.
+"""AppTest suite for the Inspect page: uploads, the five views, knobs, the pixel inspector, bad
+files.
 
 The model is a stand-in with hand-made head outputs (tests/app/fakes.py); the real post-processing,
 visualisation and image loading run on them, so the numbers asserted here are computed by hand.
@@ -514,3 +515,26 @@ def test_the_segments_table_writes_no_none(app):
     table = next(d.value for d in at.dataframe if "segment id" in d.value.columns)
     assert table.loc[table["kind"] == "stuff", "score"].eq("–").all()
     assert "None" not in table.astype(str).values
+
+
+def test_on_a_large_image_any_pixel_can_be_clicked_in_the_close_up(app):
+    """The big view's click grid skips pixels on a large image ((101, 77) snapped to (100, 80));
+    the close-up next to the pixel panel has every pixel around the inspected one as a click
+    target, in image coordinates (issue 28 item 5)."""
+    from panoptic_deeplab.app.components import figures
+
+    at, _ = app
+    upload(at, u.encode(u.street_image(600, 800)))
+    assert figures.grid_step(600, 800) > 1
+    at.number_input(key="pixel_y").set_value(101).run()
+    at.number_input(key="pixel_x").set_value(77).run()
+    assert not at.exception, at.exception
+    grids = [grid_trace(chart(at, k)) for k in range(len(at.get("plotly_chart")))]
+    points = [
+        set(zip(u.plotly_array(g["y"]).tolist(), u.plotly_array(g["x"]).tolist())) for g in grids
+    ]
+    assert (101, 77) not in points[0]  # the main view's sub-sampled grid
+    close = next(p for p in points if (101, 77) in p)
+    assert close == {(y, x) for y in range(85, 118) for x in range(61, 94)}  # 33 x 33, all of them
+    event = {"selection": {"points": [{"x": 78, "y": 100}]}}  # a click on a close-up point
+    assert figures.selected_pixel(event, (600, 800)) == (100, 78)
