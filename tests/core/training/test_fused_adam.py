@@ -21,8 +21,8 @@ def test_fused_adam_matches_keras_adam_step_by_step(accumulation):
         opt.build(weights)
 
         @tf.function
-        def step(g, opt=opt, weights=weights):
-            opt.apply(g, weights)
+        def step(g):
+            opt.apply(g, weights)  # noqa: B023 - traced and called within this iteration
 
         history = []
         for g in grads:
@@ -46,8 +46,8 @@ def test_fused_adam_under_xla_and_loss_scaling(loss_scale, jit):
         opt.build(weights)
 
         @tf.function(jit_compile=jit)
-        def step(g, opt=opt, weights=weights):
-            opt.apply([g], weights)
+        def step(g):
+            opt.apply([g], weights)  # noqa: B023 - traced and called within this iteration
 
         for k in range(3):
             step(tf.fill((4, 4), 0.5 * (k + 1)))
