@@ -34,6 +34,8 @@ class TrainingMonitor(keras.callbacks.Callback):
     Every micro-batch: stop at once if a loss term is not finite (the weights are then not saved).
     Every ``log_every`` steps: one progress line, a metrics.csv row, TensorBoard scalars.
     Every ``checkpoint_every`` steps and at the last step: a checkpoint (and prediction images).
+    Every ``history_every`` steps as well: a history snapshot, so that a run shorter than
+    ``keep_history`` checkpoint intervals still keeps its snapshots spread over the run.
     Every ``eval_every`` steps: ``evaluate(step) -> {pq, sq, rq, miou, ...}``.
     """
 
@@ -68,6 +70,12 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.accumulation = max(int(accumulation), 1)
         self.log_every = max(int(log_every), 1)
         self.checkpoint_every = max(int(checkpoint_every), 1)
+        keep = history.keep if history is not None else 0
+        self.history_every = (
+            min(self.checkpoint_every, max(1, math.ceil(self.total_steps / keep)))
+            if keep > 0
+            else self.checkpoint_every
+        )
         self.eval_every = int(eval_every)
         self.evaluate = evaluate
         self.preview = preview
@@ -112,6 +120,8 @@ class TrainingMonitor(keras.callbacks.Callback):
         if step % self.checkpoint_every == 0 or last:
             if not self._save(step):
                 return
+        elif self.history is not None and step % self.history_every == 0:
+            self.history.save(step)
         if (
             self.evaluate is not None
             and self.eval_every > 0
@@ -125,8 +135,9 @@ class TrainingMonitor(keras.callbacks.Callback):
         step = self.state.step + 1
         terms = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
         self.state.diverged = (
-            f"training stopped: the loss is not finite at step {step} ({terms}). The last good checkpoint "
-            f"is step {self.state.last_checkpoint_step} in {self.store.directory}; it is kept. Lower "
+            f"training stopped: the loss is not finite at step {step} ({terms}). The last good "
+            f"checkpoint is step {self.state.last_checkpoint_step} in {self.store.directory}; it "
+            "is kept. Lower "
             "train.base_learning_rate (or add train.warmup_steps), check the data set for broken "
             "images or labels, then run the same command again to resume from it."
         )
@@ -168,9 +179,11 @@ class TrainingMonitor(keras.callbacks.Callback):
             return
         remaining = (self.total_steps - step) * self.batch_size / max(images_per_sec, 1e-9)
         print(
-            f"step {step}/{self.total_steps} loss {means['loss']:.4f} (sem {means['semantic_loss']:.4f} "
-            f"center {means['center_loss']:.5f} offset {means['offset_loss']:.3f}) lr {learning_rate:.3g} "
-            f"{images_per_sec:.3g} img/s ({self.batch_size / max(images_per_sec, 1e-9):.3g} s/step) eta {_duration(remaining)}",
+            f"step {step}/{self.total_steps} loss {means['loss']:.4f} "
+            f"(sem {means['semantic_loss']:.4f} center {means['center_loss']:.5f} "
+            f"offset {means['offset_loss']:.3f}) lr {learning_rate:.3g} {images_per_sec:.3g} img/s "
+            f"({self.batch_size / max(images_per_sec, 1e-9):.3g} s/step) "
+            f"eta {_duration(remaining)}",
             file=self.out,
             flush=True,
         )
