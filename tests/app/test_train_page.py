@@ -195,8 +195,9 @@ def test_a_fine_tuned_model_is_compared_with_its_base_per_class(env):
     try:
         assert sorted(j.argv[2] for j in launched) == sorted([str(base), str(tuned)])
         assert all(j.argv[3:7] == ["--dataset", str(data), "--split", "val"] for j in launched)
-        # The jobs fail within a second here (empty model folders; `pdl evaluate` checks the classes
-        # before TensorFlow starts): while one still runs the page says so, and no rerun launches more.
+        # The jobs fail within a second here (empty model folders; `pdl evaluate` checks the
+        # classes before TensorFlow starts): while one still runs the page says so, and no rerun
+        # launches more.
         if any(store.refresh(j.id).state == jobs.RUNNING for j in launched):
             assert "Evaluating" in " ".join(c.value for c in at.caption)
         at = _run(at)
@@ -236,16 +237,17 @@ def test_an_imported_deeplab2_model_is_offered_as_a_base(env):
     assert "authors_mnv3s" in at.selectbox(key="base_model").options
 
 
-# -- curves, phases, job lists and logs that read right (issue 15) ----------------------------------
+# -- curves, phases, job lists and logs that read right (issue 15) -------------------------------
 
 TF_STARTUP = (
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
-    "I0000 00:00:1796157602.145986   13558 port.cc:153] oneDNN custom operations are on. You may see slightly "
-    "different numerical results due to floating-point round-off errors. To turn them off, set the environment "
-    "variable `TF_ENABLE_ONEDNN_OPTS=0`.\n"
-    "I0000 00:00:1796157602.146281   13558 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU "
-    "will not be used.\n"
-    "E0000 00:00:1796157614.774138   13558 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+    "I0000 00:00:1796157602.145986   13558 port.cc:153] oneDNN custom operations are on. "
+    "You may see slightly different numerical results due to floating-point round-off errors. "
+    "To turn them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.\n"
+    "I0000 00:00:1796157602.146281   13558 cudart_stub.cc:31] Could not find cuda drivers on your "
+    "machine, GPU will not be used.\n"
+    "E0000 00:00:1796157614.774138   13558 cuda_platform.cc:52] failed call to cuInit: INTERNAL: "
+    "CUDA error: "
     "Failed call to cuInit: UNKNOWN ERROR (303)\n"
 )
 
@@ -256,7 +258,8 @@ def _record(
     workdir.mkdir(parents=True, exist_ok=True)
     with store._connect() as db:
         cur = db.execute(
-            "INSERT INTO jobs (kind, name, argv, workdir, log_path, state, pid, pid_start, created_at)"
+            "INSERT INTO jobs"
+            " (kind, name, argv, workdir, log_path, state, pid, pid_start, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
             (
                 kind,
