@@ -18,42 +18,59 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 POLL_S = 0.25
 
 _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pdl-app-work")
-_futures: dict[Hashable, Future] = {}  # running, or done and not yet fetched
+_futures: dict[Hashable, Future] = {}  # running only: this module keeps no result
 _lock = threading.Lock()
 
 
 def start(key: Hashable, make: Callable[[], Any]) -> Future:
-    """``make()`` on a worker thread, once per ``key`` until a ``wait`` fetches its result."""
+    """``make()`` on a worker thread, once per ``key`` while it runs. ``make`` keeps its result
+    where later askers look first (a cache): a session that stops waiting (the user clicked
+    elsewhere) leaves nothing behind here, and its result is there for the next run."""
     with _lock:
         future = _futures.get(key)
-        if future is None or (future.done() and future.exception() is not None):
-            future = _pool.submit(make)  # a failed run is tried again by the next asker
-            _futures[key] = future
-        return future
+        if future is not None:
+            return future
+        future = _pool.submit(make)
+        _futures[key] = future
+    future.add_done_callback(lambda done: _forget(key, done))
+    return future
+
+
+def _forget(key: Hashable, future: Future) -> None:
+    with _lock:
+        if _futures.get(key) is future:
+            del _futures[key]
 
 
 def running(key: Hashable) -> bool:
     with _lock:
-        future = _futures.get(key)
-    return future is not None and not future.done()
+        return key in _futures
 
 
 def wait(key: Hashable, make: Callable[[], Any], label: str) -> Any:
-    """The result of ``make()`` for ``key`` (raised again if it failed), with ``label`` and the
-    seconds waited shown while it runs."""
+    """The result of ``make()`` for ``key`` (raised again if it failed: the next asker tries
+    again), with ``label`` and the seconds waited shown while it runs."""
     future = start(key, make)
     if not future.done():
-        line = st.empty()
-        began = time.monotonic()
+        line, shown, began = st.empty(), None, time.monotonic()
         while not future.done():
-            line.caption(f":material/hourglass_top: {label}… {time.monotonic() - began:.0f} s")
+            seconds = int(time.monotonic() - began)
+            if seconds != shown:  # one message a second per waiting session
+                line.caption(f":material/hourglass_top: {label}… {seconds} s")
+                shown = seconds
+            _stop_if_asked()
             time.sleep(POLL_S)
         line.empty()
-    with _lock:  # the asker keeps the result (in its cache): this module holds no memory
-        if _futures.get(key) is future:
-            del _futures[key]
     return future.result()
+
+
+def _stop_if_asked() -> None:
+    """End this script run now if the user asked for another (a click elsewhere)."""
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        ctx.yield_check()

@@ -73,12 +73,7 @@ def load_predictor(path: str):
         if path in _models:
             _models.move_to_end(path)
             return _models[path]
-    predictor = background.wait(("model", path), lambda: _load(path), LOADING)
-    with _models_lock:
-        _models[path] = predictor
-        while len(_models) > MAX_MODELS:
-            _models.popitem(last=False)
-    return predictor
+    return background.wait(("model", path), lambda: _load_and_keep(path), LOADING)
 
 
 def warm_up(path: str) -> None:
@@ -86,7 +81,16 @@ def warm_up(path: str) -> None:
     with _models_lock:
         if path in _models:
             return
-    background.start(("model", path), lambda: _load(path))
+    background.start(("model", path), lambda: _load_and_keep(path))
+
+
+def _load_and_keep(path: str):
+    predictor = _load(path)
+    with _models_lock:
+        _models[path] = predictor
+        while len(_models) > MAX_MODELS:
+            _models.popitem(last=False)
+    return predictor
 
 
 def _load(path: str):
@@ -130,7 +134,13 @@ def cached(key: tuple, make, label: str | None = None):
     cache = image_results()
     if label is None or key in cache:
         return cache.get_or_make(key, make)
-    return cache.get_or_make(key, lambda: background.wait(key, make, label))
+
+    def make_and_keep():  # on the worker: kept even if the asking session stopped waiting
+        value = make()
+        cache.put(key, value)
+        return value
+
+    return background.wait(key, make_and_keep, label)
 
 
 def predict(model_path: str, digest: str, _image: np.ndarray):

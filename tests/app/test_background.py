@@ -64,3 +64,25 @@ def test_the_warm_up_loads_the_model_once_before_a_page_asks(monkeypatch):
     first = model_io.load_predictor("bundle-a")  # waits for the same load
     model_io.warm_up("bundle-a")  # loaded: nothing starts
     assert model_io.load_predictor("bundle-a") is first and loads == ["bundle-a"]
+
+
+def test_a_result_nobody_waits_for_any_more_is_kept_in_the_cache_not_here():
+    """The worker puts its result in the image cache itself, and the background module keeps
+    none: a session that stops waiting (the user clicked elsewhere) leaves nothing behind there,
+    and the next run finds the result."""
+    gate = threading.Event()
+    key = ("predict", "bundle-b", 0, "digest")
+
+    def run_model():
+        gate.wait(5)
+        return "prediction"
+
+    asker = threading.Thread(target=lambda: model_io.cached(key, run_model, "Running the model"))
+    asker.start()
+    time.sleep(0.2)
+    assert background.running(key)
+    gate.set()
+    asker.join(5)
+    time.sleep(0.1)
+    assert not background.running(key) and background._futures == {}
+    assert model_io.image_results().get_or_make(key, lambda: "run again") == "prediction"
