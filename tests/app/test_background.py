@@ -86,3 +86,19 @@ def test_a_result_nobody_waits_for_any_more_is_kept_in_the_cache_not_here():
     time.sleep(0.1)
     assert not background.running(key) and background._futures == {}
     assert model_io.image_results().get_or_make(key, lambda: "run again") == "prediction"
+
+
+def test_opening_a_page_starts_loading_the_start_up_model(monkeypatch, tmp_path):
+    import apptest_utils as u
+    from fakes import FakePredictor
+    from streamlit.testing.v1 import AppTest
+
+    model = tmp_path / "start-model"
+    model.mkdir()
+    u.set_app_env(monkeypatch, tmp_path, model=model)
+    started = []
+    monkeypatch.setattr(model_io, "warm_up", started.append)
+    monkeypatch.setattr(model_io, "load_predictor", lambda path: FakePredictor())
+    at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert started == [str(model)]
