@@ -26,6 +26,7 @@ from panoptic_deeplab.app.components import joblog, slurm_form, views
 from panoptic_deeplab.app.components.error_analysis import ORACLES
 from panoptic_deeplab.config import available_configs
 from panoptic_deeplab.errors import UserError
+from panoptic_deeplab.review import finished_exports
 
 LOSS_COLUMNS = ("loss", "semantic_loss", "center_loss", "offset_loss")
 EVAL_COLUMNS = ("pq", "sq", "rq", "miou")
@@ -83,10 +84,9 @@ def data_sets(sess: state.Session) -> dict[str, str]:
     if sess.settings.data:
         data = str(sess.settings.data)
         found[f"{Path(data).name}  ({data})"] = data
-    exports = sess.settings.workdir / "exports"
-    for path in sorted(exports.glob("*")) if exports.is_dir() else []:
-        if (path / "annotations").is_dir():
-            found.setdefault(f"{path.name}  (review export)", str(path))
+    # Complete exports only: a killed export's half-written folder is never offered.
+    for path in finished_exports(sess.settings.workdir / "exports"):
+        found.setdefault(f"{path.name}  (review export)", str(path))
     return found
 
 

@@ -55,6 +55,10 @@ COMMANDS = {
         "panoptic_deeplab.commands.import_model",
         "import a deeplab2 checkpoint as a model bundle",
     ),
+    "review": (
+        "panoptic_deeplab.commands.review",
+        "score a split for annotation review, or export the reviewed data set",
+    ),
     "app": ("panoptic_deeplab.commands.app", "start the browser app"),
     "jobs": (
         "panoptic_deeplab.commands.jobs",

@@ -164,17 +164,6 @@ def _select_centers(peaks: tf.Tensor, keep_k_centers: int):
     return tf.gather(points, top), tf.gather(scores, top)
 
 
-_CHUNK = 1 << 16  # thing pixels per distance block
-
-
-@tf.function(jit_compile=True, reduce_retracing=True)
-def _argmin_block(locations, centers):
-    """Nearest of ``centers [Nb, 2]`` (first on ties) for ``locations [_CHUNK, 2]``; static shapes for XLA."""
-    dy = locations[:, 0:1] - centers[tf.newaxis, :, 0]
-    dx = locations[:, 1:2] - centers[tf.newaxis, :, 1]
-    return tf.argmin(dy * dy + dx * dx, axis=1, output_type=tf.int32)
-
-
 def _next_power_of_two(x: tf.Tensor) -> tf.Tensor:
     """Smallest power of two >= ``x`` (int32 scalar > 0): padded sizes keep XLA's compiled shapes few."""
     v = tf.cast(x, tf.int32) - 1  # smear the highest set bit of x - 1 into every lower bit, add 1
@@ -183,38 +172,18 @@ def _next_power_of_two(x: tf.Tensor) -> tf.Tensor:
     return v + 1
 
 
-def _nearest_center(locations: tf.Tensor, centers: tf.Tensor, xla: bool) -> tf.Tensor:
-    """Index of the nearest center (first on ties) for each of ``locations [M, 2]`` (float32).
-
-    Works block by block (at most ``_DISTANCE_BUDGET`` distances at a time). With XLA, pixels are
-    padded to blocks of ``_CHUNK`` and centers to 16, 64 (the unrolled kernel) or beyond that a
-    power of two (the distance-matrix kernel); padding centers lie far away and come last, so they
-    never win. This bounds the number of compiled shapes.
-    """
+def _nearest_center(locations: tf.Tensor, centers: tf.Tensor) -> tf.Tensor:
+    """Index of the nearest center (first on ties) for each of ``locations [M, 2]`` (float32), by
+    brute force in blocks of at most ``_DISTANCE_BUDGET`` distances: the path without XLA."""
     m = tf.shape(locations)[0]
     n = tf.shape(centers)[0]
-    if xla:
-        n_pad = _next_power_of_two(tf.maximum(n, 8))
-        for k in reversed(_UNROLLED_CENTERS):  # the unrolled kernels' sizes first
-            n_pad = tf.where(n <= k, k, n_pad)
-        centers = tf.pad(centers, [[0, n_pad - n], [0, 0]], constant_values=1e15)
-        chunk = tf.constant(_CHUNK)
-    else:
-        chunk = tf.maximum(_DISTANCE_BUDGET // tf.maximum(n, 1), 1)
+    chunk = tf.maximum(_DISTANCE_BUDGET // tf.maximum(n, 1), 1)
     num_chunks = tf.maximum((m + chunk - 1) // chunk, 1)
-    size = chunk if xla else (m + num_chunks - 1) // num_chunks
+    size = (m + num_chunks - 1) // num_chunks
     padded = tf.pad(locations, [[0, size * num_chunks - m], [0, 0]])
     cy, cx = centers[tf.newaxis, :, 0], centers[tf.newaxis, :, 1]
 
     def block(loc):
-        if xla:
-            loc = tf.ensure_shape(loc, [_CHUNK, 2])
-            unrolled = [
-                lambda k=k: _unrolled_nearest_fn(k)(loc, tf.ensure_shape(centers[:k], [k, 2]))
-                for k in _UNROLLED_CENTERS
-            ]
-            branch = tf.reduce_sum(tf.cast(n_pad > tf.constant(_UNROLLED_CENTERS), tf.int32))
-            return tf.switch_case(branch, [*unrolled, lambda: _argmin_block(loc, centers)])
         dy = loc[:, 0:1] - cy
         dx = loc[:, 1:2] - cx
         return tf.argmin(dy * dy + dx * dx, axis=1, output_type=tf.int32)
@@ -228,39 +197,125 @@ def _nearest_center(locations: tf.Tensor, centers: tf.Tensor, xla: bool) -> tf.T
     return tf.reshape(parts, [-1])[:m]
 
 
-_UNROLLED_CENTERS = (
-    16,
-    64,
-)  # center counts (padded) that get the unrolled XLA kernel; compiles in 0.6 s, 1.9 s
-_UNROLLED: dict[int, Any] = {}
+# Grouping with XLA, by tiles of the image: a tile's thing pixels point at locations inside one
+# bounding box, and only centers that can be nearest to some point of that box ("candidates") are
+# compared, so the work is pixels x candidates (a handful) instead of pixels x centers (up to 200).
+_TILE = 32
+# Candidate counts (padded up) with a compiled kernel; a tile with more falls back to brute force.
+_CANDIDATE_SIZES = (8, 16, 32, 64)
 
 
-def _unrolled_nearest_fn(k: int):
-    """XLA kernel: nearest of ``centers [k, 2]`` (first on ties) for ``locations [_CHUNK, 2]``.
-    The loop over centers is unrolled: XLA keeps the running minimum in registers instead of
-    building a ``_CHUNK x k`` distance matrix (about 3x faster). Compiled once per ``k``."""
-    if k not in _UNROLLED:
+def _tiled(x: tf.Tensor, fill) -> tf.Tensor:
+    """``[H, W]`` -> ``[H/T, T, W/T, T]`` (padded with ``fill``): tiles without a transpose."""
+    height, width = tf.shape(x)[0], tf.shape(x)[1]
+    ty, tx = (height + _TILE - 1) // _TILE, (width + _TILE - 1) // _TILE
+    padded = tf.pad(x, [[0, ty * _TILE - height], [0, tx * _TILE - width]], constant_values=fill)
+    return tf.reshape(padded, [ty, _TILE, tx, _TILE])
 
-        def kernel(locations, centers):
-            best = tf.fill([_CHUNK], tf.float32.max)
-            nearest = tf.zeros([_CHUNK], tf.int32)
-            for c in range(k):
-                dy, dx = locations[:, 0] - centers[c, 0], locations[:, 1] - centers[c, 1]
+
+def _tiled_locations(offsets, thing_mask):
+    """Where each pixel points, ``p + offset(p)`` (as in deeplab2: float32 pixel + offset), tiled."""
+    height, width = tf.shape(offsets)[0], tf.shape(offsets)[1]
+    y = tf.cast(tf.range(height)[:, tf.newaxis], tf.float32) + offsets[..., 0]
+    x = tf.cast(tf.range(width)[tf.newaxis, :], tf.float32) + offsets[..., 1]
+    return _tiled(y, 0.0), _tiled(x, 0.0), _tiled(thing_mask, False)
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _tile_candidates(offsets, thing_mask, centers):
+    """``rank [ty, tx, N]``: the position of center c among tile t's candidates (in center order),
+    -1 if it is none; and the largest candidate count of any tile.
+
+    Center c can be nearest to a point of the tile's box B only if its least distance to B is at
+    most the smallest greatest distance of any center to B; the others are left out. The margin
+    (1e-4 relative, 1 px^2) is far above float32 rounding, so nothing that could win is left out.
+    """
+    y, x, things = _tiled_locations(offsets, thing_mask)
+    big = tf.float32.max
+
+    def box(values, reduce, empty):
+        return reduce(tf.where(things, values, empty), axis=[1, 3])[..., tf.newaxis]  # [ty, tx, 1]
+
+    y0, y1 = box(y, tf.reduce_min, big), box(y, tf.reduce_max, -big)
+    x0, x1 = box(x, tf.reduce_min, big), box(x, tf.reduce_max, -big)
+    cy, cx = centers[tf.newaxis, tf.newaxis, :, 0], centers[tf.newaxis, tf.newaxis, :, 1]
+    dy_near = tf.maximum(tf.maximum(y0 - cy, cy - y1), 0.0)
+    dx_near = tf.maximum(tf.maximum(x0 - cx, cx - x1), 0.0)
+    dy_far = tf.maximum(tf.abs(cy - y0), tf.abs(cy - y1))
+    dx_far = tf.maximum(tf.abs(cx - x0), tf.abs(cx - x1))
+    bound = tf.reduce_min(dy_far * dy_far + dx_far * dx_far, axis=-1, keepdims=True)
+    candidate = dy_near * dy_near + dx_near * dx_near <= bound * 1.0001 + 1.0
+    candidate = tf.logical_and(candidate, tf.reduce_any(things, axis=[1, 3])[..., tf.newaxis])
+    rank = tf.cumsum(tf.cast(candidate, tf.int32), axis=-1) - 1
+    return tf.where(candidate, rank, -1), tf.reduce_max(rank) + 1
+
+
+_TILE_KERNELS: dict[int, Any] = {}
+
+
+def _nearest_in_tiles_fn(k: int):
+    """XLA kernel: raw instance id (nearest center + 1, first on ties; 0 off things) per pixel,
+    comparing each tile's pixels with its (at most ``k``) candidates only. The loop over candidates
+    is unrolled, keeping the running minimum in registers. Compiled once per ``k``."""
+    if k not in _TILE_KERNELS:
+
+        def kernel(offsets, thing_mask, centers, rank, count):
+            n = tf.shape(centers)[0]
+            y, x, things = _tiled_locations(offsets, thing_mask)
+            slots = tf.equal(rank[..., tf.newaxis, :], tf.range(k)[:, tf.newaxis])  # [ty,tx,k,N]
+            # The j-th candidate of each tile, in center order. An unused slot takes the last
+            # (padding) center: one that is not a candidate is never strictly nearer than the
+            # tile's candidates, so it changes nothing.
+            index = tf.reduce_sum(tf.where(slots, tf.range(n), 0), axis=-1)
+            index = tf.where(tf.reduce_any(slots, axis=-1), index, n - 1)[:, tf.newaxis]
+            cy, cx = tf.gather(centers[:, 0], index), tf.gather(centers[:, 1], index)
+            best = tf.fill(tf.shape(y), tf.float32.max)
+            nearest = tf.zeros(tf.shape(y), tf.int32)
+            for j in range(k):
+                dy, dx = y - cy[..., j : j + 1], x - cx[..., j : j + 1]
                 distance = dy * dy + dx * dx
                 closer = distance < best  # strict: equal distances keep the earlier center
                 best = tf.where(closer, distance, best)
-                nearest = tf.where(closer, c, nearest)
-            return nearest
+                nearest = tf.where(closer, index[..., j : j + 1], nearest)
+            ty, tx = tf.shape(y)[0], tf.shape(y)[2]
+            nearest = tf.minimum(nearest, count - 1)  # a padding center never wins (even with NaN)
+            raw = tf.reshape(tf.where(things, nearest + 1, 0), [ty * _TILE, tx * _TILE])
+            return raw[: tf.shape(offsets)[0], : tf.shape(offsets)[1]]
 
-        _UNROLLED[k] = tf.function(
-            kernel,
-            jit_compile=True,
-            input_signature=[
-                tf.TensorSpec([_CHUNK, 2], tf.float32),
-                tf.TensorSpec([k, 2], tf.float32),
-            ],
+        _TILE_KERNELS[k] = tf.function(kernel, jit_compile=True, reduce_retracing=True)
+    return _TILE_KERNELS[k]
+
+
+def _instance_map_xla(offsets, thing_mask, points):
+    """Raw instance ids ``[H, W]`` (0 off things) with the tiled XLA kernels. Centers are padded
+    to a power of two (>= 8) with far-away ones, so a new center count rarely means a compile."""
+    count = tf.shape(points)[0]
+    padded = tf.pad(
+        points,
+        [[0, _next_power_of_two(tf.maximum(count, 8)) - count], [0, 0]],
+        constant_values=1e15,
+    )
+    rank, most = _tile_candidates(offsets, thing_mask, padded)
+    kernels = [
+        lambda k=k: _nearest_in_tiles_fn(k)(offsets, thing_mask, padded, rank, count)
+        for k in _CANDIDATE_SIZES
+    ]
+
+    def brute_force():
+        width = tf.shape(offsets)[1]
+        thing_index = tf.cast(tf.where(tf.reshape(thing_mask, [-1]))[:, 0], tf.int32)
+        coords = tf.stack([thing_index // width, thing_index % width], axis=1)
+        locations = tf.cast(coords, tf.float32) + tf.gather(
+            tf.reshape(offsets, [-1, 2]), thing_index
         )
-    return _UNROLLED[k]
+        raw = _nearest_center(locations, points) + 1
+        size = tf.shape(offsets)[0] * width
+        return tf.reshape(
+            tf.math.unsorted_segment_sum(raw, thing_index, size), tf.shape(thing_mask)
+        )
+
+    branch = tf.reduce_sum(tf.cast(most > tf.constant(_CANDIDATE_SIZES), tf.int32))
+    return tf.switch_case(branch, [*kernels, brute_force])
 
 
 def _post_process_single(
@@ -298,22 +353,31 @@ def _post_process_single(
     points, scores = _select_centers(peaks, keep_k_centers)
     n = tf.shape(points)[0]
 
-    # Grouping. Flat indices: a 1-D where/gather/scatter costs about half of the 2-D forms.
-    thing_index = tf.cast(tf.where(tf.reshape(thing_mask, [-1]))[:, 0], tf.int32)  # [M] row-major
-    thing_coords = tf.stack([thing_index // width, thing_index % width], axis=1)
-    locations = tf.cast(thing_coords, tf.float32) + tf.gather(
-        tf.reshape(offsets, [-1, 2]), thing_index
-    )
-    raw_id = tf.cond(
-        n > 0,
-        lambda: _nearest_center(locations, tf.cast(points, tf.float32), xla) + 1,
-        lambda: tf.zeros_like(thing_index),
-    )  # [M], 0 only when there is no center
-    # Each pixel index occurs once, so a segment sum is a scatter; TF's CPU kernel for it is ~3x
-    # faster than scatter_nd's.
-    instance_map = tf.reshape(
-        tf.math.unsorted_segment_sum(raw_id, thing_index, height * width), [height, width]
-    )
+    # Grouping: with XLA per tile of the image (see _instance_map_xla); without, per thing pixel.
+    # Flat indices: a 1-D where/gather/scatter costs about half of the 2-D forms.
+    thing_index = tf.cast(tf.where(tf.reshape(thing_mask, [-1]))[:, 0], tf.int32)  # row-major
+    points_f = tf.cast(points, tf.float32)
+    if xla:
+        instance_map = tf.cond(
+            n > 0,
+            lambda: _instance_map_xla(offsets, thing_mask, points_f),
+            lambda: tf.zeros_like(labels),
+        )
+    else:
+        thing_coords = tf.stack([thing_index // width, thing_index % width], axis=1)
+        locations = tf.cast(thing_coords, tf.float32) + tf.gather(
+            tf.reshape(offsets, [-1, 2]), thing_index
+        )
+        raw_id = tf.cond(
+            n > 0,
+            lambda: _nearest_center(locations, points_f) + 1,
+            lambda: tf.zeros_like(thing_index),
+        )  # [M], 0 only when there is no center
+        # Each pixel index occurs once, so a segment sum is a scatter; TF's CPU kernel for it is
+        # ~3x faster than scatter_nd's.
+        instance_map = tf.reshape(
+            tf.math.unsorted_segment_sum(raw_id, thing_index, height * width), [height, width]
+        )
 
     # One count of (raw instance, label) over all pixels: rows 0..n are the instances (majority
     # vote, ties to the smaller label: argmax takes the first), row n + 1 the stuff pixels; the
@@ -352,12 +416,12 @@ def _post_process_single(
     panoptic = _compose_fn(xla)(table, thing_mask, instance_map, labels, num_classes)
 
     # AP score: mean probability of the instance's class over its mask x its center's score.
+    # (Per thing pixel only: a dense pass over all pixels' logits costs more on CPU.)
+    raw_id = tf.gather(tf.reshape(instance_map, [-1]), thing_index)
     pixel_class = tf.gather(vote, raw_id)
     thing_rows = tf.gather(tf.reshape(semantic, [-1, num_classes]), thing_index)
     prob = tf.gather(thing_rows, pixel_class, batch_dims=1)
-    if (
-        not semantic_is_probability
-    ):  # softmax of one class, at thing pixels only: 1 / sum exp(l - l_class)
+    if not semantic_is_probability:  # softmax of one class: 1 / sum exp(l - l_class)
         prob = 1.0 / tf.reduce_sum(tf.exp(thing_rows - prob[:, tf.newaxis]), axis=1)
     prob_sum = tf.math.unsorted_segment_sum(prob, raw_id, n + 1)
     mean_prob = prob_sum / tf.cast(tf.maximum(area, 1), tf.float32)

@@ -240,8 +240,12 @@ class RunLock:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "what": self.what,
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        except BaseException:  # e.g. a full disk: never keep a lock nobody will release
+            os.close(fd)
+            raise
         self._fd = fd
         return self
 

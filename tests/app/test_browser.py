@@ -463,3 +463,51 @@ def test_the_threshold_slider_shows_the_value_it_applies(server, browser):
     page.close()
     assert shown == pytest.approx(start + 0.40, abs=1e-6)
     assert applied == pytest.approx(shown, abs=1e-6), (shown, applied)
+
+
+def test_review_draws_a_polygon_paints_it_and_times_a_decision(server, browser):
+    """The Review page on a split scored beforehand (what `pdl review score` does): a lasso drawn
+    on the annotation reaches the page, paints the segment, and a decision's round trip (click
+    to the redrawn item, fragment only) is printed."""
+    from panoptic_deeplab.review import ModelSource, ReviewStore
+
+    store = ReviewStore.open(server["data"], "val", server["tmp"] / "work")
+    store.score(ModelSource(server["bundle"], store.coco["categories"]))
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(server["url"] + "/review")
+    page.get_by_role("button", name="Accept").wait_for(timeout=120_000)
+    wait_idle(page)
+    assert_no_exception(page)
+    page.screenshot(path=str(SCREENS / "review-item.png"), full_page=True)
+
+    drag = page.get_by_test_id("stPlotlyChart").first.locator(".nsewdrag").first.bounding_box()
+    corners = [(0.35, 0.35), (0.65, 0.35), (0.65, 0.65), (0.35, 0.65), (0.36, 0.36)]
+    x0, y0, w, h = drag["x"], drag["y"], drag["width"], drag["height"]
+    page.mouse.move(x0 + w * corners[0][0], y0 + h * corners[0][1])
+    page.mouse.down()
+    for fx, fy in corners[1:]:
+        page.mouse.move(x0 + w * fx, y0 + h * fy, steps=6)
+    page.mouse.up()
+    page.get_by_text("Drawn: a polygon of", exact=False).wait_for(timeout=60_000)
+    wait_idle(page)
+    page.get_by_role("button", name="Add drawn pixels").click()
+    page.get_by_test_id("stAlertContentSuccess").filter(has_text="Painted segment").wait_for(
+        timeout=60_000
+    )
+    wait_idle(page)
+    assert_no_exception(page)
+    page.screenshot(path=str(SCREENS / "review-painted.png"), full_page=True)
+
+    started = time.perf_counter()
+    page.get_by_role("button", name="Accept").click()
+    page.get_by_test_id("stAlertContentSuccess").filter(has_text="Accepted segment").wait_for(
+        timeout=60_000
+    )
+    shown = time.perf_counter() - started
+    wait_idle(page)
+    print(f"review: Accept click to the message in Chromium: {shown * 1000:.0f} ms")
+    assert_no_exception(page)
+    assert any(d.action == "accept" for d in store.decisions())
+    page.screenshot(path=str(SCREENS / "review-accepted.png"), full_page=True)
+    page.close()

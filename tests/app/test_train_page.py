@@ -61,6 +61,19 @@ def test_the_empty_page_offers_the_form_and_the_detected_devices(env):
         assert "No GPU detected" in at.info[0].value
 
 
+def test_review_exports_are_offered_but_never_a_half_written_one(env):
+    from panoptic_deeplab.review import EXPORT_MARKER
+
+    exports = env[0] / "exports"
+    for name in ("fixed", ".fixed.tmp-999999999"):  # the second: what a killed export leaves
+        (exports / name / "annotations").mkdir(parents=True)
+    (exports / "fixed" / EXPORT_MARKER).write_text("{}")
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    options = at.selectbox(key="dataset_choice").options
+    assert "fixed  (review export)" in options
+    assert not [o for o in options if "tmp-" in o]
+
+
 def test_a_bad_override_is_reported_and_starts_nothing(env):
     workdir, _ = env
     at = _start(

@@ -28,6 +28,7 @@ from .arguments import (
     ALLOWED_POSITIONALS,
     JOB_COMMANDS,
     option_value,
+    review_score_command,
     train_command,
     validate_command,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "job_environment",
     "option_value",
     "parse_nvidia_smi",
+    "review_score_command",
     "train_command",
     "validate_command",
 ]

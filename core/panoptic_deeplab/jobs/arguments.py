@@ -25,7 +25,8 @@ _OVERRIDE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$
 _INT, _FLOAT, _PATH, _NAME, _OVERRIDE, _FLAG = "int", "float", "path", "name", "override", "flag"
 _NAMES = "names"  # comma-separated names, '+' allowed inside one (pdl evaluate --oracle semantic+center,all)
 
-JOB_COMMANDS = ("train", "evaluate", "make-dataset", "check-dataset")  # what a job may run
+# What a job may run (`pdl review score` is how the app's Review page scores a split).
+JOB_COMMANDS = ("train", "evaluate", "make-dataset", "check-dataset", "review")
 
 
 class _RecordingParser(argparse.ArgumentParser):
@@ -227,6 +228,32 @@ def train_command(
     validate_command(argv)
     load_config(config, list(overrides) or None)
     return argv
+
+
+def review_score_command(
+    dataset: str | os.PathLike,
+    split: str,
+    model: str | os.PathLike | None = None,
+    predictions: str | os.PathLike | None = None,
+    store: str | os.PathLike | None = None,
+) -> list[str]:
+    """The ``pdl review score`` argument list for a job (what the Review page submits), validated:
+    absolute paths (a job runs in its own folder), one of ``model`` / ``predictions``, and
+    ``--status status.json`` so the job store shows the images scored."""
+    if (model is None) == (predictions is None):
+        raise JobError("a review scoring job needs a model or a predictions file (one of them)")
+
+    def absolute(path) -> str:
+        return str(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+    argv = ["review", "score", "--dataset", absolute(dataset), "--split", str(split)]
+    if model is not None:
+        argv += ["--model", absolute(model)]
+    else:
+        argv += ["--predictions", absolute(predictions)]
+    if store is not None:
+        argv += ["--store", absolute(store)]
+    return validate_command([*argv, "--status", "status.json"])
 
 
 def option_value(argv: list[str], name: str) -> str | None:

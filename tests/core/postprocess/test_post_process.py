@@ -180,7 +180,7 @@ def test_random_cases_match_numpy_reference(seed):
 
 @pytest.mark.parametrize("keep_k", [12, 30, 60, 100])
 def test_many_centers_match_numpy_reference_with_every_grouping_kernel(keep_k):
-    """Centers padded to 16 and 64 (unrolled XLA kernels) and 128 (distance-matrix kernel)."""
+    """Many centers on a small image: most tiles have them all as candidates (the brute force)."""
     rng = np.random.default_rng(keep_k)
     h, w, c = 37, 41, 5
     logits = rng.normal(size=(h, w, c)).astype(np.float32)
@@ -204,6 +204,69 @@ def test_many_centers_match_numpy_reference_with_every_grouping_kernel(keep_k):
     for key in ("panoptic", "instance_map", "center_points", "instance_ids"):
         np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
     np.testing.assert_allclose(got["instance_scores"], ref["instance_scores"], rtol=1e-5, atol=1e-7)
+
+
+def _voronoi_scene(h, w, n, noise, seed):
+    """``n`` peaks; each thing pixel points at its nearest peak (plus noise), as a trained model's
+    offsets do: the tiled grouping then compares each tile with a few candidates only."""
+    rng = np.random.default_rng(seed)
+    cy, cx = rng.integers(0, h, n), rng.integers(0, w, n)
+    heat = np.zeros((h, w), np.float32)
+    heat[cy, cx] = rng.uniform(0.5, 1, n)
+    yy, xx = np.mgrid[0:h, 0:w]
+    own = ((yy[..., None] - cy) ** 2 + (xx[..., None] - cx) ** 2).argmin(-1)
+    offsets = np.stack([cy[own] - yy, cx[own] - xx], -1).astype(np.float32)
+    offsets += rng.normal(scale=noise, size=offsets.shape).astype(np.float32)
+    logits = rng.normal(size=(h, w, 4)).astype(np.float32)
+    logits[..., 1] += np.where(rng.random((h, w)) < 0.7, 4.0, -4.0)  # 70 % things of class 1
+    return logits, heat, offsets
+
+
+@pytest.mark.parametrize(
+    ("centers", "candidates"), [(6, 8), (12, 16), (25, 32), (40, 64), (100, 0)]
+)
+def test_tiled_grouping_matches_the_reference_with_every_candidate_kernel(centers, candidates):
+    """Each compiled candidate count (8, 16, 32, 64) and the brute force past 64 (0 here) give the
+    nearest center exactly (first on ties), as the NumPy reference's all-centers search."""
+    from panoptic_deeplab import postprocess as pp
+
+    logits, heat, offsets = _voronoi_scene(96, 128, centers, noise=1.0, seed=centers)
+    kw = dict(
+        thing_class_ids=[1],
+        label_divisor=256,
+        void_label=0,
+        center_threshold=0.1,
+        nms_kernel=1,
+        keep_k_centers=200,
+        stuff_area_limit=0,
+    )
+    got = post_process(logits, heat, offsets, PostProcessOptions(**kw))
+    n = int(got["num_centers"])
+    points = tf.cast(got["center_points"], tf.float32)
+    padded = tf.pad(
+        points, [[0, int(pp._next_power_of_two(max(n, 8))) - n], [0, 0]], constant_values=1e15
+    )
+    thing_mask = tf.constant(np.argmax(logits, -1) == 1)
+    _, most = pp._tile_candidates(tf.constant(offsets), thing_mask, padded)
+    used = next((k for k in pp._CANDIDATE_SIZES if int(most) <= k), 0)
+    assert used == candidates, f"{int(most)} candidates use the {used or 'brute force'} path"
+    ref = post_process_reference(logits, heat, offsets, **kw)
+    for key in ("panoptic", "instance_map", "center_points", "instance_ids"):
+        np.testing.assert_array_equal(got[key].numpy(), ref[key], err_msg=key)
+
+
+def test_grouping_with_nan_or_huge_offsets_stays_in_range():
+    """Broken offsets (NaN, 1e30) never give a pixel an instance id past the centers found."""
+    logits, heat, offsets = _voronoi_scene(40, 48, 5, noise=1.0, seed=1)
+    offsets[:10] = np.nan
+    offsets[10:20] = 1e30
+    offsets[20:25] = -1e30
+    options = PostProcessOptions(thing_class_ids=[1], label_divisor=256, void_label=0)
+    out = post_process(logits, heat, offsets, options)
+    n = int(out["num_centers"])
+    assert (
+        n == 5 and 0 <= out["instance_map"].numpy().min() <= out["instance_map"].numpy().max() <= n
+    )
 
 
 def test_batched_equals_single_and_without_xla():
