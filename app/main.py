@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from panoptic_deeplab.app import state
+from panoptic_deeplab.app.components import model_io
 from panoptic_deeplab.cli import warm_up_tensorflow_quietly
 
 APP_DIR = Path(__file__).resolve().parent
@@ -55,11 +56,9 @@ def wait_for_tensorflow() -> None:
 st.set_page_config(page_title="Panoptic-DeepLab", page_icon=":material/layers:", layout="wide")
 session = state.session()
 session.start_run()  # the model registry is read afresh in each run
-if session.settings.model:  # the first picture should not wait for TensorFlow and the model
-    from panoptic_deeplab.app.components import model_io
-
-    model_io.warm_up_in_background(str(session.settings.model))
 page = navigation()
 sidebar(session)
 wait_for_tensorflow()
+if session.settings.model is not None:
+    model_io.warm_up(str(session.settings.model))  # the model loads and traces meanwhile
 page.run()

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 ENV_MODEL, ENV_DATA = product_settings.ENV_APP_MODEL, product_settings.ENV_APP_DATA
 NO_SAMPLE = "—"  # the sample picker's "no sample" entry (an upload is shown)
 _SESSION_KEY = "_pdl_session"
+REGISTRY_FRESH_S = 1.0  # the registry is read again at least this often (folders may vanish)
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,7 @@ class Session:
     upload_generation: int = 0  # bumped to give Inspect a new, empty uploader
     sidebar: SidebarSlots | None = field(default=None, repr=False)  # set by main.py each run
     _jobs: JobStore | None = field(default=None, repr=False)
-    # The registry as read in this script run; None: read it on next use (``start_run``).
-    _registry: list | None = field(default=None, repr=False)
-    _runs_marked: bool = field(default=False, repr=False)  # main.py calls start_run
+    _registry: tuple[tuple, float, list] | None = field(default=None, repr=False)
 
     # -- Inspect's widgets (the attribute name is the widget key) --------------------------------
     sample = Value[str](NO_SAMPLE)
@@ -150,23 +149,37 @@ class Session:
         return self._jobs
 
     def start_run(self) -> None:
-        """Called by main.py at the top of every script run: the registry is read again, once, in
-        this run, so a model that a job (another process) registered since is listed at once.
-        A page run on its own (tests) never calls it and reads the registry on every use."""
-        self._runs_marked = True
+        """Called by main.py at the top of every script run: the registry is read again in this
+        run, so a model that a job (another process) registered since is listed at once."""
         self._registry = None
 
-    def registered(self) -> list[ModelRecord]:
-        """The registry's model records, read once per script run (not once per table row); an
-        unreadable job database gives none (the pages that need the store say why)."""
-        if self._registry is not None and self._runs_marked:
-            return self._registry
+    def registered(self, include_missing: bool = False) -> list[ModelRecord]:
+        """The registry's model records (with ``include_missing``, also those whose folder is
+        gone). Read again when the job database changed (a model registered by a job or another
+        session shows at once) or ``REGISTRY_FRESH_S`` passed (a folder deleted since shows as
+        missing), else kept: a table row asking for its label costs a ``stat``. An unreadable job
+        database gives none (the pages that need the store say why)."""
+        stamp = self._database_stamp()
+        if (
+            self._registry is None
+            or self._registry[0] != stamp
+            or time.monotonic() - self._registry[1] > REGISTRY_FRESH_S
+        ):
+            try:
+                records = self.jobs.models(include_missing=True)
+            except Exception:  # noqa: BLE001 - a damaged job database must not break the other pages
+                records = []
+            self._registry = (stamp, time.monotonic(), records)
+        records = self._registry[2]
+        return records if include_missing else [r for r in records if not r.missing]
+
+    def _database_stamp(self) -> tuple:
+        """What changes when the job database is written: its size and modification time."""
         try:
-            records = self.jobs.models()
-        except Exception:  # noqa: BLE001 - a damaged job database must not break the other pages
-            records = []
-        self._registry = records
-        return records
+            info = os.stat(self.jobs.db_path)
+        except OSError:
+            return ()
+        return (info.st_ino, info.st_size, info.st_mtime_ns)
 
     def forget_registry(self) -> None:
         """Read the registry again on the next call (after this session changed it)."""
@@ -174,7 +187,7 @@ class Session:
 
     def _record(self, path: str | Path) -> ModelRecord | None:
         resolved = str(Path(path).expanduser().resolve())
-        return next((r for r in self.registered() if r.path == resolved), None)
+        return next((r for r in self.registered(True) if r.path == resolved), None)
 
     def models(self) -> dict[str, Path]:
         """Model bundles the user can pick, by display name: the app's default, the shipped ones,
@@ -190,8 +203,7 @@ class Session:
         for path in product_settings.shipped_models():
             add(path.name, path)
         for record in self.registered():
-            if Path(record.path).is_dir():
-                add(job_model_name(record.name, record.job_id), Path(record.path))
+            add(job_model_name(record.name, record.job_id), Path(record.path))
         return models
 
     def model_label(self, path: str | Path) -> str:

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 GRID_NAME = "pixels"  # the trace whose selected points are pixels
 MAX_GRID_POINTS = 8000  # SVG stays responsive below this
 MAX_ARROWS = 400
+CLOSE_UP_RADIUS = 16  # the close-up shows (2 * 16 + 1)^2 pixels, each one clickable
 
 # (ys, xs) of the grid points -> (customdata [n, k], hovertemplate using %{customdata[i]})
 HoverFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, str]]
@@ -26,13 +27,20 @@ def grid_step(height: int, width: int, max_points: int = MAX_GRID_POINTS) -> int
 
 
 def image_figure(
-    rgb: np.ndarray, hover: HoverFn | None = None, *, title: str = "", height: int | None = None
+    rgb: np.ndarray,
+    hover: HoverFn | None = None,
+    *,
+    title: str = "",
+    height: int | None = None,
+    origin: tuple[int, int] = (0, 0),
 ) -> go.Figure:
-    """An RGB image (uint8 [H, W, 3]) in image coordinates, with an invisible hover/click grid."""
+    """An RGB image (uint8 [H, W, 3]) in image coordinates, with an invisible hover/click grid.
+    ``origin``: the (y, x) of ``rgb``'s top-left pixel when it is a crop of a larger image."""
     h, w = rgb.shape[:2]
-    fig = go.Figure(go.Image(z=rgb, hoverinfo="skip", name="image"))
+    oy, ox = origin
+    fig = go.Figure(go.Image(z=rgb, x0=ox, y0=oy, hoverinfo="skip", name="image"))
     step = grid_step(h, w)
-    ys, xs = np.mgrid[0:h:step, 0:w:step]
+    ys, xs = np.mgrid[oy : oy + h : step, ox : ox + w : step]
     ys, xs = ys.ravel(), xs.ravel()
     if hover is not None:
         customdata, template = hover(ys, xs)
@@ -53,8 +61,8 @@ def image_figure(
             unselected=dict(marker=dict(opacity=0)),
         )
     )
-    fig.update_xaxes(visible=False, range=[-0.5, w - 0.5])
-    fig.update_yaxes(visible=False, range=[h - 0.5, -0.5], scaleanchor="x")
+    fig.update_xaxes(visible=False, range=[ox - 0.5, ox + w - 0.5])
+    fig.update_yaxes(visible=False, range=[oy + h - 0.5, oy - 0.5], scaleanchor="x")
     fig.update_layout(
         title=dict(text=title, x=0, font=dict(size=14)) if title else None,
         margin=dict(l=0, r=0, t=30 if title else 0, b=0),
@@ -64,6 +72,19 @@ def image_figure(
         hovermode="closest",
         showlegend=False,
     )
+    return fig
+
+
+def close_up(
+    rgb: np.ndarray, y: int, x: int, hover: HoverFn | None = None, radius: int = CLOSE_UP_RADIUS
+) -> go.Figure:
+    """The pixels around (y, x) of an image, each one a point of the click grid: on a large image
+    the full view's grid is sub-sampled, and this is where any pixel can be clicked."""
+    h, w = rgb.shape[:2]
+    y0, x0 = max(0, y - radius), max(0, x - radius)
+    crop = rgb[y0 : min(h, y + radius + 1), x0 : min(w, x + radius + 1)]
+    fig = image_figure(crop, hover, origin=(y0, x0), height=240)
+    add_points(fig, [y], [x], color="#ffea00", symbol="square-open", size=10, name="pixel")
     return fig
 
 
@@ -185,7 +206,8 @@ def confusion_figure(
             zmin=0,
             zmax=1 if normalize else None,
             customdata=m,
-            hovertemplate="GT %{y} -> predicted %{x}<br>%{z:.3f} (%{customdata:.0f} px)<extra></extra>",
+            hovertemplate="GT %{y} -> predicted %{x}<br>%{z:.3f} (%{customdata:.0f} px)"
+            "<extra></extra>",
         )
     )
     fig.update_yaxes(autorange="reversed", title="ground truth")

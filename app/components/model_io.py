@@ -1,9 +1,10 @@
-"""Cached calls into the library: load a model once, run its heads once per image, and re-run only the
-post-processing when a knob changes.
+"""Cached calls into the library: load a model once, run its heads once per image, and re-run only
+the post-processing when a knob changes.
 
-Streamlit caches: ``cache_resource`` for the predictor (one per bundle, shared by sessions),
-``cache_data`` for head outputs keyed by (bundle, image digest) and for fused results keyed by the
-post-processing options as well, so moving a slider back is instant.
+The process keeps the last ``MAX_MODELS`` predictors (one per bundle, shared by sessions, loaded
+off the script thread); one cache bounded by bytes (memory_cache.BytesLRU) keeps predictions keyed
+by (bundle, image digest) and fused results keyed by the post-processing options as well, so moving
+a slider back is instant.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import streamlit as st
 
+from panoptic_deeplab.app.components import background
+from panoptic_deeplab.app.components.memory_cache import BytesLRU, budget_bytes
 from panoptic_deeplab.datasets.specs import DatasetSpec
 
 if TYPE_CHECKING:
@@ -48,6 +52,9 @@ class Fused:
     instances: list[dict] = field(default_factory=list)  # per center: id, class, area, score
 
 
+LOADING = "Loading TensorFlow and the model (once per app start)"
+
+
 def image_digest(image: np.ndarray) -> str:
     return hashlib.sha1(
         np.ascontiguousarray(image).tobytes() + str(image.shape).encode()
@@ -57,30 +64,49 @@ def image_digest(image: np.ndarray) -> str:
 # -- model -----------------------------------------------------------------------------------
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+MAX_MODELS = 4  # loaded models kept (each holds its network and traced functions)
+_models: OrderedDict[str, Any] = OrderedDict()
+_models_lock = threading.Lock()
+
+
 def load_predictor(path: str):
+    """The bundle's Predictor, loaded once per process on a worker thread (``warm_up`` starts it
+    before any page asks); the page shows the seconds waited meanwhile."""
+    with _models_lock:
+        if path in _models:
+            _models.move_to_end(path)
+            return _models[path]
+    return background.wait(("model", path), lambda: _load_and_keep(path), LOADING)
+
+
+def warm_up(path: str) -> None:
+    """Start loading the model now, off the script thread, and trace its pipeline at the config's
+    crop size (the size the demo data set's images pad to), so the first picture does not wait for
+    it; a page that needs the model meanwhile waits for this work rather than doing it twice."""
+    with _models_lock:
+        if path in _models:
+            return
+    background.start(("model", path), lambda: _load_and_keep(path, trace=True))
+
+
+def _load_and_keep(path: str, trace: bool = False):
+    predictor = _load(path)
+    if trace and hasattr(predictor, "warm_up"):
+        try:
+            predictor.warm_up()
+        except Exception:  # noqa: BLE001 - the page that runs the model shows the error
+            log.warning("warming up %s failed", path, exc_info=True)
+    with _models_lock:
+        _models[path] = predictor
+        while len(_models) > MAX_MODELS:
+            _models.popitem(last=False)
+    return predictor
+
+
+def _load(path: str):
     from panoptic_deeplab.inference import Predictor
 
     return Predictor(path)
-
-
-@st.cache_resource(show_spinner=False)
-def warm_up_in_background(path: str) -> threading.Thread:
-    """Once per app process and model: on a daemon thread, import TensorFlow, load the model
-    (``load_predictor``'s cache) and trace its pipeline for the config's crop size (the size the
-    demo data set's images pad to), while the page draws, so that the first picture does not wait
-    for all of it. A page that needs the model meanwhile waits for this work (Streamlit computes a
-    cached value once; the Predictor traces each size once) rather than doing it twice."""
-
-    def work() -> None:
-        try:
-            load_predictor(path).warm_up()
-        except Exception:  # the page that uses the model shows the error
-            log.warning("warming up %s failed", path, exc_info=True)
-
-    thread = threading.Thread(target=work, name="pdl-warm-up", daemon=True)
-    thread.start()
-    return thread
 
 
 def model_spec(predictor) -> DatasetSpec:
@@ -94,11 +120,49 @@ def default_options(predictor) -> PostProcessOptions:
     return PostProcessOptions.from_config(predictor.config, predictor.spec)
 
 
-@st.cache_data(show_spinner="Running the model…", max_entries=16)
+_image_results: BytesLRU | None = None
+
+
+def image_results() -> BytesLRU:
+    """Predictions and fused results of all sessions, bounded by bytes ($PDL_APP_CACHE_MB)."""
+    global _image_results
+    if _image_results is None:
+        _image_results = BytesLRU(budget_bytes())
+    return _image_results
+
+
+def forget_all() -> None:
+    """Drop the loaded models and cached image results (tests swap models between runs)."""
+    with _models_lock:
+        _models.clear()
+    image_results().clear()
+
+
+def cached(key: tuple, make, label: str | None = None):
+    """``make()`` once per ``key`` while it fits the byte budget; with a ``label``, it runs on a
+    worker thread while the page counts the seconds."""
+    cache = image_results()
+    if label is None or key in cache:
+        return cache.get_or_make(key, make)
+
+    def make_and_keep():  # on the worker: kept even if the asking session stopped waiting
+        value = make()
+        cache.put(key, value)
+        return value
+
+    return background.wait(key, make_and_keep, label)
+
+
 def predict(model_path: str, digest: str, _image: np.ndarray):
-    """The Predictor's full result for one image (raw outputs kept), as `pdl predict`/`evaluate` get it.
-    The digest keys the cache; the array itself is not hashed."""
-    return load_predictor(model_path)(_image, return_raw=True)
+    """The Predictor's full result for one image (raw outputs kept), as `pdl predict`/`evaluate`
+    get it. The digest keys the cache, the array itself is not hashed; the loaded predictor's id
+    too, so a model loaded again (or swapped by a test) never serves another's result."""
+    predictor = load_predictor(model_path)
+    return cached(
+        ("predict", model_path, id(predictor), digest),
+        lambda: predictor(_image, return_raw=True),
+        "Running the model",
+    )
 
 
 def run_heads(model_path: str, digest: str, _image: np.ndarray) -> Heads:
@@ -112,10 +176,13 @@ def run_heads(model_path: str, digest: str, _image: np.ndarray) -> Heads:
     )
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
 def fuse(model_path: str, digest: str, options: PostProcessOptions, _heads: Heads) -> Fused:
     """Post-processing only, on the cached head outputs at the image's size (the Predictor fuses at
     the padded network size, so a boundary pixel may differ from `pdl predict` after resizing)."""
+    return cached(("fuse", model_path, digest, options), lambda: _fuse(options, _heads))
+
+
+def _fuse(options: PostProcessOptions, _heads: Heads) -> Fused:
     from panoptic_deeplab.postprocess import post_process
 
     out = post_process(

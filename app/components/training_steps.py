@@ -46,11 +46,19 @@ def load_run_predictor(workdir: str, step: int):
     return Predictor(load_step_bundle(workdir, step))
 
 
-@st.cache_data(show_spinner="Running the saved step…", max_entries=32)
 def step_heads(
     workdir: str, step: int, prefix: str, digest: str, _image: np.ndarray, _first: int
 ) -> model_io.Heads:
-    """Head outputs of one saved step (``prefix`` keys the cache to that file)."""
+    """Head outputs of one saved step (``prefix`` keys the cache to that file), kept in the app's
+    byte-bounded cache."""
+    return model_io.cached(
+        ("step", workdir, step, prefix, digest),
+        lambda: _step_heads(workdir, prefix, _image, _first),
+        "Running the saved step",
+    )
+
+
+def _step_heads(workdir: str, prefix: str, _image: np.ndarray, _first: int) -> model_io.Heads:
     from panoptic_deeplab.training.checkpoints import restore_model_weights
 
     predictor = load_run_predictor(workdir, _first)

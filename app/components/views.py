@@ -45,11 +45,29 @@ def segment_table(fused: Fused, spec: DatasetSpec) -> list[dict]:
                 "kind": kind,
                 "instance": inst,
                 "area": int(area),
-                "score": round(instance["score"], 3) if instance else None,
+                "score": f"{instance['score']:.3f}" if instance else MISSING,  # stuff: none
                 "center (y, x)": f"({center[0]}, {center[1]})" if center is not None else "",
             }
         )
     return rows
+
+
+MISSING = "–"  # a table cell with no value (never "None" or "nan")
+
+
+def text_cells(frame, digits: int = 3):
+    """``frame`` with every number written with ``digits`` decimals and every missing value as
+    ``MISSING``, for tables a person reads."""
+    import pandas as pd
+
+    def cell(value):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return MISSING
+        if isinstance(value, (float, np.floating)):
+            return f"{float(value):.{digits}f}"
+        return value
+
+    return pd.DataFrame({c: [cell(v) for v in frame[c]] for c in frame.columns})
 
 
 def class_name(spec: DatasetSpec, cls: int) -> str:

@@ -285,6 +285,16 @@ def pixel_chart(sess: state.Session, fig, key: str, shape, zoom: bool) -> None:
     )
 
 
+def heatmap_range(heatmap: np.ndarray) -> str:
+    """What the centers view's colours span. The head is a regression, so a raw value may be
+    below 0; the colours start at 0, and the caption says so rather than hide such values."""
+    low, high = float(heatmap.min(initial=0.0)), float(heatmap.max(initial=0.0))
+    text = f"raw center heatmap, 0 … {views.number(high, 3)}"
+    if views.number(low, 3).startswith("-"):
+        text += f" (its values go down to {views.number(low, 3)}; below 0 is drawn as 0)"
+    return text
+
+
 def main_view(sess, inputs: Inputs, stage, mode, opacity, heads, fused, spec, knobs, vote):
     image = inputs.loaded.array
     shape = image.shape[:2]
@@ -306,7 +316,7 @@ def main_view(sess, inputs: Inputs, stage, mode, opacity, heads, fused, spec, kn
         st.html(views.legend_html(spec, fused.semantic))
     elif stage == "Centers":
         st.caption(
-            f"Colour: raw center heatmap (0 … {float(heads.center_heatmap.max()):.3f}). Markers: "
+            f"Colour: {heatmap_range(heads.center_heatmap)}. Markers: "
             f"the {len(fused.center_points)} centers kept after threshold "
             f"{knobs.center_threshold:.2f}, NMS {knobs.nms_kernel}×{knobs.nms_kernel} and "
             f"top-{knobs.keep_k_centers}, with their scores."
@@ -324,8 +334,11 @@ def main_view(sess, inputs: Inputs, stage, mode, opacity, heads, fused, spec, kn
     return view
 
 
-def pixel_panel(sess: state.Session, stage, shape, heads, fused, spec, vote: PixelVote) -> None:
-    """The inspected pixel: its class, probabilities, offset, vote and the center it joined."""
+def pixel_panel(
+    sess: state.Session, stage, shape, heads, fused, spec, vote: PixelVote, view
+) -> None:
+    """The inspected pixel: its class, probabilities, offset, vote and the center it joined, and a
+    close-up around it where every pixel can be clicked."""
     height, width = shape
     if stage == "Offsets":
         st.image(
@@ -338,6 +351,10 @@ def pixel_panel(sess: state.Session, stage, shape, heads, fused, spec, vote: Pix
     c1, c2 = st.columns(2)
     c1.number_input("x", 0, width - 1, step=1, key="pixel_x")
     c2.number_input("y", 0, height - 1, step=1, key="pixel_y")
+    if figures.grid_step(height, width) > 1:  # the big view's grid skips pixels: pick exactly here
+        st.caption("Close-up: click any pixel")
+        close = figures.close_up(view.overlay, sess.pixel_y, sess.pixel_x, view.hover)
+        pixel_chart(sess, close, f"chart_close_{stage}", shape, zoom=False)
     sess.set_default("show_vote", True)
     st.checkbox("Draw its vote", key="show_vote")
     y, x = sess.pixel_y, sess.pixel_x
@@ -373,7 +390,11 @@ def pixel_panel(sess: state.Session, stage, shape, heads, fused, spec, vote: Pix
             else "none"
         )
     else:
-        rows["joined center"] = "no center detected: all thing pixels of a class form one instance"
+        merged = views.class_name(spec, int(fused.panoptic[y, x]) // spec.label_divisor)
+        rows["joined center"] = (
+            "no center detected: all thing pixels of the image form one instance, which takes "
+            f"the majority class ({merged})"
+        )
     # A static table: long values wrap instead of being cut off at the column's edge.
     st.table(pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows)))
 
@@ -469,7 +490,7 @@ def page() -> None:
     with left:
         view = main_view(sess, inputs, stage, mode, opacity, heads, fused, spec, knobs, vote)
     with right:
-        pixel_panel(sess, stage, image.shape[:2], heads, fused, spec, vote)
+        pixel_panel(sess, stage, image.shape[:2], heads, fused, spec, vote, view)
 
     with st.expander("Over training: this image at any saved step of a run", expanded=False):
         training_steps.render(sess, image, digest, inputs.model_path, knobs, opacity)

@@ -47,6 +47,7 @@ def test_dry_run_prints_a_headless_local_streamlit_command(tmp_path):
         "--server.port 8612",
         "--server.headless true",
         "--browser.gatherUsageStats false",
+        "--runner.magicEnabled false",  # no AST parse per session (issue 28 item 10)
     ):
         assert flag in command
     assert env == [

@@ -96,3 +96,41 @@ def test_an_empty_workdir_says_what_is_missing(monkeypatch, tmp_path):
     at.text_input(key="steps_workdir").set_value(str(tmp_path)).run()
     assert not at.exception
     assert any("no saved step yet" in i.value for i in at.info)
+
+
+@pytest.mark.slow  # builds and runs a real tiny network
+def test_the_last_step_and_the_final_model_are_the_same_numbers(tmp_path):
+    """Issue 28 item 6: a run's last saved step and its final bundle hold the same weights, so the
+    section's two columns show the same head outputs, also after another step was swapped in."""
+    import keras
+    import numpy as np
+
+    from panoptic_deeplab.app.components import model_io, training_steps
+    from panoptic_deeplab.bundle import save_bundle
+    from panoptic_deeplab.config import load_config, save_config
+    from panoptic_deeplab.datasets.specs import get_dataset_spec
+    from panoptic_deeplab.model.builder import build_model
+    from panoptic_deeplab.training.history import SnapshotHistory, list_snapshots, write_run_spec
+
+    keras.utils.set_random_seed(1)
+    config, spec = load_config("synthetic/tiny"), get_dataset_spec("synthetic")
+    network = build_model(config, num_classes=spec.num_classes)
+    save_config(config, tmp_path / "config.yaml")
+    write_run_spec(tmp_path, spec)
+    history = SnapshotHistory(tmp_path, network, keep=5)
+    history.save(10)
+    for variable in network.trainable_variables:
+        variable.assign(variable * 0.5 + 0.1)
+    history.save(30)
+    save_bundle(tmp_path / "model", network, config, spec)
+    image = u.street_image()
+    digest = model_io.image_digest(image)
+    prefixes = {s.step: s.prefix for s in list_snapshots(tmp_path)}
+    final = model_io.run_heads(str(tmp_path / "model"), digest, image)
+    for step in (30, 10, 30):  # step 10's weights swapped in and out again
+        heads = training_steps.step_heads(str(tmp_path), step, prefixes[step], digest, image, 30)
+        same = [
+            np.array_equal(getattr(heads, f), getattr(final, f))
+            for f in ("semantic_probs", "center_heatmap", "offsets")
+        ]
+        assert same == [step == 30] * 3

@@ -1,4 +1,5 @@
-"""AppTest suite for the Inspect page: uploads, the five views, knobs, the pixel inspector, bad files.
+"""AppTest suite for the Inspect page: uploads, the five views, knobs, the pixel inspector, bad
+files.
 
 The model is a stand-in with hand-made head outputs (tests/app/fakes.py); the real post-processing,
 visualisation and image loading run on them, so the numbers asserted here are computed by hand.
@@ -450,3 +451,90 @@ def test_the_downloads_are_coco_panoptic_with_road_kept(app, served_files):
     assert {c["id"] for c in coco["categories"]} == set(range(8)) and coco["info"][
         "same_as_pdl_predict"
     ] is True
+
+
+# -- issue 28: the pixel panel and captions say what the post-processing did ---------------------
+
+
+class PersonAndCar(FakePredictor):
+    """The first (smaller) box is a person, the second a car; a -0.012 heatmap on the road."""
+
+    def __call__(self, image, *, return_raw=True):
+        out = super().__call__(image, return_raw=return_raw)
+        y0, y1, x0, x1 = car_boxes(*image.shape[:2])[0]
+        box = out.semantic_probs[y0:y1, x0:x1]
+        box[..., [PERSON, CAR]] = box[..., [CAR, PERSON]]
+        out.center_heatmap[out.center_heatmap < 1e-3] = -0.012
+        return out
+
+
+PERSON = 5
+
+
+@pytest.fixture
+def person_app(monkeypatch, tmp_path):
+    from panoptic_deeplab.app.components import model_io
+
+    (tmp_path / "m").mkdir()
+    u.set_app_env(monkeypatch, tmp_path, model=tmp_path / "m")
+    monkeypatch.setattr(model_io, "load_predictor", lambda path: PersonAndCar())
+    st.cache_data.clear()
+    at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT).run()
+    return upload(at, u.encode(u.street_image()))
+
+
+def test_with_no_center_the_panel_says_the_image_forms_one_majority_instance(person_app):
+    at = person_app
+    at.slider(key="pp_threshold").set_value(0.95).run()  # no center survives
+    y0, _, x0, _ = car_boxes(65, 97)[0]  # a person pixel (16 x 20 px; the car has 16 x 24)
+    at.number_input(key="pixel_y").set_value(y0).run()
+    at.number_input(key="pixel_x").set_value(x0).run()
+    table = pixel_table(at)
+    assert table["class"] == "person (thing)"
+    assert table["panoptic segment"] == str(CAR * 1000 + 1)  # inside the one car segment
+    assert table["joined center"] == (
+        "no center detected: all thing pixels of the image form one instance, which takes the "
+        "majority class (car)"
+    )
+
+
+def test_the_centers_caption_covers_negative_heatmap_values(person_app):
+    at = person_app
+    at.radio(key="stage").set_value("Centers").run()
+    at.number_input(key="pixel_y").set_value(2).run()
+    at.number_input(key="pixel_x").set_value(2).run()
+    assert pixel_table(at)["heatmap here"] == "-0.012"
+    caption = next(c.value for c in at.caption if c.value.startswith("Colour: raw center"))
+    assert caption.startswith("Colour: raw center heatmap, 0 … 0.900")
+    assert "down to -0.012; below 0 is drawn as 0" in caption
+
+
+def test_the_segments_table_writes_no_none(app):
+    at, _ = app
+    upload(at, u.encode(u.street_image()))
+    table = next(d.value for d in at.dataframe if "segment id" in d.value.columns)
+    assert table.loc[table["kind"] == "stuff", "score"].eq("–").all()
+    assert "None" not in table.astype(str).values
+
+
+def test_on_a_large_image_any_pixel_can_be_clicked_in_the_close_up(app):
+    """The big view's click grid skips pixels on a large image ((101, 77) snapped to (100, 80));
+    the close-up next to the pixel panel has every pixel around the inspected one as a click
+    target, in image coordinates (issue 28 item 5)."""
+    from panoptic_deeplab.app.components import figures
+
+    at, _ = app
+    upload(at, u.encode(u.street_image(600, 800)))
+    assert figures.grid_step(600, 800) > 1
+    at.number_input(key="pixel_y").set_value(101).run()
+    at.number_input(key="pixel_x").set_value(77).run()
+    assert not at.exception, at.exception
+    grids = [grid_trace(chart(at, k)) for k in range(len(at.get("plotly_chart")))]
+    points = [
+        set(zip(u.plotly_array(g["y"]).tolist(), u.plotly_array(g["x"]).tolist())) for g in grids
+    ]
+    assert (101, 77) not in points[0]  # the main view's sub-sampled grid
+    close = next(p for p in points if (101, 77) in p)
+    assert close == {(y, x) for y in range(85, 118) for x in range(61, 94)}  # 33 x 33, all of them
+    event = {"selection": {"points": [{"x": 78, "y": 100}]}}  # a click on a close-up point
+    assert figures.selected_pixel(event, (600, 800)) == (100, 78)

@@ -86,3 +86,39 @@ def test_a_model_registered_by_another_process_is_listed_on_the_next_run(monkeyp
     at.run()
     assert not at.exception, at.exception
     assert at.markdown[-1].value.count("late (job 7)") == 2
+
+
+def test_the_sidebar_names_the_model_the_page_uses(monkeypatch, tmp_path):
+    import streamlit as st
+    from fakes import FakePredictor
+
+    from panoptic_deeplab.app.components import model_io
+
+    start = tmp_path / "start-model"
+    start.mkdir()
+    tuned = tmp_path / "work" / "runs" / "t" / "model"
+    tuned.mkdir(parents=True)
+    u.set_app_env(monkeypatch, tmp_path, model=start)
+    jobs.JobStore(tmp_path / "work").register_model(tuned, "tune", job_id=4)
+    monkeypatch.setattr(model_io, "load_predictor", lambda path: FakePredictor())
+    st.cache_data.clear()
+    at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT).run()
+    assert "`start-model`" in [m.value for m in at.sidebar.markdown]
+    at.selectbox(key="model").set_value("tune (job 4)").run()
+    assert not at.exception, at.exception
+    shown = [m.value for m in at.sidebar.markdown]
+    assert "`tune (job 4)`" in shown and "`start-model`" not in shown
+
+
+def test_a_model_registered_meanwhile_is_listed_on_the_next_read(tmp_path):
+    """A job (or another session) registers a model between two reruns less than a second apart:
+    the next read lists it (the registry is kept only while the job database is unchanged)."""
+    from panoptic_deeplab.app import state
+
+    sess = state.Session(state.Settings(model=None, data=None, workdir=tmp_path / "work"))
+    assert sess.registered() == []
+    bundle = tmp_path / "work" / "runs" / "new" / "model"
+    bundle.mkdir(parents=True)
+    jobs.JobStore(tmp_path / "work").register_model(bundle, "new", job_id=7)
+    assert [r.name for r in sess.registered()] == ["new"]
+    assert "new (job 7)" in sess.models()

@@ -150,16 +150,16 @@ def test_progress_loss_curves_log_and_models(env):
     assert at.expander[0].label.endswith("step 20/40")
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert [t["name"] for t in fig["data"]] == [
-        "loss",
-        "semantic_loss",
-        "center_loss",
-        "offset_loss",
+        "total",
+        "semantic × 1",
+        "center × 200",
+        "offset × 0.01",
     ]
     assert list(u.plotly_array(fig["data"][0]["y"])) == [2.0, 1.5]
     assert at.get("progress")[0].proto.value == 50
     assert {m.label: m.value for m in at.metric}["loss"] == "1.5"
     evals = at.dataframe[0].value
-    assert list(evals["pq"]) == [0.25]
+    assert list(evals["pq"]) == ["0.250"] and list(evals["sq"]) == ["–"]  # never "None"
     models = at.dataframe[-1].value
     assert list(models["name"]) == ["r1 (job 1)"] and list(models["base"]) == ["base"]
     assert "r1 (job 1)" in at.selectbox(key="base_model").options  # ready to fine-tune further
@@ -195,9 +195,7 @@ def test_a_fine_tuned_model_is_compared_with_its_base_per_class(env):
             "semantic": mean_iou([sem(gt)], [sem(pred)], spec.num_classes, spec.ignore_label),
         }
 
-    base, tuned = workdir / "base-model", workdir / "tuned-model"
-    base.mkdir(parents=True)
-    tuned.mkdir()
+    base, tuned = _bundle(workdir / "base-model"), _bundle(workdir / "tuned-model")
     store = jobs.JobStore(workdir)
     store.register_model(tuned, "tuned", base_model=str(base), dataset=str(data))
 
@@ -210,8 +208,9 @@ def test_a_fine_tuned_model_is_compared_with_its_base_per_class(env):
     try:
         assert sorted(j.argv[2] for j in launched) == sorted([str(base), str(tuned)])
         assert all(j.argv[3:7] == ["--dataset", str(data), "--split", "val"] for j in launched)
-        # The jobs fail within a second here (empty model folders; `pdl evaluate` checks the classes
-        # before TensorFlow starts): while one still runs the page says so, and no rerun launches more.
+        # The jobs fail within a second here (empty model folders; `pdl evaluate` checks the
+        # classes before TensorFlow starts): while one still runs the page says so, and no rerun
+        # launches more.
         if any(store.refresh(j.id).state == jobs.RUNNING for j in launched):
             assert "Evaluating" in " ".join(c.value for c in at.caption)
         at = _run(at)
@@ -252,16 +251,17 @@ def test_an_imported_deeplab2_model_is_offered_as_a_base(env):
     assert "authors_mnv3s" in at.selectbox(key="base_model").options
 
 
-# -- curves, phases, job lists and logs that read right (issue 15) ----------------------------------
+# -- curves, phases, job lists and logs that read right (issue 15) -------------------------------
 
 TF_STARTUP = (
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
-    "I0000 00:00:1796157602.145986   13558 port.cc:153] oneDNN custom operations are on. You may see slightly "
-    "different numerical results due to floating-point round-off errors. To turn them off, set the environment "
-    "variable `TF_ENABLE_ONEDNN_OPTS=0`.\n"
-    "I0000 00:00:1796157602.146281   13558 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU "
-    "will not be used.\n"
-    "E0000 00:00:1796157614.774138   13558 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+    "I0000 00:00:1796157602.145986   13558 port.cc:153] oneDNN custom operations are on. "
+    "You may see slightly different numerical results due to floating-point round-off errors. "
+    "To turn them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.\n"
+    "I0000 00:00:1796157602.146281   13558 cudart_stub.cc:31] Could not find cuda drivers on your "
+    "machine, GPU will not be used.\n"
+    "E0000 00:00:1796157614.774138   13558 cuda_platform.cc:52] failed call to cuInit: INTERNAL: "
+    "CUDA error: "
     "Failed call to cuInit: UNKNOWN ERROR (303)\n"
 )
 
@@ -272,7 +272,8 @@ def _record(
     workdir.mkdir(parents=True, exist_ok=True)
     with store._connect() as db:
         cur = db.execute(
-            "INSERT INTO jobs (kind, name, argv, workdir, log_path, state, pid, pid_start, created_at)"
+            "INSERT INTO jobs"
+            " (kind, name, argv, workdir, log_path, state, pid, pid_start, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
             (
                 kind,
@@ -315,15 +316,15 @@ def test_a_short_job_draws_a_curve_on_axes_from_its_data(env):
                 "step": step,
                 "loss": loss,
                 "semantic_loss": loss - 0.5,
-                "center_loss": 0.2,
-                "offset_loss": 0.3,
+                "center_loss": 0.002,  # x 200 = 0.4
+                "offset_loss": 30.0,  # x 0.01 = 0.3
             }
         )
     at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert (
         fig["layout"]["yaxis"]["type"] == "linear"
-    )  # 0.2 .. 1.3: no decade to spread on a log axis
+    )  # 0.3 .. 1.3: no decade to spread on a log axis
     lo, hi = fig["layout"]["xaxis"]["range"]
     assert 1 <= lo < 2 and 6 < hi <= 7
     assert len(u.plotly_array(fig["data"][0]["y"])) == 3
@@ -362,7 +363,7 @@ def test_a_running_job_shows_its_phase_before_the_first_step(env):
         assert "Tracing the training step… (step 0 / 60)" in at.get("progress")[0].proto.text
         RunFiles(run, total_steps=60).status("running", 1, phase="training")
         at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
-        assert at.expander[0].label == f"#{job_id} warming · running · step 1/60"
+        assert at.expander[0].label == f"#{job_id} warming · running · training: step 1/60"
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -387,3 +388,179 @@ def test_the_log_hides_tensorflow_start_up_noise_and_wraps(env):
     at.toggle(key=f"log-all-{job.id}").set_value(True)
     at = _run(at)
     assert "cuInit" in at.code[0].value  # all of it, on request
+
+
+# -- issue 28: charts and tables that say what they show ------------------------------------------
+
+
+def test_the_loss_chart_plots_the_weighted_terms_that_add_up_to_the_total(env):
+    from panoptic_deeplab.config import load_config, save_config
+
+    workdir, _ = env
+    store = jobs.JobStore(workdir)
+    job = store.get(_record(store, "w", "train", jobs.SUCCEEDED, workdir / "runs" / "w"))
+    config = load_config("synthetic/tiny", ["loss.center_weight=100"])
+    save_config(config, Path(job.workdir) / "config.yaml")
+    files = RunFiles(job.workdir, total_steps=4)
+    files.start_metrics(0)
+    for step, (sem, center, offset) in ((2, (1.0, 0.01, 20.0)), (4, (0.5, 0.004, 10.0))):
+        total = sem + 100 * center + 0.01 * offset
+        files.append_metrics(
+            {
+                "step": step,
+                "loss": total,
+                "semantic_loss": sem,
+                "center_loss": center,
+                "offset_loss": offset,
+            }
+        )
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert fig["layout"]["title"]["text"] == "Losses: the total is the sum of the weighted terms"
+    traces = {t["name"]: u.plotly_array(t["y"]).astype(float) for t in fig["data"]}
+    assert set(traces) == {"total", "semantic × 1", "center × 100", "offset × 0.01"}
+    parts = traces["semantic × 1"] + traces["center × 100"] + traces["offset × 0.01"]
+    assert parts == pytest.approx(traces["total"])
+
+
+def test_a_model_without_a_job_shows_no_none_in_the_table(env):
+    workdir, _ = env
+    bundle = workdir / "imported" / "m"
+    bundle.mkdir(parents=True)
+    jobs.JobStore(workdir).register_model(bundle, "m")
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    table = at.dataframe[-1].value
+    assert list(table["job"]) == ["–"]
+    assert not table.isna().any().any() and "None" not in table.astype(str).values
+
+
+# -- issue 28: a registry, a resume, a progress and a warning a user can trust -------------------
+
+
+def _bundle(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "bundle.json").write_text("{}")
+    return path
+
+
+def test_a_model_whose_folder_is_gone_is_shown_missing_offered_for_nothing_and_forgotten(env):
+    import shutil
+
+    workdir, data = env
+    store = jobs.JobStore(workdir)
+    gone = _bundle(workdir / "imported" / "gone")
+    store.register_model(gone, "gone", base_model=str(_bundle(workdir / "base")), dataset=str(data))
+    shutil.rmtree(gone)
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    table = at.dataframe[-1].value
+    assert list(table["folder"]) == ["missing"]
+    assert not any("gone" in o for o in at.selectbox(key="base_model").options)
+    assert not [b for b in at.button if b.key and b.key.startswith("evaluate-")]
+    assert any("gone** is missing" in w.value for w in at.warning)
+    at.button(key="forget-1").click()
+    at = _run(at)
+    assert store.models(include_missing=True) == []
+    assert "A model appears here" in " ".join(c.value for c in at.caption)
+
+
+def test_a_base_that_is_not_a_bundle_is_not_offered_for_evaluation(env):
+    workdir, data = env
+    (data / "annotations" / "panoptic_val.json").write_text("{}")
+    checkpoint = workdir / "deeplab2-ckpt"
+    checkpoint.mkdir(parents=True)
+    store = jobs.JobStore(workdir)
+    store.register_model(_bundle(workdir / "tuned"), "tuned", base_model=str(checkpoint))
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    assert not [b for b in at.button if b.key and b.key.startswith("evaluate-")]
+    assert any("is not a model bundle here" in c.value for c in at.caption)
+
+
+def test_the_card_says_what_resume_will_do(env):
+    workdir, _ = env
+    store = jobs.JobStore(workdir)
+    early = _record(store, "early", "train", jobs.CANCELLED, workdir / "runs" / "early")
+    RunFiles(workdir / "runs" / "early", total_steps=30).status("stopped", 3)
+    late = _record(store, "late", "train", jobs.FAILED, workdir / "runs" / "late")
+    RunFiles(workdir / "runs" / "late", total_steps=30).status("failed", 14)
+    ckpt = workdir / "runs" / "late" / "checkpoints"
+    ckpt.mkdir()
+    (ckpt / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-12"\nall_model_checkpoint_paths: "ckpt-6"\n'
+        'all_model_checkpoint_paths: "ckpt-12"\n'
+    )
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    captions = [c.value for c in at.caption]
+    assert at.button(key=f"resume-{early}") and at.button(key=f"resume-{late}")
+    assert (
+        "Resume starts over at step 1: this run wrote no checkpoint (it stopped at step 3 of 30)."
+        in captions
+    )
+    assert "Resume continues from step 12 of 30, the run's last checkpoint." in captions
+
+
+def test_a_training_job_shows_an_eta_from_the_steps_actually_timed(env):
+    import subprocess
+
+    workdir, _ = env
+    store = jobs.JobStore(workdir)
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        run = workdir / "runs" / "timed"
+        job_id = _record(
+            store, "timed", "train", jobs.RUNNING, run, sleeper.pid,
+            process._process_start(sleeper.pid),
+        )  # fmt: skip
+        files = RunFiles(run, total_steps=60)
+        files.start_metrics(0)
+        # The first logged step took 150 s (tracing); then 10 steps in 20 s: 2 s a step.
+        for step, elapsed in ((10, 150.0), (20, 170.0)):
+            files.append_metrics({"step": step, "loss": 1.0, "elapsed_s": elapsed})
+        files.status("running", 20, phase="training")
+        at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+        label = f"#{job_id} timed · running · training: step 20/60, about 1m20s left"
+        assert at.expander[0].label == label
+        assert at.get("progress")[0].proto.text == "training: step 20/60, about 1m20s left"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_base_result_made_on_the_evaluate_page_is_reused(env):
+    from panoptic_deeplab.app.components import eval_results as er
+    from panoptic_deeplab.app.components.error_analysis import ORACLES
+
+    workdir, data = env
+    (data / "annotations" / "panoptic_val.json").write_text("{}")
+    base, tuned = _bundle(workdir / "base-model"), _bundle(workdir / "tuned-model")
+    store = jobs.JobStore(workdir)
+    store.register_model(tuned, "tuned", base_model=str(base), dataset=str(data))
+    results = workdir / "results"
+    results.mkdir()
+    # The Evaluate page evaluated the base with oracles: the same scores, under another name.
+    er.result_path(results, base, data, "val", 0, ORACLES).write_text("{}")
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    assert at.button(key="evaluate-1").label == "Evaluate fine-tuned on data/val"
+
+
+def test_a_fine_tune_on_two_images_is_warned_about_before_it_starts(env, tmp_path):
+    from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
+
+    workdir, _ = env
+    small = make_synthetic_dataset(
+        tmp_path / "tiny-set", num_train=2, num_val=3, height=33, width=65, workers=1
+    )
+    at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
+    at.selectbox(key="dataset_choice").set_value("other…")
+    at.text_input(key="dataset_other").set_value(str(small))
+    at = _start(at)
+    warning = next(w.value for w in at.warning if "training image" in w.value)
+    assert "**tiny-set has only 2 training images** (3 val)" in warning
+    assert "fewer than 20 images" in warning
+    assert jobs.JobStore(workdir).list() == []  # nothing started yet
+    at.button(key="start_anyway").click()
+    at = _run(at)
+    (job,) = jobs.JobStore(workdir).list()
+    try:
+        assert job.dataset == str(small)
+    finally:
+        jobs.JobStore(workdir).cancel(job.id, grace_s=5)

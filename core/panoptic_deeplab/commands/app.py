@@ -1,9 +1,10 @@
 """``pdl app``: start the Streamlit browser app (on 127.0.0.1 unless ``--host`` says otherwise).
 
-It picks the shipped demo model (the first bundle of ``settings.shipped_models()``) unless ``--model`` names a bundle, makes a
-small synthetic data set under the work directory on first launch unless ``--data`` names one, then
-replaces itself with ``python -m streamlit run <the installed app>/main.py`` (headless, no telemetry). The app reads
-its settings from the ``PDL_APP_*`` environment variables set here.
+It picks the shipped demo model (the first bundle of ``settings.shipped_models()``) unless
+``--model`` names a bundle, makes a small synthetic data set under the work directory on first
+launch unless ``--data`` names one, then replaces itself with ``python -m streamlit run <the
+installed app>/main.py`` (headless, no telemetry). The app reads its settings from the ``PDL_APP_*``
+environment variables set here.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ ENV_MODEL, ENV_DATA, ENV_WORKDIR = (
     settings.ENV_APP_WORKDIR,
 )
 ENV_PRECISION, ENV_BACKEND = settings.ENV_PRECISION, settings.ENV_BACKEND
+
+
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +62,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         choices=PRECISIONS,
         default=None,
         help="network arithmetic for the app's predictions (default: $PDL_PRECISION, else the "
-        "bundle's default, auto = bf16 where the CPU/GPU has it natively); the Inspect page shows the choice",
+        "bundle's default, auto = bf16 where the CPU/GPU has it natively); the Inspect page "
+        "shows the choice",
     )
     parser.add_argument(
         "--backend",
@@ -112,6 +117,11 @@ def streamlit_command(port: int, host: str = "127.0.0.1") -> list[str]:
         "64",
         "--client.toolbarMode",
         "minimal",
+        # Magic (st.write of bare expressions) makes Streamlit parse each page into a Python AST in
+        # every new session; CPython 3.11's ast.parse is not thread-safe, so sessions opened at
+        # once could die with "AST constructor recursion depth mismatch". The pages call st.*.
+        "--runner.magicEnabled",
+        "false",
     ]
 
 
@@ -126,6 +136,11 @@ def app_environment(
     env.update(
         {ENV_WORKDIR: str(workdir), "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     )
+    # Each session's script thread would get its own glibc malloc arena, and the freed memory of
+    # many arenas is rarely given back: a long-running app then grows with every session. Two
+    # arenas, large blocks mmapped (returned on free): the soak test in docs/robustness.md.
+    for key, value in MALLOC_ENV.items():
+        env.setdefault(key, value)
     for key, value in ((ENV_PRECISION, precision), (ENV_BACKEND, backend)):
         if value is not None:
             env[key] = value

@@ -63,3 +63,18 @@ def test_train_keeps_history_and_any_step_loads_for_prediction(tmp_path):
     assert Predictor(early)(image).panoptic.shape == (65, 97)
     with pytest.raises(CheckpointError, match=r"no saved step 2 \(saved steps: 1, 3, 5, 6\)"):
         load_step_bundle(tmp_path, 2)
+
+
+@pytest.mark.slow  # a 6-step run
+def test_a_run_shorter_than_its_checkpoint_interval_keeps_its_history_spread(tmp_path):
+    """Issue 28 item 6: a 30-step fine-tune with checkpoints every 100 steps kept only its last
+    step. Snapshots are also taken every steps / keep_history steps."""
+    config = tiny_config(
+        **{"train.steps": 6, "train.checkpoint_every": 100, "train.keep_history": 3}
+    )
+    train(config, tmp_path, dataset_fn=scenes.dataset_fn(), spec=scenes.SPEC, out=io.StringIO())
+    assert [(s.step, s.source) for s in list_snapshots(tmp_path)] == [
+        (2, "history"),
+        (4, "history"),
+        (6, "history"),
+    ]
