@@ -9,6 +9,7 @@ keeps lives in one ``Session`` (``session()``): widget values as typed attribute
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar

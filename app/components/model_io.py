@@ -94,7 +94,7 @@ def _load_and_keep(path: str, trace: bool = False):
     if trace and hasattr(predictor, "warm_up"):
         try:
             predictor.warm_up()
-        except Exception:  # noqa: BLE001 - the page that runs the model shows the error
+        except Exception:
             log.warning("warming up %s failed", path, exc_info=True)
     with _models_lock:
         _models[path] = predictor

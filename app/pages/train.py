@@ -8,6 +8,7 @@ its records live in SQLite under the work directory, so they survive an app rest
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass
