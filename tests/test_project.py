@@ -63,3 +63,19 @@ def test_the_docker_command_is_a_valid_pdl_command_line(tmp_path):
     command, *variables = done.stdout.strip().splitlines()
     assert "--server.address 0.0.0.0" in command and "--server.port 8501" in command
     assert f"PDL_APP_WORKDIR={tmp_path / 'workdir'}" in variables
+
+
+def _ruff() -> str:
+    ruff = shutil.which("ruff") or str(Path(__import__("sys").executable).parent / "ruff")
+    if not Path(ruff).exists():
+        pytest.fail("ruff is missing: it is installed from requirements-dev.txt")
+    return ruff
+
+
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
+def test_the_tree_passes_ruff(command):
+    """The lint rules and the formatting configured in pyproject.toml hold for every file."""
+    result = subprocess.run(
+        [_ruff(), *command, "--no-cache", str(ROOT)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

@@ -99,7 +99,8 @@ def list_images(path: str | Path) -> list[Path]:
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ImageError(
-            f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this directory. Point at the folder that holds them."
+            f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this directory. "
+            "Point at the folder that holds them."
         )
     return files
 

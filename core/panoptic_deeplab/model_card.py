@@ -73,7 +73,8 @@ def domain_warning(score: float, card: ModelCard) -> str | None:
         return None
     return (
         f"This image looks unlike what the model was trained on: its scene confidence (mean max class "
-        f"probability) is {score:.2f}, below {float(ref['low']):.2f}, the {ref.get('low_percentile', LOW_PERCENTILE)}th "
+        f"probability) is {score:.2f}, below {float(ref['low']):.2f}, the "
+        f"{ref.get('low_percentile', LOW_PERCENTILE)}th "
         f"percentile of the model's own validation images (mean {float(ref['mean']):.2f}, {ref.get('images', '?')} "
         f"images). The model knows: {card.domain}. Treat its output as unreliable."
     )

@@ -6,7 +6,8 @@ flags) and GPUs of compute capability 8.0 or later; float32 otherwise. A CPU wit
 no AMX (Cooper Lake, Zen 4, or a VM that hides AMX) computes bfloat16 natively but slower than
 float32: on such a 2-core machine TensorFlow's bf16 matmul peak was 50 GFLOP/s against 92 in fp32,
 and MNV3-L ran 1.7x slower in bf16 on TensorFlow and 1.4x on OpenVINO (README "Precision and
-engines"), so ``auto`` keeps float32 there and says why. Mixed precision keeps the variables, the softmax, the losses and
+engines"), so ``auto`` keeps float32 there and says why. Mixed precision keeps the variables,
+the softmax, the losses and
 the three outputs (``semantic_logits``, ``center_heatmap``, ``offsets``) in float32; only the
 convolutions and their activations run in the lower precision (see ``model/builder.py``).
 

@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         f"imported {result.prefix} -> {result.bundle}",
         f"  backbone:        {m.backbone}, output stride {m.output_stride}, width {m.backbone_width}"
         + (f", stem width {m.stem_width}" if m.stem_width is not None else ""),
-        f"  classes:         {result.spec.num_classes} ({result.spec.name}, {len(result.spec.thing_class_ids)} thing classes, "
+        f"  classes:         {result.spec.num_classes} ({result.spec.name}, "
+        f"{len(result.spec.thing_class_ids)} thing classes, "
         f"label divisor {result.spec.label_divisor})",
         f"  parameters:      {result.params:,}",
         f"  mapped:          {result.mapped} checkpoint variables ({result.values:,} values), one to one; "

@@ -137,7 +137,8 @@ def import_deeplab2(
         out, model, config, spec, metrics={}, steps=steps, source=source, precision="fp32"
     )
     log(
-        "precision: fp32 by default (bundle.json); --precision auto or bf16 runs it in bfloat16 where the machine has it"
+        "precision: fp32 by default (bundle.json); --precision auto or bf16 runs it in bfloat16 "
+        "where the machine has it"
     )
     registered = _register(bundle, app_root, log)
     return ImportResult(

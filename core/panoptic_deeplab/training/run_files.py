@@ -46,7 +46,8 @@ def announce_phase(phase: str, out=None) -> None:
 
 
 class RunFiles:
-    """``status.json``: {state: starting|running|finished|failed|stopped, step, total_steps, phase, message, ...}, replaced
+    """``status.json``: {state: starting|running|finished|failed|stopped, step, total_steps, phase,
+    message, ...}, replaced
     atomically. ``metrics.csv``: one row per logged step (eval columns empty) and one per evaluation
     (loss columns empty), flushed at once so the app can read it while training runs."""
 

@@ -61,7 +61,8 @@ def test_atrous_schedule_trades_strides_for_dilation_after_the_output_stride():
 @pytest.mark.parametrize(
     "name, params, channels",
     [
-        # deeplab2 counts (model/deeplab_test.py and the layer-by-layer count of docs/method.md §1), final 1x1 conv included.
+        # deeplab2 counts (model/deeplab_test.py and the layer-by-layer count of docs/method.md §1),
+        # final 1x1 conv included.
         ("mobilenet_v3_large", 2_971_952, (72, 120, 672, 960)),
         ("mobilenet_v3_small", 927_008, (16, 88, 144, 576)),
     ],
@@ -281,8 +282,13 @@ def test_small_width_rounds_channels_to_multiples_of_8():
     _, endpoints = backbone_model("mobilenet_v3_large", width=0.35)
     # res5: 960 * 0.35 = 336; res2: block 2 has 24 * 0.35 -> 8 inputs, expanded x3 = 24.
     assert endpoints["res5"].shape[-1] == 336 and endpoints["res2"].shape[-1] == 24
-    channels = [layer.filters for layer in backbone_model("xception71", width=0.35)[0].layers
-                if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.DepthwiseConv2D)]  # fmt: skip
+    layers = backbone_model("xception71", width=0.35)[0].layers
+    channels = [
+        layer.filters
+        for layer in layers
+        if isinstance(layer, keras.layers.Conv2D)
+        and not isinstance(layer, keras.layers.DepthwiseConv2D)
+    ]
     assert channels and all(c % 8 == 0 for c in channels)
 
 

@@ -109,9 +109,14 @@ network = build_model(config)
 rng = np.random.default_rng(0)
 h, w = 129, 257
 image = tf.constant(rng.uniform(0, 255, (1, h, w, 3)), tf.float32)
-targets = {"semantic": tf.constant(rng.integers(0, 8, (1, h, w)), tf.int32), "semantic_weights": tf.ones((1, h, w)),
-           "center_heatmap": tf.constant(rng.uniform(0, 1, (1, h, w, 1)), tf.float32), "center_weights": tf.ones((1, h, w)),
-           "offsets": tf.constant(rng.normal(0, 5, (1, h, w, 2)), tf.float32), "offset_weights": tf.ones((1, h, w))}
+targets = {
+    "semantic": tf.constant(rng.integers(0, 8, (1, h, w)), tf.int32),
+    "semantic_weights": tf.ones((1, h, w)),
+    "center_heatmap": tf.constant(rng.uniform(0, 1, (1, h, w, 1)), tf.float32),
+    "center_weights": tf.ones((1, h, w)),
+    "offsets": tf.constant(rng.normal(0, 5, (1, h, w, 2)), tf.float32),
+    "offset_weights": tf.ones((1, h, w)),
+}
 with tf.GradientTape() as tape:
     loss = PanopticLoss(config.loss)(targets, network(image, training=True))["loss"]
 grads = tape.gradient(loss, network.trainable_variables)

@@ -1,7 +1,8 @@
 """Every shipped config, with its own resize rule, output stride, heads, loss and post-processing,
 trains on the default synthetic data set (made tiny) with the TensorBoard preview and --eval-split
 evaluation: the defaults work together, whatever the image size. The crop (smaller than the images, so the
-preview crops), the batch, the steps and a resize rule's sizes are made small; the MobileNet configs keep their own model, the ResNet / Xception ones run
+preview crops), the batch, the steps and a resize rule's sizes are made small; the MobileNet configs
+keep their own model, the ResNet / Xception ones run
 with a MobileNetV3-Small backbone in place of theirs (on 2 CPU cores each of those takes minutes
 to trace; the backbones themselves are tested in tests/core/model)."""
 

@@ -9,7 +9,8 @@ hostnames``, a port range derived from the job id) and then becomes ``pdl``. Tha
 nodes too, unlike TensorFlow's ``SlurmClusterResolver``, which refuses tasks without GPUs.
 
 The record lives in the same store as local jobs (``backend = 'slurm'``; Slurm's job id, the
-options and the workdir token in ``job.backend_data``). Its state comes from Slurm: ``scontrol show job`` while Slurm remembers the job,
+options and the workdir token in ``job.backend_data``). Its state comes from Slurm: ``scontrol
+show job`` while Slurm remembers the job,
 ``sacct`` when the cluster keeps accounting, else the exit status the batch script writes to the
 workdir. Cancel is ``scancel`` (Slurm sends SIGTERM, which stops ``pdl train`` at the current step);
 resume submits the same script again, and the trainer continues from the newest checkpoint.
@@ -329,7 +330,8 @@ def batch_script(job: Job, options: SlurmOptions, token: str) -> str:
             f"export PYTHONPATH={q(str(package_parent))}${{PYTHONPATH:+:$PYTHONPATH}}",
             # TF_CPP_MIN_LOG_LEVEL is left to pdl, which hides TensorFlow's start-up lines itself.
             "export PYTHONUNBUFFERED=1 TF_FORCE_GPU_ALLOW_GROWTH=true",
-            f'echo {q(header)}" (Slurm job $SLURM_JOB_ID, restart ${{SLURM_RESTART_COUNT:-0}}, on $SLURM_JOB_NODELIST)"',
+            f'echo {q(header)}" (Slurm job $SLURM_JOB_ID, restart ${{SLURM_RESTART_COUNT:-0}}, "'
+            '"on $SLURM_JOB_NODELIST)"',
             f"rm -f {q(str(job.exit_file))}",
             # --kill-on-bad-exit: a worker that fails stops the others, which would wait for it forever.
             f"srun --kill-on-bad-exit=1 --distribution=block {cpus}{' '.join(q(a) for a in task)}",
