@@ -511,3 +511,275 @@ def test_review_draws_a_polygon_paints_it_and_times_a_decision(server, browser):
     assert any(d.action == "accept" for d in store.decisions())
     page.screenshot(path=str(SCREENS / "review-accepted.png"), full_page=True)
     page.close()
+
+
+# -- issue 22 proof: every edit of the Review page done in Chromium, then the export ------------------
+
+
+def _chart_xy(page, x: float, y: float) -> tuple[float, float]:
+    """Where the annotation chart shows the crop pixel (x, y), in viewport pixels (Plotly's own
+    axis conversion, so the test does not guess the figure's margins or aspect)."""
+    return tuple(
+        page.get_by_test_id("stPlotlyChart")
+        .first.locator(".js-plotly-plot")
+        .evaluate(
+            """(gd, [x, y]) => {
+                const fl = gd._fullLayout, r = gd.getBoundingClientRect();
+                return [r.left + fl.xaxis._offset + fl.xaxis.l2p(x),
+                        r.top + fl.yaxis._offset + fl.yaxis.l2p(y)];
+            }""",
+            [x, y],
+        )
+    )
+
+
+def _item(page, store, source, show: str):
+    """The ranked row the page shows now ("Item k of N" in the view of ``show``)."""
+    import re
+
+    caption = page.get_by_text(re.compile(r"^Item \d+ of \d+$")).inner_text()
+    k = int(caption.split()[1])
+    view = store.ranked(source)
+    kinds = {"Segments": "gt_segment", "Missing objects": "missing"}
+    view = view[view["kind"] == kinds[show]].reset_index(drop=True)
+    assert int(caption.split()[3]) == len(view), (caption, len(view))
+    return view.iloc[k - 1]
+
+
+def _click_key(page, key: str) -> None:
+    page.locator(f".st-key-{key} button").first.click()
+
+
+def _edit(page, store, key: str, action: str, shot: str) -> dict:
+    """Click the edit's button, wait until the store has the change and the page is idle;
+    the change's report row."""
+    before = len(store.changes())
+    _click_key(page, key)
+    deadline = time.monotonic() + 60
+    while len(store.changes()) == before:
+        refused = page.get_by_test_id("stAlertContentError").or_(
+            page.get_by_test_id("stAlertContentWarning")
+        )
+        assert refused.count() == 0, f"{key}: {refused.first.inner_text()}"
+        assert time.monotonic() < deadline, f"{key}: nothing was saved"
+        page.wait_for_timeout(200)
+    wait_idle(page)
+    assert_no_exception(page)
+    change = store.changes()[-1]
+    assert change["action"] == action, change
+    page.screenshot(path=str(SCREENS / f"review-edit-{shot}.png"), full_page=True)
+    return change
+
+
+def _crop_origin(store, image_id, sid) -> tuple[int, int]:
+    """The (x0, y0) of the zoomed crop the page shows for a GT segment."""
+    from panoptic_deeplab.app.components import review_view as rv
+
+    x0, y0, _, _ = rv.crop_box(store.segment(image_id, sid).bbox, store.gt_ids(image_id).shape)
+    return x0, y0
+
+
+def test_review_each_edit_in_chromium_then_export(server, browser, tmp_path):
+    """Issue 22's browser proof, on a copy of the data set scored beforehand: add a missed object,
+    take the model's segment, paint a polygon, subtract a smart region, merge two people and split
+    them along the model's instances, each through the page's own buttons and the chart's lasso
+    and click; each checked in the review store; then Export, and the exported PNGs hold exactly
+    the store's labels with fresh unique ids, and the export passes the data-set checks."""
+    import hashlib
+    import json
+    import shutil
+
+    import numpy as np
+
+    from panoptic_deeplab.datasets.checks import check_dataset
+    from panoptic_deeplab.datasets.png_ids import read_segment_ids
+    from panoptic_deeplab.review import ModelSource, ReviewStore, model_source_key
+
+    started = time.perf_counter()
+    root = tmp_path / "street"  # a copy: the other review test's decisions do not reach it
+    shutil.copytree(server["data"], root)
+    store = ReviewStore.open(root, "val", server["tmp"] / "work")
+    store.score(ModelSource(server["bundle"], store.coco["categories"]))
+    source = model_source_key(server["bundle"])
+    originals = {p: hashlib.md5(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+    SCREENS.mkdir(parents=True, exist_ok=True)
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(server["url"] + "/review")
+    wait_idle(page)
+    page.get_by_test_id("stSelectbox").filter(has_text="Data set").first.click()
+    page.get_by_role("option", name="other folder…").click()
+    wait_idle(page)
+    box = page.get_by_label("Data set root")
+    box.fill(str(root))
+    box.press("Enter")
+    page.locator("p").filter(has_text=f"Data set {root} ·").first.wait_for(timeout=60_000)
+    wait_idle(page)
+    assert_no_exception(page)
+
+    def show(what: str) -> None:
+        page.get_by_test_id("stRadio").filter(has_text="Missing objects").get_by_text(
+            what, exact=True
+        ).click()
+        wait_idle(page)
+
+    # 1. Add a missed object: the model's mask becomes a new segment with a fresh id.
+    show("Missing objects")
+    row = _item(page, store, source, "Missing objects")
+    missed_image, pid = str(row["image_id"]), int(row["ref_id"])
+    proposal, model_class = store.missing_proposal(missed_image, pid, source=source)
+    page.screenshot(path=str(SCREENS / "review-edit-0-missing.png"), full_page=True)
+    old_ids = set(store.image_state(missed_image).segments)
+    change = _edit(page, store, "add_missed", "add_missed", "1-added")
+    added = [s for s in store.image_state(missed_image).active().values() if s.origin == "model"]
+    assert len(added) == 1 and added[0].id not in old_ids
+    assert added[0].category_id == model_class
+    assert np.array_equal(store.gt_ids(missed_image) == added[0].id, proposal)
+
+    # The GT segment to fix: a thing with another segment of its class in the image (to merge).
+    show("Segments")
+    for _ in range(30):
+        row = _item(page, store, source, "Segments")
+        image_id, sid = str(row["image_id"]), int(row["ref_id"])
+        cat = store.segment(image_id, sid).category_id
+        partners = [
+            s
+            for s in store.image_state(image_id).active().values()
+            if s.category_id == cat and s.id != sid
+        ]
+        if store.is_thing(cat) and partners and not pd_isna(row["pred_segment_id"]):
+            break
+        _click_key(page, "next")
+        wait_idle(page)
+    else:
+        pytest.fail("no thing segment with a partner of its class in the first 30 items")
+
+    # 2. Take the model's segment: the mask becomes exactly the overlapping predicted segment.
+    change = _edit(page, store, "take_model", "take_model", "2-take-model")
+    prediction = np.asarray(store.prediction(source, image_id).panoptic)
+    model_mask = prediction == int(change["other_segment"])
+    assert np.array_equal(store.gt_ids(image_id) == sid, model_mask)
+
+    # 3. Paint: a lasso drawn on the chart over the segment's right half and beyond it.
+    before = np.array(store.gt_ids(image_id))
+    x, y, w, h = store.segment(image_id, sid).bbox
+    x0, y0 = _crop_origin(store, image_id, sid)
+    left, top = x + w // 2, y + h // 2 - 5
+    square = [(left, top), (left + 10, top), (left + 10, top + 10), (left, top + 10)]
+    page.get_by_test_id("stPlotlyChart").first.scroll_into_view_if_needed()
+    points = [_chart_xy(page, px - x0, py - y0) for px, py in [*square, square[0]]]
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for p in points[1:]:
+        page.mouse.move(*p, steps=8)
+    page.mouse.up()
+    page.get_by_text("Drawn: a polygon of", exact=False).wait_for(timeout=60_000)
+    wait_idle(page)
+    change = _edit(page, store, "paint_add", "paint", "3-painted")
+    after = np.array(store.gt_ids(image_id))
+    changed = after != before
+    inside = np.zeros_like(changed)
+    inside[top - 1 : top + 12, left - 1 : left + 12] = True  # the square, give or take a pixel
+    assert changed.sum() == change["pixels_added"] > 0 and (after[changed] == sid).all()
+    assert not (changed & ~inside).any()
+    assert (after[top + 1 : top + 10, left + 1 : left + 10] == sid).mean() > 0.9
+
+    # 4. Smart region: a click inside the painted square, subtracted (GrabCut on the image).
+    x0, y0 = _crop_origin(store, image_id, sid)
+    target = _chart_xy(page, left + 5 - x0, top + 5 - y0)
+    page.mouse.move(target[0] - 6, target[1] - 6)
+    page.mouse.move(*target, steps=3)  # Plotly selects the point it hovers: let it hover first
+    page.wait_for_timeout(300)
+    page.mouse.down()
+    page.mouse.up()
+    caption = page.get_by_text("Drawn: a click at (", exact=False)
+    caption.wait_for(timeout=60_000)
+    wait_idle(page)
+    cx, cy = (
+        int(v) for v in caption.inner_text().split("a click at (")[1].split(")")[0].split(",")
+    )
+    assert abs(cx - (left + 5)) <= 2 and abs(cy - (top + 5)) <= 2
+    before = after
+    change = _edit(page, store, "region_remove", "region", "4-smart-region")
+    after = np.array(store.gt_ids(image_id))
+    changed = after != before
+    assert changed[cy, cx] and changed.sum() == change["pixels_removed"] > 0
+    assert (before[changed] == sid).all() and (after[changed] == 0).all()
+
+    # 5. Merge: the nearest segment of the same class joins this one.
+    centre = np.array([x + w / 2, y + h / 2])
+    other = min(
+        partners,
+        key=lambda s: np.abs(np.array(s.bbox[:2]) + np.array(s.bbox[2:]) / 2 - centre).sum(),
+    )
+    page.get_by_test_id("stSelectbox").filter(has_text="Merge with").first.click()
+    page.get_by_role("option", name=f"{other.id} · {store.category_name(cat)}").click()
+    wait_idle(page)
+    before = after
+    change = _edit(page, store, "merge", "merge", "5-merged")
+    merged = np.array(store.gt_ids(image_id)) == sid
+    assert np.array_equal(merged, (before == sid) | (before == other.id))
+    assert store.segment(image_id, other.id).removed
+
+    # 6. Split along the model's instances: the merged segment becomes two or more again.
+    known = set(store.image_state(image_id).segments)
+    change = _edit(page, store, "split_model", "split", "6-split")
+    ids = np.array(store.gt_ids(image_id))
+    parts = [sid, *change["new_segments"]]
+    assert len(parts) >= 2 and all((ids == p).any() for p in parts)
+    assert np.array_equal(np.isin(ids, parts), merged)
+    assert not set(change["new_segments"]) & known  # fresh ids
+
+    # Export from the page; the PNGs hold the store's labels.
+    out = tmp_path / "export"
+    box = page.get_by_label("Export folder")
+    box.fill(str(out))
+    box.press("Enter")
+    wait_idle(page)
+    _click_key(page, "export")
+    page.get_by_test_id("stAlertContentSuccess").filter(has_text="Exported to").wait_for(
+        timeout=60_000
+    )
+    wait_idle(page)
+    assert_no_exception(page)
+    page.get_by_test_id("stAlertContentSuccess").filter(
+        has_text="Exported to"
+    ).scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENS / "review-edit-7-exported.png"), full_page=True)
+    page.close()
+
+    coco = json.loads((out / "annotations" / "panoptic_val.json").read_text())
+    for edited in {missed_image, image_id}:
+        ann = next(a for a in coco["annotations"] if str(a["image_id"]) == edited)
+        exported = read_segment_ids(out / "annotations" / "panoptic_val" / ann["file_name"])
+        info = {s["id"]: s for s in ann["segments_info"]}
+        assert len(info) == len(ann["segments_info"])  # unique ids
+        state = store.image_state(edited)
+        assert np.array_equal(exported == 0, state.ids == 0)  # VOID where the store says
+        seen = set()
+        for seg in state.active().values():
+            mask = state.ids == seg.id
+            (new_id,) = np.unique(exported[mask])  # one exported segment per store segment
+            assert (exported == new_id).sum() == mask.sum() and int(new_id) not in seen
+            seen.add(int(new_id))
+            ys, xs = np.nonzero(mask)
+            bbox = [int(xs.min()), int(ys.min()), int(np.ptp(xs) + 1), int(np.ptp(ys) + 1)]
+            s = info[int(new_id)]
+            assert (s["category_id"], s["area"], s["bbox"]) == (
+                seg.category_id,
+                int(mask.sum()),
+                bbox,
+            ), (edited, seg, s)
+        assert seen == set(info)
+    for split in ("val", "train"):
+        assert check_dataset(out, split) == [], split
+    assert {
+        p: hashlib.md5(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    } == originals  # the source never changes
+    print(f"review: every edit in Chromium and the export: {time.perf_counter() - started:.1f} s")
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
