@@ -476,6 +476,10 @@ def test_review_draws_a_polygon_paints_it_and_times_a_decision(server, browser):
     SCREENS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     page.goto(server["url"] + "/review")
+    # Missed objects rank first (they have no Accept): show the annotated segments only.
+    page.get_by_test_id("stRadio").filter(has_text="Missing objects").get_by_text(
+        "Segments", exact=True
+    ).click(timeout=120_000)
     page.get_by_role("button", name="Accept").wait_for(timeout=120_000)
     wait_idle(page)
     assert_no_exception(page)
