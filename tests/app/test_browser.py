@@ -740,6 +740,30 @@ def test_review_each_edit_in_chromium_then_export(server, browser, tmp_path):
     assert np.array_equal(np.isin(ids, parts), merged)
     assert not set(change["new_segments"]) & known  # fresh ids
 
+    # 7. Eraser: a click with the brush (in the chart's Pan mode, where Streamlit passes clicks).
+    before = ids
+    ys, xs = np.nonzero(before == sid)
+    x0, y0 = _crop_origin(store, image_id, sid)
+    page.get_by_test_id("stPlotlyChart").first.hover()
+    page.locator('.modebar-btn[data-title="Pan"]').first.click()
+    target = _chart_xy(page, xs[len(xs) // 2] - x0, ys[len(ys) // 2] - y0)
+    page.mouse.move(target[0] - 5, target[1] - 5)
+    page.mouse.move(*target, steps=3)
+    page.wait_for_timeout(300)
+    page.mouse.click(*target)
+    caption = page.get_by_text("Drawn: a click at (", exact=False)
+    caption.wait_for(timeout=60_000)
+    wait_idle(page)
+    cx, cy = (int(v) for v in caption.inner_text().split("click at (")[1].split(")")[0].split(","))
+    assert abs(cx - xs[len(xs) // 2]) <= 1 and abs(cy - ys[len(ys) // 2]) <= 1
+    change = _edit(page, store, "paint_remove", "paint", "7-erased")
+    after = np.array(store.gt_ids(image_id))
+    changed = after != before
+    yy, xx = np.mgrid[: after.shape[0], : after.shape[1]]
+    disk = (xx - cx) ** 2 + (yy - cy) ** 2 <= 3**2  # the brush radius the page starts with
+    assert np.array_equal(changed, disk & (before == sid)) and changed[cy, cx]
+    assert (after[changed] == 0).all() and change["pixels_removed"] == changed.sum()
+
     # Export from the page; the PNGs hold the store's labels.
     out = tmp_path / "export"
     box = page.get_by_label("Export folder")
@@ -755,7 +779,7 @@ def test_review_each_edit_in_chromium_then_export(server, browser, tmp_path):
     page.get_by_test_id("stAlertContentSuccess").filter(
         has_text="Exported to"
     ).scroll_into_view_if_needed()
-    page.screenshot(path=str(SCREENS / "review-edit-7-exported.png"), full_page=True)
+    page.screenshot(path=str(SCREENS / "review-edit-8-exported.png"), full_page=True)
     page.close()
 
     coco = json.loads((out / "annotations" / "panoptic_val.json").read_text())
