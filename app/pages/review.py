@@ -529,7 +529,8 @@ def _segment_tools(row, cursor, version) -> None:
     shape = _shape(cursor)
     st.caption(
         f"Drawn: {rv.describe_shape(shape)}. Draw on the annotation with the chart's lasso "
-        "(a polygon), box select (a box) or a click (brush / smart region)."
+        "(a polygon), box select (a box) or a click (brush / smart region; pick *Pan* in the "
+        "chart's toolbar first: the chart takes clicks only in that mode)."
     )
     fix = st.columns(4)
     fix[0].button(
