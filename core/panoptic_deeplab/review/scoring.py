@@ -10,9 +10,26 @@ the share of the segment the model labels as another class, weighted by how sure
 class). ``best_iou`` is S's best IoU with a predicted segment of its class; a low one with a
 confident model means a wrong outline (a shifted mask, or two objects drawn as one). The score is
 
-    score(S) = max(disagreement(S), (1 - best_iou(S)) * mean q over S)
+    score(S) = max(disagreement(S), (1 - best_iou(S)) * mean q over S, merge(S), shift(S))
 
-(crowd regions and predictions without segments: the disagreement alone). A predicted segment P that
+(crowd regions and predictions without segments: the disagreement alone). Two outline errors get
+their own evidence, for a thing segment S (when the categories are given) whose best same-class
+match is the predicted segment P1:
+
+- ``merge(S)``: two objects drawn as one. Another predicted segment P2 of S's class lies mostly
+  (>= 50 %) inside S and fills the part of S that P1 leaves out:
+
+      merge(S) = max over P2 of confidence(P2) * share of P2 inside S * min(1, |P2 & S| / |S - P1|)
+
+  (a model fragment is small next to S - P1; a second whole object fills it).
+- ``shift(S)``: a displaced mask. P1 moved by the offset between its centroid and S's matches S
+  with IoU ``aligned`` >= best_iou; the share of the outline error a translation explains,
+  counted in full once that error alone would unmatch S in PQ (best_iou <= 0.5):
+
+      shift(S) = mean q over S * (aligned - best_iou) / (1 - best_iou)
+                 * min(1, (1 - best_iou) / (1 - MATCH_IOU))
+
+A predicted segment P that
 matches no GT segment (IoU < 0.5 with every one, as in PQ) and lies mostly (>= 50 %) outside the GT
 segments of its class (for a thing: outside every GT thing segment, as a thing predicted inside
 an annotated thing of another class is that segment's wrong class, ranked as that segment) is a
@@ -181,11 +198,15 @@ def score_image(
         minlength=n_gt * len(classes),
     ).reshape(n_gt, len(classes))
 
-    best_iou, best_pred, ious = {}, {}, None
+    things = {int(k) for k, c in (categories or {}).items() if c.get("isthing")}
+    best_iou, best_pred, outline, ious = {}, {}, {}, None
     if pred.panoptic is not None:
-        ious = _overlaps(g_index, n_gt, np.asarray(pred.panoptic, np.int64))
+        pan = np.asarray(pred.panoptic, np.int64)
+        ious = _overlaps(g_index, n_gt, pan)
         p_ids, inter, g_area_unused, p_area = ious
         pred_cat = pred.segments or {}
+        p_conf = _segment_confidence(pred, pan, p_ids, p_area, conf)
+        layout = None
         for gi, sid in enumerate(seg_ids.tolist()):
             row = inter[gi]
             union = gt_area[gi] + p_area - row
@@ -194,6 +215,13 @@ def score_image(
             same = np.array([pred_cat.get(int(p)) == cat_of[sid] for p in p_ids.tolist()])
             best_iou[sid] = float(iou[same].max()) if same.any() else 0.0
             best_pred[sid] = int(p_ids[int(np.argmax(iou))]) if iou.max() > 0 else None
+            if cat_of[sid] in things and not crowd_of[sid] and best_iou[sid] > 0:
+                layout = layout or _Layout(g_index, n_gt, pan, p_ids)
+                first = int(np.flatnonzero(same)[np.argmax(iou[same])])
+                outline[sid] = (
+                    _merge(gi, first, same & (p_ids != 0), inter, gt_area, p_area, p_conf),
+                    _shift(layout, gi, first, best_iou[sid], gt_area[gi]),
+                )
 
     boxes = _bboxes(gt_ids, seg_ids)
     items = []
@@ -207,9 +235,14 @@ def score_image(
             int(classes[int(np.argmax(other_votes[gi]))]) if other_votes[gi].max() > 0 else None
         )
         iou = best_iou.get(sid)
-        score = d
+        score, extra = d, {}
         if iou is not None and not crowd_of[sid]:
             score = max(d, (1.0 - iou) * q)
+        if sid in outline:
+            merge, shift = outline[sid]
+            shift *= q
+            extra = {"merge": merge, "shift": shift}
+            score = max(score, merge, shift)
         items.append(
             ReviewItem(
                 image_id=str(image_id),
@@ -226,10 +259,10 @@ def score_image(
                 confidence=q,
                 iscrowd=crowd_of[sid],
                 suggested_category_id=suggested,
+                extra=extra,
             )
         )
     if ious is not None:
-        things = {int(k) for k, c in (categories or {}).items() if c.get("isthing")}
         items += _missing(image_id, pred, ious, gt_cat, seg_ids, conf, things)
     return items
 
@@ -242,6 +275,68 @@ def _overlaps(g_index: np.ndarray, n_gt: int, pan: np.ndarray):
         (g_index * len(p_ids) + p_inv).ravel(), minlength=n_gt * len(p_ids)
     ).reshape(n_gt, len(p_ids))
     return p_ids, inter, inter.sum(axis=1), inter.sum(axis=0)
+
+
+def _segment_confidence(pred, pan, p_ids, p_area, conf) -> np.ndarray:
+    """Each predicted segment's confidence: its score where the prediction gives one, else its
+    mean per-pixel confidence."""
+    sums = np.bincount(
+        np.searchsorted(p_ids, pan).ravel(), weights=conf.ravel(), minlength=len(p_ids)
+    )
+    out = sums / np.maximum(p_area, 1)
+    for j, pid in enumerate(p_ids.tolist()):
+        if pred.scores and int(pid) in pred.scores:
+            out[j] = float(pred.scores[int(pid)])
+    return out
+
+
+def _merge(gi, first, same, inter, gt_area, p_area, p_conf) -> float:
+    """``merge(S)`` of the module docstring: another same-class predicted segment inside S that
+    fills the part of S its best match ``first`` leaves out."""
+    left_out = max(float(gt_area[gi] - inter[gi, first]), 1.0)
+    best = 0.0
+    for j in np.flatnonzero(same).tolist():
+        if j == first or p_area[j] < MIN_MISSING_PIXELS or inter[gi, j] == 0:
+            continue
+        inside = inter[gi, j] / p_area[j]
+        if inside >= 0.5:
+            best = max(best, p_conf[j] * inside * min(1.0, inter[gi, j] / left_out))
+    return float(best)
+
+
+class _Layout:
+    """Pixel positions of each GT segment and each predicted segment (sorted once per image), for
+    the shift test."""
+
+    def __init__(self, g_index, n_gt, pan, p_ids):
+        self.shape = pan.shape
+        self.g_index = g_index
+        p_inv = np.searchsorted(p_ids, pan).ravel()
+        self.p_order = np.argsort(p_inv, kind="stable")
+        self.p_start = np.concatenate([[0], np.cumsum(np.bincount(p_inv, minlength=len(p_ids)))])
+        g = g_index.ravel()
+        self.g_order = np.argsort(g, kind="stable")
+        self.g_start = np.concatenate([[0], np.cumsum(np.bincount(g, minlength=n_gt))])
+
+    def pixels(self, order, start, i) -> tuple[np.ndarray, np.ndarray]:
+        return np.divmod(order[start[i] : start[i + 1]], self.shape[1])
+
+
+def _shift(layout: _Layout, gi, first, iou, area) -> float:
+    """``shift(S)`` of the module docstring, before the confidence factor."""
+    if iou >= 1.0:
+        return 0.0
+    gy, gx = layout.pixels(layout.g_order, layout.g_start, gi)
+    py, px = layout.pixels(layout.p_order, layout.p_start, first)
+    dy = int(round(gy.mean() - py.mean()))
+    dx = int(round(gx.mean() - px.mean()))
+    ys, xs = py + dy, px + dx
+    inside = (ys >= 0) & (ys < layout.shape[0]) & (xs >= 0) & (xs < layout.shape[1])
+    hits = int((layout.g_index[ys[inside], xs[inside]] == gi).sum())
+    aligned = hits / float(area + int(inside.sum()) - hits)
+    if aligned <= iou:
+        return 0.0
+    return (aligned - iou) / (1.0 - iou) * min(1.0, (1.0 - iou) / (1.0 - MATCH_IOU))
 
 
 def _missing(image_id, pred, ious, gt_cat, seg_ids, conf, things) -> list[ReviewItem]:
