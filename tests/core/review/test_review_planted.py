@@ -1,7 +1,7 @@
 """`pdl review score --model` with the shipped demo model on a generated synthetic split with
 planted errors (benchmarks/planted_errors.py: relabel, delete, merge, shift in turn, one per image):
-they rank near the top. Measured on this set (seed 2027, 8 images): 7 of 8 in the top 10 (ranks 1-8
-and 11), all 8 in the top 20; the asserts keep a margin of one error at 10."""
+all eight rank in the top 10. Measured on this set (seed 2027, 8 images): ranks 1-9, the ninth (a
+shift) scoring 0.77 against 0.41 for the first item below it that is no planted error."""
 
 from __future__ import annotations
 
@@ -33,13 +33,7 @@ def test_planted_errors_rank_near_the_top(tmp_path, capsys):
     assert "8 images scored with synthetic_demo" in capsys.readouterr().out
     ranking = json.loads(out.read_text())
     ranks = [(e["kind"], [i for i, r in enumerate(ranking) if found(e, r)][:1]) for e in planted]
-    assert recall_at(planted, ranking, 10) >= 0.75, ranks
-    assert recall_at(planted, ranking, 20) == 1.0, ranks
-    for kind in ("relabel", "delete", "merge"):  # each kind, both errors, in the top 10
-        mine = [e for e in planted if e["kind"] == kind]
-        assert recall_at(mine, ranking, 10) == 1.0, ranks
-    shifts = [e for e in planted if e["kind"] == "shift"]
-    assert recall_at(shifts, ranking, 10) >= 0.5, ranks
+    assert recall_at(planted, ranking, 10) == 1.0, ranks  # merges and shifts included
     relabelled = next(r for r in ranking if found(planted[0], r))
     assert relabelled["model_category_id"] == planted[0]["category_id"]  # the true class
     store = ReviewStore(data, "val", tmp_path / "store")
