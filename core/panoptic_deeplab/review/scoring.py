@@ -10,7 +10,7 @@ the share of the segment the model labels as another class, weighted by how sure
 class). ``best_iou`` is S's best IoU with a predicted segment of its class; a low one with a
 confident model means a wrong outline (a shifted mask, or two objects drawn as one). The score is
 
-    score(S) = max(disagreement(S), (1 - best_iou(S)) * mean q over S, merge(S), shift(S))
+    score(S) = max(disagreement(S), (1 - best_iou(S)) * q_own(S), merge(S), shift(S))
 
 (crowd regions and predictions without segments: the disagreement alone). Two outline errors get
 their own evidence, for a thing segment S (when the categories are given) whose best same-class
@@ -22,18 +22,23 @@ match is the predicted segment P1:
       merge(S) = max over P2 of confidence(P2) * share of P2 inside S * min(1, |P2 & S| / |S - P1|)
 
   (a model fragment is small next to S - P1; a second whole object fills it).
-- ``shift(S)``: a displaced mask. P1 moved by the offset between its centroid and S's matches S
-  with IoU ``aligned`` >= best_iou; the share of the outline error a translation explains,
-  counted in full once that error alone would unmatch S in PQ (best_iou <= 0.5):
+- ``shift(S)``: a displaced mask. P1 translated to match S best (from the offset between the
+  centroids, a climb to the best nearby offset) has IoU ``aligned`` with S; the share of the
+  outline error a translation explains, counted in full once that error alone would unmatch S in
+  PQ (best_iou <= 0.5):
 
-      shift(S) = mean q over S * (aligned - best_iou) / (1 - best_iou)
+      shift(S) = q_own(S) * (aligned - best_iou) / (1 - best_iou)
                  * min(1, (1 - best_iou) / (1 - MATCH_IOU))
 
-A predicted segment P that
-matches no GT segment (IoU < 0.5 with every one, as in PQ) and lies mostly (>= 50 %) outside the GT
-segments of its class (for a thing: outside every GT thing segment, as a thing predicted inside
-an annotated thing of another class is that segment's wrong class, ranked as that segment) is a
-possible missing annotation ("missing"), scored
+The outline terms take the model's confidence only where its panoptic segment has the model's own
+per-pixel class: ``q_own(S)`` = sum over p in S of q(p) * [class of p's predicted segment == k(p)],
+divided by |S|, also in ``(1 - best_iou) * q_own(S)`` above (Panoptic-DeepLab's majority vote can
+put a small thing into a neighbour's instance; that is no evidence of a wrong annotation).
+
+A predicted segment P that matches no GT segment (IoU < 0.5 with every one, as in PQ) and lies
+mostly (>= 50 %) outside the GT segments of its class (for a thing: outside every GT thing segment,
+as a thing predicted inside an annotated thing of another class is that segment's wrong class,
+ranked as that segment) is a possible missing annotation ("missing"), scored
 
     score(P) = confidence(P) * (share of P outside those GT segments)
 
@@ -212,7 +217,6 @@ def score_image(
         # own per-pixel class (its instance grouping can put a small thing into a neighbour).
         own = _lookup(pan, pred_cat, -1) == semantic
         outline_conf = np.bincount(g_index.ravel(), weights=(conf * own).ravel(), minlength=n_gt)
-        layout = None
         for gi, sid in enumerate(seg_ids.tolist()):
             row = inter[gi]
             union = gt_area[gi] + p_area - row
@@ -222,11 +226,10 @@ def score_image(
             best_iou[sid] = float(iou[same].max()) if same.any() else 0.0
             best_pred[sid] = int(p_ids[int(np.argmax(iou))]) if iou.max() > 0 else None
             if cat_of[sid] in things and not crowd_of[sid] and best_iou[sid] > 0:
-                layout = layout or _Layout(g_index, n_gt, pan, p_ids)
                 first = int(np.flatnonzero(same)[np.argmax(iou[same])])
                 outline[sid] = (
                     _merge(gi, first, same & (p_ids != 0), inter, gt_area, p_area, p_conf),
-                    _shift(layout, gi, first, best_iou[sid], gt_area[gi]),
+                    _shift(g_index, pan, gi, p_ids[first], best_iou[sid], gt_area[gi]),
                 )
 
     boxes = _bboxes(gt_ids, seg_ids)
@@ -311,36 +314,18 @@ def _merge(gi, first, same, inter, gt_area, p_area, p_conf) -> float:
     return float(best)
 
 
-class _Layout:
-    """Pixel positions of each GT segment and each predicted segment (sorted once per image), for
-    the shift test."""
-
-    def __init__(self, g_index, n_gt, pan, p_ids):
-        self.shape = pan.shape
-        self.g_index = g_index
-        p_inv = np.searchsorted(p_ids, pan).ravel()
-        self.p_order = np.argsort(p_inv, kind="stable")
-        self.p_start = np.concatenate([[0], np.cumsum(np.bincount(p_inv, minlength=len(p_ids)))])
-        g = g_index.ravel()
-        self.g_order = np.argsort(g, kind="stable")
-        self.g_start = np.concatenate([[0], np.cumsum(np.bincount(g, minlength=n_gt))])
-
-    def pixels(self, order, start, i) -> tuple[np.ndarray, np.ndarray]:
-        return np.divmod(order[start[i] : start[i + 1]], self.shape[1])
-
-
-def _shift(layout: _Layout, gi, first, iou, area) -> float:
+def _shift(g_index, pan, gi, pred_id, iou, area) -> float:
     """``shift(S)`` of the module docstring, before the confidence factor."""
     if iou >= 1.0:
         return 0.0
-    gy, gx = layout.pixels(layout.g_order, layout.g_start, gi)
-    py, px = layout.pixels(layout.p_order, layout.p_start, first)
-    h, w = layout.shape
+    gy, gx = np.nonzero(g_index == gi)
+    py, px = np.nonzero(pan == pred_id)
+    h, w = pan.shape
 
     def aligned(dy: int, dx: int) -> float:
         ys, xs = py + dy, px + dx
         inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-        hits = int((layout.g_index[ys[inside], xs[inside]] == gi).sum())
+        hits = int((g_index[ys[inside], xs[inside]] == gi).sum())
         return hits / float(area + int(inside.sum()) - hits)
 
     # From the centroids' offset, climb to the best nearby offset (steps 8, 4, 2, 1 pixels): the
