@@ -6,7 +6,7 @@
 Runs the real train step (``PanopticTrainingModel`` + ``PanopticLoss`` + Adam) on random images
 and targets of the given size, so it measures the model and loss, not the input pipeline. Prints
 seconds per step (after the first, traced, step), images/s and the process's peak RSS. For the
-whole command including tf.data, use ``/usr/bin/time -v pdl train ...`` (see the README).
+whole command including tf.data, use ``/usr/bin/time -v pdl train ...`` (see docs/performance.md).
 """
 
 from __future__ import annotations

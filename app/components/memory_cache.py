@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-ENV_CACHE_MB = "PDL_APP_CACHE_MB"
+from panoptic_deeplab import settings
+
+ENV_CACHE_MB = settings.ENV_APP_CACHE_MB
 DEFAULT_CACHE_MB = 1024  # all the app's image caches together
 
 

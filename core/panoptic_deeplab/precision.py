@@ -5,8 +5,8 @@ into a Keras dtype policy, from what the machine can do natively.
 flags) and GPUs of compute capability 8.0 or later; float32 otherwise. A CPU with AVX512-BF16 but
 no AMX (Cooper Lake, Zen 4, or a VM that hides AMX) computes bfloat16 natively but slower than
 float32: on such a 2-core machine TensorFlow's bf16 matmul peak was 50 GFLOP/s against 92 in fp32,
-and MNV3-L ran 1.7x slower in bf16 on TensorFlow and 1.4x on OpenVINO (README "Precision and
-engines"), so ``auto`` keeps float32 there and says why. Mixed precision keeps the variables,
+and MNV3-L ran 1.7x slower in bf16 on TensorFlow and 1.4x on OpenVINO (docs/deployment.md,
+"Precision"), so ``auto`` keeps float32 there and says why. Mixed precision keeps the variables,
 the softmax, the losses and
 the three outputs (``semantic_logits``, ``center_heatmap``, ``offsets``) in float32; only the
 convolutions and their activations run in the lower precision (see ``model/builder.py``).
@@ -30,7 +30,7 @@ NAMES = {policy: name for name, policy in POLICIES.items()}
 # CPU flags (Linux /proc/cpuinfo names) that mean bfloat16 matrix arithmetic in hardware.
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 # Whether training's auto choice follows inference's on AMX CPUs. Measured on the demo config
-# (README "Precision and engines", benchmarks/bench_train_precision.py): the bf16 loss curve holds
+# (docs/deployment.md, "Precision", benchmarks/bench_train_precision.py): the bf16 loss curve holds
 # (-1.9 % mean loss over the second half of 60 steps), but the only CPU at hand (avx512_bf16, no
 # AMX) took 5.8 s per bf16 step against 3.1 s in fp32, and no AMX machine was at hand to show a
 # gain, so auto trains in float32; --precision bf16 still trains in bf16.

@@ -19,6 +19,8 @@ from pathlib import Path
 ENV_APP_MODEL = "PDL_APP_MODEL"
 ENV_APP_DATA = "PDL_APP_DATA"
 ENV_APP_WORKDIR = "PDL_APP_WORKDIR"
+# The app's budget in MB for cached image results (app/components/memory_cache.py).
+ENV_APP_CACHE_MB = "PDL_APP_CACHE_MB"
 # The work directory; the Docker image sets it to its mounted volume.
 ENV_WORKDIR = "PDL_WORKDIR"
 # Inference defaults when --precision / --backend are left out (precision.py, engines.py).

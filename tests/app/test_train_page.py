@@ -537,7 +537,19 @@ def test_a_base_result_made_on_the_evaluate_page_is_reused(env):
     results = workdir / "results"
     results.mkdir()
     # The Evaluate page evaluated the base with oracles: the same scores, under another name.
-    er.result_path(results, base, data, "val", 0, ORACLES).write_text("{}")
+    import numpy as np
+
+    from panoptic_deeplab.datasets.specs import get_dataset_spec
+    from panoptic_deeplab.evaluation.coco_io import pq_from_label_maps
+    from panoptic_deeplab.evaluation.semantic import mean_iou
+
+    spec = get_dataset_spec("synthetic")
+    gt = np.zeros((8, 8), np.int64)
+    result = {  # made with the library's own evaluators
+        "panoptic": pq_from_label_maps([gt], [gt], spec),
+        "semantic": mean_iou([gt], [gt], spec.num_classes, spec.ignore_label),
+    }
+    er.result_path(results, base, data, "val", 0, ORACLES).write_text(json.dumps(result))
     at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
     assert at.button(key="evaluate-1").label == "Evaluate fine-tuned on data/val"
 

@@ -137,17 +137,18 @@ def test_phase_words_map_to_stages_and_unknown_ones_say_nothing():
 
 
 def test_the_phase_prefix_is_the_trainers():
-    """The same words as training.run_files, read without importing the training package (which
-    imports TensorFlow)."""
-    import importlib.util
+    """The same words as training.run_files, which the jobs read without TensorFlow (the training
+    package loads its heavy parts on first use)."""
+    import subprocess
+    import sys
 
-    import panoptic_deeplab
-
-    path = Path(panoptic_deeplab.__file__).parent / "training" / "run_files.py"
-    spec = importlib.util.spec_from_file_location("run_files_alone", path)
-    run_files = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_files)
-    assert PHASE_PREFIX == run_files.PHASE_PREFIX
+    code = (
+        "import sys; from panoptic_deeplab.training.run_files import PHASE_PREFIX; "
+        "print(PHASE_PREFIX); print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    prefix, tensorflow = out.stdout.splitlines()
+    assert PHASE_PREFIX == prefix and tensorflow == "False"
 
 
 # -- the registry of a work directory -------------------------------------------------------------

@@ -143,7 +143,9 @@ def test_a_task_that_cannot_find_the_data_set_fails_with_that_message(slurm_clus
     ) or job.message.startswith(
         f"task 1 on localhost cannot find the data set {tmp_path / 'not-shared'}"
     )
-    assert "storage every node of the cluster sees" in job.message and job.exit_code == 2
+    # Both tasks stop on the check; the first exits 2 and srun ends the other (SIGTERM: 143) when
+    # it is still starting, so the job's status is either, by timing. The message names the cause.
+    assert "storage every node of the cluster sees" in job.message and job.exit_code in (2, 143)
 
 
 def test_the_train_page_without_slurm_says_so_in_one_line(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import csv
 import io
+import json
 import re
 import time
 from pathlib import Path
@@ -55,11 +56,13 @@ def stage_of(phase: str | None) -> str | None:
 
 
 def read_status(workdir: str | Path) -> dict:
-    """``status.json`` of a run, {} when absent or unreadable (being replaced, or never written); a
-    run whose process is gone reads "stopped" (``training.run_files.read_status``)."""
-    from ..training.run_files import read_status as read_run_status
-
-    return read_run_status(workdir) or {}
+    """``status.json`` of a run, {} when absent or unreadable (being replaced, or never written).
+    As written: whether the run's process is alive is the job's backend's to say."""
+    try:
+        data = json.loads((Path(workdir) / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def read_progress(job: Job, attempt_log: str, status: dict | None = None) -> Progress:

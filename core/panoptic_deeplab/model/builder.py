@@ -37,7 +37,7 @@ OUTPUTS = ("semantic_logits", "center_heatmap", "offsets")
 # guard (tests/core/inference/test_precision_guard.py) found the center heatmap is what bfloat16
 # breaks: with the whole network in bfloat16 the demo model loses 1.4 PQ on 60 held-out images
 # (peaks rounded to 8 mantissa bits change which centers survive NMS); with a float32 center head
-# it differs by 0.08, while a float32 offset head alone changes nothing. See README "Precision".
+# it differs by 0.08, while a float32 offset head alone changes nothing. See docs/deployment.md, "Precision".
 FLOAT32_PARTS: tuple[str, ...] = ("center_head",)
 
 

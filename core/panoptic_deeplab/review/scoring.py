@@ -10,13 +10,35 @@ the share of the segment the model labels as another class, weighted by how sure
 class). ``best_iou`` is S's best IoU with a predicted segment of its class; a low one with a
 confident model means a wrong outline (a shifted mask, or two objects drawn as one). The score is
 
-    score(S) = max(disagreement(S), (1 - best_iou(S)) * mean q over S)
+    score(S) = max(disagreement(S), (1 - best_iou(S)) * q_own(S), merge(S), shift(S))
 
-(crowd regions and predictions without segments: the disagreement alone). A predicted segment P that
-matches no GT segment (IoU < 0.5 with every one, as in PQ) and lies mostly (>= 50 %) outside the GT
-segments of its class (for a thing: outside every GT thing segment, as a thing predicted inside
-an annotated thing of another class is that segment's wrong class, ranked as that segment) is a
-possible missing annotation ("missing"), scored
+(crowd regions and predictions without segments: the disagreement alone). Two outline errors get
+their own evidence, for a thing segment S (when the categories are given) whose best same-class
+match is the predicted segment P1:
+
+- ``merge(S)``: two objects drawn as one. Another predicted segment P2 of S's class lies mostly
+  (>= 50 %) inside S and fills the part of S that P1 leaves out:
+
+      merge(S) = max over P2 of confidence(P2) * share of P2 inside S * min(1, |P2 & S| / |S - P1|)
+
+  (a model fragment is small next to S - P1; a second whole object fills it).
+- ``shift(S)``: a displaced mask. P1 translated to match S best (from the offset between the
+  centroids, a climb to the best nearby offset) has IoU ``aligned`` with S; the share of the
+  outline error a translation explains, counted in full once that error alone would unmatch S in
+  PQ (best_iou <= 0.5):
+
+      shift(S) = q_own(S) * (aligned - best_iou) / (1 - best_iou)
+                 * min(1, (1 - best_iou) / (1 - MATCH_IOU))
+
+The outline terms take the model's confidence only where its panoptic segment has the model's own
+per-pixel class: ``q_own(S)`` = sum over p in S of q(p) * [class of p's predicted segment == k(p)],
+divided by |S|, also in ``(1 - best_iou) * q_own(S)`` above (Panoptic-DeepLab's majority vote can
+put a small thing into a neighbour's instance; that is no evidence of a wrong annotation).
+
+A predicted segment P that matches no GT segment (IoU < 0.5 with every one, as in PQ) and lies
+mostly (>= 50 %) outside the GT segments of its class (for a thing: outside every GT thing segment,
+as a thing predicted inside an annotated thing of another class is that segment's wrong class,
+ranked as that segment) is a possible missing annotation ("missing"), scored
 
     score(P) = confidence(P) * (share of P outside those GT segments)
 
@@ -35,6 +57,7 @@ from .errors import ReviewError
 GT_SEGMENT, MISSING = "gt_segment", "missing"
 MATCH_IOU = 0.5  # PQ's matching threshold: a predicted segment above it matches a GT segment
 MIN_MISSING_PIXELS = 16  # smaller unmatched predictions are noise, not missing objects
+SHIFT_STEPS = (8, 4, 2, 1)  # pixels: the shift test's search for the best alignment
 
 
 @dataclass
@@ -181,11 +204,19 @@ def score_image(
         minlength=n_gt * len(classes),
     ).reshape(n_gt, len(classes))
 
-    best_iou, best_pred, ious = {}, {}, None
+    things = {int(k) for k, c in (categories or {}).items() if c.get("isthing")}
+    best_iou, best_pred, outline, ious = {}, {}, {}, None
+    outline_conf = conf_sum
     if pred.panoptic is not None:
-        ious = _overlaps(g_index, n_gt, np.asarray(pred.panoptic, np.int64))
+        pan = np.asarray(pred.panoptic, np.int64)
+        ious = _overlaps(g_index, n_gt, pan)
         p_ids, inter, g_area_unused, p_area = ious
         pred_cat = pred.segments or {}
+        p_conf = _segment_confidence(pred, pan, p_ids, p_area, conf)
+        # The panoptic outline is the model's view only where its segment's class is the model's
+        # own per-pixel class (its instance grouping can put a small thing into a neighbour).
+        own = _lookup(pan, pred_cat, -1) == semantic
+        outline_conf = np.bincount(g_index.ravel(), weights=(conf * own).ravel(), minlength=n_gt)
         for gi, sid in enumerate(seg_ids.tolist()):
             row = inter[gi]
             union = gt_area[gi] + p_area - row
@@ -194,6 +225,12 @@ def score_image(
             same = np.array([pred_cat.get(int(p)) == cat_of[sid] for p in p_ids.tolist()])
             best_iou[sid] = float(iou[same].max()) if same.any() else 0.0
             best_pred[sid] = int(p_ids[int(np.argmax(iou))]) if iou.max() > 0 else None
+            if cat_of[sid] in things and not crowd_of[sid] and best_iou[sid] > 0:
+                first = int(np.flatnonzero(same)[np.argmax(iou[same])])
+                outline[sid] = (
+                    _merge(gi, first, same & (p_ids != 0), inter, gt_area, p_area, p_conf),
+                    _shift(g_index, pan, gi, p_ids[first], best_iou[sid], gt_area[gi]),
+                )
 
     boxes = _bboxes(gt_ids, seg_ids)
     items = []
@@ -202,14 +239,20 @@ def score_image(
         cat = cat_of[sid]
         d = float(dis_sum[gi] / area) if area else 0.0
         q = float(conf_sum[gi] / area) if area else 0.0
+        q_outline = float(outline_conf[gi] / area) if area else 0.0
         model_cat = int(classes[int(np.argmax(votes[gi]))]) if votes[gi].max() > 0 else None
         suggested = (
             int(classes[int(np.argmax(other_votes[gi]))]) if other_votes[gi].max() > 0 else None
         )
         iou = best_iou.get(sid)
-        score = d
+        score, extra = d, {}
         if iou is not None and not crowd_of[sid]:
-            score = max(d, (1.0 - iou) * q)
+            score = max(d, (1.0 - iou) * q_outline)
+        if sid in outline:
+            merge, shift = outline[sid]
+            shift *= q_outline
+            extra = {"merge": merge, "shift": shift}
+            score = max(score, merge, shift)
         items.append(
             ReviewItem(
                 image_id=str(image_id),
@@ -226,10 +269,10 @@ def score_image(
                 confidence=q,
                 iscrowd=crowd_of[sid],
                 suggested_category_id=suggested,
+                extra=extra,
             )
         )
     if ious is not None:
-        things = {int(k) for k, c in (categories or {}).items() if c.get("isthing")}
         items += _missing(image_id, pred, ious, gt_cat, seg_ids, conf, things)
     return items
 
@@ -242,6 +285,65 @@ def _overlaps(g_index: np.ndarray, n_gt: int, pan: np.ndarray):
         (g_index * len(p_ids) + p_inv).ravel(), minlength=n_gt * len(p_ids)
     ).reshape(n_gt, len(p_ids))
     return p_ids, inter, inter.sum(axis=1), inter.sum(axis=0)
+
+
+def _segment_confidence(pred, pan, p_ids, p_area, conf) -> np.ndarray:
+    """Each predicted segment's confidence: its score where the prediction gives one, else its
+    mean per-pixel confidence."""
+    sums = np.bincount(
+        np.searchsorted(p_ids, pan).ravel(), weights=conf.ravel(), minlength=len(p_ids)
+    )
+    out = sums / np.maximum(p_area, 1)
+    for j, pid in enumerate(p_ids.tolist()):
+        if pred.scores and int(pid) in pred.scores:
+            out[j] = float(pred.scores[int(pid)])
+    return out
+
+
+def _merge(gi, first, same, inter, gt_area, p_area, p_conf) -> float:
+    """``merge(S)`` of the module docstring: another same-class predicted segment inside S that
+    fills the part of S its best match ``first`` leaves out."""
+    left_out = max(float(gt_area[gi] - inter[gi, first]), 1.0)
+    best = 0.0
+    for j in np.flatnonzero(same).tolist():
+        if j == first or p_area[j] < MIN_MISSING_PIXELS or inter[gi, j] == 0:
+            continue
+        inside = inter[gi, j] / p_area[j]
+        if inside >= 0.5:
+            best = max(best, p_conf[j] * inside * min(1.0, inter[gi, j] / left_out))
+    return float(best)
+
+
+def _shift(g_index, pan, gi, pred_id, iou, area) -> float:
+    """``shift(S)`` of the module docstring, before the confidence factor."""
+    if iou >= 1.0:
+        return 0.0
+    gy, gx = np.nonzero(g_index == gi)
+    py, px = np.nonzero(pan == pred_id)
+    h, w = pan.shape
+
+    def aligned(dy: int, dx: int) -> float:
+        ys, xs = py + dy, px + dx
+        inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+        hits = int((g_index[ys[inside], xs[inside]] == gi).sum())
+        return hits / float(area + int(inside.sum()) - hits)
+
+    # From the centroids' offset, climb to the best nearby offset (steps 8, 4, 2, 1 pixels): the
+    # centroid of a mask cut short by its neighbours is a few pixels off.
+    best = (int(round(gy.mean() - py.mean())), int(round(gx.mean() - px.mean())))
+    top = aligned(*best)
+    for step in SHIFT_STEPS:
+        moved = True
+        while moved:
+            moved = False
+            for ddy, ddx in ((-step, 0), (step, 0), (0, -step), (0, step)):
+                cand = (best[0] + ddy, best[1] + ddx)
+                value = aligned(*cand)
+                if value > top:
+                    best, top, moved = cand, value, True
+    if top <= iou:
+        return 0.0
+    return (top - iou) / (1.0 - iou) * min(1.0, (1.0 - iou) / (1.0 - MATCH_IOU))
 
 
 def _missing(image_id, pred, ious, gt_cat, seg_ids, conf, things) -> list[ReviewItem]:

@@ -19,7 +19,7 @@ ZEN1 = frozenset("fma avx2 sse4_2".split())
     "flags, expected, words",
     [
         (SAPPHIRE_RAPIDS, "bf16", "the CPU has amx_bf16 and avx512_bf16"),
-        # AVX512-BF16 without AMX: native, but measured slower than fp32 (README "Precision and engines").
+        # AVX512-BF16 without AMX: native, but measured slower than fp32 (docs/deployment.md).
         (COOPER_LAKE, "fp32", "avx512_bf16 but no AMX"),
         (ZEN1, "fp32", "no native bfloat16"),
         (frozenset(), "fp32", "no native bfloat16"),

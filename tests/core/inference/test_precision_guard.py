@@ -12,7 +12,7 @@ from panoptic_deeplab.commands.app import default_model
 from panoptic_deeplab.model import builder
 
 # Bounds for bf16 against fp32 on the demo model (observed on 60 images: max 0.086 / 0.026 / 6.1 px,
-# mean 3.1e-4 / 3.1e-4 / 0.31 px; see README "Precision").
+# mean 3.1e-4 / 3.1e-4 / 0.31 px; see docs/deployment.md, "Precision").
 MAX_ABS = {"semantic_probs": 0.15, "center_heatmap": 0.05, "offsets": 10.0}
 MEAN_ABS = {"semantic_probs": 1e-3, "center_heatmap": 1e-3, "offsets": 0.5}
 MAX_PQ_DELTA = 0.5

@@ -78,8 +78,10 @@ def test_gt_items_computed_by_hand():
     # predicted road segment 1 = the GT road + the car-outline pixel + the void pixel
     iou = road_area / (road_area + 2)
     assert road.best_iou == pytest.approx(iou)
-    mean_conf = ((road_area - 2) * 0.8 + 2 * 0.5) / road_area
-    assert road.score == pytest.approx(max(2 * 0.5 / road_area, (1 - iou) * mean_conf))
+    # The outline term's confidence: only where the predicted segment's class is the model's own
+    # per-pixel class (not the two road pixels its semantic map calls car).
+    outline_conf = (road_area - 2) * 0.8 / road_area
+    assert road.score == pytest.approx(max(2 * 0.5 / road_area, (1 - iou) * outline_conf))
     assert [s.segment_id for s in score_segments(1, ids, segs, pred)] == [10, 20, 30]
 
 
@@ -271,3 +273,63 @@ def test_a_second_scoring_with_the_same_source_is_refused_naming_the_first(datas
     assert store.score_images("m", predict) == 2
     assert refused and "pid" in refused[0]
     assert store.scoring_progress("m").state == "finished"
+
+
+THINGS = {c["id"]: c for c in CATEGORIES}
+
+
+def _car_on_road(gt_car: tuple, pred_cars: list[tuple], conf: float = 0.9):
+    """20x30 road with one GT car (``gt_car``: row and column slices) and the model's road and
+    cars (``pred_cars``, ids 2, 3, ...), the semantic map following the panoptic one."""
+    ids = np.full((20, 30), 10, np.int64)
+    ids[gt_car] = 21
+    segs = [{"id": 10, "category_id": ROAD}, {"id": 21, "category_id": CAR}]
+    pan = np.ones((20, 30), np.int64)
+    for k, box in enumerate(pred_cars):
+        pan[box] = 2 + k
+    classes = {1: ROAD, **{2 + k: CAR for k in range(len(pred_cars))}}
+    sem = np.where(pan == 1, ROAD, CAR)
+    pred = Prediction(sem, np.full((20, 30), conf), pan, classes)
+    items = score_image(1, ids, segs, pred, THINGS)
+    return next(i for i in items if i.segment_id == 21)
+
+
+def test_a_gt_thing_over_two_predicted_things_is_a_likely_merge():
+    # GT car 8x16 = two predicted cars of 8x8 side by side: the second fills what the first
+    # leaves out, so merge = its confidence (0.9), above the outline term (1 - 0.5) * 0.9.
+    car = _car_on_road((slice(5, 13), slice(2, 18)), [np.s_[5:13, 2:10], np.s_[5:13, 10:18]])
+    assert car.best_iou == pytest.approx(0.5)
+    assert car.extra["merge"] == pytest.approx(0.9) and car.score == pytest.approx(0.9)
+    # A 16-pixel fragment of the model's in a 64-pixel part the first car leaves out: 0.9 x 16/64.
+    car = _car_on_road((slice(5, 13), slice(2, 18)), [np.s_[5:13, 2:10], np.s_[5:9, 10:14]])
+    assert car.extra["merge"] == pytest.approx(0.9 * 16 / 64)
+    assert car.score == pytest.approx((1 - 0.5) * 0.9)  # the plain outline term is higher
+
+
+def test_a_displaced_gt_thing_is_a_likely_shift_and_a_wrong_shape_is_not():
+    # GT car 8x8 four pixels right of the predicted one of the same shape: IoU 32 / 96; moved
+    # back, the prediction matches exactly, so the whole outline error is the displacement.
+    car = _car_on_road((slice(5, 13), slice(8, 16)), [np.s_[5:13, 4:12]])
+    assert car.best_iou == pytest.approx(1 / 3)
+    assert car.extra["shift"] == pytest.approx(0.9) and car.score == pytest.approx(0.9)
+    # A flat 4x16 prediction on the same centroid: no translation helps, only the outline term.
+    car = _car_on_road((slice(5, 13), slice(8, 16)), [np.s_[7:11, 4:20]])
+    assert car.best_iou == pytest.approx(1 / 3)
+    assert car.extra["shift"] == 0.0 and car.extra["merge"] == 0.0
+    assert car.score == pytest.approx((1 - 1 / 3) * 0.9)
+
+
+def test_a_thing_the_model_groups_into_a_neighbours_instance_is_no_outline_evidence():
+    # The model's semantic map agrees with the GT person, but its panoptic grouping put those
+    # pixels into the neighbouring car's instance: no predicted person, yet no outline evidence.
+    ids = np.full((12, 16), 10, np.int64)
+    ids[2:6, 2:6] = 30
+    segs = [{"id": 10, "category_id": ROAD}, {"id": 30, "category_id": PERSON}]
+    pan = np.ones((12, 16), np.int64)
+    pan[2:8, 2:10] = 2  # a car instance swallowing the person
+    sem = np.where(pan == 2, CAR, ROAD)
+    sem[ids == 30] = PERSON
+    pred = Prediction(sem, np.full((12, 16), 0.9), pan, {1: ROAD, 2: CAR})
+    person = next(i for i in score_image(1, ids, segs, pred, THINGS) if i.segment_id == 30)
+    assert person.best_iou == 0.0 and person.disagreement == 0.0
+    assert person.score == 0.0
