@@ -284,7 +284,7 @@ def test_running_job_across_an_app_restart_then_nan_loss_then_sigterm(
         at.run()
         assert not at.exception, at.exception
         label = next(e.label for e in at.expander if e.label.startswith(f"#{job.id} tune"))
-        assert re.fullmatch(rf"#{job.id} tune · running · step \d+/1000", label), label
+        assert re.fullmatch(rf"#{job.id} tune · running · training: step \d+/1000.*", label), label
         assert at.get("progress") and at.button(key=f"cancel-{job.id}")
         at.button(key=f"cancel-{job.id}").click()
         at.run()
