@@ -261,7 +261,7 @@ def test_a_two_task_fine_tune_from_the_train_page(slurm_cluster, data_root, tmp_
         for c in at.caption
     )
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert fig["data"][0]["name"] == "loss" and list(u.plotly_array(fig["data"][0]["x"])) == [
+    assert fig["data"][0]["name"] == "total" and list(u.plotly_array(fig["data"][0]["x"])) == [
         1,
         2,
         3,
