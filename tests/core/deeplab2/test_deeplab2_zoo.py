@@ -201,3 +201,53 @@ def test_a_checkpoint_of_another_zoo_model_stops_naming_the_mismatch(tmp_path):
             log=lambda _: None,
         )
     assert not out.exists()
+
+
+@pytest.mark.slow  # 44-133 s on 2 shared cores
+@pytest.mark.parametrize("name", ["axial_swidernet_small"])
+def test_pdl_train_init_from_an_imported_zoo_model_starts_from_its_weights(
+    tmp_path, capsys, monkeypatch, name
+):
+    """`pdl import deeplab2` a zoo model (Axial-SWideRNet: axial blocks, drop path on when training),
+    then `pdl train --init-from` it for 2 steps on the synthetic data set (8 classes, not 19): before
+    the first step every weight but the class layer is the imported one, that layer is re-initialised
+    with a note saying so, and the 2 steps move the backbone."""
+    from panoptic_deeplab.cli import main
+    from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
+    from panoptic_deeplab.training import callbacks
+
+    bundle = tmp_path / "imported"
+    _import(name, bundle)
+    imported = {k: v.numpy() for k, v in ckpt.model_weights(load_bundle(bundle).model).items()}
+    before_first_step = {}
+
+    def record(self, batch, logs=None):  # the weights the first optimizer step starts from
+        if not before_first_step:
+            for key, weight in ckpt.model_weights(self.model.network).items():
+                before_first_step[key] = weight.numpy()
+
+    monkeypatch.setattr(callbacks.StepCounter, "on_train_batch_begin", record, raising=False)
+    root = make_synthetic_dataset(tmp_path / "data", 2, 1, height=65, width=97, seed=1, workers=1)
+    argv = ["train", "--config", str(bundle / "config.yaml"), "--dataset", str(root)]
+    argv += ["--set", "dataset.name=synthetic", "--set", "dataset.crop_size=[65,97]"]
+    argv += ["--batch-size", "1", "--steps", "2", "--workdir", str(tmp_path / "run")]
+    code = main([*argv, "--init-from", str(bundle)])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-3000:]
+    assert f"initialised from {bundle / 'model.weights.h5'}" in out
+    assert "trained for another number of classes" in err
+    assert "re-initialised: semantic_head_output: kernel (1, 1, 32, 8), bias (8,)" in err
+
+    assert before_first_step.keys() == imported.keys()
+    for key, value in before_first_step.items():
+        if key[0] == "semantic_head_output":
+            assert value.shape[-1] == 8 and imported[key].shape[-1] == 19, key
+        else:
+            assert np.array_equal(value, imported[key]), key
+    tuned = load_bundle(tmp_path / "run" / "model")
+    assert tuned.spec.num_classes == 8
+    assert tuned.config.model.drop_path_keep_prob == pytest.approx(0.8)  # deeplab2's, kept
+    tuned_weights = {k: v.numpy() for k, v in ckpt.model_weights(tuned.model).items()}
+    kernels = [k for k in imported if k[0] != "semantic_head_output" and k[1] == "kernel"]
+    moved = [k for k in kernels if not np.array_equal(tuned_weights[k], imported[k])]
+    assert len(moved) > len(kernels) // 2, f"2 steps moved {len(moved)} of {len(kernels)} kernels"
