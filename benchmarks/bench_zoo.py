@@ -14,7 +14,8 @@ The reference, ``cityscapes/resnet50_os32``, runs before the
 first model and after each one, so every model sits between two reference runs made under nearly the
 same load: the headline figure is the ratio to their mean. The parent watches each child's resident
 memory and stops it above ``--max-gib`` (never more than the memory available at its start less
-``--spare-gib``, so the shared machine keeps room), reporting the row as not measured.
+``--spare-gib``, and also when the memory available falls under ``--spare-gib``, so the shared
+machine keeps room), reporting the row as not measured.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def measure(preset: str, max_gib: float, spare_gib: float, graph: bool = False) 
     started = time.perf_counter()
     while child.poll() is None:
         peak = max(peak, rss_gib(child.pid))
-        if peak > cap:
+        if peak > cap or available_gib() < spare_gib:  # others' memory grows too
             child.kill()
             child.wait()
             return {
