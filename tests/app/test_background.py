@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,30 @@ def test_opening_a_page_starts_loading_the_start_up_model(monkeypatch, tmp_path)
     at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT).run()
     assert not at.exception, at.exception
     assert started == [str(model)]
+
+
+def test_after_the_warm_up_a_new_image_size_is_fused_without_a_new_trace():
+    """The page's post-processing (no XLA, which compiles per size) is traced by the warm-up at
+    two sizes; an upload of a third size then reuses that trace (issue 26, first picture)."""
+    import numpy as np
+
+    from panoptic_deeplab import postprocess
+
+    demo = Path(__file__).resolve().parents[2] / "assets" / "models" / "synthetic_demo"
+    predictor = model_io._load(str(demo))
+    model_io._warm_up_fuse(predictor)
+    options = model_io.default_options(predictor)
+
+    def traces():
+        return {k: f.experimental_get_tracing_count() for k, f in postprocess._COMPILED.items()}
+
+    before = traces()
+    classes = predictor.spec.num_classes
+    heads = model_io.Heads(
+        np.full((61, 83, classes), 1.0 / classes, np.float32),
+        np.zeros((61, 83), np.float32),
+        np.zeros((61, 83, 2), np.float32),
+    )
+    fused = model_io._fuse(options.replace(center_threshold=0.3), heads)
+    assert fused.panoptic.shape == (61, 83)
+    assert traces() == before
