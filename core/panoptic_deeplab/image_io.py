@@ -114,8 +114,8 @@ def _open(data: bytes, label: str) -> Image.Image:
             return Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as err:
             raise ImageError(
-                f"{label}: refused as a possible decompression bomb ({err}). Downscale the image "
-                "first."
+                f"{label}: refused as a possible decompression bomb ({err}). "
+                "Downscale the image first."
             ) from None
         except UnidentifiedImageError:
             raise ImageError(
@@ -159,8 +159,8 @@ def _to_rgb_uint8(image: Image.Image, label: str) -> np.ndarray:
         values = np.asarray(image).astype(np.int64)
         if values.max(initial=0) > 65535 or values.min(initial=0) < 0:
             raise ImageError(
-                f"{label}: 32-bit integer images are not supported. Convert the image to 8 or 16 "
-                "bit."
+                f"{label}: 32-bit integer images are not supported. "
+                "Convert the image to 8 or 16 bit."
             )
         gray = ((values * 255 + 32767) // 65535).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))

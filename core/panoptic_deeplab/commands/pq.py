@@ -45,8 +45,7 @@ def run(args) -> int:
     from ..glibc_malloc import set_malloc_options
 
     # Each image allocates and frees the same megabyte-sized arrays: keep them in the heap instead
-    # of glibc's default of mmapping and unmapping each one (its page faults cost a third of the run
-    # time).
+    # of glibc's default of mmapping and unmapping each one: its page faults cost a third of a run.
     set_malloc_options(mmap_threshold=32 << 20, trim_threshold=256 << 20)
     start = time.perf_counter()
     result = pq_from_files(

@@ -71,9 +71,9 @@ def require_valid_dataset(
     listed = "\n".join(str(p) for p in problems[:shown])
     more = f"\n... and {len(problems) - shown} more" if len(problems) > shown else ""
     raise DatasetError(
-        f"{root} split '{split}': {len(problems)} problem(s) in the data set; nothing was "
-        f"done.\n{listed}{more}\nFix them (`pdl check-dataset {root} --split {split}` lists them "
-        "all) and run again."
+        f"{root} split '{split}': {len(problems)} problem(s) in the data set; nothing was done.\n"
+        f"{listed}{more}\n"
+        f"Fix them (`pdl check-dataset {root} --split {split}` lists them all) and run again."
     )
 
 

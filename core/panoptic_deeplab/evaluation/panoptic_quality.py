@@ -139,8 +139,8 @@ def _pred_index(values: np.ndarray, pred: SegmentTable) -> np.ndarray:
     if pi.size and pi.max() > len(pred.ids):
         bad = np.unique(values.reshape(-1)[pi.reshape(-1) > len(pred.ids)])
         raise ValueError(
-            f"segment ids {bad[:10].tolist()} are in the prediction PNG but not in its "
-            "segments_info"
+            f"segment ids {bad[:10].tolist()} "
+            "are in the prediction PNG but not in its segments_info"
         )
     return pi
 
@@ -191,8 +191,8 @@ def match_image(
     if n_p and (pred_area == 0).any():
         missing = pred.ids[pred_area == 0]
         raise ValueError(
-            f"segment ids {missing[:10].tolist()} are in segments_info but not in the prediction "
-            "PNG"
+            f"segment ids {missing[:10].tolist()} "
+            "are in segments_info but not in the prediction PNG"
         )
     gt_area = gt.areas if gt.areas is not None else inter.sum(axis=1)[1 : n_g + 1]
     gc = np.array([category_index[c] for c in gt.category_ids.tolist()], np.int64)
