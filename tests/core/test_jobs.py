@@ -218,7 +218,7 @@ def test_jobs_that_succeed_make_and_check_a_data_set(tmp_path):
 
 def test_a_job_that_fails_is_recorded_with_its_status_and_log(tmp_path):
     store = JobStore(tmp_path / "jobs")
-    # A real `pdl check-dataset` run on a folder that is not there: it starts, then reports the error.
+    # A real `pdl check-dataset` run on a missing folder: it starts, then reports the error.
     job = store.submit(["check-dataset", str(tmp_path / "nowhere")], name="bad-data")
     assert job.state == jobs.RUNNING and job.pid
     job = _wait(store, job.id, timeout=120)
@@ -289,8 +289,8 @@ def test_a_reused_pid_is_not_taken_for_the_job(tmp_path):
         store._connect() as db
     ):  # a record claiming that this test process is the job, started long ago
         db.execute(
-            "INSERT INTO jobs (kind, name, argv, workdir, log_path, state, pid, pid_start, created_at)"
-            " VALUES ('train', 'old', '[\"train\"]', ?, ?, 'running', ?, '1', 0)",
+            "INSERT INTO jobs (kind, name, argv, workdir, log_path, state, pid, pid_start, "
+            "created_at) VALUES ('train', 'old', '[\"train\"]', ?, ?, 'running', ?, '1', 0)",
             (str(tmp_path), str(tmp_path / "job.log"), os.getpid()),
         )
     (job,) = JobStore(tmp_path / "jobs").list()
@@ -382,7 +382,7 @@ def test_the_pdl_jobs_command_submits_lists_and_refuses(tmp_path, capsys):
 
 
 def test_a_failed_job_carries_its_own_error_message(tmp_path):
-    """The page that started a job shows why it failed: pdl's own "error: ..." text, not only a status."""
+    """The page that started a job shows why it failed: pdl's own "error: ..." text, not a state."""
     store = JobStore(tmp_path / "jobs")
     job = _wait(
         store,
@@ -405,11 +405,17 @@ def test_a_failed_job_carries_its_own_error_message(tmp_path):
 
 
 def test_failure_message_reads_the_error_or_the_traceback():
-    log = "# job 1\nI0000 00:00:17.1 1 port.cc:153] oneDNN\nerror: /x/annotations: not found\n  fix: give the root\n"
+    log = (
+        "# job 1\nI0000 00:00:17.1 1 port.cc:153] oneDNN\n"
+        "error: /x/annotations: not found\n  fix: give the root\n"
+    )
     assert (
         jobs.failure_message(log, 2)
         == "/x/annotations: not found\n  fix: give the root\n(exited with status 2)"
     )
-    trace = 'Traceback (most recent call last):\n  File "a.py", line 1\n    boom()\nValueError: bad shape\n'
+    trace = (
+        'Traceback (most recent call last):\n  File "a.py", line 1\n    boom()\n'
+        "ValueError: bad shape\n"
+    )
     assert jobs.failure_message(trace, 1).startswith("ValueError: bad shape")
     assert jobs.failure_message("", 3) == "exited with status 3; see the log"
