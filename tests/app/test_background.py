@@ -12,6 +12,13 @@ import pytest
 from panoptic_deeplab.app.components import background, model_io
 
 
+def _wait_until_forgotten(key, timeout_s: float = 10) -> None:
+    """A future forgets its key in a done-callback, which runs after its waiters have woken."""
+    deadline = time.monotonic() + timeout_s
+    while background.running(key) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_askers_of_one_key_share_one_run():
     calls, gate = [], threading.Event()
 
@@ -27,11 +34,12 @@ def test_askers_of_one_key_share_one_run():
     ]
     for t in askers:
         t.start()
-    time.sleep(0.3)
+    time.sleep(1.0)  # all three are waiting by now, also on a loaded machine
     gate.set()
     for t in askers:
         t.join(5)
     assert results == ["result"] * 3 and calls == [1]
+    _wait_until_forgotten("k1")
     assert not background.running("k1")
 
 
@@ -84,7 +92,7 @@ def test_a_result_nobody_waits_for_any_more_is_kept_in_the_cache_not_here():
     assert background.running(key)
     gate.set()
     asker.join(5)
-    time.sleep(0.1)
+    _wait_until_forgotten(key)
     assert not background.running(key) and background._futures == {}
     assert model_io.image_results().get_or_make(key, lambda: "run again") == "prediction"
 
