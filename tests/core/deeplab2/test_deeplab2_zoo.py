@@ -203,7 +203,7 @@ def test_a_checkpoint_of_another_zoo_model_stops_naming_the_mismatch(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.slow  # 44-133 s on 2 shared cores
+@pytest.mark.slow  # 44-145 s on 2 shared cores
 @pytest.mark.parametrize("name", ["axial_swidernet_small"])
 def test_pdl_train_init_from_an_imported_zoo_model_starts_from_its_weights(
     tmp_path, capsys, monkeypatch, name
