@@ -149,6 +149,16 @@ class Session:
             self._jobs = JobStore(self.settings.workdir)
         return self._jobs
 
+    def repair_jobs(self) -> Path | None:
+        """What `pdl jobs --repair` does: a damaged job store is renamed aside and an empty one
+        starts (this session's from now on). Returns where the damaged file went (None: it read
+        fine)."""
+        from panoptic_deeplab.jobs import JobStore
+
+        self._jobs = JobStore(self.settings.workdir, repair=True)
+        self._registry = None
+        return self._jobs.set_aside_as
+
     def start_run(self) -> None:
         """Called by main.py at the top of every script run: the registry is read again in this
         run, so a model that a job (another process) registered since is listed at once."""
