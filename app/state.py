@@ -243,6 +243,17 @@ def session() -> Session:
     return sess
 
 
+def index_in_use(key: str, options: list) -> int:
+    """The ``index=`` for a keyed selectbox whose value the page also sets through
+    ``st.session_state``: the position of the value in use (0 when it is unset or gone).
+
+    Streamlit sends a value set through session state to the browser once, with that run; a picker
+    the browser does not draw then (one in a tab not open) is drawn later from its default index,
+    and would show another option than the one in use. The default must always be the value."""
+    value = st.session_state.get(key)
+    return options.index(value) if value in options else 0
+
+
 def job_model_name(name: str, job_id: int | None) -> str:
     """How a model made by a job is called everywhere in the app: the job's name and id (every
     fine-tune's bundle folder is called "model")."""

@@ -20,7 +20,7 @@ import streamlit as st
 
 from panoptic_deeplab import settings as product_settings
 from panoptic_deeplab.app import state
-from panoptic_deeplab.app.components import figures
+from panoptic_deeplab.app.components import figures, store_repair
 from panoptic_deeplab.app.components import review_view as rv
 from panoptic_deeplab.errors import UserError
 from panoptic_deeplab.review import (
@@ -34,6 +34,7 @@ from panoptic_deeplab.review import (
     model_source_key,
 )
 from panoptic_deeplab.review.store import ReviewStore
+from panoptic_deeplab.sqlite_store import DamagedStoreError
 
 ACTIONS = {  # decision -> (button, help)
     "accept": ("Accept", "The annotation is right."),
@@ -139,8 +140,20 @@ if not splits:
 split = top[2].selectbox(
     "Split", splits, index=splits.index("val") if "val" in splits else 0, key="review_split"
 )
+
+
+def _open_store(repair: bool = False) -> ReviewStore:
+    store_dir = default_review_dir(root, split, workdir)
+    return ReviewStore(root, split, store_dir, reviewer=reviewer, repair=repair)
+
+
 try:
-    store = ReviewStore(root, split, default_review_dir(root, split, workdir), reviewer=reviewer)
+    store = _open_store()
+except DamagedStoreError as err:
+    repair = lambda: _open_store(repair=True).set_aside_as  # noqa: E731 - a one-line callback
+    if not store_repair.offer(err, repair, "an empty review", key="repair_review"):
+        st.stop()
+    store = _open_store()
 except UserError as err:
     st.error(str(err), icon=":material/error:")
     st.stop()
@@ -161,11 +174,14 @@ def _color(category_id: int):
 
 
 def _scoring_job():
-    """The newest `pdl review score` job of this store (None when there is none)."""
+    """The newest `pdl review score` job of this store (None when there is none). A damaged job
+    store raises DamagedStoreError (the page offers its repair)."""
     from panoptic_deeplab.jobs.arguments import option_value
 
     try:
         jobs = sess.jobs.list(kind="review")
+    except DamagedStoreError:
+        raise
     except UserError:
         return None
     mine = [j for j in jobs if option_value(j.argv, "--store") == str(store.workdir)]
@@ -183,13 +199,22 @@ def _start_scoring() -> None:
     ss["review_scoring_job"] = started.id
 
 
-job = _scoring_job() if has_model else None
+jobs_damaged = False  # the review works on; only scoring needs the job store
+try:
+    job = _scoring_job() if has_model else None
+except DamagedStoreError as err:
+    if store_repair.offer(err, sess.repair_jobs, "an empty job list", key="repair_jobs"):
+        job = _scoring_job()
+    else:
+        jobs_damaged, job = True, None
 active = job is not None and job.is_active
 
 
 @st.fragment(run_every=POLL_S if active else None)
 def scoring_status() -> None:
     """The scoring's progress, polled while its job runs; the page reloads when it ends."""
+    if jobs_damaged:
+        return
     if not has_model:
         st.info(
             "No model: segments are listed in file order. Start the app with `--model BUNDLE` to "
@@ -198,7 +223,10 @@ def scoring_status() -> None:
         )
         return
     progress = store.scoring_progress(source)
-    current = _scoring_job()
+    try:
+        current = _scoring_job()
+    except DamagedStoreError:  # damaged since the page was drawn: its next run offers the repair
+        current = None
     running = current is not None and current.is_active
     cols = st.columns([3, 1])
     cols[0].caption(
