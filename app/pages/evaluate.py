@@ -16,12 +16,14 @@ from panoptic_deeplab.app.components import (
     figures,
     joblog,
     result_views,
+    store_repair,
     why_tab,
 )
 from panoptic_deeplab.app.components import eval_results as er
 from panoptic_deeplab.errors import UserError
 from panoptic_deeplab.evaluation.results import EvaluationResult, PredictionSource
 from panoptic_deeplab.prediction_sets import PredictionSet
+from panoptic_deeplab.sqlite_store import DamagedStoreError
 
 st.title("Evaluate")
 st.caption(
@@ -32,7 +34,13 @@ st.caption(
 
 settings = state.settings()
 results_dir = settings.results_dir
-store = joblib.JobStore(settings.workdir)
+try:
+    store = joblib.JobStore(settings.workdir)
+except DamagedStoreError as err:  # evaluations run as jobs: named, with its repair, first
+    repair = state.session().repair_jobs
+    if not store_repair.offer(err, repair, "an empty job list", key="repair_jobs"):
+        st.stop()
+    store = joblib.JobStore(settings.workdir)
 models = state.known_models()
 
 

@@ -65,6 +65,14 @@ def test_train_page_repairs_a_damaged_job_store(work):
     assert "Fine-tunes" in [h.value for h in at.subheader]
 
 
+def test_evaluate_page_repairs_a_damaged_job_store(work):
+    md5 = _damage(JobStore(work).db_path)
+    at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT)
+    at.switch_page("pages/evaluate.py").run()
+    _repair(at, work / "jobs.sqlite", md5, "repair_jobs")
+    assert any("No evaluation yet" in i.value for i in at.info)  # the page goes on
+
+
 def test_review_page_repairs_a_damaged_review_store(work, tmp_path):
     data = tmp_path / "data"
     db = ReviewStore(data, "val", default_review_dir(data, "val", work)).db_path
