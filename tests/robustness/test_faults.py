@@ -18,24 +18,16 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-TESTS = Path(__file__).resolve().parents[1]
-for folder in (TESTS / "app", TESTS / "core" / "training"):
-    if str(folder) not in sys.path:
-        sys.path.insert(
-            0, str(folder)
-        )  # apptest_utils (which puts app/ on the path in turn), scenes
-import apptest_utils as u  # noqa: E402
-from scenes import ENV, PDL, make_tiny_dataset  # noqa: E402
-
-from panoptic_deeplab import jobs  # noqa: E402
-from panoptic_deeplab.jobs import store as job_store  # noqa: E402
+from panoptic_deeplab import jobs
+from panoptic_deeplab.jobs import store as job_store
+from tests.app import apptest_utils as u
+from tests.core.training.scenes import ENV, PDL, make_tiny_dataset
 
 SETTINGS = [
     "--set",

@@ -11,14 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-import apptest_utils as u
 import pytest
-from scenes import make_tiny_dataset
 from streamlit.testing.v1 import AppTest
 
 from panoptic_deeplab import jobs
 from panoptic_deeplab.jobs import JobStore
 from panoptic_deeplab.jobs.slurm import SlurmError, SlurmOptions, slurm_info, submit
+from tests.app import apptest_utils as u
+from tests.core.training.scenes import make_tiny_dataset
 
 PAGE = str(u.APP_DIR / "pages" / "train.py")
 TINY = [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from model_test_utils import tiny_config
 
 from panoptic_deeplab.model.builder import build_model, valid_input_size
+from tests.core.model.model_test_utils import tiny_config
 
 
 def random_image(h, w, seed=0):

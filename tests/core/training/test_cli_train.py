@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from scenes import ENV, PDL, make_tiny_dataset
+
+from tests.core.training.scenes import ENV, PDL, make_tiny_dataset
 
 TINY = [
     "--config",

@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
-import scenes
 import tensorflow as tf
-from scenes import tiny_config
 
 from panoptic_deeplab.bundle import load_bundle
 from panoptic_deeplab.training import CheckpointStore, TrainingDivergedError, train
+from tests.core.training import scenes
+from tests.core.training.scenes import tiny_config
 
 
 def read_metrics(workdir):
