@@ -84,3 +84,13 @@ def _fill_disk(folder, leave_bytes: int = 0):
                     raise
                 break
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """The tiny synthetic data set (COCO-panoptic layout, 6 train + 2 val images of 65x97) that
+    the `pdl train` process tests, the fault tests and the Slurm tests train on; built once per
+    run. Read-only: copy it before changing it."""
+    from tests.core.training.scenes import make_tiny_dataset
+
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny-dataset"))

@@ -13,8 +13,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-import apptest_utils as u
 import pytest
+
+from tests.app import apptest_utils as u
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
