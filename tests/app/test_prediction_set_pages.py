@@ -242,3 +242,28 @@ def test_review_names_a_broken_prediction_set_and_keeps_running(monkeypatch, tmp
     assert not at.exception
     assert "broken.json: not valid JSON" in " ".join(e.value for e in at.error)
     assert len(at.dataframe) == 1  # the segments are still listed (file order) and decidable
+
+
+@pytest.mark.slow  # `pdl predict` with the demo model (the fixture, shared with Inspect's test)
+def test_review_ranks_a_split_against_pdl_predicts_files(monkeypatch, tmp_path, dataset, predicted):
+    from panoptic_deeplab.cli import main
+    from panoptic_deeplab.jobs.records import Job
+    from panoptic_deeplab.jobs.store import JobStore
+
+    def submit(self, argv, *, name=None, **_):  # `pdl review score --predictions`, done at once
+        assert "--predictions" in argv and "--model" not in argv
+        assert main(list(argv)) == 0
+        return Job(1, "review", name, argv, "", "", "succeeded")
+
+    monkeypatch.setattr(JobStore, "submit", submit)
+    u.set_app_env(monkeypatch, tmp_path, model=None, data=dataset)
+    at = AppTest.from_file(REVIEW, default_timeout=u.TIMEOUT)
+    at.session_state["review_reviewer"] = "tester"
+    at.session_state["review_source"] = "a prediction set"
+    at.run()
+    at.text_input(key="review_set_json").set_value(str(predicted)).run()
+    at.button(key="score").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    texts = " ".join(c.value for c in at.caption)
+    assert "Prediction set `demo-run` (from files): 2 of 2 images scored" in texts
+    assert len(at.dataframe[0].value) > 0 and at.dataframe[0].value["score"].notna().all()
