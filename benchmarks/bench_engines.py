@@ -1,12 +1,13 @@
 """Time every inference engine and precision on this machine, model alone and end to end.
 
-    python benchmarks/bench_engines.py                                  # R50 OS32 and MNV3-L OS16, 1025x2049
-    python benchmarks/bench_engines.py --models mnv3l --engines tf openvino --precisions fp32 bf16 --runs 5
+    python benchmarks/bench_engines.py                  # R50 OS32 and MNV3-L OS16, 1025x2049
+    python benchmarks/bench_engines.py --models mnv3l --engines tf openvino --runs 5
+    python benchmarks/bench_engines.py --precisions fp32 bf16
 
 For each model (random weights, saved once as a bundle under ``--bundle-dir``; speed does not depend
 on the weights): one ``Predictor`` per (engine, precision) pair the engine can run (engines.py),
-warmed up, then ``--runs`` rounds in which every pair takes one turn, so load from other users of the
-machine falls on all pairs alike. Times are medians over the rounds (min-max in brackets):
+warmed up, then ``--runs`` rounds in which every pair takes one turn, so load from other users of
+the machine falls on all pairs alike. Times are medians over the rounds (min-max in brackets):
 
 * **model**: the network alone on the padded 1025x2049 batch (what the engine runs);
 * **end to end**: ``Predictor(image)`` on a uint8 1025x2049 image: padding, network, softmax,
@@ -125,7 +126,8 @@ def bench_model(name: str, bundle_dir: Path, size, engines, precisions, runs: in
                 pairs[(engine, precision)]["model"]()
                 pairs[(engine, precision)]["end_to_end"]()
             print(
-                f"  ready: {name} {engine} {precision} (load {load_s:.1f} s, load average {load_average()})",
+                f"  ready: {name} {engine} {precision} (load {load_s:.1f} s, load average "
+                f"{load_average()})",
                 file=sys.stderr,
                 flush=True,
             )
@@ -184,7 +186,8 @@ def main() -> None:
         platform.processor() or platform.machine(),
     )
     print(
-        f"machine: {model_name}, {os.cpu_count()} CPUs, TF {tf.__version__}; load average {load_average()}"
+        f"machine: {model_name}, {os.cpu_count()} CPUs, TF {tf.__version__}; load average "
+        f"{load_average()}"
     )
     print(f"SIMD flags: {' '.join(f for f in flags if f.startswith(('avx', 'amx', 'fma')))}")
     print(f"auto precision here: {auto.describe()}")
@@ -192,7 +195,8 @@ def main() -> None:
     bandwidth = memory_bandwidth()
     for key, peak in peaks.items():
         print(
-            f"{key} matmul peak (TensorFlow): {peak / 1e9:.1f} G multiply-adds/s ({2 * peak / 1e9:.0f} GFLOP/s)"
+            f"{key} matmul peak (TensorFlow): {peak / 1e9:.1f} G multiply-adds/s "
+            f"({2 * peak / 1e9:.0f} GFLOP/s)"
         )
     print(f"memory bandwidth (NumPy copy): {bandwidth / 1e9:.1f} GB/s")
 
@@ -206,15 +210,16 @@ def main() -> None:
         )
         rows = bench_model(name, bundle_dir, args.size, args.engines, args.precisions, args.runs)
         print(
-            f"\n{MODELS[name]} at {args.size[0]}x{args.size[1]}: {mult_adds / 1e9:.1f} G multiply-adds; "
-            f"load average {load_average()}"
+            f"\n{MODELS[name]} at {args.size[0]}x{args.size[1]}: {mult_adds / 1e9:.1f} G "
+            f"multiply-adds; load average {load_average()}"
         )
         print(f"  {'engine':9} {'precision':9} {'model s':>24} {'end to end s':>24}")
         for r in rows:
             m, e = r["model_s"], r["end_to_end_s"]
             print(
-                f"  {r['engine']:9} {r['precision']:9} {m['median']:8.3f} [{m['min']:.3f}-{m['max']:.3f}] "
-                f"{e['median']:8.3f} [{e['min']:.3f}-{e['max']:.3f}]"
+                f"  {r['engine']:9} {r['precision']:9} {m['median']:8.3f} "
+                f"[{m['min']:.3f}-{m['max']:.3f}] {e['median']:8.3f} "
+                f"[{e['min']:.3f}-{e['max']:.3f}]"
             )
             r["mult_adds"] = mult_adds
         results.extend(rows)
@@ -226,16 +231,18 @@ def main() -> None:
             goal = GOALS_S[name]
             verdict = "met" if best["end_to_end_s"]["median"] <= goal else "NOT met"
             print(
-                f"  goal {goal} s end to end with the auto choice: {verdict} (best: {best['engine']} "
-                f"{best['precision']}, {best['end_to_end_s']['median']:.3f} s)"
+                f"  goal {goal} s end to end with the auto choice: {verdict} (best: "
+                f"{best['engine']} {best['precision']}, {best['end_to_end_s']['median']:.3f} s)"
             )
             for key, peak in peaks.items():
                 print(
-                    f"  bound: the arithmetic alone at the {key} matmul peak takes {mult_adds / peak:.2f} s"
+                    f"  bound: the arithmetic alone at the {key} matmul peak takes "
+                    f"{mult_adds / peak:.2f} s"
                 )
             print(
-                f"  bound: one read of the 1025x2049x19 float32 logits at {bandwidth / 1e9:.0f} GB/s takes "
-                f"{1025 * 2049 * 19 * 4 / bandwidth * 1e3:.0f} ms (post-processing reads them at least twice)"
+                f"  bound: one read of the 1025x2049x19 float32 logits at {bandwidth / 1e9:.0f} "
+                f"GB/s takes {1025 * 2049 * 19 * 4 / bandwidth * 1e3:.0f} ms (post-processing "
+                "reads them at least twice)"
             )
     if args.json:
         Path(args.json).write_text(

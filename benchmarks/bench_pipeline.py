@@ -49,12 +49,12 @@ def main() -> None:
             # CPU seconds per image: robust to other load on a shared machine.
             cpu.append((time.process_time() - start_cpu) / (batches * args.batch_size))
             print(f"run {run + 1}: {rates[-1]:.2f} images/s, {cpu[-1]:.2f} CPU-s/image")
-        # Stop the prefetching readers before their files go: they printed 'PNG not found' otherwise.
+        # Stop the prefetching readers before their files go, or they print 'PNG not found'.
         del iterator, ds
         gc.collect()
     print(
-        f"median training-pipeline throughput at 1025x2049: {statistics.median(rates):.2f} images/s "
-        f"({statistics.median(cpu):.2f} CPU-s/image)"
+        f"median training-pipeline throughput at 1025x2049: {statistics.median(rates):.2f} "
+        f"images/s ({statistics.median(cpu):.2f} CPU-s/image)"
     )
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-# Synthetic class -> Cityscapes label id (road, sidewalk, building, vegetation, sky, person, car, bus).
+# Synthetic class -> Cityscapes label id (road, sidewalk, building, vegetation, sky, person, ...).
 LABEL_IDS = {
     "road": 7,
     "sidewalk": 8,

@@ -121,8 +121,9 @@ def main() -> None:
         diff = (mean_low - mean_base) / mean_base
         verdict = "holds" if abs(diff) <= args.tolerance else "does NOT hold"
         print(
-            f"{precision} vs {args.precisions[0]}: mean loss over the second half {mean_low:.4f} vs {mean_base:.4f} "
-            f"({100 * diff:+.1f} %) -> the curve {verdict} (tolerance {100 * args.tolerance:.0f} %)"
+            f"{precision} vs {args.precisions[0]}: mean loss over the second half {mean_low:.4f} "
+            f"vs {mean_base:.4f} ({100 * diff:+.1f} %) -> the curve {verdict} (tolerance "
+            f"{100 * args.tolerance:.0f} %)"
         )
 
 

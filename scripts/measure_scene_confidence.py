@@ -1,12 +1,12 @@
 """Store a bundle's reference scene confidence (and optionally its domain) in the bundle.
 
-    python scripts/measure_scene_confidence.py --model BUNDLE --dataset ROOT [--split val] [--limit N]
-        [--domain "one line: the images the model was trained on"]
+    python scripts/measure_scene_confidence.py --model BUNDLE --dataset ROOT [--split val]
+        [--limit N] [--domain "one line: the images the model was trained on"]
 
 Runs the bundle on the split (the model's validation images, never its training images), computes
 each image's scene confidence (mean max semantic probability, panoptic_deeplab.model_card) and
-writes their distribution to BUNDLE/metrics.json as "scene_confidence"; the app warns when an
-input scores below its low end. How the shipped demo bundle's figure was made is in its MODEL_CARD.md.
+writes their distribution to BUNDLE/metrics.json as "scene_confidence"; the app warns when an input
+scores below its low end. The demo bundle's MODEL_CARD.md says how its own figure was made.
 """
 
 from __future__ import annotations

@@ -12,13 +12,15 @@ import re
 _NATIVE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+\s+\S+:\d+\]")
 # What TensorFlow / XLA / CUDA libraries print while starting, on any machine, that is no problem.
 _STARTUP = re.compile(
-    r"cuInit|CUDA error|cuda_executor|cuda_diagnostics|cuda_dnn|cuda_fft|cuda_blas|Unable to register cu(DNN|FFT|BLAS)"
+    r"cuInit|CUDA error|cuda_executor|cuda_diagnostics|cuda_dnn|cuda_fft|cuda_blas"
+    r"|Unable to register cu(DNN|FFT|BLAS)"
     r"|TF-TRT Warning|Could not find TensorRT|oneDNN custom operations|TF_ENABLE_ONEDNN_OPTS"
     r"|This TensorFlow binary is optimized|rebuild TensorFlow with the appropriate compiler flags"
     r"|computation placer already registered|All log messages before absl::InitializeLog"
     r"|Could not find cuda drivers|cuda drivers on your machine, GPU will not be used"
     r"|no NVIDIA GPU device is present|retrieving CUDA diagnostic information|hostname: "
-    r"|WARNING: All log messages before absl|Created device /job:localhost|XLA service .* initialized"
+    r"|WARNING: All log messages before absl|Created device /job:localhost"
+    r"|XLA service .* initialized"
     r"|StreamExecutor device|disabling MLIR crash reproducer|NUMA node"
 )
 

@@ -94,6 +94,7 @@ def _load_and_keep(path: str, trace: bool = False):
     if trace and hasattr(predictor, "warm_up"):
         try:
             predictor.warm_up()
+            _warm_up_fuse(predictor)
         except Exception:
             log.warning("warming up %s failed", path, exc_info=True)
     with _models_lock:
@@ -101,6 +102,21 @@ def _load_and_keep(path: str, trace: bool = False):
         while len(_models) > MAX_MODELS:
             _models.popitem(last=False)
     return predictor
+
+
+def _warm_up_fuse(predictor) -> None:
+    """Trace the page's post-processing with the model's settings at the crop size (the demo
+    samples' size) and at a second size, after which TensorFlow keeps one trace for any size: no
+    image waits for a trace of its own."""
+    height, width = (int(v) for v in predictor.config.dataset.crop_size)
+    classes = predictor.spec.num_classes
+    for h, w in ((height, width), (height + 1, width + 1)):
+        blank = Heads(
+            np.full((h, w, classes), 1.0 / classes, np.float32),
+            np.zeros((h, w), np.float32),
+            np.zeros((h, w, 2), np.float32),
+        )
+        _fuse(default_options(predictor), blank)
 
 
 def _load(path: str):
@@ -185,12 +201,16 @@ def fuse(model_path: str, digest: str, options: PostProcessOptions, _heads: Head
 def _fuse(options: PostProcessOptions, _heads: Heads) -> Fused:
     from panoptic_deeplab.postprocess import post_process
 
+    # Without XLA: XLA compiles per image size (3-13 s each on a 2-core CPU), and the page sees
+    # a new size with each upload; the graph traced by _warm_up_fuse serves every size, and at
+    # the page's sizes it runs in tens of milliseconds (docs/performance.md).
     out = post_process(
         _heads.semantic_probs,
         _heads.center_heatmap,
         _heads.offsets,
         options,
         semantic_is_probability=True,
+        xla=False,
     )
     out = {k: np.asarray(v) for k, v in out.items()}
     instances = [

@@ -1,5 +1,5 @@
-"""The Train page's Slurm settings: partition (read from the cluster), nodes, tasks, GPUs, time limit and
-the run folder, which must be on storage every node sees."""
+"""The Train page's Slurm settings: partition (read from the cluster), nodes, tasks, GPUs, time
+limit and the run folder, which must be on storage every node sees."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ class SlurmChoice:
 
 
 def settings(default_runs_dir: Path) -> SlurmChoice | None:
-    """The Slurm fields of the form; None (with the reason shown) when the cluster cannot be reached."""
+    """The Slurm fields of the form; None (with the reason shown) when the cluster cannot be
+    reached."""
     parts, error = _partitions()
     if error:
         st.error(error, icon=":material/error:")

@@ -36,8 +36,9 @@ def read_image(data: bytes, name: str) -> LoadedImage:
 
 
 def safe_stem(name: str) -> str:
-    """A file-name stem for downloads made from an upload's name: the last path component without its
-    suffix, characters other than letters, digits, "_", "-" and "." replaced ("../../x.png" -> "x")."""
+    """A file-name stem for downloads made from an upload's name: the last path component without
+    its suffix, characters other than letters, digits, "_", "-" and "." replaced ("../../x.png" ->
+    "x")."""
     last = re.split(r"[/\\]", name)[-1]
     stem = last.rsplit(".", 1)[0] if "." in last else last
     return re.sub(r"[^\w.-]+", "_", stem).strip("._") or "image"
@@ -56,6 +57,7 @@ def _fit(array: np.ndarray, name: str) -> LoadedImage:
     small = cv2.resize(array, size, interpolation=cv2.INTER_AREA)
     notice = (
         f"{name} is {w}x{h}; it was downscaled to {size[0]}x{size[1]} for inspection "
-        f"(the app's limit is {MAX_SIDE} px on the long side). Use `pdl predict` for full resolution."
+        f"(the app's limit is {MAX_SIDE} px on the long side). "
+        "Use `pdl predict` for full resolution."
     )
     return LoadedImage(name, small, (h, w), notice)

@@ -159,7 +159,7 @@ class Config:
         return _to_plain(dataclasses.asdict(self))
 
     def replace(self, overrides: dict[str, Any] | list[str]) -> Config:
-        """A copy with dotted-key overrides applied (``{"train.steps": 10}`` or ``["train.steps=10"]``)."""
+        """A copy with dotted-key overrides (``{"train.steps": 10}`` or ``["train.steps=10"]``)."""
         data = self.to_dict()
         items = parse_overrides(overrides) if isinstance(overrides, list) else overrides
         for dotted, value in items.items():
@@ -210,7 +210,8 @@ def load_config(
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{path}: expected a mapping of sections (model:, dataset:, ...), got {type(data).__name__}."
+            f"{path}: expected a mapping of sections (model:, dataset:, ...), got "
+            f"{type(data).__name__}."
         )
     data.setdefault("name", _preset_name(path))
     config = from_dict(data, source=str(path))
@@ -272,7 +273,8 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any, source: str) -> N
             valid = [k for k, v in node.items() if isinstance(v, dict)]
             where = ".".join(parts[:i]) or "top level"
             raise ConfigError(
-                f"{source}: unknown section '{part}' in '{dotted}' ({where}).{_suggest(part, valid)}"
+                f"{source}: unknown section '{part}' in '{dotted}' "
+                f"({where}).{_suggest(part, valid)}"
             )
         node = node[part]
     if parts[-1] not in node:

@@ -1,5 +1,5 @@
-"""Errors caused by input a user can fix. The CLI and the app show their message without a traceback;
-the message names the file or field and says how to fix it."""
+"""Errors caused by input a user can fix. The CLI and the app show their message without a
+traceback; the message names the file or field and says how to fix it."""
 
 
 class UserError(Exception):

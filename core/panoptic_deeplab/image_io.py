@@ -72,7 +72,8 @@ def load_image(
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageError(
-            f"{label}: the image data is truncated or corrupt ({err}). Re-export or re-download the image."
+            f"{label}: the image data is truncated or corrupt ({err}). Re-export or re-download "
+            "the image."
         ) from None
     image = _apply_exif_orientation(image, label)
     return _to_rgb_uint8(image, label)
@@ -113,7 +114,8 @@ def _open(data: bytes, label: str) -> Image.Image:
             return Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as err:
             raise ImageError(
-                f"{label}: refused as a possible decompression bomb ({err}). Downscale the image first."
+                f"{label}: refused as a possible decompression bomb ({err}). "
+                "Downscale the image first."
             ) from None
         except UnidentifiedImageError:
             raise ImageError(
@@ -121,7 +123,8 @@ def _open(data: bytes, label: str) -> Image.Image:
             ) from None
         except (OSError, SyntaxError, ValueError, EOFError) as err:
             raise ImageError(
-                f"{label}: the image header is truncated or corrupt ({err}). Re-export or re-download the image."
+                f"{label}: the image header is truncated or corrupt ({err}). Re-export or "
+                "re-download the image."
             ) from None
 
 
@@ -133,9 +136,9 @@ def _check_size(size: tuple[int, int], label: str, max_pixels: int) -> None:
         )
     if width * height > max_pixels:
         raise ImageError(
-            f"{label}: {width}x{height} = {width * height:,} pixels is over the limit of {max_pixels:,} pixels "
-            f"(a possible decompression bomb; nothing was decoded). Downscale the image, or raise max_pixels "
-            f"if you trust the file."
+            f"{label}: {width}x{height} = {width * height:,} pixels is over the limit of "
+            f"{max_pixels:,} pixels (a possible decompression bomb; nothing was decoded). "
+            "Downscale the image, or raise max_pixels if you trust the file."
         )
 
 
@@ -156,7 +159,8 @@ def _to_rgb_uint8(image: Image.Image, label: str) -> np.ndarray:
         values = np.asarray(image).astype(np.int64)
         if values.max(initial=0) > 65535 or values.min(initial=0) < 0:
             raise ImageError(
-                f"{label}: 32-bit integer images are not supported. Convert the image to 8 or 16 bit."
+                f"{label}: 32-bit integer images are not supported. "
+                "Convert the image to 8 or 16 bit."
             )
         gray = ((values * 255 + 32767) // 65535).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))

@@ -33,7 +33,7 @@ def scene_confidence(semantic_probs: np.ndarray) -> float:
 
 
 def reference_figure(scores, data: str) -> dict:
-    """The ``scene_confidence`` entry of metrics.json for the per-image scores of a validation set."""
+    """The ``scene_confidence`` entry of metrics.json from a validation set's per-image scores."""
     scores = np.asarray(list(scores), np.float64)
     if scores.size == 0:
         raise ValueError("no scores: the validation set had no readable image")
@@ -60,7 +60,8 @@ def read_model_card(directory: str | Path) -> ModelCard:
     spec = _json(directory / "dataset_spec.json")
     names = spec.get("class_names") or []
     fallback = (
-        f"no domain recorded in this bundle; it knows the {len(names)} classes of '{spec.get('name', '?')}'"
+        f"no domain recorded in this bundle; it knows the {len(names)} classes of "
+        f"'{spec.get('name', '?')}'"
         + (f" ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})" if names else "")
     )
     return ModelCard(fallback, False, reference)
@@ -72,11 +73,11 @@ def domain_warning(score: float, card: ModelCard) -> str | None:
     if ref is None or score >= float(ref["low"]):
         return None
     return (
-        f"This image looks unlike what the model was trained on: its scene confidence (mean max class "
-        f"probability) is {score:.2f}, below {float(ref['low']):.2f}, the "
-        f"{ref.get('low_percentile', LOW_PERCENTILE)}th "
-        f"percentile of the model's own validation images (mean {float(ref['mean']):.2f}, {ref.get('images', '?')} "
-        f"images). The model knows: {card.domain}. Treat its output as unreliable."
+        "This image looks unlike what the model was trained on: its scene confidence (mean max "
+        f"class probability) is {score:.2f}, below {float(ref['low']):.2f}, the "
+        f"{ref.get('low_percentile', LOW_PERCENTILE)}th percentile of the model's own validation "
+        f"images (mean {float(ref['mean']):.2f}, {ref.get('images', '?')} images). The model "
+        f"knows: {card.domain}. Treat its output as unreliable."
     )
 
 

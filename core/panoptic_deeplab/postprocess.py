@@ -221,7 +221,7 @@ def _tiled(x: tf.Tensor, fill) -> tf.Tensor:
 
 
 def _tiled_locations(offsets, thing_mask):
-    """Where each pixel points, ``p + offset(p)`` (as in deeplab2: float32 pixel + offset), tiled."""
+    """Where each pixel points, tiled: ``p + offset(p)`` (as deeplab2: float32 pixel + offset)."""
     height, width = tf.shape(offsets)[0], tf.shape(offsets)[1]
     y = tf.cast(tf.range(height)[:, tf.newaxis], tf.float32) + offsets[..., 0]
     x = tf.cast(tf.range(width)[tf.newaxis, :], tf.float32) + offsets[..., 1]

@@ -89,7 +89,7 @@ def gpu_bf16() -> bool | None:
 
 
 def parse_precision(value: str | None, source: str = "--precision") -> str:
-    """``auto | fp32 | bf16 | fp16`` (also the policy names ``float32``, ``mixed_bfloat16``, ...)."""
+    """``auto | fp32 | bf16 | fp16`` (or a policy name: ``float32``, ``mixed_bfloat16``, ...)."""
     if value is None:
         return "auto"
     value = str(value).strip().lower()
@@ -106,7 +106,7 @@ def choose_precision(
     flags: frozenset[str] | None = None,
     gpu: bool | None | str = "ask",
 ) -> Choice:
-    """Resolve ``requested`` for this machine. ``flags`` / ``gpu`` override the detection (tests)."""
+    """Resolve ``requested`` for this machine; ``flags`` / ``gpu`` override detection (tests)."""
     requested = parse_precision(requested)
     if requested != "auto":
         return Choice(requested, requested, "as requested")

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from panoptic_deeplab.app.components import background, model_io
+
+
+def _wait_until_forgotten(key, timeout_s: float = 10) -> None:
+    """A future forgets its key in a done-callback, which runs after its waiters have woken."""
+    deadline = time.monotonic() + timeout_s
+    while background.running(key) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def test_askers_of_one_key_share_one_run():
@@ -26,11 +34,12 @@ def test_askers_of_one_key_share_one_run():
     ]
     for t in askers:
         t.start()
-    time.sleep(0.3)
+    time.sleep(1.0)  # all three are waiting by now, also on a loaded machine
     gate.set()
     for t in askers:
         t.join(5)
     assert results == ["result"] * 3 and calls == [1]
+    _wait_until_forgotten("k1")
     assert not background.running("k1")
 
 
@@ -83,7 +92,7 @@ def test_a_result_nobody_waits_for_any_more_is_kept_in_the_cache_not_here():
     assert background.running(key)
     gate.set()
     asker.join(5)
-    time.sleep(0.1)
+    _wait_until_forgotten(key)
     assert not background.running(key) and background._futures == {}
     assert model_io.image_results().get_or_make(key, lambda: "run again") == "prediction"
 
@@ -102,3 +111,30 @@ def test_opening_a_page_starts_loading_the_start_up_model(monkeypatch, tmp_path)
     at = AppTest.from_file(u.ENTRY, default_timeout=u.TIMEOUT).run()
     assert not at.exception, at.exception
     assert started == [str(model)]
+
+
+def test_after_the_warm_up_a_new_image_size_is_fused_without_a_new_trace():
+    """The page's post-processing (no XLA, which compiles per size) is traced by the warm-up at
+    two sizes; an upload of a third size then reuses that trace (issue 26, first picture)."""
+    import numpy as np
+
+    from panoptic_deeplab import postprocess
+
+    demo = Path(__file__).resolve().parents[2] / "assets" / "models" / "synthetic_demo"
+    predictor = model_io._load(str(demo))
+    model_io._warm_up_fuse(predictor)
+    options = model_io.default_options(predictor)
+
+    def traces():
+        return {k: f.experimental_get_tracing_count() for k, f in postprocess._COMPILED.items()}
+
+    before = traces()
+    classes = predictor.spec.num_classes
+    heads = model_io.Heads(
+        np.full((61, 83, classes), 1.0 / classes, np.float32),
+        np.zeros((61, 83), np.float32),
+        np.zeros((61, 83, 2), np.float32),
+    )
+    fused = model_io._fuse(options.replace(center_threshold=0.3), heads)
+    assert fused.panoptic.shape == (61, 83)
+    assert traces() == before

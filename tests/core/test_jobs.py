@@ -180,6 +180,25 @@ def _gone(pid: int) -> bool:
     return not process._alive(pid, None)
 
 
+def _live_group_members(pgid: int, wait_s: float = 5.0) -> list[int]:
+    """The processes of group ``pgid`` that are not zombies, after the kernel has had up to
+    ``wait_s`` to deliver a kill. A killed helper process of the job (one that Python or a
+    library started) stays a zombie until init reaps it, and ``killpg(pgid, 0)`` still finds that."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        live = []
+        for entry in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = entry.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # it ended while we looked
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                live.append(int(entry.parent.name))
+        if not live or time.monotonic() > deadline:
+            return live
+        time.sleep(0.1)
+
+
 def test_jobs_that_succeed_make_and_check_a_data_set(tmp_path):
     store = JobStore(tmp_path / "jobs")
     data = tmp_path / "data"
@@ -218,7 +237,7 @@ def test_jobs_that_succeed_make_and_check_a_data_set(tmp_path):
 
 def test_a_job_that_fails_is_recorded_with_its_status_and_log(tmp_path):
     store = JobStore(tmp_path / "jobs")
-    # A real `pdl check-dataset` run on a folder that is not there: it starts, then reports the error.
+    # A real `pdl check-dataset` run on a missing folder: it starts, then reports the error.
     job = store.submit(["check-dataset", str(tmp_path / "nowhere")], name="bad-data")
     assert job.state == jobs.RUNNING and job.pid
     job = _wait(store, job.id, timeout=120)
@@ -243,8 +262,7 @@ def test_cancel_kills_the_process_group_and_resume_restarts_it(tmp_path):
     cancelled = store.cancel(job.id, grace_s=10)
     assert cancelled.state == jobs.CANCELLED and cancelled.cancel_requested
     assert _gone(job.pid)
-    with pytest.raises(ProcessLookupError):
-        os.killpg(job.pid, 0)  # nothing of its group is left
+    assert _live_group_members(job.pid) == []  # nothing of its group is left running
 
     resumed = store.resume(job.id)
     assert resumed.state == jobs.RUNNING and resumed.attempts == 2 and resumed.pid != job.pid
@@ -289,8 +307,8 @@ def test_a_reused_pid_is_not_taken_for_the_job(tmp_path):
         store._connect() as db
     ):  # a record claiming that this test process is the job, started long ago
         db.execute(
-            "INSERT INTO jobs (kind, name, argv, workdir, log_path, state, pid, pid_start, created_at)"
-            " VALUES ('train', 'old', '[\"train\"]', ?, ?, 'running', ?, '1', 0)",
+            "INSERT INTO jobs (kind, name, argv, workdir, log_path, state, pid, pid_start, "
+            "created_at) VALUES ('train', 'old', '[\"train\"]', ?, ?, 'running', ?, '1', 0)",
             (str(tmp_path), str(tmp_path / "job.log"), os.getpid()),
         )
     (job,) = JobStore(tmp_path / "jobs").list()
@@ -382,7 +400,7 @@ def test_the_pdl_jobs_command_submits_lists_and_refuses(tmp_path, capsys):
 
 
 def test_a_failed_job_carries_its_own_error_message(tmp_path):
-    """The page that started a job shows why it failed: pdl's own "error: ..." text, not only a status."""
+    """The page that started a job shows why it failed: pdl's own "error: ..." text, not a state."""
     store = JobStore(tmp_path / "jobs")
     job = _wait(
         store,
@@ -405,11 +423,17 @@ def test_a_failed_job_carries_its_own_error_message(tmp_path):
 
 
 def test_failure_message_reads_the_error_or_the_traceback():
-    log = "# job 1\nI0000 00:00:17.1 1 port.cc:153] oneDNN\nerror: /x/annotations: not found\n  fix: give the root\n"
+    log = (
+        "# job 1\nI0000 00:00:17.1 1 port.cc:153] oneDNN\n"
+        "error: /x/annotations: not found\n  fix: give the root\n"
+    )
     assert (
         jobs.failure_message(log, 2)
         == "/x/annotations: not found\n  fix: give the root\n(exited with status 2)"
     )
-    trace = 'Traceback (most recent call last):\n  File "a.py", line 1\n    boom()\nValueError: bad shape\n'
+    trace = (
+        'Traceback (most recent call last):\n  File "a.py", line 1\n    boom()\n'
+        "ValueError: bad shape\n"
+    )
     assert jobs.failure_message(trace, 1).startswith("ValueError: bad shape")
     assert jobs.failure_message("", 3) == "exited with status 3; see the log"

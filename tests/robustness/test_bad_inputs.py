@@ -2,8 +2,8 @@
 `pdl check-dataset`, `pdl train`, `pdl evaluate`, `pdl pq`, the app's Review and Train pages.
 
 Every case must end in a message that names the file (or key) and the fix, with no traceback, and
-must leave no file lost, overwritten, or written outside the folder it belongs in. docs/robustness.md
-lists the cases and what the user sees.
+must leave no file lost, overwritten, or written outside the folder it belongs in. The cases and
+what the user sees are listed in docs/robustness.md.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def encode(array: np.ndarray, fmt: str = "PNG", mode: str | None = None, **save_
 
 
 def bomb_png(side: int = 20000) -> bytes:
-    """A valid 1-bit PNG of side x side black pixels: ~50 kB on disk, 400 megapixels once decoded."""
+    """A valid 1-bit PNG of side x side black pixels: ~50 kB on disk, 400 megapixels decoded."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return (
@@ -188,7 +188,7 @@ def test_predict_reports_a_bad_image_and_skips_it(predicted, image_folder, name)
 
 @pytest.mark.parametrize("name", sorted(UNUSUAL_IMAGES))
 def test_predict_reads_unusual_images(predicted, name):
-    """16-bit, RGBA, grayscale, CMYK, EXIF-rotated and 1x1 images are predicted at their displayed size."""
+    """16-bit, RGBA, grayscale, CMYK, EXIF-rotated and 1x1 images are predicted at display size."""
     height, width = UNUSUAL_IMAGES[name][1]
     entry = predicted.images[name]
     assert (entry["height"], entry["width"]) == (height, width)
@@ -220,7 +220,7 @@ def test_predictor_raises_an_image_error_naming_the_file(predictor, image_folder
 
 
 def test_a_decompression_bomb_is_refused_from_its_header(predictor, image_folder, monkeypatch):
-    """The 20000x20000 PNG is refused without decoding a pixel (Pillow's decoder is never entered)."""
+    """The 20000x20000 PNG is refused without decoding a pixel (Pillow's decoder is not entered)."""
     from PIL import ImageFile
 
     decoded = []
@@ -311,8 +311,8 @@ def test_app_upload_named_with_dot_dot_offers_plain_download_names(
 
 
 # ---------------------------------------------------------------------------------------------
-# Broken data sets: `pdl check-dataset` lists the problem; `pdl train` and `pdl evaluate` stop before
-# any work with the same message (exit 2), writing nothing.
+# Broken data sets: `pdl check-dataset` lists the problem; `pdl train` and `pdl evaluate` stop
+# before any work with the same message (exit 2), writing nothing.
 
 
 def _json_edit(fn):
@@ -352,7 +352,7 @@ def _dot_dot_names(data: dict) -> None:
 
 
 def _cityscapes(root: Path, label: np.ndarray | None) -> None:
-    """A one-image-per-split Cityscapes layout (4x6); ``label`` None leaves the instanceIds PNG out."""
+    """A one-image-per-split Cityscapes layout (4x6); with ``label`` None, no instanceIds PNG."""
     for split in ("train", "val"):
         images = root / "leftImg8bit" / split / "aachen"
         labels = root / "gtFine" / split / "aachen"
@@ -472,8 +472,8 @@ def test_predict_on_a_data_set_with_dot_dot_names_writes_nothing_outside(
     )
     assert run.code == 2
     assert (
-        f"{root / 'annotations' / 'panoptic_val.json'}: image id 0: file_name '../../../escape.png' points "
-        "outside the data set folder" in run.err
+        f"{root / 'annotations' / 'panoptic_val.json'}: image id 0: file_name "
+        "'../../../escape.png' points outside the data set folder" in run.err
     )
     assert digest(tmp_path) == before
 
@@ -686,7 +686,8 @@ def other_bundles(tmp_path_factory) -> SimpleNamespace:
         ),
         pytest.param(
             "wide",
-            "layer(s) differ, e.g. conv/kernel is (3, 3, 3, 8) in the model but (3, 3, 3, 16) in the file",
+            "layer(s) differ, e.g. conv/kernel is (3, 3, 3, 8) in the model but (3, 3, 3, 16) in "
+            "the file",
             id="wider_backbone",
             marks=pytest.mark.slow,
         ),  # the --init-from test below also covers this message
@@ -811,8 +812,9 @@ def test_resume_with_another_model_config_is_refused(foreign_workdir, clean_root
     )
     assert run.code == 2 and digest(workdir) == before
     assert (
-        f"error: {workdir / 'config.yaml'}: this workdir holds checkpoints of a different model config "
-        "(model.backbone_width: 0.5 in the workdir, 0.75 now). Use a new --workdir" in run.err
+        f"error: {workdir / 'config.yaml'}: this workdir holds checkpoints of a different model "
+        "config (model.backbone_width: 0.5 in the workdir, 0.75 now). Use a new --workdir"
+        in run.err
     )
 
 
@@ -854,8 +856,8 @@ def test_init_from_a_checkpoint_of_another_class_count_is_refused(
     )
     assert run.code == 2 and digest(workdir) == {}
     assert (
-        f"error: {foreign_workdir / 'checkpoints' / 'ckpt-5'}: does not match the model of this config"
-        in run.err
+        f"error: {foreign_workdir / 'checkpoints' / 'ckpt-5'}: does not match the model of this "
+        "config" in run.err
     )
     assert "another class table" in run.err and len(run.err.splitlines()) == 1
 

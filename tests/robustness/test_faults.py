@@ -129,8 +129,8 @@ def _status(workdir: Path) -> dict:
 
 
 def _load_checkpoint_weights(workdir: Path) -> str:
-    """Restore the workdir's newest checkpoint into a fresh tiny model the way `--init-from` does, and
-    check every weight is finite; returns the checkpoint path."""
+    """Restore the workdir's newest checkpoint into a fresh tiny model the way `--init-from` does,
+    and check every weight is finite; returns the checkpoint path."""
     from panoptic_deeplab.config import load_config
     from panoptic_deeplab.datasets.specs import get_dataset_spec
     from panoptic_deeplab.model.builder import build_model
@@ -162,9 +162,8 @@ def test_three_sigkills_during_checkpoint_writes_then_a_fourth_run_finishes(data
         text = log.read_text()
         if attempt:
             assert f"resumed from step {resumed_from} " in text, text[-3000:]
-            if left[
-                -1
-            ]:  # what the previous kill left half-written was removed when this run opened the store
+            if left[-1]:
+                # What the last kill left half-written was removed when this run opened the store.
                 assert (
                     "removed the files of an unfinished checkpoint save" in text
                     and "Traceback" not in text
@@ -180,8 +179,9 @@ def test_three_sigkills_during_checkpoint_writes_then_a_fourth_run_finishes(data
     # temporary files on disk (a checkpoint being written, never registered).
     assert any(left), left
 
-    # On top of that, the exact states a kill mid-write can leave for the next save (step n + 1), and a
-    # torn newest checkpoint (a power cut or a full disk, not a SIGKILL): resume must skip all of it.
+    # On top of that, the exact states a kill mid-write can leave for the next save (step n + 1),
+    # and a torn newest checkpoint (a power cut or a full disk, not a SIGKILL): resume must skip
+    # all of it.
     n = resumed_from
     for path in checkpoints.glob(
         f"ckpt-{n + 1}.*"
@@ -225,7 +225,7 @@ def test_three_sigkills_during_checkpoint_writes_then_a_fourth_run_finishes(data
     )
 
 
-# -- 4 + 3 + SIGTERM: a job across an app restart, cancelled; a NaN run; a sane resume, docker-stopped --
+# -- 4 + 3 + SIGTERM: a job across an app restart, cancelled; a NaN run; a resume, docker-stopped
 
 
 @pytest.mark.slow
@@ -278,7 +278,7 @@ def test_running_job_across_an_app_restart_then_nan_loss_then_sigterm(
         _wait_for(lambda: fresh.progress(listed).step > first.step, proc, 120, log)
         assert list(fresh.metrics(listed)["step"])[:3] == [1, 2, 3]
 
-        # The Train page, started fresh against that store, shows it running and cancels it (SIGTERM).
+        # The Train page, started fresh against that store, shows it running, cancels it (SIGTERM).
         u.set_app_env(monkeypatch, tmp_path, data=data_root)
         at = AppTest.from_file(str(u.APP_DIR / "pages" / "train.py"), default_timeout=u.TIMEOUT)
         at.run()
@@ -329,8 +329,8 @@ def test_running_job_across_an_app_restart_then_nan_loss_then_sigterm(
     )
     assert stopped and int(stopped.group(1)) > good, nan.stderr[-3000:]
     assert (
-        f"The last good checkpoint is step {good} in {checkpoints}; it is kept. Lower train.base_learning_rate"
-        in nan.stderr
+        f"The last good checkpoint is step {good} in {checkpoints}; it is kept. "
+        "Lower train.base_learning_rate" in nan.stderr
     ) and "Traceback" not in nan.stderr
     status = _status(workdir)
     assert (
@@ -352,8 +352,8 @@ def test_running_job_across_an_app_restart_then_nan_loss_then_sigterm(
     assert f"resumed from step {good} " in text and "Traceback" not in text
     assert status["state"] == "stopped" and status["last_checkpoint"] == last >= good + 2, status
     assert (
-        f"stopped (SIGTERM) at step {status['step']}; the last checkpoint is step {last} in {checkpoints}. "
-        "Run the same command again to resume from it."
+        f"stopped (SIGTERM) at step {status['step']}; the last checkpoint is step {last} in "
+        f"{checkpoints}. Run the same command again to resume from it."
     ) in text
     # The NaN run's rows are gone: every step exactly once, up to where SIGTERM stopped it.
     assert _metric_steps(workdir) == list(range(1, status["step"] + 1))

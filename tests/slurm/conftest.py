@@ -1,12 +1,12 @@
 """A real one-node Slurm cluster on 127.0.0.1 for the Slurm backend's tests: munged, slurmctld and
 slurmd from Debian's ``munge`` and ``slurm-wlm`` (``scripts/run-tests.sh`` installs them), with a
-minimal slurm.conf written here. Everything lives in a private temporary folder (key, sockets, state,
-spool, logs) and listens on free ports, so parallel runs do not collide; the daemons are stopped at
-the end of the session.
+minimal slurm.conf written here. Everything lives in a private temporary folder (key, sockets,
+state, spool, logs) and listens on free ports, so parallel runs do not collide; the daemons are
+stopped at the end of the session.
 
-No cgroup plugins (proctrack/linuxproc, task/none): sandboxes and containers rarely delegate cgroups.
-No accounting database (accounting_storage/none): the backend reads states from ``scontrol show job``
-while slurmctld remembers a job, which is what these tests look at.
+No cgroup plugins (proctrack/linuxproc, task/none): sandboxes and containers rarely delegate them.
+No accounting database (accounting_storage/none): the backend reads states from
+``scontrol show job`` while slurmctld remembers a job, which is what these tests look at.
 """
 
 from __future__ import annotations

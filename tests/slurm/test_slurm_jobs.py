@@ -1,6 +1,6 @@
-"""Jobs on a real Slurm cluster (the one-node cluster of conftest.py): a two-task multi-worker fine-tune
-from the Train page, preemption (requeue), cancel and resume, Slurm's refusals, a task that cannot find
-its data set, and an app restart that keeps every job and its state."""
+"""Jobs on a real Slurm cluster (the one-node cluster of conftest.py): a two-task multi-worker
+fine-tune from the Train page, preemption (requeue), cancel and resume, Slurm's refusals, a task
+that cannot find its data set, and an app restart that keeps every job and its state."""
 
 from __future__ import annotations
 
@@ -197,7 +197,7 @@ def test_a_two_task_fine_tune_from_the_train_page(slurm_cluster, data_root, tmp_
     assert options.tasks == 2 and options.partition == "debug"
     job = _wait(store, job.id, lambda j: j.state == jobs.RUNNING, 60, "never ran")
 
-    # An evaluation from the command line waits for the two CPUs the fine-tune holds, with Slurm's reason.
+    # An evaluation from the command line waits, with Slurm's reason, for the fine-tune's two CPUs.
     demo = u.ROOT / "assets" / "models" / "synthetic_demo"
     pdl_jobs = [sys.executable, "-m", "panoptic_deeplab", "jobs", "--root", str(tmp_path / "work")]
     done = subprocess.run(
@@ -298,8 +298,9 @@ def test_preemption_cancel_and_resume(slurm_cluster, data_root, tmp_path):
         "no checkpoint",
     )
 
-    # Preemption as a preempting job (or a failed node) does it: Slurm requeues the job and it starts
-    # again by itself. Slurm holds a requeued job back for two minutes; the test lets it go at once.
+    # Preemption as a preempting job (or a failed node) does it: Slurm requeues the job and it
+    # starts again by itself. Slurm holds a requeued job back for two minutes; the test lets it
+    # go at once.
     subprocess.run(["scontrol", "requeue", slurm_id], check=True)
     _wait(store, job.id, lambda j: j.state == jobs.QUEUED, 60, "not requeued")
     while subprocess.run(["scontrol", "update", f"JobId={slurm_id}", "StartTime=now"]).returncode:

@@ -1,4 +1,4 @@
-"""`pdl check-dataset ROOT --split S`: list every problem of a data set; exit 1 if any, 0 if clean."""
+"""`pdl check-dataset ROOT --split S`: list every problem of a data set; exit 1 if any, else 0."""
 
 from __future__ import annotations
 

@@ -71,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
             stuff_area_limit=args.stuff_area_limit,
         )
         print(
-            f"wrote SavedModel to {path} (signatures serving_default: uint8 [B,H,W,3], serve_image: uint8 [H,W,3]; "
-            "outputs: panoptic, semantic, semantic_probs, center_heatmap, offsets, centers, instance scores)"
+            f"wrote SavedModel to {path} (signatures serving_default: uint8 [B,H,W,3], "
+            "serve_image: uint8 [H,W,3]; outputs: panoptic, semantic, semantic_probs, "
+            "center_heatmap, offsets, centers, instance scores)"
         )
     elif args.format in ("onnx", "openvino"):
         path = (export_onnx if args.format == "onnx" else export_openvino)(
@@ -84,14 +85,16 @@ def run(args: argparse.Namespace) -> int:
             else path.with_suffix(".json")
         )
         print(
-            f"wrote {args.format} model to {path} (network only: float32 image [B,H,W,3] -> raw semantic_logits, "
-            f"center_heatmap, offsets; post-processing runs after it, see {sidecar}; "
-            f"run it with `pdl predict --model {args.model} --backend {args.format} --engine-file {path}`)"
+            f"wrote {args.format} model to {path} (network only: float32 image [B,H,W,3] -> raw "
+            "semantic_logits, center_heatmap, offsets; post-processing runs after it, see "
+            f"{sidecar}; run it with `pdl predict --model {args.model} --backend {args.format} "
+            f"--engine-file {path}`)"
         )
     else:
         if bundle.config.model.backbone not in ("mobilenet_v3_large", "mobilenet_v3_small"):
             print(
-                f"note: TFLite is meant for the MobileNetV3 models; this bundle uses {bundle.config.model.backbone}."
+                "note: TFLite is meant for the MobileNetV3 models; this bundle uses "
+                f"{bundle.config.model.backbone}."
             )
         path = export_tflite(
             bundle,
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
         print(
-            f"wrote TFLite model to {path} (network only: raw semantic_logits, center_heatmap, offsets; "
-            f"see {path}.json for the input size and post-processing settings)"
+            f"wrote TFLite model to {path} (network only: raw semantic_logits, center_heatmap, "
+            f"offsets; see {path}.json for the input size and post-processing settings)"
         )
     return 0

@@ -17,7 +17,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         required=True,
-        help="the deeplab2 experiment .textproto the model was trained with, or a preset name / YAML",
+        help="the deeplab2 experiment .textproto the model was trained with, or a preset name / "
+        "YAML",
     )
     parser.add_argument("--out", required=True, help="bundle folder to write")
     parser.add_argument(
@@ -50,14 +51,15 @@ def run(args: argparse.Namespace) -> int:
     m, p = result.config.model, result.config.postprocess
     lines = [
         f"imported {result.prefix} -> {result.bundle}",
-        f"  backbone:        {m.backbone}, output stride {m.output_stride}, width {m.backbone_width}"
+        f"  backbone:        {m.backbone}, output stride {m.output_stride}, "
+        f"width {m.backbone_width}"
         + (f", stem width {m.stem_width}" if m.stem_width is not None else ""),
         f"  classes:         {result.spec.num_classes} ({result.spec.name}, "
         f"{len(result.spec.thing_class_ids)} thing classes, "
         f"label divisor {result.spec.label_divisor})",
         f"  parameters:      {result.params:,}",
-        f"  mapped:          {result.mapped} checkpoint variables ({result.values:,} values), one to one; "
-        f"{len(result.skipped)} non-model entries skipped (optimizer, counters)",
+        f"  mapped:          {result.mapped} checkpoint variables ({result.values:,} values), one "
+        f"to one; {len(result.skipped)} non-model entries skipped (optimizer, counters)",
         f"  post-processing: center threshold {p.center_threshold:g}, NMS kernel {p.nms_kernel}, "
         f"keep {p.keep_k_centers} centers, stuff area limit {p.stuff_area_limit}",
     ]

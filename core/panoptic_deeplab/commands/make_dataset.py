@@ -1,4 +1,5 @@
-"""`pdl make-dataset synthetic --out ROOT --num-train N --num-val M [--height H --width W --seed S]`."""
+"""`pdl make-dataset synthetic --out ROOT --num-train N --num-val M`
+(options: ``--height H --width W --seed S``)."""
 
 from __future__ import annotations
 

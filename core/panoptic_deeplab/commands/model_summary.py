@@ -54,7 +54,9 @@ def summarize(config, num_classes: int | None = None) -> dict:
         "output_shapes": {k: [1, *t.shape[1:]] for k, t in model.output.items()},
         "mult_adds": count_mult_adds(model),
         "mult_adds_by_part": mult_adds_by_part(model),
-        "mult_adds_method": "analytic: conv, depthwise conv and dense layers at the crop size, batch 1",
+        "mult_adds_method": (
+            "analytic: conv, depthwise conv and dense layers at the crop size, batch 1"
+        ),
         "dtype_policy": config.model.dtype_policy,
     }
 
@@ -68,11 +70,13 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(info))
         return 0
     print(
-        f"config            {info['config']}  ({info['backbone']}, output stride {info['output_stride']})"
+        f"config            {info['config']}  ({info['backbone']}, output stride "
+        f"{info['output_stride']})"
     )
     print(f"input             {info['input_shape']} float32 RGB 0..255")
     print(
-        f"trainable params  {info['trainable_params']:,}  (backbone {info['backbone_trainable_params']:,})"
+        f"trainable params  {info['trainable_params']:,}  (backbone "
+        f"{info['backbone_trainable_params']:,})"
     )
     print(f"non-trainable     {info['non_trainable_params']:,}")
     print(f"total params      {info['total_params']:,}")
@@ -80,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"output            {name:16s} {shape}")
     parts = ", ".join(f"{k} {v / 1e9:.1f} G" for k, v in info["mult_adds_by_part"].items())
     print(
-        f"multiply-adds     {info['mult_adds'] / 1e9:.1f} G at the crop size ({parts}; {info['mult_adds_method']})"
+        f"multiply-adds     {info['mult_adds'] / 1e9:.1f} G at the crop size ({parts}; "
+        f"{info['mult_adds_method']})"
     )
     return 0

@@ -1,4 +1,4 @@
-"""`pdl pq`: panoptic quality of COCO-panoptic predictions, like panopticapi's CLI (no TensorFlow)."""
+"""`pdl pq`: panoptic quality of COCO-panoptic predictions, like panopticapi's CLI (no TF)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def run(args) -> int:
     from ..glibc_malloc import set_malloc_options
 
     # Each image allocates and frees the same megabyte-sized arrays: keep them in the heap instead
-    # of glibc's default of mmapping and unmapping each one (its page faults cost a third of the run).
+    # of glibc's default of mmapping and unmapping each one: its page faults cost a third of a run.
     set_malloc_options(mmap_threshold=32 << 20, trim_threshold=256 << 20)
     start = time.perf_counter()
     result = pq_from_files(

@@ -22,7 +22,8 @@ def add_predictor_arguments(parser: argparse.ArgumentParser) -> None:
         "--engine-file",
         default=None,
         metavar="FILE",
-        help="an exported .onnx / .xml file to run with --backend onnx / openvino (default: the cached export)",
+        help="an exported .onnx / .xml file to run with --backend onnx / openvino "
+        "(default: the cached export)",
     )
     g.add_argument(
         "--scales",
@@ -188,7 +189,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"wrote {len(writer.annotations)} predictions to {path}"
         + (
-            f"; skipped {len(writer.skipped)} unreadable image(s), see {writer.out / 'skipped.json'}"
+            f"; skipped {len(writer.skipped)} unreadable image(s), "
+            f"see {writer.out / 'skipped.json'}"
             if writer.skipped
             else ""
         )

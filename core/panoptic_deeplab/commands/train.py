@@ -25,7 +25,8 @@ def configure_parser(parser) -> None:
     parser.add_argument(
         "--workdir",
         required=True,
-        help="run folder: checkpoints, history (snapshots over the run), logs, metrics.csv, status.json, model/",
+        help="run folder: checkpoints, history (snapshots over the run), logs, metrics.csv, "
+        "status.json, model/",
     )
     parser.add_argument("--steps", type=int, help="total optimizer steps (train.steps)")
     parser.add_argument("--batch-size", type=int, help="effective batch size (train.batch_size)")
@@ -71,14 +72,15 @@ def configure_parser(parser) -> None:
     parser.add_argument(
         "--skip-dataset-check",
         action="store_true",
-        help="start without the `pdl check-dataset` pass over the split(s) (large data sets checked before)",
+        help="start without the `pdl check-dataset` pass over the split(s) "
+        "(large data sets checked before)",
     )
     parser.add_argument(
         "--low-memory",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="CPU: run one op at a time, keep the input pipeline small and take tensors from malloc "
-        "(TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1), not TensorFlow's pool (lower peak RSS, slower; "
+        help="CPU: run one op at a time, keep the input pipeline small and take tensors from "
+        "malloc (TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1), not TensorFlow's pool (lower peak RSS, slower; "
         "default: chosen from the device, the crop and the free memory, and printed)",
     )
 
@@ -139,8 +141,8 @@ def _run(args) -> int:
 @contextlib.contextmanager
 def _stop_cleanly_on_sigterm():
     """SIGTERM (``docker stop``, ``kill``, the app's Cancel) ends training the way Ctrl-C does:
-    status.json says "stopped" and names the checkpoint to resume from. Without a handler Python dies
-    on the spot, and as a container's PID 1 it ignores SIGTERM until docker sends SIGKILL. The
+    status.json says "stopped" and names the checkpoint to resume from. Without a handler Python
+    dies on the spot, and as a container's PID 1 it ignores SIGTERM until docker sends SIGKILL. The
     previous handler comes back afterwards, for callers that train inside a longer-lived process."""
     import signal
     import threading

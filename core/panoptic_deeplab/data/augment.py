@@ -48,7 +48,7 @@ def random_scale(image, label, scales, seed):
 
 def resize_to_range(image, label, min_size: int, max_size: int):
     """Resize so the short side is ``min_size`` unless the long side would exceed ``max_size``,
-    in which case the long side becomes ``max_size`` (deeplab2 ``resize_to_range``; 0 = no limit)."""
+    in which case the long side becomes ``max_size`` (0: no limit; deeplab2 ``resize_to_range``)."""
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     short, long = tf.reduce_min(shape), tf.reduce_max(shape)
     factor = tf.constant(1.0)
@@ -61,7 +61,7 @@ def resize_to_range(image, label, min_size: int, max_size: int):
 
 
 def pad_pair(image, label, target_hw, offset_yx, label_pad_value):
-    """Pad to ``target_hw`` with the content at ``offset_yx``; image 127.5, label ``label_pad_value``."""
+    """Pad to ``target_hw``, content at ``offset_yx``: image 127.5, label ``label_pad_value``."""
     h, w = tf.shape(image)[0], tf.shape(image)[1]
     pads = [
         [offset_yx[0], target_hw[0] - h - offset_yx[0]],
@@ -111,7 +111,8 @@ def eval_pad(image, label, crop_hw, label_pad_value):
         tf.debugging.assert_less_equal(
             tf.stack([h, w]),
             tf.constant(crop_hw, tf.int32),
-            message="image larger than dataset.crop_size; raise crop_size or set min/max_resize_value",
+            message="image larger than dataset.crop_size; raise crop_size or set "
+            "min/max_resize_value",
         )
     ]
     with tf.control_dependencies(checks):

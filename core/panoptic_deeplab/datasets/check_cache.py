@@ -1,12 +1,13 @@
 """Remembered data-set checks: ``pdl train`` and ``pdl evaluate`` skip decoding every label again
 when the data set has not changed since it last passed (minutes on Cityscapes, an hour on COCO).
 
-One small JSON record per (absolute root, split) in ``$XDG_CACHE_HOME/panoptic_deeplab/dataset-checks/``
-(default ``~/.cache/...``), named from a hash of both. It holds a fingerprint of the version of the
-rules (``checks.CHECK_VERSION``) and the path, size, mtime_ns and ctime_ns of every file the check reads; any
-edit, addition or removal changes it. File contents are never hashed: a stat is what makes a re-run
-cheap. Only passes are recorded. ``PDL_RECHECK_DATASET=1`` ignores the record (and a pass rewrites
-it); deleting the record does the same. A cache folder that cannot be written means no record.
+One small JSON record per (absolute root, split) in
+``$XDG_CACHE_HOME/panoptic_deeplab/dataset-checks/`` (default ``~/.cache/...``), named from a hash
+of both. It holds a fingerprint of the version of the rules (``checks.CHECK_VERSION``) and the path,
+size, mtime_ns and ctime_ns of every file the check reads; any edit, addition or removal changes it.
+File contents are never hashed: a stat is what makes a re-run cheap. Only passes are recorded.
+``PDL_RECHECK_DATASET=1`` ignores the record (and a pass rewrites it); deleting the record does the
+same. A cache folder that cannot be written means no record.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def record_path(root: str | Path, split: str) -> Path:
 
 
 def fingerprint(root: str | Path, version: int, files: Iterable[Path]) -> str:
-    """A digest of ``version`` and (path, size, mtime_ns, ctime_ns) of ``files``; a missing file counts
-    too. ctime catches a same-size copy that kept the old mtime (`cp -p`)."""
+    """A digest of ``version`` and (path, size, mtime_ns, ctime_ns) of ``files``; a missing file
+    counts too. ctime catches a same-size copy that kept the old mtime (`cp -p`)."""
     root = Path(root)
     digest = hashlib.sha256(f"v{version}\0{root.resolve()}\n".encode("utf-8", "surrogateescape"))
     for path in files:
@@ -84,7 +85,7 @@ def remember_pass(
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename: a concurrent run reads the old record or the new one, never half of one.
+        # Write then rename: a concurrent run reads the old record or the new one, never half a one.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -1,8 +1,8 @@
 """Validation of a data set on disk: every problem, each with its file and the fix.
 
 :func:`check_dataset` never raises on bad data; it returns a list of :class:`Problem`.
-:func:`require_valid_dataset` is the same check as a gate: ``pdl train`` and ``pdl evaluate`` call it
-before any work, so a broken data set fails at once with the messages of ``pdl check-dataset``; a
+:func:`require_valid_dataset` is the same check as a gate: ``pdl train`` and ``pdl evaluate`` call
+it before any work, so a broken data set fails at once with the messages of ``pdl check-dataset``; a
 pass is remembered (:mod:`.check_cache`), so a re-run on the unchanged data set skips the decoding.
 """
 
@@ -56,8 +56,8 @@ def require_valid_dataset(
     )
     if record:
         print(
-            f"{root} split '{split}': unchanged since it passed the data set check, not checked again "
-            f"(set {check_cache.RECHECK_ENV}=1 to check it again; record: {record})"
+            f"{root} split '{split}': unchanged since it passed the data set check, not checked "
+            f"again (set {check_cache.RECHECK_ENV}=1 to check it again; record: {record})"
         )
         return
     found = check_dataset(
@@ -71,7 +71,8 @@ def require_valid_dataset(
     listed = "\n".join(str(p) for p in problems[:shown])
     more = f"\n... and {len(problems) - shown} more" if len(problems) > shown else ""
     raise DatasetError(
-        f"{root} split '{split}': {len(problems)} problem(s) in the data set; nothing was done.\n{listed}{more}\n"
+        f"{root} split '{split}': {len(problems)} problem(s) in the data set; nothing was done.\n"
+        f"{listed}{more}\n"
         f"Fix them (`pdl check-dataset {root} --split {split}` lists them all) and run again."
     )
 
@@ -188,7 +189,7 @@ def _layout_spec(root: Path, json_path: Path):
 
 
 def _label_dir(root: Path, split: str, json_path: Path) -> Path:
-    """Where the panoptic PNGs are: next to a Vistas JSON, else in the folder named like the JSON."""
+    """Where the panoptic PNGs are: next to a Vistas JSON, else in the folder named as the JSON."""
     vistas = find_vistas_layout(root, split)
     return (
         json_path.parent
@@ -207,7 +208,7 @@ def _coco_image_path_fn(root: Path, split: str):
 
 
 def _outside_names(ann: dict, image: dict) -> list[str]:
-    """The file names of an annotation and its image that leave the data set folder (never opened)."""
+    """The file names of an annotation and its image that leave the data set folder (not opened)."""
     return [str(n) for n in (ann["file_name"], image.get("file_name")) if n and leaves_folder(n)]
 
 
@@ -231,7 +232,7 @@ def files_checked(root: str | Path, split: str) -> list[Path] | None:
 
 
 def _files_and_annotations(root: str | Path, split: str) -> tuple[list[Path] | None, dict | None]:
-    """:func:`files_checked` and the parsed annotation JSON (None for Cityscapes or when unreadable)."""
+    """:func:`files_checked` and the parsed annotation JSON (None: Cityscapes, or unreadable)."""
     root = Path(root)
     kind, json_path, image_path_fn = _layout(root, split)
     if kind == "cityscapes":
@@ -568,7 +569,8 @@ def _report_size_disagreement(
     elif image_size == png_size:
         report(
             json_path,
-            f"{where}: 'images' says {_hw(json_size)} but the image and the PNG are {_hw(image_size)}",
+            f"{where}: 'images' says {_hw(json_size)} but the image and the PNG are "
+            f"{_hw(image_size)}",
             "correct height/width in 'images'",
         )
     else:

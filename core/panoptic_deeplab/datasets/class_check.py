@@ -85,11 +85,12 @@ def require_matching_classes(
     differences = class_differences(model, data)
     if differences:
         raise ClassMismatchError(
-            f"{root} split '{split}': its classes ({data.num_classes}) are not the classes of {model_path} "
-            f"({model.num_classes}):\n  " + "\n  ".join(differences) + "\n"
-            "The data set itself may be fine; this model cannot be evaluated on it. Fix: use a model trained on "
-            "these classes, or fine-tune this one on this data set (`pdl train --init-from MODEL --dataset "
-            f"{root}`, or the app's Train page): it then learns the data set's {data.num_classes} classes.",
+            f"{root} split '{split}': its classes ({data.num_classes}) are not the classes of "
+            f"{model_path} ({model.num_classes}):\n  " + "\n  ".join(differences) + "\n"
+            "The data set itself may be fine; this model cannot be evaluated on it. Fix: use a "
+            "model trained on these classes, or fine-tune this one on this data set (`pdl train "
+            f"--init-from MODEL --dataset {root}`, or the app's Train page): it then learns the "
+            f"data set's {data.num_classes} classes.",
             differences,
         )
     return data

@@ -41,7 +41,7 @@ def _spec_key(spec: DatasetSpec) -> list[tuple[int, str, int]]:
 
 def dataset_spec_from_categories(categories: list[dict], name: str = "custom") -> DatasetSpec:
     """A spec for the given COCO categories: a registered spec when they match one exactly
-    (``coco``, ``synthetic``), otherwise train ids in category-id order, divisor 1000, ignore 255."""
+    (``coco``, ``synthetic``), else train ids in category-id order, divisor 1000, ignore 255."""
     try:
         key = _category_key(categories)
     except (KeyError, TypeError, ValueError):
@@ -75,7 +75,8 @@ def dataset_spec_from_categories(categories: list[dict], name: str = "custom") -
 
 
 def dataset_spec_from_coco_json(path: str | Path) -> DatasetSpec:
-    """The class table of a COCO-panoptic annotation file (see :func:`dataset_spec_from_categories`)."""
+    """The class table of a COCO-panoptic annotation file (see
+    :func:`dataset_spec_from_categories`)."""
     return dataset_spec_from_categories(load_json(path).get("categories", []), name=Path(path).stem)
 
 

@@ -10,7 +10,7 @@ from ..errors import DatasetError
 
 
 def load_json(path: str | os.PathLike, what: str = "annotation") -> dict:
-    """The JSON object in ``path``; ``what`` names the file in errors ("annotation", "GT", "prediction")."""
+    """The JSON object in ``path``; ``what`` names the file in errors: "annotation", "GT", ..."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)

@@ -88,8 +88,9 @@ def vistas_spec(config_path: str | Path, version: str) -> tuple[DatasetSpec, fro
         ]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DatasetError(
-            f"{config_path}: not a Mapillary Vistas config ({type(err).__name__}: {err}); it needs a "
-            "'labels' list of {name, readable, color, instances, evaluate}; restore the file"
+            f"{config_path}: not a Mapillary Vistas config ({type(err).__name__}: {err}); "
+            "it needs a 'labels' list of {name, readable, color, instances, evaluate}; "
+            "restore the file"
         ) from None
     kept = [r for r in rows if r[4]]
     if not kept:

@@ -43,7 +43,8 @@ def _inflate(stream: bytes, size: int) -> bytes | None:
 class SegmentRuns:
     """A segment-id map as runs over its pixels in row-major order: run k has ``values[k]`` from
     pixel ``starts[k]`` up to the next start. A few thousand runs stand for a megapixel map, and
-    PQ can count overlaps from the runs alone (:func:`..evaluation.panoptic_quality.match_image`)."""
+    PQ can count overlaps from the runs alone
+    (:func:`..evaluation.panoptic_quality.match_image`)."""
 
     shape: tuple[int, int]
     starts: np.ndarray  # int64, increasing, starts[0] == 0
@@ -122,7 +123,7 @@ def _sub_rows(flat_raw, stride, width, bpp, sub_row) -> tuple[np.ndarray, np.nda
 
     In a Sub row a pixel equals its left neighbour (byte-wise, modulo 256) plus its filtered
     bytes, so it changes only where those bytes are not all zero. Per channel, the value at a
-    change is the running sum, within the row, of that channel's nonzero bytes; runs are then filled.
+    change is the running sum, within the row, of that channel's nonzero bytes; runs are filled.
     """
     hits, values = _nonzero_bytes(flat_raw)
     row = hits // stride  # (np.divmod is 3x slower than // and a product)
@@ -221,7 +222,8 @@ def decode_segment_runs(data: bytes) -> SegmentRuns | None:
 
 
 def decode_segment_ids(data: bytes) -> np.ndarray | None:
-    """Segment ids (uint32 [H, W]) of the PNG bytes ``data``, or None (see :func:`decode_segment_runs`)."""
+    """Segment ids (uint32 [H, W]) of the PNG bytes ``data``, or None (see
+    :func:`decode_segment_runs`)."""
     runs = decode_segment_runs(data)
     return None if runs is None else runs.to_map()
 
@@ -236,7 +238,7 @@ def read_segment_ids(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_segment_runs(path: str | os.PathLike) -> SegmentRuns:
-    """:func:`read_segment_ids` as runs (what PQ matching needs; no per-pixel map on the fast path)."""
+    """:func:`read_segment_ids` as runs (what PQ matching needs; fast path: no per-pixel map)."""
     ids = _decode(path)
     return ids if isinstance(ids, SegmentRuns) else SegmentRuns.from_map(ids)
 
@@ -272,7 +274,8 @@ def _decode_with_opencv(path, data: bytes) -> np.ndarray:
         return img.astype(np.uint32)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] < 3:
         raise DatasetError(
-            f"{path}: expected an 8-bit RGB COCO-panoptic PNG, got {img.dtype} with shape {img.shape}"
+            f"{path}: expected an 8-bit RGB COCO-panoptic PNG, got {img.dtype} with shape "
+            f"{img.shape}"
         )
     # OpenCV gives B, G, R; as R, G, B, 0 bytes a little-endian uint32 is R + 256 G + 256^2 B.
     ids = cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGBA).view(np.uint32)[..., 0]

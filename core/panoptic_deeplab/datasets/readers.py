@@ -14,9 +14,9 @@ def open_dataset(root: str | Path, split: str, spec: DatasetSpec | None = None) 
     """Open ``root`` as a COCO-panoptic or Cityscapes data set, detected from its layout.
 
     COCO panoptic: ``root/annotations/panoptic_<split>.json``. Cityscapes: ``root/leftImg8bit`` and
-    ``root/gtFine`` with ``*_instanceIds.png``, or with the panoptic JSON of ``csCreatePanopticImgs``.
-    Mapillary Vistas v1.2 / v2.0 as downloaded (:mod:`.mapillary`). ``spec`` overrides the class
-    table (COCO and Vistas layouts).
+    ``root/gtFine`` with ``*_instanceIds.png``, or with the panoptic JSON of
+    ``csCreatePanopticImgs``. Mapillary Vistas v1.2 / v2.0 as downloaded (:mod:`.mapillary`).
+    ``spec`` overrides the class table (COCO and Vistas layouts).
     """
     root = Path(root)
     if (root / "annotations" / f"panoptic_{split}.json").is_file():

@@ -18,7 +18,7 @@ class DatasetSpec:
     thing_class_ids: tuple[int, ...]
     label_divisor: int
     ignore_label: int
-    # Category id written to COCO-panoptic JSON for each train id (identity unless a format says otherwise).
+    # Category id written to COCO-panoptic JSON per train id (identity unless a format says so).
     category_ids: tuple[int, ...] = ()
 
     @property
@@ -88,7 +88,7 @@ def _kitti_step() -> DatasetSpec:
     )
 
 
-# The synthetic street scenes use a subset of Cityscapes' classes with Cityscapes' names and colours.
+# The synthetic street scenes use a subset of Cityscapes' classes, with their names and colours.
 SYNTHETIC_CLASSES = (
     ("road", (128, 64, 128), False),
     ("sidewalk", (244, 35, 232), False),

@@ -459,7 +459,7 @@ def make_synthetic_dataset(
     seed: int = 0,
     workers: int | None = None,
 ) -> Path:
-    """Write the synthetic data set (splits ``train`` and ``val``) under ``out``; returns ``out``."""
+    """Write the synthetic data set (splits ``train``, ``val``) under ``out``; returns ``out``."""
     out = Path(out)
     spec = get_dataset_spec("synthetic")
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)

@@ -1,10 +1,10 @@
 """deeplab2 checkpoints: find one, read its variables, and map them one to one onto our model.
 
-deeplab2's trainer saves ``tf.train.Checkpoint(global_step=..., **DeepLab.checkpoint_items)``, so the
-keys are object paths such as ``encoder/_blocks/3/_conv2_bn_act/_batch_norm/gamma/.ATTRIBUTES/
+deeplab2's trainer saves ``tf.train.Checkpoint(global_step=..., **DeepLab.checkpoint_items)``, so
+the keys are object paths such as ``encoder/_blocks/3/_conv2_bn_act/_batch_norm/gamma/.ATTRIBUTES/
 VARIABLE_VALUE``. ``checkpoint_name`` translates each such path into the name of our Keras layer and
-weight (``expanded_conv_2_depthwise_bn``, ``gamma``); the layer names are those of ``model/``.
-A SavedModel's ``variables/variables`` uses the same keys.
+weight (``expanded_conv_2_depthwise_bn``, ``gamma``); the layer names are those of ``model/``. A
+SavedModel's ``variables/variables`` uses the same keys.
 
 The mapping must be a bijection: every weight of our model gets exactly one checkpoint variable of
 the same shape, and every model variable of the checkpoint is used (the optimizer's slots and
@@ -29,7 +29,8 @@ NON_MODEL = re.compile(
 )
 
 RESNET_FAMILY = frozenset(ARCHITECTURES)
-# Number of inverted bottlenecks: deeplab2 numbers the stem 0, the blocks 1..n and the last 1x1 conv n+1.
+# Number of inverted bottlenecks: deeplab2 numbers the stem 0, the blocks 1..n and the last 1x1
+# conv n+1.
 MOBILENET_BLOCKS = {"mobilenet_v3_small": 11, "mobilenet_v3_large": 15}
 
 # (deeplab2 path of one Conv2DSame / DepthwiseConv2DSame, our layer-name stem). The conv is
@@ -73,7 +74,7 @@ _MOBILENET_CONVS = {"_conv1_bn_act": "expand", "_conv2_bn_act": "depthwise", "_c
 
 
 def checkpoint_name(key: str, backbone: str) -> tuple[str, str] | None:
-    """Our ``(layer name, weight name)`` for a deeplab2 checkpoint key, or None if no rule covers it."""
+    """Our ``(layer name, weight name)`` for a deeplab2 checkpoint key; None if no rule fits it."""
     path = key[: -len(SUFFIX)] if key.endswith(SUFFIX) else key
     head, _, weight = path.rpartition("/")
     if head in _LAST_LAYERS and weight in ("kernel", "bias"):
@@ -230,7 +231,8 @@ def resolve_checkpoint(path: str | Path) -> str:
             if latest is None or not Path(latest + ".index").is_file():
                 raise CheckpointError(
                     f"{path / 'checkpoint'}: names no checkpoint whose .index file exists here. "
-                    "Copy the ckpt-N.index and ckpt-N.data-* files next to it, or give a checkpoint prefix."
+                    "Copy the ckpt-N.index and ckpt-N.data-* files next to it, or give a "
+                    "checkpoint prefix."
                 )
             return latest
         numbered = sorted(
@@ -240,13 +242,14 @@ def resolve_checkpoint(path: str | Path) -> str:
             return str(numbered[-1])[: -len(".index")]
         raise CheckpointError(
             f"{path}: neither a checkpoint directory (no 'checkpoint' file) nor a SavedModel (no "
-            "variables/variables.index). Give a prefix such as DIR/ckpt-60000, its folder, or a SavedModel folder."
+            "variables/variables.index). Give a prefix such as DIR/ckpt-60000, its folder, or a "
+            "SavedModel folder."
         )
     prefix = str(path)[: -len(".index")] if str(path).endswith(".index") else str(path)
     if not Path(prefix + ".index").is_file():
         raise CheckpointError(
-            f"{path}: no checkpoint here ({prefix}.index not found). Give a prefix such as DIR/ckpt-60000 "
-            "(the part before .index), its folder, or a SavedModel folder."
+            f"{path}: no checkpoint here ({prefix}.index not found). Give a prefix such as "
+            "DIR/ckpt-60000 (the part before .index), its folder, or a SavedModel folder."
         )
     return prefix
 
@@ -263,8 +266,9 @@ class CheckpointContents:
             return self.reader.get_tensor(key + SUFFIX if not key.endswith(SUFFIX) else key)
         except Exception as err:  # noqa: BLE001 - DataLossError, OutOfRange...: the data file is damaged
             raise CheckpointError(
-                f"{self.prefix}: cannot read variable {key} ({type(err).__name__}: {str(err).splitlines()[0]}). "
-                "The checkpoint's data file is truncated or damaged; copy it again."
+                f"{self.prefix}: cannot read variable {key} ({type(err).__name__}: "
+                f"{str(err).splitlines()[0]}). The checkpoint's data file is truncated or damaged; "
+                "copy it again."
             ) from None
 
 
@@ -276,8 +280,9 @@ def open_checkpoint(prefix: str) -> CheckpointContents:
         shape_map = reader.get_variable_to_shape_map()
     except Exception as err:  # noqa: BLE001 - TF raises several types for an unreadable index
         raise CheckpointError(
-            f"{prefix}: not a readable TensorFlow checkpoint ({type(err).__name__}: {str(err).splitlines()[0]}). "
-            "Give the checkpoint deeplab2 saved (ckpt-N with its .index and .data-* files)."
+            f"{prefix}: not a readable TensorFlow checkpoint ({type(err).__name__}: "
+            f"{str(err).splitlines()[0]}). Give the checkpoint deeplab2 saved (ckpt-N with its "
+            ".index and .data-* files)."
         ) from None
     shapes, skipped = {}, []
     for key, shape in shape_map.items():
@@ -293,7 +298,7 @@ def open_checkpoint(prefix: str) -> CheckpointContents:
 
 
 def model_weights(model) -> dict[tuple[str, str], object]:
-    """``(layer name, weight name) -> variable`` over every layer of ``model``, nested models included."""
+    """``(layer name, weight name) -> variable`` over every layer of ``model`` and nested models."""
     import keras
 
     out: dict[tuple[str, str], object] = {}
@@ -336,7 +341,8 @@ def map_variables(shapes: dict[str, tuple[int, ...]], model, backbone: str, sour
             )
         elif target in taken:  # two checkpoint variables for one weight: not a bijection
             unknown.append(
-                f"{key} {list(shapes[key])} (as {'/'.join(target)}, already given by {taken[target]})"
+                f"{key} {list(shapes[key])} (as {'/'.join(target)}, already given by "
+                f"{taken[target]})"
             )
         else:
             pairs[key] = target
@@ -364,8 +370,8 @@ def map_variables(shapes: dict[str, tuple[int, ...]], model, backbone: str, sour
             f"{source}: the checkpoint does not match the model the config describes "
             f"({len(pairs)} of {len(shapes)} variables match).\n"
             + "\n".join(parts)
-            + "\nFix: give the config the checkpoint was trained with (backbone, output stride, widths, channels, "
-            "class count), or the checkpoint that belongs to this config."
+            + "\nFix: give the config the checkpoint was trained with (backbone, output stride, "
+            "widths, channels, class count), or the checkpoint that belongs to this config."
         )
     values = int(sum(np.prod(shapes[k], dtype=np.int64) for k in pairs))
     return Mapping(pairs=pairs, values=values)

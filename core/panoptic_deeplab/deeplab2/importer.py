@@ -47,7 +47,8 @@ def read_config(
     if path.suffix in TEXTPROTO_SUFFIXES:
         if not path.is_file():
             raise ConfigError(
-                f"{path}: config file not found. Give the deeplab2 experiment textproto the model was trained with."
+                f"{path}: config file not found. Give the deeplab2 experiment textproto the model "
+                "was trained with."
             )
         imported = to_config(parse_textproto(path), str(path))
         config, notes, semantic_outputs = imported.config, imported.notes, imported.semantic_outputs
@@ -68,8 +69,9 @@ def read_config(
     config.dataset.name = name
     if semantic_outputs and semantic_outputs != spec.num_classes:
         raise ConfigError(
-            f"{config_arg}: semantic_head.output_channels is {semantic_outputs} but the '{spec.name}' class table "
-            f"has {spec.num_classes} classes. Give the matching --dataset-spec."
+            f"{config_arg}: semantic_head.output_channels is {semantic_outputs} but the "
+            f"'{spec.name}' class table has {spec.num_classes} classes. Give the matching "
+            "--dataset-spec."
         )
     return config, spec, semantic_outputs, notes
 
@@ -110,7 +112,8 @@ def import_deeplab2(
     prefix = ckpt.resolve_checkpoint(checkpoint)
     contents = ckpt.open_checkpoint(prefix)
     log(
-        f"checkpoint: {prefix} ({len(contents.shapes)} model variables, {len(contents.skipped)} other entries)"
+        f"checkpoint: {prefix} ({len(contents.shapes)} model variables, {len(contents.skipped)} "
+        "other entries)"
     )
 
     m.pretrained_backbone = None
@@ -131,8 +134,9 @@ def import_deeplab2(
         "config": str(config_arg),
     }
     steps = _global_step(contents)
-    # fp32 unless asked otherwise: bfloat16 is verified on our trained models, not on imported weights
-    # (on the random-weight deeplab2 fixtures it changes the class of 15-41 % of the pixels; README, Precision).
+    # fp32 unless asked otherwise: bfloat16 is verified on our trained models, not on imported
+    # weights (on the random-weight deeplab2 fixtures it changes the class of 15-41 % of the
+    # pixels; README, Precision).
     bundle = save_bundle(
         out, model, config, spec, metrics={}, steps=steps, source=source, precision="fp32"
     )

@@ -1,4 +1,4 @@
-"""Read a deeplab2 experiment textproto (``configs/*/panoptic_deeplab/*.textproto``) into our Config.
+"""Read a deeplab2 experiment textproto (``configs/*/panoptic_deeplab/*.textproto``) as a Config.
 
 The file is parsed by protobuf's own ``text_format`` against a schema written here (``_schema``),
 which declares only the fields the importer reads, in deeplab2's ``config.proto`` field numbers and
@@ -242,7 +242,8 @@ def parse_textproto(path: str | Path):
     span = model_options_span(text)
     if span is None:
         raise ConfigError(
-            f"{path}: no model_options block. Give the deeplab2 experiment textproto the model was trained with."
+            f"{path}: no model_options block. Give the deeplab2 experiment textproto the model was "
+            "trained with."
         )
     # Same line numbers as the file: everything but model_options blanked out.
     masked = "".join(c if c == "\n" else " " for c in text[: span[0]]) + text[span[0] : span[1]]
@@ -250,9 +251,10 @@ def parse_textproto(path: str | Path):
         text_format.Parse(masked, experiment())
     except text_format.ParseError as err:
         raise ConfigError(
-            f"{path}: {_describe(str(err))} pdl import reproduces deeplab2's Panoptic-DeepLab with the "
-            "options listed in docs/bundle-format.md; a field outside them would change the network, so it is "
-            "not ignored. Remove it if it is not meant, or import a model without it."
+            f"{path}: {_describe(str(err))} pdl import reproduces deeplab2's Panoptic-DeepLab with "
+            "the options listed in docs/bundle-format.md; a field outside them would change the "
+            "network, so it is not ignored. Remove it if it is not meant, or import a model "
+            "without it."
         ) from None
     message = experiment()
     try:
@@ -270,7 +272,10 @@ def _describe(error: str) -> str:
         r'^(\d+):(\d+) : Message type "deeplab2\.(\w+)" has no field named "(\w+)"', error
     )
     if m:
-        return f"line {m.group(1)}: model field '{m.group(4)}' (in {m.group(3)}) is not supported by the importer."
+        return (
+            f"line {m.group(1)}: model field '{m.group(4)}' (in {m.group(3)}) is not supported "
+            "by the importer."
+        )
     return f"model_options is not valid ({error})."
 
 
@@ -414,21 +419,23 @@ def to_config(message, source: str) -> Imported:
     eval_crop = tuple(eval_data.crop_size) or train_crop
     if len(train_crop) != 2:
         raise ConfigError(
-            f"{source}: train_dataset_options.crop_size must give height and width, got {list(train_crop)}."
+            f"{source}: train_dataset_options.crop_size must give height and width, got "
+            f"{list(train_crop)}."
         )
     if eval_crop != train_crop:
         raise ConfigError(
-            f"{source}: eval_dataset_options.crop_size {list(eval_crop)} differs from the train crop "
-            f"{list(train_crop)}; here one crop sets both the ASPP pooling window and the eval padding. "
-            "Set both to the same size."
+            f"{source}: eval_dataset_options.crop_size {list(eval_crop)} differs from the train "
+            f"crop {list(train_crop)}; here one crop sets both the ASPP pooling window and the "
+            "eval padding. Set both to the same size."
         )
     evaluator = message.evaluator_options
     if (
         evaluator.eval_scales and list(evaluator.eval_scales) != [1.0]
     ) or evaluator.add_flipped_images:
         notes.append(
-            f"evaluator_options asks for test-time augmentation (scales {list(evaluator.eval_scales) or [1.0]}, "
-            f"flip {evaluator.add_flipped_images}); pass --scales / --flip to pdl predict or evaluate for that"
+            "evaluator_options asks for test-time augmentation (scales "
+            f"{list(evaluator.eval_scales) or [1.0]}, flip {evaluator.add_flipped_images}); pass "
+            "--scales / --flip to pdl predict or evaluate for that"
         )
 
     config = Config()
@@ -527,5 +534,5 @@ def to_config(message, source: str) -> Imported:
 
 
 def _f32(value: float) -> float:
-    """A float field as written in the file (protobuf stores float32: 1e-05 reads 9.99999974e-06)."""
+    """A float field as written in the file (protobuf keeps float32: 1e-05 reads 9.99999974e-06)."""
     return float(f"{value:.7g}")

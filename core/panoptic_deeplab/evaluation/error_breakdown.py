@@ -105,7 +105,7 @@ def classify_errors(
 
 
 class ErrorStat:
-    """Per-class counts of FN and FP by error type, summed over images (``categories`` as PQStat)."""
+    """Per-class FN and FP counts by error type, summed over images (``categories`` as PQStat)."""
 
     def __init__(self, categories: list[dict]):
         self.categories = categories

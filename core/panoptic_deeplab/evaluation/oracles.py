@@ -9,8 +9,9 @@ config's ``data.sigma``):
 * ``center``: the GT heatmap in place of the predicted one: a Gaussian with peak exactly 1 at each
   non-crowd instance's mass center, rounded half to even, the very point the offset targets point
   at and the grouping measures distances to;
-* ``offset``: the GT offsets (integer center - pixel) on non-crowd instance pixels; elsewhere (stuff,
-  crowd, void) the model's offsets, which the grouping only reads where the semantic map says thing;
+* ``offset``: the GT offsets (integer center - pixel) on non-crowd instance pixels; elsewhere
+  (stuff, crowd, void) the model's offsets, which the grouping only reads where the semantic map
+  says thing;
 * ``all``: the three together; ``none``: nothing replaced, the model's raw maps fused again at the
   image's size (a check of the route: it equals the model's own PQ when the network ran unresized).
 
@@ -45,14 +46,16 @@ def parse_oracles(text: str) -> dict[str, tuple[str, ...]]:
             bad = [p for p in parts if p not in HEADS]
             if bad:
                 raise UserError(
-                    f"--oracle: unknown head {bad[0]!r} in {text!r}. Give a comma-separated list of "
-                    "semantic, center, offset, all (the three), none, or combinations such as semantic+center."
+                    f"--oracle: unknown head {bad[0]!r} in {text!r}. Give a comma-separated list "
+                    "of semantic, center, offset, all (the three), none, or combinations such as "
+                    "semantic+center."
                 )
             heads = tuple(h for h in HEADS if h in parts)
         out[name] = heads
     if not out:
         raise UserError(
-            f"--oracle {text!r}: no oracle named. Give for example --oracle semantic,center,offset,all."
+            f"--oracle {text!r}: no oracle named. Give for example --oracle "
+            "semantic,center,offset,all."
         )
     return out
 
@@ -68,7 +71,7 @@ class OracleOutput:
 
 
 class OracleRunner:
-    """GT targets of an image once, then post-processing of each oracle's mix of GT and model maps."""
+    """An image's GT targets once, then post-processing of each oracle's mix of GT and model."""
 
     def __init__(self, spec, options, sigma: float):
         self.spec = spec
@@ -155,7 +158,8 @@ def shortfall(result: dict, accounting: dict, crowd_segments: int) -> list[str]:
         return []
     if pq >= 100.0 - 1e-9:
         return [
-            "PQ 100.00: nothing lost (no shared centers, no stuff voided by the area limit, no crowd in the way)."
+            "PQ 100.00: nothing lost (no shared centers, no stuff voided by the area limit, "
+            "no crowd in the way)."
         ]
     lines = [f"PQ {pq:.2f}: {100 - pq:.2f} points short of 100."]
     points = overall.get("points", {})
@@ -168,8 +172,8 @@ def shortfall(result: dict, accounting: dict, crowd_segments: int) -> list[str]:
             lines.append(f"  {value:.2f} points: {LABELS.get(key, key)}{count}")
     if accounting.get("shared_center"):
         lines.append(
-            f"  {accounting['shared_center']} GT instances have no center of their own: their mass center is "
-            "another instance's pixel (one peak for both), so the grouping merges them."
+            f"  {accounting['shared_center']} GT instances have no center of their own: their mass "
+            "center is another instance's pixel (one peak for both), so the grouping merges them."
         )
     if accounting.get("center_not_found"):
         lines.append(
@@ -178,12 +182,13 @@ def shortfall(result: dict, accounting: dict, crowd_segments: int) -> list[str]:
         )
     if counts.get("stuff_area_limit"):
         lines.append(
-            f"  {counts['stuff_area_limit']} GT stuff segments have a class area <= stuff_area_limit in their "
-            "image and are voided by post-processing (a rule of the method, not of a head)."
+            f"  {counts['stuff_area_limit']} GT stuff segments have a class area <= "
+            "stuff_area_limit in their image and are voided by post-processing (a rule of the "
+            "method, not of a head)."
         )
     if crowd_segments:
         lines.append(
-            f"  {crowd_segments} crowd regions: their pixels have the class but no center; the grouping gives "
-            "them to the nearest instance, which lowers that instance's IoU."
+            f"  {crowd_segments} crowd regions: their pixels have the class but no center; the "
+            "grouping gives them to the nearest instance, which lowers that instance's IoU."
         )
     return lines

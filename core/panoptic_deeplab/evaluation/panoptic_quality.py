@@ -49,7 +49,8 @@ _MULTIPLIERS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6
 
 def _hashed_index(flat: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
     """:func:`dense_index` through a small collision-free hash table of 0 and the listed ids:
-    a few passes over ``flat``, no sort. None if no multiplier hashes the ids apart (or ids repeat)."""
+    a few passes over ``flat``, no sort. None if no multiplier hashes the ids apart (or if ids
+    repeat)."""
     keys = np.concatenate([[0], ids.astype(np.int64)])  # (bit for bit, as the values below)
     bits = max(8, (64 * len(keys) - 1).bit_length())  # >= 64 slots per key: collisions are rare
     shift = np.uint64(64 - bits)
@@ -71,7 +72,7 @@ def _hashed_index(flat: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
 
 
 def dense_index(id_map: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Map each pixel's id to 1 + its position in ``ids``; id 0 -> 0; ids not listed -> len(ids) + 1."""
+    """Each pixel's id -> 1 + its position in ``ids``; id 0 -> 0; unlisted ids -> len(ids) + 1."""
     ids = np.asarray(ids)
     unknown = len(ids) + 1
     flat = id_map.reshape(-1)
@@ -138,7 +139,8 @@ def _pred_index(values: np.ndarray, pred: SegmentTable) -> np.ndarray:
     if pi.size and pi.max() > len(pred.ids):
         bad = np.unique(values.reshape(-1)[pi.reshape(-1) > len(pred.ids)])
         raise ValueError(
-            f"segment ids {bad[:10].tolist()} are in the prediction PNG but not in its segments_info"
+            f"segment ids {bad[:10].tolist()} "
+            "are in the prediction PNG but not in its segments_info"
         )
     return pi
 
@@ -157,7 +159,8 @@ def _overlaps(gt_map, gt: SegmentTable, pred_map, pred: SegmentTable) -> np.ndar
         )  # two sorted lists: a linear merge, GT first on ties
         from_gt = order < len(gt_map.starts)
         # The GT and the predicted run in force from each start on (a start both maps share makes a
-        # piece of length 0; the first prediction run is taken as in force before it, also weight 0).
+        # piece of length 0; the first prediction run is taken as in force before it, also with
+        # weight 0).
         gt_run = np.cumsum(from_gt) - 1
         pred_run = np.maximum(np.cumsum(~from_gt) - 1, 0)
         weights = np.diff(starts[order], append=gt_map.shape[0] * gt_map.shape[1])
@@ -188,7 +191,8 @@ def match_image(
     if n_p and (pred_area == 0).any():
         missing = pred.ids[pred_area == 0]
         raise ValueError(
-            f"segment ids {missing[:10].tolist()} are in segments_info but not in the prediction PNG"
+            f"segment ids {missing[:10].tolist()} "
+            "are in segments_info but not in the prediction PNG"
         )
     gt_area = gt.areas if gt.areas is not None else inter.sum(axis=1)[1 : n_g + 1]
     gc = np.array([category_index[c] for c in gt.category_ids.tolist()], np.int64)
@@ -240,8 +244,8 @@ def segment_details(m: ImageMatch, gt: SegmentTable, pred: SegmentTable) -> dict
     of another class covers it with IoU > 0.5), ``merged`` (its best prediction matched another GT
     or covers more than one GT), ``not_predicted`` (mostly under predicted void), ``low_iou``.
     Prediction status: matched | false_positive | ignored (on void/crowd); a FP gets a reason:
-    ``wrong_class``, ``split`` (its best GT is matched by another prediction), ``background`` (mostly
-    on GT of other segments / unlisted ids with no same-class overlap) or ``low_iou``.
+    ``wrong_class``, ``split`` (its best GT is matched by another prediction), ``background``
+    (mostly on GT of other segments / unlisted ids with no same-class overlap) or ``low_iou``.
     """
     n_g, n_p = len(gt.ids), len(pred.ids)
     inter = m.intersections

@@ -2,7 +2,7 @@
 
 Pixels whose GT is the ignore label are skipped. A predicted label outside ``[0, C)`` (e.g. void)
 counts as a miss of the GT class (FN) and as no class's FP. ``IoU_c = TP / (TP + FP + FN)``; classes
-with ``TP + FP + FN = 0`` are left out of the mean. Crowd pixels count as their class. No TensorFlow.
+with ``TP + FP + FN = 0`` are left out of the mean. Crowd pixels count as their class. No TF.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 @dataclass
 class ConfusionMatrix:
-    """Accumulates ``matrix[gt, pred]`` pixel counts; column ``C`` collects out-of-range predictions."""
+    """Accumulates ``matrix[gt, pred]`` pixel counts; column ``C`` counts out-of-range classes."""
 
     num_classes: int
     ignore_label: int = 255
@@ -29,14 +29,16 @@ class ConfusionMatrix:
         pred = np.asarray(pred_semantic).reshape(-1).astype(np.int64)
         if gt.shape != pred.shape:
             raise ValueError(
-                f"GT and prediction sizes differ: {np.shape(gt_semantic)} vs {np.shape(pred_semantic)}"
+                f"GT and prediction sizes differ: {np.shape(gt_semantic)} vs "
+                f"{np.shape(pred_semantic)}"
             )
         keep = gt != self.ignore_label
         gt, pred = gt[keep], pred[keep]
         if gt.size and (gt.min() < 0 or gt.max() >= self.num_classes):
             raise ValueError(
-                f"GT labels must be in [0, {self.num_classes}) or the ignore label {self.ignore_label}; "
-                f"found {sorted(set(np.unique(gt).tolist()) - set(range(self.num_classes)))[:10]}"
+                f"GT labels must be in [0, {self.num_classes}) or the ignore label "
+                f"{self.ignore_label}; found "
+                f"{sorted(set(np.unique(gt).tolist()) - set(range(self.num_classes)))[:10]}"
             )
         pred = np.where((pred < 0) | (pred >= self.num_classes), self.num_classes, pred)
         c1 = self.num_classes + 1

@@ -1,9 +1,9 @@
-"""Background jobs: records in SQLite and launchers for ``pdl`` commands, used by the app and the CLI.
+"""Background jobs: records in SQLite and launchers for ``pdl`` commands (for the app and the CLI).
 
 Only ``pdl`` sub-commands on an allow-list, with allow-listed options and checked values, are
 launched, always as an argument list, never through a shell. Records live in SQLite
-(``<workdir>/jobs.sqlite``), so a restarted app finds its jobs again; a job recorded as running whose
-process is gone (or whose pid now belongs to another process) is shown as failed.
+(``<workdir>/jobs.sqlite``), so a restarted app finds its jobs again; a job recorded as running
+whose process is gone (or whose pid now belongs to another process) is shown as failed.
 
 A job's ``backend`` says where it runs, by name: ``local`` (a process on this machine, the default)
 or ``slurm`` (a batch job on a Slurm cluster); each is one module of ``.backends``, and a new one is

@@ -10,20 +10,20 @@ import re
 
 from .errors import JobError
 
-# Characters that mean something to a shell. Jobs never go through a shell, but a value carrying them
-# is almost certainly an injection attempt or a paste accident, so it is refused outright.
+# Characters that mean something to a shell. Jobs never go through a shell, but a value carrying
+# them is almost certainly an injection attempt or a paste accident, so it is refused outright.
 _SHELL_META = re.compile(r"[;&|`$<>\n\r\x00\\]|\$\(")
 _OVERRIDE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
 # ---------------------------------------------------------------------------------------------
-# Allow-list: sub-command -> option -> value kind. "flag" takes no value; kinds ending in "*" repeat;
-# kinds ending in "+" take one or more values.
-# Read from each command's own argparse definition, so an option is allowed as soon as its command
-# has it and never after it is gone.
+# Allow-list: sub-command -> option -> value kind. "flag" takes no value; kinds ending in "*"
+# repeat; kinds ending in "+" take one or more values. Read from each command's own argparse
+# definition, so an option is allowed as soon as its command has it and never after it is gone.
 
 _INT, _FLOAT, _PATH, _NAME, _OVERRIDE, _FLAG = "int", "float", "path", "name", "override", "flag"
-_NAMES = "names"  # comma-separated names, '+' allowed inside one (pdl evaluate --oracle semantic+center,all)
+# comma-separated names, '+' allowed inside one (pdl evaluate --oracle semantic+center,all)
+_NAMES = "names"
 
 # What a job may run (`pdl review score` is how the app's Review page scores a split).
 JOB_COMMANDS = ("train", "evaluate", "make-dataset", "check-dataset", "review")
@@ -77,8 +77,8 @@ def _value_kind(names: tuple, kwargs: dict) -> str:
 
 
 def _command_arguments(command: str) -> tuple[dict[str, str], tuple[str, ...]]:
-    """``(options, positionals)`` of ``pdl command``: each option string with its value kind, and the
-    kinds of its positional arguments in order."""
+    """``(options, positionals)`` of ``pdl command``: each option string with its value kind, and
+    the kinds of its positional arguments in order."""
     import importlib
 
     from ..cli import COMMANDS
@@ -130,7 +130,8 @@ def validate_command(argv: list[str]) -> list[str]:
             name, eq, inline = token.partition("=")
             if name not in options:
                 raise JobError(
-                    f"option '{name}' is not allowed for 'pdl {command}' jobs; allowed: {', '.join(options)}"
+                    f"option '{name}' is not allowed for 'pdl {command}' jobs; allowed: "
+                    f"{', '.join(options)}"
                 )
             kind = options[name]
             repeat = kind.endswith("*")
@@ -190,7 +191,8 @@ def _check_value(kind: str, value: str, name: str) -> None:
     elif kind == _NAMES:
         if not re.fullmatch(r"[A-Za-z0-9_.+-]+(,[A-Za-z0-9_.+-]+)*", value):
             raise JobError(
-                f"{name}: '{value}' must be names separated by commas (letters, digits, '_', '.', '+', '-')"
+                f"{name}: '{value}' must be names separated by commas (letters, digits, '_', '.', "
+                "'+', '-')"
             )
     elif kind == _PATH:
         if not value.strip():

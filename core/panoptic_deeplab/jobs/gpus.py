@@ -57,8 +57,8 @@ def job_environment(
 
 def quiet_start_up(env: dict[str, str]) -> dict[str, str]:
     """``env`` for a ``pdl`` process whose TensorFlow start-up lines (CUDA, oneDNN, absl) should be
-    hidden: without a quiet ``TF_CPP_MIN_LOG_LEVEL`` (2 or 3, as ``pdl`` and the app set it), so that
-    ``pdl`` silences TensorFlow's import itself (those lines come before the level is read). A
+    hidden: without a quiet ``TF_CPP_MIN_LOG_LEVEL`` (2 or 3, as ``pdl`` and the app set it), so
+    that ``pdl`` silences TensorFlow's import itself (those lines come before the level is read). A
     level of 0 or 1, the user's wish to see them, is kept."""
     if env.get("TF_CPP_MIN_LOG_LEVEL", "").strip() in ("2", "3"):
         del env["TF_CPP_MIN_LOG_LEVEL"]

@@ -14,7 +14,7 @@ from .errors import JobError
 
 
 def process_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (Linux), to tell our process from a later one reusing its id."""
+    """The start time of ``pid`` (Linux), to tell our process from a later one reusing its id."""
     fields = _stat_fields(pid)
     return fields[19] if fields else None  # field 22: starttime
 

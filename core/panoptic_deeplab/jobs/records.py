@@ -145,7 +145,7 @@ class ModelRecord:
 
     @property
     def base_is_bundle(self) -> bool:
-        """Whether the base it was fine-tuned from is a bundle here (so the two can be evaluated)."""
+        """Whether the base it was fine-tuned from is a bundle here (so both can be evaluated)."""
         from ..bundle import is_bundle
 
         return bool(self.base_model) and is_bundle(Path(self.base_model).expanduser())

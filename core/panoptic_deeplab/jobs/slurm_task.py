@@ -1,6 +1,6 @@
 """The task side of a Slurm job: ``python -m panoptic_deeplab.jobs.slurm_task``, one per worker,
-started by ``srun`` from the batch script ``.backends.slurm`` writes. It checks that the task sees the job's
-workdir and data set, sets ``TF_CONFIG`` and the task's GPU, then becomes ``pdl``."""
+started by ``srun`` from the batch script ``.backends.slurm`` writes. It checks that the task sees
+the job's workdir and data set, sets ``TF_CONFIG`` and the task's GPU, then becomes ``pdl``."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def tasks_per_node(text: str) -> list[int]:
 
 
 def tf_config(env: dict[str, str], hostnames: list[str]) -> dict:
-    """``TF_CONFIG`` of this task: every task is a worker; tasks fill the nodes in order (srun's block
-    distribution), each listening on the job's port base + its index on the node."""
+    """``TF_CONFIG`` of this task: every task is a worker; tasks fill the nodes in order (srun's
+    block distribution), each listening on the job's port base + its index on the node."""
     counts = tasks_per_node(env["SLURM_STEP_TASKS_PER_NODE"])
     if len(counts) != len(hostnames):
         raise JobError(f"{len(hostnames)} node(s) in the step but task counts for {len(counts)}")
@@ -59,8 +59,8 @@ def tf_config(env: dict[str, str], hostnames: list[str]) -> dict:
 
 
 def task_gpus(env: dict[str, str], gpus_per_node: int) -> str:
-    """CUDA_VISIBLE_DEVICES of this task: none without GPUs (the job asked for none, so any GPU on the
-    node is someone else's), else the SLURM_LOCALID-th of the node's allocated GPUs."""
+    """CUDA_VISIBLE_DEVICES of this task: none without GPUs (the job asked for none, so any GPU on
+    the node is someone else's), else the SLURM_LOCALID-th of the node's allocated GPUs."""
     if gpus_per_node <= 0:
         return "-1"
     visible = [g for g in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
@@ -70,7 +70,7 @@ def task_gpus(env: dict[str, str], gpus_per_node: int) -> str:
 
 
 def _task_main(args: list[str]) -> int:
-    """One Slurm task: check what it needs is visible here, set TF_CONFIG and the GPU, become ``pdl``."""
+    """One Slurm task: check that it sees what it needs, set TF_CONFIG and the GPU, become pdl."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m panoptic_deeplab.jobs.slurm_task")
@@ -81,7 +81,8 @@ def _task_main(args: list[str]) -> int:
     ns = parser.parse_args(args)
     argv = ns.argv[1:] if ns.argv[:1] == ["--"] else ns.argv
     env = quiet_start_up(dict(os.environ))
-    where = f"task {env.get('SLURM_PROCID', '?')} on {env.get('SLURMD_NODENAME') or os.uname().nodename}"
+    node = env.get("SLURMD_NODENAME") or os.uname().nodename
+    where = f"task {env.get('SLURM_PROCID', '?')} on {node}"
     try:
         validate_command(argv)
         token = Path(ns.workdir) / TOKEN_FILE
@@ -91,8 +92,8 @@ def _task_main(args: list[str]) -> int:
             seen = None
         if seen != ns.token:
             raise JobError(
-                f"{where} cannot see the job's workdir {ns.workdir} (or sees another folder of that "
-                f"name). {SHARED_STORAGE_NOTE}"
+                f"{where} cannot see the job's workdir {ns.workdir} (or sees another folder of "
+                f"that name). {SHARED_STORAGE_NOTE}"
             )
         for name, kind in (
             ("--dataset", "data set"),
@@ -114,7 +115,7 @@ def _task_main(args: list[str]) -> int:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
     os.chdir(ns.workdir)
-    # exec, not a child: srun's signals (SIGTERM on scancel, preemption, time limit) reach pdl itself.
+    # exec, not a child: srun's signals (SIGTERM on scancel, preemption, time limit) reach pdl.
     os.execve(sys.executable, [sys.executable, "-m", "panoptic_deeplab", *argv], env)
     return 0  # not reached
 

@@ -20,7 +20,9 @@ from .layers import NormFactory, ResizeLike, conv_bn_act, separable_conv_bn_act
 
 
 def pool_size_for_crop(crop_size: tuple[int, int], output_stride: int) -> tuple[int, int]:
-    """The ASPP pooling window for a train crop: ``(size - 1) // OS + 1`` per side (33x65 for 1025x2049 at OS32)."""
+    """The ASPP pooling window for a train crop: ``(size - 1) // OS + 1`` per side.
+
+    E.g. 33x65 for 1025x2049 at OS32."""
     return tuple((int(s) - 1) // output_stride + 1 for s in crop_size)
 
 

@@ -37,12 +37,13 @@ OUTPUTS = ("semantic_logits", "center_heatmap", "offsets")
 # guard (tests/core/inference/test_precision_guard.py) found the center heatmap is what bfloat16
 # breaks: with the whole network in bfloat16 the demo model loses 1.4 PQ on 60 held-out images
 # (peaks rounded to 8 mantissa bits change which centers survive NMS); with a float32 center head
-# it differs by 0.08, while a float32 offset head alone changes nothing. See docs/deployment.md, "Precision".
+# it differs by 0.08, while a float32 offset head alone changes nothing (docs/deployment.md,
+# "Precision").
 FLOAT32_PARTS: tuple[str, ...] = ("center_head",)
 
 
 def valid_input_size(h: int, w: int, output_stride: int) -> tuple[int, int]:
-    """The smallest sizes ``k * output_stride + 1 >= (h, w)`` (k >= 1), e.g. 1024 -> 1025 at OS32."""
+    """The smallest sizes ``k * output_stride + 1 >= (h, w)`` (k >= 1): 1024 -> 1025 at OS32."""
 
     def fit(size: int) -> int:
         return max(1, math.ceil((int(size) - 1) / output_stride)) * output_stride + 1

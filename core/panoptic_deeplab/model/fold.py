@@ -148,7 +148,7 @@ def _folded(conv, bn) -> FoldedConv:
 
 
 def fold_batch_norms(model: keras.Model) -> keras.Model:
-    """A copy of ``model`` for inference with every conv -> BN pair folded into one conv with bias."""
+    """A copy of ``model`` for inference, each conv -> BN pair folded into one conv with bias."""
     pairs = _conv_bn_pairs(model)
     folded_bns = {bn.name for bn in pairs.values()}
     originals = {layer.name: layer for layer in _all_layers(model)}

@@ -195,9 +195,9 @@ class ResizeOffsetsLike(keras.layers.Layer):
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round a channel count to a multiple of ``divisor`` (MobileNet rule, deeplab2 ``make_divisible``):
-    to the nearest multiple, at least ``min_value`` (default ``divisor``), and never more than 10%
-    below ``value``."""
+    """Round a channel count to a multiple of ``divisor`` (MobileNet rule, deeplab2
+    ``make_divisible``): to the nearest multiple, at least ``min_value`` (default ``divisor``), and
+    never more than 10% below ``value``."""
     min_value = divisor if min_value is None else min_value
     rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
     if rounded < 0.9 * value:
@@ -206,10 +206,10 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 
 
 def atrous_schedule(strides, output_stride: int) -> list[tuple[int, int]]:
-    """``(stride, dilation)`` for each layer of a network whose nominal strides are ``strides``, run at
-    ``output_stride`` (TF-slim / deeplab2 rule): once the running stride reaches ``output_stride``,
-    each later layer runs with stride 1 and the dilation accumulated from the strides dropped
-    *before* it, so the first layer whose stride is dropped keeps dilation 1."""
+    """``(stride, dilation)`` for each layer of a network whose nominal strides are ``strides``, run
+    at ``output_stride`` (TF-slim / deeplab2 rule): once the running stride reaches
+    ``output_stride``, each later layer runs with stride 1 and the dilation accumulated from the
+    strides dropped *before* it, so the first layer whose stride is dropped keeps dilation 1."""
     schedule, current, rate = [], 1, 1
     for stride in strides:
         if current == output_stride:

@@ -2,15 +2,17 @@
 
 ``config.model.pretrained_backbone`` names a ``.h5`` or ``.weights.h5`` file. Two layouts load:
 
-1. **Weights saved from this package's own backbone** (``model.get_layer("backbone").save_weights(path)``),
-   any backbone: loaded with Keras ``load_weights``, which needs the same architecture and width.
-2. **``keras.applications.ResNet50`` weights** (e.g. ``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5``,
-   or ``keras.applications.ResNet50(include_top=False).save_weights(...)``) for ``resnet50``: our layer
+1. **Weights saved from this package's own backbone**
+   (``model.get_layer("backbone").save_weights(path)``), any backbone: loaded with Keras
+   ``load_weights``, which needs the same architecture and width.
+2. **``keras.applications.ResNet50`` weights** (e.g.
+   ``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5``, or
+   ``keras.applications.ResNet50(include_top=False).save_weights(...)``) for ``resnet50``: our layer
    names follow Keras', so weights are copied layer by layer by name. Keras' convs have a bias and
    ours do not (BN follows); the bias is folded exactly into the next BN's moving mean
-   (``BN(conv + b)`` with mean ``m`` equals ``BN(conv)`` with mean ``m - b``). Keras' ResNet50 is v1
-   (stride in the first 1x1) while deeplab2's puts it in the 3x3; kernel shapes are the same, so the
-   weights load and serve as an initialisation, as in deeplab2's own ImageNet checkpoints.
+   (``BN(conv + b)`` with mean ``m`` equals ``BN(conv)`` with mean ``m - b``). Keras' ResNet50 is
+   v1 (stride in the first 1x1) while deeplab2's puts it in the 3x3; kernel shapes are the same, so
+   the weights load and serve as an initialisation, as in deeplab2's own ImageNet checkpoints.
    Layers of ours absent from the file (e.g. the ResNet-50-beta inception stem) keep their
    initialisation; a layer whose shapes differ is an error naming the file and the layer.
 
@@ -35,11 +37,12 @@ KERAS_APPLICATION_LAYOUTS = {"resnet50": "ResNet50", "resnet50_beta": "ResNet50"
 def load_pretrained_backbone(
     backbone: keras.Model, path: str | Path, backbone_name: str
 ) -> dict[str, list[str]]:
-    """Load ``path`` into ``backbone``; returns ``{"loaded": [...], "skipped": [...]}`` layer names."""
+    """Load ``path`` into ``backbone``; returns ``{"loaded": [...], "skipped": [...]}`` (layers)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
-            f"model.pretrained_backbone: {path} not found. Give a local .h5/.weights.h5 file, or set it to null."
+            f"model.pretrained_backbone: {path} not found. Give a local .h5/.weights.h5 file, or "
+            "set it to null."
         )
     if not (path.name.endswith(".h5")):
         raise CheckpointError(
@@ -55,8 +58,8 @@ def load_pretrained_backbone(
         if application is None:
             raise CheckpointError(
                 f"model.pretrained_backbone: {path} does not match backbone '{backbone_name}' "
-                f"(width {_width_hint(backbone)}): {own_error}. Save the file from this package's backbone "
-                f"with the same backbone and width."
+                f"(width {_width_hint(backbone)}): {own_error}. Save the file from this package's "
+                "backbone with the same backbone and width."
             ) from None
     return _load_from_application(backbone, path, application, backbone_name)
 
@@ -75,8 +78,8 @@ def _load_from_application(
         reference.load_weights(str(path))
     except Exception as err:  # noqa: BLE001 - any failure means the layout does not match
         raise CheckpointError(
-            f"model.pretrained_backbone: {path} matches neither this package's '{backbone_name}' backbone nor "
-            f"keras.applications.{application}(include_top=False): {err}"
+            f"model.pretrained_backbone: {path} matches neither this package's '{backbone_name}' "
+            f"backbone nor keras.applications.{application}(include_top=False): {err}"
         ) from None
 
     ours = {layer.name: layer for layer in backbone.layers}
@@ -122,7 +125,8 @@ def _check_shapes(
     their_shapes = [tuple(w.shape) for w in theirs]
     if own_shapes != their_shapes:
         raise CheckpointError(
-            f"model.pretrained_backbone: layer '{name}' in {path} (keras.applications.{application} layout) has "
-            f"shapes {their_shapes}, the backbone needs {own_shapes}. Use a file for this backbone and width "
-            f"(model.backbone_width must be 1.0 for ImageNet weights)."
+            f"model.pretrained_backbone: layer '{name}' in {path} "
+            f"(keras.applications.{application} layout) has shapes {their_shapes}, the backbone "
+            f"needs {own_shapes}. Use a file for this backbone and width (model.backbone_width "
+            "must be 1.0 for ImageNet weights)."
         )

@@ -93,8 +93,8 @@ class CheckpointStore:
                     ).assert_existing_objects_matched()
                     if errors:
                         print(
-                            f"warning: the newest checkpoint(s) cannot be read, resuming from {Path(path).name}:\n  "
-                            + "\n  ".join(errors),
+                            "warning: the newest checkpoint(s) cannot be read, resuming from "
+                            f"{Path(path).name}:\n  " + "\n  ".join(errors),
                             file=sys.stderr,
                             flush=True,
                         )
@@ -154,7 +154,8 @@ def restore_model_weights(network, source: str | Path) -> str:
     if prefix is None:
         raise CheckpointError(
             f"{source}: no checkpoint found. Give a model bundle directory (with bundle.json), a "
-            "'.weights.h5' file, a training workdir, or a checkpoint prefix such as WORKDIR/checkpoints/ckpt-1000."
+            "'.weights.h5' file, a training workdir, or a checkpoint prefix such as "
+            "WORKDIR/checkpoints/ckpt-1000."
         )
     problem = None
     with _quiet_restores():
@@ -176,15 +177,18 @@ def _first_line(err: BaseException) -> str:
     """The first line of a restore error, plus what a mismatch of the class layer means."""
     line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     if CLASS_LAYER in line:
-        line += " (that layer's size is the number of classes: the checkpoint was trained on another class table)"
+        line += (
+            " (that layer's size is the number of classes: the checkpoint was trained on another "
+            "class table)"
+        )
     return line
 
 
 @contextlib.contextmanager
 def _quiet_restores():
-    """Restores whose TensorFlow warnings are muted: a restore that fails leaves objects whose deletion
-    logs a warning per unrestored variable (hundreds of lines that bury the one clear error). They are
-    collected before the warnings are turned back on."""
+    """Restores whose TensorFlow warnings are muted: a restore that fails leaves objects whose
+    deletion logs a warning per unrestored variable (hundreds of lines that bury the one clear
+    error). They are collected before the warnings are turned back on."""
     logger = tf.get_logger()
     level = logger.level
     logger.setLevel(logging.ERROR)

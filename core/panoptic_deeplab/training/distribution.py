@@ -23,8 +23,8 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     if name == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
             raise ConfigError(
-                "--strategy multi_worker needs the TF_CONFIG environment variable (cluster and task); "
-                "see docs/distributed-training.md."
+                "--strategy multi_worker needs the TF_CONFIG environment variable (cluster and "
+                "task); see docs/distributed-training.md."
             )
         try:
             json.loads(os.environ["TF_CONFIG"])

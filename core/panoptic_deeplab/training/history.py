@@ -110,7 +110,7 @@ def list_snapshots(workdir: str | Path) -> list[Snapshot]:
 
 
 def write_run_spec(workdir: str | Path, spec) -> None:
-    """Keep the run's class table in the workdir, so a step can be loaded before the bundle exists."""
+    """Keep the run's class table in the workdir: a step can be loaded before the bundle exists."""
     Path(workdir, SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2))
 
 

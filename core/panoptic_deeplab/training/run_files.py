@@ -62,8 +62,8 @@ class RunFiles:
     def status(
         self, state: str, step: int, message: str = "", phase: str | None = None, **extra
     ) -> None:
-        """``phase`` says what a run does before its first step (PHASES), then "training"; it is kept
-        from the previous call when not given."""
+        """``phase`` says what a run does before its first step (PHASES), then "training"; it is
+        kept from the previous call when not given."""
         if not self.enabled:
             return
         if state not in ("starting", "running"):

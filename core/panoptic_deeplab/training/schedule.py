@@ -9,7 +9,7 @@ import tensorflow as tf
 @keras.saving.register_keras_serializable(package="panoptic_deeplab")
 class WarmupPolyDecay(keras.optimizers.schedules.LearningRateSchedule):
     """``lr(s) = (base - end) * (1 - s / total) ** power + end`` for s >= warmup, and
-    ``base_lr * s / warmup_steps`` (deeplab2's linear warmup) before; s is clipped to ``total_steps``.
+    ``base_lr * s / warmup_steps`` (deeplab2's linear warmup) before; s is clipped to total_steps.
 
     ``accumulation``: the optimizer counts micro-batches when it accumulates gradients, so the step
     the schedule sees is divided by it; the schedule is always in optimizer updates.

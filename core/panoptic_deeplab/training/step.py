@@ -24,9 +24,9 @@ class PanopticTrainingModel(keras.Model):
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras 3.15's TF trainer pre-builds by calling strategy.reduce("MEAN", batch) on the first
-        # distributed batch, which fails for nested (dict) batches under MultiWorkerMirroredStrategy.
-        # Nothing needs building here: the network is built, the optimizer is built before fit,
-        # and no compiled losses or metrics exist.
+        # distributed batch, which fails for nested (dict) batches under
+        # MultiWorkerMirroredStrategy. Nothing needs building here: the network is built, the
+        # optimizer is built before fit, and no compiled losses or metrics exist.
         return
 
     def call(self, inputs, training=False):

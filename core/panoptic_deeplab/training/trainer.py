@@ -396,14 +396,15 @@ def _last_checkpoint(state: RunState, store: CheckpointStore, chief: bool) -> in
 def _micro_batch(batch_size: int, accumulation: int, replicas: int) -> int:
     if batch_size % accumulation:
         raise ConfigError(
-            f"train.batch_size {batch_size} is not divisible by train.gradient_accumulation {accumulation}; "
-            "batch_size is the effective batch, split into gradient_accumulation micro-batches."
+            f"train.batch_size {batch_size} is not divisible by train.gradient_accumulation "
+            f"{accumulation}; batch_size is the effective batch, split into gradient_accumulation "
+            "micro-batches."
         )
     micro = batch_size // accumulation
     if micro % replicas:
         raise ConfigError(
-            f"micro-batch {micro} (train.batch_size / train.gradient_accumulation) cannot be split over "
-            f"{replicas} replicas; make it a multiple of {replicas}."
+            f"micro-batch {micro} (train.batch_size / train.gradient_accumulation) cannot be split "
+            f"over {replicas} replicas; make it a multiple of {replicas}."
         )
     return micro
 
@@ -433,9 +434,9 @@ def _check_workdir_config(config: Config, workdir: Path) -> None:
         differences = _differences(previous, config.to_dict()["model"], "model")
         if differences:
             raise CheckpointError(
-                f"{path}: this workdir holds checkpoints of a different model config ({'; '.join(differences[:5])}). "
-                "Use a new --workdir, or the config it was started with (the train section may change, the model "
-                "section may not)."
+                f"{path}: this workdir holds checkpoints of a different model config "
+                f"({'; '.join(differences[:5])}). Use a new --workdir, or the config it was "
+                "started with (the train section may change, the model section may not)."
             )
 
 
@@ -452,9 +453,10 @@ def _differences(old: dict, new: dict, prefix: str) -> list[str]:
 
 
 def _init_weights(network: keras.Model, source: str | Path) -> str:
-    """Fine-tuning start: a bundle, a ``.weights.h5`` file, or a TF checkpoint / workdir. Weights for
-    another class count load all but the semantic head's last layer (a note says so); any other
-    difference (backbone, widths) is a CheckpointError naming the file and the first differing layer."""
+    """Fine-tuning start: a bundle, a ``.weights.h5`` file, or a TF checkpoint / workdir. Weights
+    for another class count load all but the semantic head's last layer (a note says so); any other
+    difference (backbone, widths) is a CheckpointError naming the file and the first layer that
+    differs."""
     source = Path(source)
     weights = source / "model.weights.h5" if is_bundle(source) else source
     if str(weights).endswith(".weights.h5"):
@@ -468,8 +470,9 @@ def _init_weights(network: keras.Model, source: str | Path) -> str:
             layer = network.get_layer(CLASS_LAYER)
             shapes = ", ".join(f"{w.name} {tuple(w.shape)}" for w in layer.weights)
             print(
-                f"note: {weights}: trained for another number of classes; every layer but the last of the "
-                f"semantic head is loaded, that one starts fresh (re-initialised: {CLASS_LAYER}: {shapes})",
+                f"note: {weights}: trained for another number of classes; every layer but the last "
+                "of the semantic head is loaded, that one starts fresh (re-initialised: "
+                f"{CLASS_LAYER}: {shapes})",
                 file=sys.stderr,
             )
         return str(weights)

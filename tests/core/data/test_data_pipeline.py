@@ -29,7 +29,7 @@ def colour(panoptic):
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    """Three images of blocks: road plus car/person instances; the image colour encodes the label."""
+    """Three images of blocks: road and car/person instances; the image colour encodes the label."""
     root = tmp_path_factory.mktemp("blocks")
     (root / "annotations" / "panoptic_train").mkdir(parents=True)
     (root / "train").mkdir()

@@ -1,5 +1,5 @@
 """The gate of `pdl train` / `pdl evaluate` remembers a pass: an unchanged data set is not decoded
-again; any changed file, a failed check, PDL_RECHECK_DATASET or a new CHECK_VERSION means a full check."""
+again; any changed file, a failed check, PDL_RECHECK_DATASET or a new CHECK_VERSION: all checked."""
 
 import json
 import os

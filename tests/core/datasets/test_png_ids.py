@@ -106,7 +106,7 @@ def test_dense_noise_and_single_pixel_images():
 
 @pytest.mark.parametrize("filters", [[1, 1, 1], [1, 2, 0], [2, 2, 2]])
 def test_maps_without_a_nonzero_pixel_byte_decode(filters):
-    """All void (nothing to find but the filter bytes), and RGBA whose only nonzero bytes are alpha."""
+    """All void (only the filter bytes), and RGBA whose only nonzero bytes are alpha."""
     void = np.zeros((3, 6), np.uint32)
     assert np.array_equal(decode_segment_ids(encode_png(to_rgb(void), filters)), void)
     opaque = np.concatenate([to_rgb(void), np.full((3, 6, 1), 255, np.uint8)], axis=-1)

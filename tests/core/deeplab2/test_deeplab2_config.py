@@ -1,4 +1,4 @@
-"""Reading deeplab2 experiment textprotos: the model part strictly, the rest leniently (no TensorFlow)."""
+"""Reading deeplab2 experiment textprotos: the model part strictly, the rest leniently (no TF)."""
 
 from __future__ import annotations
 
@@ -147,7 +147,10 @@ def test_trainer_and_data_fields_outside_the_schema_are_ignored(textproto):
 
 
 def test_model_options_span_skips_strings_and_comments():
-    text = '# model_options { no }\nexperiment_name: "model_options {"\nmodel_options {\n  a { b: "}" }\n}\nrest {}'
+    text = (
+        '# model_options { no }\nexperiment_name: "model_options {"\n'
+        'model_options {\n  a { b: "}" }\n}\nrest {}'
+    )
     start, end = model_options_span(text)
     assert text[start:end] == 'model_options {\n  a { b: "}" }\n}'
 

@@ -71,7 +71,7 @@ def test_raw_outputs_equal_deeplab2(imported):
 
 
 def _segment_pairs(ref_panoptic, our_panoptic, divisor, where):
-    """Assert the two maps have the same segments on ``where`` (same pixels, same class; any ids)."""
+    """Assert the two maps have the same segments on ``where`` (same pixels and class; any ids)."""
     pairs = np.unique(np.stack([ref_panoptic[where], our_panoptic[where]]), axis=1).T
     ref_ids, our_ids = pairs[:, 0], pairs[:, 1]
     assert len(np.unique(ref_ids)) == len(pairs), (
@@ -365,8 +365,8 @@ def test_official_variable_lists_map_one_to_one_onto_our_full_size_models(
 
 
 def test_pdl_train_init_from_an_imported_model_reinitialises_only_the_class_layer(tmp_path, capsys):
-    """`pdl train --init-from` the imported MobileNetV3-S for the synthetic data set (8 classes instead
-    of Cityscapes' 19): every layer but the last semantic one starts from the imported weights."""
+    """`pdl train --init-from` the imported MobileNetV3-S for the synthetic data set (8 classes,
+    not Cityscapes' 19): every layer but the last semantic one starts from the imported weights."""
     from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
 
     bundle = tmp_path / "imported"

@@ -20,7 +20,7 @@ CATEGORIES = [
 
 
 def random_pair(rng, h=48, w=64, crowd=True):
-    """A GT map (stuff bands, thing boxes, maybe a crowd box and a void strip) and a noisy prediction."""
+    """A GT map (stuff bands, thing boxes, maybe a crowd box and void strip), a noisy prediction."""
     gt = np.where(np.arange(h)[:, None] < h // 3, 1, 0) * DIV + np.zeros((h, w), np.int64)
     pred = gt.copy()
     for inst in range(1, rng.integers(2, 8)):

@@ -1,6 +1,6 @@
-"""deeplab2's own instance-AP test cases (``evaluation/coco_instance_ap_test.py``: inputs and expected
-numbers) through ``coco_instance_ap``; the team images are deeplab2's test PNGs (Apache 2.0, see
-deeplab2_testdata/README.md)."""
+"""deeplab2's own instance-AP test cases (``evaluation/coco_instance_ap_test.py``: inputs and
+expected numbers) through ``coco_instance_ap``; the team images are deeplab2's test PNGs (Apache
+2.0, see deeplab2_testdata/README.md)."""
 
 from pathlib import Path
 

@@ -58,7 +58,7 @@ DEEPLAB2 = Path(__file__).resolve().parents[2] / "fixtures" / "deeplab2"
 
 @pytest.fixture(scope="module", params=["mnv3s_os16", "r50w025_os32"])
 def imported_deeplab2(request, tmp_path_factory):
-    """A deeplab2 checkpoint (the authors' code, fixed random weights) imported with `pdl import deeplab2`."""
+    """A deeplab2 checkpoint (the authors' code, fixed random weights) run through `pdl import`."""
     from panoptic_deeplab.deeplab2.importer import import_deeplab2
 
     out = tmp_path_factory.mktemp(request.param) / "bundle"
@@ -87,8 +87,8 @@ def test_an_imported_deeplab2_model_runs_fp32_unless_asked_because_bf16_fails_th
     imported_deeplab2, held_out, monkeypatch
 ):
     """No labels fit a random-weight model, so its own fp32 maps are the reference. In bf16 the
-    deeplab2 fixtures fail the guard by far, so an imported bundle defaults to fp32; and the cause is
-    the random weights' sensitivity, not a broken bf16 layer: rounding only the weights to bf16
+    deeplab2 fixtures fail the guard by far, so an imported bundle defaults to fp32; and the cause
+    is the random weights' sensitivity, not a broken bf16 layer: rounding only the weights to bf16
     (float32 arithmetic) already changes many pixels' class, where the trained demo model keeps
     practically all of them."""
     from panoptic_deeplab.bundle import load_bundle

@@ -64,7 +64,7 @@ def test_flip_averages_mirrored_runs_and_negates_dx():
 def test_multi_scale_rescales_offsets_to_the_padded_grid():
     predictor = Predictor(fake_bundle(fake_config(crop=(33, 49))), scales=(1.0, 0.5))
     pred = predictor(random_image(20, 30, seed=2))
-    # At scale 0.5 the network sees 17x25; its offsets (1, 2) become (1 * 32/16, 2 * 48/24) on 33x49.
+    # At scale 0.5 the network sees 17x25; on 33x49 offsets (1, 2) become (1 * 32/16, 2 * 48/24).
     np.testing.assert_allclose(
         pred.offsets, np.broadcast_to([(1 + 2) / 2, (2 + 4) / 2], (20, 30, 2)), atol=1e-5
     )

@@ -182,9 +182,9 @@ def test_xception71_parameter_count_matches_tf1_definition():
 
     expected = 27 * 32 + 2 * 32 + 9 * 32 * 64 + 2 * 64  # root convs + BNs
     cin = 64
-    blocks = [((128,) * 3, True, 1), ((256,) * 3, True, 1), ((256,) * 3, True, 1), ((728,) * 3, True, 1),
-              ((728,) * 3, True, 1), ((728,) * 3, False, 16), ((728, 1024, 1024), True, 1),
-              ((1536, 1536, 2048), False, 1)]  # fmt: skip
+    blocks = [((128,) * 3, True, 1), ((256,) * 3, True, 1), ((256,) * 3, True, 1),
+              ((728,) * 3, True, 1), ((728,) * 3, True, 1), ((728,) * 3, False, 16),
+              ((728, 1024, 1024), True, 1), ((1536, 1536, 2048), False, 1)]  # fmt: skip
     for depths, projection, units in blocks:
         for _ in range(units):
             c = cin
@@ -212,7 +212,8 @@ def test_xception71_endpoints_and_separable_conv_layout():
     assert producer(endpoints["res5"]) == "exit_flow_block2_unit_1_separable_conv3_pointwise_relu"
     names = {layer.name for layer in model.layers}
     assert sum(n.startswith("middle_flow_block1_unit_") and n.endswith("_add") for n in names) == 16
-    # BN sits between depthwise and pointwise; ReLU before the conv in the flows, after it at the end.
+    # BN sits between depthwise and pointwise; ReLU comes before the conv in the flows, after it
+    # at the end.
     unit = "middle_flow_block1_unit_7_separable_conv2"
     assert (
         model.get_layer(f"{unit}_pointwise").input.name

@@ -1,4 +1,4 @@
-"""Trainable-parameter counts against the authors' (deeplab2 model/deeplab_test.py; docs/method.md §1)."""
+"""Trainable-parameter counts against the authors' (deeplab2's deeplab_test.py, method.md §1)."""
 
 from __future__ import annotations
 

@@ -43,7 +43,8 @@ def test_keras_applications_resnet50_weights_load_by_name(keras_resnet50_file):
     backbone = build_model(config, num_classes=19, input_shape=(65, 65)).get_layer("backbone")
     (kernel,) = backbone.get_layer("conv3_block2_2_conv").get_weights()
     np.testing.assert_array_equal(kernel, reference["conv3_block2_2_conv"][0])
-    # The conv bias is folded into the next BN's moving mean: BN(conv + b; mean m) == BN(conv; m - b).
+    # The conv bias is folded into the next BN's moving mean:
+    # BN(conv + b; mean m) == BN(conv; mean m - b).
     gamma, beta, mean, var = backbone.get_layer("conv3_block2_2_bn").get_weights()
     ref_gamma, ref_beta, ref_mean, ref_var = reference["conv3_block2_2_bn"]
     np.testing.assert_allclose(mean, ref_mean - reference["conv3_block2_2_conv"][1], rtol=1e-6)

@@ -1,5 +1,5 @@
-"""A slow, straightforward NumPy version of the post-processing rules, written from docs/method.md §4
-and deeplab2's C++ merge op, used as the oracle for random-case tests."""
+"""A slow, straightforward NumPy version of the post-processing rules, written from docs/method.md
+§4 and deeplab2's C++ merge op, used as the oracle for random-case tests."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """Every shipped config, with its own resize rule, output stride, heads, loss and post-processing,
 trains on the default synthetic data set (made tiny) with the TensorBoard preview and --eval-split
-evaluation: the defaults work together, whatever the image size. The crop (smaller than the images, so the
-preview crops), the batch, the steps and a resize rule's sizes are made small; the MobileNet configs
-keep their own model, the ResNet / Xception ones run
-with a MobileNetV3-Small backbone in place of theirs (on 2 CPU cores each of those takes minutes
-to trace; the backbones themselves are tested in tests/core/model)."""
+evaluation: the defaults work together, whatever the image size. The crop (smaller than the images,
+so the preview crops), the batch, the steps and a resize rule's sizes are made small; the MobileNet
+configs keep their own model, the ResNet / Xception ones run with a MobileNetV3-Small backbone in
+place of theirs (on 2 CPU cores each of those takes minutes to trace; the backbones themselves are
+tested in tests/core/model)."""
 
 import json
 import subprocess
@@ -19,7 +19,7 @@ from panoptic_deeplab.model.backbones.architectures import ARCHITECTURES
 
 @pytest.fixture(scope="module")
 def default_synthetic(tmp_path_factory):
-    """`pdl make-dataset synthetic` with its default settings, at a tiny size (64x128, as 512x1024)."""
+    """`pdl make-dataset synthetic` with its defaults, at a tiny size (64x128 for 512x1024)."""
     root = tmp_path_factory.mktemp("data") / "synthetic"
     subprocess.run(
         [

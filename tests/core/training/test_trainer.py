@@ -1,4 +1,4 @@
-"""The fit loop on a tiny hand-made data set: the loss falls, NaN stops the run, resume, accumulation."""
+"""The fit loop on a tiny hand-made data set: loss falls, NaN stops a run, resume, accumulation."""
 
 import csv
 import io
@@ -91,7 +91,8 @@ def test_gradient_accumulation_and_a_damaged_newest_checkpoint(tmp_path):
     result = train(config, tmp_path, dataset_fn=scenes.dataset_fn(), spec=scenes.SPEC, out=out)
     assert result.step == 4 and "(2 x 2)" in out.getvalue()
     assert [int(r["step"]) for r in read_metrics(tmp_path)] == [1, 2, 3, 4]
-    # Damage the newest checkpoint's data, as an interrupted write could: restore falls back to step 2.
+    # Damage the newest checkpoint's data, as an interrupted write could: restore falls back to
+    # step 2.
     data = next((tmp_path / "checkpoints").glob("ckpt-4.data-*"))
     data.write_bytes(data.read_bytes()[:100])
     from panoptic_deeplab.model.builder import build_model
@@ -115,8 +116,8 @@ def test_bad_batch_split_is_a_config_error(tmp_path):
 
 @pytest.mark.slow  # about a minute on a loaded 2-core CPU
 def test_a_short_run_reports_its_phases_and_logs_every_step(tmp_path, monkeypatch):
-    """status.json says what happens before the first step (the app shows it), and a run shorter than
-    log_every still logs enough rows to draw a curve."""
+    """status.json says what happens before the first step (the app shows it), and a run shorter
+    than log_every still logs enough rows to draw a curve."""
     from panoptic_deeplab.training.callbacks import log_interval
     from panoptic_deeplab.training.run_files import RunFiles
 

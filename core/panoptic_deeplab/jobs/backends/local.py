@@ -93,7 +93,7 @@ class LocalBackend(Backend):
         return store.outcome_of_exit(job, code)
 
     def cancel(self, store: JobStore, job: Job, grace_s: float) -> Job:
-        """SIGTERM the job's process group, then SIGKILL it if it is still there after ``grace_s``."""
+        """SIGTERM the job's process group, then SIGKILL it if still there after ``grace_s``."""
         if job.state != RUNNING:
             return job
         store.update(job.id, cancel_requested=True)

@@ -1,12 +1,12 @@
-"""The Slurm backend of the jobs: ``pdl train`` / ``pdl evaluate`` as a batch job on a Slurm cluster.
+"""The Slurm backend of the jobs: ``pdl train`` / ``pdl evaluate`` as a Slurm batch job.
 
 A job is a generated batch script handed to ``sbatch`` (kept beside the log in the workdir, so what
 ran can be read and re-run by hand); it starts one task per worker with ``srun``. Each task runs
-``python -m panoptic_deeplab.jobs.slurm_task`` (``..slurm_task``), which checks that it sees the job's
-workdir and data set (both must be on storage every node mounts), builds ``TF_CONFIG`` from Slurm's environment
-(``SLURM_PROCID``, ``SLURM_STEP_NUM_TASKS``, the step's node list expanded with ``scontrol show
-hostnames``, a port range derived from the job id) and then becomes ``pdl``. That works on CPU-only
-nodes too, unlike TensorFlow's ``SlurmClusterResolver``, which refuses tasks without GPUs.
+``python -m panoptic_deeplab.jobs.slurm_task`` (``..slurm_task``), which checks that it sees the
+job's workdir and data set (both must be on storage every node mounts), builds ``TF_CONFIG`` from
+Slurm's environment (``SLURM_PROCID``, ``SLURM_STEP_NUM_TASKS``, the step's node list expanded with
+``scontrol show hostnames``, a port range derived from the job id) and then becomes ``pdl``. That
+works on CPU-only nodes too, unlike TF's ``SlurmClusterResolver``, which refuses tasks without GPUs.
 
 The record lives in the same store as local jobs (``backend = 'slurm'``; Slurm's job id, the
 options and the workdir token in ``job.backend_data``). Its state comes from Slurm: ``scontrol
@@ -42,16 +42,16 @@ if TYPE_CHECKING:  # annotations only
     from ..store import JobStore
 
 SHARED_STORAGE_NOTE = (
-    "The workdir (and the data set, the base model and this Python installation) must be on storage "
-    "every node of the cluster sees, e.g. NFS, Lustre or GPFS."
+    "The workdir (and the data set, the base model and this Python installation) must be on "
+    "storage every node of the cluster sees, e.g. NFS, Lustre or GPFS."
 )
 TOKEN_FILE = (
     ".pdl-slurm-token"  # written by the submitter; a task that cannot read it is on other storage
 )
 SCRIPT_FILE = "slurm-job.sh"
 KINDS = ("train", "evaluate")  # what can run on Slurm: training scales out, evaluation is one task
-# Workers listen on PORT_FIRST + (job id % PORT_SLOTS) * MAX_TASKS_PER_NODE + local task index, so two
-# jobs sharing a node rarely collide, and the range stays below Linux's ephemeral ports (32768+).
+# Workers listen on PORT_FIRST + (job id % PORT_SLOTS) * MAX_TASKS_PER_NODE + local task index, so
+# two jobs sharing a node rarely collide, and the range stays below the ephemeral ports (32768+).
 PORT_FIRST, PORT_SLOTS, MAX_TASKS_PER_NODE = 12000, 1250, 16
 
 # Slurm's job states (scontrol's JobState, sacct's State) -> ours.
@@ -97,7 +97,7 @@ class SlurmError(JobError):
 
 @dataclass(frozen=True)
 class SlurmOptions:
-    """Where and how big: ``nodes`` x ``tasks_per_node`` workers, one GPU each when ``gpus_per_node``."""
+    """Where and how big: ``nodes`` x ``tasks_per_node`` workers, a GPU each with gpus_per_node."""
 
     partition: str | None = None
     nodes: int = 1
@@ -133,8 +133,9 @@ class SlurmOptions:
             raise JobError(f"--tasks-per-node: at most {MAX_TASKS_PER_NODE} workers per node")
         if self.gpus_per_node and self.tasks_per_node and self.tasks_per_node != self.gpus_per_node:
             raise JobError(
-                f"--tasks-per-node {self.tasks_per_node} with --gpus-per-node {self.gpus_per_node}: "
-                "each task trains on one GPU, so give as many tasks per node as GPUs (or leave it out)"
+                f"--tasks-per-node {self.tasks_per_node} with --gpus-per-node "
+                f"{self.gpus_per_node}: each task trains on one GPU, so give as many tasks per "
+                "node as GPUs (or leave it out)"
             )
         if self.time is not None and parse_time(self.time) is None:
             raise JobError(
@@ -167,8 +168,8 @@ class Partition:
     @property
     def label(self) -> str:
         return (
-            f"{self.name}{' (default)' if self.default else ''}: {self.nodes} node(s), {self.cpus} CPUs, "
-            f"max time {self.max_time}{'' if self.state == 'UP' else ', ' + self.state}"
+            f"{self.name}{' (default)' if self.default else ''}: {self.nodes} node(s), {self.cpus} "
+            f"CPUs, max time {self.max_time}{'' if self.state == 'UP' else ', ' + self.state}"
         )
 
 
@@ -268,7 +269,7 @@ def _check_time_limit(options: SlurmOptions) -> None:
         )
 
 
-# -- the batch script -------------------------------------------------------------------------------
+# -- the batch script ------------------------------------------------------------------------------
 
 
 def _absolute_paths(argv: list[str]) -> list[str]:
@@ -324,7 +325,8 @@ def batch_script(job: Job, options: SlurmOptions, token: str) -> str:
     return "\n".join(
         [
             "#!/bin/bash",
-            f"# Written by `pdl jobs` for job {job.id}; submit again with: sbatch {workdir / SCRIPT_FILE}",
+            f"# Written by `pdl jobs` for job {job.id}; submit again with: sbatch "
+            f"{workdir / SCRIPT_FILE}",
             *(f"#SBATCH {d}" for d in directives),
             "",
             f"export PYTHONPATH={q(str(package_parent))}${{PYTHONPATH:+:$PYTHONPATH}}",
@@ -333,17 +335,18 @@ def batch_script(job: Job, options: SlurmOptions, token: str) -> str:
             f'echo {q(header)}" (Slurm job $SLURM_JOB_ID, restart ${{SLURM_RESTART_COUNT:-0}}, "'
             '"on $SLURM_JOB_NODELIST)"',
             f"rm -f {q(str(job.exit_file))}",
-            # --kill-on-bad-exit: a worker that fails stops the others, which would wait for it forever.
+            # --kill-on-bad-exit: a failed worker stops the others, which would wait for it forever.
             f"srun --kill-on-bad-exit=1 --distribution=block {cpus}{' '.join(q(a) for a in task)}",
             "code=$?",
-            f"echo $code > {q(str(job.exit_file))}.tmp && mv -f {q(str(job.exit_file))}.tmp {q(str(job.exit_file))}",
+            f"echo $code > {q(str(job.exit_file))}.tmp && mv -f {q(str(job.exit_file))}.tmp "
+            f"{q(str(job.exit_file))}",
             "exit $code",
             "",
         ]
     )
 
 
-# -- the backend ------------------------------------------------------------------------------------
+# -- the backend -----------------------------------------------------------------------------------
 
 
 def _options(data: dict) -> SlurmOptions:
@@ -398,8 +401,8 @@ class SlurmBackend(Backend):
         wd = path.absolute()  # as the user sees it: on shared storage a symlink may differ by node
         if re.search(r"\s", str(wd)):
             raise JobError(
-                f"{wd}: a Slurm job's workdir cannot contain spaces (sbatch's --output does not take "
-                "them); choose another folder"
+                f"{wd}: a Slurm job's workdir cannot contain spaces (sbatch's --output does not "
+                "take them); choose another folder"
             )
         return wd
 
@@ -595,8 +598,8 @@ def _exit_code(text: str) -> int:
 
 def _missing_log(job: Job) -> str:
     return (
-        f"Slurm could not write the log {job.log_path} on the job's node: the workdir must be on storage "
-        "every node sees"
+        f"Slurm could not write the log {job.log_path} on the job's node: the workdir must be on "
+        "storage every node sees"
     )
 
 

@@ -5,11 +5,11 @@
   expansion ratio is 1) -> depthwise kxk -> [squeeze-and-excite] -> 1x1 project, BN after each conv,
   with a residual add when the block has stride 1 and keeps its channel count.
 * Squeeze-and-excite as deeplab2: global mean -> 1x1 conv (bias) to
-  ``make_divisible(expanded * 0.25)`` -> ReLU -> 1x1 conv (bias) back -> **sigmoid** gate (deeplab2's
-  default ``se_gating_activation``; Keras' and the paper's MobileNetV3 use hard-sigmoid).
-* Endpoints are the **depthwise outputs** (after depthwise conv, BN and activation, before SE) of the
-  last block at each stride: ``res2`` (stride 4), ``res3`` (8), ``res4`` (16); ``res5`` is the final
-  1x1 conv (960 / 576 channels, BN, hard-swish). Channels res2..res5: Large 72, 120, 672, 960;
+  ``make_divisible(expanded * 0.25)`` -> ReLU -> 1x1 conv (bias) back -> **sigmoid** gate
+  (deeplab2's default ``se_gating_activation``; the paper's and Keras' MobileNetV3: hard-sigmoid).
+* Endpoints are the **depthwise outputs** (after depthwise conv, BN and activation, before SE) of
+  the last block at each stride: ``res2`` (stride 4), ``res3`` (8), ``res4`` (16); ``res5`` is the
+  final 1x1 conv (960 / 576 channels, BN, hard-swish). Channels res2..res5: Large 72, 120, 672, 960;
   Small 16, 88, 144, 576.
 * Output stride 16 (or 8): once the running stride reaches it, later layers drop their stride and
   the depthwise convs dilate by the dropped strides (deeplab2's rule, ``layers.atrous_schedule``).
@@ -21,18 +21,20 @@
 ``keras.applications.MobileNetV3Large`` / ``MobileNetV3Small`` (``conv``, ``conv_bn``,
 ``expanded_conv_depthwise``, ``expanded_conv_3_expand``, ``expanded_conv_3_squeeze_excite_conv``,
 ``..._squeeze_excite_conv_1``, ``..._project_bn``, ``conv_1``, ``conv_1_bn``), and at width 1.0 with
-``include_top=False, minimalistic=False, alpha=1.0`` every one of them has the same weight shapes, one
-to one (pinned by the tests). Such weights therefore copy over layer by layer by name::
+``include_top=False, minimalistic=False, alpha=1.0`` every one of them has the same weight shapes,
+one to one (pinned by the tests). Such weights therefore copy over layer by layer by name::
 
-    app = keras.applications.MobileNetV3Large(include_top=False, weights=None, input_shape=(None, None, 3))
+    app = keras.applications.MobileNetV3Large(
+        include_top=False, weights=None, input_shape=(None, None, 3)
+    )
     app.load_weights("weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5")  # a local file
     for layer in backbone.layers:
         if layer.weights:
             layer.set_weights(app.get_layer(layer.name).get_weights())
 
 They are an initialisation, not an exact copy of the ImageNet network: Keras gates SE with
-hard-sigmoid where deeplab2 (and this module) uses sigmoid. Other widths do not match Keras (its stem
-stays 16 channels and its last conv is scaled differently).
+hard-sigmoid where deeplab2 (and this module) uses sigmoid. Other widths do not match Keras (its
+stem stays 16 channels and its last conv is scaled differently).
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ SPECS = {"large": LARGE, "small": SMALL}
 
 
 def squeeze_excite(x, channels: int, prefix: str):
-    """deeplab2 ``SqueezeAndExcite``: squeeze to make_divisible(channels/4), ReLU, expand, sigmoid gate."""
+    """deeplab2 ``SqueezeAndExcite``: squeeze to make_divisible(channels/4), ReLU, expand, then
+    gate with a sigmoid."""
     reduced = make_divisible(max(1, int(channels * SE_RATIO)), 8)
     s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{prefix}squeeze_excite_avg_pool")(
         x
@@ -138,7 +141,7 @@ def squeeze_excite(x, channels: int, prefix: str):
 def inverted_bottleneck(
     x, block: Block, filters: int, *, stride: int, dilation: int, norm: NormFactory, prefix: str
 ):
-    """Returns ``(block output, depthwise output)``; ``prefix`` follows Keras' ``expanded_conv_{i}_``."""
+    """``(block output, depthwise output)``; ``prefix`` follows Keras' ``expanded_conv_{i}_``."""
     in_filters = x.shape[-1]
     shortcut = x
     expanded = in_filters

@@ -1,5 +1,5 @@
 """Xception-71, the Panoptic-DeepLab paper's main backbone, as TF1 DeepLab defines it
-(``tensorflow/models`` ``research/deeplab/core/xception.py``, ``xception_71``; it is not in deeplab2).
+(``tensorflow/models`` ``research/deeplab/core/xception.py``, ``xception_71``; not in deeplab2).
 
 * Root: 3x3/2 conv to 32 and 3x3 conv to 64, each with BN and ReLU.
 * Xception units of three 3x3 separable convs. Each separable conv is depthwise -> BN -> pointwise
@@ -12,13 +12,13 @@
   entry flow 128/2, 256/1, 256/2, 728/1, 728/2 (Xception-71's two extra blocks vs Xception-65);
   middle flow 16 units of 728/1; exit flow [728, 1024, 1024]/2, then [1536, 1536, 2048]/1.
 * Output stride 16 (or 8): once reached, units drop their stride and dilate by the dropped strides
-  (TF-slim ``stack_blocks_dense``): at OS16 exit block 1 runs at stride 1 and the last unit at rate 2.
-  No multi-grid (TF1's default ``[1, 1, 1]``).
+  (TF-slim ``stack_blocks_dense``): at OS16 exit block 1 runs at stride 1 and the last unit at rate
+  2. No multi-grid (TF1's default ``[1, 1, 1]``).
 * Endpoints, as TF1 DeepLab's decoder takes them (``feature_extractor.py``, ``xception_71``): the
   second separable conv's pointwise BN output (before the unit's strided third conv) of
   ``res2`` entry block 3 (stride 4, 256 channels), ``res3`` entry block 5 (stride 8, 728),
   ``res4`` exit block 1 (stride 16, 1024); ``res5`` is the network output (2048 channels).
-* ``width`` scales all channels with ``make_divisible(c * width, 8, min 8)``; 1.0 is the published net.
+* ``width`` scales all channels with ``make_divisible(c * width, 8, min 8)``; 1.0 is the paper's.
 * Trainable parameters at width 1.0: 40,289,736 (every conv without bias, BN gamma and beta), the
   same as a layer-by-layer count of TF1's ``xception_71`` without its ImageNet logits. With the
   paper-style decoders (separable ASPP, 134 COCO classes) the model totals about 46.7M, the paper's
@@ -108,8 +108,8 @@ def xception_unit(
 
 
 def build(inputs, *, output_stride: int, width: float, norm: NormFactory) -> dict:
-    """Xception-71 on normalised ``inputs`` [B, H, W, 3]; returns ``{'res2', 'res3', 'res4', 'res5'}``
-    at strides 4, 8, 16 and ``output_stride`` (8, 16 or 32; res4 is at stride 8 when it is 8)."""
+    """Xception-71 on normalised ``inputs`` [B, H, W, 3]; returns ``res2`` .. ``res5`` at strides
+    4, 8, 16 and ``output_stride`` (8, 16 or 32; at 8, res4 is at stride 8 too)."""
     if output_stride not in (8, 16, 32):
         raise ConfigError(
             f"model.output_stride must be 8, 16 or 32 for Xception-71, got {output_stride}."
