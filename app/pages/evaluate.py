@@ -183,6 +183,8 @@ def prediction_set_form() -> None:
     from panoptic_deeplab.prediction_sets import default_name
 
     known = er.known_prediction_sets(settings.workdir)
+    # Raw deeplab2 sets (remembered by Inspect) are evaluated with the command, not this form.
+    known = {k: v for k, v in known.items() if v.get("format", "coco_panoptic") == "coco_panoptic"}
     if known:
         pick = st.selectbox("Prediction set", [*known, NEW_SET], key="eval_pred_pick")
         if state.session().is_new("eval_pred_pick", pick) and pick != NEW_SET:

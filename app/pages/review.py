@@ -21,11 +21,13 @@ import streamlit as st
 from panoptic_deeplab import settings as product_settings
 from panoptic_deeplab.app import state
 from panoptic_deeplab.app.components import figures, store_repair
+from panoptic_deeplab.app.components import prediction_set_picker as picker
 from panoptic_deeplab.app.components import review_view as rv
 from panoptic_deeplab.errors import UserError
 from panoptic_deeplab.review import (
     GT_SEGMENT,
     MISSING,
+    PredictionFilesSource,
     StaleSegment,
     category_mapping_inverse,
     default_review_dir,
@@ -160,9 +162,58 @@ except UserError as err:
 st.caption(f"Data set `{root}` · {len(store.image_ids())} images · review store `{store.db_path}`")
 has_model = bool(model_path) and Path(model_path).is_dir()
 sess.uses(model=model_path if has_model else None, data=root)
-source = model_source_key(model_path) if has_model else None
 spec = store.spec
 train_of = category_mapping_inverse(spec)
+
+
+# -- the model's view: a bundle, or another tool's prediction files ------------------------------
+
+
+@st.cache_resource(show_spinner=False, max_entries=4, ttl=300)
+def _files_source(json_path: str, folder: str, stamp: tuple) -> PredictionFilesSource:
+    """The review library's source for prediction files, read once per file stamp."""
+    return PredictionFilesSource(json_path, folder)
+
+
+def _prediction_files() -> tuple[PredictionFilesSource, str] | None:
+    """The prediction set chosen on the page (COCO panoptic, what review scores from files),
+    checked by the library, with its name; None (and the library's message) when unusable."""
+    choice = picker.choose("review_set", workdir, formats=("coco_panoptic",))
+    if choice is None:
+        return None
+    try:
+        predictions = picker.open_set(choice, spec)
+        files = _files_source(str(predictions.json_path), str(predictions.folder), choice.key)
+    except UserError as err:
+        picker.show_error(choice.name, err)
+        return None
+    picker.remember(workdir, predictions)
+    return files, predictions.name
+
+
+FROM_MODEL, FROM_FILES = "the model", "a prediction set"
+ranked_by = st.radio(
+    "Rank with",
+    [FROM_MODEL, FROM_FILES],
+    horizontal=True,
+    key="review_source",
+    captions=["runs the bundle once per image", "another tool's COCO-panoptic files"],
+)
+files = _prediction_files() if ranked_by == FROM_FILES else None
+if files is not None:
+    source = files[0].key
+    source_name = f"Prediction set `{files[1]}` (from files)"
+    source_argv = ["--predictions", files[0].path, "--pred-folder", str(files[0].png_dir)]
+    seen_by = f"Prediction set {files[1]} (from files)"
+    who = f"the prediction set {files[1]} (from files)"
+elif ranked_by == FROM_MODEL and has_model:
+    source = model_source_key(model_path)
+    source_name = f"Model `{sess.model_label(model_path)}`"
+    source_argv = ["--model", model_path]
+    seen_by, who = "Model", "the model"
+else:
+    source = source_name = source_argv = None
+    seen_by, who = "Model", "the model"
 
 
 def _color(category_id: int):
@@ -189,7 +240,7 @@ def _scoring_job():
 
 
 def _start_scoring() -> None:
-    argv = ["review", "score", "--dataset", str(root), "--split", split, "--model", model_path]
+    argv = ["review", "score", "--dataset", str(root), "--split", split, *source_argv]
     argv += ["--store", str(store.workdir)]
     try:
         started = sess.jobs.submit(argv, name=f"review score {root.name}/{split}")
@@ -201,10 +252,10 @@ def _start_scoring() -> None:
 
 jobs_damaged = False  # the review works on; only scoring needs the job store
 try:
-    job = _scoring_job() if has_model else None
+    job = _scoring_job() if source else None
 except DamagedStoreError as err:
     if store_repair.offer(err, sess.repair_jobs, "an empty job list", key="repair_jobs"):
-        job = _scoring_job()
+        job = _scoring_job() if source else None
     else:
         jobs_damaged, job = True, None
 active = job is not None and job.is_active
@@ -215,7 +266,14 @@ def scoring_status() -> None:
     """The scoring's progress, polled while its job runs; the page reloads when it ends."""
     if jobs_damaged:
         return
-    if not has_model:
+    if source is None and ranked_by == FROM_FILES:
+        st.info(
+            "No prediction set yet: segments are listed in file order. Give a COCO-panoptic JSON "
+            "and its PNG folder above to rank them against another tool's predictions.",
+            icon=":material/info:",
+        )
+        return
+    if source is None:
         st.info(
             "No model: segments are listed in file order. Start the app with `--model BUNDLE` to "
             "rank them by how strongly the model disagrees, and to see missed objects.",
@@ -229,10 +287,7 @@ def scoring_status() -> None:
         current = None
     running = current is not None and current.is_active
     cols = st.columns([3, 1])
-    cols[0].caption(
-        f"Model `{sess.model_label(model_path)}`: {progress.scored} of {progress.total} images "
-        "scored."
-    )
+    cols[0].caption(f"{source_name}: {progress.scored} of {progress.total} images scored.")
     if running:
         share = progress.scored / max(progress.total, 1)
         cols[0].progress(share, text=f"Scoring in job {current.id}… ({progress.scored} done)")
@@ -245,13 +300,13 @@ def scoring_status() -> None:
     if "review_scoring_error" in ss:
         cols[0].error(ss.pop("review_scoring_error"), icon=":material/error:")
     cols[1].button(
-        "Score with the model",
+        "Score with the model" if ranked_by == FROM_MODEL else "Score with the prediction set",
         icon=":material/sort:",
         key="score",
         on_click=_start_scoring,
         disabled=running or progress.scored >= progress.total,
-        help="Runs the model once per image in a background job (`pdl review score`); "
-        "decisions and edits afterwards never run it again.",
+        help="Runs the model once per image (or reads the prediction files) in a background job "
+        "(`pdl review score`); decisions and edits afterwards never run it again.",
     )
     started = ss.get("review_scoring_job")
     if started is not None and not (running and active):
@@ -493,14 +548,14 @@ def _views(row, image_id: str, sid: int | None, proposal: np.ndarray | None) -> 
             pred_focus,
             alpha=alpha,
         )
-        right.image(rv.zoom(model_rgb), caption="Model", width="stretch")
+        right.image(rv.zoom(model_rgb), caption=seen_by, width="stretch")
 
 
 def _metrics(row) -> None:
     info = st.columns(6)
     info[0].metric("Class", row["new_category"] or row["category"])
     info[1].metric("Area", f"{int(row['area'])} px")
-    info[2].metric("Model says", row["model_category"] or "–")
+    info[2].metric(f"{seen_by} says", row["model_category"] or "–")
     conf = row["confidence"]
     info[3].metric("Confidence", "–" if pd.isna(conf) else f"{conf:.2f}")
     iou = row["best_iou"]
@@ -757,7 +812,7 @@ def review_panel() -> None:
         if kind == MISSING:
             proposal, _ = store.missing_proposal(image_id, ref, source=source)
             st.caption(
-                f"A possible **missing object**: the model sees a {row['category']} here that "
+                f"A possible **missing object**: {who} sees a {row['category']} here that "
                 "matches no annotated segment."
             )
             _metrics(row)

@@ -7,13 +7,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import apptest_utils as u
 import pytest
 from streamlit.testing.v1 import AppTest
-from test_review_page import _make_data
 
 from panoptic_deeplab.jobs import JobStore
 from panoptic_deeplab.review import ReviewStore, default_review_dir
+from tests.app import apptest_utils as u
+from tests.app.test_review_page import _make_data
 
 
 def _damage(db: Path) -> str:
