@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import streamlit as st
 
 from panoptic_deeplab import settings as product_settings
+from panoptic_deeplab.errors import UserError
 
 if TYPE_CHECKING:
     from panoptic_deeplab.jobs import JobStore, ModelRecord
@@ -188,7 +189,7 @@ class Session:
         """What changes when the job database is written: its size and modification time."""
         try:
             info = os.stat(self.jobs.db_path)
-        except OSError:
+        except (OSError, UserError):  # no database yet, or a damaged one (the pages offer repair)
             return ()
         return (info.st_ino, info.st_size, info.st_mtime_ns)
 

@@ -35,10 +35,10 @@ def _kept(db: Path) -> Path:
 
 def _repair(at: AppTest, db: Path, md5: str, button: str) -> Path:
     """The error names the file; the click keeps it aside (unchanged) and says where."""
-    assert not at.exception, at.exception
+    assert not at.exception, at.exception[0].stack_trace if at.exception else ""
     assert str(db) in _texts(at, "error") and "damaged" in _texts(at, "error")
     at.button(key=button).click().run()
-    assert not at.exception, at.exception
+    assert not at.exception, at.exception[0].stack_trace if at.exception else ""
     kept = _kept(db)
     assert hashlib.md5(kept.read_bytes()).hexdigest() == md5  # set aside, never changed
     assert f"kept as `{kept}`" in _texts(at, "success")
@@ -86,9 +86,8 @@ def test_review_page_repairs_a_damaged_review_store(work, tmp_path):
 
 
 def test_review_page_repairs_a_damaged_job_store_and_works_on(work, tmp_path, monkeypatch):
-    from fakes import FakePredictor
-
     from panoptic_deeplab.app.components import model_io
+    from tests.app.fakes import FakePredictor
 
     model_dir = tmp_path / "fake-model"  # with a model, the page lists its scoring jobs
     model_dir.mkdir()
