@@ -94,3 +94,22 @@ def tiny_dataset(tmp_path_factory):
     from tests.core.training.scenes import make_tiny_dataset
 
     return make_tiny_dataset(tmp_path_factory.mktemp("tiny-dataset"))
+
+
+# -- the two tiers' time, from one whole run (README: the quick tier must stay under 10 minutes) --
+_TIER_SECONDS = {"quick": 0.0, "slow": 0.0}
+
+
+def pytest_runtest_logreport(report):
+    _TIER_SECONDS["slow" if "slow" in report.keywords else "quick"] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line that says how long each tier took in this run: a whole run also tells whether the
+    quick tier alone (``-m "not slow"``) keeps to its budget. Set-up, call and teardown of each
+    test; a session fixture counts with the first test that uses it; Python's start-up and test
+    collection are not included."""
+    quick, slow = _TIER_SECONDS["quick"], _TIER_SECONDS["slow"]
+    terminalreporter.write_line(
+        f"time in tests: quick tier (not slow) {quick / 60:.1f} min, slow tier {slow / 60:.1f} min"
+    )
