@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import streamlit as st
 
 from panoptic_deeplab import settings as product_settings
+from panoptic_deeplab.errors import UserError
 
 if TYPE_CHECKING:
     from panoptic_deeplab.jobs import JobStore, ModelRecord
@@ -149,6 +150,16 @@ class Session:
             self._jobs = JobStore(self.settings.workdir)
         return self._jobs
 
+    def repair_jobs(self) -> Path | None:
+        """What `pdl jobs --repair` does: a damaged job store is renamed aside and an empty one
+        starts (this session's from now on). Returns where the damaged file went (None: it read
+        fine)."""
+        from panoptic_deeplab.jobs import JobStore
+
+        self._jobs = JobStore(self.settings.workdir, repair=True)
+        self._registry = None
+        return self._jobs.set_aside_as
+
     def start_run(self) -> None:
         """Called by main.py at the top of every script run: the registry is read again in this
         run, so a model that a job (another process) registered since is listed at once."""
@@ -178,7 +189,7 @@ class Session:
         """What changes when the job database is written: its size and modification time."""
         try:
             info = os.stat(self.jobs.db_path)
-        except OSError:
+        except (OSError, UserError):  # no database yet, or a damaged one (the pages offer repair)
             return ()
         return (info.st_ino, info.st_size, info.st_mtime_ns)
 
@@ -231,6 +242,17 @@ def session() -> Session:
         sess = Session(current)
         st.session_state[_SESSION_KEY] = sess
     return sess
+
+
+def index_in_use(key: str, options: list) -> int:
+    """The ``index=`` for a keyed selectbox whose value the page also sets through
+    ``st.session_state``: the position of the value in use (0 when it is unset or gone).
+
+    Streamlit sends a value set through session state to the browser once, with that run; a picker
+    the browser does not draw then (one in a tab not open) is drawn later from its default index,
+    and would show another option than the one in use. The default must always be the value."""
+    value = st.session_state.get(key)
+    return options.index(value) if value in options else 0
 
 
 def job_model_name(name: str, job_id: int | None) -> str:

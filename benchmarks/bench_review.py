@@ -35,11 +35,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from planted_errors import plant_errors, recall_at  # next to this script, so on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from planted_errors import plant_errors, recall_at  # noqa: E402  (after the path above)
 
 
 def machine() -> str:

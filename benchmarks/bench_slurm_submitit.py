@@ -2,7 +2,7 @@
 recorded in docs/distributed-training.md ("Why not submitit").
 
     pip install submitit   # only for this comparison; the product does not use it
-    python benchmarks/bench_slurm_submitit.py [--rounds 2]
+    python -m benchmarks.bench_slurm_submitit [--rounds 2]   # from the checkout root
 
 Runs as root on a machine with Debian's slurm-wlm and munge (as tests/slurm does): it starts the
 one-node test cluster of tests/slurm/conftest.py (no accounting database, like many small
@@ -24,13 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from panoptic_deeplab.jobs import FINAL_STATES, JobStore
+from panoptic_deeplab.jobs.backends.slurm import SlurmOptions
+from tests.slurm.conftest import Cluster  # the test cluster, started as the tests do
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "slurm"))  # the test cluster, started as the tests do
-
-from conftest import Cluster  # noqa: E402 - after the path above
-
-from panoptic_deeplab.jobs import FINAL_STATES, JobStore  # noqa: E402
-from panoptic_deeplab.jobs.backends.slurm import SlurmOptions  # noqa: E402
 
 
 def main() -> None:

@@ -84,3 +84,32 @@ def _fill_disk(folder, leave_bytes: int = 0):
                     raise
                 break
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """The tiny synthetic data set (COCO-panoptic layout, 6 train + 2 val images of 65x97) that
+    the `pdl train` process tests, the fault tests and the Slurm tests train on; built once per
+    run. Read-only: copy it before changing it."""
+    from tests.core.training.scenes import make_tiny_dataset
+
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny-dataset"))
+
+
+# -- the two tiers' time, from one whole run (README: the quick tier must stay under 10 minutes) --
+_TIER_SECONDS = {"quick": 0.0, "slow": 0.0}
+
+
+def pytest_runtest_logreport(report):
+    _TIER_SECONDS["slow" if "slow" in report.keywords else "quick"] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line that says how long each tier took in this run: a whole run also tells whether the
+    quick tier alone (``-m "not slow"``) keeps to its budget. Set-up, call and teardown of each
+    test; a session fixture counts with the first test that uses it; Python's start-up and test
+    collection are not included."""
+    quick, slow = _TIER_SECONDS["quick"], _TIER_SECONDS["slow"]
+    terminalreporter.write_line(
+        f"time in tests: quick tier (not slow) {quick / 60:.1f} min, slow tier {slow / 60:.1f} min"
+    )

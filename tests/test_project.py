@@ -79,3 +79,17 @@ def test_the_tree_passes_ruff(command):
         [_ruff(), *command, "--no-cache", str(ROOT)], capture_output=True, text=True, cwd=ROOT
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def test_tests_and_benchmarks_never_edit_sys_path():
+    """Shared test helpers import as a package (``from tests.app import apptest_utils``); a
+    ``sys.path`` edit would hide a helper's real home and can shadow installed modules."""
+    edits = re.compile(r"sys\.path\.(insert|append|extend|remove)|sys\.path\s*(\+?=|\[)")
+    found = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for folder in ("tests", "benchmarks")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if edits.search(line)
+    ]
+    assert not found, found

@@ -145,12 +145,23 @@ def known_prediction_sets(workdir: Path) -> dict[str, dict]:
     return {str(k): v for k, v in data.items() if isinstance(v, dict) and v.get("folder")}
 
 
-def remember_prediction_set(workdir: Path, name: str, json_path: Path | None, folder: Path) -> None:
+def remember_prediction_set(
+    workdir: Path,
+    name: str,
+    json_path: Path | None,
+    folder: Path,
+    *,
+    format: str = "coco_panoptic",
+    class_table: str | None = None,
+) -> None:
     """Keep a prediction set under ``name`` (first in the list; an old entry of the same
-    files under another name is renamed)."""
+    files under another name is renamed). deeplab2's raw PNGs also keep their format and class
+    table (COCO-panoptic entries stay ``{"json", "folder"}``)."""
     from panoptic_deeplab.safe_files import write_json_atomic
 
     entry = {"json": str(json_path) if json_path else None, "folder": str(folder)}
+    if format != "coco_panoptic":
+        entry |= {"format": format, "class_table": class_table}
     sets = {k: v for k, v in known_prediction_sets(workdir).items() if k != name and v != entry}
     Path(workdir).mkdir(parents=True, exist_ok=True)
     write_json_atomic(Path(workdir) / PREDICTION_SETS_FILE, {name: entry, **sets})

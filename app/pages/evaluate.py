@@ -16,12 +16,14 @@ from panoptic_deeplab.app.components import (
     figures,
     joblog,
     result_views,
+    store_repair,
     why_tab,
 )
 from panoptic_deeplab.app.components import eval_results as er
 from panoptic_deeplab.errors import UserError
 from panoptic_deeplab.evaluation.results import EvaluationResult, PredictionSource
 from panoptic_deeplab.prediction_sets import PredictionSet
+from panoptic_deeplab.sqlite_store import DamagedStoreError
 
 st.title("Evaluate")
 st.caption(
@@ -32,7 +34,13 @@ st.caption(
 
 settings = state.settings()
 results_dir = settings.results_dir
-store = joblib.JobStore(settings.workdir)
+try:
+    store = joblib.JobStore(settings.workdir)
+except DamagedStoreError as err:  # evaluations run as jobs: named, with its repair, first
+    repair = state.session().repair_jobs
+    if not store_repair.offer(err, repair, "an empty job list", key="repair_jobs"):
+        st.stop()
+    store = joblib.JobStore(settings.workdir)
 models = state.known_models()
 
 
@@ -175,6 +183,8 @@ def prediction_set_form() -> None:
     from panoptic_deeplab.prediction_sets import default_name
 
     known = er.known_prediction_sets(settings.workdir)
+    # Raw deeplab2 sets (remembered by Inspect) are evaluated with the command, not this form.
+    known = {k: v for k, v in known.items() if v.get("format", "coco_panoptic") == "coco_panoptic"}
     if known:
         pick = st.selectbox("Prediction set", [*known, NEW_SET], key="eval_pred_pick")
         if state.session().is_new("eval_pred_pick", pick) and pick != NEW_SET:
@@ -329,7 +339,13 @@ if picked in labels:  # a new evaluation or a cached one for new settings: shown
     st.session_state["eval_result"] = picked
 if st.session_state.get("eval_result") not in labels:
     st.session_state["eval_result"] = next(iter(labels))
-choice = st.selectbox("Result", list(labels), format_func=labels.get, key="eval_result")
+choice = st.selectbox(
+    "Result",
+    list(labels),
+    index=state.index_in_use("eval_result", list(labels)),
+    format_func=labels.get,
+    key="eval_result",
+)
 if problem:
     st.warning(
         f"The evaluation of {problem[0]} did not start: the result shown is an earlier one, "
@@ -436,7 +452,9 @@ with tab_drill:
     st.session_state.setdefault(
         "drill_class", names[int(np.nanargmin(table["PQ"].fillna(np.inf)))] if names else None
     )
-    class_label = st.selectbox("Class", names, key="drill_class")
+    class_label = st.selectbox(
+        "Class", names, index=state.index_in_use("drill_class", names), key="drill_class"
+    )
     class_id = int(table.loc[table["class"] == class_label, "id"].iloc[0])
     worst = er.worst_images(result, class_id)
     if worst.empty:
@@ -463,7 +481,10 @@ with tab_drill:
         st.session_state["_image_rows"] = picked_rows
         if st.session_state["drill_image"] not in set(worst["image"]):
             st.session_state["drill_image"] = worst["image"].iloc[0]
-        image_name = st.selectbox("Image", list(worst["image"]), key="drill_image")
+        images = list(worst["image"])
+        image_name = st.selectbox(
+            "Image", images, index=state.index_in_use("drill_image", images), key="drill_image"
+        )
         record = result.per_image[int(worst.loc[worst["image"] == image_name, "index"].iloc[0])]
         only_class = st.toggle(f"Highlight only {class_label}", value=True, key="drill_only")
         focus = class_id if only_class else None
@@ -542,8 +563,22 @@ with tab_compare:
             st.session_state["_cmp_for"] = choice
             st.session_state["cmp_a"], st.session_state["cmp_b"] = pair
         c1, c2 = st.columns(2)
-        a = c1.selectbox("A (base)", keys, format_func=labels.get, key="cmp_a")
-        b = c2.selectbox("B (new)", keys, format_func=labels.get, key="cmp_b")
+        # This tab is often closed when the pair is set: the pickers' default index is the pair
+        # in use, so the browser draws them right whenever the tab is opened.
+        a = c1.selectbox(
+            "A (base)",
+            keys,
+            index=state.index_in_use("cmp_a", keys),
+            format_func=labels.get,
+            key="cmp_a",
+        )
+        b = c2.selectbox(
+            "B (new)",
+            keys,
+            index=state.index_in_use("cmp_b", keys),
+            format_func=labels.get,
+            key="cmp_b",
+        )
         ra, rb = _load(Path(a)), _load(Path(b))
         name_a = er.source_label(ra, state.model_label)
         name_b = er.source_label(rb, state.model_label)

@@ -1,5 +1,6 @@
 """Inspect: run a model on one image and step through every head's output, click pixels to see how
-they voted, and tune the post-processing live on the cached head outputs."""
+they voted, and tune the post-processing live on the cached head outputs; or show a prediction
+set's maps (any model's files) beside the ground truth (components/prediction_set_view)."""
 
 from __future__ import annotations
 
@@ -445,6 +446,18 @@ def download_row(inputs: Inputs, spec, digest, fused, knobs, defaults, stage, vi
 def page() -> None:
     sess = state.session()
     header()
+    what = st.radio(
+        "Inspect",
+        ["a model", "a prediction set"],
+        horizontal=True,
+        key="inspect_what",
+        captions=["runs a bundle on an image", "any model's prediction files, no model run"],
+    )
+    if what == "a prediction set":
+        from panoptic_deeplab.app.components import prediction_set_view
+
+        prediction_set_view.render(sess.settings.workdir, str(sess.settings.data or ""))
+        return
     models = sess.models()
     if not models:
         no_model()

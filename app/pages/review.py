@@ -20,12 +20,14 @@ import streamlit as st
 
 from panoptic_deeplab import settings as product_settings
 from panoptic_deeplab.app import state
-from panoptic_deeplab.app.components import figures
+from panoptic_deeplab.app.components import figures, store_repair
+from panoptic_deeplab.app.components import prediction_set_picker as picker
 from panoptic_deeplab.app.components import review_view as rv
 from panoptic_deeplab.errors import UserError
 from panoptic_deeplab.review import (
     GT_SEGMENT,
     MISSING,
+    PredictionFilesSource,
     StaleSegment,
     category_mapping_inverse,
     default_review_dir,
@@ -34,6 +36,7 @@ from panoptic_deeplab.review import (
     model_source_key,
 )
 from panoptic_deeplab.review.store import ReviewStore
+from panoptic_deeplab.sqlite_store import DamagedStoreError
 
 ACTIONS = {  # decision -> (button, help)
     "accept": ("Accept", "The annotation is right."),
@@ -139,17 +142,78 @@ if not splits:
 split = top[2].selectbox(
     "Split", splits, index=splits.index("val") if "val" in splits else 0, key="review_split"
 )
+
+
+def _open_store(repair: bool = False) -> ReviewStore:
+    store_dir = default_review_dir(root, split, workdir)
+    return ReviewStore(root, split, store_dir, reviewer=reviewer, repair=repair)
+
+
 try:
-    store = ReviewStore(root, split, default_review_dir(root, split, workdir), reviewer=reviewer)
+    store = _open_store()
+except DamagedStoreError as err:
+    repair = lambda: _open_store(repair=True).set_aside_as  # noqa: E731 - a one-line callback
+    if not store_repair.offer(err, repair, "an empty review", key="repair_review"):
+        st.stop()
+    store = _open_store()
 except UserError as err:
     st.error(str(err), icon=":material/error:")
     st.stop()
 st.caption(f"Data set `{root}` · {len(store.image_ids())} images · review store `{store.db_path}`")
 has_model = bool(model_path) and Path(model_path).is_dir()
 sess.uses(model=model_path if has_model else None, data=root)
-source = model_source_key(model_path) if has_model else None
 spec = store.spec
 train_of = category_mapping_inverse(spec)
+
+
+# -- the model's view: a bundle, or another tool's prediction files ------------------------------
+
+
+@st.cache_resource(show_spinner=False, max_entries=4, ttl=300)
+def _files_source(json_path: str, folder: str, stamp: tuple) -> PredictionFilesSource:
+    """The review library's source for prediction files, read once per file stamp."""
+    return PredictionFilesSource(json_path, folder)
+
+
+def _prediction_files() -> tuple[PredictionFilesSource, str] | None:
+    """The prediction set chosen on the page (COCO panoptic, what review scores from files),
+    checked by the library, with its name; None (and the library's message) when unusable."""
+    choice = picker.choose("review_set", workdir, formats=("coco_panoptic",))
+    if choice is None:
+        return None
+    try:
+        predictions = picker.open_set(choice, spec)
+        files = _files_source(str(predictions.json_path), str(predictions.folder), choice.key)
+    except UserError as err:
+        picker.show_error(choice.name, err)
+        return None
+    picker.remember(workdir, predictions)
+    return files, predictions.name
+
+
+FROM_MODEL, FROM_FILES = "the model", "a prediction set"
+ranked_by = st.radio(
+    "Rank with",
+    [FROM_MODEL, FROM_FILES],
+    horizontal=True,
+    key="review_source",
+    captions=["runs the bundle once per image", "another tool's COCO-panoptic files"],
+)
+files = _prediction_files() if ranked_by == FROM_FILES else None
+if files is not None:
+    source = files[0].key
+    source_name = f"Prediction set `{files[1]}` (from files)"
+    source_argv = ["--predictions", files[0].path, "--pred-folder", str(files[0].png_dir)]
+    seen_by = f"Prediction set {files[1]} (from files)"
+    who = f"the prediction set {files[1]} (from files)"
+elif ranked_by == FROM_MODEL and has_model:
+    source = model_source_key(model_path)
+    source_name = f"Model `{sess.model_label(model_path)}`"
+    source_argv = ["--model", model_path]
+    seen_by, who = "Model", "the model"
+else:
+    source = source_name = source_argv = None
+    seen_by, who = "Model", "the model"
 
 
 def _color(category_id: int):
@@ -161,11 +225,14 @@ def _color(category_id: int):
 
 
 def _scoring_job():
-    """The newest `pdl review score` job of this store (None when there is none)."""
+    """The newest `pdl review score` job of this store (None when there is none). A damaged job
+    store raises DamagedStoreError (the page offers its repair)."""
     from panoptic_deeplab.jobs.arguments import option_value
 
     try:
         jobs = sess.jobs.list(kind="review")
+    except DamagedStoreError:
+        raise
     except UserError:
         return None
     mine = [j for j in jobs if option_value(j.argv, "--store") == str(store.workdir)]
@@ -173,7 +240,7 @@ def _scoring_job():
 
 
 def _start_scoring() -> None:
-    argv = ["review", "score", "--dataset", str(root), "--split", split, "--model", model_path]
+    argv = ["review", "score", "--dataset", str(root), "--split", split, *source_argv]
     argv += ["--store", str(store.workdir)]
     try:
         started = sess.jobs.submit(argv, name=f"review score {root.name}/{split}")
@@ -183,14 +250,30 @@ def _start_scoring() -> None:
     ss["review_scoring_job"] = started.id
 
 
-job = _scoring_job() if has_model else None
+jobs_damaged = False  # the review works on; only scoring needs the job store
+try:
+    job = _scoring_job() if source else None
+except DamagedStoreError as err:
+    if store_repair.offer(err, sess.repair_jobs, "an empty job list", key="repair_jobs"):
+        job = _scoring_job() if source else None
+    else:
+        jobs_damaged, job = True, None
 active = job is not None and job.is_active
 
 
 @st.fragment(run_every=POLL_S if active else None)
 def scoring_status() -> None:
     """The scoring's progress, polled while its job runs; the page reloads when it ends."""
-    if not has_model:
+    if jobs_damaged:
+        return
+    if source is None and ranked_by == FROM_FILES:
+        st.info(
+            "No prediction set yet: segments are listed in file order. Give a COCO-panoptic JSON "
+            "and its PNG folder above to rank them against another tool's predictions.",
+            icon=":material/info:",
+        )
+        return
+    if source is None:
         st.info(
             "No model: segments are listed in file order. Start the app with `--model BUNDLE` to "
             "rank them by how strongly the model disagrees, and to see missed objects.",
@@ -198,13 +281,13 @@ def scoring_status() -> None:
         )
         return
     progress = store.scoring_progress(source)
-    current = _scoring_job()
+    try:
+        current = _scoring_job()
+    except DamagedStoreError:  # damaged since the page was drawn: its next run offers the repair
+        current = None
     running = current is not None and current.is_active
     cols = st.columns([3, 1])
-    cols[0].caption(
-        f"Model `{sess.model_label(model_path)}`: {progress.scored} of {progress.total} images "
-        "scored."
-    )
+    cols[0].caption(f"{source_name}: {progress.scored} of {progress.total} images scored.")
     if running:
         share = progress.scored / max(progress.total, 1)
         cols[0].progress(share, text=f"Scoring in job {current.id}… ({progress.scored} done)")
@@ -217,13 +300,13 @@ def scoring_status() -> None:
     if "review_scoring_error" in ss:
         cols[0].error(ss.pop("review_scoring_error"), icon=":material/error:")
     cols[1].button(
-        "Score with the model",
+        "Score with the model" if ranked_by == FROM_MODEL else "Score with the prediction set",
         icon=":material/sort:",
         key="score",
         on_click=_start_scoring,
         disabled=running or progress.scored >= progress.total,
-        help="Runs the model once per image in a background job (`pdl review score`); "
-        "decisions and edits afterwards never run it again.",
+        help="Runs the model once per image (or reads the prediction files) in a background job "
+        "(`pdl review score`); decisions and edits afterwards never run it again.",
     )
     started = ss.get("review_scoring_job")
     if started is not None and not (running and active):
@@ -465,14 +548,14 @@ def _views(row, image_id: str, sid: int | None, proposal: np.ndarray | None) -> 
             pred_focus,
             alpha=alpha,
         )
-        right.image(rv.zoom(model_rgb), caption="Model", width="stretch")
+        right.image(rv.zoom(model_rgb), caption=seen_by, width="stretch")
 
 
 def _metrics(row) -> None:
     info = st.columns(6)
     info[0].metric("Class", row["new_category"] or row["category"])
     info[1].metric("Area", f"{int(row['area'])} px")
-    info[2].metric("Model says", row["model_category"] or "–")
+    info[2].metric(f"{seen_by} says", row["model_category"] or "–")
     conf = row["confidence"]
     info[3].metric("Confidence", "–" if pd.isna(conf) else f"{conf:.2f}")
     iou = row["best_iou"]
@@ -729,7 +812,7 @@ def review_panel() -> None:
         if kind == MISSING:
             proposal, _ = store.missing_proposal(image_id, ref, source=source)
             st.caption(
-                f"A possible **missing object**: the model sees a {row['category']} here that "
+                f"A possible **missing object**: {who} sees a {row['category']} here that "
                 "matches no annotated segment."
             )
             _metrics(row)

@@ -22,11 +22,12 @@ from panoptic_deeplab import jobs as joblib
 from panoptic_deeplab import settings as product_settings
 from panoptic_deeplab.app import state
 from panoptic_deeplab.app.components import eval_results as er
-from panoptic_deeplab.app.components import joblog, slurm_form, views
+from panoptic_deeplab.app.components import joblog, slurm_form, store_repair, views
 from panoptic_deeplab.app.components.error_analysis import ORACLES
 from panoptic_deeplab.config import available_configs
 from panoptic_deeplab.errors import UserError
 from panoptic_deeplab.review import finished_exports
+from panoptic_deeplab.sqlite_store import DamagedStoreError
 
 LOSS_COLUMNS = ("loss", "semantic_loss", "center_loss", "offset_loss")
 EVAL_COLUMNS = ("pq", "sq", "rq", "miou")
@@ -647,6 +648,11 @@ def comparisons(sess: state.Session) -> None:
 def page() -> None:
     sess = state.session()
     header()
+    try:
+        sess.jobs.list()  # a damaged jobs.sqlite is named here, with its repair, before the form
+    except DamagedStoreError as err:
+        if not store_repair.offer(err, sess.repair_jobs, "an empty job list", key="repair_jobs"):
+            st.stop()
     models = base_models(sess)
     datasets = data_sets(sess)
     form = new_job_form(sess, models, datasets)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import apptest_utils as u
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from panoptic_deeplab import settings
 from panoptic_deeplab.cli import main
 from panoptic_deeplab.commands import app as app_command
+from tests.app import apptest_utils as u
 
 
 def run_pdl(*args: str) -> subprocess.CompletedProcess:

@@ -98,9 +98,10 @@ def test_a_result_nobody_waits_for_any_more_is_kept_in_the_cache_not_here():
 
 
 def test_opening_a_page_starts_loading_the_start_up_model(monkeypatch, tmp_path):
-    import apptest_utils as u
-    from fakes import FakePredictor
     from streamlit.testing.v1 import AppTest
+
+    from tests.app import apptest_utils as u
+    from tests.app.fakes import FakePredictor
 
     model = tmp_path / "start-model"
     model.mkdir()

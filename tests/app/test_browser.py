@@ -1,6 +1,7 @@
-"""Real-browser tests: `pdl app` serves the app, Playwright drives Debian's Chromium (/usr/bin/chromium,
-headless; never a browser downloaded by Playwright). They upload an image, step through the four
-outputs, open every page, and save screenshots under $PDL_SCREENSHOTS (default /tmp/screens)."""
+"""Real-browser tests: `pdl app` serves the app, Playwright drives Debian's Chromium
+(/usr/bin/chromium, headless; never a browser downloaded by Playwright). They upload an image, step
+through the four outputs, open every page, and save screenshots under $PDL_SCREENSHOTS (default
+/tmp/screens)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-import apptest_utils as u
 import pytest
+
+from tests.app import apptest_utils as u
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -201,7 +203,8 @@ def test_every_page_opens(server, browser):
 
 
 def test_evaluate_runs_a_job_and_shows_the_analysis(server, browser):
-    """Start `pdl evaluate` from the page, wait for its results, open the drill-down and compare tabs."""
+    """Start `pdl evaluate` from the page, wait for its results, open the drill-down and compare
+    tabs."""
     SCREENS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(server["url"] + "/evaluate")
@@ -223,8 +226,9 @@ def test_evaluate_runs_a_job_and_shows_the_analysis(server, browser):
 
 
 def test_why_tab_oracles_and_a_clicked_error_bar(server, browser):
-    """The Why tab of an evaluation with oracles: the oracle table, the stacked breakdown, and a click
-    on a bar segment listing the images of that class and error type with their highlighted segments."""
+    """The Why tab of an evaluation with oracles: the oracle table, the stacked breakdown, and a
+    click on a bar segment listing the images of that class and error type with their highlighted
+    segments."""
     SCREENS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(server["url"] + "/evaluate")
@@ -251,7 +255,8 @@ def test_why_tab_oracles_and_a_clicked_error_bar(server, browser):
     )
     chart.scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENS / "evaluate-why.png"), full_page=True)
-    # Click the top segment of the first bar that has an error (a bar's last path is its top segment).
+    # Click the top segment of the first bar that has an error (a bar's last path is its top
+    # segment).
     bars = chart.locator("g.trace.bars")
     assert bars.count() >= 2  # PQ plus at least one error type
     bars.nth(bars.count() - 1).locator("path").first.click(force=True)
@@ -271,8 +276,8 @@ def test_why_tab_oracles_and_a_clicked_error_bar(server, browser):
 
 
 def test_inspect_over_training_slider(server, browser):
-    """Inspect, "Over training": a workdir's saved steps on a slider, the step's four views beside the
-    final model's. The steps are real snapshots of a tiny network."""
+    """Inspect, "Over training": a workdir's saved steps on a slider, the step's four views beside
+    the final model's. The steps are real snapshots of a tiny network."""
     import keras
 
     from panoptic_deeplab.config import load_config, save_config
@@ -323,7 +328,7 @@ def test_inspect_over_training_slider(server, browser):
     page.close()
 
 
-# -- issue 15 acceptance: failures shown with their cause; downloads that other tools read -----------
+# -- issue 15 acceptance: failures shown with their cause; downloads that other tools read --------
 
 
 def _shifted_copy(root: Path, out: Path) -> Path:
@@ -534,7 +539,7 @@ def test_review_draws_a_polygon_paints_it_and_times_a_decision(server, browser):
     page.close()
 
 
-# -- issue 22 proof: every edit of the Review page done in Chromium, then the export ------------------
+# -- issue 22 proof: every edit of the Review page done in Chromium, then the export ---------------
 
 
 def _chart_xy(page, x: float, y: float) -> tuple[float, float]:

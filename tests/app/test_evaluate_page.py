@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import apptest_utils as u
 import numpy as np
 import pytest
 import streamlit as st
-from fakes import FakePredictor
 from streamlit.testing.v1 import AppTest
+
+from tests.app import apptest_utils as u
+from tests.app.fakes import FakePredictor
 
 
 @pytest.fixture(scope="module")
@@ -361,6 +362,41 @@ def test_a_new_evaluation_selects_itself_and_compares_base_to_new(app, dataset, 
         m.label == "PQ of B (tune (job 7))" and "vs A (fake-model)" in str(m.proto.delta)
         for m in at.metric
     )
+
+
+def _drawn(at: AppTest, key: str) -> str:
+    """The option a browser draws for a picker it mounts after this run (one in a tab opened
+    later): the value sent with this run, else the option at the default index. A value sent
+    with an earlier run reached no picker that was not drawn then."""
+    proto = at.selectbox(key=key).proto
+    return proto.raw_value if proto.set_value else list(proto.options)[proto.default]
+
+
+def test_compare_pickers_draw_the_pair_in_use_after_later_runs(app, dataset, tmp_path):
+    """Issue 28, item 1: the fine-tune evaluated before the base (the base's result is newest,
+    first in the list); choosing the fine-tune's result sets A = base, B = fine-tune while the
+    Compare tab is closed. After any later run, opening the tab showed the base in both."""
+    from panoptic_deeplab import jobs
+
+    at, _, base_path = app
+    tuned = tmp_path / "work" / "runs" / "tune-1" / "model"
+    tuned.mkdir(parents=True)
+    jobs.JobStore(tmp_path / "work").register_model(
+        tuned, "tune", job_id=7, base_model=str(tmp_path / "fake-model")
+    )
+    tuned_path = _result_for(tmp_path, dataset, tuned, "tune (job 7)", time.time() - 100)
+    at.run()
+    assert at.selectbox(key="eval_result").value == str(base_path)  # the newest is shown first
+    at.selectbox(key="eval_result").set_value(str(tuned_path)).run()
+    labels = dict(zip(map(str, (base_path, tuned_path)), ("fake-model on ", "tune (job 7) on ")))
+    for _ in range(3):  # the run that sets the pair, then runs from other clicks
+        assert not at.exception
+        assert at.selectbox(key="cmp_a").value == str(base_path)
+        assert at.selectbox(key="cmp_b").value == str(tuned_path)
+        for key in ("cmp_a", "cmp_b", "eval_result"):
+            assert _drawn(at, key).startswith(labels[at.selectbox(key=key).value]), key
+        assert any("tune (job 7) minus fake-model" in c.value for c in at.caption)
+        at.run()
 
 
 def test_results_of_two_fine_tunes_are_told_apart(app, dataset, tmp_path):

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 
-import apptest_utils as u
 import pytest
 import streamlit as st
-from fakes import FakePredictor
 from streamlit.testing.v1 import AppTest
+
+from tests.app import apptest_utils as u
+from tests.app.fakes import FakePredictor
 
 
 @pytest.fixture(scope="module")

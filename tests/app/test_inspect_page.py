@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import math
 
-import apptest_utils as u
 import numpy as np
 import pytest
 import streamlit as st
-from fakes import CAR, SCORES, FakePredictor, car_boxes, car_centers
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+
+from tests.app import apptest_utils as u
+from tests.app.fakes import CAR, SCORES, FakePredictor, car_boxes, car_centers
 
 
 @pytest.fixture

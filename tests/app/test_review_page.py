@@ -14,12 +14,10 @@ import json
 import time
 from pathlib import Path
 
-import apptest_utils as u
 import cv2
 import numpy as np
 import pytest
 import streamlit as st
-from fakes import FakePredictor, car_boxes
 from streamlit.testing.v1 import AppTest
 
 from panoptic_deeplab import settings as product_settings
@@ -34,6 +32,8 @@ from panoptic_deeplab.review import (
     model_source_key,
     prediction_from_model,
 )
+from tests.app import apptest_utils as u
+from tests.app.fakes import FakePredictor, car_boxes
 
 PAGE = str(u.APP_DIR / "pages" / "review.py")
 H, W = 65, 97

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import apptest_utils as u
 from streamlit.testing.v1 import AppTest
 
 from panoptic_deeplab import jobs
+from tests.app import apptest_utils as u
 
 TRAIN = str(u.APP_DIR / "pages" / "train.py")
 
@@ -90,9 +90,9 @@ def test_a_model_registered_by_another_process_is_listed_on_the_next_run(monkeyp
 
 def test_the_sidebar_names_the_model_the_page_uses(monkeypatch, tmp_path):
     import streamlit as st
-    from fakes import FakePredictor
 
     from panoptic_deeplab.app.components import model_io
+    from tests.app.fakes import FakePredictor
 
     start = tmp_path / "start-model"
     start.mkdir()

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import apptest_utils as u
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from panoptic_deeplab import jobs
 from panoptic_deeplab.jobs import process
 from panoptic_deeplab.training.run_files import RunFiles
+from tests.app import apptest_utils as u
 
 PAGE = str(u.APP_DIR / "pages" / "train.py")
 

@@ -9,12 +9,13 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-import apptest_utils as u
 import numpy as np
 import pytest
 import streamlit as st
-from fakes import FakePredictor
 from streamlit.testing.v1 import AppTest
+
+from tests.app import apptest_utils as u
+from tests.app.fakes import FakePredictor
 
 CAR = 6
 

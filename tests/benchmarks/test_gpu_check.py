@@ -51,11 +51,8 @@ def test_gpu_check_dry_mode_runs_every_step_and_writes_one_json(tmp_path):
 
 
 def test_gpu_check_reports_a_failed_step_and_goes_on(tmp_path, monkeypatch):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import gpu_check
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    from benchmarks import gpu_check
+
     report = gpu_check.Report(tmp_path / "r.json", dry=True)
     assert report.run("broken", lambda: 1 / 0) is None
     assert report.run("fine", lambda: {"x": 1}) == {"x": 1}

@@ -182,8 +182,8 @@ def _gone(pid: int) -> bool:
 
 def _live_group_members(pgid: int, wait_s: float = 5.0) -> list[int]:
     """The processes of group ``pgid`` that are not zombies, after the kernel has had up to
-    ``wait_s`` to deliver a kill. A killed helper process of the job (one that Python or a
-    library started) stays a zombie until init reaps it, and ``killpg(pgid, 0)`` still finds that."""
+    ``wait_s`` to deliver a kill. A killed helper process of the job (one that Python or a library
+    started) stays a zombie until init reaps it, and ``killpg(pgid, 0)`` still finds it."""
     deadline = time.monotonic() + wait_s
     while True:
         live = []

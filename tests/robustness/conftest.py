@@ -3,14 +3,9 @@ test helpers of tests/app (importable from here too)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-APP_TESTS = Path(__file__).resolve().parents[1] / "app"
-if str(APP_TESTS) not in sys.path:
-    sys.path.insert(0, str(APP_TESTS))  # apptest_utils, fakes (they put app/ on the path in turn)
 
 CROP = (65, 97)
 

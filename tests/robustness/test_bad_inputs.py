@@ -241,12 +241,12 @@ def test_a_decompression_bomb_is_refused_from_its_header(predictor, image_folder
 
 @pytest.fixture
 def inspect_page(monkeypatch, tmp_path):
-    import apptest_utils as u
     import streamlit as st
-    from fakes import FakePredictor
     from streamlit.testing.v1 import AppTest
 
     from panoptic_deeplab.app.components import model_io
+    from tests.app import apptest_utils as u
+    from tests.app.fakes import FakePredictor
 
     model_dir = tmp_path / "fake-model"
     model_dir.mkdir()
@@ -494,9 +494,10 @@ def test_the_review_store_refuses_dot_dot_names_before_its_export(clean_root, tm
 
 
 def test_the_review_page_shows_the_dot_dot_error(clean_root, monkeypatch, tmp_path):
-    import apptest_utils as u
     import streamlit as st
     from streamlit.testing.v1 import AppTest
+
+    from tests.app import apptest_utils as u
 
     root, _ = broken_data_set("file_name with ../", clean_root, tmp_path)
     u.set_app_env(monkeypatch, tmp_path, data=root)
@@ -868,10 +869,10 @@ def test_init_from_a_checkpoint_of_another_class_count_is_refused(
 
 def test_a_job_name_with_dot_dot_stays_a_label(clean_root, monkeypatch, tmp_path):
     """The Train form turns the job name into a run folder under WORKDIR/runs, never above it."""
-    import apptest_utils as u
     from streamlit.testing.v1 import AppTest
 
     from panoptic_deeplab import jobs
+    from tests.app import apptest_utils as u
 
     monkeypatch.setattr(
         jobs.JobStore, "_start", lambda self, job: job

@@ -18,24 +18,16 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-TESTS = Path(__file__).resolve().parents[1]
-for folder in (TESTS / "app", TESTS / "core" / "training"):
-    if str(folder) not in sys.path:
-        sys.path.insert(
-            0, str(folder)
-        )  # apptest_utils (which puts app/ on the path in turn), scenes
-import apptest_utils as u  # noqa: E402
-from scenes import ENV, PDL, make_tiny_dataset  # noqa: E402
-
-from panoptic_deeplab import jobs  # noqa: E402
-from panoptic_deeplab.jobs import store as job_store  # noqa: E402
+from panoptic_deeplab import jobs
+from panoptic_deeplab.jobs import store as job_store
+from tests.app import apptest_utils as u
+from tests.core.training.scenes import ENV, PDL
 
 SETTINGS = [
     "--set",
@@ -51,27 +43,31 @@ UNFINISHED = re.compile(
 )  # what TensorFlow leaves of a save killed half-way
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return make_tiny_dataset(tmp_path_factory.mktemp("data"))
-
-
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _start(data_root, workdir, log: Path, *args) -> subprocess.Popen:
+def _start(tiny_dataset, workdir, log: Path, *args) -> subprocess.Popen:
     with open(log, "w") as out:
         return subprocess.Popen(
-            [*PDL, "train", *TINY, "--dataset", str(data_root), "--workdir", str(workdir), *args],
+            [
+                *PDL,
+                "train",
+                *TINY,
+                "--dataset",
+                str(tiny_dataset),
+                "--workdir",
+                str(workdir),
+                *args,
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=ENV,
         )
 
 
-def _run(data_root, workdir, *args) -> subprocess.CompletedProcess:
+def _run(tiny_dataset, workdir, *args) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*PDL, "train", *TINY, "--dataset", str(data_root), "--workdir", str(workdir), *args],
+        [*PDL, "train", *TINY, "--dataset", str(tiny_dataset), "--workdir", str(workdir), *args],
         capture_output=True,
         text=True,
         env=ENV,
@@ -147,13 +143,13 @@ def _load_checkpoint_weights(workdir: Path) -> str:
 
 
 @pytest.mark.slow
-def test_three_sigkills_during_checkpoint_writes_then_a_fourth_run_finishes(data_root, tmp_path):
+def test_three_sigkills_during_checkpoint_writes_then_a_fourth_run_finishes(tiny_dataset, tmp_path):
     workdir = tmp_path / "run"
     checkpoints = workdir / "checkpoints"
     resumed_from, left = 0, []
     for attempt in range(3):
         log = tmp_path / f"attempt{attempt}.log"
-        proc = _start(data_root, workdir, log, "--steps", "1000", "--checkpoint-every", "1")
+        proc = _start(tiny_dataset, workdir, log, "--steps", "1000", "--checkpoint-every", "1")
         # This run saves resumed_from + 1 first; a save of resumed_from + 2 under way means it has
         # written a checkpoint of its own and is writing the next one: kill it right there.
         _wait_for(lambda n=resumed_from + 2: _saving(checkpoints, n), proc, 300, log, poll=0.002)
@@ -201,7 +197,7 @@ def test_three_sigkills_during_checkpoint_writes_then_a_fourth_run_finishes(data
     data.write_bytes(good[:1000])  # the registered newest checkpoint is torn: fall back to n - 1
 
     final = n + 2
-    done = _run(data_root, workdir, "--steps", str(final), "--checkpoint-every", "1")
+    done = _run(tiny_dataset, workdir, "--steps", str(final), "--checkpoint-every", "1")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     assert f"resumed from step {n - 1} " in done.stdout
@@ -230,7 +226,7 @@ def test_three_sigkills_during_checkpoint_writes_then_a_fourth_run_finishes(data
 
 @pytest.mark.slow
 def test_running_job_across_an_app_restart_then_nan_loss_then_sigterm(
-    data_root, tmp_path, monkeypatch
+    tiny_dataset, tmp_path, monkeypatch
 ):
     from streamlit.testing.v1 import AppTest
 
@@ -243,7 +239,7 @@ def test_running_job_across_an_app_restart_then_nan_loss_then_sigterm(
             "train",
             *TINY,
             "--dataset",
-            str(data_root),
+            str(tiny_dataset),
             "--workdir",
             str(workdir),
             "--steps",
@@ -279,7 +275,7 @@ def test_running_job_across_an_app_restart_then_nan_loss_then_sigterm(
         assert list(fresh.metrics(listed)["step"])[:3] == [1, 2, 3]
 
         # The Train page, started fresh against that store, shows it running, cancels it (SIGTERM).
-        u.set_app_env(monkeypatch, tmp_path, data=data_root)
+        u.set_app_env(monkeypatch, tmp_path, data=tiny_dataset)
         at = AppTest.from_file(str(u.APP_DIR / "pages" / "train.py"), default_timeout=u.TIMEOUT)
         at.run()
         assert not at.exception, at.exception
@@ -313,7 +309,7 @@ def test_running_job_across_an_app_restart_then_nan_loss_then_sigterm(
 
     # A learning rate so large that the loss becomes NaN: a clear error, the checkpoint is kept.
     nan = _run(
-        data_root,
+        tiny_dataset,
         workdir,
         "--steps",
         str(good + 6),
@@ -342,7 +338,7 @@ def test_running_job_across_an_app_restart_then_nan_loss_then_sigterm(
 
     # A sane learning rate continues from that checkpoint; then SIGTERM, as `docker stop` sends it.
     log = tmp_path / "resume.log"
-    proc = _start(data_root, workdir, log, "--steps", "1000", "--checkpoint-every", "2")
+    proc = _start(tiny_dataset, workdir, log, "--steps", "1000", "--checkpoint-every", "2")
     _wait_for(lambda: f"step {good + 2}: checkpoint" in log.read_text(), proc, 300, log)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM, log.read_text()[-3000:]

@@ -15,16 +15,10 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
-SLURM_TESTS = Path(__file__).resolve().parent
-for folder in (SLURM_TESTS.parent / "core" / "training", SLURM_TESTS.parent / "app"):
-    if str(folder) not in sys.path:  # scenes (tiny data set), apptest_utils
-        sys.path.insert(0, str(folder))
 
 DAEMONS = ("/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd")
 CPUS = 2

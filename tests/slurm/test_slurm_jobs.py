@@ -11,14 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-import apptest_utils as u
 import pytest
-from scenes import make_tiny_dataset
 from streamlit.testing.v1 import AppTest
 
 from panoptic_deeplab import jobs
 from panoptic_deeplab.jobs import JobStore
 from panoptic_deeplab.jobs.slurm import SlurmError, SlurmOptions, slurm_info, submit
+from tests.app import apptest_utils as u
 
 PAGE = str(u.APP_DIR / "pages" / "train.py")
 TINY = [
@@ -27,11 +26,6 @@ TINY = [
     "train.warmup_steps=0",
     "train.batch_size=2",
 ]
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return make_tiny_dataset(tmp_path_factory.mktemp("data"))
 
 
 def _wait(store: JobStore, job_id: int, done, timeout: float, what: str) -> jobs.Job:
@@ -168,8 +162,10 @@ def test_the_train_page_without_slurm_says_so_in_one_line(tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
-def test_a_two_task_fine_tune_from_the_train_page(slurm_cluster, data_root, tmp_path, monkeypatch):
-    u.set_app_env(monkeypatch, tmp_path, data=data_root)
+def test_a_two_task_fine_tune_from_the_train_page(
+    slurm_cluster, tiny_dataset, tmp_path, monkeypatch
+):
+    u.set_app_env(monkeypatch, tmp_path, data=tiny_dataset)
     at = _run(AppTest.from_file(PAGE, default_timeout=u.TIMEOUT))
     at.radio(key="run_on").set_value("Slurm")
     at = _run(at)
@@ -212,7 +208,7 @@ def test_a_two_task_fine_tune_from_the_train_page(slurm_cluster, data_root, tmp_
             "--model",
             str(demo),
             "--dataset",
-            str(data_root),
+            str(tiny_dataset),
             "--split",
             "val",
             "--ap",
@@ -278,11 +274,11 @@ def test_a_two_task_fine_tune_from_the_train_page(slurm_cluster, data_root, tmp_
 
 
 @pytest.mark.slow
-def test_preemption_cancel_and_resume(slurm_cluster, data_root, tmp_path):
+def test_preemption_cancel_and_resume(slurm_cluster, tiny_dataset, tmp_path):
     store = JobStore(tmp_path / "work")
     argv = [
         *jobs.train_command(
-            "synthetic/tiny", data_root, tmp_path / "run", steps=20, overrides=TINY
+            "synthetic/tiny", tiny_dataset, tmp_path / "run", steps=20, overrides=TINY
         ),
         "--checkpoint-every",
         "5",

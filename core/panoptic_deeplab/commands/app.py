@@ -122,6 +122,10 @@ def streamlit_command(port: int, host: str = "127.0.0.1") -> list[str]:
         # once could die with "AST constructor recursion depth mismatch". The pages call st.*.
         "--runner.magicEnabled",
         "false",
+        # Pickers the pages also set through session state pass that value as their default index
+        # (app/state.py, index_in_use); Streamlit would log a warning for each such run.
+        "--global.disableWidgetStateDuplicationWarning",
+        "true",
     ]
 
 

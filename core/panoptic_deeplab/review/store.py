@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..safe_files import disk_full_error, is_disk_full
-from ..sqlite_store import SqliteStore
+from ..sqlite_store import DamagedStoreError, SqliteStore, set_aside
 from .cache import LABELS, RANKINGS
 from .dataset import ReviewDataset
 from .db import iso_from_epoch, now_iso, prepare
@@ -79,8 +79,14 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
 
     ``workdir``: the store's folder (:func:`default_review_dir` gives the app's); ``reviewer``: the
     name stored with every change (default :func:`default_reviewer`); ``say``: where notes go (a
-    migration's backup), default stderr.
+    migration's backup), default stderr. A damaged ``review.sqlite`` raises ``DamagedStoreError``;
+    with ``repair=True`` it is renamed aside (``set_aside_as``) and the review starts empty.
     """
+
+    repair_hint = (
+        "To keep it aside (renamed with the time) and start an empty review, use the Review page's "
+        "button (or `ReviewStore(..., repair=True)` from Python). The data set is not touched."
+    )
 
     def __init__(
         self,
@@ -89,6 +95,8 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
         workdir: str | os.PathLike,
         reviewer: str | None = None,
         say: Callable[[str], None] | None = None,
+        *,
+        repair: bool = False,
     ):
         self.data = ReviewDataset(dataset_root, split)
         self.root, self.split, self.json_path = self.data.root, split, self.data.json_path
@@ -98,7 +106,16 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
         self.reviewer = (reviewer or "").strip() or default_reviewer()
         import sys
 
-        self.notes = prepare(self.db_path, self._open, say or (lambda t: print(t, file=sys.stderr)))
+        say = say or (lambda t: print(t, file=sys.stderr))
+        self.set_aside_as: Path | None = None  # where repair=True moved a damaged store
+        try:
+            self.notes = prepare(self.db_path, self._open, say)
+        except DamagedStoreError:
+            if not repair:
+                raise
+            self.set_aside_as = set_aside(self.db_path)
+            self._checked = None
+            self.notes = prepare(self.db_path, self._open, say)
         with self._read() as db:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             needs_import = bool(

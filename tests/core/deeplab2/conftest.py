@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from deeplab2_fixtures import MODELS, fixture
+
+from tests.core.deeplab2.deeplab2_fixtures import MODELS, fixture
 
 
 @pytest.fixture

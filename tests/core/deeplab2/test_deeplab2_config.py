@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from deeplab2_fixtures import MODELS, fixture
 
 from panoptic_deeplab.deeplab2.importer import read_config
 from panoptic_deeplab.deeplab2.textproto import model_options_span, parse_textproto, to_config
 from panoptic_deeplab.errors import ConfigError
+from tests.core.deeplab2.deeplab2_fixtures import MODELS, fixture
 
 
 def _config(path):

@@ -15,7 +15,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from deeplab2_fixtures import FIXTURES, MODELS, fixture
 
 from panoptic_deeplab.bundle import load_bundle
 from panoptic_deeplab.cli import main
@@ -26,6 +25,7 @@ from panoptic_deeplab.image_io import load_image
 from panoptic_deeplab.inference import Predictor
 from panoptic_deeplab.model.layers import resize_align_corners
 from panoptic_deeplab.postprocess import PostProcessOptions, post_process
+from tests.core.deeplab2.deeplab2_fixtures import FIXTURES, MODELS, fixture
 
 TOLERANCE = 1e-4  # of the reference output's range
 

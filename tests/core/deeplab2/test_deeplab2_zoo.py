@@ -17,7 +17,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from test_deeplab2_import import _centers, _segment_pairs, _undecided
 
 from panoptic_deeplab.bundle import load_bundle
 from panoptic_deeplab.deeplab2 import checkpoint as ckpt
@@ -25,6 +24,7 @@ from panoptic_deeplab.deeplab2.importer import import_deeplab2, read_config
 from panoptic_deeplab.image_io import load_image
 from panoptic_deeplab.inference import Predictor
 from panoptic_deeplab.model.layers import resize_align_corners
+from tests.core.deeplab2.test_deeplab2_import import _centers, _segment_pairs, _undecided
 
 ZOO = Path(__file__).resolve().parents[2] / "fixtures" / "deeplab2_zoo"
 IMAGE = ZOO.parent / "deeplab2" / "input_257x513.png"

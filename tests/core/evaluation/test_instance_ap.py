@@ -5,9 +5,9 @@ import copy
 
 import numpy as np
 import pytest
-from synth import DIV, THINGS, VOID, random_pair
 
 from panoptic_deeplab.evaluation.instance_ap import cityscapes_instance_ap, coco_instance_ap
+from tests.core.evaluation.synth import DIV, THINGS, VOID, random_pair
 
 KW = dict(thing_class_ids=THINGS, label_divisor=DIV, ignore_label=VOID)
 

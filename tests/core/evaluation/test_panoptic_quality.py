@@ -6,11 +6,18 @@ import sys
 
 import numpy as np
 import pytest
-from synth import CATEGORIES, DIV, VOID, random_pair, write_coco, write_pil_png
 
 from panoptic_deeplab.datasets.specs import DatasetSpec
 from panoptic_deeplab.errors import DatasetError
 from panoptic_deeplab.evaluation.coco_io import pq_from_files, pq_from_label_maps
+from tests.core.evaluation.synth import (
+    CATEGORIES,
+    DIV,
+    VOID,
+    random_pair,
+    write_coco,
+    write_pil_png,
+)
 
 SPEC = DatasetSpec(
     name="t",

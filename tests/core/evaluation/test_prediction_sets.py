@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synth import write_pil_png
 
 from panoptic_deeplab.datasets.png_ids import read_segment_ids
 from panoptic_deeplab.errors import DatasetError, UserError
@@ -21,6 +20,7 @@ from panoptic_deeplab.evaluation.coco_io import write_panoptic_png
 from panoptic_deeplab.evaluation.evaluate_split import evaluate_predictions
 from panoptic_deeplab.evaluation.results import EvaluationResult
 from panoptic_deeplab.prediction_sets import PredictionSet
+from tests.core.evaluation.synth import write_pil_png
 
 ROAD, PERSON, CAR, BUS = 0, 5, 6, 7
 

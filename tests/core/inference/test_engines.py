@@ -7,12 +7,12 @@ import json
 
 import numpy as np
 import pytest
-from inference_fakes import random_image
 
 from panoptic_deeplab.bundle import load_bundle
 from panoptic_deeplab.cli import main
 from panoptic_deeplab.engines import ExportedNetwork
 from panoptic_deeplab.inference import Predictor
+from tests.core.inference.inference_fakes import random_image
 
 # Stated tolerances, exported float32 network vs Keras float32 (different kernels, same arithmetic).
 ATOL = {"semantic_logits": 1e-4, "center_heatmap": 1e-5, "offsets": 1e-3}

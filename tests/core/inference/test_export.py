@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from inference_fakes import random_image
 
 from panoptic_deeplab.bundle import load_bundle
 from panoptic_deeplab.cli import main
 from panoptic_deeplab.inference import Predictor
+from tests.core.inference.inference_fakes import random_image
 
 
 @pytest.mark.slow

@@ -10,11 +10,11 @@ import os
 
 import numpy as np
 import pytest
-from inference_fakes import random_image
 from PIL import Image
 
 from panoptic_deeplab.cli import main
 from panoptic_deeplab.export_files import replacing
+from tests.core.inference.inference_fakes import random_image
 
 
 def _hashes(folder) -> dict[str, str]:

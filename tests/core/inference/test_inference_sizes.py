@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from inference_fakes import SPEC, fake_config, fake_model
 
 from panoptic_deeplab.errors import ImageError
 from panoptic_deeplab.inference import InferencePipeline, as_rgb_float, scaled_size
+from tests.core.inference.inference_fakes import SPEC, fake_config, fake_model
 
 
 def pipeline(config, **kwargs):

@@ -137,10 +137,10 @@ def test_the_predictor_says_what_runs_and_engines_refuse_what_they_cannot_run(ti
 def test_pdl_predict_says_and_records_its_precision_and_refuses_what_an_engine_cannot_run(
     tiny_bundle_dir, tmp_path, capsys
 ):
-    from inference_fakes import random_image
     from PIL import Image
 
     from panoptic_deeplab.cli import main
+    from tests.core.inference.inference_fakes import random_image
 
     images = tmp_path / "images"
     images.mkdir()

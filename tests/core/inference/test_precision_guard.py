@@ -6,10 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from precision_guard import agreement_guard, precision_guard, weight_rounding_agreement
 
 from panoptic_deeplab.commands.app import default_model
 from panoptic_deeplab.model import builder
+from tests.core.inference.precision_guard import (
+    agreement_guard,
+    precision_guard,
+    weight_rounding_agreement,
+)
 
 # Bounds for bf16 against fp32 on the demo model (observed on 60 images: max 0.086 / 0.026 / 6.1 px,
 # mean 3.1e-4 / 3.1e-4 / 0.31 px; see docs/deployment.md, "Precision").

@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from inference_fakes import random_image
 from PIL import Image
 
 from panoptic_deeplab.cli import main
 from panoptic_deeplab.evaluation.coco_io import read_panoptic_png
 from panoptic_deeplab.inference import Predictor
+from tests.core.inference.inference_fakes import random_image
 
 
 @pytest.fixture(scope="module")

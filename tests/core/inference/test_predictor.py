@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from inference_fakes import SPEC, PoolSpy, fake_bundle, fake_config, random_image
 
 from panoptic_deeplab.inference import Predictor
 from panoptic_deeplab.postprocess import post_process
+from tests.core.inference.inference_fakes import (
+    SPEC,
+    PoolSpy,
+    fake_bundle,
+    fake_config,
+    random_image,
+)
 
 
 def nearest_palette_class(image):

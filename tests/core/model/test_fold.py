@@ -5,10 +5,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from model_test_utils import tiny_config
 
 from panoptic_deeplab.model.builder import build_model
 from panoptic_deeplab.model.fold import FoldedConv, _all_layers, fold_batch_norms
+from tests.core.model.model_test_utils import tiny_config
 
 
 @pytest.mark.parametrize("backbone", ["resnet50", "mobilenet_v3_small", "xception71"])

@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from model_test_utils import tiny_config
 
 from panoptic_deeplab.model.builder import build_model, valid_input_size
+from tests.core.model.model_test_utils import tiny_config
 
 
 def random_image(h, w, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, size=(1, h, w, 3)).astype("float32")
 
 
+@pytest.fixture(scope="module")
+def tiny_model():
+    """``tiny_model(output_stride, size)``: each model is built once for the two tests below that
+    look at it (a build is most of their time)."""
+    built = {}
+
+    def get(output_stride, size):
+        if (output_stride, size) not in built:
+            config = tiny_config(output_stride=output_stride)
+            built[output_stride, size] = build_model(config, num_classes=5, input_shape=size)
+        return built[output_stride, size]
+
+    return get
+
+
 @pytest.mark.parametrize("output_stride", [16, 32])
 @pytest.mark.parametrize("size", [(65, 97), (64, 96)])
-def test_outputs_have_the_input_size(output_stride, size):
+def test_outputs_have_the_input_size(tiny_model, output_stride, size):
     h, w = size
-    model = build_model(tiny_config(output_stride=output_stride), num_classes=5, input_shape=size)
+    model = tiny_model(output_stride, size)
     out = model(random_image(h, w), training=False)
     assert set(out) == {"semantic_logits", "center_heatmap", "offsets"}
     assert tuple(out["semantic_logits"].shape) == (1, h, w, 5)
@@ -30,8 +45,8 @@ def test_outputs_have_the_input_size(output_stride, size):
 
 @pytest.mark.parametrize("output_stride", [16, 32])
 @pytest.mark.parametrize("size", [(65, 97), (64, 96)])
-def test_backbone_endpoint_strides(output_stride, size):
-    model = build_model(tiny_config(output_stride=output_stride), num_classes=5, input_shape=size)
+def test_backbone_endpoint_strides(tiny_model, output_stride, size):
+    model = tiny_model(output_stride, size)
     features = model.get_layer("backbone").output
     # Odd sizes k*s+1 give (n-1)/s+1; even sizes give n/s (symmetric padding, like deeplab2).
     expect = {

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import keras
-from model_test_utils import tiny_config
 
 from panoptic_deeplab.cli import main
 from panoptic_deeplab.config import save_config
 from panoptic_deeplab.model.builder import build_model
 from panoptic_deeplab.model.flops import count_mult_adds
+from tests.core.model.model_test_utils import tiny_config
 
 
 def test_model_summary_json(tmp_path, capsys):

@@ -7,12 +7,12 @@ import re
 import keras
 import numpy as np
 import pytest
-from model_test_utils import tiny_config
 
 from panoptic_deeplab.config import load_config
 from panoptic_deeplab.errors import CheckpointError
 from panoptic_deeplab.model.builder import build_model
 from panoptic_deeplab.model.pretrained import load_pretrained_backbone
+from tests.core.model.model_test_utils import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from reference import post_process_reference
 
 from panoptic_deeplab.postprocess import PostProcessOptions, post_process
+from tests.core.postprocess.reference import post_process_reference
 
 DIV, VOID = 1000, 255
 

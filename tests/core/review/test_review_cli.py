@@ -9,11 +9,11 @@ import time
 import cv2
 import numpy as np
 import pytest
-from review_fixtures import CAR, PERSON, ROAD, image_a, pred_a, pred_b
 
 from panoptic_deeplab.cli import main
 from panoptic_deeplab.datasets.coco_panoptic import id_to_rgb
 from panoptic_deeplab.review import ReviewStore
+from tests.core.review.review_fixtures import CAR, PERSON, ROAD, image_a, pred_a, pred_b
 
 KEYS = [
     "image_id",

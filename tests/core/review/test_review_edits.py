@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from review_fixtures import CAR, PERSON, ROAD, SKY, H, W, image_a, image_b
 
 from panoptic_deeplab.datasets.coco_panoptic import read_segment_ids
 from panoptic_deeplab.review import ReviewError, brush_mask, polygon_mask
+from tests.core.review.review_fixtures import CAR, PERSON, ROAD, SKY, H, W, image_a, image_b
 
 
 def _export(store, tmp_path, name="out"):

@@ -15,7 +15,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from review_fixtures import CAR, PERSON, brush_free_stroke, fill_to_the_last_byte
 
 from panoptic_deeplab.datasets.checks import check_dataset
 from panoptic_deeplab.review import (
@@ -27,6 +26,7 @@ from panoptic_deeplab.review import (
     leftover_exports,
 )
 from panoptic_deeplab.safe_files import DiskFullError, LockedError
+from tests.core.review.review_fixtures import CAR, PERSON, brush_free_stroke, fill_to_the_last_byte
 
 
 def _digest(root: Path) -> dict[str, str]:

@@ -6,7 +6,6 @@ shift) scoring 0.77 against 0.41 for the first item below it that is no planted 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,7 @@ DEMO = ROOT / "assets" / "models" / "synthetic_demo"
 
 @pytest.mark.slow
 def test_planted_errors_rank_near_the_top(tmp_path, capsys):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from planted_errors import found, plant_errors, recall_at
+    from benchmarks.planted_errors import found, plant_errors, recall_at
 
     data = make_synthetic_dataset(tmp_path / "data", 0, 8, height=256, width=512, seed=2027)
     planted = plant_errors(data)

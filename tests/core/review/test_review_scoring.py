@@ -9,18 +9,6 @@ import json
 import cv2
 import numpy as np
 import pytest
-from review_fixtures import (
-    CAR,
-    CATEGORIES,
-    PERSON,
-    ROAD,
-    H,
-    W,
-    image_a,
-    image_b,
-    pred_a,
-    predictions,
-)
 
 from panoptic_deeplab.datasets.coco_panoptic import id_to_rgb
 from panoptic_deeplab.errors import UserError
@@ -33,6 +21,18 @@ from panoptic_deeplab.review import (
     score_segments,
 )
 from panoptic_deeplab.review.sources import load_prediction, save_prediction
+from tests.core.review.review_fixtures import (
+    CAR,
+    CATEGORIES,
+    PERSON,
+    ROAD,
+    H,
+    W,
+    image_a,
+    image_b,
+    pred_a,
+    predictions,
+)
 
 
 def _small() -> tuple[np.ndarray, list[dict], Prediction]:

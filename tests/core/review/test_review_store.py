@@ -11,7 +11,6 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from review_fixtures import CAR, PERSON, ROAD, H, W, image_a, predictions
 
 from panoptic_deeplab.errors import UserError
 from panoptic_deeplab.review import (
@@ -21,6 +20,7 @@ from panoptic_deeplab.review import (
     StaleSegment,
     brush_mask,
 )
+from tests.core.review.review_fixtures import CAR, PERSON, ROAD, H, W, image_a, predictions
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
 

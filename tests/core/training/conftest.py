@@ -1,11 +1,6 @@
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from scenes import tiny_config
+from tests.core.training.scenes import tiny_config
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ synthetic data set on disk that the `pdl train` process tests train on."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -34,32 +33,14 @@ def tiny_config(**overrides):
 
 
 def make_tiny_dataset(parent: Path) -> Path:
-    """`pdl make-dataset synthetic` into ``parent/synthetic``: 6 train + 2 val images of 65x97."""
-    root = Path(parent) / "synthetic"
-    subprocess.run(
-        [
-            *PDL,
-            "make-dataset",
-            "synthetic",
-            "--out",
-            str(root),
-            "--num-train",
-            "6",
-            "--num-val",
-            "2",
-            "--height",
-            "65",
-            "--width",
-            "97",
-            "--seed",
-            "5",
-            "--workers",
-            "1",
-        ],
-        check=True,
-        env=ENV,
+    """What `pdl make-dataset synthetic --num-train 6 --num-val 2 --height 65 --width 97 --seed 5`
+    writes, into ``parent/synthetic`` (in this process: a `pdl` start costs seconds). Tests share
+    one through the session fixture ``tiny_dataset`` (tests/conftest.py)."""
+    from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
+
+    return make_synthetic_dataset(
+        Path(parent) / "synthetic", 6, 2, height=65, width=97, seed=5, workers=1
     )
-    return root
 
 
 ROAD, SKY, CAR = 0, 4, 6

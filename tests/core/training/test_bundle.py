@@ -13,7 +13,7 @@ from panoptic_deeplab.model.builder import build_model
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, request):
-    from scenes import tiny_config
+    from tests.core.training.scenes import tiny_config
 
     config = tiny_config()
     spec = get_dataset_spec("synthetic")

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from scenes import ENV, PDL, make_tiny_dataset
+
+from tests.core.training.scenes import ENV, PDL
 
 TINY = [
     "--config",
@@ -22,11 +23,6 @@ TINY = [
     "--batch-size",
     "2",
 ]
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return make_tiny_dataset(tmp_path_factory.mktemp("data"))
 
 
 def _wait_for(predicate, proc, timeout, log):
@@ -44,7 +40,7 @@ def _wait_for(predicate, proc, timeout, log):
 
 
 @pytest.mark.slow
-def test_sigkill_after_first_checkpoint_then_resume(data_root, tmp_path):
+def test_sigkill_after_first_checkpoint_then_resume(tiny_dataset, tmp_path):
     workdir, log = tmp_path / "run", tmp_path / "first.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -53,7 +49,7 @@ def test_sigkill_after_first_checkpoint_then_resume(data_root, tmp_path):
                 "train",
                 *TINY,
                 "--dataset",
-                str(data_root),
+                str(tiny_dataset),
                 "--workdir",
                 str(workdir),
                 "--steps",
@@ -84,7 +80,7 @@ def test_sigkill_after_first_checkpoint_then_resume(data_root, tmp_path):
             "train",
             *TINY,
             "--dataset",
-            str(data_root),
+            str(tiny_dataset),
             "--workdir",
             str(workdir),
             "--steps",
@@ -108,14 +104,14 @@ def test_sigkill_after_first_checkpoint_then_resume(data_root, tmp_path):
     assert (workdir / "model" / "bundle.json").is_file()
 
 
-def test_bad_config_key_is_reported_without_traceback(data_root, tmp_path):
+def test_bad_config_key_is_reported_without_traceback(tiny_dataset, tmp_path):
     done = subprocess.run(
         [
             *PDL,
             "train",
             *TINY,
             "--dataset",
-            str(data_root),
+            str(tiny_dataset),
             "--workdir",
             str(tmp_path),
             "--set",
@@ -144,7 +140,7 @@ def _free_ports(n):
 
 
 @pytest.mark.slow
-def test_two_workers_on_localhost(data_root, tmp_path):
+def test_two_workers_on_localhost(tiny_dataset, tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     procs = []
@@ -164,7 +160,7 @@ def test_two_workers_on_localhost(data_root, tmp_path):
                         "train",
                         *TINY,
                         "--dataset",
-                        str(data_root),
+                        str(tiny_dataset),
                         "--workdir",
                         str(tmp_path / "run"),
                         "--steps",

@@ -5,12 +5,12 @@ import io
 
 import numpy as np
 import pytest
-import scenes
-from scenes import tiny_config
 
 from panoptic_deeplab.errors import CheckpointError
 from panoptic_deeplab.training import train
 from panoptic_deeplab.training.history import list_snapshots, load_step_bundle, thin_steps
+from tests.core.training import scenes
+from tests.core.training.scenes import tiny_config
 
 
 def test_thinning_keeps_the_first_and_newest_and_spreads_the_rest():

@@ -2,12 +2,12 @@
 
 import numpy as np
 import tensorflow as tf
-from scenes import tiny_config
 
 from panoptic_deeplab.datasets.readers import open_dataset
 from panoptic_deeplab.datasets.specs import get_dataset_spec
 from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
 from panoptic_deeplab.training.periodic_eval import make_periodic_evaluator
+from tests.core.training.scenes import tiny_config
 
 SIDEWALK, ROAD = 1, 0
 

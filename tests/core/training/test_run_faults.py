@@ -8,9 +8,7 @@ import os
 
 import numpy as np
 import pytest
-import scenes
 import tensorflow as tf
-from scenes import tiny_config
 
 from panoptic_deeplab.bundle import load_bundle
 from panoptic_deeplab.safe_files import DiskFullError, LockedError, RunLock
@@ -18,6 +16,8 @@ from panoptic_deeplab.training import CheckpointStore, train
 from panoptic_deeplab.training.callbacks import ProgressLog
 from panoptic_deeplab.training.history import load_step_bundle
 from panoptic_deeplab.training.run_files import read_status
+from tests.core.training import scenes
+from tests.core.training.scenes import tiny_config
 
 DEAD_PID = 2**22 + 12345  # above the default pid_max: no such process
 

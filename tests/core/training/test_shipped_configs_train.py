@@ -10,11 +10,11 @@ import json
 import subprocess
 
 import pytest
-from scenes import ENV, PDL
 
 from panoptic_deeplab.cli import main
 from panoptic_deeplab.config import available_configs, load_config
 from panoptic_deeplab.model.backbones.architectures import ARCHITECTURES
+from tests.core.training.scenes import ENV, PDL
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
-import scenes
 import tensorflow as tf
-from scenes import tiny_config
 
 from panoptic_deeplab.bundle import load_bundle
 from panoptic_deeplab.training import CheckpointStore, TrainingDivergedError, train
+from tests.core.training import scenes
+from tests.core.training.scenes import tiny_config
 
 
 def read_metrics(workdir):
@@ -53,6 +53,7 @@ def test_tiny_model_loss_falls_and_run_files_are_written(tmp_path):
     )
 
 
+@pytest.mark.slow  # 21 s in the quick tier on the 2-core CI machine
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny_config(**{"train.steps": 10, "train.checkpoint_every": 2})
     with pytest.raises(
@@ -83,6 +84,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert all(np.isfinite(v.numpy()).all() for v in network.trainable_variables)
 
 
+@pytest.mark.slow  # 24 s in the quick tier on the 2-core CI machine
 def test_gradient_accumulation_and_a_damaged_newest_checkpoint(tmp_path):
     config = tiny_config(
         **{"train.steps": 4, "train.checkpoint_every": 2, "train.gradient_accumulation": 2}
