@@ -147,7 +147,8 @@ def main() -> None:
         run_one(args.one, args.graph)
         return
     print(
-        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, {platform.processor()}"
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{platform.processor()}"
     )
     print(f"CPU flags: {cpu_flags()}")
     print(f"memory available: {available_gib():.1f} GiB; load average: {os.getloadavg()}")

@@ -208,10 +208,10 @@ def test_a_checkpoint_of_another_zoo_model_stops_naming_the_mismatch(tmp_path):
 def test_pdl_train_init_from_an_imported_zoo_model_starts_from_its_weights(
     tmp_path, capsys, monkeypatch, name
 ):
-    """`pdl import deeplab2` a zoo model (Axial-SWideRNet: axial blocks, drop path on when training),
-    then `pdl train --init-from` it for 2 steps on the synthetic data set (8 classes, not 19): before
-    the first step every weight but the class layer is the imported one, that layer is re-initialised
-    with a note saying so, and the 2 steps move the backbone."""
+    """`pdl import deeplab2` a zoo model (Axial-SWideRNet: axial blocks, drop path on in training),
+    then `pdl train --init-from` it for 2 steps on the synthetic data set (8 classes, not 19):
+    before the first step every weight but the class layer is the imported one, that layer is
+    re-initialised with a note saying so, and the 2 steps move the backbone."""
     from panoptic_deeplab.cli import main
     from panoptic_deeplab.datasets.synthetic import make_synthetic_dataset
     from panoptic_deeplab.training import callbacks
