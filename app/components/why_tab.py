@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from panoptic_deeplab.app import state
 from panoptic_deeplab.app.components import error_analysis as ea
 from panoptic_deeplab.app.components import figures, result_views
 from panoptic_deeplab.errors import UserError
@@ -113,8 +114,17 @@ def _breakdown(result: EvaluationResult, frame: pd.DataFrame, openers) -> None:
         row = frame.loc[frame["class"] == st.session_state["why_class"]].iloc[0]
         st.session_state["why_type"] = max(ERROR_TYPES, key=lambda t: row[t])
     c = st.columns(2)
-    class_name = c[0].selectbox("Class", classes, key="why_class")
-    error = c[1].selectbox("Error type", types, format_func=LABELS.get, key="why_type")
+    # The pickers are in a tab and set by clicks: their default index is the value in use.
+    class_name = c[0].selectbox(
+        "Class", classes, index=state.index_in_use("why_class", classes), key="why_class"
+    )
+    error = c[1].selectbox(
+        "Error type",
+        types,
+        index=state.index_in_use("why_type", types),
+        format_func=LABELS.get,
+        key="why_type",
+    )
     class_id = int(frame.loc[frame["class"] == class_name, "id"].iloc[0])
     images = ea.images_with_error(result, class_id, error)
     if images.empty:
@@ -142,7 +152,9 @@ def _breakdown(result: EvaluationResult, frame: pd.DataFrame, openers) -> None:
             0
         ]  # a new class or error type starts at its worst image
     st.session_state["_why_for"] = (class_id, error)
-    image_name = st.selectbox("Image", names, key="why_image")
+    image_name = st.selectbox(
+        "Image", names, index=state.index_in_use("why_image", names), key="why_image"
+    )
     record = result.per_image[int(images.loc[images["image"] == image_name, "index"].iloc[0])]
     _show_image(result, record, class_id, class_name, error, openers)
 
