@@ -3,6 +3,7 @@
     pdl review score --model BUNDLE --dataset ROOT --split S [--out RANKING.json]
     pdl review score --predictions PRED_JSON [--pred-folder DIR] --dataset ROOT --split S
     pdl review export --dataset ROOT --split S --out DIR [--overwrite]
+    (either with --repair: a damaged review.sqlite is kept aside and the review starts empty)
 
 Both use the store the app uses for that data set and split (under the app's work directory,
 ``PDL_APP_WORKDIR`` / ``PDL_WORKDIR``), or ``--store DIR``. Scoring runs the model once per image
@@ -105,6 +106,12 @@ def configure_parser(parser) -> None:
         "use status.json in a job)",
     )
     parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="if the store's review.sqlite is damaged, keep it aside (renamed with the time) and "
+        "start an empty review; the data set is not touched",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="export: replace an earlier review export in --out (only once the new one is "
@@ -131,8 +138,16 @@ def _store(args):
     from ..review import ReviewStore
 
     if args.store:
-        return ReviewStore(args.dataset, args.split, args.store)
-    return ReviewStore.open(args.dataset, args.split)
+        store = ReviewStore(args.dataset, args.split, args.store, repair=args.repair)
+    else:
+        store = ReviewStore.open(args.dataset, args.split, repair=args.repair)
+    if store.set_aside_as is not None:
+        print(
+            f"{store.db_path} was damaged: kept as {store.set_aside_as}; the review starts empty "
+            "(the data set is as it was)",
+            file=sys.stderr,
+        )
+    return store
 
 
 def run(args) -> int:

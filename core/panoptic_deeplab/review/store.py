@@ -85,7 +85,8 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
 
     repair_hint = (
         "To keep it aside (renamed with the time) and start an empty review, use the Review page's "
-        "button (or `ReviewStore(..., repair=True)` from Python). The data set is not touched."
+        "button or `pdl review ... --repair` (`ReviewStore(..., repair=True)` from Python). The "
+        "data set is not touched."
     )
 
     def __init__(
@@ -145,12 +146,13 @@ class ReviewStore(EditTools, Scoring, SqliteStore):
         split: str,
         workdir_root: str | os.PathLike | None = None,
         reviewer: str | None = None,
+        *,
+        repair: bool = False,
     ) -> ReviewStore:
         """The store the app uses for this data set and split (under ``workdir_root``, by default
         the app's work directory)."""
-        return cls(
-            dataset_root, split, default_review_dir(dataset_root, split, workdir_root), reviewer
-        )
+        folder = default_review_dir(dataset_root, split, workdir_root)
+        return cls(dataset_root, split, folder, reviewer, repair=repair)
 
     # -- SQLite --------------------------------------------------------------------------------
 

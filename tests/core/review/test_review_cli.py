@@ -181,3 +181,26 @@ def test_an_interrupted_score_says_stopped_and_the_next_run_resumes(
     assert "scoring 1 of 2 images" in capsys.readouterr().out
     assert json.loads(status.read_text())["state"] == "finished"
     assert store.sources()[0].scored == 2
+
+
+def test_a_damaged_store_is_named_and_kept_aside_with_repair(
+    dataset, prediction_files, tmp_path, capsys
+):
+    """Issue 24: `pdl review` on a damaged review.sqlite names the file and --repair; with
+    --repair the file is kept aside unchanged and the review starts empty."""
+    store_dir = tmp_path / "store"
+    argv = ["--dataset", str(dataset), "--split", "val", "--store", str(store_dir)]
+    assert main(["review", "score", "--predictions", str(prediction_files), *argv]) == 0
+    db = store_dir / "review.sqlite"
+    with open(db, "r+b") as f:
+        f.write(b"this is no SQLite header")
+    damaged = db.read_bytes()
+    capsys.readouterr()
+    assert main(["review", "score", "--predictions", str(prediction_files), *argv]) != 0
+    err = capsys.readouterr().err
+    assert str(db) in err and "--repair" in err
+    assert main(["review", "score", "--predictions", str(prediction_files), *argv, "--repair"]) == 0
+    kept = list(store_dir.glob("review.sqlite.damaged-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == damaged
+    assert f"kept as {kept[0]}" in capsys.readouterr().err
+    assert ReviewStore(dataset, "val", store_dir).sources()  # scored again into a fresh store
