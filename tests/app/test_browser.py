@@ -349,6 +349,49 @@ def _shifted_copy(root: Path, out: Path) -> Path:
     return out
 
 
+def test_evaluate_a_prediction_set_from_another_tool(server, browser, tmp_path):
+    """Issue 23: the Evaluate page on prediction files written as another tool writes them (the
+    ground truth with other segment ids, another segment order, PNGs written by PIL): the job
+    runs and the page shows the set's result by its name, PQ 100."""
+    from tests.core.evaluation.synth import write_pil_png
+    from tests.core.evaluation.test_prediction_sets import ground_truth, random_ids, write_set
+
+    images = ground_truth(server["data"])
+    pred_json = write_set(
+        images, tmp_path / "other-tool", writer=write_pil_png, renumber=random_ids(7), shuffle=3
+    )
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(server["url"] + "/evaluate")
+    wait_idle(page)
+    what = page.get_by_test_id("stRadio").filter(has_text="What to evaluate")
+    if not what.is_visible():  # an earlier result exists: the form is folded away
+        page.get_by_text("Run an evaluation", exact=True).click()
+        what.wait_for(state="visible", timeout=10_000)
+    what.get_by_text("a prediction set", exact=True).click()
+    box = page.get_by_role("textbox", name="Predictions JSON (COCO panoptic)")
+    box.wait_for(state="visible", timeout=60_000)
+    box.fill(str(pred_json))
+    box.press("Enter")
+    wait_idle(page)
+    name = page.get_by_role("textbox", name="Name", exact=True)
+    name.fill("other-tool")
+    name.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Evaluate").click()
+    result = page.get_by_role("combobox", name="Result")
+    wait_until(
+        page,
+        lambda: result.count() == 1 and result.input_value().startswith("other-tool on "),
+        "the set's result to be the one shown",
+        timeout_s=300,
+    )
+    pq = page.get_by_test_id("stMetric").filter(has_text="PQ").first
+    wait_until(page, lambda: "100.0" in pq.inner_text(), "the set's PQ on the page")
+    assert_no_exception(page)
+    page.screenshot(path=str(SCREENS / "evaluate-prediction-set.png"), full_page=True)
+    page.close()
+
+
 def test_evaluate_names_a_bad_root_and_mismatched_classes(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(server["url"] + "/evaluate")
