@@ -148,6 +148,11 @@ def wait_until(page, condition, what: str, timeout_s: float = 120) -> None:
     wait_idle(page)
 
 
+def steps(page):
+    """Inspect's "Step" radio (the page has others: what to inspect, the layout)."""
+    return page.get_by_test_id("stRadio").filter(has_text="Semantic").first
+
+
 def assert_no_exception(page) -> None:
     errors = page.get_by_test_id("stException")
     assert errors.count() == 0, errors.first.inner_text()
@@ -165,7 +170,7 @@ def test_upload_and_step_through_the_outputs(server, browser, tmp_path):
     wait_idle(page)
     assert_no_exception(page)
     for stage in ("Semantic", "Centers", "Offsets", "Panoptic"):
-        page.get_by_test_id("stRadio").first.get_by_text(stage, exact=True).click()
+        steps(page).get_by_text(stage, exact=True).click()
         chart = page.get_by_test_id("stPlotlyChart").first
         wait_until(page, lambda s=stage, c=chart: s in c.inner_text(), f"the {stage} figure")
         assert_no_exception(page)
@@ -501,7 +506,7 @@ def test_the_threshold_slider_shows_the_value_it_applies(server, browser):
     page.goto(server["url"])
     page.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=180_000)
     wait_idle(page)
-    page.get_by_test_id("stRadio").first.get_by_text("Centers", exact=True).click()
+    steps(page).get_by_text("Centers", exact=True).click()
     wait_idle(page)
     slider = page.get_by_test_id("stSidebar").get_by_test_id("stSlider").first  # "Center threshold"
     thumb = slider.locator('input[type="range"]')
