@@ -64,13 +64,7 @@ def _segment_rows(prediction, spec) -> list[dict]:
 def _panoptic_view(image, panoptic, spec, segments: dict, opacity: float, what: str):
     """A panoptic map blended on the image, its borders white; hover: class, segment, area,
     score (``segments``: panoptic value -> PredictedSegment, empty for the ground truth)."""
-    colored = visualize.panoptic_to_color(
-        panoptic, spec.colors, label_divisor=spec.label_divisor, ignore_label=spec.ignore_label
-    )
-    overlay = visualize.blend(image, colored, opacity)
-    overlay[visualize.segment_boundaries(panoptic)] = (255, 255, 255)
-    _, inverse, counts = np.unique(panoptic, return_inverse=True, return_counts=True)
-    area = counts[inverse.reshape(panoptic.shape)]
+    _, overlay, area = views.panoptic_overlay(image, panoptic, spec, opacity)
 
     def hover(ys, xs):
         values = panoptic[ys, xs]

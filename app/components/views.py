@@ -153,13 +153,7 @@ def build_view(
 
     if stage == "Panoptic":
         pan = fused.panoptic
-        colored = visualize.panoptic_to_color(
-            pan, spec.colors, label_divisor=spec.label_divisor, ignore_label=spec.ignore_label
-        )
-        overlay = visualize.blend(image, colored, opacity)
-        overlay[visualize.segment_boundaries(pan)] = (255, 255, 255)
-        values, inverse, counts = np.unique(pan, return_inverse=True, return_counts=True)
-        area_map = counts[inverse.reshape(pan.shape)]
+        colored, overlay, area_map = panoptic_overlay(image, pan, spec, opacity)
         score_of = {row["id"]: row["score"] for row in fused.instances if row["id"] > 0}
 
         def hover(ys, xs):
@@ -211,3 +205,15 @@ def number(value: float, digits: int) -> str:
     """``value`` with ``digits`` decimals, never "-0.000" (a tiny negative rounds to plain zero)."""
     text = f"{float(value):.{digits}f}"
     return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def panoptic_overlay(image, panoptic, spec, opacity: float):
+    """A panoptic map's colours, their blend on the image with white segment borders, and each
+    pixel's segment area (for hover texts): what every panoptic view of the app draws."""
+    colored = visualize.panoptic_to_color(
+        panoptic, spec.colors, label_divisor=spec.label_divisor, ignore_label=spec.ignore_label
+    )
+    overlay = visualize.blend(image, colored, opacity)
+    overlay[visualize.segment_boundaries(panoptic)] = (255, 255, 255)
+    _, inverse, counts = np.unique(panoptic, return_inverse=True, return_counts=True)
+    return colored, overlay, counts[inverse.reshape(panoptic.shape)]
