@@ -20,4 +20,7 @@ if [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/munged ]; then
   fi
 fi
 export TF_CPP_MIN_LOG_LEVEL=2
-exec .venv/bin/python -m pytest "$@"
+# Two test processes (pytest-xdist), one per core of the 2-core CI machine: most of a test's time
+# is single-threaded (Python, tracing, process start-up). Each holds up to about 8 GiB late in the
+# run; PDL_TEST_WORKERS sets another count, and `-n 0` among the arguments runs in this process.
+exec .venv/bin/python -m pytest -n "${PDL_TEST_WORKERS:-2}" --dist loadgroup "$@"

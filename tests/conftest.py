@@ -98,18 +98,31 @@ def tiny_dataset(tmp_path_factory):
 
 # -- the two tiers' time, from one whole run (README: the quick tier must stay under 10 minutes) --
 _TIER_SECONDS = {"quick": 0.0, "slow": 0.0}
+_STARTED = []
+
+
+def pytest_sessionstart(session):
+    import time
+
+    _STARTED.append(time.monotonic())
 
 
 def pytest_runtest_logreport(report):
+    # With pytest-xdist the workers' reports come to this hook in the controlling process.
     _TIER_SECONDS["slow" if "slow" in report.keywords else "quick"] += report.duration
 
 
-def pytest_terminal_summary(terminalreporter):
-    """One line that says how long each tier took in this run: a whole run also tells whether the
-    quick tier alone (``-m "not slow"``) keeps to its budget. Set-up, call and teardown of each
-    test; a session fixture counts with the first test that uses it; Python's start-up and test
-    collection are not included."""
+def pytest_terminal_summary(terminalreporter, config):
+    """One line that says how long each tier's tests took in this run and how long the run took:
+    a whole run also tells what the quick tier (``-m "not slow"``) costs. Set-up, call and teardown
+    of each test, summed over the parallel workers (``-n``); a session fixture counts with the
+    first test that uses it; Python's start-up and test collection count only in the run's time."""
+    import time
+
     quick, slow = _TIER_SECONDS["quick"], _TIER_SECONDS["slow"]
+    workers = getattr(config.option, "numprocesses", None) or 1
+    wall = time.monotonic() - _STARTED[0] if _STARTED else 0.0
     terminalreporter.write_line(
         f"time in tests: quick tier (not slow) {quick / 60:.1f} min, slow tier {slow / 60:.1f} min"
+        f", summed over {workers} worker(s); the run took {wall / 60:.1f} min"
     )
