@@ -2,13 +2,18 @@
 
     python benchmarks/bench_zoo.py                          # the large rows, R50 OS32 between them
     python benchmarks/bench_zoo.py --presets cityscapes/wide_resnet41_os16 --max-gib 18
+    python benchmarks/bench_zoo.py --graph --size 1025 2049 \
+        --presets tests/fixtures/deeplab2_zoo/zoo_variables/coco_r50_os32.textproto
+
+A "preset" is one of our configs or a deeplab2 experiment textproto (the zoo model exactly as
+``pdl import deeplab2`` builds it, e.g. COCO's 133-class head).
 
 Each model runs in a process of its own (peak RSS is per process): build the preset with random
 weights (time and memory do not depend on them), one warm-up call at 65x129, then one eager call at
-the preset's eval size (``dataset.crop_size``: 1025x2049 for Cityscapes), no post-processing, as the
-table's other rows were measured. ``--graph``: the call runs as one ``tf.function`` traced
-for that size beforehand, as the Predictor runs it; TensorFlow then frees each activation once
-used, where an eager Keras call may keep them to the end.
+the preset's eval size (``dataset.crop_size``: 1025x2049 for Cityscapes; ``--size H W`` for
+another), no post-processing. ``--graph``: the call runs as one ``tf.function`` traced for that
+size beforehand, as the Predictor runs it; TensorFlow then frees each activation once used, where
+an eager Keras call may keep them to the end.
 
 The reference, ``cityscapes/resnet50_os32``, runs before the
 first model and after each one, so every model sits between two reference runs made under nearly the
@@ -42,16 +47,16 @@ LARGE_ROWS = [
 GIB = 2**30
 
 
-def run_one(preset: str, graph: bool) -> None:
+def run_one(preset: str, graph: bool, size: list[int] | None) -> None:
     """Child: print one JSON line with the preset's figures."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from panoptic_deeplab.config import load_config
+    from panoptic_deeplab.deeplab2.importer import read_config
     from panoptic_deeplab.model.builder import build_model
 
-    config = load_config(preset)
-    size = tuple(int(s) for s in config.dataset.crop_size)
+    config = read_config(preset, None)[0]  # our config name, or a deeplab2 textproto
+    size = tuple(int(s) for s in (size or config.dataset.crop_size))
     start = time.perf_counter()
     model = build_model(config)
     built = time.perf_counter() - start
@@ -95,12 +100,13 @@ def rss_gib(pid: int) -> float:
     return 0.0
 
 
-def measure(preset: str, max_gib: float, spare_gib: float, graph: bool = False) -> dict:
+def measure(preset: str, max_gib: float, spare_gib: float, graph: bool = False, size=None) -> dict:
     """Parent: run one preset in a child process, stopping it above the memory cap."""
     cap = min(max_gib, available_gib() - spare_gib)
     load = os.getloadavg()[0]
+    options = [*(["--graph"] if graph else []), *(["--size", *map(str, size)] if size else [])]
     child = subprocess.Popen(
-        [sys.executable, __file__, "--one", preset, *(["--graph"] if graph else [])],
+        [sys.executable, __file__, "--one", preset, *options],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -141,10 +147,13 @@ def main() -> None:
     parser.add_argument("--max-gib", type=float, default=20.0)
     parser.add_argument("--spare-gib", type=float, default=1.5)
     parser.add_argument("--graph", action="store_true", help="run the call as one tf.function")
+    parser.add_argument(
+        "--size", nargs=2, type=int, metavar=("H", "W"), help="input size (default: eval size)"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        run_one(args.one, args.graph)
+        run_one(args.one, args.graph, args.size)
         return
     print(
         f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
@@ -152,13 +161,13 @@ def main() -> None:
     )
     print(f"CPU flags: {cpu_flags()}")
     print(f"memory available: {available_gib():.1f} GiB; load average: {os.getloadavg()}")
-    reference = [measure(REFERENCE, args.max_gib, args.spare_gib, args.graph)]
+    reference = [measure(REFERENCE, args.max_gib, args.spare_gib, args.graph, args.size)]
     print(json.dumps(reference[-1]), flush=True)
     rows = []
     for preset in args.presets:
-        row = measure(preset, args.max_gib, args.spare_gib, args.graph)
+        row = measure(preset, args.max_gib, args.spare_gib, args.graph, args.size)
         print(json.dumps(row), flush=True)
-        reference.append(measure(REFERENCE, args.max_gib, args.spare_gib, args.graph))
+        reference.append(measure(REFERENCE, args.max_gib, args.spare_gib, args.graph, args.size))
         print(json.dumps(reference[-1]), flush=True)
         around = [r["seconds"] for r in reference[-2:] if "seconds" in r]
         if "seconds" in row and around:
