@@ -20,7 +20,8 @@ if [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/munged ]; then
   fi
 fi
 export TF_CPP_MIN_LOG_LEVEL=2
-# Two test processes (pytest-xdist), one per core of the 2-core CI machine: most of a test's time
-# is single-threaded (Python, tracing, process start-up). Each holds up to about 8 GiB late in the
+# Two test processes (pytest-xdist), one per core of the 2-core CI machine: much of a test's time
+# is single-threaded (Python, tracing, process start-up). Each grew to about 10 GiB in a whole
 # run; PDL_TEST_WORKERS sets another count, and `-n 0` among the arguments runs in this process.
-exec .venv/bin/python -m pytest -n "${PDL_TEST_WORKERS:-2}" --dist loadgroup "$@"
+# Each worker starts its own Slurm cluster (tests/slurm/conftest.py: private ports and folders).
+exec .venv/bin/python -m pytest -n "${PDL_TEST_WORKERS:-2}" "$@"

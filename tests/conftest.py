@@ -96,6 +96,13 @@ def tiny_dataset(tmp_path_factory):
     return make_tiny_dataset(tmp_path_factory.mktemp("tiny-dataset"))
 
 
+def pytest_collection_modifyitems(items):
+    """Test files with slow tests run first (each file's tests in their own order): the parallel
+    workers (``-n``) start the longest runs early and end on short tests, finishing together."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: the order within kept
+
+
 # -- the two tiers' time, from one whole run (README: the quick tier must stay under 10 minutes) --
 _TIER_SECONDS = {"quick": 0.0, "slow": 0.0}
 _STARTED = []

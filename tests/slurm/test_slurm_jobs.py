@@ -19,9 +19,6 @@ from panoptic_deeplab.jobs import JobStore
 from panoptic_deeplab.jobs.slurm import SlurmError, SlurmOptions, slurm_info, submit
 from tests.app import apptest_utils as u
 
-# With parallel test workers (scripts/run-tests.sh), one worker runs all of these: one cluster.
-pytestmark = pytest.mark.xdist_group("slurm_cluster")
-
 PAGE = str(u.APP_DIR / "pages" / "train.py")
 TINY = [
     "dataset.crop_size=[65,97]",

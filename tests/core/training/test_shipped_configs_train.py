@@ -4,7 +4,9 @@ evaluation: the defaults work together, whatever the image size. The crop (small
 so the preview crops), the batch, the steps and a resize rule's sizes are made small; the MobileNet
 configs keep their own model, the ResNet / Xception ones run with a MobileNetV3-Small backbone in
 place of theirs (on 2 CPU cores each of those takes minutes to trace; the backbones themselves are
-tested in tests/core/model; the deeper SWideRNet variants train at depth 1)."""
+tested in tests/core/model), deeplab2's wide and axial ResNets at 1/16 of their width and depth 1.
+A config that is then the same as another (a deeper SWideRNet variant) trains once: a quick test
+checks that it differs from the one trained in nothing else."""
 
 import json
 import subprocess
@@ -12,7 +14,7 @@ import subprocess
 import pytest
 
 from panoptic_deeplab.cli import main
-from panoptic_deeplab.config import available_configs, load_config
+from panoptic_deeplab.config import available_configs, load_config, parse_overrides
 from panoptic_deeplab.model.backbones.architectures import ARCHITECTURES
 from tests.core.training.scenes import ENV, PDL
 
@@ -54,32 +56,58 @@ def test_every_shipped_config_is_walked():
     } <= set(available_configs())
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", available_configs())
-def test_shipped_config_trains_previews_and_evaluates(name, default_synthetic, tmp_path, capsys):
+def _light_overrides(name: str) -> list[str]:
+    """``section.key=value`` overrides that make config ``name`` train fast at the tiny size."""
     model = load_config(name).model
     crop = [model.output_stride + 1, 2 * model.output_stride + 1]  # smaller than the 64x128 images
+    light = [f"dataset.crop_size={crop}", "train.warmup_steps=0"]
     if model.backbone.startswith("mobilenet"):
-        light = []
+        pass
     elif model.backbone in ARCHITECTURES and model.backbone not in ("resnet50", "resnet50_beta"):
         # deeplab2's wide and axial ResNets keep their own backbone (drop path, switchable atrous
-        # convolution, axial attention with recomputed gradients), at 1/16 of its width.
-        light = ["--set", "model.backbone_width=0.0625", "--set", "model.stem_width=0.0625"]
-        if model.backbone_layers != 1:
-            # The (1,1,3) and (1,1,4.5) variants differ from (1,1,1) only in depth, which the
-            # parameter-count tests check; their other settings train here at depth 1.
-            light += ["--set", "model.backbone_layers=1"]
+        # convolution, axial attention with recomputed gradients), thin and at depth 1: the
+        # parameter-count tests check the (1,1,3) and (1,1,4.5) variants' depth.
+        light += ["model.backbone_width=0.0625", "model.stem_width=0.0625"]
+        light += ["model.backbone_layers=1"]
     else:
-        light = ["--set", "model.backbone=mobilenet_v3_small"]
-    if load_config(
-        name
-    ).dataset.max_resize_value:  # COCO 641, Vistas 2177: the same rule at the tiny scale
-        light += [
-            "--set",
-            f"dataset.min_resize_value={crop[0]}",
-            "--set",
-            f"dataset.max_resize_value={crop[1]}",
-        ]
+        light += ["model.backbone=mobilenet_v3_small"]
+    if load_config(name).dataset.max_resize_value:  # COCO 641, Vistas 2177: the rule made tiny
+        light += [f"dataset.min_resize_value={crop[0]}", f"dataset.max_resize_value={crop[1]}"]
+    return light
+
+
+def _as_trained(name: str) -> str:
+    """The config that ``name`` trains as here, less its name."""
+    data = load_config(name, parse_overrides(_light_overrides(name))).to_dict()
+    data.pop("name", None)
+    return json.dumps(data, sort_keys=True)
+
+
+def _distinct_configs() -> dict[str, list[str]]:
+    """The first config of each distinct trained config -> the later ones that train the same."""
+    groups: dict[str, list[str]] = {}
+    for name in available_configs():
+        groups.setdefault(_as_trained(name), []).append(name)
+    return {names[0]: names[1:] for names in groups.values()}
+
+
+def test_configs_trained_once_differ_from_the_trained_one_only_in_depth():
+    trained_as = {later: name for name, laters in _distinct_configs().items() for later in laters}
+    assert trained_as == {
+        "cityscapes/axial_swidernet_1_1_3_os16": "cityscapes/axial_swidernet_1_1_1_os16",
+        "cityscapes/swidernet_sac_1_1_3_os16": "cityscapes/swidernet_sac_1_1_1_os16",
+    }
+    for later, name in trained_as.items():
+        a, b = load_config(later).to_dict(), load_config(name).to_dict()
+        assert a["model"].pop("backbone_layers") == 3.0 and b["model"].pop("backbone_layers") == 1.0
+        a.pop("name"), b.pop("name")
+        assert a == b
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(_distinct_configs()))
+def test_shipped_config_trains_previews_and_evaluates(name, default_synthetic, tmp_path, capsys):
+    light = [arg for item in _light_overrides(name) for arg in ("--set", item)]
     workdir = tmp_path / "run"
     code = main(
         [
@@ -96,10 +124,6 @@ def test_shipped_config_trains_previews_and_evaluates(name, default_synthetic, t
             "1",
             "--checkpoint-every",
             "1",
-            "--set",
-            f"dataset.crop_size={crop}",
-            "--set",
-            "train.warmup_steps=0",
             *light,
             "--eval-split",
             "val",
