@@ -170,3 +170,20 @@ def test_a_stop_right_after_a_save_reports_that_checkpoint(tmp_path, monkeypatch
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
     assert status["state"] == "stopped" and status["last_checkpoint"] == 4, status
     assert "the last checkpoint is step 4 in" in status["message"]
+
+
+def test_training_turns_the_slow_first_run_graph_passes_off_and_gives_the_settings_back():
+    from panoptic_deeplab.training import trainer
+
+    tf.config.optimizer.set_experimental_options({"constant_folding": False})
+    try:
+        with trainer._quick_graph_passes():
+            inside = tf.config.optimizer.get_experimental_options()
+            assert all(inside[name] is False for name in trainer._SLOW_FIRST_RUN_PASSES)
+        after = tf.config.optimizer.get_experimental_options()
+        assert after["constant_folding"] is False  # as the process had it
+        assert after["layout_optimizer"] is True and after["arithmetic_optimization"] is True
+    finally:
+        tf.config.optimizer.set_experimental_options(
+            dict.fromkeys(trainer._SLOW_FIRST_RUN_PASSES, True)
+        )
