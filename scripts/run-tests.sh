@@ -24,4 +24,6 @@ export TF_CPP_MIN_LOG_LEVEL=2
 # is single-threaded (Python, tracing, process start-up). Each grew to about 10 GiB in a whole
 # run; PDL_TEST_WORKERS sets another count, and `-n 0` among the arguments runs in this process.
 # Each worker starts its own Slurm cluster (tests/slurm/conftest.py: private ports and folders).
-exec .venv/bin/python -m pytest -n "${PDL_TEST_WORKERS:-2}" "$@"
+# Work stealing: a worker that runs out takes half of the other's queue, so neither ends alone on
+# a long test (with plain load balancing one worker idled for minutes at the end).
+exec .venv/bin/python -m pytest -n "${PDL_TEST_WORKERS:-2}" --dist worksteal "$@"
