@@ -58,20 +58,19 @@ def test_every_shipped_config_is_walked():
 
 def _light_overrides(name: str) -> list[str]:
     """``section.key=value`` overrides that make config ``name`` train fast at the tiny size."""
-    model = load_config(name).model
-    crop = [model.output_stride + 1, 2 * model.output_stride + 1]  # smaller than the 64x128 images
+    config = load_config(name)
+    backbone, stride = config.model.backbone, config.model.output_stride
+    crop = [stride + 1, 2 * stride + 1]  # smaller than the 64x128 images
     light = [f"dataset.crop_size={crop}", "train.warmup_steps=0"]
-    if model.backbone.startswith("mobilenet"):
-        pass
-    elif model.backbone in ARCHITECTURES and model.backbone not in ("resnet50", "resnet50_beta"):
+    if backbone in ARCHITECTURES and backbone not in ("resnet50", "resnet50_beta"):
         # deeplab2's wide and axial ResNets keep their own backbone (drop path, switchable atrous
         # convolution, axial attention with recomputed gradients), thin and at depth 1: the
         # parameter-count tests check the (1,1,3) and (1,1,4.5) variants' depth.
         light += ["model.backbone_width=0.0625", "model.stem_width=0.0625"]
         light += ["model.backbone_layers=1"]
-    else:
+    elif not backbone.startswith("mobilenet"):
         light += ["model.backbone=mobilenet_v3_small"]
-    if load_config(name).dataset.max_resize_value:  # COCO 641, Vistas 2177: the rule made tiny
+    if config.dataset.max_resize_value:  # COCO 641, Vistas 2177: the rule made tiny
         light += [f"dataset.min_resize_value={crop[0]}", f"dataset.max_resize_value={crop[1]}"]
     return light
 
