@@ -16,8 +16,8 @@ and OpenVINO's converter both fail on it (docs/deployment.md says where).
 padding, test-time flip and post-processing around them, exactly as for TensorFlow. The files are
 float32; OpenVINO runs them in bfloat16 when asked (``INFERENCE_PRECISION_HINT``).
 
-The converters import their third-party packages only when called. tf2onnx peaks at 5.2 GiB for
-ResNet-50, in TensorFlow's graph optimiser, once its own ONNX optimisers' garbage is collected
+The converters import their third-party packages only when called. tf2onnx peaks at about 5.6 GiB
+for ResNet-50, in TensorFlow's graph optimiser, once its own ONNX optimisers' garbage is collected
 (docs/performance.md has the measurement).
 """
 

@@ -3,13 +3,18 @@ Predictor running them gives the TensorFlow Predictor's panoptic maps (tiny synt
 
 from __future__ import annotations
 
+import gc
 import json
+import threading
+import time
+import weakref
 
 import numpy as np
 import pytest
 
 from panoptic_deeplab.bundle import load_bundle
 from panoptic_deeplab.cli import main
+from panoptic_deeplab.converters import _collecting_garbage
 from panoptic_deeplab.engines import ExportedNetwork
 from panoptic_deeplab.inference import Predictor
 from tests.core.inference.inference_fakes import random_image
@@ -117,12 +122,6 @@ def test_multi_scale_needs_tensorflow(tiny_bundle_dir, tmp_path):
 def test_the_onnx_export_collects_cyclic_garbage_while_it_runs_and_then_stops():
     """tf2onnx drops a deep copy of the graph inside reference cycles before each optimiser; the
     export collects them on a timer (12.3 GiB -> 5.6 GiB for ResNet-50) and stops after."""
-    import gc
-    import threading
-    import time
-    import weakref
-
-    from panoptic_deeplab.converters import _collecting_garbage
 
     class Node:
         pass
