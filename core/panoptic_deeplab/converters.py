@@ -16,7 +16,7 @@ and OpenVINO's converter both fail on it (docs/deployment.md says where).
 padding, test-time flip and post-processing around them, exactly as for TensorFlow. The files are
 float32; OpenVINO runs them in bfloat16 when asked (``INFERENCE_PRECISION_HINT``).
 
-The converters import their third-party packages only when called. tf2onnx peaks at about 5.6 GiB
+The converters import their third-party packages only when called. tf2onnx peaks at about 4.6 GiB
 for ResNet-50, in TensorFlow's graph optimiser, once its own ONNX optimisers' garbage is collected
 (docs/performance.md has the measurement).
 """
@@ -151,7 +151,7 @@ def export_onnx(
 
 
 @contextlib.contextmanager
-def _collecting_garbage(every_s: float = 1.0):
+def _collecting_garbage(every_s: float = 0.25):
     """Python's garbage collector run every ``every_s`` seconds while the block runs.
 
     tf2onnx deep-copies the whole graph, weights included, before each of its ONNX optimisers and

@@ -121,7 +121,7 @@ def test_multi_scale_needs_tensorflow(tiny_bundle_dir, tmp_path):
 
 def test_the_onnx_export_collects_cyclic_garbage_while_it_runs_and_then_stops():
     """tf2onnx drops a deep copy of the graph inside reference cycles before each optimiser; the
-    export collects them on a timer (12.3 GiB -> 5.6 GiB for ResNet-50) and stops after."""
+    export collects them on a timer (12.3 GiB -> 4.6 GiB for ResNet-50) and stops after."""
 
     class Node:
         pass
